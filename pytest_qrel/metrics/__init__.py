@@ -1,0 +1,41 @@
+"""Reliability metrics: pure functions over numpy arrays or torch tensors.
+
+Re-exports only; the implementations live in the submodules. Binned metrics
+also come as additive sufficient statistics (``*Stats``) for streaming over
+batches and merging across xdist workers.
+"""
+
+from __future__ import annotations
+
+from .calibration import (
+    CalibrationStats,
+    ConfidenceShiftByBin,
+    ConfidenceShiftStats,
+    adaptive_calibration_error,
+    brier_score,
+    confidence_shift_by_bin,
+    expected_calibration_error,
+)
+from .divergence import js_distance, kl_divergence
+from .ranking import auprc, auroc
+from .stats import MeanStats, TTestResult, paired_ttest
+from .uncertainty import entropy, sequence_mean
+
+__all__ = [
+    "CalibrationStats",
+    "ConfidenceShiftByBin",
+    "ConfidenceShiftStats",
+    "MeanStats",
+    "TTestResult",
+    "adaptive_calibration_error",
+    "auprc",
+    "auroc",
+    "brier_score",
+    "confidence_shift_by_bin",
+    "entropy",
+    "expected_calibration_error",
+    "js_distance",
+    "kl_divergence",
+    "paired_ttest",
+    "sequence_mean",
+]

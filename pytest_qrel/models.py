@@ -1,0 +1,120 @@
+"""Loading base models and tokenizers: the shipped zoo, local directories, hub ids.
+
+Loading never runs code from a checkpoint: ``trust_remote_code`` is always off, and
+only safetensors weights are read unless the user passes ``--qrel-allow-pickle``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+ZOO_MODELS = ("zoo-xs", "zoo-s", "zoo-m", "zoo-l")
+
+
+class ModelLoadError(RuntimeError):
+    """A model named in --qrel-models cannot be loaded (the message says why)."""
+
+
+def fixtures_dir() -> Path:
+    return Path(str(files("pytest_qrel.fixtures")))
+
+
+def zoo_dir() -> Path:
+    return fixtures_dir() / "zoo"
+
+
+def resolve_model(spec: str) -> tuple[str, str]:
+    """(short name for test ids, source) for one --qrel-models entry."""
+    spec = spec.strip()
+    if spec in ZOO_MODELS:
+        return spec, str(zoo_dir() / spec)
+    path = Path(spec).expanduser()
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        name = path.resolve().name or spec
+        return _id_safe(name), str(path.resolve())
+    return _id_safe(spec.rsplit("/", 1)[-1]), spec  # a hub id: org/name or name
+
+
+def _id_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", name)
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    source: str
+    path: str
+    model: torch.nn.Module
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    load_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def linear_layer_names(self) -> list[str]:
+        """Every torch.nn.Linear outside the output head: what backends quantize."""
+        import torch
+
+        head = self.model.get_output_embeddings()
+        return [n for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head]
+
+
+def check_checkpoint(source: str, allow_pickle: bool) -> None:
+    """Refuse, before anything is loaded, what must not or cannot be loaded."""
+    path = Path(source)
+    if not path.exists():
+        if source.startswith((".", "/", "~")) or source.count("/") > 1:
+            raise ModelLoadError(f"--qrel-models: checkpoint directory {source!r} does not exist")
+        return  # a hub id: resolved (from the local cache when offline) by transformers
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise ModelLoadError(f"--qrel-models: {source!r} is not a Hugging Face model directory (no config.json)")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"--qrel-models: {source}/config.json is not valid JSON ({exc})") from None
+    if "auto_map" in config:
+        raise ModelLoadError(
+            f"--qrel-models: {source!r} needs trust_remote_code (its config has auto_map); "
+            "pytest-qrel never runs code from a checkpoint"
+        )
+    has_safetensors = any(path.glob("*.safetensors"))
+    has_pickle = any(path.glob("*.bin")) or any(path.glob("*.pt")) or any(path.glob("*.pth"))
+    if not has_safetensors and has_pickle and not allow_pickle:
+        raise ModelLoadError(
+            f"--qrel-models: {source!r} has only pickle weights, which can run code when loaded; "
+            "convert it to safetensors or pass --qrel-allow-pickle"
+        )
+    if not has_safetensors and not has_pickle:
+        raise ModelLoadError(f"--qrel-models: {source!r} has no weights (*.safetensors)")
+
+
+def load_base(name: str, source: str, device: torch.device, allow_pickle: bool = False) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    check_checkpoint(source, allow_pickle)
+    # Full precision on CPU (no fast half-precision kernels there), bfloat16 on GPUs.
+    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    kwargs = {"trust_remote_code": False, "use_safetensors": None if allow_pickle else True}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device)
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"--qrel-models: cannot load {source!r} as a causal LM: {first}") from exc
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(name, source, source, model, tokenizer, device, dtype, kwargs)

@@ -1,0 +1,118 @@
+"""Every ``--qrel-*`` option, its ini twin and its ``[tool.qrel]`` twin, in one place.
+
+Precedence: command line > ``[tool.qrel]`` in the rootdir's pyproject.toml > pytest ini
+(``qrel_models = ...`` in pytest.ini / tox.ini / ``[tool.pytest.ini_options]``) > default.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MODELS = "--qrel-models"
+METHODS = "--qrel-methods"
+BITS = "--qrel-bits"
+GROUP_SIZE = "--qrel-group-size"
+REPORT_DIR = "--qrel-report-dir"
+KL_THRESHOLD = "--qrel-kl-threshold"
+ALLOW_PICKLE = "--qrel-allow-pickle"
+
+DEFAULT_METHODS = "hqq,bnb"
+DEFAULT_BITS = "2,3,4,8"
+DEFAULT_GROUP_SIZE = "64"
+DEFAULT_REPORT_DIR = "qrel-report"
+# Mean token KL(P_base || P_quant) in nats a variant may reach, per bit-width. Paper 000
+# Fig. 6: 4-bit models keep a small KL at every scale while 2-bit ones shift behaviour
+# substantially; these bounds pass 8- and 4-bit variants that stay close to their base
+# and fail 2-bit variants that do not.
+DEFAULT_KL_THRESHOLD = "2:0.5,3:0.2,4:0.1,8:0.01"
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    default: str | None
+    is_flag: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def key(self) -> str:
+        """The name in ``[tool.qrel]``: the flag without its ``--qrel-`` prefix."""
+        return self.flag.removeprefix("--qrel-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(MODELS, "comma-separated models: zoo names, local HF model directories or hub ids "
+           "(default: every model of the shipped zoo)", None),
+    Option(METHODS, f"comma-separated quantization methods (default: {DEFAULT_METHODS})", DEFAULT_METHODS),
+    Option(BITS, f"comma-separated weight bit-widths (default: {DEFAULT_BITS})", DEFAULT_BITS),
+    Option(GROUP_SIZE, f"quantization group size for group-wise methods (default: {DEFAULT_GROUP_SIZE})",
+           DEFAULT_GROUP_SIZE),
+    Option(REPORT_DIR, f"directory for results.json and the report (default: {DEFAULT_REPORT_DIR})",
+           DEFAULT_REPORT_DIR),
+    Option(KL_THRESHOLD, "largest mean token KL to base per bit-width, as bits:nats pairs "
+           f"(default: {DEFAULT_KL_THRESHOLD})", DEFAULT_KL_THRESHOLD),
+    Option(ALLOW_PICKLE, "allow loading checkpoints stored as pickle (.bin) files, which can run "
+           "code when loaded (default: refuse, safetensors only)", None, is_flag=True),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qrel", "quantized-model reliability gates (pytest-qrel)")
+    for opt in OPTIONS:
+        if opt.is_flag:
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help)
+            parser.addini(opt.dest, opt.help, type="bool", default=False)
+        else:
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, metavar="VALUE", help=opt.help)
+            parser.addini(opt.dest, opt.help, default=opt.default)
+
+
+def given_on_command_line(config: pytest.Config) -> bool:
+    return any(config.getoption(opt.dest) is not None for opt in OPTIONS)
+
+
+def raw_values(config: pytest.Config) -> dict[str, Any]:
+    """The value of every option, by dest, after applying the precedence above."""
+    table = _tool_qrel_table(config.rootpath)
+    unknown = set(table) - {opt.key for opt in OPTIONS}
+    if unknown:
+        valid = ", ".join(sorted(opt.key for opt in OPTIONS))
+        raise pytest.UsageError(f"[tool.qrel]: unknown keys {sorted(unknown)}; expected some of: {valid}")
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        value = config.getoption(opt.dest)
+        if value is None and opt.key in table:
+            value = table[opt.key]
+            if isinstance(value, list):
+                value = ",".join(map(str, value))
+            elif isinstance(value, dict):
+                value = ",".join(f"{k}:{v}" for k, v in value.items())
+        if value is None:
+            value = config.getini(opt.dest)
+        values[opt.dest] = value
+    return values
+
+
+def _tool_qrel_table(rootpath: Path) -> dict[str, Any]:
+    pyproject = rootpath / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise pytest.UsageError(f"{pyproject}: not valid TOML ({exc})") from None
+    return data.get("tool", {}).get("qrel", {})

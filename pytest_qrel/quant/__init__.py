@@ -1,0 +1,38 @@
+"""Quantization backends: a registry from method name to backend.
+
+A lookup miss raises ``ValueError`` listing the valid names; registering a name twice
+raises too. Backends import their libraries only when they quantize, so the registry
+(and option validation) costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+from .base import Backend, QuantizationError
+from .bnb import BitsAndBytesBackend
+from .hqq import HQQBackend
+
+BACKENDS: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> Backend:
+    if backend.name in BACKENDS:
+        raise ValueError(f"Expected a new backend name, but {backend.name!r} is already registered")
+    BACKENDS[backend.name] = backend
+    return backend
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"Expected a quantization method in {sorted(BACKENDS)}, but got {name!r}") from None
+
+
+def supported_bits() -> list[int]:
+    return sorted({b for backend in BACKENDS.values() for b in backend.bits})
+
+
+register(HQQBackend())
+register(BitsAndBytesBackend())
+
+__all__ = ["BACKENDS", "Backend", "QuantizationError", "get_backend", "register", "supported_bits"]

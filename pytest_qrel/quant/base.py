@@ -1,0 +1,96 @@
+"""The backend protocol: what every quantization method declares and does."""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+from ..variants import QuantizedInfo, total_model_bits
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import LoadedModel
+
+
+class QuantizationError(RuntimeError):
+    """A backend could not produce the variant asked for (the message says why)."""
+
+
+class Backend(ABC):
+    """A quantization method.
+
+    Subclasses declare their name, the bit-widths they support, the packages they need
+    (and the pytest-qrel extra that installs them), and implement ``_quantize`` (return
+    a quantized copy of the base model) and ``_bits_per_weight`` (storage of one quantized
+    layer's weight, scales and zero points included).
+    """
+
+    name: ClassVar[str]
+    bits: ClassVar[tuple[int, ...]]
+    requires: ClassVar[tuple[str, ...]]
+    extra: ClassVar[str]
+    needs_calibration: ClassVar[bool] = False
+    fixed_group_size: ClassVar[dict[int, int | None]] = {}
+
+    def missing_packages(self) -> list[str]:
+        return [pkg for pkg in self.requires if importlib.util.find_spec(pkg) is None]
+
+    def group_size_for(self, bits: int, requested: int | None) -> int | None:
+        """The group size this backend really uses at ``bits`` (some fix their own)."""
+        return self.fixed_group_size.get(bits, requested)
+
+    def unsupported_reason(self, bits: int) -> str | None:
+        """Why this backend cannot produce a ``bits``-bit variant here, or None."""
+        if bits not in self.bits:
+            supported = ", ".join(map(str, self.bits))
+            return f"{self.name} does not support {bits}-bit weights (supported: {supported})"
+        missing = self.missing_packages()
+        if missing:
+            return f"{self.name} needs {', '.join(missing)}: install pytest-qrel[{self.extra}]"
+        return None
+
+    def quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> tuple[torch.nn.Module, QuantizedInfo]:
+        """Quantize ``base`` and measure what was done; nothing quantized is an error."""
+        reason = self.unsupported_reason(bits)
+        if reason:
+            raise QuantizationError(reason)
+        model = self._quantize(base, bits, group_size)
+        model.eval()
+        layers = {name: mod for name, mod in model.named_modules() if self._is_quantized(mod)}
+        if not layers:
+            raise QuantizationError(
+                f"{self.name} quantized no layer of {base.name} ({type(base.model).__name__}): "
+                f"it has {len(base.linear_layer_names)} torch.nn.Linear layers outside the output head"
+            )
+        layer_bits = {name: self._bits_per_weight(mod, bits) for name, mod in layers.items()}
+        n_quant_weights = 0
+        quant_bits = 0.0
+        elements: list[tuple[int, float]] = []
+        for pname, p in base.model.named_parameters():
+            module, _, leaf = pname.rpartition(".")
+            if module in layer_bits and leaf == "weight":
+                elements.append((p.numel(), layer_bits[module]))
+                n_quant_weights += p.numel()
+                quant_bits += p.numel() * layer_bits[module]
+            else:
+                elements.append((p.numel(), p.element_size() * 8))
+        info = QuantizedInfo(
+            quantized_layers=sorted(layers),
+            linear_layers=len(base.linear_layer_names),
+            group_size=self.group_size_for(bits, group_size),
+            effective_bits=quant_bits / n_quant_weights,
+            params=base.params,
+            total_bits=total_model_bits(elements),
+        )
+        return model, info
+
+    @abstractmethod
+    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> torch.nn.Module: ...
+
+    @abstractmethod
+    def _is_quantized(self, module: torch.nn.Module) -> bool: ...
+
+    @abstractmethod
+    def _bits_per_weight(self, module: torch.nn.Module, bits: int) -> float: ...

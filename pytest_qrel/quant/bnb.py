@@ -1,0 +1,59 @@
+"""bitsandbytes through transformers' BitsAndBytesConfig: nf4 at 4 bits, LLM.int8 at 8."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Backend
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import LoadedModel
+
+
+class BitsAndBytesBackend(Backend):
+    name = "bnb"
+    bits = (4, 8)
+    requires = ("bitsandbytes",)
+    extra = "bnb"
+    # nf4 quantizes blocks of 64 weights (transformers does not expose the block size);
+    # int8 keeps one absmax scale per output row.
+    fixed_group_size = {4: 64, 8: None}
+
+    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> torch.nn.Module:
+        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+        if bits == 4:
+            config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=base.dtype)
+        else:
+            config = BitsAndBytesConfig(load_in_8bit=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            base.path,
+            quantization_config=config,
+            device_map={"": base.device},
+            dtype=base.dtype,
+            **base.load_kwargs,
+        )
+        for module in model.modules():
+            # bitsandbytes 0.50 repacks nf4 weights for AVX512-BF16 CPUs on first use: that
+            # path breaks on layers narrower than a block (in_features < 64) and rounds the
+            # scales to bfloat16, so results would differ between CPUs. Keep nf4 as stored.
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
+        return model
+
+    def _is_quantized(self, module: torch.nn.Module) -> bool:
+        import bitsandbytes as bnb
+
+        return isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
+
+    def _bits_per_weight(self, module: torch.nn.Module, bits: int) -> float:
+        import bitsandbytes as bnb
+
+        if isinstance(module, bnb.nn.Linear4bit):
+            # nf4 is symmetric (absmax); one float32 absmax per block (no double quantization).
+            state = module.weight.quant_state
+            return 4 + 32 / state.blocksize
+        # LLM.int8: one float32 absmax per output row of `in_features` weights.
+        return 8 + 32 / module.in_features

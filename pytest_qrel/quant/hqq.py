@@ -1,0 +1,54 @@
+"""HQQ (half-quadratic quantization) through hqq's own HQQLinear, on any nn.Linear.
+
+transformers 5's ``HqqConfig`` raises NotImplementedError and hqq's ``AutoHQQHFModel``
+assumes ``model.model.layers``, so the linear layers are replaced here directly: that
+works for every architecture built from ``torch.nn.Linear`` (Llama, OPT, Mistral, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING
+
+from ..variants import effective_bits
+from .base import Backend
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import LoadedModel
+
+
+class HQQBackend(Backend):
+    name = "hqq"
+    bits = (2, 3, 4, 8)
+    requires = ("hqq",)
+    extra = "hqq"
+
+    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> torch.nn.Module:
+        from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+
+        model = copy.deepcopy(base.model)
+        config = BaseQuantizeConfig(nbits=bits, group_size=group_size)
+        for name in base.linear_layer_names:
+            parent_name, _, leaf = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            linear = getattr(parent, leaf)
+            # HQQ reshapes a weight into rows of `group_size`: a layer it cannot split stays.
+            if group_size and linear.weight.numel() % group_size:
+                continue
+            setattr(
+                parent,
+                leaf,
+                HQQLinear(linear, config, compute_dtype=linear.weight.dtype, device=str(linear.weight.device), del_orig=True),
+            )
+        return model
+
+    def _is_quantized(self, module: torch.nn.Module) -> bool:
+        from hqq.core.quantize import HQQLinear
+
+        return isinstance(module, HQQLinear)
+
+    def _bits_per_weight(self, module: torch.nn.Module, bits: int) -> float:
+        # HQQ is asymmetric: a 16-bit scale and a zero point per group (paper 002, App. D).
+        return effective_bits(bits, module.meta["group_size"])

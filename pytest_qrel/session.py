@@ -1,0 +1,300 @@
+"""QrelSession: the validated configuration, the variant matrix, the models and the results."""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pytest
+
+from . import options
+from .models import ZOO_MODELS, ModelLoadError, resolve_model
+from .quant import BACKENDS, QuantizationError, get_backend, supported_bits
+from .variants import Variant, variant_record
+
+if TYPE_CHECKING:
+    import torch
+
+    from .models import LoadedModel
+
+Property = Literal["kl", "calibration", "confidence", "robustness", "scaling"]
+PROPERTIES: tuple[str, ...] = ("kl", "calibration", "confidence", "robustness", "scaling")
+WORKEROUTPUT_KEY = "qrel"
+
+
+@dataclass(frozen=True)
+class QrelConfig:
+    models: tuple[tuple[str, str], ...]  # (name, source)
+    methods: tuple[str, ...]
+    bits: tuple[int, ...]
+    group_size: int | None
+    report_dir: Path
+    kl_threshold: dict[int, float]
+    allow_pickle: bool
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
+        models = _split(values["qrel_models"]) or list(ZOO_MODELS)
+        resolved = tuple(resolve_model(m) for m in models)
+        names = [name for name, _ in resolved]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise pytest.UsageError(f"{options.MODELS}: two models would share the test id {dupes[0]!r}; rename one")
+        methods = tuple(_split(values["qrel_methods"]))
+        if not methods:
+            raise pytest.UsageError(f"{options.METHODS}: expected at least one method in {sorted(BACKENDS)}")
+        for method in methods:
+            if method not in BACKENDS:
+                raise pytest.UsageError(
+                    f"{options.METHODS}: unknown method {method!r}; valid methods: {', '.join(sorted(BACKENDS))}"
+                )
+        valid_bits = supported_bits()
+        bits = tuple(_ints(options.BITS, values["qrel_bits"]))
+        if not bits:
+            raise pytest.UsageError(f"{options.BITS}: expected at least one bit-width in {valid_bits}")
+        for b in bits:
+            if b not in valid_bits:
+                raise pytest.UsageError(
+                    f"{options.BITS}: no backend quantizes to {b} bits; valid bit-widths: {', '.join(map(str, valid_bits))}"
+                )
+        group = str(values["qrel_group_size"]).strip().lower()
+        group_size = None if group in ("none", "0", "-1") else _ints(options.GROUP_SIZE, group)[0]
+        if group_size is not None and (group_size < 8 or group_size & (group_size - 1)):
+            raise pytest.UsageError(
+                f"{options.GROUP_SIZE}: expected a power of two >= 8 (or 'none' for per-row), but got {group_size}"
+            )
+        kl_threshold = _bit_map(options.KL_THRESHOLD, values["qrel_kl_threshold"])
+        missing = [b for b in bits if b not in kl_threshold]
+        if missing:
+            raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
+        report_dir = Path(values["qrel_report_dir"] or options.DEFAULT_REPORT_DIR)
+        return cls(
+            models=resolved,
+            methods=methods,
+            bits=bits,
+            group_size=group_size,
+            report_dir=report_dir if report_dir.is_absolute() else invocation_dir / report_dir,
+            kl_threshold=kl_threshold,
+            allow_pickle=bool(values["qrel_allow_pickle"]),
+        )
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _ints(flag: str, value: str) -> list[int]:
+    try:
+        return [int(v) for v in _split(value)]
+    except ValueError:
+        raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}") from None
+
+
+def _bit_map(flag: str, value: str) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for pair in _split(value):
+        try:
+            b, v = pair.split(":")
+            out[int(b)] = float(v)
+        except ValueError:
+            raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got {pair!r}") from None
+        if not out[int(b)] >= 0:
+            raise pytest.UsageError(f"{flag}: expected a threshold >= 0, but got {pair!r}")
+    return out
+
+
+class QrelSession:
+    """One per pytest process (controller and each xdist worker), kept in ``config.stash``."""
+
+    def __init__(self, config: QrelConfig, active: bool, is_worker: bool) -> None:
+        self.config = config
+        self.active = active  # False: a run without --qrel-* options and no qrel test
+        self.is_worker = is_worker
+        self.variants = self._variant_matrix()
+        self.variant_info: dict[str, dict] = {}
+        self.results: list[dict] = []
+        self._base: dict[str, LoadedModel] = {}
+        self._base_errors: dict[str, str] = {}
+        self._base_outputs: dict[str, tuple[list, list]] = {}
+        self._quantized: tuple[str, torch.nn.Module] | None = None
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> QrelSession:
+        values = options.raw_values(config)
+        return cls(
+            QrelConfig.from_values(values, config.invocation_params.dir),
+            active=options.given_on_command_line(config),
+            is_worker=hasattr(config, "workerinput"),
+        )
+
+    # -- the variant matrix ------------------------------------------------------------
+
+    def _variant_matrix(self) -> list[Variant]:
+        out = []
+        for name, source in self.config.models:
+            for method in self.config.methods:
+                backend = get_backend(method)
+                for bits in self.config.bits:
+                    out.append(
+                        Variant(
+                            model=name,
+                            source=source,
+                            method=method,
+                            bits=bits,
+                            group_size=backend.group_size_for(bits, self.config.group_size),
+                            skip_reason=backend.unsupported_reason(bits),
+                        )
+                    )
+        return out
+
+    def parametrize(self, metafunc: pytest.Metafunc) -> None:
+        if "qrel_variant" not in metafunc.fixturenames:
+            return
+        self.active = True
+        params = []
+        for v in self.variants:
+            # One xdist group per model: with --dist loadgroup a worker loads each model once.
+            marks = [pytest.mark.xdist_group(v.model)]
+            if v.skip_reason:
+                marks.append(pytest.mark.skip(reason=v.skip_reason))
+            params.append(pytest.param(v, id=v.id, marks=marks))
+        metafunc.parametrize("qrel_variant", params)
+
+    # -- models and outputs ------------------------------------------------------------
+
+    def base_model(self, variant: Variant) -> LoadedModel:
+        if variant.model in self._base_errors:
+            self._fail(variant, self._base_errors[variant.model])
+        if variant.model not in self._base:
+            from .engine import device_for_worker
+            from .models import load_base
+
+            try:
+                self._base[variant.model] = load_base(
+                    variant.model, variant.source, device_for_worker(), self.config.allow_pickle
+                )
+            except ModelLoadError as exc:
+                self._base_errors[variant.model] = str(exc)
+                self._fail(variant, str(exc))
+        return self._base[variant.model]
+
+    def _fail(self, variant: Variant, message: str) -> None:
+        """Fail the running test with a one-line error and keep it for the report."""
+        self.variant_info[variant.id] = {"error": message}
+        pytest.fail(message, pytrace=False)
+
+    def quantized_model(self, variant: Variant) -> torch.nn.Module:
+        """The quantized model of ``variant``; the last one is kept for the next suite."""
+        if self._quantized and self._quantized[0] == variant.id:
+            return self._quantized[1]
+        self._quantized = None
+        gc.collect()
+        base = self.base_model(variant)
+        try:
+            model, info = get_backend(variant.method).quantize(base, variant.bits, variant.group_size)
+        except QuantizationError as exc:
+            self._fail(variant, str(exc))
+        except Exception as exc:  # a backend bug: keep the traceback, and the row in the report
+            self.variant_info[variant.id] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            raise
+        self.variant_info[variant.id] = info.as_dict()
+        self._quantized = (variant.id, model)
+        return model
+
+    def heldout_batches(self, variant: Variant) -> list:
+        from .data import heldout_texts
+        from .engine import encode
+
+        return encode(self.base_model(variant).tokenizer, heldout_texts())
+
+    def base_logprobs(self, variant: Variant) -> tuple[list, list]:
+        """The base model's next-token log-probs on the held-out text, computed once per model."""
+        if variant.model not in self._base_outputs:
+            from .engine import next_token_logprobs
+
+            batches = self.heldout_batches(variant)
+            outputs = list(next_token_logprobs(self.base_model(variant).model, batches))
+            self._base_outputs[variant.model] = (batches, outputs)
+        return self._base_outputs[variant.model]
+
+    def kl_to_base(self, variant: Variant) -> float:
+        """Mean over held-out sequences of the mean token KL(P_base || P_quant) (paper 000 eq. 7)."""
+        import numpy as np
+
+        from .engine import next_token_logprobs
+        from .metrics import kl_divergence, sequence_mean
+
+        batches, base_outputs = self.base_logprobs(variant)
+        model = self.quantized_model(variant)
+        per_sequence = []
+        for batch, base_lp, quant_lp in zip(batches, base_outputs, next_token_logprobs(model, batches)):
+            kl = kl_divergence(base_lp.double().numpy(), quant_lp.double().numpy())
+            per_sequence.append(sequence_mean(kl, batch.target_mask.numpy()))
+        return float(np.mean(np.concatenate(per_sequence)))
+
+    # -- results -------------------------------------------------------------------------
+
+    def check(
+        self,
+        test: str,
+        variant: Variant,
+        prop: Property,
+        metric: str,
+        value: float,
+        base_value: float | None,
+        threshold: float,
+        higher_is_better: bool = False,
+    ) -> None:
+        """Record one gated measurement and fail the test if it misses its threshold."""
+        passed = value >= threshold if higher_is_better else value <= threshold
+        self.results.append(
+            {
+                "test": test,
+                "property": prop,
+                "variant": variant.id,
+                "model": variant.model,
+                "method": variant.method,
+                "bits": variant.bits,
+                "group_size": variant.group_size,
+                "metric": metric,
+                "value": value,
+                "base_value": base_value,
+                "threshold": threshold,
+                "passed": bool(passed),
+            }
+        )
+        if not passed:
+            op = ">=" if higher_is_better else "<="
+            pytest.fail(f"{variant.id}: {metric} = {value:.6g}, expected {op} {threshold:g}", pytrace=False)
+
+    def variant_records(self) -> list[dict]:
+        return [variant_record(v, self.variant_info.get(v.id)) for v in self.variants]
+
+    def to_workeroutput(self) -> dict:
+        return {"results": self.results, "variant_info": self.variant_info}
+
+    def merge_workeroutput(self, output: dict) -> None:
+        data = output.get(WORKEROUTPUT_KEY)
+        if not data:
+            return
+        self.active = True
+        self.results.extend(data["results"])
+        self.variant_info.update(data["variant_info"])
+
+    # -- report ----------------------------------------------------------------------------
+
+    def write_report(self) -> Path | None:
+        if not self.active or self.is_worker or not (self.results or self.variant_info):
+            return None
+        from .report import write_results_json
+
+        return write_results_json(self.config.report_dir, self.variant_records(), self.results, fits=[])
+
+    def terminal_summary(self, terminalreporter) -> None:
+        if not self.active or self.is_worker or not (self.results or self.variant_info):
+            return
+        from .report import write_tables
+
+        write_tables(terminalreporter, self.variant_records(), self.results, self.config.report_dir)

@@ -1,0 +1,100 @@
+"""Variants (model x method x bits x group size) and their bit accounting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+
+def effective_bits(bits: int, group_size: int | None, scale_bits: int = 16, symmetric: bool = False) -> float:
+    """Bits stored per weight by a group-wise quantizer (paper 002, App. D table).
+
+    ``b_eff = b + (b_scale + b_zero) / G`` with ``b_zero = b`` for asymmetric schemes (a
+    zero point per group, stored at the weight's bit-width) and 0 for symmetric ones.
+    A ``group_size`` of None means one scale per output row is negligible: ``b_eff = b``.
+
+    >>> effective_bits(4, 128)
+    4.15625
+    >>> effective_bits(4, 64, symmetric=True)
+    4.25
+    """
+    if not isinstance(bits, int) or isinstance(bits, bool) or bits < 1:
+        raise ValueError(f"Expected `bits` to be a positive integer, but got {bits!r}")
+    if group_size is None:
+        return float(bits)
+    if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
+        raise ValueError(f"Expected `group_size` to be a positive integer or None, but got {group_size!r}")
+    zero_bits = 0 if symmetric else bits
+    return bits + (scale_bits + zero_bits) / group_size
+
+
+def total_model_bits(param_bits: Iterable[tuple[int, float]]) -> float:
+    """Total model bits ``B = sum over tensors of numel x bits per element`` (paper 000 §4).
+
+    ``param_bits`` yields (number of elements, bits per element) for every tensor of the
+    model, quantized weights at their effective bit-width and the rest at their dtype.
+    """
+    return float(sum(n * b for n, b in param_bits))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One quantized variant of a model: what a test id names.
+
+    ``skip_reason`` is set when the backend cannot produce this variant (an unsupported
+    method x bits pair, a backend whose package is missing); the test is then skipped with
+    that reason and the report lists it.
+    """
+
+    model: str  # short model name used in ids, e.g. "zoo-m"
+    source: str  # where the model comes from: a local directory or a hub id
+    method: str
+    bits: int
+    group_size: int | None
+    skip_reason: str | None = field(default=None, compare=False)
+
+    @property
+    def id(self) -> str:
+        group = f"-g{self.group_size}" if self.group_size else ""
+        return f"{self.model}-{self.method}-{self.bits}b{group}"
+
+
+@dataclass
+class QuantizedInfo:
+    """What a backend really did to a model, measured after quantization."""
+
+    quantized_layers: list[str]
+    linear_layers: int
+    group_size: int | None
+    effective_bits: float
+    params: int
+    total_bits: float
+
+    def as_dict(self) -> dict:
+        return {
+            "quantized_layers": len(self.quantized_layers),
+            "linear_layers": self.linear_layers,
+            "group_size": self.group_size,
+            "effective_bits": round(self.effective_bits, 6),
+            "params": self.params,
+            "total_bits": self.total_bits,
+        }
+
+
+def variant_record(variant: Variant, info: Mapping | None) -> dict:
+    """The ``variants`` entry of results.json for one variant (DESIGN.md schema)."""
+    rec: dict = {
+        "id": variant.id,
+        "model": variant.model,
+        "source": variant.source,
+        "method": variant.method,
+        "bits": variant.bits,
+        "group_size": variant.group_size,
+        "params": None,
+        "total_bits": None,
+        "effective_bits": None,
+        "skip_reason": variant.skip_reason,
+    }
+    if info:
+        rec.update(info)
+    return rec
