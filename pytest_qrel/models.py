@@ -44,7 +44,7 @@ def resolve_model(spec: str) -> tuple[str, str]:
 
 
 def _id_safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", name)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 @dataclass

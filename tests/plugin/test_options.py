@@ -1,0 +1,67 @@
+"""Option parsing and validation, pinned on the real terminal output."""
+
+import pytest
+
+from pytest_qrel import options
+
+
+def test_help_lists_every_option(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["quantized-model reliability gates (pytest-qrel):"])
+    for opt in options.OPTIONS:
+        result.stdout.fnmatch_lines([f"*{opt.flag}*"])
+    result.stdout.fnmatch_lines(["*(default: hqq,bnb)*", "*(default: 2:0.5,3:0.2,4:0.1,8:0.01)*"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--qrel-methods=hqq,awq"], "*--qrel-methods: unknown method 'awq'; valid methods: bnb, hqq*"),
+        (["--qrel-bits=4,5"], "*--qrel-bits: no backend quantizes to 5 bits; valid bit-widths: 2, 3, 4, 8*"),
+        (["--qrel-bits=four"], "*--qrel-bits: expected comma-separated integers, but got 'four'*"),
+        (["--qrel-group-size=100"], "*--qrel-group-size: expected a power of two >= 8 (or 'none' for per-row), but got 100*"),
+        (["--qrel-kl-threshold=2:1,4:0.1", "--qrel-bits=2,3"], "*--qrel-kl-threshold: no threshold for 3-bit variants*"),
+        (["--qrel-kl-threshold=4=0.1"], "*--qrel-kl-threshold: expected bits:value pairs like 4:0.1, but got '4=0.1'*"),
+        (["--qrel-models=zoo-s,/a/zoo-s"], "*--qrel-models: two models would share the test id 'zoo-s'; rename one*"),
+    ],
+)
+def test_bad_options_fail_at_start_up(pytester, args, message):
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_unknown_tool_qrel_key(pytester):
+    pytester.makepyprojecttoml("[tool.qrel]\nmodel = ['zoo-xs']\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*[[]tool.qrel]: unknown keys [[]'model']; expected some of: *models*"])
+
+
+def test_config_file_twins(pytester):
+    # ini twin for methods, [tool.qrel] twin for bits and models; the command line wins over both.
+    pytester.makepyprojecttoml(
+        "[tool.pytest.ini_options]\nqrel_methods = 'hqq'\n\n[tool.qrel]\nbits = [8, 4]\nmodels = ['zoo-xs']\n"
+    )
+    result = pytester.runpytest("--qrel-group-size=32", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-hqq-8b-g32]", "*test_kl_to_base[[]zoo-xs-hqq-4b-g32]"])
+    assert "bnb" not in result.stdout.str()
+    result = pytester.runpytest("--qrel-bits=2", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-hqq-2b-g64]", "1 test collected*"])
+
+
+def test_default_matrix_is_the_whole_zoo(pytester):
+    result = pytester.runpytest("--qrel-methods=hqq,bnb", "--collect-only", "-q")
+    out = result.stdout.str()
+    for model in ("zoo-xs", "zoo-s", "zoo-m", "zoo-l"):
+        for vid in ("hqq-2b-g64", "hqq-3b-g64", "hqq-4b-g64", "hqq-8b-g64", "bnb-4b-g64", "bnb-8b"):
+            assert f"test_kl_to_base[{model}-{vid}]" in out
+    result.stdout.fnmatch_lines(["32 tests collected*"])
+
+
+def test_plain_run_is_untouched(pytester):
+    pytester.makepyfile("def test_ok():\n    assert True\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "qrel reliability report" not in result.stdout.str()
+    assert not (pytester.path / "qrel-report").exists()
