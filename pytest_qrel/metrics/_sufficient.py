@@ -33,7 +33,8 @@ class SufficientStats:
             object.__setattr__(self, name, converted)
         shapes = {np.shape(getattr(self, name)) for name in self._dtypes}
         if len(shapes) != 1:
-            raise ValueError(f"Expected all fields of {type(self).__name__} to have one shape, but got {sorted(shapes)}")
+            cls_name = type(self).__name__
+            raise ValueError(f"Expected all fields of {cls_name} to have one shape, but got {sorted(shapes)}")
         counts = np.asarray(getattr(self, next(iter(self._dtypes))))
         if np.any(counts < 0):
             raise ValueError(f"Expected counts of {type(self).__name__} to be >= 0, but got {counts.tolist()}")

@@ -75,11 +75,12 @@ def js_distance(p: ArrayLike, q: ArrayLike) -> float:
             raise ValueError(f"Expected `{name}` to have a positive sum, but got all zeros")
     p_arr = p_arr / p_arr.sum()
     q_arr = q_arr / q_arr.sum()
-    m = (p_arr + q_arr) / 2.0
+    total = p_arr + q_arr  # = 2m; never underflows to 0 where p or q > 0, unlike m itself
 
     def kl_to_m(x: np.ndarray) -> float:
+        # x ln(2x / (p + q)): the second form of the JSD in 003 App. B
         with np.errstate(divide="ignore", invalid="ignore"):  # x == 0 terms are masked out
-            return float(np.sum(np.where(x > 0.0, x * np.log(x / m), 0.0)))
+            return float(np.sum(np.where(x > 0.0, x * np.log(2.0 * x / total), 0.0)))
 
     # Round-off can push the divergence a hair below 0; the distance of equal inputs is 0.
     return float(np.sqrt(max((kl_to_m(p_arr) + kl_to_m(q_arr)) / 2.0, 0.0)))

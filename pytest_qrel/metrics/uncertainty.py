@@ -59,5 +59,7 @@ def sequence_mean(token_values: ArrayLike, mask: ArrayLike) -> np.ndarray:
     counts = keep.sum(axis=1)
     if np.any(counts == 0):
         empty = np.flatnonzero(counts == 0).tolist()
-        raise ValueError(f"Expected every sequence to have at least one unmasked token, but sequences {empty} have none")
+        raise ValueError(
+            f"Expected every sequence to have at least one unmasked token, but sequences {empty} have none"
+        )
     return np.sum(np.where(keep, values, 0.0), axis=1) / counts

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from .base import Backend
+
+
+class _DropInt8CastNotice(logging.Filter):
+    """LLM.int8 on CPU logs a cast notice on every matmul: one line per layer per batch."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "inputs will be cast from" not in record.getMessage()
+
+
+logging.getLogger("bitsandbytes.autograd._functions").addFilter(_DropInt8CastNotice())
 
 if TYPE_CHECKING:
     import torch

@@ -384,6 +384,7 @@ def test_js_distance_matches_scipy(rng: np.random.Generator) -> None:
 def test_js_distance_by_hand() -> None:
     assert js_distance([1.0, 0.0], [0.0, 1.0]) == pytest.approx(math.sqrt(math.log(2.0)), abs=TOL)
     assert js_distance([0.2, 0.4], [0.1, 0.2]) == 0.0  # equal after normalisation
+    assert js_distance([1.0, 0.0], [1.0, 5e-324]) < 1e-100  # m = q/2 underflows; the result must not be inf
     # p=(1,0), q=(.5,.5), m=(.75,.25): JSD = (ln(4/3) + .5 ln(2/3) + .5 ln 2) / 2
     expected = math.sqrt((math.log(4 / 3) + 0.5 * math.log(2 / 3) + 0.5 * math.log(2)) / 2)
     assert js_distance([1.0, 0.0], [0.5, 0.5]) == pytest.approx(expected, abs=TOL)

@@ -1,0 +1,87 @@
+"""Real runs of the shipped suites on the smallest zoo model: table, results.json, xdist.
+
+These run pytest in a subprocess: torch cannot be imported twice in one process, which
+pytester's in-process runs would do.
+"""
+
+import json
+
+import pytest
+
+FAST = ["--qrel-models=zoo-xs", "--qrel-methods=hqq,bnb", "--qrel-bits=3,8", "-p", "no:randomly"]
+
+
+def _results(pytester):
+    return json.loads((pytester.path / "qrel-report" / "results.json").read_text())
+
+
+def test_suites_collected_without_a_path_and_table_printed(pytester):
+    # An empty directory: no test files of the user's, the plugin adds the shipped suites.
+    result = pytester.runpytest_subprocess(*FAST, "--qrel-kl-threshold=3:0.0001,8:0.01")
+    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*= qrel reliability report =*",
+            "model zoo-xs (20,224 parameters), rows by total model bits:",
+            "variant * method * bits * eff bits * total bits * layers * metric * value * threshold * result",
+            "zoo-xs-hqq-3b-g64 * hqq * 3 * 3.297 * 7/7 * kl_to_base * 0.0001 * FAIL",
+            "zoo-xs-hqq-8b-g64 * hqq * 8 * 8.375 * 7/7 * kl_to_base * 0.01 * PASS",
+            "zoo-xs-bnb-8b * bnb * 8 * 7/7 * kl_to_base * 0.01 * PASS",
+            "zoo-xs-bnb-3b-g64 * SKIP: bnb does not support 3-bit weights (supported: 4, 8)",
+            "qrel: 2 passed, 1 failed thresholds; results in *results.json",
+        ]
+    )
+    result.stdout.fnmatch_lines(["zoo-xs-hqq-3b-g64: kl_to_base = *, expected <= 0.0001"])
+    # Rows are sorted by total model bits: 3-bit hqq < 8-bit hqq < 8-bit bnb (per-row fp32 scales).
+    out = result.stdout.str()
+    assert out.index("zoo-xs-hqq-3b-g64 ") < out.index("zoo-xs-hqq-8b-g64 ") < out.index("zoo-xs-bnb-8b ")
+
+    doc = _results(pytester)
+    assert doc["schema"] == 1 and doc["fits"] == []
+    variants = {v["id"]: v for v in doc["variants"]}
+    assert set(variants) == {"zoo-xs-hqq-3b-g64", "zoo-xs-hqq-8b-g64", "zoo-xs-bnb-3b-g64", "zoo-xs-bnb-8b"}
+    for key in ("model", "method", "bits", "group_size", "params", "total_bits", "effective_bits"):
+        assert key in variants["zoo-xs-hqq-8b-g64"]
+    assert variants["zoo-xs-hqq-8b-g64"]["effective_bits"] == 8 + 24 / 64
+    assert variants["zoo-xs-bnb-3b-g64"]["skip_reason"].startswith("bnb does not support 3-bit")
+    results = {r["test"]: r for r in doc["results"]}
+    r3 = results["test_kl_to_base[zoo-xs-hqq-3b-g64]"]
+    r8 = results["test_kl_to_base[zoo-xs-hqq-8b-g64]"]
+    assert r3["property"] == "kl" and r3["metric"] == "kl_to_base" and r3["passed"] is False
+    assert set(r3) >= {"test", "property", "model", "method", "bits", "metric", "value", "base_value", "threshold", "passed"}
+    assert r3["value"] > r8["value"] > 0
+
+
+def test_xdist_workers_merge_results(pytester):
+    pytest.importorskip("xdist")
+    result = pytester.runpytest_subprocess(*FAST, "-n", "2", "--dist", "loadgroup", "--qrel-report-dir=out")
+    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    assert result.stdout.str().count("qrel reliability report") == 1
+    doc = json.loads((pytester.path / "out" / "results.json").read_text())
+    assert len(doc["results"]) == 3
+    assert sum(v["total_bits"] is not None for v in doc["variants"]) == 3
+
+
+def test_missing_checkpoint_fails_its_variants_and_the_rest_completes(pytester):
+    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,./no-such-model", "--qrel-methods=hqq", "--qrel-bits=8")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["--qrel-models: checkpoint directory * does not exist"])
+    result.stdout.fnmatch_lines(["no-such-model-hqq-8b-g64 * ERROR: --qrel-models: checkpoint directory * does not exist"])
+
+
+def test_pickle_only_checkpoint_is_refused(pytester):
+    ckpt = pytester.mkdir("pickled")
+    (ckpt / "config.json").write_text('{"model_type": "llama"}')
+    (ckpt / "pytorch_model.bin").write_bytes(b"not loaded")
+    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*has only pickle weights, which can run code when loaded; convert it to safetensors or pass --qrel-allow-pickle*"])
+
+
+def test_remote_code_checkpoint_is_refused(pytester):
+    ckpt = pytester.mkdir("remote")
+    (ckpt / "config.json").write_text('{"model_type": "custom", "auto_map": {"AutoModelForCausalLM": "m.M"}}')
+    (ckpt / "model.safetensors").write_bytes(b"")
+    result = pytester.runpytest_subprocess("--qrel-models=./remote", "--qrel-methods=hqq", "--qrel-bits=8")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*needs trust_remote_code (its config has auto_map); pytest-qrel never runs code from a checkpoint*"])
