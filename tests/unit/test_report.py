@@ -1,0 +1,43 @@
+import json
+
+from pytest_qrel.report import write_results_json
+from pytest_qrel.report.terminal import _rows
+
+
+def _variant(vid, total_bits, method="hqq", bits=4, **extra):
+    return {"id": vid, "model": "m", "method": method, "bits": bits, "effective_bits": 4.3, "total_bits": total_bits,
+            "quantized_layers": 7, "linear_layers": 7, "params": 10, **extra}
+
+
+def test_rows_sorted_by_total_bits_with_skips_last():
+    variants = [
+        _variant("m-hqq-8b", 800.0, bits=8),
+        _variant("m-bnb-3b", None, method="bnb", bits=3, skip_reason="bnb does not support 3-bit weights"),
+        _variant("m-hqq-2b", 200.0, bits=2),
+    ]
+    results = [
+        {"variant": "m-hqq-8b", "metric": "kl_to_base", "value": 0.001, "threshold": 0.01, "passed": True},
+        {"variant": "m-hqq-2b", "metric": "kl_to_base", "value": 0.9, "threshold": 0.5, "passed": False},
+    ]
+    rows = _rows("m", variants, results)
+    assert [r[0] for r in rows] == ["m-hqq-2b", "m-hqq-8b", "m-bnb-3b"]
+    assert rows[0][-1] == "FAIL" and rows[1][-1] == "PASS"
+    assert rows[2][-1] == "SKIP: bnb does not support 3-bit weights"
+
+
+def test_results_json_is_replaced_atomically_and_keeps_nonfinite_values(tmp_path):
+    (tmp_path / "results.json").write_text("old")
+    path = write_results_json(tmp_path, [], [{"value": float("nan")}], fits=[])
+    doc = json.loads(path.read_text())
+    assert doc == {"schema": 1, "variants": [], "results": [{"value": "nan"}], "fits": []}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # no temp files left
+
+
+def test_stable_public_api():
+    import pytest_qrel
+    import pytest_qrel.metrics as metrics
+
+    assert callable(pytest_qrel.effective_bits)
+    for name in ("entropy", "brier_score", "expected_calibration_error", "adaptive_calibration_error", "auroc",
+                 "auprc", "kl_divergence", "js_distance", "paired_ttest", "confidence_shift_by_bin"):
+        assert name in metrics.__all__ and callable(getattr(metrics, name))
