@@ -69,6 +69,7 @@ class QuantizedInfo:
     effective_bits: float
     params: int
     total_bits: float
+    state_dict_bytes: int
 
     def as_dict(self) -> dict:
         return {
@@ -78,6 +79,7 @@ class QuantizedInfo:
             "effective_bits": round(self.effective_bits, 6),
             "params": self.params,
             "total_bits": self.total_bits,
+            "state_dict_bytes": self.state_dict_bytes,
         }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .base import Backend, QuantizationError
 from .bnb import BitsAndBytesBackend
 from .hqq import HQQBackend
+from .rtn import RTNBackend
 
 BACKENDS: dict[str, Backend] = {}
 
@@ -32,6 +33,7 @@ def supported_bits() -> list[int]:
     return sorted({b for backend in BACKENDS.values() for b in backend.bits})
 
 
+register(RTNBackend())
 register(HQQBackend())
 register(BitsAndBytesBackend())
 

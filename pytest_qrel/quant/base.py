@@ -23,8 +23,9 @@ class Backend(ABC):
 
     Subclasses declare their name, the bit-widths they support, the packages they need
     (and the pytest-qrel extra that installs them), and implement ``_quantize`` (return
-    a quantized copy of the base model) and ``_bits_per_weight`` (storage of one quantized
-    layer's weight, scales and zero points included).
+    a quantized copy of the base model) and ``_is_quantized`` (recognise its layers).
+    Bits per weight are measured, not assumed: the bytes a quantized layer really stores
+    (packed codes, scales and zero points in the dtype the backend keeps them in).
     """
 
     name: ClassVar[str]
@@ -64,7 +65,9 @@ class Backend(ABC):
                 f"{self.name} quantized no layer of {base.name} ({type(base.model).__name__}): "
                 f"it has {len(base.linear_layer_names)} torch.nn.Linear layers outside the output head"
             )
-        layer_bits = {name: self._bits_per_weight(mod, bits) for name, mod in layers.items()}
+        layer_bits = {
+            name: storage_bytes(mod) * 8 / base.model.get_submodule(name).weight.numel() for name, mod in layers.items()
+        }
         n_quant_weights = 0
         quant_bits = 0.0
         elements: list[tuple[int, float]] = []
@@ -83,6 +86,7 @@ class Backend(ABC):
             effective_bits=quant_bits / n_quant_weights,
             params=base.params,
             total_bits=total_model_bits(elements),
+            state_dict_bytes=storage_bytes(model, include_bias=True),
         )
         return model, info
 
@@ -92,5 +96,18 @@ class Backend(ABC):
     @abstractmethod
     def _is_quantized(self, module: torch.nn.Module) -> bool: ...
 
-    @abstractmethod
-    def _bits_per_weight(self, module: torch.nn.Module, bits: int) -> float: ...
+
+def storage_bytes(module: torch.nn.Module, include_bias: bool = False) -> int:
+    """Bytes of the tensors in ``module``'s state dict, each storage counted once (tied
+    embeddings share one); biases are left out unless asked for, as they stay unquantized."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for key, t in module.state_dict().items():
+        if not hasattr(t, "element_size") or (key.endswith("bias") and not include_bias):
+            continue
+        ident = (t.untyped_storage().data_ptr(), t.storage_offset()) if t.numel() else (id(t), 0)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        total += t.numel() * t.element_size()
+    return total

@@ -58,13 +58,3 @@ class BitsAndBytesBackend(Backend):
         import bitsandbytes as bnb
 
         return isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
-
-    def _bits_per_weight(self, module: torch.nn.Module, bits: int) -> float:
-        import bitsandbytes as bnb
-
-        if isinstance(module, bnb.nn.Linear4bit):
-            # nf4 is symmetric (absmax); one float32 absmax per block (no double quantization).
-            state = module.weight.quant_state
-            return 4 + 32 / state.blocksize
-        # LLM.int8: one float32 absmax per output row of `in_features` weights.
-        return 8 + 32 / module.in_features

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING
 
-from ..variants import effective_bits
 from .base import Backend
 
 if TYPE_CHECKING:
@@ -48,7 +47,3 @@ class HQQBackend(Backend):
         from hqq.core.quantize import HQQLinear
 
         return isinstance(module, HQQLinear)
-
-    def _bits_per_weight(self, module: torch.nn.Module, bits: int) -> float:
-        # HQQ is asymmetric: a 16-bit scale and a zero point per group (paper 002, App. D).
-        return effective_bits(bits, module.meta["group_size"])

@@ -24,8 +24,8 @@ def test_suites_collected_without_a_path_and_table_printed(pytester):
             "*= qrel reliability report =*",
             "model zoo-xs (20,224 parameters), rows by total model bits:",
             "variant * method * bits * eff bits * total bits * layers * metric * value * threshold * result",
-            "zoo-xs-hqq-3b-g64 * hqq * 3 * 3.297 * 7/7 * kl_to_base * 0.0001 * FAIL",
-            "zoo-xs-hqq-8b-g64 * hqq * 8 * 8.375 * 7/7 * kl_to_base * 0.01 * PASS",
+            "zoo-xs-hqq-3b-g64 * hqq * 3 * 4.2* * 7/7 * kl_to_base * 0.0001 * FAIL",
+            "zoo-xs-hqq-8b-g64 * hqq * 8 * 9.0* * 7/7 * kl_to_base * 0.01 * PASS",
             "zoo-xs-bnb-8b * bnb * 8 * 7/7 * kl_to_base * 0.01 * PASS",
             "zoo-xs-bnb-3b-g64 * SKIP: bnb does not support 3-bit weights (supported: 4, 8)",
             "qrel: 2 passed, 1 failed thresholds; results in *results.json",
@@ -42,7 +42,10 @@ def test_suites_collected_without_a_path_and_table_printed(pytester):
     assert set(variants) == {"zoo-xs-hqq-3b-g64", "zoo-xs-hqq-8b-g64", "zoo-xs-bnb-3b-g64", "zoo-xs-bnb-8b"}
     for key in ("model", "method", "bits", "group_size", "params", "total_bits", "effective_bits"):
         assert key in variants["zoo-xs-hqq-8b-g64"]
-    assert variants["zoo-xs-hqq-8b-g64"]["effective_bits"] == 8 + 24 / 64
+    # measured storage: HQQ keeps a float32 scale and zero per group of 64 on CPU, plus a
+    # few bytes of metadata per layer
+    assert 9.0 < variants["zoo-xs-hqq-8b-g64"]["effective_bits"] < 9.1
+    assert variants["zoo-xs-hqq-8b-g64"]["state_dict_bytes"] > 0
     assert variants["zoo-xs-bnb-3b-g64"]["skip_reason"].startswith("bnb does not support 3-bit")
     results = {r["test"]: r for r in doc["results"]}
     r3 = results["test_kl_to_base[zoo-xs-hqq-3b-g64]"]

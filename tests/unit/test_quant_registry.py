@@ -4,7 +4,7 @@ from pytest_qrel.quant import BACKENDS, get_backend, register, supported_bits
 
 
 def test_lookup_miss_lists_valid_names():
-    with pytest.raises(ValueError, match=r"Expected a quantization method in \['bnb', 'hqq'.*but got 'awq'"):
+    with pytest.raises(ValueError, match=r"Expected a quantization method in \['bnb', 'hqq', 'rtn'\], but got 'awq'"):
         get_backend("awq")
 
 

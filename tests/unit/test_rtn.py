@@ -1,0 +1,70 @@
+"""RTN against an independent numpy implementation of paper 002's asymmetric group quantizer."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_qrel.quant.base import storage_bytes
+from pytest_qrel.quant.rtn_linear import RTNLinear, _pack, _unpack
+
+
+def _reference(w: np.ndarray, bits: int, group: int) -> np.ndarray:
+    out = np.empty_like(w)
+    levels = 2**bits - 1
+    for r in range(w.shape[0]):
+        for g in range(0, w.shape[1], group):
+            x = w[r, g : g + group]
+            scale = np.float32(np.float16(max((x.max() - x.min()) / levels, 1e-8)))
+            zero = np.clip(np.round(-x.min() / scale), 0, levels)
+            q = np.clip(np.round(x / scale) + zero, 0, levels)
+            out[r, g : g + group] = (q - zero) * scale
+    return out
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+@pytest.mark.parametrize("group", [16, 64, None])
+def test_rtn_matches_reference(bits, group):
+    torch.manual_seed(bits)
+    linear = torch.nn.Linear(64, 24, bias=True)
+    layer = RTNLinear.from_linear(linear, bits, group)
+    w = linear.weight.detach().numpy()
+    np.testing.assert_allclose(layer.dequantized_weight().numpy(), _reference(w, bits, group or 64), rtol=0, atol=1e-6)
+    x = torch.randn(3, 64)
+    expected = x @ torch.from_numpy(_reference(w, bits, group or 64)).T + linear.bias
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bits, group", [(2, 64), (3, 64), (4, 32), (8, 16)])
+def test_rtn_storage_is_the_paper_formula(bits, group):
+    layer = RTNLinear.from_linear(torch.nn.Linear(128, 64, bias=False), bits, group)
+    stored_bits = storage_bytes(layer) * 8 / (128 * 64)
+    # b + (16 + b) / G (paper 002 App. D), up to the final byte of padding of each packed buffer
+    assert stored_bits == pytest.approx(bits + (16 + bits) / group, abs=16 / (128 * 64))
+
+
+def test_reconstruction_error_ordered_by_bits():
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 64, bias=False)
+    errors = [
+        (RTNLinear.from_linear(linear, b, 64).dequantized_weight() - linear.weight).norm().item() for b in (2, 3, 4, 8)
+    ]
+    assert errors == sorted(errors, reverse=True) and errors[-1] > 0
+
+
+def test_state_dict_round_trip():
+    linear = torch.nn.Linear(64, 8)
+    layer = RTNLinear.from_linear(linear, 3, 32)
+    again = RTNLinear(64, 8, 3, 32, torch.zeros(8), torch.float32)
+    again.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(again.dequantized_weight(), layer.dequantized_weight())
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 8).flatmap(lambda b: st.tuples(st.just(b), st.lists(st.integers(0, 2**b - 1), min_size=1, max_size=40))))
+def test_pack_round_trip(case):
+    bits, codes = case
+    packed = _pack(torch.tensor(codes), bits)
+    assert packed.numel() == (len(codes) * bits + 7) // 8
+    assert _unpack(packed, bits, len(codes)).tolist() == codes
