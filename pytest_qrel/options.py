@@ -25,6 +25,8 @@ GROUP_SIZE = "--qrel-group-size"
 REPORT_DIR = "--qrel-report-dir"
 KL_THRESHOLD = "--qrel-kl-threshold"
 ALLOW_PICKLE = "--qrel-allow-pickle"
+CACHE_DIR = "--qrel-cache-dir"
+NO_CACHE = "--qrel-no-cache"
 
 DEFAULT_METHODS = "hqq,bnb"
 DEFAULT_BITS = "2,3,4,8"
@@ -65,6 +67,10 @@ OPTIONS: tuple[Option, ...] = (
            DEFAULT_REPORT_DIR),
     Option(KL_THRESHOLD, "largest mean token KL to base per bit-width, as bits:nats pairs "
            f"(default: {DEFAULT_KL_THRESHOLD})", DEFAULT_KL_THRESHOLD),
+    Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
+           "e.g. ~/.cache/pytest-qrel/quantized)", None),
+    Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",
+           None, is_flag=True),
     Option(ALLOW_PICKLE, "allow loading checkpoints stored as pickle (.bin) files, which can run "
            "code when loaded (default: refuse, safetensors only)", None, is_flag=True),
 )

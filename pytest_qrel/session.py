@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from .models import LoadedModel
+    from .variants import QuantizedInfo
 
 Property = Literal["kl", "calibration", "confidence", "robustness", "scaling"]
 PROPERTIES: tuple[str, ...] = ("kl", "calibration", "confidence", "robustness", "scaling")
@@ -33,6 +34,7 @@ class QrelConfig:
     report_dir: Path
     kl_threshold: dict[int, float]
     allow_pickle: bool
+    cache_dir: Path | None  # None: caching off
 
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
@@ -70,6 +72,15 @@ class QrelConfig:
         if missing:
             raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
         report_dir = Path(values["qrel_report_dir"] or options.DEFAULT_REPORT_DIR)
+        cache_dir: Path | None = None
+        if not values.get("qrel_no_cache"):
+            if values.get("qrel_cache_dir"):
+                cache_dir = Path(values["qrel_cache_dir"]).expanduser()
+                cache_dir = cache_dir if cache_dir.is_absolute() else invocation_dir / cache_dir
+            else:
+                from .cache import default_cache_dir
+
+                cache_dir = default_cache_dir()
         return cls(
             models=resolved,
             methods=methods,
@@ -78,6 +89,7 @@ class QrelConfig:
             report_dir=report_dir if report_dir.is_absolute() else invocation_dir / report_dir,
             kl_threshold=kl_threshold,
             allow_pickle=bool(values["qrel_allow_pickle"]),
+            cache_dir=cache_dir,
         )
 
 
@@ -119,6 +131,7 @@ class QrelSession:
         self._base_errors: dict[str, str] = {}
         self._base_outputs: dict[str, tuple[list, list]] = {}
         self._quantized: tuple[str, torch.nn.Module] | None = None
+        self._base_digests: dict[str, str] = {}
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
@@ -193,15 +206,51 @@ class QrelSession:
         gc.collect()
         base = self.base_model(variant)
         try:
-            model, info = get_backend(variant.method).quantize(base, variant.bits, variant.group_size)
+            model, info, cache_state = self._quantize_or_load(variant, base)
         except QuantizationError as exc:
             self._fail(variant, str(exc))
         except Exception as exc:  # a backend bug: keep the traceback, and the row in the report
             self.variant_info[variant.id] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
             raise
-        self.variant_info[variant.id] = info.as_dict()
+        self.variant_info[variant.id] = {**info.as_dict(), "cache": cache_state}
         self._quantized = (variant.id, model)
         return model
+
+    def _quantize_or_load(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, str]:
+        """Load the variant from the cache, or quantize it and store it there."""
+        backend = get_backend(variant.method)
+        if self.config.cache_dir is None:
+            return (*backend.quantize(base, variant.bits, variant.group_size), "off")
+        from .cache import QuantCache, cache_key, state_dict_digest
+
+        if variant.model not in self._base_digests:
+            self._base_digests[variant.model] = state_dict_digest(base.model)
+        cache = QuantCache(self.config.cache_dir)
+        key = cache_key(
+            {
+                "base_weights": self._base_digests[variant.model],
+                "backend": backend.name,
+                "backend_version": backend.version(),
+                "bits": variant.bits,
+                "group_size": variant.group_size,
+            }
+        )
+        with cache.lock(key):
+            entry = cache.read(key)
+            if entry is not None:
+                try:
+                    layers = entry.meta["layers"]
+                    model = backend.load_quantized(base, variant.bits, variant.group_size, layers, entry.directory)
+                    return model, backend.measure(base, model, variant.bits, variant.group_size), "hit"
+                except Exception as exc:  # an entry that verifies but does not load is unusable too
+                    cache.discard(key, f"{type(exc).__name__}: {exc}".splitlines()[0])
+            model, info = backend.quantize(base, variant.bits, variant.group_size)
+            cache.write(
+                key,
+                lambda d: backend.save_quantized(model, info.quantized_layers, d),
+                {"layers": info.quantized_layers, "variant": variant.id, "source": variant.source},
+            )
+            return model, info, "miss"
 
     def heldout_batches(self, variant: Variant) -> list:
         from .data import heldout_texts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from ..variants import QuantizedInfo, total_model_bits
@@ -52,12 +53,26 @@ class Backend(ABC):
             return f"{self.name} needs {', '.join(missing)}: install pytest-qrel[{self.extra}]"
         return None
 
+    def version(self) -> str:
+        """The installed version of the backend's library: part of every cache key."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        names = self.requires or ("torch",)
+        try:
+            return ",".join(f"{n}={version(n)}" for n in names)
+        except PackageNotFoundError:
+            return "unknown"
+
     def quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> tuple[torch.nn.Module, QuantizedInfo]:
         """Quantize ``base`` and measure what was done; nothing quantized is an error."""
         reason = self.unsupported_reason(bits)
         if reason:
             raise QuantizationError(reason)
         model = self._quantize(base, bits, group_size)
+        return model, self.measure(base, model, bits, group_size)
+
+    def measure(self, base: LoadedModel, model: torch.nn.Module, bits: int, group_size: int | None) -> QuantizedInfo:
+        """Count the quantized layers and account bits from what they really store."""
         model.eval()
         layers = {name: mod for name, mod in model.named_modules() if self._is_quantized(mod)}
         if not layers:
@@ -79,7 +94,7 @@ class Backend(ABC):
                 quant_bits += p.numel() * layer_bits[module]
             else:
                 elements.append((p.numel(), p.element_size() * 8))
-        info = QuantizedInfo(
+        return QuantizedInfo(
             quantized_layers=sorted(layers),
             linear_layers=len(base.linear_layer_names),
             group_size=self.group_size_for(bits, group_size),
@@ -88,7 +103,42 @@ class Backend(ABC):
             total_bits=total_model_bits(elements),
             state_dict_bytes=storage_bytes(model, include_bias=True),
         )
-        return model, info
+
+    # -- cache serialization: the quantized layers' state dicts, in safetensors ------------
+
+    def save_quantized(self, model: torch.nn.Module, layers: list[str], directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {
+            f"{name}::{key}": value.detach().cpu().contiguous()
+            for name in layers
+            for key, value in model.get_submodule(name).state_dict().items()
+        }
+        save_file(tensors, str(directory / "layers.safetensors"))
+
+    def load_quantized(
+        self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], directory: Path
+    ) -> torch.nn.Module:
+        import copy
+
+        from safetensors.torch import load_file
+
+        state = load_file(str(directory / "layers.safetensors"), device=str(base.device))
+        per_layer: dict[str, dict] = {name: {} for name in layers}
+        for key, value in state.items():
+            name, _, leaf = key.partition("::")
+            per_layer[name][leaf] = value
+        model = copy.deepcopy(base.model)
+        for name in layers:
+            parent_name, _, leaf = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            layer = self._empty_layer(getattr(parent, leaf), bits, group_size)
+            layer.load_state_dict(per_layer[name])
+            setattr(parent, leaf, layer)
+        return model
+
+    def _empty_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module:
+        raise NotImplementedError(f"{self.name} does not rebuild single layers; it overrides load_quantized")
 
     @abstractmethod
     def _quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> torch.nn.Module: ...

@@ -43,6 +43,12 @@ class HQQBackend(Backend):
             )
         return model
 
+    def _empty_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module:
+        from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+
+        config = BaseQuantizeConfig(nbits=bits, group_size=group_size)
+        return HQQLinear(None, config, compute_dtype=linear.weight.dtype, device=str(linear.weight.device), initialize=False)
+
     def _is_quantized(self, module: torch.nn.Module) -> bool:
         from hqq.core.quantize import HQQLinear
 

@@ -42,6 +42,13 @@ class RTNBackend(Backend):
             setattr(parent, leaf, RTNLinear.from_linear(linear, bits, group_size))
         return model
 
+    def _empty_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module:
+        from .rtn_linear import RTNLinear
+
+        bias = None if linear.bias is None else linear.bias
+        return RTNLinear(linear.in_features, linear.out_features, bits, group_size or linear.in_features, bias,
+                         linear.weight.dtype).to(linear.weight.device)
+
     def _is_quantized(self, module: torch.nn.Module) -> bool:
         from .rtn_linear import RTNLinear
 

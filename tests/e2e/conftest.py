@@ -15,5 +15,6 @@ def zoo_session(tmp_path_factory):
         "qrel_report_dir": str(tmp_path_factory.mktemp("report")),
         "qrel_kl_threshold": "2:1,3:1,4:1,8:1",
         "qrel_allow_pickle": False,
+        "qrel_no_cache": True,  # these tests are about the quantizers: always quantize afresh
     }
     return QrelSession(QrelConfig.from_values(values, tmp_path_factory.getbasetemp()), active=True, is_worker=False)

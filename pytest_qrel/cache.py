@@ -1,0 +1,144 @@
+"""A content-addressed on-disk cache of quantized models.
+
+Quantizing is the expensive step of a run, so a quantized model is kept under a key that
+hashes everything its weights depend on: the base weights' content, the backend and its
+library version, and every quantization parameter. Any change of a key part is a miss.
+
+Entries are written into a private temporary directory and renamed into place (atomic on
+POSIX), under a cross-process file lock so that two xdist workers never quantize the same
+variant twice nor read a half-written entry. Every file of an entry is listed with its
+SHA-256 in ``manifest.json``; an entry that fails the check (truncated, edited, partly
+deleted) is discarded with a warning and rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    import torch
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class QrelCacheWarning(UserWarning):
+    """A cache entry could not be used and is being rebuilt."""
+
+
+def default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("pytest-qrel")) / "quantized"
+
+
+def state_dict_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's weights: names, dtypes, shapes and bytes, in a fixed order."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """The key of an entry: SHA-256 of its key parts as canonical JSON."""
+    blob = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    directory: Path
+    meta: dict[str, Any]
+
+
+class QuantCache:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def entry_dir(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        from filelock import FileLock
+
+        lock_path = self.root / key[:2] / f"{key}.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_path)):
+            yield
+
+    def read(self, key: str) -> CacheEntry | None:
+        """The verified entry for ``key``, or None (a corrupt entry is discarded, with a warning)."""
+        directory = self.entry_dir(key)
+        if not directory.exists():
+            return None
+        problem = self._verify(directory)
+        if problem is None:
+            manifest = json.loads((directory / MANIFEST).read_text())
+            return CacheEntry(directory, manifest["meta"])
+        self.discard(key, problem)
+        return None
+
+    def discard(self, key: str, reason: str) -> None:
+        warnings.warn(
+            f"pytest-qrel cache entry {key[:12]} is unusable ({reason}); discarding it and quantizing again",
+            QrelCacheWarning,
+            stacklevel=2,
+        )
+        shutil.rmtree(self.entry_dir(key), ignore_errors=True)
+
+    @staticmethod
+    def _verify(directory: Path) -> str | None:
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text())
+            files = manifest["files"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"unreadable manifest: {type(exc).__name__}"
+        for name, digest in files.items():
+            path = directory / name
+            if not path.is_file():
+                return f"missing file {name}"
+            if _file_digest(path) != digest:
+                return f"checksum mismatch in {name}"
+        return None
+
+    def write(self, key: str, save: Callable[[Path], None], meta: dict[str, Any]) -> CacheEntry:
+        """Build an entry with ``save(directory)`` in a temporary directory, then rename it
+        into place; a failure leaves no entry behind."""
+        final = self.entry_dir(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{key[:12]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            save(tmp)
+            files = {p.name: _file_digest(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            (tmp / MANIFEST).write_text(json.dumps({"files": files, "meta": meta}, indent=1, sort_keys=True, default=str))
+            if final.exists():  # an unusable leftover: the lock guarantees no one else is writing it
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return CacheEntry(final, meta)
