@@ -1,0 +1,97 @@
+"""The quantized-model cache on real backends: hits reproduce the quantized model exactly,
+a changed key quantizes again, a corrupt entry is rebuilt, concurrent workers quantize once."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from pytest_qrel.cache import QrelCacheWarning
+from pytest_qrel.fixtures import build_zoo
+from pytest_qrel.session import QrelConfig, QrelSession
+
+
+def _make_llama(path: Path, seed: int = 0) -> Path:
+    tok = build_zoo.build_tokenizer(path)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return _make_llama(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def _session(model, cache_dir, methods="rtn,hqq,bnb", bits="4,8", group="64", no_cache=False):
+    values = {
+        "qrel_models": str(model), "qrel_methods": methods, "qrel_bits": bits, "qrel_group_size": group,
+        "qrel_report_dir": str(cache_dir / "report"), "qrel_kl_threshold": "2:9,3:9,4:9,8:9",
+        "qrel_allow_pickle": False, "qrel_cache_dir": str(cache_dir), "qrel_no_cache": no_cache,
+    }
+    return QrelSession(QrelConfig.from_values(values, Path.cwd()), active=True, is_worker=False)
+
+
+def _run(session):
+    return {v.id: (session.kl_to_base(v), session.variant_info[v.id]) for v in session.variants if not v.skip_reason}
+
+
+def test_second_run_loads_identical_models(tiny, tmp_path):
+    first = _run(_session(tiny, tmp_path))
+    second = _run(_session(tiny, tmp_path))
+    assert {i["cache"] for _, i in first.values()} == {"miss"}
+    assert {i["cache"] for _, i in second.values()} == {"hit"}
+    for vid, (kl, info) in first.items():
+        kl2, info2 = second[vid]
+        assert kl2 == kl, vid  # bit-identical outputs
+        assert {k: v for k, v in info2.items() if k != "cache"} == {k: v for k, v in info.items() if k != "cache"}
+
+
+def test_changed_key_quantizes_again(tiny, tmp_path):
+    _run(_session(tiny, tmp_path, methods="hqq", bits="4"))
+    assert _run(_session(tiny, tmp_path, methods="hqq", bits="4"))["tiny-hqq-4b-g64"][1]["cache"] == "hit"
+    # another group size, other bits, other base weights: each a miss
+    assert _run(_session(tiny, tmp_path, methods="hqq", bits="4", group="32"))["tiny-hqq-4b-g32"][1]["cache"] == "miss"
+    assert _run(_session(tiny, tmp_path, methods="hqq", bits="8"))["tiny-hqq-8b-g64"][1]["cache"] == "miss"
+    other = _make_llama(tmp_path / "other" / "tiny", seed=1)
+    assert _run(_session(other, tmp_path, methods="hqq", bits="4"))["tiny-hqq-4b-g64"][1]["cache"] == "miss"
+
+
+@pytest.mark.parametrize("method", ["hqq", "bnb"])
+def test_corrupt_entry_is_rebuilt(tiny, tmp_path, method):
+    kl, _ = _run(_session(tiny, tmp_path, methods=method, bits="4"))[f"tiny-{method}-4b-g64"]
+    (payload,) = [p for p in tmp_path.rglob("*.safetensors")]
+    payload.write_bytes(payload.read_bytes()[: payload.stat().st_size // 2])  # truncated
+    with pytest.warns(QrelCacheWarning, match="checksum mismatch"):
+        kl2, info = _run(_session(tiny, tmp_path, methods=method, bits="4"))[f"tiny-{method}-4b-g64"]
+    assert info["cache"] == "miss" and kl2 == kl
+    assert _run(_session(tiny, tmp_path, methods=method, bits="4"))[f"tiny-{method}-4b-g64"][1]["cache"] == "hit"
+
+
+def test_no_cache_writes_nothing(tiny, tmp_path):
+    out = _run(_session(tiny, tmp_path / "c", methods="rtn", bits="4", no_cache=True))
+    assert out["tiny-rtn-4b-g64"][1]["cache"] == "off"
+    assert not (tmp_path / "c").exists()
+
+
+def test_concurrent_processes_quantize_once(tiny, tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_cache import _run, _session
+        from pathlib import Path
+        out = _run(_session(Path({str(tiny)!r}), Path({str(tmp_path)!r}), methods="hqq", bits="3"))
+        print("STATE", out["tiny-hqq-3b-g64"][1]["cache"], out["tiny-hqq-3b-g64"][0])
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    lines = [next(l for l in p.communicate(timeout=300)[0].splitlines() if l.startswith("STATE")) for p in procs]
+    states = sorted(line.split()[1] for line in lines)
+    assert states == ["hit", "miss"]
+    assert lines[0].split()[2] == lines[1].split()[2]
