@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 from ..variants import QuantizedInfo, total_model_bits
 
@@ -63,12 +64,15 @@ class Backend(ABC):
         except PackageNotFoundError:
             return "unknown"
 
-    def quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> tuple[torch.nn.Module, QuantizedInfo]:
-        """Quantize ``base`` and measure what was done; nothing quantized is an error."""
+    def quantize(
+        self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str] | None = None
+    ) -> tuple[torch.nn.Module, QuantizedInfo]:
+        """Quantize the linear ``layers`` of ``base`` (default: every linear layer outside the
+        output head) and measure what was done; nothing quantized is an error."""
         reason = self.unsupported_reason(bits)
         if reason:
             raise QuantizationError(reason)
-        model = self._quantize(base, bits, group_size)
+        model = self._quantize(base, bits, group_size, base.linear_layer_names if layers is None else list(layers))
         return model, self.measure(base, model, bits, group_size)
 
     def measure(self, base: LoadedModel, model: torch.nn.Module, bits: int, group_size: int | None) -> QuantizedInfo:
@@ -119,8 +123,6 @@ class Backend(ABC):
     def load_quantized(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], directory: Path
     ) -> torch.nn.Module:
-        import copy
-
         from safetensors.torch import load_file
 
         state = load_file(str(directory / "layers.safetensors"), device=str(base.device))
@@ -128,23 +130,43 @@ class Backend(ABC):
         for key, value in state.items():
             name, _, leaf = key.partition("::")
             per_layer[name][leaf] = value
-        model = copy.deepcopy(base.model)
-        for name in layers:
-            parent_name, _, leaf = name.rpartition(".")
-            parent = model.get_submodule(parent_name)
-            layer = self._empty_layer(getattr(parent, leaf), bits, group_size)
+        def rebuild(linear: torch.nn.Linear, name: str) -> torch.nn.Module:
+            layer = self._empty_layer(linear, bits, group_size)
             layer.load_state_dict(per_layer[name])
-            setattr(parent, leaf, layer)
-        return model
+            return layer
+
+        return replace_layers(copy.deepcopy(base.model), layers, rebuild)
+
+    # -- layer-replacing backends implement these two; others override _quantize and the
+    #    cache serialization as a whole --------------------------------------------------------
+
+    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str]) -> torch.nn.Module:
+        return replace_layers(
+            copy.deepcopy(base.model), layers, lambda linear, _: self._quantize_layer(linear, bits, group_size)
+        )
+
+    def _quantize_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module | None:
+        """The quantized replacement of one linear layer, or None to keep it as it is."""
+        raise NotImplementedError(f"{self.name} overrides _quantize")
 
     def _empty_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module:
         raise NotImplementedError(f"{self.name} does not rebuild single layers; it overrides load_quantized")
 
     @abstractmethod
-    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> torch.nn.Module: ...
-
-    @abstractmethod
     def _is_quantized(self, module: torch.nn.Module) -> bool: ...
+
+
+def replace_layers(
+    model: torch.nn.Module, names: list[str], make: Callable[[torch.nn.Module, str], torch.nn.Module | None]
+) -> torch.nn.Module:
+    """Replace each named submodule of ``model`` (in place) by ``make(module, name)``, unless None."""
+    for name in names:
+        parent_name, _, leaf = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        layer = make(getattr(parent, leaf), name)
+        if layer is not None:
+            setattr(parent, leaf, layer)
+    return model
 
 
 def storage_bytes(module: torch.nn.Module, include_bias: bool = False) -> int:

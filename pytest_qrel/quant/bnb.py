@@ -34,19 +34,21 @@ class BitsAndBytesBackend(Backend):
     # int8 keeps one absmax scale per output row.
     fixed_group_size = {4: 64, 8: None}
 
-    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> torch.nn.Module:
+    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str]) -> torch.nn.Module:
         from transformers import BitsAndBytesConfig
 
-        head = [n for n, m in base.model.named_modules() if m is base.model.get_output_embeddings()]
+        # transformers quantizes every linear layer but those named here
+        keep = [n for n, m in base.model.named_modules() if m is base.model.get_output_embeddings()]
+        keep += sorted(set(base.linear_layer_names) - set(layers))
         if bits == 4:
             config = BitsAndBytesConfig(
                 load_in_4bit=True,
                 bnb_4bit_quant_type="nf4",
                 bnb_4bit_compute_dtype=base.dtype,
-                llm_int8_skip_modules=head + self._cpu_unsafe_nf4_layers(base),
+                llm_int8_skip_modules=keep + self._cpu_unsafe_nf4_layers(base),
             )
         else:
-            config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=head)
+            config = BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=keep)
         return self._load(base.path, base, quantization_config=config)
 
     @staticmethod

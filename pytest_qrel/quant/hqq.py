@@ -7,7 +7,6 @@ works for every architecture built from ``torch.nn.Linear`` (Llama, OPT, Mistral
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 from .base import Backend
@@ -24,24 +23,15 @@ class HQQBackend(Backend):
     requires = ("hqq",)
     extra = "hqq"
 
-    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> torch.nn.Module:
+    def _quantize_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module | None:
         from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
 
-        model = copy.deepcopy(base.model)
+        # HQQ reshapes a weight into rows of `group_size`: a layer it cannot split stays.
+        if group_size and linear.weight.numel() % group_size:
+            return None
         config = BaseQuantizeConfig(nbits=bits, group_size=group_size)
-        for name in base.linear_layer_names:
-            parent_name, _, leaf = name.rpartition(".")
-            parent = model.get_submodule(parent_name)
-            linear = getattr(parent, leaf)
-            # HQQ reshapes a weight into rows of `group_size`: a layer it cannot split stays.
-            if group_size and linear.weight.numel() % group_size:
-                continue
-            setattr(
-                parent,
-                leaf,
-                HQQLinear(linear, config, compute_dtype=linear.weight.dtype, device=str(linear.weight.device), del_orig=True),
-            )
-        return model
+        device = str(linear.weight.device)
+        return HQQLinear(linear, config, compute_dtype=linear.weight.dtype, device=device, del_orig=True)
 
     def _empty_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module:
         from hqq.core.quantize import BaseQuantizeConfig, HQQLinear

@@ -12,7 +12,6 @@ exactly ``b + (16 + b) / G`` bits per weight.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 from .base import Backend
@@ -29,18 +28,12 @@ class RTNBackend(Backend):
     requires = ()
     extra = "all"
 
-    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None) -> torch.nn.Module:
+    def _quantize_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module | None:
         from .rtn_linear import RTNLinear
 
-        model = copy.deepcopy(base.model)
-        for name in base.linear_layer_names:
-            parent_name, _, leaf = name.rpartition(".")
-            parent = model.get_submodule(parent_name)
-            linear = getattr(parent, leaf)
-            if group_size and linear.in_features % group_size:
-                continue  # groups run along a row: a row that does not split stays
-            setattr(parent, leaf, RTNLinear.from_linear(linear, bits, group_size))
-        return model
+        if group_size and linear.in_features % group_size:
+            return None  # groups run along a row: a row that does not split stays
+        return RTNLinear.from_linear(linear, bits, group_size)
 
     def _empty_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module:
         from .rtn_linear import RTNLinear
