@@ -63,3 +63,10 @@ def next_token_logprobs(model: torch.nn.Module, batches: Sequence[TokenBatch]) -
                     f"in {int((~torch.isfinite(logits)).sum())} entries"
                 )
             yield torch.log_softmax(logits.float(), dim=-1).cpu()
+
+
+def reference_logprobs(model: torch.nn.Module, batches: Sequence[TokenBatch]) -> Iterator[torch.Tensor]:
+    """Yield, per batch, log P(x_{t+1} | x_<=t) of the reference next token: (B, T-1) float32
+    (paper 000 §3.1, the token log-likelihood)."""
+    for batch, logprobs in zip(batches, next_token_logprobs(model, batches)):
+        yield logprobs.gather(-1, batch.input_ids[:, 1:, None]).squeeze(-1)

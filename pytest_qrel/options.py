@@ -25,6 +25,12 @@ GROUP_SIZE = "--qrel-group-size"
 REPORT_DIR = "--qrel-report-dir"
 KL_THRESHOLD = "--qrel-kl-threshold"
 ALLOW_PICKLE = "--qrel-allow-pickle"
+QUANT_RATIO = "--qrel-quant-ratio"
+QUANT_GRANULARITY = "--qrel-quant-granularity"
+QUANT_SELECT = "--qrel-quant-select"
+QUANT_TRIALS = "--qrel-quant-trials"
+CALIBRATION_SAMPLES = "--qrel-calibration-samples"
+SEED = "--qrel-seed"
 CACHE_DIR = "--qrel-cache-dir"
 NO_CACHE = "--qrel-no-cache"
 
@@ -67,6 +73,16 @@ OPTIONS: tuple[Option, ...] = (
            DEFAULT_REPORT_DIR),
     Option(KL_THRESHOLD, "largest mean token KL to base per bit-width, as bits:nats pairs "
            f"(default: {DEFAULT_KL_THRESHOLD})", DEFAULT_KL_THRESHOLD),
+    Option(QUANT_RATIO, "comma-separated mixed-precision quantization ratios: the share of linear-layer "
+           "weights quantized, the rest kept at base precision (paper 004; default: 1)", "1"),
+    Option(QUANT_GRANULARITY, "what mixed precision allocates: layer (transformer blocks) or matmul "
+           "(single linear layers) (default: matmul)", "matmul"),
+    Option(QUANT_SELECT, "how mixed precision picks what to quantize: random (paper 004's random "
+           "search) or sensitivity (least sensitive first) (default: random)", "random"),
+    Option(QUANT_TRIALS, "random-search trials per mixed-precision variant (default: 20)", "20"),
+    Option(CALIBRATION_SAMPLES, "calibration documents for data-driven quantizers and the "
+           "mixed-precision search (default: 128)", "128"),
+    Option(SEED, "seed of every random choice (default: 0)", "0"),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",

@@ -12,6 +12,7 @@ import pytest
 from . import options
 from .models import ZOO_MODELS, ModelLoadError, resolve_model
 from .quant import BACKENDS, QuantizationError, get_backend, supported_bits
+from .quant.mixed import GRANULARITIES, SELECTIONS
 from .variants import Variant, variant_record
 
 if TYPE_CHECKING:
@@ -35,6 +36,12 @@ class QrelConfig:
     kl_threshold: dict[int, float]
     allow_pickle: bool
     cache_dir: Path | None  # None: caching off
+    quant_ratios: tuple[float, ...] = (1.0,)
+    granularity: str = "matmul"
+    selection: str = "random"
+    trials: int = 20
+    calibration_samples: int = 128
+    seed: int = 0
 
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
@@ -71,6 +78,30 @@ class QrelConfig:
         missing = [b for b in bits if b not in kl_threshold]
         if missing:
             raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
+        quant_ratios = tuple(_floats(options.QUANT_RATIO, values.get("qrel_quant_ratio") or "1"))
+        if not quant_ratios or any(not 0 < r <= 1 for r in quant_ratios):
+            raise pytest.UsageError(f"{options.QUANT_RATIO}: expected ratios in (0, 1], but got {values['qrel_quant_ratio']!r}")
+        granularity = str(values.get("qrel_quant_granularity") or "matmul")
+        selection = str(values.get("qrel_quant_select") or "random")
+        for flag, value, valid in (
+            (options.QUANT_GRANULARITY, granularity, GRANULARITIES),
+            (options.QUANT_SELECT, selection, SELECTIONS),
+        ):
+            if value not in valid:
+                raise pytest.UsageError(f"{flag}: expected one of {', '.join(valid)}, but got {value!r}")
+        trials, samples, seed = (
+            _ints(flag, str(values.get(key) or default))[0]
+            for flag, key, default in (
+                (options.QUANT_TRIALS, "qrel_quant_trials", "20"),
+                (options.CALIBRATION_SAMPLES, "qrel_calibration_samples", "128"),
+                (options.SEED, "qrel_seed", "0"),
+            )
+        )
+        if trials < 1 or samples < 1:
+            raise pytest.UsageError(
+                f"{options.QUANT_TRIALS} and {options.CALIBRATION_SAMPLES}: expected positive integers, "
+                f"but got {trials} and {samples}"
+            )
         report_dir = Path(values["qrel_report_dir"] or options.DEFAULT_REPORT_DIR)
         cache_dir: Path | None = None
         if not values.get("qrel_no_cache"):
@@ -90,6 +121,12 @@ class QrelConfig:
             kl_threshold=kl_threshold,
             allow_pickle=bool(values["qrel_allow_pickle"]),
             cache_dir=cache_dir,
+            quant_ratios=quant_ratios,
+            granularity=granularity,
+            selection=selection,
+            trials=trials,
+            calibration_samples=samples,
+            seed=seed,
         )
 
 
@@ -102,6 +139,13 @@ def _ints(flag: str, value: str) -> list[int]:
         return [int(v) for v in _split(value)]
     except ValueError:
         raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}") from None
+
+
+def _floats(flag: str, value: str) -> list[float]:
+    try:
+        return [float(v) for v in _split(value)]
+    except ValueError:
+        raise pytest.UsageError(f"{flag}: expected comma-separated numbers, but got {value!r}") from None
 
 
 def _bit_map(flag: str, value: str) -> dict[int, float]:
@@ -150,16 +194,19 @@ class QrelSession:
             for method in self.config.methods:
                 backend = get_backend(method)
                 for bits in self.config.bits:
-                    out.append(
-                        Variant(
-                            model=name,
-                            source=source,
-                            method=method,
-                            bits=bits,
-                            group_size=backend.group_size_for(bits, self.config.group_size),
-                            skip_reason=backend.unsupported_reason(bits),
+                    for ratio in self.config.quant_ratios:
+                        out.append(
+                            Variant(
+                                model=name,
+                                source=source,
+                                method=method,
+                                bits=bits,
+                                group_size=backend.group_size_for(bits, self.config.group_size),
+                                quant_ratio=ratio,
+                                granularity=self.config.granularity,
+                                skip_reason=backend.unsupported_reason(bits),
+                            )
                         )
-                    )
         return out
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
@@ -220,7 +267,7 @@ class QrelSession:
         """Load the variant from the cache, or quantize it and store it there."""
         backend = get_backend(variant.method)
         if self.config.cache_dir is None:
-            return (*backend.quantize(base, variant.bits, variant.group_size), "off")
+            return (*self._quantize(variant, base), "off")
         from .cache import QuantCache, cache_key, state_dict_digest
 
         if variant.model not in self._base_digests:
@@ -233,6 +280,7 @@ class QrelSession:
                 "backend_version": backend.version(),
                 "bits": variant.bits,
                 "group_size": variant.group_size,
+                **self._mixed_key(variant),
             }
         )
         with cache.lock(key):
@@ -244,7 +292,7 @@ class QrelSession:
                     return model, backend.measure(base, model, variant.bits, variant.group_size), "hit"
                 except Exception as exc:  # an entry that verifies but does not load is unusable too
                     cache.discard(key, f"{type(exc).__name__}: {exc}".splitlines()[0])
-            model, info = backend.quantize(base, variant.bits, variant.group_size)
+            model, info = self._quantize(variant, base)
             cache.write(
                 key,
                 lambda d: backend.save_quantized(model, info.quantized_layers, d),
@@ -282,6 +330,69 @@ class QrelSession:
             kl = kl_divergence(base_lp.double().numpy(), quant_lp.double().numpy())
             per_sequence.append(sequence_mean(kl, batch.target_mask.numpy()))
         return float(np.mean(np.concatenate(per_sequence)))
+
+    def _quantize(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
+        """Quantize ``variant``; a mixed-precision one first searches which layers go low."""
+        backend = get_backend(variant.method)
+        if variant.quant_ratio >= 1:
+            return backend.quantize(base, variant.bits, variant.group_size)
+        from .quant.mixed import select_layers
+
+        full, _ = backend.quantize(base, variant.bits, variant.group_size)
+        batches = self.calibration_batches(variant)
+        layers = select_layers(
+            base.model,
+            full,
+            base.linear_layer_names,
+            variant.quant_ratio,
+            variant.granularity,
+            self.config.selection,
+            self.config.trials,
+            self.config.seed,
+            loss=lambda model: self._mean_nll(model, batches),
+        )
+        del full
+        return backend.quantize(base, variant.bits, variant.group_size, layers=layers)
+
+    def _mixed_key(self, variant: Variant) -> dict:
+        if variant.quant_ratio >= 1:
+            return {}
+        return {
+            "quant_ratio": variant.quant_ratio,
+            "granularity": variant.granularity,
+            "selection": self.config.selection,
+            "trials": self.config.trials,
+            "seed": self.config.seed,
+            "calibration": self._calibration_digest(),
+            "calibration_samples": self.config.calibration_samples,
+        }
+
+    def calibration_texts(self) -> list[str]:
+        from .data import calibration_texts
+
+        return calibration_texts()[: self.config.calibration_samples]
+
+    def _calibration_digest(self) -> str:
+        import hashlib
+
+        return hashlib.sha256("\n".join(self.calibration_texts()).encode()).hexdigest()
+
+    def calibration_batches(self, variant: Variant) -> list:
+        from .engine import encode
+
+        return encode(self.base_model(variant).tokenizer, self.calibration_texts())
+
+    @staticmethod
+    def _mean_nll(model: torch.nn.Module, batches: list) -> float:
+        """Mean negative log-likelihood per reference token (paper 000 §3.1): the search loss."""
+        from .engine import reference_logprobs
+        from .metrics import MeanStats
+
+        stats = sum(
+            MeanStats.from_batch(-lp.numpy(), batch.target_mask.numpy())
+            for batch, lp in zip(batches, reference_logprobs(model, batches))
+        )
+        return float(stats.mean())
 
     # -- results -------------------------------------------------------------------------
 

@@ -51,12 +51,15 @@ class Variant:
     method: str
     bits: int
     group_size: int | None
+    quant_ratio: float = 1.0  # share of linear weights quantized (paper 004's Q_r)
+    granularity: str = "matmul"  # what mixed precision allocates: "layer" or "matmul"
     skip_reason: str | None = field(default=None, compare=False)
 
     @property
     def id(self) -> str:
         group = f"-g{self.group_size}" if self.group_size else ""
-        return f"{self.model}-{self.method}-{self.bits}b{group}"
+        mixed = f"-q{self.quant_ratio:g}{self.granularity[0]}" if self.quant_ratio < 1 else ""
+        return f"{self.model}-{self.method}-{self.bits}b{group}{mixed}"
 
 
 @dataclass
@@ -70,6 +73,7 @@ class QuantizedInfo:
     params: int
     total_bits: float
     state_dict_bytes: int
+    quantized_fraction: float  # measured share of linear-layer weights that were quantized
 
     def as_dict(self) -> dict:
         return {
@@ -80,6 +84,7 @@ class QuantizedInfo:
             "params": self.params,
             "total_bits": self.total_bits,
             "state_dict_bytes": self.state_dict_bytes,
+            "quantized_fraction": round(self.quantized_fraction, 6),
         }
 
 
@@ -92,6 +97,8 @@ def variant_record(variant: Variant, info: Mapping | None) -> dict:
         "method": variant.method,
         "bits": variant.bits,
         "group_size": variant.group_size,
+        "quant_ratio": variant.quant_ratio,
+        "granularity": variant.granularity if variant.quant_ratio < 1 else None,
         "params": None,
         "total_bits": None,
         "effective_bits": None,

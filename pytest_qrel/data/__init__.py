@@ -32,7 +32,16 @@ def load_jsonl(path: str | Path) -> list[dict]:
 
 def heldout_texts(path: str | Path | None = None) -> list[str]:
     """Plain held-out text for perplexity and KL (paper 000 eq. 7): the zoo's by default."""
-    path = path or data_dir() / "zoo_heldout.jsonl"
+    return _texts(path or data_dir() / "zoo_heldout.jsonl")
+
+
+def calibration_texts(path: str | Path | None = None) -> list[str]:
+    """Calibration documents for data-driven quantizers and mixed-precision search; drawn
+    like the zoo's training text and disjoint from the held-out text."""
+    return _texts(path or data_dir() / "zoo_calibration.jsonl")
+
+
+def _texts(path: str | Path) -> list[str]:
     rows = load_jsonl(path)
     bad = [i for i, r in enumerate(rows, 1) if not isinstance(r.get("text"), str) or not r["text"].strip()]
     if bad:

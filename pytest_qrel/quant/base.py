@@ -106,6 +106,8 @@ class Backend(ABC):
             params=base.params,
             total_bits=total_model_bits(elements),
             state_dict_bytes=storage_bytes(model, include_bias=True),
+            quantized_fraction=n_quant_weights
+            / sum(base.model.get_submodule(n).weight.numel() for n in base.linear_layer_names),
         )
 
     # -- cache serialization: the quantized layers' state dicts, in safetensors ------------

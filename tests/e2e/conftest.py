@@ -1,6 +1,11 @@
+import sys
+from pathlib import Path
+
 import pytest
 
 from pytest_qrel.session import QrelConfig, QrelSession
+
+sys.path.insert(0, str(Path(__file__).parent))  # helpers.py
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +23,11 @@ def zoo_session(tmp_path_factory):
         "qrel_no_cache": True,  # these tests are about the quantizers: always quantize afresh
     }
     return QrelSession(QrelConfig.from_values(values, tmp_path_factory.getbasetemp()), active=True, is_worker=False)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A random tiny Llama: for tests about mechanics, not signal."""
+    from helpers import make_llama
+
+    return make_llama(tmp_path_factory.mktemp("models") / "tiny")

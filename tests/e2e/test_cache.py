@@ -7,39 +7,19 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from pytest_qrel.cache import QrelCacheWarning
-from pytest_qrel.fixtures import build_zoo
-from pytest_qrel.session import QrelConfig, QrelSession
 
 
-def _make_llama(path: Path, seed: int = 0) -> Path:
-    tok = build_zoo.build_tokenizer(path)
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return _make_llama(tmp_path_factory.mktemp("models") / "tiny")
+from helpers import make_llama, run_session, session_for
 
 
 def _session(model, cache_dir, methods="rtn,hqq,bnb", bits="4,8", group="64", no_cache=False):
-    values = {
-        "qrel_models": str(model), "qrel_methods": methods, "qrel_bits": bits, "qrel_group_size": group,
-        "qrel_report_dir": str(cache_dir / "report"), "qrel_kl_threshold": "2:9,3:9,4:9,8:9",
-        "qrel_allow_pickle": False, "qrel_cache_dir": str(cache_dir), "qrel_no_cache": no_cache,
-    }
-    return QrelSession(QrelConfig.from_values(values, Path.cwd()), active=True, is_worker=False)
+    return session_for(model, cache_dir, methods=methods, bits=bits, group=group, no_cache=no_cache)
 
 
-def _run(session):
-    return {v.id: (session.kl_to_base(v), session.variant_info[v.id]) for v in session.variants if not v.skip_reason}
+_run = run_session
+_make_llama = make_llama
 
 
 def test_second_run_loads_identical_models(tiny, tmp_path):
@@ -84,7 +64,7 @@ def test_concurrent_processes_quantize_once(tiny, tmp_path):
     code = textwrap.dedent(
         f"""
         import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_cache import _run, _session
+        from helpers import run_session as _run, session_for as _session
         from pathlib import Path
         out = _run(_session(Path({str(tiny)!r}), Path({str(tmp_path)!r}), methods="hqq", bits="3"))
         print("STATE", out["tiny-hqq-3b-g64"][1]["cache"], out["tiny-hqq-3b-g64"][0])
