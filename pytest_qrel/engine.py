@@ -52,7 +52,9 @@ def next_token_logprobs(model: torch.nn.Module, batches: Sequence[TokenBatch]) -
     import torch
 
     device = next(model.parameters()).device
-    with torch.inference_mode():
+    # no_grad, not inference_mode: quanto's packed int2/int4 weights go through an autograd
+    # Function that cannot run on inference tensors
+    with torch.no_grad():
         for batch in batches:
             logits = model(
                 input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)

@@ -280,6 +280,7 @@ class QrelSession:
                 "backend_version": backend.version(),
                 "bits": variant.bits,
                 "group_size": variant.group_size,
+                **self._calibration_key(backend.needs_calibration or variant.quant_ratio < 1),
                 **self._mixed_key(variant),
             }
         )
@@ -334,11 +335,12 @@ class QrelSession:
     def _quantize(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
         """Quantize ``variant``; a mixed-precision one first searches which layers go low."""
         backend = get_backend(variant.method)
+        calibration = self.calibration_texts() if backend.needs_calibration else None
         if variant.quant_ratio >= 1:
-            return backend.quantize(base, variant.bits, variant.group_size)
+            return backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
         from .quant.mixed import select_layers
 
-        full, _ = backend.quantize(base, variant.bits, variant.group_size)
+        full, _ = backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
         batches = self.calibration_batches(variant)
         layers = select_layers(
             base.model,
@@ -352,7 +354,7 @@ class QrelSession:
             loss=lambda model: self._mean_nll(model, batches),
         )
         del full
-        return backend.quantize(base, variant.bits, variant.group_size, layers=layers)
+        return backend.quantize(base, variant.bits, variant.group_size, layers=layers, calibration=calibration)
 
     def _mixed_key(self, variant: Variant) -> dict:
         if variant.quant_ratio >= 1:
@@ -363,9 +365,12 @@ class QrelSession:
             "selection": self.config.selection,
             "trials": self.config.trials,
             "seed": self.config.seed,
-            "calibration": self._calibration_digest(),
-            "calibration_samples": self.config.calibration_samples,
         }
+
+    def _calibration_key(self, used: bool) -> dict:
+        if not used:
+            return {}
+        return {"calibration": self._calibration_digest(), "calibration_samples": self.config.calibration_samples}
 
     def calibration_texts(self) -> list[str]:
         from .data import calibration_texts
@@ -430,7 +435,12 @@ class QrelSession:
             pytest.fail(f"{variant.id}: {metric} = {value:.6g}, expected {op} {threshold:g}", pytrace=False)
 
     def variant_records(self) -> list[dict]:
-        return [variant_record(v, self.variant_info.get(v.id)) for v in self.variants]
+        records = []
+        for v in self.variants:
+            backend = get_backend(v.method)
+            info = {"weight_format": backend.weight_format, "activation_bits": backend.activation_bits}
+            records.append(variant_record(v, {**info, **self.variant_info.get(v.id, {})}))
+        return records
 
     def to_workeroutput(self) -> dict:
         return {"results": self.results, "variant_info": self.variant_info}

@@ -8,8 +8,10 @@ raises too. Backends import their libraries only when they quantize, so the regi
 from __future__ import annotations
 
 from .base import Backend, QuantizationError
-from .bnb import BitsAndBytesBackend
+from .bnb import BitsAndBytesBackend, BitsAndBytesFP4Backend
+from .gptq import GPTQBackend
 from .hqq import HQQBackend
+from .quanto import QuantoBackend, QuantoFloat8Backend, QuantoFloat8W8A8Backend, QuantoW8A8Backend
 from .rtn import RTNBackend
 
 BACKENDS: dict[str, Backend] = {}
@@ -33,8 +35,17 @@ def supported_bits() -> list[int]:
     return sorted({b for backend in BACKENDS.values() for b in backend.bits})
 
 
-register(RTNBackend())
-register(HQQBackend())
-register(BitsAndBytesBackend())
+for _backend in (
+    RTNBackend,
+    HQQBackend,
+    BitsAndBytesBackend,
+    BitsAndBytesFP4Backend,
+    GPTQBackend,
+    QuantoBackend,
+    QuantoFloat8Backend,
+    QuantoW8A8Backend,
+    QuantoFloat8W8A8Backend,
+):
+    register(_backend())
 
 __all__ = ["BACKENDS", "Backend", "QuantizationError", "get_backend", "register", "supported_bits"]

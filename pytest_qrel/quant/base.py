@@ -35,7 +35,9 @@ class Backend(ABC):
     requires: ClassVar[tuple[str, ...]]
     extra: ClassVar[str]
     needs_calibration: ClassVar[bool] = False
-    fixed_group_size: ClassVar[dict[int, int | None]] = {}
+    fixed_group_size: ClassVar[dict[int, int | None]] = {}  # bits -> the group size it always uses
+    weight_format: ClassVar[str] = "int"  # how weights are stored: int, nf4, fp4, float8
+    activation_bits: ClassVar[int | None] = None  # activations quantized too (W8A8), or None
 
     def missing_packages(self) -> list[str]:
         return [pkg for pkg in self.requires if importlib.util.find_spec(pkg) is None]
@@ -64,15 +66,38 @@ class Backend(ABC):
         except PackageNotFoundError:
             return "unknown"
 
+    def describe(self) -> dict:
+        """What the registry says of this backend: its methods table in the README comes from here."""
+        return {
+            "method": self.name,
+            "bits": list(self.bits),
+            "group_size": {b: self.fixed_group_size[b] for b in self.bits if b in self.fixed_group_size} or "any",
+            "weight_format": self.weight_format,
+            "activation_bits": self.activation_bits,
+            "needs_calibration": self.needs_calibration,
+            "requires": list(self.requires),
+            "extra": self.extra,
+            "available": not self.missing_packages(),
+        }
+
     def quantize(
-        self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str] | None = None
+        self,
+        base: LoadedModel,
+        bits: int,
+        group_size: int | None,
+        layers: list[str] | None = None,
+        calibration: list[str] | None = None,
     ) -> tuple[torch.nn.Module, QuantizedInfo]:
         """Quantize the linear ``layers`` of ``base`` (default: every linear layer outside the
-        output head) and measure what was done; nothing quantized is an error."""
+        output head) and measure what was done; nothing quantized is an error. Backends that
+        need calibration data take it as ``calibration`` texts."""
         reason = self.unsupported_reason(bits)
         if reason:
             raise QuantizationError(reason)
-        model = self._quantize(base, bits, group_size, base.linear_layer_names if layers is None else list(layers))
+        if self.needs_calibration and not calibration:
+            raise QuantizationError(f"{self.name} needs calibration texts, but got none")
+        layers = base.linear_layer_names if layers is None else list(layers)
+        model = self._quantize(base, bits, group_size, layers, calibration)
         return model, self.measure(base, model, bits, group_size)
 
     def measure(self, base: LoadedModel, model: torch.nn.Module, bits: int, group_size: int | None) -> QuantizedInfo:
@@ -142,7 +167,9 @@ class Backend(ABC):
     # -- layer-replacing backends implement these two; others override _quantize and the
     #    cache serialization as a whole --------------------------------------------------------
 
-    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str]) -> torch.nn.Module:
+    def _quantize(
+        self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
+    ) -> torch.nn.Module:
         return replace_layers(
             copy.deepcopy(base.model), layers, lambda linear, _: self._quantize_layer(linear, bits, group_size)
         )

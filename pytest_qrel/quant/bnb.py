@@ -1,4 +1,5 @@
-"""bitsandbytes through transformers' BitsAndBytesConfig: nf4 at 4 bits, LLM.int8 at 8."""
+"""bitsandbytes through transformers' BitsAndBytesConfig: nf4 (``bnb``) or fp4 (``bnb-fp4``)
+at 4 bits, LLM.int8 at 8."""
 
 from __future__ import annotations
 
@@ -33,8 +34,11 @@ class BitsAndBytesBackend(Backend):
     # nf4 quantizes blocks of 64 weights (transformers does not expose the block size);
     # int8 keeps one absmax scale per output row.
     fixed_group_size = {4: 64, 8: None}
+    weight_format = "nf4"
 
-    def _quantize(self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str]) -> torch.nn.Module:
+    def _quantize(
+        self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
+    ) -> torch.nn.Module:
         from transformers import BitsAndBytesConfig
 
         # transformers quantizes every linear layer but those named here
@@ -43,7 +47,7 @@ class BitsAndBytesBackend(Backend):
         if bits == 4:
             config = BitsAndBytesConfig(
                 load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
+                bnb_4bit_quant_type=self.weight_format,
                 bnb_4bit_compute_dtype=base.dtype,
                 llm_int8_skip_modules=keep + self._cpu_unsafe_nf4_layers(base),
             )
@@ -53,7 +57,7 @@ class BitsAndBytesBackend(Backend):
 
     @staticmethod
     def _cpu_unsafe_nf4_layers(base: LoadedModel) -> list[str]:
-        """Layers bitsandbytes 0.50 cannot run in nf4 on a CPU: its CPU dequantization is
+        """Layers bitsandbytes 0.50 cannot run in 4 bits on a CPU: its CPU dequantization is
         wrong when a weight row does not split into whole 64-weight blocks (measured: 0.26
         relative reconstruction error on a 64x96 Gaussian matrix, where nf4 itself gives
         0.09 and the quantized codes are right). They stay at full precision, and the report
@@ -90,3 +94,12 @@ class BitsAndBytesBackend(Backend):
         import bitsandbytes as bnb
 
         return isinstance(module, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt))
+
+
+class BitsAndBytesFP4Backend(BitsAndBytesBackend):
+    """The 4-bit float format of bitsandbytes (``bnb_4bit_quant_type="fp4"``)."""
+
+    name = "bnb-fp4"
+    bits = (4,)
+    fixed_group_size = {4: 64}
+    weight_format = "fp4"

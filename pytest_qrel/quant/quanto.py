@@ -1,0 +1,128 @@
+"""optimum-quanto: int2 / int4 / int8 weights (``quanto``), float8 weights (``quanto-fp8``),
+and the W8A8 formats of paper 001 (its SmoothQuant / FP8 rows): int8 weights with int8
+activations (``quanto-a8``) and float8 weights with float8 activations (``quanto-fp8-a8``).
+
+quanto picks its own weight groups: int2 and int4 use groups of 128 along a row (or the
+largest multiple of 32 that divides a wider row), one scale per row for rows of 128 or
+fewer weights; int8 and float8 keep one scale per row. The bits per weight are measured
+from what each layer stores. Activation scales are calibrated (absmax with momentum) on
+the shipped calibration text, with quanto's ``streamline`` off so that what is stored is
+all that decides which activations are quantized: a model loaded from the cache then
+computes exactly what the freshly quantized one did.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import TYPE_CHECKING, ClassVar
+
+from .base import Backend
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import torch
+
+    from ..models import LoadedModel
+
+
+class QuantoBackend(Backend):
+    name = "quanto"
+    bits = (2, 4, 8)
+    requires = ("optimum.quanto",)
+    extra = "quanto"
+    fixed_group_size = {2: 128, 4: 128, 8: None}
+    # quanto's qtype name for the weights at each bit-width, and for the activations
+    weight_qtypes: ClassVar[dict[int, str]] = {2: "qint2", 4: "qint4", 8: "qint8"}
+    activation_qtype: ClassVar[str | None] = None
+
+    def missing_packages(self) -> list[str]:
+        import importlib.util
+
+        return [] if importlib.util.find_spec("optimum") and importlib.util.find_spec("optimum.quanto") else ["optimum-quanto"]
+
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return f"optimum-quanto={version('optimum-quanto')}"
+
+    def _quantize(
+        self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
+    ) -> torch.nn.Module:
+        from optimum.quanto import Calibration, freeze, quantize
+
+        model = copy.deepcopy(base.model)
+        quantize(model, weights=self.weight_qtypes[bits], activations=self.activation_qtype, include=list(layers))
+        if self.activation_qtype is not None:
+            import torch
+
+            from ..engine import encode
+
+            # no_grad, not inference_mode: the activation scales set here live on in the model
+            with torch.no_grad(), Calibration(momentum=0.9, streamline=False):
+                for batch in encode(base.tokenizer, list(calibration or [])):
+                    model(input_ids=batch.input_ids.to(base.device), attention_mask=batch.attention_mask.to(base.device))
+        freeze(model)
+        return model.eval()
+
+    def save_quantized(self, model: torch.nn.Module, layers: list[str], directory: Path) -> None:
+        from optimum.quanto import quantization_map
+        from safetensors.torch import save_file
+
+        qmap = quantization_map(model)
+        tensors = {
+            f"{name}.{key}": value.detach().cpu().contiguous()
+            for name in qmap
+            for key, value in model.get_submodule(name).state_dict().items()
+        }
+        save_file(tensors, str(directory / "layers.safetensors"))
+        (directory / "quantization_map.json").write_text(json.dumps(qmap, indent=1, sort_keys=True))
+
+    def load_quantized(
+        self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], directory: Path
+    ) -> torch.nn.Module:
+        from optimum.quanto import requantize
+        from safetensors.torch import load_file
+
+        model = copy.deepcopy(base.model)
+        state = model.state_dict()
+        state.update(load_file(str(directory / "layers.safetensors"), device=str(base.device)))
+        qmap = json.loads((directory / "quantization_map.json").read_text())
+        requantize(model, state, qmap, device=base.device)
+        model.tie_weights()
+        return model.eval()
+
+    def _is_quantized(self, module: torch.nn.Module) -> bool:
+        from optimum.quanto.nn import QModuleMixin
+
+        return isinstance(module, QModuleMixin)
+
+
+class QuantoFloat8Backend(QuantoBackend):
+    name = "quanto-fp8"
+    bits = (8,)
+    fixed_group_size = {8: None}
+    weight_format = "float8"
+    weight_qtypes = {8: "qfloat8_e4m3fn"}
+
+
+class QuantoW8A8Backend(QuantoBackend):
+    """int8 weights and int8 activations (static per-tensor scales)."""
+
+    name = "quanto-a8"
+    bits = (8,)
+    fixed_group_size = {8: None}
+    weight_qtypes = {8: "qint8"}
+    activation_qtype = "qint8"
+    activation_bits = 8
+    needs_calibration = True
+
+
+class QuantoFloat8W8A8Backend(QuantoW8A8Backend):
+    """float8 (e4m3) weights and float8 activations."""
+
+    name = "quanto-fp8-a8"
+    weight_format = "float8"
+    weight_qtypes = {8: "qfloat8_e4m3fn"}
+    activation_qtype = "qfloat8_e4m3fn"
