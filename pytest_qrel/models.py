@@ -7,11 +7,12 @@ only safetensors weights are read unless the user passes ``--qrel-allow-pickle``
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .variants import id_safe
 
 if TYPE_CHECKING:
     import torch
@@ -39,12 +40,8 @@ def resolve_model(spec: str) -> tuple[str, str]:
     path = Path(spec).expanduser()
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         name = path.resolve().name or spec
-        return _id_safe(name), str(path.resolve())
-    return _id_safe(spec.rsplit("/", 1)[-1]), spec  # a hub id: org/name or name
-
-
-def _id_safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        return id_safe(name), str(path.resolve())
+    return id_safe(spec.rsplit("/", 1)[-1]), spec  # a hub id: org/name or name
 
 
 @dataclass
@@ -69,6 +66,33 @@ class LoadedModel:
 
         head = self.model.get_output_embeddings()
         return [n for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head]
+
+
+def declared_base(path: Path) -> str | None:
+    """The base model a quantized checkpoint names: a ``base_model`` field in its
+    config.json, or in the YAML front matter of its README.md (the Hugging Face model-card
+    field); a relative path is taken relative to the checkpoint."""
+    value = None
+    try:
+        value = json.loads((path / "config.json").read_text()).get("base_model")
+    except (OSError, json.JSONDecodeError):
+        pass
+    readme = path / "README.md"
+    if not value and readme.is_file():
+        lines = readme.read_text(errors="replace").splitlines()
+        if lines and lines[0].strip() == "---":
+            for line in lines[1:]:
+                if line.strip() == "---":
+                    break
+                key, _, rest = line.partition(":")
+                if key.strip() == "base_model" and rest.strip():
+                    value = rest.strip().strip("'\"")
+    if not value or not isinstance(value, str):
+        return None
+    if value in ZOO_MODELS:
+        return value
+    relative = path / value
+    return str(relative.resolve()) if relative.exists() else value
 
 
 def check_checkpoint(source: str, allow_pickle: bool) -> None:

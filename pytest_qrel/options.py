@@ -33,6 +33,7 @@ CALIBRATION_SAMPLES = "--qrel-calibration-samples"
 SEED = "--qrel-seed"
 CACHE_DIR = "--qrel-cache-dir"
 NO_CACHE = "--qrel-no-cache"
+BASE = "--qrel-base"
 
 DEFAULT_METHODS = "hqq,bnb"
 DEFAULT_BITS = "2,3,4,8"
@@ -65,6 +66,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option(MODELS, "comma-separated models: zoo names, local HF model directories or hub ids "
            "(default: every model of the shipped zoo)", None),
+    Option(BASE, "the full-precision model that pre-quantized checkpoints in --qrel-models are "
+           "compared with (default: each checkpoint's own base_model field)", None),
     Option(METHODS, f"comma-separated quantization methods (default: {DEFAULT_METHODS})", DEFAULT_METHODS),
     Option(BITS, f"comma-separated weight bit-widths (default: {DEFAULT_BITS})", DEFAULT_BITS),
     Option(GROUP_SIZE, f"quantization group size for group-wise methods (default: {DEFAULT_GROUP_SIZE})",

@@ -28,7 +28,7 @@ WORKEROUTPUT_KEY = "qrel"
 
 @dataclass(frozen=True)
 class QrelConfig:
-    models: tuple[tuple[str, str], ...]  # (name, source)
+    models: tuple[tuple[str, str], ...]  # (name, source) of full-precision models
     methods: tuple[str, ...]
     bits: tuple[int, ...]
     group_size: int | None
@@ -42,11 +42,15 @@ class QrelConfig:
     trials: int = 20
     calibration_samples: int = 128
     seed: int = 0
+    # pre-quantized checkpoints: (base name, base source, checkpoint dir, method, bits, group size)
+    checkpoints: tuple[tuple[str, str, str, str, int, int | None], ...] = ()
 
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
         models = _split(values["qrel_models"]) or list(ZOO_MODELS)
-        resolved = tuple(resolve_model(m) for m in models)
+        resolved, checkpoints = _split_prequantized(
+            [resolve_model(m) for m in models], values.get("qrel_base")
+        )
         names = [name for name, _ in resolved]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -75,7 +79,7 @@ class QrelConfig:
                 f"{options.GROUP_SIZE}: expected a power of two >= 8 (or 'none' for per-row), but got {group_size}"
             )
         kl_threshold = _bit_map(options.KL_THRESHOLD, values["qrel_kl_threshold"])
-        missing = [b for b in bits if b not in kl_threshold]
+        missing = [b for b in bits + tuple(c[4] for c in checkpoints) if b not in kl_threshold]
         if missing:
             raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
         quant_ratios = tuple(_floats(options.QUANT_RATIO, values.get("qrel_quant_ratio") or "1"))
@@ -127,7 +131,37 @@ class QrelConfig:
             trials=trials,
             calibration_samples=samples,
             seed=seed,
+            checkpoints=tuple(checkpoints),
         )
+
+
+def _split_prequantized(
+    resolved: list[tuple[str, str]], base_option: str | None
+) -> tuple[tuple[tuple[str, str], ...], list[tuple[str, str, str, str, int, int | None]]]:
+    """Separate pre-quantized checkpoints (loaded as they are, compared with their base) from
+    the full-precision models that get the method x bits matrix."""
+    from .models import declared_base
+    from .quant import identify_checkpoint, is_prequantized
+
+    models, checkpoints = [], []
+    for name, source in resolved:
+        path = Path(source)
+        if not (path.is_dir() and is_prequantized(path)):
+            models.append((name, source))
+            continue
+        try:
+            method, bits, group = identify_checkpoint(path)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{options.MODELS}: {exc}") from None
+        base = (base_option or "").strip() or declared_base(path)
+        if not base:
+            raise pytest.UsageError(
+                f"{options.MODELS}: {source} is a pre-quantized checkpoint ({method}, {bits} bits); name the "
+                f"full-precision model it is compared with by {options.BASE} or a base_model field in its config.json"
+            )
+        base_name, base_source = resolve_model(base)
+        checkpoints.append((base_name, base_source, source, method, bits, group))
+    return tuple(models), checkpoints
 
 
 def _split(value: str | None) -> list[str]:
@@ -207,6 +241,18 @@ class QrelSession:
                                 skip_reason=backend.unsupported_reason(bits),
                             )
                         )
+        for base_name, base_source, checkpoint, method, bits, group in self.config.checkpoints:
+            out.append(
+                Variant(
+                    model=base_name,
+                    source=base_source,
+                    method=method,
+                    bits=bits,
+                    group_size=group,
+                    checkpoint=checkpoint,
+                    skip_reason=get_backend(method).unsupported_reason(bits),
+                )
+            )
         return out
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
@@ -237,7 +283,8 @@ class QrelSession:
                 )
             except ModelLoadError as exc:
                 self._base_errors[variant.model] = str(exc)
-                self._fail(variant, str(exc))
+            if variant.model in self._base_errors:  # failed outside the except: one message, no chain
+                self._fail(variant, self._base_errors[variant.model])
         return self._base[variant.model]
 
     def _fail(self, variant: Variant, message: str) -> None:
@@ -252,20 +299,26 @@ class QrelSession:
         self._quantized = None
         gc.collect()
         base = self.base_model(variant)
+        error = None
         try:
             model, info, cache_state = self._quantize_or_load(variant, base)
         except QuantizationError as exc:
-            self._fail(variant, str(exc))
+            error = str(exc)
         except Exception as exc:  # a backend bug: keep the traceback, and the row in the report
             self.variant_info[variant.id] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
             raise
+        if error is not None:
+            self._fail(variant, error)
         self.variant_info[variant.id] = {**info.as_dict(), "cache": cache_state}
         self._quantized = (variant.id, model)
         return model
 
     def _quantize_or_load(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, str]:
-        """Load the variant from the cache, or quantize it and store it there."""
+        """Load the variant from the cache, or quantize it and store it there; a
+        pre-quantized checkpoint is loaded as it is."""
         backend = get_backend(variant.method)
+        if variant.checkpoint:
+            return (*self._load_checkpoint(variant, base), "prequantized")
         if self.config.cache_dir is None:
             return (*self._quantize(variant, base), "off")
         from .cache import QuantCache, cache_key, state_dict_digest
@@ -300,6 +353,31 @@ class QrelSession:
                 {"layers": info.quantized_layers, "variant": variant.id, "source": variant.source},
             )
             return model, info, "miss"
+
+    def _load_checkpoint(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
+        from .models import check_checkpoint
+
+        backend = get_backend(variant.method)
+        path = Path(variant.checkpoint)
+        try:
+            check_checkpoint(str(path), self.config.allow_pickle)
+        except ModelLoadError as exc:
+            raise QuantizationError(str(exc)) from None
+        try:
+            model = backend.load_checkpoint(path, base)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise QuantizationError(
+                f"{options.MODELS}: cannot load {path} as a {variant.method} quantization of {base.source}: {first}"
+            ) from exc
+        keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")
+        ours, theirs = model.config.to_dict(), base.model.config.to_dict()
+        differ = [f"{k} {ours.get(k)} != {theirs.get(k)}" for k in keys if ours.get(k) != theirs.get(k)]
+        if differ:
+            raise QuantizationError(
+                f"{options.MODELS}: {path} is not a quantization of {base.source} ({', '.join(differ)})"
+            )
+        return model, backend.measure(base, model, variant.bits, variant.group_size)
 
     def heldout_batches(self, variant: Variant) -> list:
         from .data import heldout_texts

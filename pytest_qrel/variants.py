@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Mapping
 
 
@@ -53,13 +55,15 @@ class Variant:
     group_size: int | None
     quant_ratio: float = 1.0  # share of linear weights quantized (paper 004's Q_r)
     granularity: str = "matmul"  # what mixed precision allocates: "layer" or "matmul"
+    checkpoint: str | None = None  # a pre-quantized checkpoint's directory: loaded, not quantized
     skip_reason: str | None = field(default=None, compare=False)
 
     @property
     def id(self) -> str:
         group = f"-g{self.group_size}" if self.group_size else ""
         mixed = f"-q{self.quant_ratio:g}{self.granularity[0]}" if self.quant_ratio < 1 else ""
-        return f"{self.model}-{self.method}-{self.bits}b{group}{mixed}"
+        ckpt = f"-ckpt-{id_safe(Path(self.checkpoint).name)}" if self.checkpoint else ""
+        return f"{self.model}-{self.method}-{self.bits}b{group}{mixed}{ckpt}"
 
 
 @dataclass
@@ -99,6 +103,7 @@ def variant_record(variant: Variant, info: Mapping | None) -> dict:
         "group_size": variant.group_size,
         "quant_ratio": variant.quant_ratio,
         "granularity": variant.granularity if variant.quant_ratio < 1 else None,
+        "checkpoint": variant.checkpoint,
         "params": None,
         "total_bits": None,
         "effective_bits": None,
@@ -107,3 +112,8 @@ def variant_record(variant: Variant, info: Mapping | None) -> dict:
     if info:
         rec.update(info)
     return rec
+
+
+def id_safe(name: str) -> str:
+    """``name`` with every run of characters a test id should not hold replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

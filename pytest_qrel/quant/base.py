@@ -164,6 +164,17 @@ class Backend(ABC):
 
         return replace_layers(copy.deepcopy(base.model), layers, rebuild)
 
+    # -- pre-quantized checkpoints --------------------------------------------------------
+
+    def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
+        """(bits, group size) if ``path`` is a checkpoint this backend made (its config's
+        ``quantization_config``, or a file of the backend's own format), else None."""
+        return None
+
+    def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
+        """The pre-quantized model stored at ``path``, computing like ``base``."""
+        raise QuantizationError(f"{self.name} does not load pre-quantized checkpoints")
+
     # -- layer-replacing backends implement these two; others override _quantize and the
     #    cache serialization as a whole --------------------------------------------------------
 

@@ -75,6 +75,21 @@ class BitsAndBytesBackend(Backend):
         # the saved config carries its quantization_config: transformers restores the layers
         return self._load(str(directory), base)
 
+    def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
+        qc = quantization_config or {}
+        if qc.get("quant_method") != "bitsandbytes":
+            return None
+        if qc.get("load_in_8bit"):
+            bits = 8
+        elif qc.get("load_in_4bit") and qc.get("bnb_4bit_quant_type", "fp4") == self.weight_format:
+            bits = 4
+        else:
+            return None
+        return (bits, self.fixed_group_size[bits]) if bits in self.bits else None
+
+    def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
+        return self._load(str(path), base)
+
     @staticmethod
     def _load(path: str, base: LoadedModel, **kwargs) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM

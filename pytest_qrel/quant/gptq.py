@@ -124,6 +124,16 @@ class GPTQBackend(Backend):
                     tensor.copy_(stored[name])
         return model.eval()
 
+    def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
+        qc = quantization_config or {}
+        if qc.get("quant_method") != "gptq":
+            return None
+        group = qc.get("group_size", 128)
+        return int(qc["bits"]), (None if group in (-1, None) else int(group))
+
+    def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
+        return self._load(str(path), base)
+
     def _is_quantized(self, module: torch.nn.Module) -> bool:
         from gptqmodel.nn_modules.qlinear import BaseQuantLinear
 

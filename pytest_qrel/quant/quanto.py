@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from ..models import LoadedModel
 
 
+QUANTO_QMAP = "quanto_qmap.json"  # what QuantizedModelForCausalLM.save_pretrained writes
+
+
 class QuantoBackend(Backend):
     name = "quanto"
     bits = (2, 4, 8)
@@ -82,21 +85,54 @@ class QuantoBackend(Backend):
     def load_quantized(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], directory: Path
     ) -> torch.nn.Module:
-        from optimum.quanto import requantize
         from safetensors.torch import load_file
 
-        model = copy.deepcopy(base.model)
-        state = model.state_dict()
-        state.update(load_file(str(directory / "layers.safetensors"), device=str(base.device)))
-        qmap = json.loads((directory / "quantization_map.json").read_text())
-        requantize(model, state, qmap, device=base.device)
-        model.tie_weights()
-        return model.eval()
+        tensors = load_file(str(directory / "layers.safetensors"), device=str(base.device))
+        return _requantize(base, tensors, json.loads((directory / "quantization_map.json").read_text()))
+
+    def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
+        """optimum-quanto's own format (``QuantizedModelForCausalLM.save_pretrained``):
+        the model's safetensors and a ``quanto_qmap.json`` naming each layer's qtypes."""
+        qmap_file = path / QUANTO_QMAP
+        if not qmap_file.is_file():
+            return None
+        try:
+            qtypes = {(q.get("weights"), q.get("activations", "none")) for q in json.loads(qmap_file.read_text()).values()}
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        for bits, weights in self.weight_qtypes.items():
+            if qtypes == {(weights, self.activation_qtype or "none")}:
+                return bits, self.fixed_group_size[bits]
+        return None
+
+    def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
+        import glob
+
+        from safetensors.torch import load_file
+
+        tensors = {}
+        for shard in sorted(glob.glob(str(path / "*.safetensors"))):
+            tensors.update(load_file(shard, device=str(base.device)))
+        return _requantize(base, tensors, json.loads((path / QUANTO_QMAP).read_text()))
 
     def _is_quantized(self, module: torch.nn.Module) -> bool:
         from optimum.quanto.nn import QModuleMixin
 
         return isinstance(module, QModuleMixin)
+
+
+def _requantize(base: LoadedModel, tensors: dict, qmap: dict) -> torch.nn.Module:
+    """A copy of the base whose layers named in ``qmap`` are rebuilt from stored quantized
+    ``tensors``; the base's own tensors of those layers are left out, so that a float
+    weight can never stand in for a quantized one."""
+    from optimum.quanto import requantize
+
+    model = copy.deepcopy(base.model)
+    state = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[0] not in qmap}
+    state.update(tensors)
+    requantize(model, state, qmap, device=base.device)
+    model.tie_weights()
+    return model.eval()
 
 
 class QuantoFloat8Backend(QuantoBackend):

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-FAST = ["--qrel-models=zoo-xs", "--qrel-methods=hqq,bnb", "--qrel-bits=3,8", "-p", "no:randomly"]
+FAST = ["--qrel-models=zoo-xs", "--qrel-methods=hqq,bnb", "--qrel-bits=3,8", "--qrel-cache-dir=cache", "-p", "no:randomly"]
 
 
 def _results(pytester):
