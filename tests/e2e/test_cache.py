@@ -14,8 +14,11 @@ from pytest_qrel.cache import QrelCacheWarning
 from helpers import make_llama, run_session, session_for
 
 
-def _session(model, cache_dir, methods="rtn,hqq,bnb", bits="4,8", group="64", no_cache=False):
-    return session_for(model, cache_dir, methods=methods, bits=bits, group=group, no_cache=no_cache)
+ALL_METHODS = "rtn,hqq,bnb,bnb-fp4,gptq,quanto,quanto-fp8,quanto-a8,quanto-fp8-a8"
+
+
+def _session(model, cache_dir, methods=ALL_METHODS, bits="4,8", group="64", no_cache=False, **opts):
+    return session_for(model, cache_dir, methods=methods, bits=bits, group_size=group, no_cache=no_cache, **opts)
 
 
 _run = run_session
@@ -25,6 +28,7 @@ _make_llama = make_llama
 def test_second_run_loads_identical_models(tiny, tmp_path):
     first = _run(_session(tiny, tmp_path))
     second = _run(_session(tiny, tmp_path))
+    assert len(first) == 14  # every backend's 4- and 8-bit variants it supports
     assert {i["cache"] for _, i in first.values()} == {"miss"}
     assert {i["cache"] for _, i in second.values()} == {"hit"}
     for vid, (kl, info) in first.items():
@@ -43,15 +47,24 @@ def test_changed_key_quantizes_again(tiny, tmp_path):
     assert _run(_session(other, tmp_path, methods="hqq", bits="4"))["tiny-hqq-4b-g64"][1]["cache"] == "miss"
 
 
-@pytest.mark.parametrize("method", ["hqq", "bnb"])
+def test_calibration_is_part_of_the_key_of_methods_that_use_it(tiny, tmp_path):
+    first = _run(_session(tiny, tmp_path, methods="gptq,hqq", bits="4", calibration_samples="32"))
+    again = _run(_session(tiny, tmp_path, methods="gptq,hqq", bits="4", calibration_samples="16"))
+    assert first["tiny-gptq-4b-g64"][1]["cache"] == "miss" and again["tiny-gptq-4b-g64"][1]["cache"] == "miss"
+    assert again["tiny-gptq-4b-g64"][0] != first["tiny-gptq-4b-g64"][0]
+    assert again["tiny-hqq-4b-g64"][1]["cache"] == "hit"  # hqq uses no calibration data
+
+
+@pytest.mark.parametrize("method", ["hqq", "bnb", "gptq", "quanto"])
 def test_corrupt_entry_is_rebuilt(tiny, tmp_path, method):
-    kl, _ = _run(_session(tiny, tmp_path, methods=method, bits="4"))[f"tiny-{method}-4b-g64"]
+    vid = f"tiny-{method}-4b-g{128 if method == 'quanto' else 64}"
+    kl, _ = _run(_session(tiny, tmp_path, methods=method, bits="4"))[vid]
     (payload,) = [p for p in tmp_path.rglob("*.safetensors")]
     payload.write_bytes(payload.read_bytes()[: payload.stat().st_size // 2])  # truncated
     with pytest.warns(QrelCacheWarning, match="checksum mismatch"):
-        kl2, info = _run(_session(tiny, tmp_path, methods=method, bits="4"))[f"tiny-{method}-4b-g64"]
+        kl2, info = _run(_session(tiny, tmp_path, methods=method, bits="4"))[vid]
     assert info["cache"] == "miss" and kl2 == kl
-    assert _run(_session(tiny, tmp_path, methods=method, bits="4"))[f"tiny-{method}-4b-g64"][1]["cache"] == "hit"
+    assert _run(_session(tiny, tmp_path, methods=method, bits="4"))[vid][1]["cache"] == "hit"
 
 
 def test_no_cache_writes_nothing(tiny, tmp_path):
