@@ -1,10 +1,13 @@
 import pytest
 
-from pytest_qrel.quant import BACKENDS, get_backend, register, supported_bits
+import json
+
+from pytest_qrel.quant import BACKENDS, get_backend, identify_checkpoint, is_prequantized, register, supported_bits
 
 
 def test_lookup_miss_lists_valid_names():
-    with pytest.raises(ValueError, match=r"Expected a quantization method in \['bnb', 'hqq', 'rtn'\], but got 'awq'"):
+    with pytest.raises(ValueError, match=r"Expected a quantization method in \['bnb', 'bnb-fp4', 'gptq', 'hqq', 'quanto', 'quanto-a8', "
+                       r"'quanto-fp8', 'quanto-fp8-a8', 'rtn'\], but got 'awq'"):
         get_backend("awq")
 
 
@@ -32,3 +35,60 @@ def test_backends_group_sizes():
     assert get_backend("bnb").group_size_for(4, 128) == 64  # nf4 blocks are fixed
     assert get_backend("bnb").group_size_for(8, 128) is None  # int8: per row
     assert get_backend("hqq").group_size_for(4, 128) == 128
+
+
+@pytest.mark.parametrize("method, extra", [("gptq", "gptq"), ("quanto-a8", "quanto"), ("bnb-fp4", "bnb")])
+def test_missing_library_skips_with_its_extra(monkeypatch, method, extra):
+    # the library cannot be imported: the backend is skipped with the extra to install
+    import importlib.util
+
+    real = importlib.util.find_spec
+    blocked = {"gptqmodel", "optimum", "optimum.quanto", "bitsandbytes"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in blocked else real(name, *a))
+    reason = get_backend(method).unsupported_reason(get_backend(method).bits[0])
+    assert reason is not None and reason.endswith(f"install pytest-qrel[{extra}]"), reason
+    assert get_backend("rtn").unsupported_reason(4) is None  # the others are unaffected
+
+
+def test_registry_describes_each_backend():
+    rows = {name: b.describe() for name, b in BACKENDS.items()}
+    assert rows["gptq"]["needs_calibration"] and not rows["hqq"]["needs_calibration"]
+    assert rows["quanto-a8"]["activation_bits"] == 8 and rows["quanto"]["activation_bits"] is None
+    assert rows["quanto-fp8"]["weight_format"] == "float8" and rows["bnb-fp4"]["weight_format"] == "fp4"
+    assert rows["bnb"]["group_size"] == {4: 64, 8: None} and rows["hqq"]["group_size"] == "any"
+    assert rows["quanto"]["bits"] == [2, 4, 8] and rows["gptq"]["bits"] == [2, 3, 4, 8]
+
+
+def _ckpt(tmp_path, qc, files=()):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", **({"quantization_config": qc} if qc else {})}))
+    for name, text in files:
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "qc, files, expected",
+    [
+        ({"quant_method": "gptq", "bits": 3, "group_size": 128}, (), ("gptq", 3, 128)),
+        ({"quant_method": "gptq", "bits": 4, "group_size": -1}, (), ("gptq", 4, None)),
+        ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, (), ("bnb", 4, 64)),
+        ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "fp4"}, (), ("bnb-fp4", 4, 64)),
+        ({"quant_method": "bitsandbytes", "load_in_8bit": True}, (), ("bnb", 8, None)),
+        (None, [("quanto_qmap.json", json.dumps({"a": {"weights": "qint4", "activations": "none"}}))], ("quanto", 4, 128)),
+        (None, [("quanto_qmap.json", json.dumps({"a": {"weights": "qint8", "activations": "qint8"}}))], ("quanto-a8", 8, None)),
+        (None, [("quanto_qmap.json", json.dumps({"a": {"weights": "qfloat8_e4m3fn", "activations": "none"}}))],
+         ("quanto-fp8", 8, None)),
+    ],
+)
+def test_checkpoint_method_and_bits_read_from_config(tmp_path, qc, files, expected):
+    path = _ckpt(tmp_path, qc, files)
+    assert is_prequantized(path)
+    assert identify_checkpoint(path) == expected
+
+
+def test_unknown_checkpoint_format_is_named(tmp_path):
+    assert not is_prequantized(_ckpt(tmp_path / "plain", None))
+    path = _ckpt(tmp_path / "awq", {"quant_method": "awq", "bits": 4})
+    with pytest.raises(ValueError, match="quant_method 'awq', which pytest-qrel does not load"):
+        identify_checkpoint(path)
