@@ -51,7 +51,8 @@ def measured(session):
 def _reconstruction_error(session, variant) -> float:
     """||W_hat - W|| / ||W|| over every quantized layer, W_hat read back from the layer
     itself: its output on the identity matrix (minus its output on zeros, the bias) is its
-    dequantized weight, whatever its storage format."""
+    dequantized weight, whatever its storage format (layers that quantize their inputs
+    too are read from their stored weights)."""
     base = session.base_model(variant).model
     model = session.quantized_model(variant)
     err = ref = 0.0
@@ -60,8 +61,12 @@ def _reconstruction_error(session, variant) -> float:
             if not get_backend(variant.method)._is_quantized(module):
                 continue
             w = base.get_submodule(name).weight.float()
-            eye = torch.eye(w.shape[1], dtype=torch.float32)
-            w_hat = (module(eye) - module(torch.zeros_like(eye))).T.float()
+            if get_backend(variant.method).activation_bits:
+                # the probe's inputs would be quantized too: read quanto's stored weights
+                w_hat = module.qweight.dequantize().float()
+            else:
+                eye = torch.eye(w.shape[1], dtype=torch.float32)
+                w_hat = (module(eye) - module(torch.zeros_like(eye))).T.float()
             err += float((w_hat - w).pow(2).sum())
             ref += float(w.pow(2).sum())
     return (err / ref) ** 0.5
