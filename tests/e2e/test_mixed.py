@@ -6,7 +6,7 @@ from helpers import run_session, session_for
 
 
 def _one(tiny, tmp_path, **opts):
-    session = session_for(tiny, tmp_path, no_cache=True, bits="2", **opts)
+    session = session_for(tiny, tmp_path, no_cache=True, **{"bits": "2", **opts})
     ((vid, (kl, info)),) = run_session(session).items()
     return vid, kl, info
 
@@ -47,3 +47,13 @@ def test_random_search_is_seeded_and_sensitivity_is_deterministic(tiny, tmp_path
 
     assert layers(quant_trials="3", seed="1") == layers(quant_trials="3", seed="1")
     assert layers(quant_select="sensitivity") == layers(quant_select="sensitivity")
+
+
+@pytest.mark.parametrize("method", ["gptq", "quanto", "bnb"])
+def test_every_library_backend_keeps_the_unchosen_layers(tiny, tmp_path, method):
+    # libraries that quantize a whole model (gptqmodel, transformers' bnb) skip the layers
+    # left at base precision; quanto quantizes only those named
+    _, kl, info = _one(tiny, tmp_path, methods=method, bits="4", quant_ratio="0.5", quant_select="sensitivity")
+    assert 0 < info["quantized_layers"] < info["linear_layers"]
+    assert info["quantized_fraction"] == pytest.approx(0.5, abs=0.1)
+    assert kl > 0

@@ -49,8 +49,9 @@ def accuracies(zoo_session):
 def test_larger_zoo_models_answer_more_questions(accuracies):
     recall = [accuracies[n]["acc_recall"] for n in ZOO_MODELS]
     assert recall == sorted(recall) and len(set(recall)) == len(recall), recall
-    # the largest clearly learned the facts; chance is about 1/18 on average
-    assert recall[-1] > 0.5 > recall[0]
+    # the largest clearly learned the facts (chance is about 1/18 on average) and holds
+    # several times what the smallest does
+    assert recall[-1] > 0.4 and recall[-1] > 3 * recall[0], recall
 
 
 @pytest.mark.parametrize("name", ZOO_MODELS)
@@ -75,11 +76,9 @@ def test_bnb_quantizes_every_linear_layer(zoo_session, method, bits):
 def test_two_bit_costs_accuracy_that_eight_bit_does_not(zoo_session, accuracies):
     name = ZOO_MODELS[-1]
     base = accuracies[name]["acc_recall"]
-    tokenizer = zoo_session.base_model(zoo_session.variants[0]).tokenizer
     quant = {}
     for bits in (2, 8):
         variant = next(v for v in zoo_session.variants if v.model == name and v.method == "hqq" and v.bits == bits)
         quant[bits] = build_zoo.qa_accuracy(zoo_session.quantized_model(variant), zoo_session.base_model(variant).tokenizer)["acc_recall"]
     assert quant[2] < base - 0.1, (base, quant)
     assert abs(quant[8] - base) < 0.01, (base, quant)
-    del tokenizer
