@@ -10,6 +10,8 @@ from pytest_qrel.session import QrelConfig, QrelSession
 
 MODEL = "zoo-s"
 LADDERS = {
+    "rtn": (2, 3, 4, 8),
+    "hqq": (2, 3, 4, 8),
     "gptq": (2, 3, 4, 8),
     "quanto": (2, 4, 8),
     "bnb": (4, 8),
@@ -93,7 +95,7 @@ def test_weights_really_change_in_every_linear_layer(measured, method):
         assert bits < info["effective_bits"] < 16
 
 
-@pytest.mark.parametrize("method", ["gptq", "quanto", "bnb"])
+@pytest.mark.parametrize("method", ["rtn", "hqq", "gptq", "quanto", "bnb"])
 def test_error_and_kl_strictly_ordered_by_bits(measured, method):
     ladder = LADDERS[method]
     errors = [measured[(method, b)][2] for b in ladder]
