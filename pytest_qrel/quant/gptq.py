@@ -122,6 +122,14 @@ class GPTQBackend(Backend):
             for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
                 if name in stored and stored[name].is_floating_point() and stored[name].shape == tensor.shape:
                     tensor.copy_(stored[name])
+        from gptqmodel.nn_modules.qlinear import BaseQuantLinear
+
+        for module in model.modules():
+            # gptqmodel wraps each layer's dequantization in torch.compile (inductor): on a
+            # CPU that compiles C++ on first use (seconds per layer, and a compiler must be
+            # installed). Run the eager method it wraps: same arithmetic, no compiler.
+            if isinstance(module, BaseQuantLinear) and "dequantize_weight" in vars(module):
+                del module.dequantize_weight
         return model.eval()
 
     def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
