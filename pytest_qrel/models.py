@@ -74,7 +74,8 @@ def declared_base(path: Path) -> str | None:
     field); a relative path is taken relative to the checkpoint."""
     value = None
     try:
-        value = json.loads((path / "config.json").read_text()).get("base_model")
+        config = json.loads((path / "config.json").read_text())
+        value = config.get("base_model") if isinstance(config, dict) else None
     except (OSError, json.JSONDecodeError):
         pass
     readme = path / "README.md"

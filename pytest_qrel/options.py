@@ -85,7 +85,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(QUANT_TRIALS, "random-search trials per mixed-precision variant (default: 20)", "20"),
     Option(CALIBRATION_SAMPLES, "calibration documents for data-driven quantizers and the "
            "mixed-precision search (default: 128)", "128"),
-    Option(SEED, "seed of every random choice (default: 0)", "0"),
+    Option(SEED, "seed of the mixed-precision random search (default: 0)", "0"),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",

@@ -101,6 +101,11 @@ class QrelConfig:
                 (options.SEED, "qrel_seed", "0"),
             )
         )
+        if samples > _shipped_calibration_count():
+            raise pytest.UsageError(
+                f"{options.CALIBRATION_SAMPLES}: {samples} asked for, but the shipped calibration set has "
+                f"{_shipped_calibration_count()} documents"
+            )
         if trials < 1 or samples < 1:
             raise pytest.UsageError(
                 f"{options.QUANT_TRIALS} and {options.CALIBRATION_SAMPLES}: expected positive integers, "
@@ -160,8 +165,33 @@ def _split_prequantized(
                 f"full-precision model it is compared with by {options.BASE} or a base_model field in its config.json"
             )
         base_name, base_source = resolve_model(base)
+        if Path(base_source).is_dir() and is_prequantized(Path(base_source)):
+            raise pytest.UsageError(
+                f"{options.BASE}: the base of {source}, {base_source}, is itself quantized; name a full-precision model"
+            )
         checkpoints.append((base_name, base_source, source, method, bits, group))
+    sources: dict[str, str] = {}
+    for name, source in [*models, *((c[0], c[1]) for c in checkpoints)]:
+        if sources.setdefault(name, source) != source:
+            raise pytest.UsageError(
+                f"{options.MODELS}: two models would share the test id {name!r} ({sources[name]} and {source}); "
+                "rename one directory"
+            )
+    ckpt_ids = [(c[0], c[3], c[4], Path(c[2]).name) for c in checkpoints]
+    for i, key in enumerate(ckpt_ids):
+        if key in ckpt_ids[:i]:
+            raise pytest.UsageError(
+                f"{options.MODELS}: two checkpoints of {key[0]} ({key[1]}, {key[2]} bits) are both named {key[3]!r}; "
+                "rename one directory"
+            )
     return tuple(models), checkpoints
+
+
+def _shipped_calibration_count() -> int:
+    from .data import data_dir
+
+    with open(data_dir() / "zoo_calibration.jsonl", encoding="utf-8") as f:
+        return sum(1 for line in f if line.strip())
 
 
 def _split(value: str | None) -> list[str]:
@@ -331,6 +361,7 @@ class QrelSession:
                 "base_weights": self._base_digests[variant.model],
                 "backend": backend.name,
                 "backend_version": backend.version(),
+                "backend_config": backend.config_version,
                 "bits": variant.bits,
                 "group_size": variant.group_size,
                 **self._calibration_key(backend.needs_calibration or variant.quant_ratio < 1),
@@ -363,20 +394,24 @@ class QrelSession:
             check_checkpoint(str(path), self.config.allow_pickle)
         except ModelLoadError as exc:
             raise QuantizationError(str(exc)) from None
-        try:
-            model = backend.load_checkpoint(path, base)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise QuantizationError(
-                f"{options.MODELS}: cannot load {path} as a {variant.method} quantization of {base.source}: {first}"
-            ) from exc
+        import json
+
         keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")
-        ours, theirs = model.config.to_dict(), base.model.config.to_dict()
+        ours, theirs = json.loads((path / "config.json").read_text()), base.model.config.to_dict()
         differ = [f"{k} {ours.get(k)} != {theirs.get(k)}" for k in keys if ours.get(k) != theirs.get(k)]
         if differ:
             raise QuantizationError(
                 f"{options.MODELS}: {path} is not a quantization of {base.source} ({', '.join(differ)})"
             )
+        try:
+            model = backend.load_checkpoint(path, base)
+        except QuantizationError:
+            raise
+        except Exception as exc:  # a damaged or foreign checkpoint: the user's input, not a bug of ours
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise QuantizationError(
+                f"{options.MODELS}: cannot load {path} as a {variant.method} quantization of {base.source}: {first}"
+            ) from exc
         return model, backend.measure(base, model, variant.bits, variant.group_size)
 
     def heldout_batches(self, variant: Variant) -> list:

@@ -43,9 +43,12 @@ def identify_checkpoint(path: Path) -> tuple[str, int, int | None]:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read {path / 'config.json'}: {exc}") from None
-    qc = config.get("quantization_config")
+    qc = config.get("quantization_config") if isinstance(config, dict) else None
     for backend in BACKENDS.values():
-        found = backend.read_checkpoint(path, qc)
+        try:
+            found = backend.read_checkpoint(path, qc if isinstance(qc, dict) else None)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path}: unreadable quantization_config for {backend.name} ({exc})") from None
         if found:
             return (backend.name, *found)
     method = (qc or {}).get("quant_method", "unknown")
@@ -65,7 +68,7 @@ def is_prequantized(path: Path) -> bool:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return bool(config.get("quantization_config")) or (path / QUANTO_QMAP).is_file()
+    return (isinstance(config, dict) and bool(config.get("quantization_config"))) or (path / QUANTO_QMAP).is_file()
 
 
 def supported_bits() -> list[int]:

@@ -38,6 +38,9 @@ class Backend(ABC):
     fixed_group_size: ClassVar[dict[int, int | None]] = {}  # bits -> the group size it always uses
     weight_format: ClassVar[str] = "int"  # how weights are stored: int, nf4, fp4, float8
     activation_bits: ClassVar[int | None] = None  # activations quantized too (W8A8), or None
+    # bump when what this backend does changes without its library's version changing
+    # (its fixed settings, how it calibrates): part of every cache key
+    config_version: ClassVar[int] = 1
 
     def missing_packages(self) -> list[str]:
         return [pkg for pkg in self.requires if importlib.util.find_spec(pkg) is None]

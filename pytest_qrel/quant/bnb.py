@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .base import Backend
+from .base import Backend, QuantizationError
 
 
 class _DropInt8CastNotice(logging.Filter):
@@ -88,7 +88,16 @@ class BitsAndBytesBackend(Backend):
         return (bits, self.fixed_group_size[bits]) if bits in self.bits else None
 
     def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
-        return self._load(str(path), base)
+        model = self._load(str(path), base)
+        import bitsandbytes as bnb
+
+        unsafe = [n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit) and m.in_features % 64]
+        if unsafe and base.device.type == "cpu":
+            raise QuantizationError(
+                f"{path}: bitsandbytes cannot run its 4-bit layers on a CPU when a row does not split into "
+                f"64-weight blocks ({len(unsafe)} layers, first: {unsafe[0]}); evaluate it on a GPU"
+            )
+        return model
 
     @staticmethod
     def _load(path: str, base: LoadedModel, **kwargs) -> torch.nn.Module:

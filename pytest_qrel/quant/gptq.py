@@ -100,9 +100,9 @@ class GPTQBackend(Backend):
         the one that runs every bit-width on every device), computing in the base's dtype.
 
         That kernel refuses to be built in float32, so the model is built in float16 and
-        cast to the base dtype: the stored scales are float16, so nothing of the quantized
-        layers changes, and every other tensor is then set from the checkpoint itself,
-        which stores them at the base's precision."""
+        cast: quantized layers to float32 (their stored scales are float16, so nothing
+        changes), the rest to the base dtype, every other tensor then set from the
+        checkpoint itself, which stores them at the base's precision."""
         import glob
 
         import torch
@@ -114,7 +114,12 @@ class GPTQBackend(Backend):
         model = GPTQModel.load(
             path, device=str(base.device), dtype=torch.float16, backend=BACKEND.GPTQ_TORCH, trust_remote_code=False
         ).model
+        from gptqmodel.nn_modules.qlinear import BaseQuantLinear
+
         model.to(base.dtype)
+        for module in model.modules():
+            if isinstance(module, BaseQuantLinear):
+                module.to(torch.float32)  # the fp16 scales, exactly (bfloat16 would round them)
         stored: dict[str, torch.Tensor] = {}
         for shard in sorted(glob.glob(f"{path}/*.safetensors")):
             stored.update(load_file(shard, device=str(base.device)))
@@ -122,8 +127,6 @@ class GPTQBackend(Backend):
             for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
                 if name in stored and stored[name].is_floating_point() and stored[name].shape == tensor.shape:
                     tensor.copy_(stored[name])
-        from gptqmodel.nn_modules.qlinear import BaseQuantLinear
-
         for module in model.modules():
             # gptqmodel wraps each layer's dequantization in torch.compile (inductor): on a
             # CPU that compiles C++ on first use (seconds per layer, and a compiler must be
@@ -136,6 +139,8 @@ class GPTQBackend(Backend):
         qc = quantization_config or {}
         if qc.get("quant_method") != "gptq":
             return None
+        if "bits" not in qc:
+            raise ValueError(f"{path}: its gptq quantization_config has no 'bits'")
         group = qc.get("group_size", 128)
         return int(qc["bits"]), (None if group in (-1, None) else int(group))
 

@@ -17,7 +17,7 @@ import copy
 import json
 from typing import TYPE_CHECKING, ClassVar
 
-from .base import Backend
+from .base import Backend, QuantizationError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -127,6 +127,17 @@ def _requantize(base: LoadedModel, tensors: dict, qmap: dict) -> torch.nn.Module
     weight can never stand in for a quantized one."""
     from optimum.quanto import requantize
 
+    # quanto loads non-strictly, and a layer it quantizes starts from the base's float
+    # weight: without its stored codes and scales it would silently be quantized afresh
+    def stored(name: str, part: str) -> bool:  # int8/float8 store weight._data, int2/int4 weight._data._data
+        return any(k == f"{name}.weight.{part}" or k.startswith(f"{name}.weight.{part}.") for k in tensors)
+
+    missing = [n for n in qmap if qmap[n].get("weights", "none") != "none"
+               and not (stored(n, "_data") and stored(n, "_scale"))]
+    if missing:
+        raise QuantizationError(
+            f"the stored quanto model lacks the quantized weights of {len(missing)} layers (first: {missing[0]})"
+        )
     model = copy.deepcopy(base.model)
     state = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[0] not in qmap}
     state.update(tensors)

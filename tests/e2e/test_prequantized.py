@@ -57,9 +57,12 @@ def test_method_and_bits_come_from_the_checkpoint(tiny, checkpoints, tmp_path):
         assert info["quantized_layers"] == info["linear_layers"] == 14, vid
         assert 0 < kl < 0.01, vid
     assert measured["tiny-bnb-8b-ckpt-bnb-8"][0] < measured["tiny-bnb-4b-g64-ckpt-bnb-4"][0]
-    # loading what a backend saved gives what the backend computed when it quantized
-    fresh = run_session(session_for(tiny, tmp_path / "fresh", methods="bnb,quanto", bits="4", no_cache=True))
-    assert measured["tiny-bnb-4b-g64-ckpt-bnb-4"][0] == pytest.approx(fresh["tiny-bnb-4b-g64"][0], rel=1e-6)
+    # loading what a library saved gives what the same quantization computes here
+    fresh = run_session(session_for(tiny, tmp_path / "fresh", methods="bnb,quanto,gptq", bits="4", no_cache=True,
+                                    calibration_samples="32"))
+    for ckpt, made_here in [("bnb-4b-g64-ckpt-bnb-4", "bnb-4b-g64"), ("quanto-4b-g128-ckpt-quanto-4", "quanto-4b-g128"),
+                            ("gptq-4b-g64-ckpt-gptq-4", "gptq-4b-g64")]:
+        assert measured[f"tiny-{ckpt}"][0] == pytest.approx(fresh[f"tiny-{made_here}"][0], rel=1e-5), ckpt
     record = {r["id"]: r for r in session.variant_records()}["tiny-gptq-4b-g64-ckpt-gptq-4"]
     assert record["checkpoint"] == str(checkpoints / "gptq-4") and record["bits"] == 4
 
@@ -78,6 +81,40 @@ def test_base_model_field_pairs_without_the_option(tiny, checkpoints, tmp_path):
     shutil.copytree(tiny, tmp_path / tiny.parent.name / tiny.name)
     (variant,) = session_for(ckpt, tmp_path).variants
     assert variant.source == str((tmp_path / tiny.parent.name / tiny.name).resolve())
+
+
+def test_quanto_checkpoint_missing_a_layer_is_refused(tiny, checkpoints, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    ckpt = tmp_path / "quanto-4"
+    shutil.copytree(checkpoints / "quanto-4", ckpt)
+    tensors = load_file(str(ckpt / "model.safetensors"))
+    save_file({k: v for k, v in tensors.items() if ".layers.1.mlp.up_proj." not in k}, str(ckpt / "model.safetensors"))
+    session = session_for(ckpt, tmp_path, base=str(tiny))
+    (variant,) = session.variants
+    with pytest.raises(pytest.fail.Exception, match=r"lacks the quantized weights of 1 layers \(first: model.layers.1.mlp.up_proj\)"):
+        session.kl_to_base(variant)
+    assert "lacks the quantized weights" in session.variant_info[variant.id]["error"]
+
+
+def test_ambiguous_names_and_malformed_configs_are_usage_errors(tiny, checkpoints, tmp_path):
+    for sub in ("a", "b"):
+        shutil.copytree(checkpoints / "bnb-8", tmp_path / sub / "final")
+    with pytest.raises(pytest.UsageError, match="are both named 'final'"):
+        session_for(f"{tmp_path / 'a' / 'final'},{tmp_path / 'b' / 'final'}", tmp_path, base=str(tiny))
+    other = tmp_path / "elsewhere" / tiny.name
+    shutil.copytree(tiny, other)
+    with pytest.raises(pytest.UsageError, match=f"two models would share the test id '{tiny.name}'"):
+        session_for(f"{other},{checkpoints / 'bnb-8'}", tmp_path, base=str(tiny))
+    with pytest.raises(pytest.UsageError, match="is itself quantized"):
+        session_for(checkpoints / "bnb-8", tmp_path, base=str(checkpoints / "bnb-4"))
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoints / "gptq-4", broken)
+    config = json.loads((broken / "config.json").read_text())
+    del config["quantization_config"]["bits"]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(pytest.UsageError, match="its gptq quantization_config has no 'bits'"):
+        session_for(broken, tmp_path, base=str(tiny))
 
 
 def test_no_base_and_unknown_format_are_usage_errors(checkpoints, tmp_path):

@@ -22,7 +22,8 @@ def test_help_lists_every_option(pytester):
         (["--qrel-group-size=100"], "*--qrel-group-size: expected a power of two >= 8 (or 'none' for per-row), but got 100*"),
         (["--qrel-kl-threshold=2:1,4:0.1", "--qrel-bits=2,3"], "*--qrel-kl-threshold: no threshold for 3-bit variants*"),
         (["--qrel-kl-threshold=4=0.1"], "*--qrel-kl-threshold: expected bits:value pairs like 4:0.1, but got '4=0.1'*"),
-        (["--qrel-models=zoo-s,/a/zoo-s"], "*--qrel-models: two models would share the test id 'zoo-s'; rename one*"),
+        (["--qrel-models=zoo-s,/a/zoo-s"], "*--qrel-models: two models would share the test id 'zoo-s' (*/zoo/zoo-s and /a/zoo-s); rename one*"),
+        (["--qrel-calibration-samples=300"], "*--qrel-calibration-samples: 300 asked for, but the shipped calibration set has 256 documents*"),
     ],
 )
 def test_bad_options_fail_at_start_up(pytester, args, message):
