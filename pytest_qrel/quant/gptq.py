@@ -15,6 +15,7 @@ the measured bits per weight then show.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -23,9 +24,9 @@ from typing import TYPE_CHECKING
 
 from .base import Backend, QuantizationError
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from pathlib import Path
 
+if TYPE_CHECKING:
     import torch
 
     from ..models import LoadedModel
@@ -55,12 +56,16 @@ class GPTQBackend(Backend):
             act_group_aware=False,  # gptqmodel's own addition, off: the paper's plain GPTQ
             sym=True,
             dynamic=self._dynamic(base, group_size, layers) or None,
+            offload_to_disk=False,  # the model being quantized stays in memory, as the base does
         )
         out = tempfile.TemporaryDirectory(prefix="qrel-gptq-")
         try:
-            model = GPTQModel.load(base.path, config, device=str(base.device), dtype=base.dtype, trust_remote_code=False)
-            model.quantize(list(calibration or []), batch_size=CALIBRATION_BATCH)
-            model.save(out.name)
+            with _logs_outside_cwd():
+                model = GPTQModel.load(
+                    base.path, config, device=str(base.device), dtype=base.dtype, trust_remote_code=False
+                )
+                model.quantize(list(calibration or []), batch_size=CALIBRATION_BATCH)
+                model.save(out.name)
             del model
         except (ValueError, NotImplementedError, TypeError) as exc:
             out.cleanup()
@@ -159,3 +164,20 @@ def _configure_workers() -> None:
     'cpu' only has 1"): give it at least two, unless the user chose. Set before gptqmodel
     is first imported, which reads it."""
     os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(2, os.cpu_count() or 1)))
+
+
+@contextlib.contextmanager
+def _logs_outside_cwd():
+    """gptqmodel writes a log file per quantized layer group under ./logs of the current
+    directory (``loop_processor._PROJECT_LOG_DIR``): send them to a temporary directory, so
+    a user's checkout is not filled with them."""
+    from gptqmodel.looper import loop_processor
+
+    saved = getattr(loop_processor, "_PROJECT_LOG_DIR", None)
+    with tempfile.TemporaryDirectory(prefix="qrel-gptq-logs-") as logs:
+        loop_processor._PROJECT_LOG_DIR = Path(logs)
+        try:
+            yield
+        finally:
+            if saved is not None:
+                loop_processor._PROJECT_LOG_DIR = saved

@@ -125,3 +125,11 @@ def test_results_record_formats(session, measured):
     assert records[f"{MODEL}-quanto-fp8-8b"]["weight_format"] == "float8"
     assert records[f"{MODEL}-bnb-fp4-4b-g64"]["weight_format"] == "fp4"
     assert records[f"{MODEL}-gptq-4b-g64"]["activation_bits"] is None
+
+
+def test_gptq_writes_nothing_in_the_working_directory(session, tmp_path, monkeypatch):
+    # gptqmodel logs under ./logs by default; a user's checkout must stay clean
+    monkeypatch.chdir(tmp_path)
+    variant = next(v for v in session.variants if v.method == "gptq" and v.bits == 4)
+    get_backend("gptq").quantize(session.base_model(variant), 4, 64, calibration=session.calibration_texts()[:16])
+    assert list(tmp_path.iterdir()) == []
