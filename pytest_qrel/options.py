@@ -30,6 +30,7 @@ QUANT_GRANULARITY = "--qrel-quant-granularity"
 QUANT_SELECT = "--qrel-quant-select"
 QUANT_TRIALS = "--qrel-quant-trials"
 CALIBRATION_SAMPLES = "--qrel-calibration-samples"
+CALIBRATION_FILE = "--qrel-calibration-file"
 SEED = "--qrel-seed"
 CACHE_DIR = "--qrel-cache-dir"
 NO_CACHE = "--qrel-no-cache"
@@ -85,6 +86,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(QUANT_TRIALS, "random-search trials per mixed-precision variant (default: 20)", "20"),
     Option(CALIBRATION_SAMPLES, "calibration documents for data-driven quantizers and the "
            "mixed-precision search (default: 128)", "128"),
+    Option(CALIBRATION_FILE, "JSONL file of calibration documents (a 'text' field per row) for gptq, W8A8 "
+           "and the mixed-precision search (default: the shipped zoo calibration set)", None),
     Option(SEED, "seed of the mixed-precision random search (default: 0)", "0"),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),

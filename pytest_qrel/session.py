@@ -41,6 +41,7 @@ class QrelConfig:
     selection: str = "random"
     trials: int = 20
     calibration_samples: int = 128
+    calibration_file: Path | None = None  # None: the shipped zoo calibration set
     seed: int = 0
     # pre-quantized checkpoints: (base name, base source, checkpoint dir, method, bits, group size)
     checkpoints: tuple[tuple[str, str, str, str, int, int | None], ...] = ()
@@ -101,10 +102,12 @@ class QrelConfig:
                 (options.SEED, "qrel_seed", "0"),
             )
         )
-        if samples > _shipped_calibration_count():
+        calibration_file = _calibration_file(values.get("qrel_calibration_file"), invocation_dir)
+        available = _calibration_count(calibration_file)
+        if samples > available:
             raise pytest.UsageError(
-                f"{options.CALIBRATION_SAMPLES}: {samples} asked for, but the shipped calibration set has "
-                f"{_shipped_calibration_count()} documents"
+                f"{options.CALIBRATION_SAMPLES}: {samples} asked for, but "
+                f"{calibration_file or 'the shipped calibration set'} has {available} documents"
             )
         if trials < 1 or samples < 1:
             raise pytest.UsageError(
@@ -135,6 +138,7 @@ class QrelConfig:
             selection=selection,
             trials=trials,
             calibration_samples=samples,
+            calibration_file=calibration_file,
             seed=seed,
             checkpoints=tuple(checkpoints),
         )
@@ -187,10 +191,24 @@ def _split_prequantized(
     return tuple(models), checkpoints
 
 
-def _shipped_calibration_count() -> int:
+def _calibration_file(value: str | None, invocation_dir: Path) -> Path | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else invocation_dir / path
+    from .data import calibration_texts
+
+    try:
+        calibration_texts(path)  # exists, is JSONL, has rows with text
+    except ValueError as exc:
+        raise pytest.UsageError(f"{options.CALIBRATION_FILE}: {exc}") from None
+    return path
+
+
+def _calibration_count(path: Path | None) -> int:
     from .data import data_dir
 
-    with open(data_dir() / "zoo_calibration.jsonl", encoding="utf-8") as f:
+    with open(path or data_dir() / "zoo_calibration.jsonl", encoding="utf-8") as f:
         return sum(1 for line in f if line.strip())
 
 
@@ -488,7 +506,7 @@ class QrelSession:
     def calibration_texts(self) -> list[str]:
         from .data import calibration_texts
 
-        return calibration_texts()[: self.config.calibration_samples]
+        return calibration_texts(self.config.calibration_file)[: self.config.calibration_samples]
 
     def _calibration_digest(self) -> str:
         import hashlib

@@ -55,6 +55,23 @@ def test_calibration_is_part_of_the_key_of_methods_that_use_it(tiny, tmp_path):
     assert again["tiny-hqq-4b-g64"][1]["cache"] == "hit"  # hqq uses no calibration data
 
 
+def test_own_calibration_file_is_used_and_keyed(tiny, tmp_path):
+    import json
+
+    from pytest_qrel.data import heldout_texts
+
+    own = tmp_path / "own.jsonl"
+    own.write_text("".join(json.dumps({"text": t}) + "\n" for t in heldout_texts()[:24]))
+    shipped = _run(_session(tiny, tmp_path, methods="gptq", bits="4", calibration_samples="24"))
+    session = _session(tiny, tmp_path, methods="gptq", bits="4", calibration_samples="24", calibration_file=str(own))
+    assert session.calibration_texts() == heldout_texts()[:24]
+    mine = _run(session)
+    assert mine["tiny-gptq-4b-g64"][1]["cache"] == "miss"
+    assert mine["tiny-gptq-4b-g64"][0] != shipped["tiny-gptq-4b-g64"][0]
+    with pytest.raises(pytest.UsageError, match=r"--qrel-calibration-samples: 25 asked for, but .*own.jsonl has 24"):
+        _session(tiny, tmp_path, methods="gptq", bits="4", calibration_samples="25", calibration_file=str(own))
+
+
 @pytest.mark.parametrize("method", ["hqq", "bnb", "gptq", "quanto"])
 def test_corrupt_entry_is_rebuilt(tiny, tmp_path, method):
     vid = f"tiny-{method}-4b-g{128 if method == 'quanto' else 64}"

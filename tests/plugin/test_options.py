@@ -24,6 +24,7 @@ def test_help_lists_every_option(pytester):
         (["--qrel-kl-threshold=4=0.1"], "*--qrel-kl-threshold: expected bits:value pairs like 4:0.1, but got '4=0.1'*"),
         (["--qrel-models=zoo-s,/a/zoo-s"], "*--qrel-models: two models would share the test id 'zoo-s' (*/zoo/zoo-s and /a/zoo-s); rename one*"),
         (["--qrel-calibration-samples=300"], "*--qrel-calibration-samples: 300 asked for, but the shipped calibration set has 256 documents*"),
+        (["--qrel-calibration-file=nowhere.jsonl"], "*--qrel-calibration-file: Expected a JSONL dataset at */nowhere.jsonl, but it does not exist*"),
     ],
 )
 def test_bad_options_fail_at_start_up(pytester, args, message):
