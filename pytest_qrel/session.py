@@ -169,6 +169,12 @@ def _split_prequantized(
                 f"full-precision model it is compared with by {options.BASE} or a base_model field in its config.json"
             )
         base_name, base_source = resolve_model(base)
+        if not (base_option or "").strip() and not Path(base_source).is_dir():
+            # a checkpoint's own metadata never makes the run fetch a model
+            raise pytest.UsageError(
+                f"{options.MODELS}: {source} names base_model {base!r}, which is not a local directory; "
+                f"pass {options.BASE}={base} to compare with it"
+            )
         if Path(base_source).is_dir() and is_prequantized(Path(base_source)):
             raise pytest.UsageError(
                 f"{options.BASE}: the base of {source}, {base_source}, is itself quantized; name a full-precision model"

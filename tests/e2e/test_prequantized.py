@@ -81,6 +81,10 @@ def test_base_model_field_pairs_without_the_option(tiny, checkpoints, tmp_path):
     shutil.copytree(tiny, tmp_path / tiny.parent.name / tiny.name)
     (variant,) = session_for(ckpt, tmp_path).variants
     assert variant.source == str((tmp_path / tiny.parent.name / tiny.name).resolve())
+    # a hub id named by the card is not fetched unless asked for
+    (ckpt / "README.md").write_text("---\nbase_model: some-org/some-model\n---\n")
+    with pytest.raises(pytest.UsageError, match="names base_model 'some-org/some-model', which is not a local directory"):
+        session_for(ckpt, tmp_path)
 
 
 def test_quanto_checkpoint_missing_a_layer_is_refused(tiny, checkpoints, tmp_path):
