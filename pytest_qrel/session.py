@@ -102,8 +102,7 @@ class QrelConfig:
                 (options.SEED, "qrel_seed", "0"),
             )
         )
-        calibration_file = _calibration_file(values.get("qrel_calibration_file"), invocation_dir)
-        available = _calibration_count(calibration_file)
+        calibration_file, available = _calibration_source(values.get("qrel_calibration_file"), invocation_dir)
         if samples > available:
             raise pytest.UsageError(
                 f"{options.CALIBRATION_SAMPLES}: {samples} asked for, but "
@@ -197,25 +196,18 @@ def _split_prequantized(
     return tuple(models), checkpoints
 
 
-def _calibration_file(value: str | None, invocation_dir: Path) -> Path | None:
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else invocation_dir / path
+def _calibration_source(value: str | None, invocation_dir: Path) -> tuple[Path | None, int]:
+    """The calibration file (None: the shipped set) and how many documents it holds."""
     from .data import calibration_texts
 
+    path = None
+    if value:
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else invocation_dir / path
     try:
-        calibration_texts(path)  # exists, is JSONL, has rows with text
+        return path, len(calibration_texts(path))  # exists, is JSONL, has rows with text
     except ValueError as exc:
         raise pytest.UsageError(f"{options.CALIBRATION_FILE}: {exc}") from None
-    return path
-
-
-def _calibration_count(path: Path | None) -> int:
-    from .data import data_dir
-
-    with open(path or data_dir() / "zoo_calibration.jsonl", encoding="utf-8") as f:
-        return sum(1 for line in f if line.strip())
 
 
 def _split(value: str | None) -> list[str]:

@@ -212,6 +212,16 @@ def replace_layers(
     return model
 
 
+def read_safetensors(directory: Path | str, device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Every tensor of the ``*.safetensors`` files in ``directory`` (one file or shards)."""
+    from safetensors.torch import load_file
+
+    tensors: dict = {}
+    for shard in sorted(Path(directory).glob("*.safetensors")):
+        tensors.update(load_file(str(shard), device=str(device)))
+    return tensors
+
+
 def storage_bytes(module: torch.nn.Module, include_bias: bool = False) -> int:
     """Bytes of the tensors in ``module``'s state dict, each storage counted once (tied
     embeddings share one); biases are left out unless asked for, as they stay unquantized."""

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from typing import TYPE_CHECKING
 
-from .base import Backend, QuantizationError
+from .base import Backend, QuantizationError, read_safetensors
 
 from pathlib import Path
 
@@ -108,10 +108,7 @@ class GPTQBackend(Backend):
         cast: quantized layers to float32 (their stored scales are float16, so nothing
         changes), the rest to the base dtype, every other tensor then set from the
         checkpoint itself, which stores them at the base's precision."""
-        import glob
-
         import torch
-        from safetensors.torch import load_file
 
         _configure_workers()
         from gptqmodel import BACKEND, GPTQModel
@@ -125,9 +122,7 @@ class GPTQBackend(Backend):
         for module in model.modules():
             if isinstance(module, BaseQuantLinear):
                 module.to(torch.float32)  # the fp16 scales, exactly (bfloat16 would round them)
-        stored: dict[str, torch.Tensor] = {}
-        for shard in sorted(glob.glob(f"{path}/*.safetensors")):
-            stored.update(load_file(shard, device=str(base.device)))
+        stored = read_safetensors(path, base.device)
         with torch.no_grad():
             for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
                 if name in stored and stored[name].is_floating_point() and stored[name].shape == tensor.shape:

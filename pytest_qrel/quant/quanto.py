@@ -17,7 +17,7 @@ import copy
 import json
 from typing import TYPE_CHECKING, ClassVar
 
-from .base import Backend, QuantizationError
+from .base import Backend, QuantizationError, read_safetensors
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,14 +106,7 @@ class QuantoBackend(Backend):
         return None
 
     def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
-        import glob
-
-        from safetensors.torch import load_file
-
-        tensors = {}
-        for shard in sorted(glob.glob(str(path / "*.safetensors"))):
-            tensors.update(load_file(shard, device=str(base.device)))
-        return _requantize(base, tensors, json.loads((path / QUANTO_QMAP).read_text()))
+        return _requantize(base, read_safetensors(path, base.device), json.loads((path / QUANTO_QMAP).read_text()))
 
     def _is_quantized(self, module: torch.nn.Module) -> bool:
         from optimum.quanto.nn import QModuleMixin

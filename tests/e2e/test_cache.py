@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_qrel.cache import QrelCacheWarning
-
-
 from helpers import make_llama, run_session, session_for
-
+from pytest_qrel.cache import QrelCacheWarning
 
 ALL_METHODS = "rtn,hqq,bnb,bnb-fp4,gptq,quanto,quanto-fp8,quanto-a8,quanto-fp8-a8"
 
@@ -21,13 +18,9 @@ def _session(model, cache_dir, methods=ALL_METHODS, bits="4,8", group="64", no_c
     return session_for(model, cache_dir, methods=methods, bits=bits, group_size=group, no_cache=no_cache, **opts)
 
 
-_run = run_session
-_make_llama = make_llama
-
-
 def test_second_run_loads_identical_models(tiny, tmp_path):
-    first = _run(_session(tiny, tmp_path))
-    second = _run(_session(tiny, tmp_path))
+    first = run_session(_session(tiny, tmp_path))
+    second = run_session(_session(tiny, tmp_path))
     assert len(first) == 14  # every backend's 4- and 8-bit variants it supports
     assert {i["cache"] for _, i in first.values()} == {"miss"}
     assert {i["cache"] for _, i in second.values()} == {"hit"}
@@ -38,18 +31,18 @@ def test_second_run_loads_identical_models(tiny, tmp_path):
 
 
 def test_changed_key_quantizes_again(tiny, tmp_path):
-    _run(_session(tiny, tmp_path, methods="hqq", bits="4"))
-    assert _run(_session(tiny, tmp_path, methods="hqq", bits="4"))["tiny-hqq-4b-g64"][1]["cache"] == "hit"
+    run_session(_session(tiny, tmp_path, methods="hqq", bits="4"))
+    assert run_session(_session(tiny, tmp_path, methods="hqq", bits="4"))["tiny-hqq-4b-g64"][1]["cache"] == "hit"
     # another group size, other bits, other base weights: each a miss
-    assert _run(_session(tiny, tmp_path, methods="hqq", bits="4", group="32"))["tiny-hqq-4b-g32"][1]["cache"] == "miss"
-    assert _run(_session(tiny, tmp_path, methods="hqq", bits="8"))["tiny-hqq-8b-g64"][1]["cache"] == "miss"
-    other = _make_llama(tmp_path / "other" / "tiny", seed=1)
-    assert _run(_session(other, tmp_path, methods="hqq", bits="4"))["tiny-hqq-4b-g64"][1]["cache"] == "miss"
+    assert run_session(_session(tiny, tmp_path, methods="hqq", bits="4", group="32"))["tiny-hqq-4b-g32"][1]["cache"] == "miss"
+    assert run_session(_session(tiny, tmp_path, methods="hqq", bits="8"))["tiny-hqq-8b-g64"][1]["cache"] == "miss"
+    other = make_llama(tmp_path / "other" / "tiny", seed=1)
+    assert run_session(_session(other, tmp_path, methods="hqq", bits="4"))["tiny-hqq-4b-g64"][1]["cache"] == "miss"
 
 
 def test_calibration_is_part_of_the_key_of_methods_that_use_it(tiny, tmp_path):
-    first = _run(_session(tiny, tmp_path, methods="gptq,hqq", bits="4", calibration_samples="32"))
-    again = _run(_session(tiny, tmp_path, methods="gptq,hqq", bits="4", calibration_samples="16"))
+    first = run_session(_session(tiny, tmp_path, methods="gptq,hqq", bits="4", calibration_samples="32"))
+    again = run_session(_session(tiny, tmp_path, methods="gptq,hqq", bits="4", calibration_samples="16"))
     assert first["tiny-gptq-4b-g64"][1]["cache"] == "miss" and again["tiny-gptq-4b-g64"][1]["cache"] == "miss"
     assert again["tiny-gptq-4b-g64"][0] != first["tiny-gptq-4b-g64"][0]
     assert again["tiny-hqq-4b-g64"][1]["cache"] == "hit"  # hqq uses no calibration data
@@ -62,10 +55,10 @@ def test_own_calibration_file_is_used_and_keyed(tiny, tmp_path):
 
     own = tmp_path / "own.jsonl"
     own.write_text("".join(json.dumps({"text": t}) + "\n" for t in heldout_texts()[:24]))
-    shipped = _run(_session(tiny, tmp_path, methods="gptq", bits="4", calibration_samples="24"))
+    shipped = run_session(_session(tiny, tmp_path, methods="gptq", bits="4", calibration_samples="24"))
     session = _session(tiny, tmp_path, methods="gptq", bits="4", calibration_samples="24", calibration_file=str(own))
     assert session.calibration_texts() == heldout_texts()[:24]
-    mine = _run(session)
+    mine = run_session(session)
     assert mine["tiny-gptq-4b-g64"][1]["cache"] == "miss"
     assert mine["tiny-gptq-4b-g64"][0] != shipped["tiny-gptq-4b-g64"][0]
     with pytest.raises(pytest.UsageError, match=r"--qrel-calibration-samples: 25 asked for, but .*own.jsonl has 24"):
@@ -75,17 +68,17 @@ def test_own_calibration_file_is_used_and_keyed(tiny, tmp_path):
 @pytest.mark.parametrize("method", ["hqq", "bnb", "gptq", "quanto"])
 def test_corrupt_entry_is_rebuilt(tiny, tmp_path, method):
     vid = f"tiny-{method}-4b-g{128 if method == 'quanto' else 64}"
-    kl, _ = _run(_session(tiny, tmp_path, methods=method, bits="4"))[vid]
+    kl, _ = run_session(_session(tiny, tmp_path, methods=method, bits="4"))[vid]
     (payload,) = [p for p in tmp_path.rglob("*.safetensors")]
     payload.write_bytes(payload.read_bytes()[: payload.stat().st_size // 2])  # truncated
     with pytest.warns(QrelCacheWarning, match="checksum mismatch"):
-        kl2, info = _run(_session(tiny, tmp_path, methods=method, bits="4"))[vid]
+        kl2, info = run_session(_session(tiny, tmp_path, methods=method, bits="4"))[vid]
     assert info["cache"] == "miss" and kl2 == kl
-    assert _run(_session(tiny, tmp_path, methods=method, bits="4"))[vid][1]["cache"] == "hit"
+    assert run_session(_session(tiny, tmp_path, methods=method, bits="4"))[vid][1]["cache"] == "hit"
 
 
 def test_no_cache_writes_nothing(tiny, tmp_path):
-    out = _run(_session(tiny, tmp_path / "c", methods="rtn", bits="4", no_cache=True))
+    out = run_session(_session(tiny, tmp_path / "c", methods="rtn", bits="4", no_cache=True))
     assert out["tiny-rtn-4b-g64"][1]["cache"] == "off"
     assert not (tmp_path / "c").exists()
 
@@ -94,9 +87,9 @@ def test_concurrent_processes_quantize_once(tiny, tmp_path):
     code = textwrap.dedent(
         f"""
         import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from helpers import run_session as _run, session_for as _session
+        from helpers import run_session, session_for
         from pathlib import Path
-        out = _run(_session(Path({str(tiny)!r}), Path({str(tmp_path)!r}), methods="hqq", bits="3"))
+        out = run_session(session_for(Path({str(tiny)!r}), Path({str(tmp_path)!r}), methods="hqq", bits="3"))
         print("STATE", out["tiny-hqq-3b-g64"][1]["cache"], out["tiny-hqq-3b-g64"][0])
         """
     )
