@@ -35,6 +35,7 @@ SEED = "--qrel-seed"
 CACHE_DIR = "--qrel-cache-dir"
 NO_CACHE = "--qrel-no-cache"
 BASE = "--qrel-base"
+MIN_COVERAGE = "--qrel-min-coverage"
 
 DEFAULT_METHODS = "hqq,bnb"
 DEFAULT_BITS = "2,3,4,8"
@@ -89,6 +90,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(CALIBRATION_FILE, "JSONL file of calibration documents (a 'text' field per row) for gptq, W8A8 "
            "and the mixed-precision search (default: the shipped zoo calibration set)", None),
     Option(SEED, "seed of the mixed-precision random search (default: 0)", "0"),
+    Option(MIN_COVERAGE, "smallest share of the weights asked to be quantized that a variant must really "
+           "quantize, else it fails with the layers left out and why (default: 1)", "1"),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",
@@ -103,10 +106,11 @@ def add_options(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         if opt.is_flag:
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help)
-            parser.addini(opt.dest, opt.help, type="bool", default=False)
+            parser.addini(opt.dest, opt.help, type="bool", default=None)
         else:
             group.addoption(opt.flag, action="store", default=None, dest=opt.dest, metavar="VALUE", help=opt.help)
-            parser.addini(opt.dest, opt.help, default=opt.default)
+            # default None: an ini value that is absent is told apart from one that is set
+            parser.addini(opt.dest, opt.help, default=None)
 
 
 def given_on_command_line(config: pytest.Config) -> bool:
@@ -114,7 +118,10 @@ def given_on_command_line(config: pytest.Config) -> bool:
 
 
 def raw_values(config: pytest.Config) -> dict[str, Any]:
-    """The value of every option, by dest, after applying the precedence above."""
+    """The value of every option that is set, by dest, after the precedence above, in the
+    type it was written in (a string from the command line or an ini file; a TOML bool,
+    number, string, list or table from ``[tool.qrel]``). Options nobody set are absent:
+    ``config.QrelConfig`` applies the defaults and checks every type."""
     table = _tool_qrel_table(config.rootpath)
     unknown = set(table) - {opt.key for opt in OPTIONS}
     if unknown:
@@ -123,16 +130,22 @@ def raw_values(config: pytest.Config) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for opt in OPTIONS:
         value = config.getoption(opt.dest)
-        if value is None and opt.key in table:
-            value = table[opt.key]
-            if isinstance(value, list):
-                value = ",".join(map(str, value))
-            elif isinstance(value, dict):
-                value = ",".join(f"{k}:{v}" for k, v in value.items())
+        if value is None:
+            value = table.get(opt.key)
         if value is None:
             value = config.getini(opt.dest)
-        values[opt.dest] = value
+        if value is not None:
+            values[opt.dest] = value
     return values
+
+
+def defaults() -> dict[str, str]:
+    """Every option's default, by dest (flags are off by default and have none)."""
+    return {opt.dest: opt.default for opt in OPTIONS if opt.default is not None}
+
+
+def by_dest(dest: str) -> Option:
+    return next(opt for opt in OPTIONS if opt.dest == dest)
 
 
 def _tool_qrel_table(rootpath: Path) -> dict[str, Any]:

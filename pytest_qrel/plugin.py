@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import options
-from .session import WORKEROUTPUT_KEY, QrelSession
+from .session import QrelSession
 
 SESSION_KEY = pytest.StashKey[QrelSession]()
 
@@ -20,6 +20,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     session = QrelSession.from_config(config)
     config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(_ReportListener(session), "qrel-reports")
     config.addinivalue_line("markers", "xdist_group(name): run tests of one group on one xdist worker")
     # `pytest --qrel-models=...` with no path collects the shipped suites.
     if session.active and config.args_source != pytest.Config.ArgsSource.ARGS:
@@ -36,23 +37,40 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[SESSION_KEY].parametrize(metafunc)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[SESSION_KEY].order(items)
+
+
 @pytest.fixture(scope="session")
 def qrel(request: pytest.FixtureRequest) -> QrelSession:
-    """The run's QrelSession: models, outputs, thresholds and the results store."""
+    """The run's QrelSession: models, measures, thresholds and the results store."""
     return request.config.stash[SESSION_KEY]
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error) -> None:
-    node.config.stash[SESSION_KEY].merge_workeroutput(getattr(node, "workeroutput", {}))
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.config.stash[SESSION_KEY].begin(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    item.config.stash[SESSION_KEY].finish(item, call, report)
+    return report
+
+
+class _ReportListener:
+    """Receives every test report: in the only process, or on the xdist controller for each
+    worker's report as it arrives (a report hook has no ``config`` to find the session by)."""
+
+    def __init__(self, session: QrelSession) -> None:
+        self.session = session
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.session.merge_report(report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    qrel = session.config.stash[SESSION_KEY]
-    if qrel.is_worker:
-        session.config.workeroutput[WORKEROUTPUT_KEY] = qrel.to_workeroutput()
-    else:
-        qrel.write_report()
+    session.config.stash[SESSION_KEY].write_report()
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

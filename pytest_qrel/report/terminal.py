@@ -1,14 +1,22 @@
-"""The end-of-run scaling tables: one per model, rows sorted by total model bits."""
+"""The end-of-run scaling tables: one per model, rows sorted by total model bits; every
+variant that ran or was skipped has a row with PASS, FAIL, SKIP or ERROR and its reason."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-COLUMNS = ("variant", "method", "bits", "eff bits", "total bits", "layers", "metric", "value", "threshold", "result")
+COLUMNS = ("variant", "method", "bits", "eff bits", "stored bits", "total bits", "layers", "metric", "value",
+           "threshold", "result")
 
 
 def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value)
+
+
+def _outcome(record: dict) -> str:
+    status = record.get("status") or ("pass" if record["passed"] else "fail")
+    reason = record.get("reason")
+    return status.upper() + (f": {reason}" if reason and status != "pass" else "")
 
 
 def _rows(model: str, variants: list[dict], results: list[dict]) -> list[tuple[str, ...]]:
@@ -26,16 +34,19 @@ def _rows(model: str, variants: list[dict], results: list[dict]) -> list[tuple[s
             v["method"],
             str(v["bits"]),
             _fmt(v["effective_bits"], ".3f"),
+            _fmt(v.get("storage_bits"), ".3f"),
             _fmt(v["total_bits"], ".4g"),
             "-" if v.get("quantized_layers") is None else f"{v['quantized_layers']}/{v['linear_layers']}",
         )
-        if v.get("skip_reason") or v.get("error"):
-            rows.append(head + ("-", "-", "-", ("SKIP: " if v.get("skip_reason") else "ERROR: ") + (v.get("skip_reason") or v["error"])))
-            continue
-        for r in by_variant.get(v["id"], []):
-            rows.append(
-                head + (r["metric"], _fmt(r["value"], ".4g"), _fmt(r["threshold"], "g"), "PASS" if r["passed"] else "FAIL")
-            )
+        records = by_variant.get(v["id"], [])
+        if records:
+            for r in records:
+                value = "nan" if r.get("value") == "nan" else _fmt(r.get("value"), ".4g")
+                rows.append(head + (r.get("metric") or "-", value, _fmt(r.get("threshold"), "g"), _outcome(r)))
+        elif v.get("skip_reason"):
+            rows.append(head + ("-", "-", "-", f"SKIP: {v['skip_reason']}"))
+        else:
+            rows.append(head + ("-", "-", "-", f"ERROR: {v['error']}" if v.get("error") else "NOT RUN"))
     return rows
 
 
@@ -56,6 +67,10 @@ def write_tables(terminalreporter, variants: list[dict], results: list[dict], re
             line = "  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1]
             markup = {"red": True} if r[-1].startswith(("FAIL", "ERROR")) else {"green": True} if r[-1] == "PASS" else {"yellow": True}
             tr.write_line(line, **markup)
-    passed = sum(r["passed"] for r in results)
+    counts = {s: sum((r.get("status") or ("pass" if r["passed"] else "fail")) == s for r in results)
+              for s in ("pass", "fail", "error")}
     tr.write_line("")
-    tr.write_line(f"qrel: {passed} passed, {len(results) - passed} failed thresholds; results in {report_dir / 'results.json'}")
+    tr.write_line(
+        f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors; "
+        f"results in {report_dir / 'results.json'}"
+    )

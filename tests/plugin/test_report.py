@@ -28,7 +28,7 @@ def test_suites_collected_without_a_path_and_table_printed(pytester):
             "zoo-xs-bnb-8b * bnb * 8 * 7/7 * kl_to_base * 0.01 * PASS",
             "zoo-xs-hqq-8b-g64 * hqq * 8 * 9.3* * 7/7 * kl_to_base * 0.01 * PASS",
             "zoo-xs-bnb-3b-g64 * SKIP: bnb does not support 3-bit weights (supported: 4, 8)",
-            "qrel: 2 passed, 1 failed thresholds; results in *results.json",
+            "qrel: 2 passed, 1 failed thresholds, 0 errors; results in *results.json",
         ]
     )
     result.stdout.fnmatch_lines(["zoo-xs-hqq-3b-g64: kl_to_base = *, expected <= 0.0001"])

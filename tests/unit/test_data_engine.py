@@ -56,8 +56,17 @@ class _NaNModel(torch.nn.Module):
 
 def test_nan_logits_are_an_error():
     batch = TokenBatch(torch.ones(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long))
-    with pytest.raises(FloatingPointError, match=r"Expected finite logits from _NaNModel, but got NaN or inf in 1 entries"):
+    with pytest.raises(FloatingPointError, match=r"Expected finite logits from _NaNModel, but got NaN or inf at 1 of 6 tokens"):
         list(next_token_logprobs(_NaNModel(), [batch]))
+
+
+def test_nan_logits_at_padding_are_not_scored():
+    # the NaN sits at position 0 of row 0; with row 0 all padding, no scored token is NaN
+    batch = TokenBatch(torch.ones(2, 4, dtype=torch.long), torch.tensor([[0, 0, 0, 0], [1, 1, 1, 1]]))
+    (logprobs,) = next_token_logprobs(_NaNModel(), [batch])
+    assert torch.isnan(logprobs[0, 0]).all() and torch.isfinite(logprobs[1]).all()
+    (unchecked,) = next_token_logprobs(_NaNModel(), [TokenBatch(torch.ones(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long))], check_finite=False)
+    assert torch.isnan(unchecked[0, 0]).all()
 
 
 def test_target_mask_scores_positions_that_predict_real_tokens():

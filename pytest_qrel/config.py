@@ -1,0 +1,264 @@
+"""Every option parsed, type-checked and validated once into a frozen QrelConfig."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import options
+from .models import ZOO_MODELS, resolve_model
+from .quant import BACKENDS, get_backend, supported_bits
+from .quant.mixed import GRANULARITIES, SELECTIONS
+
+# (base name, base source, checkpoint dir, method, bits, group size) of a pre-quantized checkpoint
+Checkpoint = tuple[str, str, str, str, int, "int | None"]
+
+
+@dataclass(frozen=True)
+class QrelConfig:
+    models: tuple[tuple[str, str], ...]  # (name, source) of full-precision models
+    methods: tuple[str, ...]
+    bits: tuple[int, ...]
+    group_size: int | None
+    report_dir: Path
+    kl_threshold: dict[int, float]
+    allow_pickle: bool
+    cache_dir: Path | None  # None: caching off
+    quant_ratios: tuple[float, ...] = (1.0,)
+    granularity: str = "matmul"
+    selection: str = "random"
+    trials: int = 20
+    calibration_samples: int = 128
+    calibration_file: Path | None = None  # None: the shipped zoo calibration set
+    seed: int = 0
+    min_coverage: float = 1.0
+    checkpoints: tuple[Checkpoint, ...] = ()
+    methods_given: bool = False  # the user named the methods (a missing library is then an error)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
+        """Parse ``values`` (by option dest; absent or None: the default) into a config;
+        anything malformed is a ``pytest.UsageError`` naming the option and what it expected."""
+        from .matrix import split_prequantized
+
+        given = {k: v for k, v in values.items() if v is not None}
+        raw = {**options.defaults(), **given}
+        models = _strings(options.MODELS, raw.get("qrel_models") or "") or list(ZOO_MODELS)
+        resolved, checkpoints = split_prequantized([resolve_model(m) for m in models], raw.get("qrel_base"))
+        names = [name for name, _ in resolved]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise pytest.UsageError(f"{options.MODELS}: two models would share the test id {dupes[0]!r}; rename one")
+        methods = tuple(_strings(options.METHODS, raw["qrel_methods"]))
+        _check_methods(methods, explicit="qrel_methods" in given)
+        valid_bits = supported_bits()
+        bits = tuple(_ints(options.BITS, raw["qrel_bits"]))
+        if not bits:
+            raise pytest.UsageError(f"{options.BITS}: expected at least one bit-width in {valid_bits}")
+        for b in bits:
+            if b not in valid_bits:
+                raise pytest.UsageError(
+                    f"{options.BITS}: no backend quantizes to {b} bits; valid bit-widths: {', '.join(map(str, valid_bits))}"
+                )
+        kl_threshold = _bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
+        missing = [b for b in bits + tuple(c[4] for c in checkpoints) if b not in kl_threshold]
+        if missing:
+            raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
+        quant_ratios = tuple(_floats(options.QUANT_RATIO, raw["qrel_quant_ratio"]))
+        if not quant_ratios or any(not 0 < r <= 1 for r in quant_ratios):
+            raise pytest.UsageError(f"{options.QUANT_RATIO}: expected ratios in (0, 1], but got {raw['qrel_quant_ratio']!r}")
+        granularity = _choice(options.QUANT_GRANULARITY, raw["qrel_quant_granularity"], GRANULARITIES)
+        selection = _choice(options.QUANT_SELECT, raw["qrel_quant_select"], SELECTIONS)
+        trials = _int(options.QUANT_TRIALS, raw["qrel_quant_trials"], minimum=1)
+        samples = _int(options.CALIBRATION_SAMPLES, raw["qrel_calibration_samples"], minimum=1)
+        seed = _int(options.SEED, raw["qrel_seed"], minimum=0)
+        min_coverage = _floats(options.MIN_COVERAGE, raw["qrel_min_coverage"])
+        if len(min_coverage) != 1 or not 0 <= min_coverage[0] <= 1:
+            raise pytest.UsageError(
+                f"{options.MIN_COVERAGE}: expected one number in [0, 1], but got {raw['qrel_min_coverage']!r}"
+            )
+        calibration_file, available = _calibration_source(raw.get("qrel_calibration_file"), invocation_dir)
+        if samples > available:
+            raise pytest.UsageError(
+                f"{options.CALIBRATION_SAMPLES}: {samples} asked for, but "
+                f"{calibration_file or 'the shipped calibration set'} has {available} documents"
+            )
+        cache_dir = None
+        if not _bool(options.NO_CACHE, raw.get("qrel_no_cache", False)):
+            cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
+        return cls(
+            models=resolved,
+            methods=methods,
+            bits=bits,
+            group_size=_group_size(raw["qrel_group_size"]),
+            report_dir=_path(options.REPORT_DIR, raw["qrel_report_dir"], invocation_dir),
+            kl_threshold=kl_threshold,
+            allow_pickle=_bool(options.ALLOW_PICKLE, raw.get("qrel_allow_pickle", False)),
+            cache_dir=cache_dir,
+            quant_ratios=quant_ratios,
+            granularity=granularity,
+            selection=selection,
+            trials=trials,
+            calibration_samples=samples,
+            calibration_file=calibration_file,
+            seed=seed,
+            min_coverage=min_coverage[0],
+            checkpoints=tuple(checkpoints),
+            methods_given="qrel_methods" in given,
+        )
+
+
+def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
+    """Known methods only; a method the user named whose library is missing is an error
+    (the gate must not go green having checked nothing); the default list may skip."""
+    if not methods:
+        raise pytest.UsageError(f"{options.METHODS}: expected at least one method in {sorted(BACKENDS)}")
+    for method in methods:
+        if method not in BACKENDS:
+            raise pytest.UsageError(
+                f"{options.METHODS}: unknown method {method!r}; valid methods: {', '.join(sorted(BACKENDS))}"
+            )
+        backend = get_backend(method)
+        missing = backend.missing_packages()
+        if explicit and missing:
+            raise pytest.UsageError(
+                f"{options.METHODS}: {method} needs {', '.join(missing)}, which is not installed: "
+                f"pip install 'pytest-qrel[{backend.extra}]'"
+            )
+
+
+def _writable_cache_dir(value: Any, invocation_dir: Path) -> Path:
+    """The cache directory, created and checked writable now rather than mid-run."""
+    if value is None:
+        from .cache import default_cache_dir
+
+        path = default_cache_dir()
+    else:
+        path = _path(options.CACHE_DIR, value, invocation_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".qrel-probe-"):
+            pass
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"{options.CACHE_DIR}: cannot write to {path} ({exc.strerror or type(exc).__name__}); "
+            f"choose a writable directory or pass {options.NO_CACHE}"
+        ) from None
+    return path
+
+
+def _calibration_source(value: Any, invocation_dir: Path) -> tuple[Path | None, int]:
+    """The calibration file (None: the shipped set) and how many documents it holds."""
+    from .data import calibration_texts
+
+    path = None if value is None else _path(options.CALIBRATION_FILE, value, invocation_dir)
+    try:
+        return path, len(calibration_texts(path))  # exists, is JSONL, has rows with text
+    except ValueError as exc:
+        raise pytest.UsageError(f"{options.CALIBRATION_FILE}: {exc}") from None
+
+
+# -- typed parsers: a value is a string (command line, ini file) or a TOML value -------------
+
+
+def _strings(flag: str, value: Any) -> list[str]:
+    """A comma-separated string, a TOML list of scalars, or one TOML number, as strings."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [str(value)]
+    raise pytest.UsageError(f"{flag}: expected a comma-separated string or a list, but got {value!r}")
+
+
+def _ints(flag: str, value: Any) -> list[int]:
+    if isinstance(value, float) or (isinstance(value, list) and any(isinstance(v, float) for v in value)):
+        raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}")
+    try:
+        return [int(v) for v in _strings(flag, value)]
+    except ValueError:
+        raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}") from None
+
+
+def _int(flag: str, value: Any, minimum: int) -> int:
+    parsed = _ints(flag, value)
+    if len(parsed) != 1 or parsed[0] < minimum:
+        raise pytest.UsageError(f"{flag}: expected one integer >= {minimum}, but got {value!r}")
+    return parsed[0]
+
+
+def _floats(flag: str, value: Any) -> list[float]:
+    try:
+        return [float(v) for v in _strings(flag, value)]
+    except ValueError:
+        raise pytest.UsageError(f"{flag}: expected comma-separated numbers, but got {value!r}") from None
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _bool(flag: str, value: Any) -> bool:
+    """A TOML bool, or a string spelling one; anything else is an error, never truthy."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise pytest.UsageError(f"{flag}: expected true or false, but got {value!r}")
+
+
+def _choice(flag: str, value: Any, valid: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.strip() not in valid:
+        raise pytest.UsageError(f"{flag}: expected one of {', '.join(valid)}, but got {value!r}")
+    return value.strip()
+
+
+def _path(flag: str, value: Any, invocation_dir: Path) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise pytest.UsageError(f"{flag}: expected a path, but got {value!r}")
+    path = Path(os.path.expanduser(value.strip()))
+    return path if path.is_absolute() else invocation_dir / path
+
+
+def _group_size(value: Any) -> int | None:
+    expected = "expected a power of two >= 8 (or 'none' for per-row)"
+    if isinstance(value, str) and value.strip().lower() in ("none", "0", "-1"):
+        return None
+    parsed = _ints(options.GROUP_SIZE, value)
+    if len(parsed) != 1:
+        raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {value!r}")
+    group = parsed[0]
+    if group in (0, -1):
+        return None
+    if group < 8 or group & (group - 1):
+        raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {group}")
+    return group
+
+
+def _bit_map(flag: str, value: Any) -> dict[int, float]:
+    """bits:value pairs: "2:0.5,4:0.1", a TOML table {"2" = 0.5}, or a list of "b:v" strings."""
+    if isinstance(value, dict):
+        pairs = [(str(k), v) for k, v in value.items()]
+    else:
+        pairs = []
+        for pair in _strings(flag, value):
+            b, sep, v = pair.partition(":")
+            if not sep:
+                raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got {pair!r}")
+            pairs.append((b, v))
+    out: dict[int, float] = {}
+    for b, v in pairs:
+        if isinstance(v, bool):
+            raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got {b}:{v!r}")
+        try:
+            out[int(b)] = float(v)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got '{b}:{v}'") from None
+        if not out[int(b)] >= 0:
+            raise pytest.UsageError(f"{flag}: expected a threshold >= 0, but got '{b}:{v}'")
+    return out

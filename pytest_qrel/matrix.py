@@ -1,0 +1,155 @@
+"""The variant matrix of a run (models x methods x bits x ratios, plus pre-quantized
+checkpoints paired with their base) and its parametrization of the suites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from . import options
+from .models import resolve_model
+from .quant import get_backend
+from .variants import Variant
+
+if TYPE_CHECKING:
+    from .config import Checkpoint, QrelConfig
+
+VARIANT_ARG = "qrel_variant"
+
+
+def build_matrix(config: QrelConfig) -> list[Variant]:
+    """Every variant the run tests, in a fixed order; ids are unique (a usage error otherwise)."""
+    out = []
+    for name, source in config.models:
+        for method in config.methods:
+            backend = get_backend(method)
+            for bits in config.bits:
+                for ratio in config.quant_ratios:
+                    out.append(
+                        Variant(
+                            model=name,
+                            source=source,
+                            method=method,
+                            bits=bits,
+                            group_size=backend.group_size_for(bits, config.group_size),
+                            quant_ratio=ratio,
+                            granularity=config.granularity,
+                            skip_reason=backend.unsupported_reason(bits),
+                        )
+                    )
+    for base_name, base_source, checkpoint, method, bits, group in config.checkpoints:
+        out.append(
+            Variant(
+                model=base_name,
+                source=base_source,
+                method=method,
+                bits=bits,
+                group_size=group,
+                checkpoint=checkpoint,
+                skip_reason=get_backend(method).unsupported_reason(bits),
+            )
+        )
+    seen: dict[str, Variant] = {}
+    for v in out:
+        other = seen.setdefault(v.id, v)
+        if other is not v:
+            raise pytest.UsageError(
+                f"{options.QUANT_RATIO}: ratios {other.quant_ratio!r} and {v.quant_ratio!r} would share the test id "
+                f"{v.id!r}; give ratios that differ in their first six significant digits"
+            )
+    return out
+
+
+def parametrize(metafunc: pytest.Metafunc, variants: list[Variant]) -> bool:
+    """Parametrize a test that takes ``qrel_variant`` over ``variants``; False if it takes none."""
+    if VARIANT_ARG not in metafunc.fixturenames:
+        return False
+    params = []
+    for v in variants:
+        # One xdist group per model: with --dist loadgroup a worker loads each model once.
+        marks = [pytest.mark.xdist_group(v.model)]
+        if v.skip_reason:
+            marks.append(pytest.mark.skip(reason=v.skip_reason))
+        params.append(pytest.param(v, id=v.id, marks=marks))
+    metafunc.parametrize(VARIANT_ARG, params)
+    return True
+
+
+def variant_of(item: pytest.Item) -> Variant | None:
+    """The variant a collected test runs on, or None for a test that takes none."""
+    callspec = getattr(item, "callspec", None)
+    value = callspec.params.get(VARIANT_ARG) if callspec else None
+    return value if isinstance(value, Variant) else None
+
+
+def order_items(items: list[pytest.Item], variants: list[Variant]) -> None:
+    """Run the tests of one model together, and every property of one variant in a row:
+    each base model is loaded and each variant quantized once, whatever the number of
+    suites (stable: tests without a variant and ties keep their collected order)."""
+    position = {v: i for i, v in enumerate(variants)}
+    models = list(dict.fromkeys(v.model for v in variants))
+
+    def key(indexed: tuple[int, pytest.Item]) -> tuple[int, int, int]:
+        i, item = indexed
+        v = variant_of(item)
+        if v is None or v not in position:
+            return (-1, -1, i)
+        return (models.index(v.model), position[v], i)
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
+
+
+def split_prequantized(
+    resolved: list[tuple[str, str]], base_option: str | None
+) -> tuple[tuple[tuple[str, str], ...], list[Checkpoint]]:
+    """Separate pre-quantized checkpoints (loaded as they are, compared with their base) from
+    the full-precision models that get the method x bits matrix."""
+    from .models import declared_base
+    from .quant import identify_checkpoint, is_prequantized
+
+    base_option = base_option.strip() if isinstance(base_option, str) else None
+    models, checkpoints = [], []
+    for name, source in resolved:
+        path = Path(source)
+        if not (path.is_dir() and is_prequantized(path)):
+            models.append((name, source))
+            continue
+        try:
+            method, bits, group = identify_checkpoint(path)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{options.MODELS}: {exc}") from None
+        base = base_option or declared_base(path)
+        if not base:
+            raise pytest.UsageError(
+                f"{options.MODELS}: {source} is a pre-quantized checkpoint ({method}, {bits} bits); name the "
+                f"full-precision model it is compared with by {options.BASE} or a base_model field in its config.json"
+            )
+        base_name, base_source = resolve_model(base)
+        if not base_option and not Path(base_source).is_dir():
+            # a checkpoint's own metadata never makes the run fetch a model
+            raise pytest.UsageError(
+                f"{options.MODELS}: {source} names base_model {base!r}, which is not a local directory; "
+                f"pass {options.BASE}={base} to compare with it"
+            )
+        if Path(base_source).is_dir() and is_prequantized(Path(base_source)):
+            raise pytest.UsageError(
+                f"{options.BASE}: the base of {source}, {base_source}, is itself quantized; name a full-precision model"
+            )
+        checkpoints.append((base_name, base_source, source, method, bits, group))
+    sources: dict[str, str] = {}
+    for name, source in [*models, *((c[0], c[1]) for c in checkpoints)]:
+        if sources.setdefault(name, source) != source:
+            raise pytest.UsageError(
+                f"{options.MODELS}: two models would share the test id {name!r} ({sources[name]} and {source}); "
+                "rename one directory"
+            )
+    ckpt_ids = [(c[0], c[3], c[4], Path(c[2]).name) for c in checkpoints]
+    for i, key in enumerate(ckpt_ids):
+        if key in ckpt_ids[:i]:
+            raise pytest.UsageError(
+                f"{options.MODELS}: two checkpoints of {key[0]} ({key[1]}, {key[2]} bits) are both named {key[3]!r}; "
+                "rename one directory"
+            )
+    return tuple(models), checkpoints

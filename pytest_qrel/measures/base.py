@@ -1,0 +1,45 @@
+"""What every measure is: a property, its gated metric, and its value for a variant."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from ..config import QrelConfig
+    from ..store import ModelStore
+    from ..variants import Variant
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured value of a variant, with the base's value it is compared with.
+
+    ``problem`` explains a value that cannot pass (e.g. NaN logits: how many tokens)."""
+
+    value: float
+    base_value: float | None = None
+    problem: str | None = None
+    detail: dict = field(default_factory=dict)
+
+
+class Measure(ABC):
+    """A reliability property measured on a variant against its full-precision base.
+
+    Base outputs are computed once per model and kept in the store's per-model scratch
+    space (released when the worker moves to another model)."""
+
+    property: ClassVar[str]  # one of results.json's properties: kl, calibration, ...
+    metric: ClassVar[str]  # the gated metric, e.g. kl_to_base
+    higher_is_better: ClassVar[bool] = False
+
+    def __init__(self, config: QrelConfig, store: ModelStore) -> None:
+        self.config = config
+        self.store = store
+
+    @abstractmethod
+    def threshold(self, variant: Variant) -> float: ...
+
+    @abstractmethod
+    def measure(self, variant: Variant) -> Measurement: ...

@@ -1,0 +1,270 @@
+"""Base models and quantized variants: load, quantize, cache, release."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import options
+from .quant import QuantizationError, get_backend
+
+if TYPE_CHECKING:
+    import torch
+
+    from .config import QrelConfig
+    from .models import LoadedModel
+    from .variants import QuantizedInfo, Variant
+
+
+class VariantError(RuntimeError):
+    """A variant cannot be measured: its base does not load, or it cannot be quantized.
+    The message is one line, shown as the test's failure and the report's ERROR reason."""
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ModelStore:
+    """Holds the base models of one model at a time (and their per-model scratch space,
+    e.g. a measure's base outputs) and the last quantized variant; moving to another
+    model releases them. Load errors are kept, once per model."""
+
+    def __init__(self, config: QrelConfig) -> None:
+        self.config = config
+        self.info: dict[Variant, dict] = {}  # what each variant's quantization measured
+        self._model: str | None = None  # the model whose base is held
+        self._base: LoadedModel | None = None
+        self._scratch: dict[str, Any] = {}
+        self._errors: dict[str, str] = {}
+        self._quantized: tuple[Variant, torch.nn.Module] | None = None
+        self._calibration: list[str] | None = None
+
+    # -- base models ---------------------------------------------------------------------
+
+    def base(self, variant: Variant) -> LoadedModel:
+        """The full-precision base of ``variant``, loaded once; VariantError if it cannot be."""
+        if variant.model in self._errors:
+            raise VariantError(self._errors[variant.model])
+        if self._model != variant.model:
+            self.release()
+            from .engine import device_for_worker
+            from .models import load_base
+
+            try:
+                self._base = load_base(variant.model, variant.source, device_for_worker(), self.config.allow_pickle)
+            except Exception as exc:  # any failure: reported once, never retried per variant
+                message = one_line(exc)
+                if not message.startswith(options.MODELS):
+                    message = f"{options.MODELS}: cannot load {variant.source!r}: {type(exc).__name__}: {message}"
+                self._errors[variant.model] = message
+                raise VariantError(message) from None
+            self._model = variant.model
+        assert self._base is not None
+        return self._base
+
+    def scratch(self, variant: Variant) -> dict[str, Any]:
+        """Per-model storage for what measures compute once per base; released with it."""
+        self.base(variant)
+        return self._scratch
+
+    def release(self) -> None:
+        """Drop the held base model, its scratch space and the quantized variant."""
+        self._model, self._base, self._quantized = None, None, None
+        self._scratch = {}
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # -- quantized variants --------------------------------------------------------------------
+
+    def quantized(self, variant: Variant) -> torch.nn.Module:
+        """The quantized model of ``variant`` (the last one is kept for the next property)."""
+        if self._quantized and self._quantized[0] == variant:
+            return self._quantized[1]
+        self._quantized = None
+        gc.collect()
+        base = self.base(variant)
+        try:
+            model, info, cache_state = self._quantize_or_load(variant, base)
+        except QuantizationError as exc:
+            self.info[variant] = {"error": one_line(exc)}
+            raise VariantError(one_line(exc)) from None
+        except Exception as exc:  # a backend bug: keep the traceback, and the row in the report
+            self.info[variant] = {"error": f"{type(exc).__name__}: {one_line(exc)}"}
+            raise
+        self.info[variant] = {**info.as_dict(), "cache": cache_state}
+        self._quantized = (variant, model)
+        return model
+
+    def _quantize_or_load(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, str]:
+        """Load the variant from the cache, or quantize it and store it there; a
+        pre-quantized checkpoint is loaded as it is."""
+        backend = get_backend(variant.method)
+        if variant.checkpoint:
+            return (*self._load_checkpoint(variant, base), "prequantized")
+        if self.config.cache_dir is None:
+            return (*self._quantize(variant, base), "off")
+        from .cache import QuantCache
+
+        cache = QuantCache(self.config.cache_dir)
+        key = self.cache_key(variant)
+        with cache.lock(key):
+            entry = cache.read(key)
+            if entry is not None:
+                try:
+                    layers = entry.meta["layers"]
+                    requested = entry.meta.get("requested", layers)
+                    model = backend.load_quantized(base, variant.bits, variant.group_size, layers, entry.directory)
+                    info = backend.measure(base, model, variant.bits, variant.group_size, requested=requested)
+                    return model, info, "hit"
+                except Exception as exc:  # an entry that verifies but does not load is unusable too
+                    cache.discard(key, f"{type(exc).__name__}: {one_line(exc)}")
+            model, info = self._quantize(variant, base)
+            try:
+                cache.write(
+                    key,
+                    lambda d: backend.save_quantized(model, info.quantized_layers, d),
+                    {"layers": info.quantized_layers, "requested": info.requested_layers,
+                     "variant": variant.id, "source": variant.source},
+                )
+            except Exception as exc:  # the variant is quantized and measured all the same
+                from .cache import QrelCacheWarning
+
+                warnings.warn(
+                    f"pytest-qrel could not store {variant.id} in the cache {self.config.cache_dir} "
+                    f"({type(exc).__name__}: {one_line(exc)}); it is measured without being cached",
+                    QrelCacheWarning,
+                    stacklevel=2,
+                )
+            return model, info, "miss"
+
+    def cache_key(self, variant: Variant) -> str:
+        """Everything the quantized weights depend on, hashed (see cache.py)."""
+        from importlib.metadata import version
+
+        from .cache import cache_key, state_dict_digest
+
+        backend = get_backend(variant.method)
+        scratch = self.scratch(variant)
+        base = self.base(variant)
+        if "weights_digest" not in scratch:
+            scratch["weights_digest"] = state_dict_digest(base.model)
+            scratch["tokenizer_digest"] = tokenizer_digest(base.tokenizer)
+        calibrated = backend.needs_calibration or variant.quant_ratio < 1
+        mixed = variant.quant_ratio < 1
+        return cache_key(
+            {
+                "base_weights": scratch["weights_digest"],
+                "tokenizer": scratch["tokenizer_digest"],
+                "torch": version("torch"),
+                "transformers": version("transformers"),
+                "backend": backend.name,
+                "backend_version": backend.version(),
+                "backend_config": backend.config_version,
+                "bits": variant.bits,
+                "group_size": variant.group_size,
+                **({"calibration": self.calibration_digest(),
+                    "calibration_samples": self.config.calibration_samples} if calibrated else {}),
+                **({"quant_ratio": variant.quant_ratio, "granularity": variant.granularity,
+                    "selection": self.config.selection, "trials": self.config.trials,
+                    "seed": self.config.seed} if mixed else {}),
+            }
+        )
+
+    def _load_checkpoint(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
+        from .models import ModelLoadError, check_checkpoint
+
+        backend = get_backend(variant.method)
+        path = Path(str(variant.checkpoint))
+        try:
+            check_checkpoint(str(path), self.config.allow_pickle)
+        except ModelLoadError as exc:
+            raise QuantizationError(str(exc)) from None
+        keys = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size")
+        ours, theirs = json.loads((path / "config.json").read_text()), base.model.config.to_dict()
+        differ = [f"{k} {ours.get(k)} != {theirs.get(k)}" for k in keys if ours.get(k) != theirs.get(k)]
+        if differ:
+            raise QuantizationError(
+                f"{options.MODELS}: {path} is not a quantization of {base.source} ({', '.join(differ)})"
+            )
+        try:
+            model = backend.load_checkpoint(path, base)
+        except QuantizationError:
+            raise
+        except Exception as exc:  # a damaged or foreign checkpoint: the user's input, not a bug of ours
+            raise QuantizationError(
+                f"{options.MODELS}: cannot load {path} as a {variant.method} quantization of {base.source}: "
+                f"{one_line(exc)}"
+            ) from exc
+        return model, backend.measure(base, model, variant.bits, variant.group_size)
+
+    def _quantize(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
+        """Quantize ``variant``; a mixed-precision one first searches which layers go low."""
+        backend = get_backend(variant.method)
+        calibration = self.calibration_texts() if backend.needs_calibration else None
+        if variant.quant_ratio >= 1:
+            return backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
+        from .engine import encode
+        from .quant.mixed import select_layers
+
+        full, _ = backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
+        batches = encode(base.tokenizer, self.calibration_texts())
+        layers = select_layers(
+            base.model,
+            full,
+            base.linear_layer_names,
+            variant.quant_ratio,
+            variant.granularity,
+            self.config.selection,
+            self.config.trials,
+            self.config.seed,
+            loss=lambda model: _mean_nll(model, batches),
+        )
+        del full
+        return backend.quantize(base, variant.bits, variant.group_size, layers=layers, calibration=calibration)
+
+    # -- calibration data ------------------------------------------------------------------------
+
+    def calibration_texts(self) -> list[str]:
+        if self._calibration is None:
+            from .data import calibration_texts
+
+            self._calibration = calibration_texts(self.config.calibration_file)[: self.config.calibration_samples]
+        return self._calibration
+
+    def calibration_digest(self) -> str:
+        return hashlib.sha256("\n".join(self.calibration_texts()).encode()).hexdigest()
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """SHA-256 of what decides how text becomes tokens: the vocabulary, the special tokens
+    and the tokenizer's class (calibration and the mixed-precision search tokenize text)."""
+    parts = {
+        "class": type(tokenizer).__name__,
+        "vocab": sorted(tokenizer.get_vocab().items()),
+        "special": sorted((str(k), str(v)) for k, v in tokenizer.special_tokens_map.items()),
+    }
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        parts["pipeline"] = backend.to_str()
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _mean_nll(model: torch.nn.Module, batches: list) -> float:
+    """Mean negative log-likelihood per reference token (paper 000 §3.1): the search loss."""
+    from .engine import reference_logprobs
+    from .metrics import MeanStats
+
+    stats = sum(
+        MeanStats.from_batch(-lp.numpy(), batch.target_mask.numpy())
+        for batch, lp in zip(batches, reference_logprobs(model, batches))
+    )
+    return float(stats.mean())

@@ -1,0 +1,111 @@
+"""The gate cannot be fooled: partial quantization, NaN logits, crashes, missing libraries,
+a string "false", an unloadable base and an unwritable cache each end in a clear outcome
+with a row in the report, never a silent pass."""
+
+import json
+import textwrap
+
+import pytest
+import torch
+
+from helpers import make_llama
+
+RUN = ["-p", "no:randomly", "--qrel-no-cache"]
+
+
+def _results(path):
+    return json.loads((path / "qrel-report" / "results.json").read_text())
+
+
+def test_partially_quantized_variant_fails_with_the_coverage_reason(pytester):
+    # zoo-xs has hidden size 32: bitsandbytes' CPU nf4 kernel cannot run its rows
+    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4", *RUN)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*zoo-xs-bnb-4b-g64: quantized 2*% of the weights asked for, below the minimum coverage 100%; "
+                                 "left at full precision: 6 layers (model.layers.0.self_attn.q_proj, *64-weight blocks*"
+                                 "lower --qrel-min-coverage to accept it*"])
+    record = _results(pytester.path)["results"][0]
+    assert record["status"] == "fail" and record["coverage"] < 0.3 and record["value"] < record["threshold"]
+    # the user can accept it explicitly
+    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4",
+                                           "--qrel-min-coverage=0.2", *RUN)
+    result.assert_outcomes(passed=1)
+
+
+def test_nan_logits_are_a_fail_naming_the_variant_and_tokens(pytester):
+    path = make_llama(pytester.path / "spiky")
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():  # one huge weight: rtn's float16 scale overflows at 2 bits, not at 8
+        model.model.layers[0].mlp.down_proj.weight[0, 0] = 1e6
+    model.save_pretrained(path)
+    result = pytester.runpytest_subprocess("--qrel-models=./spiky", "--qrel-methods=rtn", "--qrel-bits=2,8",
+                                           "--qrel-kl-threshold=2:9,8:9", *RUN)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*spiky-rtn-2b-g64: NaN or inf logits at * of * tokens*"])
+    assert "Traceback" not in result.stdout.str()
+    (bad,) = [r for r in _results(pytester.path)["results"] if r["bits"] == 2]
+    assert bad["status"] == "fail" and bad["value"] == "nan" and bad["nonfinite_tokens"] == bad["tokens"] > 100
+
+
+def test_unloadable_base_is_one_error_per_variant_and_loaded_once(pytester):
+    path = make_llama(pytester.path / "broken")
+    (path / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")  # not OSError/ValueError
+    result = pytester.runpytest_subprocess("--qrel-models=./broken,zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", *RUN)
+    result.assert_outcomes(passed=2, failed=2)
+    out = result.stdout.str()
+    assert "Traceback" not in out and "SafetensorError" in out
+    result.stdout.fnmatch_lines(["broken-hqq-4b-g64 * ERROR: --qrel-models: cannot load * SafetensorError*",
+                                 "broken-hqq-8b-g64 * ERROR: --qrel-models: cannot load * SafetensorError*"])
+    errors = [r for r in _results(pytester.path)["results"] if r["status"] == "error"]
+    assert len(errors) == 2 and errors[0]["reason"] == errors[1]["reason"]
+
+
+def test_results_of_finished_tests_survive_a_killed_worker(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_crash=textwrap.dedent("""
+        import os, signal
+
+        def test_a_kl(qrel, qrel_variant):
+            qrel.gate("kl", qrel_variant)
+
+        def test_b_killed_by_the_os(qrel_variant):
+            os.kill(os.getpid(), signal.SIGKILL)
+    """))
+    result = pytester.runpytest_subprocess("test_crash.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq",
+                                           "--qrel-bits=8", "-n", "1", "--max-worker-restart=0", *RUN)
+    assert "crashed" in result.stdout.str()
+    (record,) = _results(pytester.path)["results"]
+    assert record["test"] == "test_a_kl[zoo-xs-hqq-8b-g64]" and record["status"] == "pass" and record["value"] > 0
+
+
+def test_toml_string_false_keeps_pickle_off(pytester):
+    ckpt = pytester.mkdir("pickled")
+    (ckpt / "config.json").write_text('{"model_type": "llama"}')
+    (ckpt / "pytorch_model.bin").write_bytes(b"not loaded")
+    pytester.makepyprojecttoml('[tool.qrel]\nallow-pickle = "false"\n')
+    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", *RUN)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*has only pickle weights, which can run code when loaded*"])
+
+
+def test_named_method_without_its_library_stops_the_run(pytester):
+    pytester.makeconftest("import sys\nsys.modules['gptqmodel'] = None  # as if not installed\n")
+    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=gptq", "--qrel-bits=4", *RUN)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qrel-methods: gptq needs gptqmodel, which is not installed: pip install 'pytest-qrel[[]gptq]'*"])
+
+
+def test_cache_that_cannot_be_written_warns_and_still_measures(tmp_path):
+    from helpers import session_for
+
+    session = session_for(make_llama(tmp_path / "tiny"), tmp_path / "cache", methods="rtn", bits="4")
+    (variant,) = session.variants
+    entry = session.store.cache_key(variant)
+    blocked = tmp_path / "cache" / entry[:2] / entry
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the entry's directory goes")
+    with pytest.warns(UserWarning, match=r"could not store tiny-rtn-4b-g64 in the cache .* measured without being cached"):
+        kl = session.kl_to_base(variant)
+    assert 0 < kl < 1 and session.variant_info[variant.id]["cache"] == "miss"

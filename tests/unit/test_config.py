@@ -1,0 +1,92 @@
+"""Every option parsed and type-checked once: TOML types, empty and zero values, missing libraries."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_qrel.config import QrelConfig
+from pytest_qrel.matrix import build_matrix
+
+
+def _config(tmp_path: Path, **values) -> QrelConfig:
+    base = {"qrel_models": "zoo-xs", "qrel_no_cache": True}
+    base.update({f"qrel_{k}": v for k, v in values.items()})
+    return QrelConfig.from_values(base, tmp_path)
+
+
+@pytest.mark.parametrize("value, expected", [("false", False), ("False", False), ("0", False), ("no", False),
+                                             ("true", True), ("1", True), (True, True), (False, False)])
+def test_allow_pickle_string_false_is_false(tmp_path, value, expected):
+    # a TOML string "false" is truthy in Python: it must never switch pickle loading on
+    assert _config(tmp_path, allow_pickle=value).allow_pickle is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", 1, 0, "", [True]])
+def test_allow_pickle_other_values_are_usage_errors(tmp_path, value):
+    with pytest.raises(pytest.UsageError, match=r"--qrel-allow-pickle: expected true or false, but got"):
+        _config(tmp_path, allow_pickle=value)
+
+
+def test_empty_group_size_is_a_usage_error(tmp_path):
+    with pytest.raises(pytest.UsageError, match=r"--qrel-group-size: expected a power of two >= 8 .* but got ''"):
+        _config(tmp_path, group_size="")
+
+
+def test_toml_scalars_are_accepted(tmp_path):
+    config = _config(tmp_path, bits=4, quant_ratio=0.5, group_size=32, seed=3, calibration_samples=16,
+                     kl_threshold={"4": 0.2}, methods=["hqq"], models=["zoo-xs"])
+    assert config.bits == (4,) and config.quant_ratios == (0.5,) and config.group_size == 32
+    assert config.seed == 3 and config.calibration_samples == 16 and config.kl_threshold == {4: 0.2}
+    assert config.methods == ("hqq",)
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("quant_ratio", 0, r"--qrel-quant-ratio: expected ratios in \(0, 1\], but got 0"),
+        ("quant_ratio", "0", r"--qrel-quant-ratio: expected ratios in \(0, 1\], but got '0'"),
+        ("calibration_samples", 0, r"--qrel-calibration-samples: expected one integer >= 1, but got 0"),
+        ("calibration_samples", "0", r"--qrel-calibration-samples: expected one integer >= 1, but got '0'"),
+        ("quant_trials", 0, r"--qrel-quant-trials: expected one integer >= 1, but got 0"),
+        ("bits", 4.5, r"--qrel-bits: expected comma-separated integers, but got 4.5"),
+        ("bits", True, r"--qrel-bits: expected a comma-separated string or a list, but got True"),
+        ("min_coverage", "1.5", r"--qrel-min-coverage: expected one number in \[0, 1\], but got '1.5'"),
+        ("quant_select", "best", r"--qrel-quant-select: expected one of random, sensitivity, but got 'best'"),
+        ("kl_threshold", {"4": True}, r"--qrel-kl-threshold: expected bits:value pairs like 4:0.1"),
+    ],
+)
+def test_zero_and_mistyped_values_are_usage_errors_not_defaults(tmp_path, key, value, message):
+    with pytest.raises(pytest.UsageError, match=message):
+        _config(tmp_path, **{key: value})
+
+
+def test_ratios_that_print_alike_are_a_usage_error(tmp_path):
+    config = _config(tmp_path, quant_ratio="0.5,0.5000001", methods="rtn", bits="4")
+    with pytest.raises(pytest.UsageError, match=r"ratios 0.5 and 0.5000001 would share the test id 'zoo-xs-rtn-4b-g64-q0.5m'"):
+        build_matrix(config)
+    ids = [v.id for v in build_matrix(_config(tmp_path, quant_ratio="0.5,0.55", methods="rtn", bits="4"))]
+    assert ids == ["zoo-xs-rtn-4b-g64-q0.5m", "zoo-xs-rtn-4b-g64-q0.55m"]
+
+
+def test_named_method_without_its_library_is_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gptqmodel", None)  # importlib.util.find_spec now finds nothing
+    with pytest.raises(pytest.UsageError, match=r"--qrel-methods: gptq needs gptqmodel, which is not installed: "
+                                                r"pip install 'pytest-qrel\[gptq\]'"):
+        _config(tmp_path, methods="hqq,gptq")
+
+
+def test_default_methods_without_their_library_skip(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hqq", None)
+    variants = build_matrix(_config(tmp_path, bits="4"))  # default methods: hqq,bnb
+    reasons = {v.method: v.skip_reason for v in variants}
+    assert reasons["hqq"] == "hqq needs hqq: install pytest-qrel[hqq]" and reasons["bnb"] is None
+
+
+def test_unwritable_cache_dir_is_a_usage_error_at_start(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(pytest.UsageError, match=r"--qrel-cache-dir: cannot write to .*a-file/cache .*--qrel-no-cache"):
+        _config(tmp_path, no_cache=False, cache_dir=str(blocker / "cache"))
+    assert _config(tmp_path, no_cache="false", cache_dir="cache").cache_dir == tmp_path / "cache"
+    assert (tmp_path / "cache").is_dir()
