@@ -67,3 +67,31 @@ def test_plain_run_is_untouched(pytester):
     result.assert_outcomes(passed=1)
     assert "qrel reliability report" not in result.stdout.str()
     assert not (pytester.path / "qrel-report").exists()
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ("quant-ratio = 0", "*--qrel-quant-ratio: expected ratios in (0, 1], but got 0*"),
+        ("calibration-samples = 0", "*--qrel-calibration-samples: expected one integer >= 1, but got 0*"),
+        ('allow-pickle = "perhaps"', "*--qrel-allow-pickle: expected true or false, but got 'perhaps'*"),
+        ('bits = 4.0', "*--qrel-bits: expected comma-separated integers, but got 4.0*"),
+    ],
+)
+def test_bad_tool_qrel_values_fail_at_start_up(pytester, toml, message):
+    pytester.makepyprojecttoml(f"[tool.qrel]\n{toml}\n")
+    result = pytester.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_empty_group_size_is_a_usage_error(pytester):
+    result = pytester.runpytest("--qrel-group-size=")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qrel-group-size: expected a power of two >= 8 (or 'none' for per-row), but got ''*"])
+
+
+def test_tool_qrel_scalars(pytester):
+    pytester.makepyprojecttoml("[tool.qrel]\nmodels = 'zoo-xs'\nmethods = 'rtn'\nbits = 4\nquant-ratio = 0.5\n")
+    result = pytester.runpytest("--collect-only", "-q", "--qrel-no-cache")
+    result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-rtn-4b-g64-q0.5m]", "1 test collected*"])
