@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -116,7 +117,12 @@ class ModelStore:
 
         cache = QuantCache(self.config.cache_dir)
         key = self.cache_key(variant)
-        with cache.lock(key):
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(cache.lock(key))
+            except OSError as exc:  # the cache became unusable mid-run: measure without it
+                self._cache_warning(variant, exc)
+                return (*self._quantize(variant, base), "off")
             entry = cache.read(key)
             if entry is not None:
                 try:
@@ -136,15 +142,18 @@ class ModelStore:
                      "variant": variant.id, "source": variant.source},
                 )
             except Exception as exc:  # the variant is quantized and measured all the same
-                from .cache import QrelCacheWarning
-
-                warnings.warn(
-                    f"pytest-qrel could not store {variant.id} in the cache {self.config.cache_dir} "
-                    f"({type(exc).__name__}: {one_line(exc)}); it is measured without being cached",
-                    QrelCacheWarning,
-                    stacklevel=2,
-                )
+                self._cache_warning(variant, exc)
             return model, info, "miss"
+
+    def _cache_warning(self, variant: Variant, exc: Exception) -> None:
+        from .cache import QrelCacheWarning
+
+        warnings.warn(
+            f"pytest-qrel could not store {variant.id} in the cache {self.config.cache_dir} "
+            f"({type(exc).__name__}: {one_line(exc)}); it is measured without being cached",
+            QrelCacheWarning,
+            stacklevel=3,
+        )
 
     def cache_key(self, variant: Variant) -> str:
         """Everything the quantized weights depend on, hashed (see cache.py)."""

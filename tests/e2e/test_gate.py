@@ -109,3 +109,14 @@ def test_cache_that_cannot_be_written_warns_and_still_measures(tmp_path):
     with pytest.warns(UserWarning, match=r"could not store tiny-rtn-4b-g64 in the cache .* measured without being cached"):
         kl = session.kl_to_base(variant)
     assert 0 < kl < 1 and session.variant_info[variant.id]["cache"] == "miss"
+
+
+def test_cache_that_cannot_be_locked_warns_and_still_measures(tmp_path):
+    from helpers import session_for
+
+    session = session_for(make_llama(tmp_path / "tiny"), tmp_path / "cache", methods="rtn", bits="4")
+    (variant,) = session.variants
+    (tmp_path / "cache" / session.store.cache_key(variant)[:2]).write_text("a file where a directory goes")
+    with pytest.warns(UserWarning, match=r"could not store tiny-rtn-4b-g64 in the cache"):
+        kl = session.kl_to_base(variant)
+    assert 0 < kl < 1 and session.variant_info[variant.id]["cache"] == "off"

@@ -13,6 +13,7 @@ import torch
 from helpers import run_session, session_for
 from pytest_qrel.models import load_base
 from pytest_qrel.quant import get_backend
+from pytest_qrel.store import VariantError
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_quanto_checkpoint_missing_a_layer_is_refused(tiny, checkpoints, tmp_pat
     save_file({k: v for k, v in tensors.items() if ".layers.1.mlp.up_proj." not in k}, str(ckpt / "model.safetensors"))
     session = session_for(ckpt, tmp_path, base=str(tiny))
     (variant,) = session.variants
-    with pytest.raises(pytest.fail.Exception, match=r"lacks the quantized weights of 1 layers \(first: model.layers.1.mlp.up_proj\)"):
+    with pytest.raises(VariantError, match=r"lacks the quantized weights of 1 layers \(first: model.layers.1.mlp.up_proj\)"):
         session.kl_to_base(variant)
     assert "lacks the quantized weights" in session.variant_info[variant.id]["error"]
 
