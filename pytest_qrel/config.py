@@ -38,7 +38,6 @@ class QrelConfig:
     seed: int = 0
     min_coverage: float = 1.0
     checkpoints: tuple[Checkpoint, ...] = ()
-    methods_given: bool = False  # the user named the methods (a missing library is then an error)
 
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
@@ -109,7 +108,6 @@ class QrelConfig:
             seed=seed,
             min_coverage=min_coverage[0],
             checkpoints=tuple(checkpoints),
-            methods_given="qrel_methods" in given,
         )
 
 
