@@ -54,6 +54,11 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     load_kwargs: dict = field(default_factory=dict)
+    checkpoint_dtype: torch.dtype | None = None  # the dtype its weights are stored in
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_dtype is None:
+            self.checkpoint_dtype = self.dtype
 
     @property
     def params(self) -> int:
@@ -61,11 +66,13 @@ class LoadedModel:
 
     @property
     def linear_layer_names(self) -> list[str]:
-        """Every torch.nn.Linear outside the output head: what backends quantize."""
+        """Every torch.nn.Linear (or transformers Conv1D, GPT-2's transposed Linear) outside
+        the output head: what backends quantize."""
         import torch
+        from transformers.pytorch_utils import Conv1D
 
         head = self.model.get_output_embeddings()
-        return [n for n, m in self.model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head]
+        return [n for n, m in self.model.named_modules() if isinstance(m, (torch.nn.Linear, Conv1D)) and m is not head]
 
 
 def declared_base(path: Path) -> str | None:
@@ -127,13 +134,17 @@ def check_checkpoint(source: str, allow_pickle: bool) -> None:
 
 def load_base(name: str, source: str, device: torch.device, allow_pickle: bool = False) -> LoadedModel:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     check_checkpoint(source, allow_pickle)
     # Full precision on CPU (no fast half-precision kernels there), bfloat16 on GPUs.
     dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     kwargs = {"trust_remote_code": False, "use_safetensors": None if allow_pickle else True}
     try:
+        # the dtype the weights are stored in: loading overwrites the config's with ours
+        # (transformers' own default, float32, when the config does not say)
+        stored = AutoConfig.from_pretrained(source, trust_remote_code=False).dtype or torch.float32
+        stored = getattr(torch, stored) if isinstance(stored, str) else stored
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device)
     except (OSError, ValueError, KeyError) as exc:
@@ -142,4 +153,4 @@ def load_base(name: str, source: str, device: torch.device, allow_pickle: bool =
     model.eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(name, source, source, model, tokenizer, device, dtype, kwargs)
+    return LoadedModel(name, source, source, model, tokenizer, device, dtype, kwargs, stored)

@@ -68,16 +68,29 @@ class Variant:
 
 @dataclass
 class QuantizedInfo:
-    """What a backend really did to a model, measured after quantization."""
+    """What a backend really did to a model, measured after quantization.
+
+    ``coverage`` is the share of the weights asked to be quantized (``requested_layers``)
+    that really were; ``skipped`` names each asked-for layer left at full precision and
+    why, ``regrouped`` each layer quantized with another group size than asked and why.
+    ``effective_bits`` is paper 002's b + (16 + z) / G averaged over the quantized weights;
+    ``storage_bits`` what they really store per weight on this device; ``total_bits`` counts
+    quantized weights at their effective bits and every other tensor at the checkpoint's
+    own dtype, so that it is the same on every device."""
 
     quantized_layers: list[str]
+    requested_layers: list[str]
     linear_layers: int
     group_size: int | None
     effective_bits: float
+    storage_bits: float
     params: int
     total_bits: float
     state_dict_bytes: int
-    quantized_fraction: float  # measured share of linear-layer weights that were quantized
+    quantized_fraction: float  # measured share of all linear-layer weights that were quantized
+    coverage: float
+    skipped: dict[str, str] = field(default_factory=dict)
+    regrouped: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -85,10 +98,14 @@ class QuantizedInfo:
             "linear_layers": self.linear_layers,
             "group_size": self.group_size,
             "effective_bits": round(self.effective_bits, 6),
+            "storage_bits": round(self.storage_bits, 6),
             "params": self.params,
             "total_bits": self.total_bits,
             "state_dict_bytes": self.state_dict_bytes,
             "quantized_fraction": round(self.quantized_fraction, 6),
+            "coverage": round(self.coverage, 6),
+            "skipped": dict(self.skipped),
+            "regrouped": dict(self.regrouped),
         }
 
 

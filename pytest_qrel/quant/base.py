@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
 
-from ..variants import QuantizedInfo, total_model_bits
+from ..variants import QuantizedInfo, effective_bits, total_model_bits
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +37,8 @@ class Backend(ABC):
     needs_calibration: ClassVar[bool] = False
     fixed_group_size: ClassVar[dict[int, int | None]] = {}  # bits -> the group size it always uses
     weight_format: ClassVar[str] = "int"  # how weights are stored: int, nf4, fp4, float8
+    # a scale per group and no zero point (paper 002 §3: z = 0 in b + (16 + z) / G), by bits
+    symmetric: ClassVar[dict[int, bool]] = {}
     activation_bits: ClassVar[int | None] = None  # activations quantized too (W8A8), or None
     # bump when what this backend does changes without its library's version changing
     # (its fixed settings, how it calibrates): part of every cache key
@@ -101,42 +103,73 @@ class Backend(ABC):
             raise QuantizationError(f"{self.name} needs calibration texts, but got none")
         layers = base.linear_layer_names if layers is None else list(layers)
         model = self._quantize(base, bits, group_size, layers, calibration)
-        return model, self.measure(base, model, bits, group_size)
+        return model, self.measure(base, model, bits, group_size, requested=layers)
 
-    def measure(self, base: LoadedModel, model: torch.nn.Module, bits: int, group_size: int | None) -> QuantizedInfo:
-        """Count the quantized layers and account bits from what they really store."""
+    def measure(
+        self,
+        base: LoadedModel,
+        model: torch.nn.Module,
+        bits: int,
+        group_size: int | None,
+        requested: list[str] | None = None,
+    ) -> QuantizedInfo:
+        """Count the quantized layers against the ``requested`` ones (default: every linear
+        layer), say why each missing one stayed, and account bits: paper 002's effective
+        bits from each layer's real group size, and what each layer really stores."""
         model.eval()
         layers = {name: mod for name, mod in model.named_modules() if self._is_quantized(mod)}
         if not layers:
             raise QuantizationError(
                 f"{self.name} quantized no layer of {base.name} ({type(base.model).__name__}): "
-                f"it has {len(base.linear_layer_names)} torch.nn.Linear layers outside the output head"
+                f"it has {len(base.linear_layer_names)} linear layers (torch.nn.Linear or Conv1D) outside the output head"
             )
-        layer_bits = {
-            name: storage_bytes(mod) * 8 / base.model.get_submodule(name).weight.numel() for name, mod in layers.items()
-        }
-        n_quant_weights = 0
-        quant_bits = 0.0
+        requested = base.linear_layer_names if requested is None else list(requested)
+        asked_group = self.group_size_for(bits, group_size)
+        numel = {name: base.model.get_submodule(name).weight.numel() for name in {*layers, *base.linear_layer_names}}
+        storage = {name: storage_bytes(mod) * 8 / numel[name] for name, mod in layers.items()}
+        effective, regrouped = {}, {}
+        for name, mod in layers.items():
+            width = in_features(base.model.get_submodule(name))
+            group = self.layer_group_size(mod, bits, group_size)
+            # paper 002 §3: b_eff = b + (s + z) / G, s = 16 scale bits, z = b when asymmetric;
+            # one group per row is G = the row's width
+            effective[name] = effective_bits(bits, group or width, symmetric=self.symmetric.get(bits, False))
+            if group != asked_group and (group or width) != (asked_group or width):
+                regrouped[name] = (
+                    f"group size {group or 'one per row'} instead of {asked_group}: "
+                    f"its rows of {width} weights do not split into groups of {asked_group}"
+                )
+        quantized_weights = sum(numel[n] for n in layers)
+        dtype_bits = _dtype_bits(base.checkpoint_dtype)
         elements: list[tuple[int, float]] = []
         for pname, p in base.model.named_parameters():
             module, _, leaf = pname.rpartition(".")
-            if module in layer_bits and leaf == "weight":
-                elements.append((p.numel(), layer_bits[module]))
-                n_quant_weights += p.numel()
-                quant_bits += p.numel() * layer_bits[module]
-            else:
-                elements.append((p.numel(), p.element_size() * 8))
+            quantized = module in layers and leaf == "weight"
+            elements.append((p.numel(), effective[module] if quantized else dtype_bits))
+        asked_weights = sum(numel[n] for n in requested)
         return QuantizedInfo(
             quantized_layers=sorted(layers),
+            requested_layers=list(requested),
             linear_layers=len(base.linear_layer_names),
-            group_size=self.group_size_for(bits, group_size),
-            effective_bits=quant_bits / n_quant_weights,
+            group_size=asked_group,
+            effective_bits=sum(effective[n] * numel[n] for n in layers) / quantized_weights,
+            storage_bits=sum(storage[n] * numel[n] for n in layers) / quantized_weights,
             params=base.params,
             total_bits=total_model_bits(elements),
             state_dict_bytes=storage_bytes(model, include_bias=True),
-            quantized_fraction=n_quant_weights
-            / sum(base.model.get_submodule(n).weight.numel() for n in base.linear_layer_names),
+            quantized_fraction=quantized_weights / sum(numel[n] for n in base.linear_layer_names),
+            coverage=sum(numel[n] for n in requested if n in layers) / asked_weights if asked_weights else 1.0,
+            skipped={n: self.skip_reason(base, n, bits, group_size) for n in requested if n not in layers},
+            regrouped=regrouped,
         )
+
+    def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
+        """The group size quantized ``module`` really uses (None: one scale per row)."""
+        return self.group_size_for(bits, requested)
+
+    def skip_reason(self, base: LoadedModel, name: str, bits: int, group_size: int | None) -> str:
+        """Why this backend left the asked-for layer ``name`` at full precision."""
+        return f"{self.name} did not quantize it"
 
     # -- cache serialization: the quantized layers' state dicts, in safetensors ------------
 
@@ -160,8 +193,8 @@ class Backend(ABC):
         for key, value in state.items():
             name, _, leaf = key.partition("::")
             per_layer[name][leaf] = value
-        def rebuild(linear: torch.nn.Linear, name: str) -> torch.nn.Module:
-            layer = self._empty_layer(linear, bits, group_size)
+        def rebuild(linear: torch.nn.Module, name: str) -> torch.nn.Module:
+            layer = self._empty_layer(as_linear(linear), bits, group_size)
             layer.load_state_dict(per_layer[name])
             return layer
 
@@ -185,7 +218,7 @@ class Backend(ABC):
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
     ) -> torch.nn.Module:
         return replace_layers(
-            copy.deepcopy(base.model), layers, lambda linear, _: self._quantize_layer(linear, bits, group_size)
+            copy.deepcopy(base.model), layers, lambda layer, _: self._quantize_layer(as_linear(layer), bits, group_size)
         )
 
     def _quantize_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module | None:
@@ -193,6 +226,7 @@ class Backend(ABC):
         raise NotImplementedError(f"{self.name} overrides _quantize")
 
     def _empty_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module:
+        """An empty quantized layer shaped for ``linear``, to load its stored tensors into."""
         raise NotImplementedError(f"{self.name} does not rebuild single layers; it overrides load_quantized")
 
     @abstractmethod
@@ -210,6 +244,60 @@ def replace_layers(
         if layer is not None:
             setattr(parent, leaf, layer)
     return model
+
+
+def as_linear(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` as a ``torch.nn.Linear``: a transformers ``Conv1D`` (GPT-2's projections,
+    ``y = x W + b`` with W stored (in, out)) becomes the Linear computing the same thing
+    with the weight transposed; any other module is returned as it is."""
+    import torch
+
+    if not _is_conv1d(module):
+        return module
+    linear = torch.nn.Linear(module.nx, module.nf, bias=module.bias is not None,
+                             device=module.weight.device, dtype=module.weight.dtype)
+    with torch.no_grad():
+        linear.weight.copy_(module.weight.T)
+        if module.bias is not None:
+            linear.bias.copy_(module.bias)
+    return linear
+
+
+def in_features(module: torch.nn.Module) -> int:
+    """The input width of a Linear or Conv1D layer (the length of one weight row)."""
+    return module.nx if _is_conv1d(module) else module.in_features
+
+
+def _is_conv1d(module: torch.nn.Module) -> bool:
+    try:
+        from transformers.pytorch_utils import Conv1D
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return False
+    return isinstance(module, Conv1D)
+
+
+def linearize(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
+    """Replace (in place) the Conv1D layers among ``names`` by equivalent Linears."""
+    return replace_layers(model, names, lambda module, _: as_linear(module) if _is_conv1d(module) else None)
+
+
+def fitting_group(size: int, requested: int | None) -> int | None:
+    """The group size to quantize ``size`` consecutive weights (a row, or a whole weight)
+    with: ``requested`` when it divides them, else the largest power of two below it that
+    does (at least 8), else None (one group per row). A layer narrower than its group is
+    then quantized with smaller groups rather than left at full precision."""
+    if requested is None or size % requested == 0:
+        return requested
+    group = requested
+    while group > 8 and size % group:
+        group //= 2
+    return group if size % group == 0 else None
+
+
+def _dtype_bits(dtype: torch.dtype) -> int:
+    import torch
+
+    return torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits
 
 
 def read_safetensors(directory: Path | str, device: torch.device | str) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .base import Backend, QuantizationError
+from .base import Backend, QuantizationError, in_features
 
 
 class _DropInt8CastNotice(logging.Filter):
@@ -35,6 +35,7 @@ class BitsAndBytesBackend(Backend):
     # int8 keeps one absmax scale per output row.
     fixed_group_size = {4: 64, 8: None}
     weight_format = "nf4"
+    symmetric = {4: True, 8: True}  # absmax scales, no zero point
 
     def _quantize(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
@@ -64,7 +65,13 @@ class BitsAndBytesBackend(Backend):
         shows how many layers were quantized."""
         if base.device.type != "cpu":
             return []
-        return [n for n in base.linear_layer_names if base.model.get_submodule(n).in_features % 64]
+        return [n for n in base.linear_layer_names if in_features(base.model.get_submodule(n)) % 64]
+
+    def skip_reason(self, base: LoadedModel, name: str, bits: int, group_size: int | None) -> str:
+        if bits == 4 and name in self._cpu_unsafe_nf4_layers(base):
+            return ("bitsandbytes' CPU 4-bit kernel cannot run rows that do not split into 64-weight blocks "
+                    "(a GPU can; or choose --qrel-bits=8)")
+        return super().skip_reason(base, name, bits, group_size)
 
     def save_quantized(self, model: torch.nn.Module, layers: list[str], directory: Path) -> None:
         model.save_pretrained(directory, safe_serialization=True)
@@ -127,3 +134,4 @@ class BitsAndBytesFP4Backend(BitsAndBytesBackend):
     bits = (4,)
     fixed_group_size = {4: 64}
     weight_format = "fp4"
+    symmetric = {4: True}

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from typing import TYPE_CHECKING
 
-from .base import Backend, QuantizationError, read_safetensors
+from .base import Backend, QuantizationError, in_features, read_safetensors
 
 from pathlib import Path
 
@@ -41,6 +41,10 @@ class GPTQBackend(Backend):
     requires = ("gptqmodel",)
     extra = "gptq"
     needs_calibration = True
+    symmetric = {b: True for b in bits}  # sym=True (paper 003 App. A)
+
+    def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
+        return module.group_size  # gptqmodel keeps the row width for one group per row
 
     def _quantize(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
@@ -84,7 +88,7 @@ class GPTQBackend(Backend):
             pattern = f"^{re.escape(name)}$"
             if name not in chosen:
                 dynamic[f"-:{pattern}"] = {}
-            elif group_size and base.model.get_submodule(name).in_features % group_size:
+            elif group_size and in_features(base.model.get_submodule(name)) % group_size:
                 dynamic[f"+:{pattern}"] = {"group_size": -1}
         return dynamic
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Backend
+from .base import Backend, fitting_group
 
 if TYPE_CHECKING:
     import torch
@@ -23,21 +23,31 @@ class HQQBackend(Backend):
     requires = ("hqq",)
     extra = "hqq"
 
-    def _quantize_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module | None:
-        from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+    # 2: a weight that does not split into groups of G gets a smaller group instead of staying
+    config_version = 2
+    symmetric = {b: False for b in bits}  # a scale and a zero point per group
 
-        # HQQ reshapes a weight into rows of `group_size`: a layer it cannot split stays.
-        if group_size and linear.weight.numel() % group_size:
-            return None
-        config = BaseQuantizeConfig(nbits=bits, group_size=group_size)
-        device = str(linear.weight.device)
-        return HQQLinear(linear, config, compute_dtype=linear.weight.dtype, device=device, del_orig=True)
+    def _quantize_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module | None:
+        from hqq.core.quantize import HQQLinear
+
+        # HQQ reshapes a weight into rows of `group_size` consecutive weights
+        config = self._config(bits, fitting_group(linear.weight.numel(), group_size))
+        return HQQLinear(linear, config, compute_dtype=linear.weight.dtype, device=str(linear.weight.device), del_orig=True)
 
     def _empty_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module:
-        from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+        from hqq.core.quantize import HQQLinear
 
-        config = BaseQuantizeConfig(nbits=bits, group_size=group_size)
+        config = self._config(bits, fitting_group(linear.weight.numel(), group_size))
         return HQQLinear(None, config, compute_dtype=linear.weight.dtype, device=str(linear.weight.device), initialize=False)
+
+    @staticmethod
+    def _config(bits: int, group_size: int | None) -> dict:
+        from hqq.core.quantize import BaseQuantizeConfig
+
+        return BaseQuantizeConfig(nbits=bits, group_size=group_size)
+
+    def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
+        return module.quant_config["weight_quant_params"]["group_size"]
 
     def _is_quantized(self, module: torch.nn.Module) -> bool:
         from hqq.core.quantize import HQQLinear

@@ -17,7 +17,7 @@ import copy
 import json
 from typing import TYPE_CHECKING, ClassVar
 
-from .base import Backend, QuantizationError, read_safetensors
+from .base import Backend, QuantizationError, linearize, read_safetensors
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,6 +39,7 @@ class QuantoBackend(Backend):
     # quanto's qtype name for the weights at each bit-width, and for the activations
     weight_qtypes: ClassVar[dict[int, str]] = {2: "qint2", 4: "qint4", 8: "qint8"}
     activation_qtype: ClassVar[str | None] = None
+    symmetric = {2: False, 4: False, 8: True}  # int2/int4 store a shift per group, int8 only a scale
 
     def missing_packages(self) -> list[str]:
         import importlib.util
@@ -55,7 +56,7 @@ class QuantoBackend(Backend):
     ) -> torch.nn.Module:
         from optimum.quanto import Calibration, freeze, quantize
 
-        model = copy.deepcopy(base.model)
+        model = linearize(copy.deepcopy(base.model), layers)  # quanto quantizes nn.Linear, not Conv1D
         quantize(model, weights=self.weight_qtypes[bits], activations=self.activation_qtype, include=list(layers))
         if self.activation_qtype is not None:
             import torch
@@ -108,6 +109,9 @@ class QuantoBackend(Backend):
     def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
         return _requantize(base, read_safetensors(path, base.device), json.loads((path / QUANTO_QMAP).read_text()))
 
+    def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
+        return module.weight_group_size
+
     def _is_quantized(self, module: torch.nn.Module) -> bool:
         from optimum.quanto.nn import QModuleMixin
 
@@ -131,7 +135,7 @@ def _requantize(base: LoadedModel, tensors: dict, qmap: dict) -> torch.nn.Module
         raise QuantizationError(
             f"the stored quanto model lacks the quantized weights of {len(missing)} layers (first: {missing[0]})"
         )
-    model = copy.deepcopy(base.model)
+    model = linearize(copy.deepcopy(base.model), list(qmap))
     state = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[0] not in qmap}
     state.update(tensors)
     requantize(model, state, qmap, device=base.device)
@@ -145,6 +149,7 @@ class QuantoFloat8Backend(QuantoBackend):
     fixed_group_size = {8: None}
     weight_format = "float8"
     weight_qtypes = {8: "qfloat8_e4m3fn"}
+    symmetric = {8: True}
 
 
 class QuantoW8A8Backend(QuantoBackend):

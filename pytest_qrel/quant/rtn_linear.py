@@ -42,9 +42,15 @@ class RTNLinear(torch.nn.Module):
         group = group_size or in_f
         layer = cls(in_f, out_f, bits, group, linear.bias, linear.weight.dtype)
         w = linear.weight.detach().float().reshape(out_f, in_f // group, group)
-        lo, hi = w.amin(-1), w.amax(-1)
+        # The range of each group always includes 0, as GPTQ's quantizer does: 0 is then a
+        # code (the zero point needs no clamping), and a group whose weights share a sign
+        # keeps its spread instead of collapsing onto its minimum.
+        lo, hi = w.amin(-1).clamp(max=0), w.amax(-1).clamp(min=0)
+        empty = (lo == 0) & (hi == 0)
+        lo, hi = torch.where(empty, -1.0, lo), torch.where(empty, 1.0, hi)
         levels = 2**bits - 1
-        scale = ((hi - lo) / levels).clamp(min=1e-8).half().float()  # stored as float16
+        # stored as float16; a scale that underflows float16 becomes its smallest step
+        scale = ((hi - lo) / levels).half().float().clamp(min=2.0**-24)
         zero = torch.round(-lo / scale).clamp(0, levels)
         codes = torch.clamp(torch.round(w / scale[..., None]) + zero[..., None], 0, levels)
         layer.qweight.copy_(_pack(codes, bits))

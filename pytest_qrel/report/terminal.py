@@ -50,6 +50,20 @@ def _rows(model: str, variants: list[dict], results: list[dict]) -> list[tuple[s
     return rows
 
 
+def _regrouped_notes(model: str, variants: list[dict]) -> list[str]:
+    """One line per variant that quantized some layers with another group size than asked
+    (a row narrower than the group): quantized all the same, and said so."""
+    notes = []
+    for v in variants:
+        regrouped = v.get("regrouped") or {}
+        if v["model"] != model or not regrouped:
+            continue
+        reasons = sorted(set(regrouped.values()))
+        notes.append(f"note: {v['id']}: {len(regrouped)} layer{'s' if len(regrouped) > 1 else ''} "
+                     f"quantized with {reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""))
+    return notes
+
+
 def write_tables(terminalreporter, variants: list[dict], results: list[dict], report_dir: Path) -> None:
     tr = terminalreporter
     tr.write_sep("=", "qrel reliability report")
@@ -67,6 +81,8 @@ def write_tables(terminalreporter, variants: list[dict], results: list[dict], re
             line = "  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1]
             markup = {"red": True} if r[-1].startswith(("FAIL", "ERROR")) else {"green": True} if r[-1] == "PASS" else {"yellow": True}
             tr.write_line(line, **markup)
+        for note in _regrouped_notes(model, variants):
+            tr.write_line(note)
     counts = {s: sum((r.get("status") or ("pass" if r["passed"] else "fail")) == s for r in results)
               for s in ("pass", "fail", "error")}
     tr.write_line("")

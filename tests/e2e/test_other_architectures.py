@@ -1,4 +1,4 @@
-"""Models that are not Llama: OPT (nn.Linear) works, GPT-2 (Conv1D) fails clearly for hqq."""
+"""Models that are not Llama: OPT (nn.Linear) and GPT-2 (transformers Conv1D projections)."""
 
 import shutil
 
@@ -34,11 +34,34 @@ def test_opt_checkpoint_runs_through_both_backends(pytester, vocab):
     result.stdout.fnmatch_lines(["tiny-opt-hqq-4b-g64 * 12/12 * PASS", "tiny-opt-bnb-8b * 12/12 * PASS"])
 
 
-def test_gpt2_conv1d_gives_a_clear_error_for_hqq(pytester, vocab):
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory, vocab):
+    import torch
+
+    torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=vocab, n_embd=64, n_layer=2, n_head=4, n_positions=128)
-    _save(GPT2LMHeadModel(cfg), pytester.path / "tiny-gpt2")
-    result = pytester.runpytest_subprocess("--qrel-models=./tiny-gpt2", "--qrel-methods=hqq", "--qrel-bits=4")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        ["hqq quantized no layer of tiny-gpt2 (GPT2LMHeadModel): it has 0 torch.nn.Linear layers outside the output head"]
-    )
+    return _save(GPT2LMHeadModel(cfg), tmp_path_factory.mktemp("gpt2") / "tiny-gpt2")
+
+
+@pytest.mark.parametrize("method", ["rtn", "hqq", "quanto"])
+def test_gpt2_conv1d_projections_are_quantized_and_kl_ordered_by_bits(tiny_gpt2, tmp_path, method):
+    from helpers import session_for
+
+    session = session_for(tiny_gpt2, tmp_path, no_cache=True, methods=method, bits="2,4,8")
+    kl, infos = [], []
+    for variant in session.variants:
+        kl.append(session.kl_to_base(variant))
+        infos.append(session.variant_info[variant.id])
+    # 2 blocks x (c_attn, c_proj, c_fc, mlp c_proj), all Conv1D: every one quantized
+    assert [(i["quantized_layers"], i["linear_layers"], i["coverage"]) for i in infos] == [(8, 8, 1.0)] * 3
+    assert kl[0] > kl[1] > kl[2] > 0
+
+
+def test_gpt2_through_the_cli_quantizes_every_projection(pytester, tiny_gpt2):
+    import shutil
+
+    shutil.copytree(tiny_gpt2, pytester.path / "tiny-gpt2")
+    result = pytester.runpytest_subprocess("--qrel-models=./tiny-gpt2", "--qrel-methods=hqq,bnb", "--qrel-bits=4",
+                                           "--qrel-no-cache")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["tiny-gpt2-bnb-4b-g64 * 8/8 * PASS", "tiny-gpt2-hqq-4b-g64 * 8/8 * PASS"])

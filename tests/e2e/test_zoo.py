@@ -70,7 +70,7 @@ def test_bnb_quantizes_every_linear_layer(zoo_session, method, bits):
     info = zoo_session.variant_info[variant.id]
     assert info["quantized_layers"] == info["linear_layers"] > 0
     assert kl > 0
-    assert info["effective_bits"] > bits
+    assert info["effective_bits"] > bits and info["storage_bits"] > bits
 
 
 def test_two_bit_costs_accuracy_that_eight_bit_does_not(zoo_session, accuracies):

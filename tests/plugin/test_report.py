@@ -23,31 +23,34 @@ def test_suites_collected_without_a_path_and_table_printed(pytester):
         [
             "*= qrel reliability report =*",
             "model zoo-xs (20,224 parameters), rows by total model bits:",
-            "variant * method * bits * eff bits * total bits * layers * metric * value * threshold * result",
-            "zoo-xs-hqq-3b-g64 * hqq * 3 * 5.3* * 7/7 * kl_to_base * 0.0001 * FAIL",
-            "zoo-xs-bnb-8b * bnb * 8 * 7/7 * kl_to_base * 0.01 * PASS",
-            "zoo-xs-hqq-8b-g64 * hqq * 8 * 9.3* * 7/7 * kl_to_base * 0.01 * PASS",
+            "variant * method * bits * eff bits * stored bits * total bits * layers * metric * value * threshold * result",
+            "zoo-xs-hqq-3b-g64 * hqq * 3 * 3.297 * 5.3* * 7/7 * kl_to_base * 0.0001 * FAIL: kl_to_base = *",
+            "zoo-xs-hqq-8b-g64 * hqq * 8 * 8.375 * 9.3* * 7/7 * kl_to_base * 0.01 * PASS",
+            "zoo-xs-bnb-8b * bnb * 8 * 8.4* * 8.* * 7/7 * kl_to_base * 0.01 * PASS",
             "zoo-xs-bnb-3b-g64 * SKIP: bnb does not support 3-bit weights (supported: 4, 8)",
             "qrel: 2 passed, 1 failed thresholds, 0 errors; results in *results.json",
         ]
     )
     result.stdout.fnmatch_lines(["zoo-xs-hqq-3b-g64: kl_to_base = *, expected <= 0.0001"])
-    # Rows are sorted by total model bits (the fifth column)
-    rows = [r for r in (line.split() for line in result.stdout.lines) if len(r) == 10 and r[6] == "kl_to_base"]
-    totals = [float(row[4]) for row in rows]
+    # Rows are sorted by total model bits (the sixth column)
+    rows = [r for r in (line.split() for line in result.stdout.lines) if len(r) >= 11 and r[7] == "kl_to_base"]
+    totals = [float(row[5]) for row in rows]
     assert len(rows) == 3 and totals == sorted(totals), rows
 
     doc = _results(pytester)
     assert doc["schema"] == 1 and doc["fits"] == []
     variants = {v["id"]: v for v in doc["variants"]}
     assert set(variants) == {"zoo-xs-hqq-3b-g64", "zoo-xs-hqq-8b-g64", "zoo-xs-bnb-3b-g64", "zoo-xs-bnb-8b"}
-    for key in ("model", "method", "bits", "group_size", "params", "total_bits", "effective_bits"):
+    for key in ("model", "method", "bits", "group_size", "params", "total_bits", "effective_bits", "storage_bits"):
         assert key in variants["zoo-xs-hqq-8b-g64"]
+    # effective bits: paper 002 §3, b + (16 + b) / G for HQQ's asymmetric groups of 64
+    assert variants["zoo-xs-hqq-8b-g64"]["effective_bits"] == 8 + 24 / 64
+    assert variants["zoo-xs-hqq-3b-g64"]["effective_bits"] == 3 + 19 / 64
     # measured storage: HQQ keeps a float32 scale and zero per group of 64 on CPU (1 bit per
     # weight), a few bytes of metadata per layer, and packs 3-bit codes ten to an int32 with
     # the rows of xs's small layers padded to a multiple of ten (4 bits per code here)
-    assert 9.0 < variants["zoo-xs-hqq-8b-g64"]["effective_bits"] < 9.4
-    assert 5.0 < variants["zoo-xs-hqq-3b-g64"]["effective_bits"] < 5.4
+    assert 9.0 < variants["zoo-xs-hqq-8b-g64"]["storage_bits"] < 9.4
+    assert 5.0 < variants["zoo-xs-hqq-3b-g64"]["storage_bits"] < 5.4
     assert variants["zoo-xs-hqq-8b-g64"]["state_dict_bytes"] > 0
     assert variants["zoo-xs-bnb-3b-g64"]["skip_reason"].startswith("bnb does not support 3-bit")
     results = {r["test"]: r for r in doc["results"]}

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_qrel.quant.base import storage_bytes
+from pytest_qrel.quant.rtn import RTNBackend
 from pytest_qrel.quant.rtn_linear import RTNLinear, _pack, _unpack
 
 
@@ -16,11 +17,59 @@ def _reference(w: np.ndarray, bits: int, group: int) -> np.ndarray:
     for r in range(w.shape[0]):
         for g in range(0, w.shape[1], group):
             x = w[r, g : g + group]
-            scale = np.float32(np.float16(max((x.max() - x.min()) / levels, 1e-8)))
-            zero = np.clip(np.round(-x.min() / scale), 0, levels)
+            lo, hi = min(x.min(), 0.0), max(x.max(), 0.0)  # the range includes 0 (GPTQ's quantizer)
+            scale = np.float32(np.float16((hi - lo) / levels))
+            zero = np.round(-lo / scale)
             q = np.clip(np.round(x / scale) + zero, 0, levels)
             out[r, g : g + group] = (q - zero) * scale
     return out
+
+
+def _textbook(group: list[float], bits: int) -> list[float]:
+    """Asymmetric min-max round-to-nearest of one group whose range includes 0, written out
+    element by element in plain Python (the float16 rounding of the stored scale aside)."""
+    levels = 2**bits - 1
+    lo, hi = min(min(group), 0.0), max(max(group), 0.0)
+    if lo == hi == 0.0:  # an all-zero group: GPTQ's quantizer takes the range [-1, 1]
+        lo, hi = -1.0, 1.0
+    scale = float(np.float16((hi - lo) / levels))
+    zero = round(-lo / scale)
+    return [(min(max(round(x / scale) + zero, 0), levels) - zero) * scale for x in group]
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        [1.0, 1.2, 1.5, 2.0],  # all positive: a range without 0 would collapse it onto 1.0 at 2 bits
+        [-2.0, -1.5, -1.2, -1.0],  # all negative
+        [-0.7, 0.1, 0.4, 1.3],  # mixed signs
+        [0.0, 0.0, 0.0, 0.0],  # all zero: no division by a zero scale
+    ],
+    ids=["positive", "negative", "mixed", "zero"],
+)
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_rtn_group_matches_textbook_and_keeps_zero(group, bits):
+    linear = torch.nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([group]))
+    got = RTNLinear.from_linear(linear, bits, 4).dequantized_weight()[0].tolist()
+    assert got == pytest.approx(_textbook(group, bits), abs=1e-7)
+    # every weight lies within half a step of its code: nothing collapses onto one value
+    step = (max(max(group), 0.0) - min(min(group), 0.0)) / (2**bits - 1) or 1.0
+    assert max(abs(a - b) for a, b in zip(got, group)) <= step / 2 * 1.001
+    # 0 is a code exactly
+    with torch.no_grad():
+        linear.weight[0, 0] = 0.0
+    assert RTNLinear.from_linear(linear, bits, 4).dequantized_weight()[0, 0].item() == 0.0
+
+
+def test_rtn_narrow_rows_get_a_smaller_group():
+    from pytest_qrel.quant.base import fitting_group
+
+    assert fitting_group(96, 64) == 32 and fitting_group(32, 64) == 32 and fitting_group(128, 64) == 64
+    assert fitting_group(100, 64) is None and fitting_group(12, None) is None  # one group per row
+    layer = RTNBackend()._quantize_layer(torch.nn.Linear(96, 8), 4, 64)
+    assert layer.group_size == 32
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
