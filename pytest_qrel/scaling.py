@@ -113,7 +113,7 @@ class ScalingFit:
     form: str
     coefficients: dict[str, float]
     stderr: dict[str, float]
-    covariance: np.ndarray = field(repr=False)
+    covariance: np.ndarray = field(repr=False, compare=False)
     r2: float
     adj_r2: float
     n: int
@@ -141,7 +141,7 @@ class ScalingFit:
     def prediction_interval(self, x: Any, confidence: float = 0.95) -> tuple[Any, Any]:
         """``(lower, upper)`` of the two-sided band that holds a new observation at x
         with probability ``confidence`` (t distribution with ``dof`` degrees of freedom)."""
-        if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
+        if not (isinstance(confidence, (int, float, np.floating)) and 0.0 < confidence < 1.0):
             raise ValueError(f"Expected `confidence` to lie strictly between 0 and 1, but got {confidence!r}")
         X, scalar = self._design(x)
         theta = self._theta
