@@ -68,8 +68,9 @@ Side = Literal["both", "below", "above"]
 
 # Paper 002 eq. 2: factor -> (exponent name, log-transformed?). The order is the
 # paper's (N, C_b, G, b_eff); §3.3.2 takes logs of C_b and b_eff for their
-# diminishing returns. A log's base changes only A, never an exponent, so the
-# natural log loses nothing.
+# diminishing returns. (The symbols of eq. 2 are lost in papers/002's text; the form
+# follows §3.3.1's factor list and §3.3.2.) A log's base changes only A, never an
+# exponent, so the natural log loses nothing.
 POWER_LAW_FACTORS: dict[str, tuple[str, bool]] = {
     "model_size": ("alpha", False),
     "calibration_size": ("beta", True),
@@ -106,7 +107,8 @@ class ScalingFit:
     ``predictors`` is the ``p`` of adjusted R² (coefficients − 1, see the module
     docstring); ``residual_std`` is ``s = sqrt(SS_res / dof)``; ``covariance`` is the
     parameter covariance in the order of ``coefficients``. ``r2`` and ``adj_r2`` are
-    NaN when every value is equal (R² is undefined without variance).
+    NaN when every value is equal (R² is undefined without variance). The result keeps
+    the law's functions and does not pickle: send :meth:`as_dict` across processes.
     """
 
     name: str
