@@ -121,3 +121,21 @@ class Results:
         self.records.extend(payload.get("results", []))
         self.variant_info.update(payload.get("variant_info", {}))
         return True
+
+
+def variant_outcome(variant: dict, records: list[dict]) -> tuple[str, str | None]:
+    """A variant's overall status and one-line reason for results.json: ``skip`` (a pair its
+    backend lacks), ``error``, ``fail`` or ``pass`` from its tests' records (the worst one
+    wins), or ``not run`` when none of its tests ran."""
+    if variant.get("skip_reason"):
+        return "skip", variant["skip_reason"]
+    own = [r for r in records if r.get("variant") == variant["id"]]
+    for status in ("error", "fail"):
+        bad = [r for r in own if r.get("status") == status]
+        if bad:
+            return status, bad[0].get("reason")
+    if own:
+        return "pass", None
+    if variant.get("error"):
+        return "error", variant["error"]
+    return "not run", None

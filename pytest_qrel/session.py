@@ -11,7 +11,7 @@ from . import options
 from .config import QrelConfig
 from .matrix import build_matrix, order_items, parametrize, variant_of
 from .measures import MEASURES
-from .results import REPORT_ATTR, Results
+from .results import REPORT_ATTR, Results, variant_outcome
 from .store import ModelStore, VariantError, one_line
 
 if TYPE_CHECKING:
@@ -142,7 +142,9 @@ class QrelSession:
                 continue
             backend = get_backend(v.method)
             known = {"weight_format": backend.weight_format, "activation_bits": backend.activation_bits}
-            records.append(variant_record(v, {**known, **info.get(v.id, {})}))
+            record = variant_record(v, {**known, **info.get(v.id, {})})
+            record["status"], record["reason"] = variant_outcome(record, self.results.records)
+            records.append(record)
         return records
 
     def _reporting(self) -> bool:

@@ -58,8 +58,12 @@ def test_unloadable_base_is_one_error_per_variant_and_loaded_once(pytester):
     assert "Traceback" not in out and "SafetensorError" in out
     result.stdout.fnmatch_lines(["broken-hqq-4b-g64 * ERROR: --qrel-models: cannot load * SafetensorError*",
                                  "broken-hqq-8b-g64 * ERROR: --qrel-models: cannot load * SafetensorError*"])
-    errors = [r for r in _results(pytester.path)["results"] if r["status"] == "error"]
+    doc = _results(pytester.path)
+    errors = [r for r in doc["results"] if r["status"] == "error"]
     assert len(errors) == 2 and errors[0]["reason"] == errors[1]["reason"]
+    outcomes = {v["id"]: v["status"] for v in doc["variants"]}
+    assert outcomes == {"broken-hqq-4b-g64": "error", "broken-hqq-8b-g64": "error",
+                        "zoo-xs-hqq-4b-g64": "pass", "zoo-xs-hqq-8b-g64": "pass"}
 
 
 def test_results_of_finished_tests_survive_a_killed_worker(pytester):

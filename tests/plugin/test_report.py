@@ -53,6 +53,11 @@ def test_suites_collected_without_a_path_and_table_printed(pytester):
     assert 5.0 < variants["zoo-xs-hqq-3b-g64"]["storage_bits"] < 5.4
     assert variants["zoo-xs-hqq-8b-g64"]["state_dict_bytes"] > 0
     assert variants["zoo-xs-bnb-3b-g64"]["skip_reason"].startswith("bnb does not support 3-bit")
+    # every variant carries its outcome and a one-line reason
+    outcomes = {vid: (v["status"], v["reason"]) for vid, v in variants.items()}
+    assert outcomes["zoo-xs-bnb-3b-g64"] == ("skip", variants["zoo-xs-bnb-3b-g64"]["skip_reason"])
+    assert outcomes["zoo-xs-hqq-3b-g64"][0] == "fail" and outcomes["zoo-xs-hqq-3b-g64"][1].startswith("kl_to_base = ")
+    assert outcomes["zoo-xs-hqq-8b-g64"] == outcomes["zoo-xs-bnb-8b"] == ("pass", None)
     results = {r["test"]: r for r in doc["results"]}
     r3 = results["test_kl_to_base[zoo-xs-hqq-3b-g64]"]
     r8 = results["test_kl_to_base[zoo-xs-hqq-8b-g64]"]
