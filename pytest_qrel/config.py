@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
@@ -15,8 +15,13 @@ from .models import ZOO_MODELS, resolve_model
 from .quant import BACKENDS, get_backend, supported_bits
 from .quant.mixed import GRANULARITIES, SELECTIONS
 
+if TYPE_CHECKING:
+    from .baseline import Baseline
+
 # (base name, base source, checkpoint dir, method, bits, group size) of a pre-quantized checkpoint
 Checkpoint = tuple[str, str, str, str, int, "int | None"]
+# a tolerated regression against a baseline: relative (0.1 = 10%) or absolute
+Tolerance = tuple[Literal["relative", "absolute"], float]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class QrelConfig:
     seed: int = 0
     min_coverage: float = 1.0
     checkpoints: tuple[Checkpoint, ...] = ()
+    scaling_confidence: float = 0.99
+    baseline: Baseline | None = None  # an earlier run's results, to compare with
+    save_baseline: Path | None = None
+    compare_fail: dict[str, Tolerance] = field(default_factory=lambda: {"*": ("relative", 0.10)})
 
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
@@ -87,6 +96,19 @@ class QrelConfig:
                 f"{options.CALIBRATION_SAMPLES}: {samples} asked for, but "
                 f"{calibration_file or 'the shipped calibration set'} has {available} documents"
             )
+        confidence = _floats(options.SCALING_CONFIDENCE, raw["qrel_scaling_confidence"])
+        if len(confidence) != 1 or not 0 < confidence[0] < 1:
+            raise pytest.UsageError(
+                f"{options.SCALING_CONFIDENCE}: expected one number in (0, 1), but got {raw['qrel_scaling_confidence']!r}"
+            )
+        baseline = None
+        if raw.get("qrel_baseline") is not None:
+            from .baseline import Baseline
+
+            baseline = Baseline.read(_path(options.BASELINE, raw["qrel_baseline"], invocation_dir))
+        save_baseline = None
+        if raw.get("qrel_save_baseline") is not None:
+            save_baseline = _path(options.SAVE_BASELINE, raw["qrel_save_baseline"], invocation_dir)
         cache_dir = None
         if not _bool(options.NO_CACHE, raw.get("qrel_no_cache", False)):
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
@@ -108,6 +130,10 @@ class QrelConfig:
             seed=seed,
             min_coverage=min_coverage[0],
             checkpoints=tuple(checkpoints),
+            scaling_confidence=confidence[0],
+            baseline=baseline,
+            save_baseline=save_baseline,
+            compare_fail=_tolerances(options.COMPARE_FAIL, raw["qrel_compare_fail"]),
         )
 
 
@@ -259,4 +285,24 @@ def _bit_map(flag: str, value: Any) -> dict[int, float]:
             raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got '{b}:{v}'") from None
         if not out[int(b)] >= 0:
             raise pytest.UsageError(f"{flag}: expected a threshold >= 0, but got '{b}:{v}'")
+    return out
+
+
+def _tolerances(flag: str, value: Any) -> dict[str, Tolerance]:
+    """metric:N% (relative) or metric:N (absolute) pairs; a metric may be a property name
+    (kl) or a metric name (kl_to_base), ``*`` any other; a TOML table works too."""
+    pairs = [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else [
+        (name, v) for name, _, v in (p.partition(":") for p in _strings(flag, value))
+    ]
+    out: dict[str, Tolerance] = {}
+    for name, v in pairs:
+        text = str(v).strip()
+        relative = text.endswith("%")
+        try:
+            number = float(text.removesuffix("%")) if not isinstance(v, bool) and text else float("nan")
+        except ValueError:
+            number = float("nan")
+        if not name.strip() or not number >= 0:
+            raise pytest.UsageError(f"{flag}: expected metric:N% or metric:N with N >= 0, like kl:10%, but got '{name}:{v}'")
+        out[name.strip()] = ("relative", number / 100) if relative else ("absolute", number)
     return out

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .config import Checkpoint, QrelConfig
 
 VARIANT_ARG = "qrel_variant"
+SCALED_ARG = "qrel_scaled"  # (metric, variant) of a fitted-law bound test
+SCALING_GROUP = "qrel-scaling"
 
 
 def build_matrix(config: QrelConfig) -> list[Variant]:
@@ -63,24 +65,35 @@ def build_matrix(config: QrelConfig) -> list[Variant]:
 
 
 def parametrize(metafunc: pytest.Metafunc, variants: list[Variant]) -> bool:
-    """Parametrize a test that takes ``qrel_variant`` over ``variants``; False if it takes none."""
-    if VARIANT_ARG not in metafunc.fixturenames:
-        return False
-    params = []
-    for v in variants:
+    """Parametrize a test that takes ``qrel_variant`` over ``variants``, or one that takes
+    ``qrel_scaled`` over (metric, variant) pairs; False if it takes neither."""
+    from .measures import SCALED_METRICS
+
+    if VARIANT_ARG in metafunc.fixturenames:
         # One xdist group per model: with --dist loadgroup a worker loads each model once.
-        marks = [pytest.mark.xdist_group(v.model)]
-        if v.skip_reason:
-            marks.append(pytest.mark.skip(reason=v.skip_reason))
-        params.append(pytest.param(v, id=v.id, marks=marks))
-    metafunc.parametrize(VARIANT_ARG, params)
-    return True
+        metafunc.parametrize(VARIANT_ARG, [_param(v, v, v.id, v.model) for v in variants])
+        return True
+    if SCALED_ARG in metafunc.fixturenames:
+        # a law is fitted over every model's variants: all its tests on one worker, run last
+        metafunc.parametrize(SCALED_ARG, [_param((metric, v), v, f"{metric}-{v.id}", SCALING_GROUP)
+                                          for metric in SCALED_METRICS for v in variants])
+        return True
+    return False
+
+
+def _param(value: object, v: Variant, test_id: str, group: str) -> object:
+    marks = [pytest.mark.xdist_group(group)]
+    if v.skip_reason:
+        marks.append(pytest.mark.skip(reason=v.skip_reason))
+    return pytest.param(value, id=test_id, marks=marks)
 
 
 def variant_of(item: pytest.Item) -> Variant | None:
     """The variant a collected test runs on, or None for a test that takes none."""
     callspec = getattr(item, "callspec", None)
-    value = callspec.params.get(VARIANT_ARG) if callspec else None
+    value = callspec.params.get(VARIANT_ARG, callspec.params.get(SCALED_ARG)) if callspec else None
+    if isinstance(value, tuple) and len(value) == 2:
+        value = value[1]
     return value if isinstance(value, Variant) else None
 
 
@@ -96,6 +109,8 @@ def order_items(items: list[pytest.Item], variants: list[Variant]) -> None:
         v = variant_of(item)
         if v is None or v not in position:
             return (-1, -1, i)
+        if SCALED_ARG in getattr(item, "callspec").params:  # after every value it fits on
+            return (len(models), position[v], i)
         return (models.index(v.model), position[v], i)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]

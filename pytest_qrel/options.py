@@ -36,6 +36,10 @@ CACHE_DIR = "--qrel-cache-dir"
 NO_CACHE = "--qrel-no-cache"
 BASE = "--qrel-base"
 MIN_COVERAGE = "--qrel-min-coverage"
+SCALING_CONFIDENCE = "--qrel-scaling-confidence"
+BASELINE = "--qrel-baseline"
+SAVE_BASELINE = "--qrel-save-baseline"
+COMPARE_FAIL = "--qrel-compare-fail"
 
 DEFAULT_METHODS = "hqq,bnb"
 DEFAULT_BITS = "2,3,4,8"
@@ -46,6 +50,8 @@ DEFAULT_REPORT_DIR = "qrel-report"
 # substantially; these bounds pass 8- and 4-bit variants that stay close to their base
 # and fail 2-bit variants that do not.
 DEFAULT_KL_THRESHOLD = "2:0.5,3:0.2,4:0.1,8:0.01"
+DEFAULT_SCALING_CONFIDENCE = "0.99"
+DEFAULT_COMPARE_FAIL = "*:10%"
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,16 @@ OPTIONS: tuple[Option, ...] = (
     Option(SEED, "seed of the mixed-precision random search (default: 0)", "0"),
     Option(MIN_COVERAGE, "smallest share of the weights asked to be quantized that a variant must really "
            "quantize, else it fails with the layers left out and why (default: 1)", "1"),
+    Option(SCALING_CONFIDENCE, "confidence of the prediction band a variant must stay within, fitted "
+           f"on the other variants of its bit-width (paper 000 eq. 6; default: {DEFAULT_SCALING_CONFIDENCE})",
+           DEFAULT_SCALING_CONFIDENCE),
+    Option(BASELINE, "a results.json of an earlier run: each metric that regressed beyond its "
+           "--qrel-compare-fail tolerance fails, and the report shows old, new and change (default: none)", None),
+    Option(SAVE_BASELINE, "write this run's results.json to this path too, as a baseline for later runs "
+           "(default: none)", None),
+    Option(COMPARE_FAIL, "tolerated regression per metric or property against --qrel-baseline: "
+           "metric:N% (relative) or metric:N (absolute), '*' for every other metric "
+           f"(default: {DEFAULT_COMPARE_FAIL})", DEFAULT_COMPARE_FAIL),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",

@@ -7,12 +7,13 @@ import math
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from .config import Tolerance
     from .measures import Measurement
     from .variants import Variant
 
 Property = Literal["kl", "calibration", "confidence", "robustness", "scaling"]
 PROPERTIES: tuple[str, ...] = ("kl", "calibration", "confidence", "robustness", "scaling")
-Status = Literal["pass", "fail", "error"]
+Status = Literal["pass", "fail", "error", "skip"]
 REPORT_ATTR = "qrel"  # the attribute of a test report that carries its records
 
 
@@ -57,16 +58,26 @@ class Results:
         higher_is_better: bool,
         info: dict | None,
         min_coverage: float,
+        baseline: float | None = None,
+        tolerance: Tolerance | None = None,
     ) -> dict:
-        """Record one gated measurement: it passes when its value is within the threshold
-        and the variant quantized what was asked; returns the record."""
+        """Record one gated measurement: it passes when its value is within the threshold,
+        has not regressed from the ``baseline`` value beyond ``tolerance``, and the variant
+        quantized what was asked; returns the record."""
+        from .baseline import regression
+
         value = measurement.value
         within = math.isfinite(value) and (value >= threshold if higher_is_better else value <= threshold)
         reasons = []
         if measurement.problem:
             reasons.append(measurement.problem)
         elif not within:
-            reasons.append(f"{metric} = {value:.6g}, expected {'>=' if higher_is_better else '<='} {threshold:g}")
+            reasons.append(f"{metric} = {value:.6g}, expected {'>=' if higher_is_better else '<='} {threshold:.6g}")
+        change = None
+        if baseline is not None:
+            change, regressed = regression(baseline, value, higher_is_better, tolerance)
+            if regressed and not measurement.problem:
+                reasons.append(f"{metric} {regressed}")
         coverage = coverage_problem(info, min_coverage)
         if coverage:
             reasons.append(coverage)
@@ -75,10 +86,19 @@ class Results:
             value=value,
             base_value=measurement.base_value,
             threshold=threshold,
+            higher_is_better=higher_is_better,
             coverage=(info or {}).get("coverage"),
             min_coverage=min_coverage,
+            **({"baseline_value": baseline, "change": change} if baseline is not None else {}),
             **measurement.detail,
         )
+        self._pending.append(record)
+        return record
+
+    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str) -> dict:
+        """Record a test that ran but had nothing to gate its value against (the reason says why)."""
+        record = self._record(test, variant, prop, metric, "skip", reason)
+        record.update(value=None, base_value=None, threshold=None)
         self._pending.append(record)
         return record
 
@@ -104,6 +124,14 @@ class Results:
             "passed": status == "pass",
             "reason": reason,
         }
+
+    def recorded_value(self, variant_id: str, metric: str) -> float | None:
+        """The measured ``metric`` of a variant whose test ran in this process, if any."""
+        for r in (*self.records, *self._pending):
+            if r["variant"] == variant_id and r["metric"] == metric and r["status"] in ("pass", "fail"):
+                value = r.get("value")
+                return float(value) if isinstance(value, (int, float)) else None
+        return None
 
     def has_pending(self, test: str) -> bool:
         return any(r["test"] == test for r in self._pending)
@@ -134,8 +162,10 @@ def variant_outcome(variant: dict, records: list[dict]) -> tuple[str, str | None
         bad = [r for r in own if r.get("status") == status]
         if bad:
             return status, bad[0].get("reason")
-    if own:
+    if any(r.get("status") == "pass" for r in own):
         return "pass", None
+    if own:
+        return "skip", own[0].get("reason")
     if variant.get("error"):
         return "error", variant["error"]
     return "not run", None

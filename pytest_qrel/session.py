@@ -35,9 +35,12 @@ class QrelSession:
         self.store = ModelStore(config)
         self.measures = {prop: cls(config, self.store) for prop, cls in MEASURES.items()}
         self.results = Results()
+        self.measures["scaling"].attach(self.variants, self.measures, self.results,
+                                        lambda v: self.variant_info.get(v.id))
         self._seen: set[str] = set()  # ids of the variants whose tests reported
         self._test: str | None = None
         self._measuring: tuple[str, str] | None = None  # (property, metric) of the running test
+        self._computed: tuple | None = None  # the end-of-run summary, once every report is in
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
@@ -61,25 +64,29 @@ class QrelSession:
     def begin(self, item: pytest.Item) -> None:
         self._test, self._measuring = item.name, None
 
-    def gate(self, prop: str, variant: Variant) -> None:
+    def gate(self, prop: str, variant: Variant, **params: str) -> None:
         """Measure ``prop`` on ``variant``, record it, and fail the test if it misses its
-        threshold or the variant quantized less than asked."""
+        threshold, regressed from the baseline, or the variant quantized less than asked."""
+        from .baseline import tolerance_for
+
         measure = self.measures[prop]
-        self._measuring = (prop, measure.metric)
+        self._measuring = (prop, params.get("metric", measure.metric))
         try:
-            measurement = measure.measure(variant)
+            m = measure.measure(variant, **params)
         except VariantError as exc:
             pytest.fail(f"{variant.id}: {exc}", pytrace=False)
+        test, metric = self._test or variant.id, m.metric or measure.metric
+        if m.unchecked:
+            self.results.skip(test, variant, prop, metric, m.unchecked)
+            pytest.skip(f"{variant.id}: {m.unchecked}")
+        baseline = self.config.baseline.values.get(test) if self.config.baseline else None
         record = self.results.gate(
-            self._test or variant.id,
-            variant,
-            prop,
-            measure.metric,
-            measurement,
-            measure.threshold(variant),
+            test, variant, prop, metric, m,
+            m.threshold if m.threshold is not None else measure.threshold(variant),
             measure.higher_is_better,
             self.store.info.get(variant),
             self.config.min_coverage,
+            baseline, tolerance_for(self.config.compare_fail, prop, metric),
         )
         if record["status"] != "pass":
             pytest.fail(f"{variant.id}: {record['reason']}", pytrace=False)
@@ -150,16 +157,28 @@ class QrelSession:
     def _reporting(self) -> bool:
         return self.active and not self.is_worker and bool(self._seen)
 
+    def _summary(self) -> tuple[list[dict], list[dict], list[dict], dict[str, list[dict]]]:
+        """Variants, records, the run's fitted laws and its sweet spots, computed once."""
+        if self._computed is None:
+            from .measures.scaling import SCALED_METRICS, run_fits, sweet_spots
+
+            variants, records = self.variant_records(only_seen=True), self.results.records
+            self._computed = (variants, records, run_fits(variants, records),
+                              {m: sweet_spots(variants, records, m) for m in SCALED_METRICS})
+        return self._computed
+
     def write_report(self) -> Path | None:
         if not self._reporting():
             return None
-        from .report import write_results_json
+        from .report import write_run
 
-        return write_results_json(self.config.report_dir, self.variant_records(), self.results.records, fits=[])
+        _, records, fits, sweet = self._summary()
+        return write_run(self.config.report_dir, self.variant_records(), records, fits, sweet, self.config.save_baseline)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if not self._reporting():
             return
         from .report import write_tables
 
-        write_tables(terminalreporter, self.variant_records(only_seen=True), self.results.records, self.config.report_dir)
+        variants, records, fits, sweet = self._summary()
+        write_tables(terminalreporter, variants, records, self.config.report_dir, fits, sweet)

@@ -89,6 +89,7 @@ class QuantizedInfo:
     state_dict_bytes: int
     quantized_fraction: float  # measured share of all linear-layer weights that were quantized
     coverage: float
+    base_total_bits: float = 0.0  # the full-precision base: every tensor at the checkpoint's dtype
     skipped: dict[str, str] = field(default_factory=dict)
     regrouped: dict[str, str] = field(default_factory=dict)
 
@@ -101,6 +102,7 @@ class QuantizedInfo:
             "storage_bits": round(self.storage_bits, 6),
             "params": self.params,
             "total_bits": self.total_bits,
+            "base_total_bits": self.base_total_bits,
             "state_dict_bytes": self.state_dict_bytes,
             "quantized_fraction": round(self.quantized_fraction, 6),
             "coverage": round(self.coverage, 6),

@@ -4,7 +4,8 @@ scaling add theirs beside it)."""
 
 from .base import Measure, Measurement
 from .kl import KLMeasure
+from .scaling import SCALED_METRICS, ScalingMeasure
 
-MEASURES: dict[str, type[Measure]] = {m.property: m for m in (KLMeasure,)}
+MEASURES: dict[str, type[Measure]] = {m.property: m for m in (KLMeasure, ScalingMeasure)}
 
-__all__ = ["MEASURES", "KLMeasure", "Measure", "Measurement"]
+__all__ = ["MEASURES", "SCALED_METRICS", "KLMeasure", "Measure", "Measurement", "ScalingMeasure"]

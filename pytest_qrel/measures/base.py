@@ -16,12 +16,18 @@ if TYPE_CHECKING:
 class Measurement:
     """One measured value of a variant, with the base's value it is compared with.
 
-    ``problem`` explains a value that cannot pass (e.g. NaN logits: how many tokens)."""
+    ``problem`` explains a value that cannot pass (e.g. NaN logits: how many tokens);
+    ``threshold`` and ``metric``, when set, replace the measure's own (a bound that
+    depends on the other variants, e.g. a fitted law's band); ``unchecked`` says why the
+    value could not be gated at all (e.g. too few points for a fit): the test is skipped."""
 
     value: float
     base_value: float | None = None
     problem: str | None = None
     detail: dict = field(default_factory=dict)
+    threshold: float | None = None
+    metric: str | None = None
+    unchecked: str | None = None
 
 
 class Measure(ABC):
@@ -42,4 +48,4 @@ class Measure(ABC):
     def threshold(self, variant: Variant) -> float: ...
 
     @abstractmethod
-    def measure(self, variant: Variant) -> Measurement: ...
+    def measure(self, variant: Variant, **params: str) -> Measurement: ...

@@ -156,6 +156,7 @@ class Backend(ABC):
             storage_bits=sum(storage[n] * numel[n] for n in layers) / quantized_weights,
             params=base.params,
             total_bits=total_model_bits(elements),
+            base_total_bits=total_model_bits((n, dtype_bits) for n, _ in elements),
             state_dict_bytes=storage_bytes(model, include_bias=True),
             quantized_fraction=quantized_weights / sum(numel[n] for n in base.linear_layer_names),
             coverage=sum(numel[n] for n in requested if n in layers) / asked_weights if asked_weights else 1.0,

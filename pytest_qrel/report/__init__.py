@@ -1,6 +1,28 @@
-"""Presenting results: terminal tables and results.json. Nothing here computes a metric."""
+"""Presenting results: terminal tables, results.json, Markdown, CSV and PNG plots. Nothing here
+computes a metric."""
 
+from .markdown import write_csv, write_markdown
+from .plots import plot_metric_vs_bits
 from .results_json import SCHEMA_VERSION, write_results_json
 from .terminal import write_tables
 
-__all__ = ["SCHEMA_VERSION", "write_results_json", "write_tables"]
+
+
+def write_run(report_dir, variants: list[dict], records: list[dict], fits: list[dict],
+              sweet: dict[str, list[dict]], save_baseline=None):
+    """Write results.json, results.csv, one PNG per fitted metric and report.md to
+    ``report_dir`` (and results.json to ``save_baseline`` too); returns results.json's path."""
+    import shutil
+
+    path = write_results_json(report_dir, variants, records, fits)
+    write_csv(report_dir, variants, records)
+    metrics = dict.fromkeys(f["metric"] for f in fits)
+    plots = [p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, records, fits))]
+    write_markdown(report_dir, variants, records, fits, sweet, plots)
+    if save_baseline is not None:
+        save_baseline.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, save_baseline)
+    return path
+
+
+__all__ = ["SCHEMA_VERSION", "plot_metric_vs_bits", "write_csv", "write_markdown", "write_results_json", "write_run", "write_tables"]

@@ -1,28 +1,41 @@
-"""The end-of-run scaling tables: one per model, rows sorted by total model bits; every
-variant that ran or was skipped has a row with PASS, FAIL, SKIP or ERROR and its reason."""
+"""The end-of-run scaling tables: per model and property, the base first, then every variant
+by total model bits with PASS, FAIL, SKIP or ERROR and its reason; the fitted laws, the sweet
+spot per total-bit budget and the baseline comparison. Nothing here computes a metric."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 COLUMNS = ("variant", "method", "bits", "eff bits", "stored bits", "total bits", "layers", "metric", "value",
-           "threshold", "result")
+           "vs base", "threshold", "result")
 
 
 def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value)
 
 
+def _status(record: dict) -> str:
+    return record.get("status") or ("pass" if record["passed"] else "fail")
+
+
 def _outcome(record: dict) -> str:
-    status = record.get("status") or ("pass" if record["passed"] else "fail")
-    reason = record.get("reason")
+    status, reason = _status(record), record.get("reason")
     return status.upper() + (f": {reason}" if reason and status != "pass" else "")
 
 
-def _rows(model: str, variants: list[dict], results: list[dict]) -> list[tuple[str, ...]]:
+def _delta(record: dict) -> str:
+    value, base = record.get("value"), record.get("base_value")
+    if isinstance(value, (int, float)) and isinstance(base, (int, float)):
+        return format(value - base, "+.4g")
+    predicted = record.get("predicted")  # a fitted law's prediction stands in for the base
+    return "-" if predicted is None else f"law {predicted:.4g}"
+
+
+def _rows(model: str, variants: list[dict], results: list[dict], prop: str | None = None) -> list[tuple[str, ...]]:
     by_variant: dict[str, list[dict]] = {}
     for r in results:
-        by_variant.setdefault(r["variant"], []).append(r)
+        if prop is None or r.get("property") in (prop, None):
+            by_variant.setdefault(r["variant"], []).append(r)
     rows = []
     ordered = sorted(
         (v for v in variants if v["model"] == model),
@@ -42,12 +55,34 @@ def _rows(model: str, variants: list[dict], results: list[dict]) -> list[tuple[s
         if records:
             for r in records:
                 value = "nan" if r.get("value") == "nan" else _fmt(r.get("value"), ".4g")
-                rows.append(head + (r.get("metric") or "-", value, _fmt(r.get("threshold"), "g"), _outcome(r)))
+                rows.append(head + (r.get("metric") or "-", value, _delta(r), _fmt(r.get("threshold"), ".6g"), _outcome(r)))
         elif v.get("skip_reason"):
-            rows.append(head + ("-", "-", "-", f"SKIP: {v['skip_reason']}"))
+            rows.append(head + ("-", "-", "-", "-", f"SKIP: {v['skip_reason']}"))
         else:
-            rows.append(head + ("-", "-", "-", f"ERROR: {v['error']}" if v.get("error") else "NOT RUN"))
+            rows.append(head + ("-", "-", "-", "-", f"ERROR: {v['error']}" if v.get("error") else "NOT RUN"))
     return rows
+
+
+def _base_row(model: str, variants: list[dict], records: list[dict]) -> tuple[str, ...] | None:
+    total = next((v.get("base_total_bits") for v in variants if v["model"] == model and v.get("base_total_bits")), None)
+    base = next((r for r in records if r.get("base_value") is not None and r.get("variant") in
+                 {v["id"] for v in variants if v["model"] == model}), None)
+    if total is None and base is None:
+        return None
+    return (f"{model} (base)", "-", "full", "-", "-", _fmt(total, ".4g"), "-",
+            base["metric"] if base else "-", _fmt(base["base_value"], ".4g") if base else "-", "-", "-", "")
+
+
+def _table(tr, title: str, rows: list[tuple[str, ...]]) -> None:
+    tr.write_line("")
+    tr.write_line(title)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS[:-1])]
+    tr.write_line("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)) + "  " + COLUMNS[-1])
+    for r in rows:
+        line = ("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1]).rstrip()
+        markup = ({"red": True} if r[-1].startswith(("FAIL", "ERROR")) else {"green": True} if r[-1] == "PASS"
+                  else {"yellow": True} if r[-1] else {})
+        tr.write_line(line, **markup)
 
 
 def _regrouped_notes(model: str, variants: list[dict]) -> list[str]:
@@ -64,29 +99,67 @@ def _regrouped_notes(model: str, variants: list[dict]) -> list[str]:
     return notes
 
 
-def write_tables(terminalreporter, variants: list[dict], results: list[dict], report_dir: Path) -> None:
+def write_tables(terminalreporter, variants: list[dict], results: list[dict], report_dir: Path,
+                 fits: list[dict] | None = None, sweet: dict[str, list[dict]] | None = None) -> None:
     tr = terminalreporter
     tr.write_sep("=", "qrel reliability report")
-    models = list(dict.fromkeys(v["model"] for v in variants))
-    for model in models:
-        rows = _rows(model, variants, results)
-        if not rows:
-            continue
+    props = list(dict.fromkeys(r.get("property") for r in results if r.get("property"))) or [None]
+    for model in dict.fromkeys(v["model"] for v in variants):
         params = next((v["params"] for v in variants if v["model"] == model and v["params"]), None)
-        tr.write_line("")
-        tr.write_line(f"model {model}" + (f" ({params:,} parameters)" if params else "") + ", rows by total model bits:")
-        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS[:-1])]
-        tr.write_line("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)) + "  " + COLUMNS[-1])
-        for r in rows:
-            line = "  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1]
-            markup = {"red": True} if r[-1].startswith(("FAIL", "ERROR")) else {"green": True} if r[-1] == "PASS" else {"yellow": True}
-            tr.write_line(line, **markup)
+        for prop in props:
+            rows = _rows(model, variants, results, prop)
+            if not rows:
+                continue
+            base = _base_row(model, variants, [r for r in results if prop is None or r.get("property") == prop])
+            title = (f"model {model}" + (f" ({params:,} parameters)" if params else "")
+                     + (f", {prop}" if prop else "") + ", rows by total model bits:")
+            _table(tr, title, ([base] if base else []) + rows)
         for note in _regrouped_notes(model, variants):
             tr.write_line(note)
-    counts = {s: sum((r.get("status") or ("pass" if r["passed"] else "fail")) == s for r in results)
-              for s in ("pass", "fail", "error")}
+    _write_fits(tr, fits or [])
+    _write_sweet_spots(tr, sweet or {})
+    _write_baseline(tr, results)
+    counts = {s: sum(_status(r) == s for r in results) for s in ("pass", "fail", "error", "skip")}
     tr.write_line("")
     tr.write_line(
-        f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors; "
-        f"results in {report_dir / 'results.json'}"
+        f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors"
+        + (f", {counts['skip']} not checked" if counts["skip"] else "") + f"; results in {report_dir / 'results.json'}"
     )
+
+
+def _write_fits(tr, fits: list[dict]) -> None:
+    if not fits:
+        return
+    tr.write_line("")
+    tr.write_line("fitted laws (paper 000 eq. 6 per bit-width; paper 002 eq. 2 over all variants):")
+    for f in fits:
+        head = f"  {f['metric']} {f['law']} {f['family']}:"
+        if not f.get("fitted"):
+            tr.write_line(f"{head} not fitted: {f['reason']}")
+            continue
+        coefs = ", ".join(f"{k}={v:.4g}" for k, v in f["coefficients"].items())
+        adj = "-" if f.get("adj_r2") is None else f"{f['adj_r2']:.3f}"
+        tr.write_line(f"{head} {f['form']}; {coefs}; n={f['n']}, adjusted R²={adj}")
+
+
+def _write_sweet_spots(tr, sweet: dict[str, list[dict]]) -> None:
+    for metric, frontier in sweet.items():
+        if not frontier:
+            continue
+        tr.write_line("")
+        tr.write_line(f"sweet spot for {metric}: the best variant within each total-bit budget (paper 000's 4-bit question)")
+        for s in frontier:
+            tr.write_line(f"  <= {s['total_bits']:.4g} bits: {s['variant']} ({s['bits']}-bit {s['method']}), {metric} {s['value']:.4g}")
+
+
+def _write_baseline(tr, results: list[dict]) -> None:
+    compared = [r for r in results if r.get("baseline_value") is not None]
+    if not compared:
+        return
+    tr.write_line("")
+    tr.write_line("against the baseline (old, new, change):")
+    for r in compared:
+        old, new, change = r["baseline_value"], r["value"], r.get("change")
+        pct = f" ({change / abs(old):+.1%})" if old and isinstance(change, (int, float)) else ""
+        tr.write_line(f"  {r['test']}: {old:.4g} -> {_fmt(new, '.4g')}, {_fmt(change, '+.4g')}{pct}  "
+                      f"{'PASS' if _status(r) == 'pass' else _outcome(r)}")

@@ -1,0 +1,67 @@
+"""Comparing a run with a saved baseline (an earlier results.json): per-metric tolerances,
+like pytest-benchmark's ``--benchmark-compare-fail``."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from . import options
+
+if TYPE_CHECKING:
+    from .config import Tolerance
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The gated values of an earlier run, by test id (``test_kl_to_base[zoo-m-hqq-4b-g64]``)."""
+
+    path: Path
+    values: dict[str, float]
+
+    @classmethod
+    def read(cls, path: Path) -> Baseline:
+        """Read a results.json; a missing, unreadable or foreign file is a usage error."""
+        try:
+            doc = json.loads(path.read_text())
+        except OSError as exc:
+            raise pytest.UsageError(f"{options.BASELINE}: cannot read {path} ({exc.strerror or exc})") from None
+        except json.JSONDecodeError as exc:
+            raise pytest.UsageError(f"{options.BASELINE}: {path} is not valid JSON ({exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or "schema" not in doc:
+            raise pytest.UsageError(f"{options.BASELINE}: {path} is not a pytest-qrel results.json (no schema and results)")
+        values = {}
+        for record in doc["results"]:
+            value = record.get("value") if isinstance(record, dict) else None
+            if isinstance(record, dict) and record.get("status") in ("pass", "fail") and isinstance(value, (int, float)):
+                values[str(record["test"])] = float(value)
+        return cls(path, values)
+
+
+def tolerance_for(tolerances: dict[str, Tolerance], prop: str | None, metric: str | None) -> Tolerance | None:
+    """The tolerance of ``metric`` (by metric name, else property name, else ``*``)."""
+    for key in (metric, prop, "*"):
+        if key is not None and key in tolerances:
+            return tolerances[key]
+    return None
+
+
+def regression(old: float, new: float, higher_is_better: bool, tolerance: Tolerance | None) -> tuple[float, str | None]:
+    """(change, why it fails or None): the change is new - old; it fails when it is worse
+    than ``old`` by more than the tolerance (relative to ``old``, or absolute)."""
+    change = new - old
+    worse = -change if higher_is_better else change
+    if tolerance is None or not math.isfinite(new):
+        return change, None if math.isfinite(new) else "not finite"
+    kind, limit = tolerance
+    allowed = limit * abs(old) if kind == "relative" else limit
+    if worse > allowed:
+        pct = f" ({change / abs(old):+.1%})" if old else ""
+        shown = f"{limit:.0%}" if kind == "relative" else f"{limit:g}"
+        return change, f"regressed from the baseline {old:.6g} to {new:.6g}{pct}, more than the tolerated {shown}"
+    return change, None

@@ -1,0 +1,138 @@
+"""Fitted-law bounds: a variant's metric against the law fitted on the other variants of its
+bit-width (paper 000 §3.3, eq. 6, fitted per bit width), and the run's fits for the report."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable
+
+from .base import Measure, Measurement
+
+if TYPE_CHECKING:
+    from ..results import Results
+    from ..variants import Variant
+
+# metrics a fitted law bounds -> the property whose measure produces them
+SCALED_METRICS: dict[str, str] = {"kl_to_base": "kl"}
+_CURVE_POINTS = 50
+
+
+class ScalingMeasure(Measure):
+    """Leave-one-out: the law is fitted on the *other* variants of the same bit-width (any
+    method, any model) and the variant must fall inside its prediction band at
+    ``--qrel-scaling-confidence`` on the worse side: a checkpoint worse than the law predicts
+    for its total bits is a regression. Each variant's value is taken from the test that
+    measured it in this process, or measured here (on another xdist worker's model)."""
+
+    property = "scaling"
+    metric = "kl_to_base"
+
+    def attach(self, variants: list[Variant], measures: dict[str, Measure], results: Results,
+               info_of: Callable[[Variant], dict]) -> None:
+        self._variants, self._measures, self._results, self._info_of = variants, measures, results, info_of
+        self._values: dict[tuple[str, str], tuple[float, float | None]] = {}
+
+    def threshold(self, variant: Variant) -> float:
+        raise NotImplementedError("a fitted law's bound comes with each measurement")
+
+    def value(self, metric: str, variant: Variant) -> tuple[float, float | None]:
+        """(the variant's ``metric``, its total model bits), measured once per process."""
+        from ..store import VariantError
+
+        key = (metric, variant.id)
+        if key not in self._values:
+            value = self._results.recorded_value(variant.id, metric)
+            if value is None:
+                try:
+                    value = self._measures[SCALED_METRICS[metric]].measure(variant).value
+                except VariantError:
+                    value = math.nan
+            self._values[key] = (value, (self._info_of(variant) or {}).get("total_bits"))
+        return self._values[key]
+
+    def measure(self, variant: Variant, metric: str = "kl_to_base", **params: str) -> Measurement:
+        from ..scaling import FitError, fit_log_quadratic
+
+        if metric not in SCALED_METRICS:
+            raise ValueError(f"Expected a metric in {sorted(SCALED_METRICS)}, but got {metric!r}")
+        value, total = self.value(metric, variant)
+        if not math.isfinite(value) or total is None:
+            return Measurement(value, problem=f"{metric} is not finite", metric=metric, threshold=math.nan)
+        others = [self.value(metric, v) for v in self._variants
+                  if v.bits == variant.bits and v != variant and not v.skip_reason]
+        points = [(b, y) for y, b in others if b is not None and math.isfinite(y)]
+        try:
+            fit = fit_log_quadratic([b for b, _ in points], [y for _, y in points], name=f"{metric}-{variant.bits}b")
+        except FitError as exc:
+            return Measurement(value, metric=metric, unchecked=(
+                f"no {variant.bits}-bit law to bound {metric} with: the other {variant.bits}-bit variants give "
+                f"{len(points)} points ({exc})"))
+        lower, upper = (float(x) for x in fit.prediction_interval(total, self.config.scaling_confidence))
+        return Measurement(
+            value,
+            base_value=None,
+            metric=metric,
+            threshold=lower if self.higher_is_better else upper,
+            detail={"predicted": float(fit.predict(total)), "band": [lower, upper],
+                    "confidence": self.config.scaling_confidence, "fit_points": fit.n, "fit_adj_r2": fit.adj_r2},
+        )
+
+
+def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
+    """The laws of the run, for results.json and the report: per metric, the log-quadratic
+    law per bit-width (paper 000 eq. 6) and the multiplicative law in model size and
+    effective bits (paper 002 eq. 2, plus group size where the run varies it), each on every
+    measured variant; a law with too few points is listed as not fitted, with the reason."""
+    from ..scaling import FitError, fit_log_quadratic, fit_power_law
+
+    by_id = {v["id"]: v for v in variants}
+    fits: list[dict] = []
+    for metric in SCALED_METRICS:
+        rows = [(by_id[r["variant"]], float(r["value"])) for r in records
+                if r.get("metric") == metric and r.get("property") == SCALED_METRICS[metric]
+                and r.get("status") in ("pass", "fail") and isinstance(r.get("value"), float)
+                and math.isfinite(r["value"]) and by_id.get(r["variant"], {}).get("total_bits")]
+        for bits in sorted({v["bits"] for v, _ in rows}):
+            family = [(v["total_bits"], y) for v, y in rows if v["bits"] == bits]
+            entry = {"metric": metric, "law": "log_quadratic", "family": f"{bits}-bit", "bits": bits,
+                     "points": [[b, y] for b, y in family]}
+            try:
+                fit = fit_log_quadratic([b for b, _ in family], [y for _, y in family], name=f"{metric}-{bits}b")
+            except FitError as exc:
+                fits.append({**entry, "fitted": False, "reason": str(exc)})
+                continue
+            lo, hi = min(b for b, _ in family), max(b for b, _ in family)
+            grid = [lo * (hi / lo) ** (i / (_CURVE_POINTS - 1)) for i in range(_CURVE_POINTS)]
+            fits.append({**entry, "fitted": True, **fit.as_dict(),
+                         "curve": [[b, float(fit.predict(b))] for b in grid]})
+        factors = {"model_size": [float(v["params"]) for v, _ in rows],
+                   "effective_bits": [float(v["effective_bits"]) for v, _ in rows]}
+        groups = [v.get("group_size") for v, _ in rows]
+        if None not in groups and len(set(groups)) > 1:
+            factors["group_size"] = [float(g) for g in groups]
+        entry = {"metric": metric, "law": "power_law", "family": "all", "factors": sorted(factors)}
+        try:
+            fit = fit_power_law(factors, [y for _, y in rows], name=f"{metric}-power-law")
+            fits.append({**entry, "fitted": True, **fit.as_dict()})
+        except (FitError, ValueError) as exc:
+            fits.append({**entry, "fitted": False, "reason": str(exc)})
+    return fits
+
+
+def sweet_spots(variants: list[dict], records: list[dict], metric: str, higher_is_better: bool = False) -> list[dict]:
+    """The best variant for each total-bit budget (paper 000's "4-bit peak" question): the
+    variants no other variant beats with as few or fewer total bits, by total bits."""
+    by_id = {v["id"]: v for v in variants}
+    rows = sorted(
+        ((by_id[r["variant"]]["total_bits"], r["value"], by_id[r["variant"]]) for r in records
+         if r.get("metric") == metric and r.get("status") in ("pass", "fail") and isinstance(r.get("value"), float)
+         and math.isfinite(r["value"]) and by_id.get(r["variant"], {}).get("total_bits")),
+        key=lambda row: (row[0], -row[1] if higher_is_better else row[1]),
+    )
+    frontier, best = [], None
+    for total, value, v in rows:
+        if best is None or (value > best if higher_is_better else value < best):
+            best = value
+            frontier.append({"total_bits": total, "variant": v["id"], "bits": v["bits"], "method": v["method"],
+                             "model": v["model"], "value": value})
+    return frontier

@@ -1,0 +1,69 @@
+"""The Markdown report and the CSV of every result: the same tables as the terminal, with the
+fitted laws and links to the plots. Only presents."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+CSV_COLUMNS = ("test", "property", "variant", "model", "method", "bits", "group_size", "metric", "value",
+               "base_value", "threshold", "status", "reason", "total_bits", "effective_bits", "storage_bits")
+
+
+def write_csv(report_dir: Path, variants: list[dict], records: list[dict]) -> Path:
+    by_id = {v["id"]: v for v in variants}
+    path = report_dir / "results.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for r in records:
+            v = by_id.get(r.get("variant"), {})
+            writer.writerow({**{k: v.get(k) for k in ("total_bits", "effective_bits", "storage_bits")}, **r})
+    return path
+
+
+def _cell(value, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value).replace("|", "\\|")
+
+
+def write_markdown(report_dir: Path, variants: list[dict], records: list[dict], fits: list[dict],
+                   sweet: dict[str, list[dict]], plots: list[Path]) -> Path:
+    lines = ["# pytest-qrel reliability report", ""]
+    by_variant: dict[str, list[dict]] = {}
+    for r in records:
+        by_variant.setdefault(r["variant"], []).append(r)
+    for model in dict.fromkeys(v["model"] for v in variants):
+        lines += [f"## {model}", "", "| variant | method | bits | eff bits | total bits | property | metric | value | "
+                  "threshold | result |", "|---|---|---|---|---|---|---|---|---|---|"]
+        ordered = sorted((v for v in variants if v["model"] == model),
+                         key=lambda v: (v["total_bits"] is None, v["total_bits"] or 0))
+        for v in ordered:
+            head = f"| {v['id']} | {v['method']} | {v['bits']} | {_cell(v['effective_bits'], '.3f')} | {_cell(v['total_bits'])} |"
+            for r in by_variant.get(v["id"], []) or [{"status": v.get("status"), "reason": v.get("reason")}]:
+                status = (r.get("status") or "").upper() + (f": {r['reason']}" if r.get("reason") else "")
+                lines.append(f"{head} {_cell(r.get('property'))} | {_cell(r.get('metric'))} | {_cell(r.get('value'))} | "
+                             f"{_cell(r.get('threshold'))} | {_cell(status)} |")
+        lines.append("")
+    if fits:
+        lines += ["## Fitted laws", "", "| metric | law | family | form | coefficients | n | adjusted R² |",
+                  "|---|---|---|---|---|---|---|"]
+        for f in fits:
+            if f.get("fitted"):
+                coefs = ", ".join(f"{k} = {v:.4g}" for k, v in f["coefficients"].items())
+                lines.append(f"| {f['metric']} | {f['law']} | {f['family']} | {f['form']} | {coefs} | {f['n']} | "
+                             f"{_cell(f.get('adj_r2'), '.3f')} |")
+            else:
+                lines.append(f"| {f['metric']} | {f['law']} | {f['family']} | not fitted | {_cell(f['reason'])} | - | - |")
+        lines.append("")
+    for metric, frontier in sweet.items():
+        if frontier:
+            lines += [f"## Sweet spot: {metric}", "", "| total-bit budget | best variant | bits | method | value |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| <= {s['total_bits']:.4g} | {s['variant']} | {s['bits']} | {s['method']} | {s['value']:.4g} |"
+                      for s in frontier]
+            lines.append("")
+    for plot in plots:
+        lines += [f"![{plot.stem}]({plot.name})", ""]
+    path = report_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path

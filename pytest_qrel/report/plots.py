@@ -1,0 +1,57 @@
+"""PNG scaling plots: each metric against total model bits (log axis), one colour per
+bit-width, with the law fitted per bit-width (paper 000 Fig. 3 style). Only presents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], records: list[dict],
+                        fits: list[dict]) -> Path | None:
+    """Write ``<metric>_vs_total_bits.png``; None when the run measured no value of it."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: write files only
+    import matplotlib.pyplot as plt
+
+    by_id = {v["id"]: v for v in variants}
+    points: dict[int, list[tuple[float, float, str]]] = {}
+    for r in records:
+        v = by_id.get(r.get("variant"))
+        if (r.get("metric") == metric and r.get("property") != "scaling" and v and v.get("total_bits")
+                and isinstance(r.get("value"), float) and r["value"] == r["value"]):
+            points.setdefault(v["bits"], []).append((v["total_bits"], r["value"], v["method"]))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    colors = plt.get_cmap("viridis")
+    bits_list = sorted(points)
+    markers = {m: "osD^vP*X"[i % 8] for i, m in enumerate(sorted({p[2] for ps in points.values() for p in ps}))}
+    for i, bits in enumerate(bits_list):
+        color = colors(i / max(1, len(bits_list) - 1) * 0.9)
+        for method, marker in markers.items():
+            xs = [b for b, _, m in points[bits] if m == method]
+            ys = [y for _, y, m in points[bits] if m == method]
+            if xs:
+                ax.scatter(xs, ys, color=color, marker=marker, s=36, zorder=3,
+                           label=f"{bits}-bit {method}")
+        fit = next((f for f in fits if f.get("metric") == metric and f.get("bits") == bits and f.get("fitted")), None)
+        if fit and fit.get("curve"):
+            label = f"{bits}-bit law" + (f" (adj. R² {fit['adj_r2']:.2f})" if fit.get("adj_r2") is not None else "")
+            curve = [c for c in fit["curve"] if c[1] > 0]  # a log axis shows no value at or below 0
+            ax.plot([c[0] for c in curve], [c[1] for c in curve], color=color, lw=1.5, label=label)
+    ax.set_xscale("log")
+    values = [y for ps in points.values() for _, y, _ in ps]
+    if min(values) > 0 and max(values) / min(values) > 100:  # e.g. KL: orders of magnitude apart by bits
+        ax.set_yscale("log")
+        ax.set_ylim(min(values) / 2, max(values) * 2)
+    ax.set_xlabel("total model bits (log scale)")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"{metric.replace('_', ' ')} against total model bits")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    fig.tight_layout()
+    path = report_dir / f"{metric}_vs_total_bits.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
