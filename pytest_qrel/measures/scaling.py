@@ -88,10 +88,14 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
     by_id = {v["id"]: v for v in variants}
     fits: list[dict] = []
     for metric in SCALED_METRICS:
-        rows = [(by_id[r["variant"]], float(r["value"])) for r in records
-                if r.get("metric") == metric and r.get("property") == SCALED_METRICS[metric]
-                and r.get("status") in ("pass", "fail") and isinstance(r.get("value"), float)
-                and math.isfinite(r["value"]) and by_id.get(r["variant"], {}).get("total_bits")]
+        values: dict[str, float] = {}  # by variant: from its own property's test, else its law test
+        for r in records:
+            if (r.get("metric") == metric and r.get("property") in (SCALED_METRICS[metric], "scaling")
+                    and r.get("status") in ("pass", "fail") and isinstance(r.get("value"), float)
+                    and math.isfinite(r["value"]) and by_id.get(r["variant"], {}).get("total_bits")):
+                if r["property"] != "scaling" or r["variant"] not in values:
+                    values[r["variant"]] = float(r["value"])
+        rows = [(by_id[vid], value) for vid, value in values.items()]
         for bits in sorted({v["bits"] for v, _ in rows}):
             family = [(v["total_bits"], y) for v, y in rows if v["bits"] == bits]
             entry = {"metric": metric, "law": "log_quadratic", "family": f"{bits}-bit", "bits": bits,
