@@ -121,12 +121,17 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("qrel", "quantized-model reliability gates (pytest-qrel)")
     for opt in OPTIONS:
         if opt.is_flag:
-            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=opt.help)
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=_escaped(opt.help))
             parser.addini(opt.dest, opt.help, type="bool", default=None)
         else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, metavar="VALUE", help=opt.help)
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, metavar="VALUE", help=_escaped(opt.help))
             # default None: an ini value that is absent is told apart from one that is set
             parser.addini(opt.dest, opt.help, default=None)
+
+
+def _escaped(help_text: str) -> str:
+    """argparse %-formats help texts: a literal % (as in kl:10%) is written %%."""
+    return help_text.replace("%", "%%")
 
 
 def given_on_command_line(config: pytest.Config) -> bool:

@@ -36,34 +36,42 @@ class ScalingMeasure(Measure):
         raise NotImplementedError("a fitted law's bound comes with each measurement")
 
     def value(self, metric: str, variant: Variant) -> tuple[float, float | None]:
-        """(the variant's ``metric``, its total model bits), measured once per process."""
-        from ..store import VariantError
-
+        """(the variant's ``metric``, its total model bits), measured once per process;
+        VariantError if the variant cannot be measured (its base or quantization failed)."""
         key = (metric, variant.id)
         if key not in self._values:
             value = self._results.recorded_value(variant.id, metric)
             if value is None:
-                try:
-                    value = self._measures[SCALED_METRICS[metric]].measure(variant).value
-                except VariantError:
-                    value = math.nan
+                value = self._measures[SCALED_METRICS[metric]].measure(variant).value
             self._values[key] = (value, (self._info_of(variant) or {}).get("total_bits"))
         return self._values[key]
 
+    def _other_value(self, metric: str, variant: Variant) -> tuple[float, float | None]:
+        from ..store import VariantError
+
+        try:
+            return self.value(metric, variant)
+        except VariantError:  # its own tests carry the error; the law has one point fewer
+            return math.nan, None
+
     def measure(self, variant: Variant, metric: str = "kl_to_base", **params: str) -> Measurement:
-        from ..scaling import FitError, fit_log_quadratic
+        from ..scaling import fit_log_quadratic
 
         if metric not in SCALED_METRICS:
             raise ValueError(f"Expected a metric in {sorted(SCALED_METRICS)}, but got {metric!r}")
         value, total = self.value(metric, variant)
         if not math.isfinite(value) or total is None:
             return Measurement(value, problem=f"{metric} is not finite", metric=metric, threshold=math.nan)
-        others = [self.value(metric, v) for v in self._variants
+        others = [self._other_value(metric, v) for v in self._variants
                   if v.bits == variant.bits and v != variant and not v.skip_reason]
         points = [(b, y) for y, b in others if b is not None and math.isfinite(y)]
+        if len(points) < 4:  # eq. 6 has three coefficients: a prediction band needs four points
+            return Measurement(value, metric=metric, unchecked=(
+                f"no {variant.bits}-bit law to bound {metric} with: the other {variant.bits}-bit variants give "
+                f"{len(points)} point{'s' if len(points) != 1 else ''}, and a law of 3 coefficients needs 4"))
         try:
             fit = fit_log_quadratic([b for b, _ in points], [y for _, y in points], name=f"{metric}-{variant.bits}b")
-        except FitError as exc:
+        except ValueError as exc:  # FitError, or no point at all
             return Measurement(value, metric=metric, unchecked=(
                 f"no {variant.bits}-bit law to bound {metric} with: the other {variant.bits}-bit variants give "
                 f"{len(points)} points ({exc})"))
@@ -83,7 +91,7 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
     law per bit-width (paper 000 eq. 6) and the multiplicative law in model size and
     effective bits (paper 002 eq. 2, plus group size where the run varies it), each on every
     measured variant; a law with too few points is listed as not fitted, with the reason."""
-    from ..scaling import FitError, fit_log_quadratic, fit_power_law
+    from ..scaling import fit_log_quadratic, fit_power_law
 
     by_id = {v["id"]: v for v in variants}
     fits: list[dict] = []
@@ -102,7 +110,7 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
                      "points": [[b, y] for b, y in family]}
             try:
                 fit = fit_log_quadratic([b for b, _ in family], [y for _, y in family], name=f"{metric}-{bits}b")
-            except FitError as exc:
+            except ValueError as exc:  # FitError: too few or degenerate points
                 fits.append({**entry, "fitted": False, "reason": str(exc)})
                 continue
             lo, hi = min(b for b, _ in family), max(b for b, _ in family)
@@ -118,7 +126,7 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
         try:
             fit = fit_power_law(factors, [y for _, y in rows], name=f"{metric}-power-law")
             fits.append({**entry, "fitted": True, **fit.as_dict()})
-        except (FitError, ValueError) as exc:
+        except ValueError as exc:
             fits.append({**entry, "fitted": False, "reason": str(exc)})
     return fits
 

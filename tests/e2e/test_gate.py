@@ -11,6 +11,7 @@ import torch
 from helpers import make_llama
 
 RUN = ["-p", "no:randomly", "--qrel-no-cache"]
+KL_ONLY = ["-k", "test_kl_to_base"]  # these are about the gate's mechanics, shown on one suite
 
 
 def _results(path):
@@ -19,7 +20,7 @@ def _results(path):
 
 def test_partially_quantized_variant_fails_with_the_coverage_reason(pytester):
     # zoo-xs has hidden size 32: bitsandbytes' CPU nf4 kernel cannot run its rows
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4", *RUN)
+    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4", *RUN, *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*zoo-xs-bnb-4b-g64: quantized 2*% of the weights asked for, below the minimum coverage 100%; "
                                  "left at full precision: 6 layers (model.layers.0.self_attn.q_proj, *64-weight blocks*"
@@ -28,7 +29,7 @@ def test_partially_quantized_variant_fails_with_the_coverage_reason(pytester):
     assert record["status"] == "fail" and record["coverage"] < 0.3 and record["value"] < record["threshold"]
     # the user can accept it explicitly
     result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4",
-                                           "--qrel-min-coverage=0.2", *RUN)
+                                           "--qrel-min-coverage=0.2", *RUN, *KL_ONLY)
     result.assert_outcomes(passed=1)
 
 
@@ -41,7 +42,7 @@ def test_nan_logits_are_a_fail_naming_the_variant_and_tokens(pytester):
         model.model.layers[0].mlp.down_proj.weight[0, 0] = 1e6
     model.save_pretrained(path)
     result = pytester.runpytest_subprocess("--qrel-models=./spiky", "--qrel-methods=rtn", "--qrel-bits=2,8",
-                                           "--qrel-kl-threshold=2:9,8:9", *RUN)
+                                           "--qrel-kl-threshold=2:9,8:9", *RUN, *KL_ONLY)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*spiky-rtn-2b-g64: NaN or inf logits at * of * tokens*"])
     assert "Traceback" not in result.stdout.str()
@@ -52,7 +53,7 @@ def test_nan_logits_are_a_fail_naming_the_variant_and_tokens(pytester):
 def test_unloadable_base_is_one_error_per_variant_and_loaded_once(pytester):
     path = make_llama(pytester.path / "broken")
     (path / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")  # not OSError/ValueError
-    result = pytester.runpytest_subprocess("--qrel-models=./broken,zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", *RUN)
+    result = pytester.runpytest_subprocess("--qrel-models=./broken,zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", *RUN, *KL_ONLY)
     result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
     assert "Traceback" not in out and "SafetensorError" in out
@@ -89,7 +90,7 @@ def test_toml_string_false_keeps_pickle_off(pytester):
     (ckpt / "config.json").write_text('{"model_type": "llama"}')
     (ckpt / "pytorch_model.bin").write_bytes(b"not loaded")
     pytester.makepyprojecttoml('[tool.qrel]\nallow-pickle = "false"\n')
-    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", *RUN)
+    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", *RUN, *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*has only pickle weights, which can run code when loaded*"])
 

@@ -10,15 +10,19 @@ import torch
 
 from pytest_qrel.models import zoo_dir
 
+# imported once, here: pytester drops modules first imported during a test, and quanto's torch
+# operators cannot be registered a second time in one process
+import optimum.quanto as optimum_quanto  # noqa: E402
+
 RUN = ["-p", "no:randomly", "--qrel-no-cache"]
 
 
 def _quanto_checkpoint(path, zoo: str, damage: float | None = None):
     """An optimum-quanto int4 checkpoint of a zoo model, written by quanto's own save; with
     ``damage``, one MLP layer's weights are scaled by it before quantization."""
-    from optimum.quanto import QuantizedModelForCausalLM, qint4
     from transformers import AutoModelForCausalLM
 
+    QuantizedModelForCausalLM, qint4 = optimum_quanto.QuantizedModelForCausalLM, optimum_quanto.qint4
     model = AutoModelForCausalLM.from_pretrained(zoo_dir() / zoo)
     if damage is not None:
         with torch.no_grad():
@@ -33,12 +37,15 @@ def _results(path, report="qrel-report"):
     return json.loads((path / report / "results.json").read_text())
 
 
-def test_damaged_checkpoint_falls_outside_the_law_and_honest_variants_pass(pytester):
+@pytest.mark.parametrize("xdist", [[], ["-n", "2", "--dist", "loadgroup"]], ids=["one-process", "xdist"])
+def test_damaged_checkpoint_falls_outside_the_law_and_honest_variants_pass(pytester, xdist):
+    if xdist:
+        pytest.importorskip("xdist")
     _quanto_checkpoint(pytester.path / "damaged", "zoo-m", damage=3.0)
     # only the law's tests: each measures the values it fits on itself (as on an xdist worker)
     result = pytester.runpytest_subprocess(
         "--qrel-models=zoo-xs,zoo-s,zoo-m,zoo-l,./damaged", "--qrel-base=zoo-m", "--qrel-methods=hqq,rtn",
-        "--qrel-bits=4", "-k", "test_within_scaling_law", *RUN)
+        "--qrel-bits=4", "-k", "test_within_scaling_law", *RUN, *xdist)
     result.assert_outcomes(passed=8, failed=1)
     result.stdout.fnmatch_lines(["FAILED *test_within_scaling_law[[]kl_to_base-zoo-m-quanto-4b-g128-ckpt-damaged[]]*"])
     doc = _results(pytester.path)
@@ -59,7 +66,8 @@ def test_too_few_points_for_a_law_are_reported_not_faked(pytester):
     result = pytester.runpytest_subprocess("--qrel-models=zoo-s,zoo-m", "--qrel-methods=hqq", "--qrel-bits=4", *RUN)
     # KL tests pass; each law test has one other 4-bit point: nothing to fit, said so
     result.assert_outcomes(passed=2, skipped=2)
-    result.stdout.fnmatch_lines(["*no 4-bit law to bound kl_to_base with: the other 4-bit variants give 1 points*",
+    result.stdout.fnmatch_lines(["*no 4-bit law to bound kl_to_base with: the other 4-bit variants give 1 point, "
+                                 "and a law of 3 coefficients needs 4*",
                                  "*kl_to_base log_quadratic 4-bit: not fitted: Expected at least 4 points*"])
     skips = [r for r in _results(pytester.path)["results"] if r["property"] == "scaling"]
     assert [r["status"] for r in skips] == ["skip", "skip"]

@@ -18,27 +18,35 @@ def _results(pytester):
 def test_suites_collected_without_a_path_and_table_printed(pytester):
     # An empty directory: no test files of the user's, the plugin adds the shipped suites.
     result = pytester.runpytest_subprocess(*FAST, "--qrel-kl-threshold=3:0.0001,8:0.01")
-    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    # KL: 2 pass, 1 fails, bnb 3-bit skipped; the fitted-law tests have too few points: not checked
+    result.assert_outcomes(passed=2, failed=1, skipped=5)
     result.stdout.fnmatch_lines(
         [
             "*= qrel reliability report =*",
-            "model zoo-xs (20,224 parameters), rows by total model bits:",
+            "model zoo-xs (20,224 parameters), kl, rows by total model bits:",
             "variant * method * bits * eff bits * stored bits * total bits * layers * metric * value * threshold * result",
             "zoo-xs-hqq-3b-g64 * hqq * 3 * 3.297 * 5.3* * 7/7 * kl_to_base * 0.0001 * FAIL: kl_to_base = *",
             "zoo-xs-hqq-8b-g64 * hqq * 8 * 8.375 * 9.3* * 7/7 * kl_to_base * 0.01 * PASS",
             "zoo-xs-bnb-8b * bnb * 8 * 8.4* * 8.* * 7/7 * kl_to_base * 0.01 * PASS",
             "zoo-xs-bnb-3b-g64 * SKIP: bnb does not support 3-bit weights (supported: 4, 8)",
-            "qrel: 2 passed, 1 failed thresholds, 0 errors; results in *results.json",
+            "qrel: 2 passed, 1 failed thresholds, 0 errors, 3 not checked; results in *results.json",
         ]
     )
     result.stdout.fnmatch_lines(["zoo-xs-hqq-3b-g64: kl_to_base = *, expected <= 0.0001"])
     # Rows are sorted by total model bits (the sixth column)
-    rows = [r for r in (line.split() for line in result.stdout.lines) if len(r) >= 11 and r[7] == "kl_to_base"]
+    lines = result.stdout.lines
+    start = lines.index("model zoo-xs (20,224 parameters), kl, rows by total model bits:")
+    table = lines[start + 1 : lines.index("", start)]
+    rows = [r for r in (line.split() for line in table) if len(r) >= 11 and r[7] == "kl_to_base"]
     totals = [float(row[5]) for row in rows]
     assert len(rows) == 3 and totals == sorted(totals), rows
 
     doc = _results(pytester)
-    assert doc["schema"] == 1 and doc["fits"] == []
+    assert doc["schema"] == 1
+    # three variants are too few for any law: each is listed as not fitted, with the reason
+    assert [(f["law"], f["family"], f["fitted"]) for f in doc["fits"]] == [
+        ("log_quadratic", "3-bit", False), ("log_quadratic", "8-bit", False), ("power_law", "all", False)]
+    assert all(f["reason"].startswith("Expected at least") for f in doc["fits"])
     variants = {v["id"]: v for v in doc["variants"]}
     assert set(variants) == {"zoo-xs-hqq-3b-g64", "zoo-xs-hqq-8b-g64", "zoo-xs-bnb-3b-g64", "zoo-xs-bnb-8b"}
     for key in ("model", "method", "bits", "group_size", "params", "total_bits", "effective_bits", "storage_bits"):
@@ -71,15 +79,15 @@ def test_xdist_workers_merge_results(pytester):
     result = pytester.runpytest_subprocess(
         *FAST, "-n", "2", "--dist", "loadgroup", "--qrel-report-dir=out", "--qrel-kl-threshold=3:0.0001,8:0.01"
     )
-    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.assert_outcomes(passed=2, failed=1, skipped=5)
     assert result.stdout.str().count("qrel reliability report") == 1
     doc = json.loads((pytester.path / "out" / "results.json").read_text())
-    assert len(doc["results"]) == 3
+    assert len(doc["results"]) == 3 + 3  # KL, and the fitted-law tests reported as not checked
     assert sum(v["total_bits"] is not None for v in doc["variants"]) == 3
 
 
 def test_missing_checkpoint_fails_its_variants_and_the_rest_completes(pytester):
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,./no-such-model", "--qrel-methods=hqq", "--qrel-bits=8")
+    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,./no-such-model", "--qrel-methods=hqq", "--qrel-bits=8", "-k", "test_kl_to_base")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["--qrel-models: checkpoint directory * does not exist"])
     result.stdout.fnmatch_lines(["no-such-model-hqq-8b-g64 * ERROR: --qrel-models: checkpoint directory * does not exist"])
@@ -89,7 +97,7 @@ def test_pickle_only_checkpoint_is_refused(pytester):
     ckpt = pytester.mkdir("pickled")
     (ckpt / "config.json").write_text('{"model_type": "llama"}')
     (ckpt / "pytorch_model.bin").write_bytes(b"not loaded")
-    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8")
+    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", "-k", "test_kl_to_base")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*has only pickle weights, which can run code when loaded; convert it to safetensors or pass --qrel-allow-pickle*"])
 
@@ -98,6 +106,6 @@ def test_remote_code_checkpoint_is_refused(pytester):
     ckpt = pytester.mkdir("remote")
     (ckpt / "config.json").write_text('{"model_type": "custom", "auto_map": {"AutoModelForCausalLM": "m.M"}}')
     (ckpt / "model.safetensors").write_bytes(b"")
-    result = pytester.runpytest_subprocess("--qrel-models=./remote", "--qrel-methods=hqq", "--qrel-bits=8")
+    result = pytester.runpytest_subprocess("--qrel-models=./remote", "--qrel-methods=hqq", "--qrel-bits=8", "-k", "test_kl_to_base")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*needs trust_remote_code (its config has auto_map); pytest-qrel never runs code from a checkpoint*"])

@@ -1,0 +1,104 @@
+"""Baseline comparison: tolerances parsed once, regressions judged in the metric's direction,
+a baseline file that cannot be used is a usage error naming it; sweet spots by budget."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pytest_qrel.baseline import Baseline, regression, tolerance_for
+from pytest_qrel.config import QrelConfig
+from pytest_qrel.measures.scaling import sweet_spots
+
+
+def _config(tmp_path: Path, **values) -> QrelConfig:
+    base = {"qrel_models": "zoo-xs", "qrel_no_cache": True}
+    base.update({f"qrel_{k}": v for k, v in values.items()})
+    return QrelConfig.from_values(base, tmp_path)
+
+
+def test_compare_fail_parses_relative_and_absolute_tolerances(tmp_path):
+    config = _config(tmp_path, compare_fail="kl:10%,ece:0.01, *:5%")
+    assert config.compare_fail == {"kl": ("relative", 0.1), "ece": ("absolute", 0.01), "*": ("relative", 0.05)}
+    assert _config(tmp_path, compare_fail={"kl_to_base": "20%", "ece": 0.02}).compare_fail == {
+        "kl_to_base": ("relative", 0.2), "ece": ("absolute", 0.02)}
+    assert _config(tmp_path).compare_fail == {"*": ("relative", 0.1)}  # the default
+
+
+@pytest.mark.parametrize("value", ["kl", "kl:", "kl:abc", "kl:-5%", ":10%", {"kl": True}])
+def test_bad_compare_fail_is_a_usage_error(tmp_path, value):
+    with pytest.raises(pytest.UsageError, match=r"--qrel-compare-fail: expected metric:N% or metric:N"):
+        _config(tmp_path, compare_fail=value)
+
+
+@pytest.mark.parametrize("value", ["0", "1", "1.5", "x", "0.9,0.95"])
+def test_bad_scaling_confidence_is_a_usage_error(tmp_path, value):
+    with pytest.raises(pytest.UsageError, match=r"--qrel-scaling-confidence: expected (one number in \(0, 1\)|comma-separated numbers)"):
+        _config(tmp_path, scaling_confidence=value)
+
+
+def test_tolerance_lookup_prefers_metric_then_property_then_star():
+    tolerances = {"kl_to_base": ("absolute", 0.1), "kl": ("relative", 0.2), "*": ("relative", 0.3)}
+    assert tolerance_for(tolerances, "kl", "kl_to_base") == ("absolute", 0.1)
+    assert tolerance_for(tolerances, "kl", "other") == ("relative", 0.2)
+    assert tolerance_for(tolerances, "calibration", "ece") == ("relative", 0.3)
+    assert tolerance_for({}, "kl", "kl_to_base") is None
+
+
+@pytest.mark.parametrize(
+    "old, new, higher, tolerance, fails",
+    [
+        (0.10, 0.109, False, ("relative", 0.1), False),  # +9% of a lower-is-better metric: within 10%
+        (0.10, 0.111, False, ("relative", 0.1), True),  # +11%: a regression
+        (0.10, 0.05, False, ("relative", 0.1), False),  # better: never a regression
+        (0.80, 0.70, True, ("absolute", 0.05), True),  # accuracy down 0.1 > 0.05
+        (0.80, 0.76, True, ("absolute", 0.05), False),
+        (0.80, 0.95, True, ("absolute", 0.0), False),
+        (0.10, math.nan, False, ("relative", 0.1), True),  # a value that is not a number regressed
+    ],
+)
+def test_regression_is_judged_in_the_metric_direction(old, new, higher, tolerance, fails):
+    change, why = regression(old, new, higher, tolerance)
+    assert (why is not None) is fails
+    if math.isfinite(new):
+        assert change == pytest.approx(new - old)
+
+
+def test_regression_message_names_old_new_and_tolerance():
+    _, why = regression(0.1, 0.2, False, ("relative", 0.1))
+    assert why == "regressed from the baseline 0.1 to 0.2 (+100.0%), more than the tolerated 10%"
+
+
+def test_baseline_file_problems_are_usage_errors(tmp_path):
+    with pytest.raises(pytest.UsageError, match=r"--qrel-baseline: cannot read .*missing.json"):
+        _config(tmp_path, baseline="missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(pytest.UsageError, match=r"--qrel-baseline: .*bad.json is not valid JSON"):
+        _config(tmp_path, baseline="bad.json")
+    (tmp_path / "other.json").write_text('{"benchmarks": []}')
+    with pytest.raises(pytest.UsageError, match=r"--qrel-baseline: .*other.json is not a pytest-qrel results.json"):
+        _config(tmp_path, baseline="other.json")
+
+
+def test_baseline_keeps_measured_values_by_test(tmp_path):
+    doc = {"schema": 1, "variants": [], "fits": [], "results": [
+        {"test": "t[a]", "status": "pass", "value": 0.1},
+        {"test": "t[b]", "status": "fail", "value": 0.5},
+        {"test": "t[c]", "status": "error", "value": None},
+        {"test": "t[d]", "status": "fail", "value": "nan"},
+    ]}
+    (tmp_path / "base.json").write_text(json.dumps(doc))
+    assert Baseline.read(tmp_path / "base.json").values == {"t[a]": 0.1, "t[b]": 0.5}
+
+
+def test_sweet_spots_are_the_best_variant_within_each_budget():
+    variants = [{"id": i, "total_bits": b, "bits": bits, "method": "hqq", "model": "m"}
+                for i, b, bits in [("a", 100.0, 2), ("b", 150.0, 3), ("c", 200.0, 4), ("d", 400.0, 8), ("e", 300.0, 4)]]
+    records = [{"variant": i, "metric": "kl", "status": "pass", "value": v}
+               for i, v in [("a", 0.9), ("b", 1.2), ("c", 0.1), ("d", 0.001), ("e", 0.2)]]
+    frontier = sweet_spots(variants, records, "kl")
+    # b is worse than the cheaper a; e is worse than the cheaper c: neither is a sweet spot
+    assert [(s["variant"], s["total_bits"]) for s in frontier] == [("a", 100.0), ("c", 200.0), ("d", 400.0)]
+    higher = sweet_spots(variants, records, "kl", higher_is_better=True)
+    assert [s["variant"] for s in higher] == ["a", "b"]
