@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .config import Checkpoint, QrelConfig
 
 VARIANT_ARG = "qrel_variant"
+TASK_ARG = "qrel_task"  # the multiple-choice task of a calibration or confidence test
+PROPERTY_MARK = "qrel_property"  # @pytest.mark.qrel_property("calibration") on a suite's test
 
 
 def build_matrix(config: QrelConfig) -> list[Variant]:
@@ -62,8 +64,9 @@ def build_matrix(config: QrelConfig) -> list[Variant]:
     return out
 
 
-def parametrize(metafunc: pytest.Metafunc, variants: list[Variant]) -> bool:
-    """Parametrize a test that takes ``qrel_variant`` over ``variants``; False if it takes none."""
+def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], tasks: tuple[str, ...] = ()) -> bool:
+    """Parametrize a test that takes ``qrel_variant`` over ``variants`` (and one that also takes
+    ``qrel_task`` over ``tasks``: ids ``<variant>-<task>``); False if it takes no variant."""
     if VARIANT_ARG not in metafunc.fixturenames:
         return False
     params = []
@@ -74,7 +77,19 @@ def parametrize(metafunc: pytest.Metafunc, variants: list[Variant]) -> bool:
             marks.append(pytest.mark.skip(reason=v.skip_reason))
         params.append(pytest.param(v, id=v.id, marks=marks))
     metafunc.parametrize(VARIANT_ARG, params)
+    if TASK_ARG in metafunc.fixturenames:
+        metafunc.parametrize(TASK_ARG, list(tasks), ids=list(tasks))
     return True
+
+
+def planned_tests(items: list[pytest.Item]) -> set[tuple[Variant, str | None, str]]:
+    """(variant, task, property) of every collected test that names its property."""
+    out = set()
+    for item in items:
+        v, mark = variant_of(item), item.get_closest_marker(PROPERTY_MARK)
+        if v is not None and mark is not None and mark.args:
+            out.add((v, item.callspec.params.get(TASK_ARG), str(mark.args[0])))
+    return out
 
 
 def variant_of(item: pytest.Item) -> Variant | None:

@@ -36,6 +36,12 @@ CACHE_DIR = "--qrel-cache-dir"
 NO_CACHE = "--qrel-no-cache"
 BASE = "--qrel-base"
 MIN_COVERAGE = "--qrel-min-coverage"
+TASKS = "--qrel-tasks"
+TASK_LIMIT = "--qrel-task-limit"
+CALIBRATION_THRESHOLD = "--qrel-calibration-threshold"
+CONFIDENCE_THRESHOLD = "--qrel-confidence-threshold"
+ALPHA = "--qrel-alpha"
+CORRECTION = "--qrel-correction"
 
 DEFAULT_METHODS = "hqq,bnb"
 DEFAULT_BITS = "2,3,4,8"
@@ -46,6 +52,15 @@ DEFAULT_REPORT_DIR = "qrel-report"
 # substantially; these bounds pass 8- and 4-bit variants that stay close to their base
 # and fail 2-bit variants that do not.
 DEFAULT_KL_THRESHOLD = "2:0.5,3:0.2,4:0.1,8:0.01"
+DEFAULT_TASKS = "zoo_recall,zoo_utilization,zoo_utilization_heldout"
+DEFAULT_TASK_LIMIT = "500"
+# Largest harmful drift from the base on a multiple-choice task, per metric (paper 003:
+# 4-bit GPTQ costs 7B models 1-3 points of true-class confidence, Tables 2 and 5, and
+# raises calibration error by up to ~10%, Table 1). A drift fails only when it is also
+# significant after the family-wise correction (see --qrel-alpha, --qrel-correction).
+DEFAULT_CALIBRATION_THRESHOLD = "ece:0.05,ace:0.03,brier:0.1"
+DEFAULT_CONFIDENCE_THRESHOLD = "conf_true:0.05,entropy:0.1"
+DEFAULT_ALPHA = "0.05"
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,19 @@ OPTIONS: tuple[Option, ...] = (
     Option(SEED, "seed of the mixed-precision random search (default: 0)", "0"),
     Option(MIN_COVERAGE, "smallest share of the weights asked to be quantized that a variant must really "
            "quantize, else it fails with the layers left out and why (default: 1)", "1"),
+    Option(TASKS, "comma-separated multiple-choice tasks of the calibration and confidence suites: zoo tasks, "
+           f"lm-eval task names or local lm-eval task YAML files (default: {DEFAULT_TASKS})", DEFAULT_TASKS),
+    Option(TASK_LIMIT, "questions per task, drawn at random with --qrel-seed (all: every question) "
+           f"(default: {DEFAULT_TASK_LIMIT})", DEFAULT_TASK_LIMIT),
+    Option(CALIBRATION_THRESHOLD, "largest increase over the base of ece, ace and brier, as metric:value "
+           f"pairs (default: {DEFAULT_CALIBRATION_THRESHOLD})", DEFAULT_CALIBRATION_THRESHOLD),
+    Option(CONFIDENCE_THRESHOLD, "largest drop of true-class confidence (conf_true) and increase of "
+           f"predictive entropy (entropy) from the base (default: {DEFAULT_CONFIDENCE_THRESHOLD})",
+           DEFAULT_CONFIDENCE_THRESHOLD),
+    Option(ALPHA, "significance level of the calibration and confidence gates after correction: one number, "
+           f"or metric:level pairs (default: {DEFAULT_ALPHA})", DEFAULT_ALPHA),
+    Option(CORRECTION, "multiple-comparison correction over a model's variants x tasks x metrics: holm "
+           "(family-wise error) or bh (Benjamini-Hochberg false discovery rate) (default: holm)", "holm"),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",

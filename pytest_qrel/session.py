@@ -9,7 +9,7 @@ import pytest
 
 from . import options
 from .config import QrelConfig
-from .matrix import build_matrix, order_items, parametrize, variant_of
+from .matrix import build_matrix, order_items, parametrize, planned_tests, variant_of
 from .measures import MEASURES
 from .results import REPORT_ATTR, Results
 from .store import ModelStore, VariantError, one_line
@@ -50,8 +50,14 @@ class QrelSession:
     # -- collection ----------------------------------------------------------------------
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        if parametrize(metafunc, self.variants):
+        if parametrize(metafunc, self.variants, tuple(t.name for t in self.config.tasks)):
             self.active = True
+
+    def collected(self, items: list[pytest.Item]) -> None:
+        """The run's tests are known: measures that decide families of tests learn them."""
+        planned = planned_tests(items)
+        for measure in self.measures.values():
+            measure.plan(planned)
 
     def order(self, items: list[pytest.Item]) -> None:
         order_items(items, self.variants)
@@ -61,28 +67,26 @@ class QrelSession:
     def begin(self, item: pytest.Item) -> None:
         self._test, self._measuring = item.name, None
 
-    def gate(self, prop: str, variant: Variant) -> None:
-        """Measure ``prop`` on ``variant``, record it, and fail the test if it misses its
-        threshold or the variant quantized less than asked."""
+    def gate(self, prop: str, variant: Variant, task: str | None = None) -> None:
+        """Measure ``prop`` on ``variant`` (on ``task``, for calibration and confidence), record
+        each gated metric, and fail the test if one misses its threshold (significantly, for
+        the statistical gates) or the variant quantized less than asked."""
         measure = self.measures[prop]
         self._measuring = (prop, measure.metric)
         try:
-            measurement = measure.measure(variant)
+            gated = measure.gates(variant, task)
         except VariantError as exc:
             pytest.fail(f"{variant.id}: {exc}", pytrace=False)
-        record = self.results.gate(
-            self._test or variant.id,
-            variant,
-            prop,
-            measure.metric,
-            measurement,
-            measure.threshold(variant),
-            measure.higher_is_better,
-            self.store.info.get(variant),
-            self.config.min_coverage,
-        )
-        if record["status"] != "pass":
-            pytest.fail(f"{variant.id}: {record['reason']}", pytrace=False)
+        failed = []
+        for metric, measurement, threshold in gated:
+            record = self.results.gate(
+                self._test or variant.id, variant, prop, metric, measurement, threshold,
+                measure.higher_is_better, self.store.info.get(variant), self.config.min_coverage,
+            )
+            if record["status"] != "pass":
+                failed.append(record["reason"])
+        if failed:
+            pytest.fail(f"{variant.id}: {'; '.join(dict.fromkeys(failed))}", pytrace=False)
 
     def finish(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
         """Attach the test's records to its report: a failure that recorded nothing becomes

@@ -22,7 +22,6 @@ ZOO_TASKS: dict[str, tuple[str, bool | None, Stratum]] = {
     "zoo_utilization": ("utilization", True, "utilization"),
     "zoo_utilization_heldout": ("utilization", False, "utilization"),
 }
-DEFAULT_TASKS = ",".join(ZOO_TASKS)
 TARGET_DELIMITER = " "  # lm-eval's default between a context and a choice
 
 

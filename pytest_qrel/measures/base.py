@@ -16,12 +16,15 @@ if TYPE_CHECKING:
 class Measurement:
     """One measured value of a variant, with the base's value it is compared with.
 
-    ``problem`` explains a value that cannot pass (e.g. NaN logits: how many tokens)."""
+    ``problem`` explains a value that cannot pass (e.g. NaN logits: how many tokens).
+    ``significant`` is None for a gate without a statistical test; False lets a value past
+    its threshold pass, as noise (after the run's multiple-comparison correction)."""
 
     value: float
     base_value: float | None = None
     problem: str | None = None
     detail: dict = field(default_factory=dict)
+    significant: bool | None = None
 
 
 class Measure(ABC):
@@ -43,3 +46,13 @@ class Measure(ABC):
 
     @abstractmethod
     def measure(self, variant: Variant) -> Measurement: ...
+
+    def gates(self, variant: Variant, task: str | None = None) -> list[tuple[str, Measurement, float]]:
+        """(metric, measurement, threshold) of every metric the property gates on ``variant``
+        (on ``task``, for the per-task properties); one metric unless a measure says more."""
+        if task is not None:
+            raise TypeError(f"Expected no task for property {self.property!r}, but got {task!r}")
+        return [(self.metric, self.measure(variant), self.threshold(variant))]
+
+    def plan(self, planned: set[tuple[Variant, str | None, str]]) -> None:
+        """Learn the run's (variant, task, property) tests once collection is done."""
