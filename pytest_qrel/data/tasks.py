@@ -6,9 +6,12 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from . import data_dir, load_jsonl
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Stratum = Literal["memorization", "utilization"]
 
@@ -50,16 +53,21 @@ class ChoiceTask:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def sample_index(self, limit: int, seed: int) -> np.ndarray:
+        """Sorted indices of ``limit`` questions drawn without replacement, from ``seed`` and
+        the task's name (two tasks of one run get independent draws)."""
+        import numpy as np
+
+        rng = np.random.default_rng([seed, zlib.crc32(self.name.encode())])
+        return np.sort(rng.choice(len(self.labels), size=min(limit, len(self.labels)), replace=False))
+
     def subsample(self, limit: int | None, seed: int) -> ChoiceTask:
         """At most ``limit`` questions drawn without replacement, the same for every model
         and variant of a run with this seed (kept in their original order)."""
-        import numpy as np
-
         total = len(self.labels)
         if limit is None or limit >= total:
             return replace(self, questions_total=total)
-        rng = np.random.default_rng([seed, zlib.crc32(self.name.encode())])
-        keep = np.sort(rng.choice(total, size=limit, replace=False))
+        keep = self.sample_index(limit, seed)
         pick = lambda xs: tuple(xs[i] for i in keep)  # noqa: E731
         return replace(
             self,

@@ -162,6 +162,8 @@ def paired_bootstrap(
         raise ValueError(f"Expected `confidence` in (0, 1), but got {confidence}")
     if n_resamples < 2:
         raise ValueError(f"Expected `n_resamples` >= 2, but got {n_resamples}")
+    if all(np.array_equal(x, y) for x, y in zip(a, b)):  # the same model twice: no change at all
+        return BootstrapResult(0.0, 0.0, 0.0, 1.0)
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_resamples)
     for i in range(n_resamples):
