@@ -47,6 +47,7 @@ class QrelConfig:
     drift_threshold: dict[str, float] = field(default_factory=dict)  # by metric key: ece, conf_true, ...
     alpha: dict[str, float] = field(default_factory=dict)  # significance level by metric key
     correction: str = "holm"
+    tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
 
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
@@ -183,7 +184,7 @@ def _drift_options(raw: dict[str, Any], invocation_dir: Path) -> dict[str, Any]:
             raise pytest.UsageError(f"{options.ALPHA}: expected a level in (0, 1), but got {key}:{a:g}")
     correction = _choice(options.CORRECTION, raw["qrel_correction"], ("holm", "bh"))
     return {"tasks": tuple(refs), "task_limit": task_limit, "drift_threshold": thresholds, "alpha": alpha,
-            "correction": correction}
+            "correction": correction, "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
 
 
 def _metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, float]:

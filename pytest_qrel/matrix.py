@@ -82,6 +82,22 @@ def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], tasks: tuple
     return True
 
 
+def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """(kept, deselected): the default tasks are the zoo's synthetic facts, meaningful for zoo
+    models only; a model of the user's is tested on calibration and confidence once
+    --qrel-tasks names its tasks (e.g. hellaswag or a local YAML)."""
+    from .models import ZOO_MODELS, zoo_dir
+
+    kept, dropped = [], []
+    for item in items:
+        v = variant_of(item)
+        callspec = getattr(item, "callspec", None)
+        on_task = callspec is not None and TASK_ARG in callspec.params
+        foreign = v is not None and not (v.model in ZOO_MODELS and Path(v.source) == zoo_dir() / v.model)
+        (dropped if on_task and foreign and not config.tasks_given else kept).append(item)
+    return kept, dropped
+
+
 def planned_tests(items: list[pytest.Item]) -> set[tuple[Variant, str | None, str]]:
     """(variant, task, property) of every collected test that names its property."""
     out = set()

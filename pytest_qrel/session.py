@@ -9,7 +9,7 @@ import pytest
 
 from . import options
 from .config import QrelConfig
-from .matrix import build_matrix, order_items, parametrize, planned_tests, variant_of
+from .matrix import build_matrix, order_items, parametrize, planned_tests, variant_of, without_default_tasks
 from .measures import MEASURES
 from .results import REPORT_ATTR, Results
 from .store import ModelStore, VariantError, one_line
@@ -60,6 +60,9 @@ class QrelSession:
             measure.plan(planned)
 
     def order(self, items: list[pytest.Item]) -> None:
+        items[:], dropped = without_default_tasks(items, self.config)
+        if dropped:
+            dropped[0].config.hook.pytest_deselected(items=dropped)
         order_items(items, self.variants)
 
     # -- running a test ----------------------------------------------------------------------

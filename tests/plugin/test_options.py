@@ -49,7 +49,7 @@ def test_config_file_twins(pytester):
     result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-hqq-8b-g32]", "*test_kl_to_base[[]zoo-xs-hqq-4b-g32]"])
     assert "bnb" not in result.stdout.str()
     result = pytester.runpytest("--qrel-bits=2", "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-hqq-2b-g64]", "1 test collected*"])
+    result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-hqq-2b-g64]", "7 tests collected*"])
 
 
 def test_default_matrix_is_the_whole_zoo(pytester):
@@ -58,7 +58,11 @@ def test_default_matrix_is_the_whole_zoo(pytester):
     for model in ("zoo-xs", "zoo-s", "zoo-m", "zoo-l"):
         for vid in ("hqq-2b-g64", "hqq-3b-g64", "hqq-4b-g64", "hqq-8b-g64", "bnb-4b-g64", "bnb-8b"):
             assert f"test_kl_to_base[{model}-{vid}]" in out
-    result.stdout.fnmatch_lines(["32 tests collected*"])
+            for task in ("zoo_recall", "zoo_utilization", "zoo_utilization_heldout"):
+                assert f"test_calibration_drift[{model}-{vid}-{task}]" in out
+                assert f"test_confidence_shift[{model}-{vid}-{task}]" in out
+    # 32 variants: one KL test each, one calibration and one confidence test per task
+    result.stdout.fnmatch_lines(["224 tests collected*"])
 
 
 def test_plain_run_is_untouched(pytester):
@@ -94,4 +98,4 @@ def test_empty_group_size_is_a_usage_error(pytester):
 def test_tool_qrel_scalars(pytester):
     pytester.makepyprojecttoml("[tool.qrel]\nmodels = 'zoo-xs'\nmethods = 'rtn'\nbits = 4\nquant-ratio = 0.5\n")
     result = pytester.runpytest("--collect-only", "-q", "--qrel-no-cache")
-    result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-rtn-4b-g64-q0.5m]", "1 test collected*"])
+    result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-rtn-4b-g64-q0.5m]", "7 tests collected*"])
