@@ -158,13 +158,17 @@ class QrelSession:
     def write_report(self) -> Path | None:
         if not self._reporting():
             return None
-        from .report import write_results_json
+        from .report import drift_summary, write_results_json
 
-        return write_results_json(self.config.report_dir, self.variant_records(), self.results.records, fits=[])
+        variants = self.variant_records()
+        return write_results_json(self.config.report_dir, variants, self.results.records, fits=[],
+                                  drift=drift_summary(self.results.records, variants))
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if not self._reporting():
             return
-        from .report import write_tables
+        from .report import drift_summary, write_drift_tables, write_tables
 
-        write_tables(terminalreporter, self.variant_records(only_seen=True), self.results.records, self.config.report_dir)
+        variants = self.variant_records(only_seen=True)
+        write_tables(terminalreporter, variants, self.results.records, self.config.report_dir)
+        write_drift_tables(terminalreporter, drift_summary(self.results.records, variants))
