@@ -95,6 +95,13 @@ def write_drift_tables(terminalreporter, summary: dict) -> None:
                     "more bit-sensitive"),
                [(k["model"], str(k["bits"]), _d(k["accuracy_drop_memorization"]), _d(k["accuracy_drop_utilization"]),
                  _d(k["accuracy_drop_utilization_heldout"]), _d(k["conf_true_drop"]), _which(k)) for k in knowledge])
+    for model in dict.fromkeys(k["model"] for k in knowledge):
+        rows = [k for k in knowledge if k["model"] == model and k["conf_true_drop"] is not None]
+        if len(rows) >= 2:
+            low, high = rows[0], rows[-1]  # sorted by bits
+            verdict = "more" if low["conf_true_drop"] > high["conf_true_drop"] else "not more"
+            tr.write_line(f"{model}: {low['bits']}-bit variants lose {verdict} true-class confidence than {high['bits']}-bit "
+                          f"ones ({low['conf_true_drop']:+.3f} vs {high['conf_true_drop']:+.3f}, mean over tasks and methods)")
 
 
 def _which(k: dict) -> str:

@@ -30,6 +30,7 @@ def test_suites_run_per_variant_and_task_and_report(pytester):
         "mean confidence shift (quantized - base) per bin of base confidence:",
         "accuracy drop from base per bit-width, memorization vs utilization (paper 002), mean over methods:",
         "zoo-xs * 2 * *",
+        "zoo-xs: 2-bit variants lose * true-class confidence than 8-bit ones (*, mean over tasks and methods)",
     ])
     doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
     records = [r for r in doc["results"] if r["property"] in ("calibration", "confidence")]
