@@ -79,16 +79,14 @@ def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
 def lmeval_task(ref: TaskRef) -> ChoiceTask:
     """Every question of an lm-eval multiple-choice task (named, or a local YAML) with the
     contexts and continuations lm-eval would request; ValueError saying why not."""
-    from lm_eval.tasks import TaskManager
-
     _require_lm_eval(f"task {ref.name!r}")
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._yaml_loader import load_yaml
+
     if ref.kind == "yaml":
         path = Path(ref.source)
-        cfg = _resolve_data_files(read_task_yaml(path), path.parent)
-        # the raw config again, with `!function` resolved relative to the file
-        from lm_eval.tasks._yaml_loader import load_yaml
-
-        cfg = _resolve_data_files(load_yaml(path), path.parent)
+        read_task_yaml(path)  # checked first: a malformed file is named with its problem
+        cfg = _resolve_data_files(load_yaml(path), path.parent)  # `!function` resolved beside the file
         manager, spec, where = TaskManager(include_path=str(path.parent), include_defaults=False), cfg, str(path)
     else:
         manager, spec, where = TaskManager(), ref.name, f"lm-eval task {ref.name!r}"
@@ -105,7 +103,7 @@ def lmeval_task(ref: TaskRef) -> ChoiceTask:
         task = next(iter(manager.load([spec])["tasks"].values()))
         task.build_all_requests(rank=0, world_size=1)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the task
-        raise ValueError(_load_failure(where, cfg_dataset(manager, ref), exc)) from None
+        raise ValueError(_load_failure(where, _dataset_of(manager, ref), exc)) from None
     if task.OUTPUT_TYPE != "multiple_choice":
         raise ValueError(f"Expected a multiple_choice task, but {where} has output_type {task.OUTPUT_TYPE!r}")
     if task.multiple_input or task.multiple_target:
@@ -119,7 +117,7 @@ def _zoo_names() -> list[str]:
     return list(ZOO_TASKS)
 
 
-def cfg_dataset(manager: Any, ref: TaskRef) -> str | None:
+def _dataset_of(manager: Any, ref: TaskRef) -> str | None:
     """The dataset a task reads (for error messages), if its config says."""
     try:
         if ref.kind == "yaml":
