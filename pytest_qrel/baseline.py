@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The gated values of an earlier run, by test id (``test_kl_to_base[zoo-m-hqq-4b-g64]``)."""
+    """The gated values of an earlier run, by test id and metric
+    (``("test_kl_to_base[zoo-m-hqq-4b-g64]", "kl_to_base")``): a test may gate several."""
 
     path: Path
-    values: dict[str, float]
+    values: dict[tuple[str, str], float]
 
     @classmethod
     def read(cls, path: Path) -> Baseline:
@@ -39,7 +40,7 @@ class Baseline:
         for record in doc["results"]:
             value = record.get("value") if isinstance(record, dict) else None
             if isinstance(record, dict) and record.get("status") in ("pass", "fail") and isinstance(value, (int, float)):
-                values[str(record["test"])] = float(value)
+                values[(str(record["test"]), str(record.get("metric")))] = float(value)
         return cls(path, values)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from .quant.mixed import GRANULARITIES, SELECTIONS
 
 if TYPE_CHECKING:
     from .baseline import Baseline
+    from .data.tasks import TaskRef
 
 # (base name, base source, checkpoint dir, method, bits, group size) of a pre-quantized checkpoint
 Checkpoint = tuple[str, str, str, str, int, "int | None"]
@@ -47,6 +49,12 @@ class QrelConfig:
     baseline: Baseline | None = None  # an earlier run's results, to compare with
     save_baseline: Path | None = None
     compare_fail: dict[str, Tolerance] = field(default_factory=lambda: {"*": ("relative", 0.10)})
+    tasks: tuple[TaskRef, ...] = ()  # multiple-choice tasks of the calibration and confidence suites
+    task_limit: int | None = 500  # questions per task (None: all)
+    drift_threshold: dict[str, float] = field(default_factory=dict)  # by metric key: ece, conf_true, ...
+    alpha: dict[str, float] = field(default_factory=dict)  # significance level by metric key
+    correction: str = "holm"
+    tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
 
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
@@ -112,6 +120,7 @@ class QrelConfig:
         cache_dir = None
         if not _bool(options.NO_CACHE, raw.get("qrel_no_cache", False)):
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
+        drift = _drift_options(raw, invocation_dir)
         return cls(
             models=resolved,
             methods=methods,
@@ -134,6 +143,7 @@ class QrelConfig:
             baseline=baseline,
             save_baseline=save_baseline,
             compare_fail=_tolerances(options.COMPARE_FAIL, raw["qrel_compare_fail"]),
+            **drift,
         )
 
 
@@ -154,6 +164,73 @@ def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
                 f"{options.METHODS}: {method} needs {', '.join(missing)}, which is not installed: "
                 f"pip install 'pytest-qrel[{backend.extra}]'"
             )
+
+
+def _drift_options(raw: dict[str, Any], invocation_dir: Path) -> dict[str, Any]:
+    """Tasks, subsampling, thresholds, levels and correction of the calibration and
+    confidence gates; a named lm-eval task or task file is loaded now, so a missing
+    dataset or a malformed file stops the run at start-up with the reason."""
+    from .data.tasks import load_task, resolve_task
+    from .measures.drift import GATED
+
+    refs = []
+    for spec in _strings(options.TASKS, raw["qrel_tasks"]):
+        try:
+            ref = resolve_task(spec, invocation_dir)
+            if ref.kind != "zoo":
+                load_task(ref)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{options.TASKS}: {exc}") from None
+        if any(r.name == ref.name for r in refs):
+            raise pytest.UsageError(f"{options.TASKS}: two tasks are named {ref.name!r}; test ids must be unique")
+        refs.append(ref)
+    if not refs:
+        raise pytest.UsageError(f"{options.TASKS}: expected at least one task")
+    limit = raw["qrel_task_limit"]
+    task_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else _int(options.TASK_LIMIT, limit, minimum=2)
+    thresholds: dict[str, float] = {}
+    for flag, dest, prop in ((options.CALIBRATION_THRESHOLD, "qrel_calibration_threshold", "calibration"),
+                             (options.CONFIDENCE_THRESHOLD, "qrel_confidence_threshold", "confidence")):
+        given = _metric_map(flag, raw[dest], tuple(GATED[prop]))
+        default = _metric_map(flag, options.by_dest(dest).default, tuple(GATED[prop]))
+        thresholds.update({**default, **given})
+    metrics = tuple(k for keys in GATED.values() for k in keys)
+    alpha_raw = raw["qrel_alpha"]
+    if isinstance(alpha_raw, (int, float)) or (isinstance(alpha_raw, str) and ":" not in alpha_raw):
+        level = _floats(options.ALPHA, alpha_raw)
+        if len(level) != 1:
+            raise pytest.UsageError(f"{options.ALPHA}: expected one level or metric:level pairs, but got {alpha_raw!r}")
+        alpha = dict.fromkeys(metrics, level[0])
+    else:
+        alpha = {**dict.fromkeys(metrics, float(options.DEFAULT_ALPHA)), **_metric_map(options.ALPHA, alpha_raw, metrics)}
+    for key, a in alpha.items():
+        if not 0 < a < 1:
+            raise pytest.UsageError(f"{options.ALPHA}: expected a level in (0, 1), but got {key}:{a:g}")
+    correction = _choice(options.CORRECTION, raw["qrel_correction"], ("holm", "bh"))
+    return {"tasks": tuple(refs), "task_limit": task_limit, "drift_threshold": thresholds, "alpha": alpha,
+            "correction": correction, "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
+
+
+def _metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, float]:
+    """metric:value pairs ("ece:0.05,ace:0.03", a TOML table, or a list of "m:v" strings)."""
+    pairs = [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else []
+    if not isinstance(value, dict):
+        for pair in _strings(flag, value):
+            m, sep, v = pair.partition(":")
+            if not sep:
+                raise pytest.UsageError(f"{flag}: expected metric:value pairs like {valid[0]}:0.05, but got {pair!r}")
+            pairs.append((m.strip(), v))
+    out = {}
+    for m, v in pairs:
+        if m not in valid:
+            raise pytest.UsageError(f"{flag}: unknown metric {m!r}; expected some of: {', '.join(valid)}")
+        try:
+            out[m] = float(v) if not isinstance(v, bool) else math.nan
+        except (TypeError, ValueError):
+            out[m] = math.nan
+        if not out[m] >= 0:
+            raise pytest.UsageError(f"{flag}: expected a number >= 0 for {m}, but got {v!r}")
+    return out
 
 
 def _writable_cache_dir(value: Any, invocation_dir: Path) -> Path:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 VARIANT_ARG = "qrel_variant"
 SCALED_ARG = "qrel_scaled"  # (metric, variant) of a fitted-law bound test
 SCALING_GROUP = "qrel-scaling"
+TASK_ARG = "qrel_task"  # the multiple-choice task of a calibration or confidence test
+PROPERTY_MARK = "qrel_property"  # @pytest.mark.qrel_property("calibration") on a suite's test
 
 
 def build_matrix(config: QrelConfig) -> list[Variant]:
@@ -64,14 +66,17 @@ def build_matrix(config: QrelConfig) -> list[Variant]:
     return out
 
 
-def parametrize(metafunc: pytest.Metafunc, variants: list[Variant]) -> bool:
-    """Parametrize a test that takes ``qrel_variant`` over ``variants``, or one that takes
-    ``qrel_scaled`` over (metric, variant) pairs; False if it takes neither."""
+def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], tasks: tuple[str, ...] = ()) -> bool:
+    """Parametrize a test that takes ``qrel_variant`` over ``variants`` (and one that also takes
+    ``qrel_task`` over ``tasks``: ids ``<variant>-<task>``), or one that takes ``qrel_scaled``
+    over (metric, variant) pairs; False if it takes neither."""
     from .measures import SCALED_METRICS
 
     if VARIANT_ARG in metafunc.fixturenames:
         # One xdist group per model: with --dist loadgroup a worker loads each model once.
         metafunc.parametrize(VARIANT_ARG, [_param(v, v, v.id, v.model) for v in variants])
+        if TASK_ARG in metafunc.fixturenames:
+            metafunc.parametrize(TASK_ARG, list(tasks), ids=list(tasks))
         return True
     if SCALED_ARG in metafunc.fixturenames:
         # a law is fitted over every model's variants: all its tests on one worker, run last
@@ -86,6 +91,32 @@ def _param(value: object, v: Variant, test_id: str, group: str) -> object:
     if v.skip_reason:
         marks.append(pytest.mark.skip(reason=v.skip_reason))
     return pytest.param(value, id=test_id, marks=marks)
+
+
+def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """(kept, deselected): the default tasks are the zoo's synthetic facts, meaningful for zoo
+    models only; a model of the user's is tested on calibration and confidence once
+    --qrel-tasks names its tasks (e.g. hellaswag or a local YAML)."""
+    from .models import ZOO_MODELS, zoo_dir
+
+    kept, dropped = [], []
+    for item in items:
+        v = variant_of(item)
+        callspec = getattr(item, "callspec", None)
+        on_task = callspec is not None and TASK_ARG in callspec.params
+        foreign = v is not None and not (v.model in ZOO_MODELS and Path(v.source) == zoo_dir() / v.model)
+        (dropped if on_task and foreign and not config.tasks_given else kept).append(item)
+    return kept, dropped
+
+
+def planned_tests(items: list[pytest.Item]) -> set[tuple[Variant, str | None, str]]:
+    """(variant, task, property) of every collected test that names its property."""
+    out = set()
+    for item in items:
+        v, mark = variant_of(item), item.get_closest_marker(PROPERTY_MARK)
+        if v is not None and mark is not None and mark.args:
+            out.add((v, item.callspec.params.get(TASK_ARG), str(mark.args[0])))
+    return out
 
 
 def variant_of(item: pytest.Item) -> Variant | None:

@@ -40,6 +40,12 @@ SCALING_CONFIDENCE = "--qrel-scaling-confidence"
 BASELINE = "--qrel-baseline"
 SAVE_BASELINE = "--qrel-save-baseline"
 COMPARE_FAIL = "--qrel-compare-fail"
+TASKS = "--qrel-tasks"
+TASK_LIMIT = "--qrel-task-limit"
+CALIBRATION_THRESHOLD = "--qrel-calibration-threshold"
+CONFIDENCE_THRESHOLD = "--qrel-confidence-threshold"
+ALPHA = "--qrel-alpha"
+CORRECTION = "--qrel-correction"
 
 DEFAULT_METHODS = "hqq,bnb"
 DEFAULT_BITS = "2,3,4,8"
@@ -52,6 +58,15 @@ DEFAULT_REPORT_DIR = "qrel-report"
 DEFAULT_KL_THRESHOLD = "2:0.5,3:0.2,4:0.1,8:0.01"
 DEFAULT_SCALING_CONFIDENCE = "0.99"
 DEFAULT_COMPARE_FAIL = "*:10%"
+DEFAULT_TASKS = "zoo_recall,zoo_utilization,zoo_utilization_heldout"
+DEFAULT_TASK_LIMIT = "500"
+# Largest harmful drift from the base on a multiple-choice task, per metric (paper 003:
+# 4-bit GPTQ costs 7B models 1-3 points of true-class confidence, Tables 2 and 5, and
+# raises calibration error by up to ~10%, Table 1). A drift fails only when it is also
+# significant after the family-wise correction (see --qrel-alpha, --qrel-correction).
+DEFAULT_CALIBRATION_THRESHOLD = "ece:0.05,ace:0.03,brier:0.1"
+DEFAULT_CONFIDENCE_THRESHOLD = "conf_true:0.05,entropy:0.1"
+DEFAULT_ALPHA = "0.05"
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,19 @@ OPTIONS: tuple[Option, ...] = (
     Option(COMPARE_FAIL, "tolerated regression per metric or property against --qrel-baseline: "
            "metric:N% (relative) or metric:N (absolute), '*' for every other metric "
            f"(default: {DEFAULT_COMPARE_FAIL})", DEFAULT_COMPARE_FAIL),
+    Option(TASKS, "comma-separated multiple-choice tasks of the calibration and confidence suites: zoo tasks, "
+           f"lm-eval task names or local lm-eval task YAML files (default: {DEFAULT_TASKS})", DEFAULT_TASKS),
+    Option(TASK_LIMIT, "questions per task, drawn at random with --qrel-seed (all: every question) "
+           f"(default: {DEFAULT_TASK_LIMIT})", DEFAULT_TASK_LIMIT),
+    Option(CALIBRATION_THRESHOLD, "largest increase over the base of ece, ace and brier, as metric:value "
+           f"pairs (default: {DEFAULT_CALIBRATION_THRESHOLD})", DEFAULT_CALIBRATION_THRESHOLD),
+    Option(CONFIDENCE_THRESHOLD, "largest drop of true-class confidence (conf_true) and increase of "
+           f"predictive entropy (entropy) from the base (default: {DEFAULT_CONFIDENCE_THRESHOLD})",
+           DEFAULT_CONFIDENCE_THRESHOLD),
+    Option(ALPHA, "significance level of the calibration and confidence gates after correction: one number, "
+           f"or metric:level pairs (default: {DEFAULT_ALPHA})", DEFAULT_ALPHA),
+    Option(CORRECTION, "multiple-comparison correction over a model's variants x tasks x metrics: holm "
+           "(family-wise error) or bh (Benjamini-Hochberg false discovery rate) (default: holm)", "holm"),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",

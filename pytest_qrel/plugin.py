@@ -22,6 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_ReportListener(session), "qrel-reports")
     config.addinivalue_line("markers", "xdist_group(name): run tests of one group on one xdist worker")
+    config.addinivalue_line("markers", "qrel_property(name): the reliability property a qrel suite test gates")
     # `pytest --qrel-models=...` with no path collects the shipped suites.
     if session.active and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(suites_dir())]
@@ -39,6 +40,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config.stash[SESSION_KEY].order(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[SESSION_KEY].collected(session.items)
 
 
 @pytest.fixture(scope="session")

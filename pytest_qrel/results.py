@@ -68,11 +68,17 @@ class Results:
 
         value = measurement.value
         within = math.isfinite(value) and (value >= threshold if higher_is_better else value <= threshold)
+        if math.isfinite(value) and measurement.significant is False:
+            within = True  # past the threshold by noise alone: not significant after correction
         reasons = []
         if measurement.problem:
             reasons.append(measurement.problem)
         elif not within:
             reasons.append(f"{metric} = {value:.6g}, expected {'>=' if higher_is_better else '<='} {threshold:.6g}")
+            if measurement.significant:
+                d = measurement.detail
+                reasons[-1] += f" on {d.get('task')}" if d.get("task") else ""
+                reasons[-1] += f" (significant: adjusted p = {d.get('adjusted_pvalue', float('nan')):.3g} <= {d.get('alpha', float('nan')):g})"
         change = None
         if baseline is not None:
             change, regressed = regression(baseline, value, higher_is_better, tolerance)

@@ -9,7 +9,7 @@ import pytest
 
 from . import options
 from .config import QrelConfig
-from .matrix import build_matrix, order_items, parametrize, variant_of
+from .matrix import build_matrix, order_items, parametrize, planned_tests, variant_of, without_default_tasks
 from .measures import MEASURES
 from .results import REPORT_ATTR, Results, variant_outcome
 from .store import ModelStore, VariantError, one_line
@@ -53,10 +53,19 @@ class QrelSession:
     # -- collection ----------------------------------------------------------------------
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        if parametrize(metafunc, self.variants):
+        if parametrize(metafunc, self.variants, tuple(t.name for t in self.config.tasks)):
             self.active = True
 
+    def collected(self, items: list[pytest.Item]) -> None:
+        """The run's tests are known: measures that decide families of tests learn them."""
+        planned = planned_tests(items)
+        for measure in self.measures.values():
+            measure.plan(planned)
+
     def order(self, items: list[pytest.Item]) -> None:
+        items[:], dropped = without_default_tasks(items, self.config)
+        if dropped:
+            dropped[0].config.hook.pytest_deselected(items=dropped)
         order_items(items, self.variants)
 
     # -- running a test ----------------------------------------------------------------------
@@ -64,32 +73,36 @@ class QrelSession:
     def begin(self, item: pytest.Item) -> None:
         self._test, self._measuring = item.name, None
 
-    def gate(self, prop: str, variant: Variant, **params: str) -> None:
-        """Measure ``prop`` on ``variant``, record it, and fail the test if it misses its
-        threshold, regressed from the baseline, or the variant quantized less than asked."""
+    def gate(self, prop: str, variant: Variant, task: str | None = None, **params: str) -> None:
+        """Measure ``prop`` on ``variant`` (on ``task``, for calibration and confidence), record
+        each gated metric, and fail the test if one misses its threshold (significantly, for
+        the statistical gates), regressed from the baseline, or the variant quantized less
+        than asked; a test with nothing to gate against is skipped with the reason."""
         from .baseline import tolerance_for
 
         measure = self.measures[prop]
         self._measuring = (prop, params.get("metric", measure.metric))
         try:
-            m = measure.measure(variant, **params)
+            gated = measure.gates(variant, task, **params)
         except VariantError as exc:
             pytest.fail(f"{variant.id}: {exc}", pytrace=False)
-        test, metric = self._test or variant.id, m.metric or measure.metric
-        if m.unchecked:
-            self.results.skip(test, variant, prop, metric, m.unchecked)
-            pytest.skip(f"{variant.id}: {m.unchecked}")
-        baseline = self.config.baseline.values.get(test) if self.config.baseline else None
-        record = self.results.gate(
-            test, variant, prop, metric, m,
-            m.threshold if m.threshold is not None else measure.threshold(variant),
-            measure.higher_is_better,
-            self.store.info.get(variant),
-            self.config.min_coverage,
-            baseline, tolerance_for(self.config.compare_fail, prop, metric),
-        )
-        if record["status"] != "pass":
-            pytest.fail(f"{variant.id}: {record['reason']}", pytrace=False)
+        test, failed, unchecked = self._test or variant.id, [], []
+        for metric, measurement, threshold in gated:
+            if measurement.unchecked:
+                unchecked.append(self.results.skip(test, variant, prop, metric, measurement.unchecked)["reason"])
+                continue
+            baseline = self.config.baseline.values.get((test, metric)) if self.config.baseline else None
+            record = self.results.gate(
+                test, variant, prop, metric, measurement, threshold,
+                measure.higher_is_better, self.store.info.get(variant), self.config.min_coverage,
+                baseline, tolerance_for(self.config.compare_fail, prop, metric),
+            )
+            if record["status"] != "pass":
+                failed.append(record["reason"])
+        if failed:
+            pytest.fail(f"{variant.id}: {'; '.join(dict.fromkeys(failed))}", pytrace=False)
+        if unchecked and len(unchecked) == len(gated):
+            pytest.skip(f"{variant.id}: {unchecked[0]}")
 
     def finish(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
         """Attach the test's records to its report: a failure that recorded nothing becomes
@@ -170,15 +183,17 @@ class QrelSession:
     def write_report(self) -> Path | None:
         if not self._reporting():
             return None
-        from .report import write_run
+        from .report import drift_summary, write_run
 
-        _, records, fits, sweet = self._summary()
-        return write_run(self.config.report_dir, self.variant_records(), records, fits, sweet, self.config.save_baseline)
+        variants, records, fits, sweet = self._summary()
+        return write_run(self.config.report_dir, self.variant_records(), records, fits, sweet,
+                         self.config.save_baseline, drift=drift_summary(records, variants))
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if not self._reporting():
             return
-        from .report import write_tables
+        from .report import drift_summary, write_drift_tables, write_tables
 
         variants, records, fits, sweet = self._summary()
         write_tables(terminalreporter, variants, records, self.config.report_dir, fits, sweet)
+        write_drift_tables(terminalreporter, drift_summary(records, variants))

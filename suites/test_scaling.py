@@ -4,7 +4,10 @@ than the law predicts for its bit budget is a regression."""
 
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+pytestmark = [
+    pytest.mark.qrel_property("scaling"),
+    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+]
 
 
 def test_within_scaling_law(qrel, qrel_scaled):

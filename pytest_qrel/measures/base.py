@@ -16,17 +16,17 @@ if TYPE_CHECKING:
 class Measurement:
     """One measured value of a variant, with the base's value it is compared with.
 
-    ``problem`` explains a value that cannot pass (e.g. NaN logits: how many tokens);
-    ``threshold`` and ``metric``, when set, replace the measure's own (a bound that
-    depends on the other variants, e.g. a fitted law's band); ``unchecked`` says why the
-    value could not be gated at all (e.g. too few points for a fit): the test is skipped."""
+    ``problem`` explains a value that cannot pass (e.g. NaN logits: how many tokens).
+    ``significant`` is None for a gate without a statistical test; False lets a value past
+    its threshold pass, as noise (after the run's multiple-comparison correction).
+    ``unchecked`` says why the value could not be gated at all (e.g. too few points for a
+    fitted law): the test is then reported as not checked (skipped), never as passed."""
 
     value: float
     base_value: float | None = None
     problem: str | None = None
     detail: dict = field(default_factory=dict)
-    threshold: float | None = None
-    metric: str | None = None
+    significant: bool | None = None
     unchecked: str | None = None
 
 
@@ -48,4 +48,14 @@ class Measure(ABC):
     def threshold(self, variant: Variant) -> float: ...
 
     @abstractmethod
-    def measure(self, variant: Variant, **params: str) -> Measurement: ...
+    def measure(self, variant: Variant) -> Measurement: ...
+
+    def gates(self, variant: Variant, task: str | None = None, **params: str) -> list[tuple[str, Measurement, float]]:
+        """(metric, measurement, threshold) of every metric the property gates on ``variant``
+        (on ``task``, for the per-task properties); one metric unless a measure says more."""
+        if task is not None or params:
+            raise TypeError(f"Expected no task or parameters for property {self.property!r}, but got {task!r} {params}")
+        return [(self.metric, self.measure(variant), self.threshold(variant))]
+
+    def plan(self, planned: set[tuple[Variant, str | None, str]]) -> None:
+        """Learn the run's (variant, task, property) tests once collection is done."""

@@ -29,7 +29,7 @@ class KLMeasure(Measure):
             scratch["kl_base_outputs"] = (batches, list(next_token_logprobs(base.model, batches)))
         return scratch["kl_base_outputs"]
 
-    def measure(self, variant: Variant, **params: str) -> Measurement:
+    def measure(self, variant: Variant) -> Measurement:
         """Mean over held-out sequences of the mean token KL (eq. 7); tokens whose quantized
         logits are NaN or infinite make the value NaN, and the problem says how many."""
         import numpy as np

@@ -54,36 +54,41 @@ class ScalingMeasure(Measure):
         except VariantError:  # its own tests carry the error; the law has one point fewer
             return math.nan, None
 
-    def measure(self, variant: Variant, metric: str = "kl_to_base", **params: str) -> Measurement:
+    def measure(self, variant: Variant) -> Measurement:
+        return self.gates(variant)[0][1]
+
+    def gates(self, variant: Variant, task: str | None = None, metric: str = "kl_to_base",
+              **params: str) -> list[tuple[str, Measurement, float]]:
+        """The variant's ``metric`` and the worse edge of the band fitted without it."""
         from ..scaling import fit_log_quadratic
 
-        if metric not in SCALED_METRICS:
-            raise ValueError(f"Expected a metric in {sorted(SCALED_METRICS)}, but got {metric!r}")
+        if metric not in SCALED_METRICS or task is not None or params:
+            raise ValueError(f"Expected a metric in {sorted(SCALED_METRICS)} and nothing else, but got "
+                             f"{metric!r} {task!r} {params}")
         value, total = self.value(metric, variant)
         if not math.isfinite(value) or total is None:
-            return Measurement(value, problem=f"{metric} is not finite", metric=metric, threshold=math.nan)
+            return [(metric, Measurement(value, problem=f"{metric} is not finite"), math.nan)]
         others = [self._other_value(metric, v) for v in self._variants
                   if v.bits == variant.bits and v != variant and not v.skip_reason]
         points = [(b, y) for y, b in others if b is not None and math.isfinite(y)]
+        unchecked = None
         if len(points) < 4:  # eq. 6 has three coefficients: a prediction band needs four points
-            return Measurement(value, metric=metric, unchecked=(
-                f"no {variant.bits}-bit law to bound {metric} with: the other {variant.bits}-bit variants give "
-                f"{len(points)} point{'s' if len(points) != 1 else ''}, and a law of 3 coefficients needs 4"))
-        try:
-            fit = fit_log_quadratic([b for b, _ in points], [y for _, y in points], name=f"{metric}-{variant.bits}b")
-        except ValueError as exc:  # FitError, or no point at all
-            return Measurement(value, metric=metric, unchecked=(
-                f"no {variant.bits}-bit law to bound {metric} with: the other {variant.bits}-bit variants give "
-                f"{len(points)} points ({exc})"))
+            unchecked = (f"no {variant.bits}-bit law to bound {metric} with: the other {variant.bits}-bit variants "
+                         f"give {len(points)} point{'s' if len(points) != 1 else ''}, and a law of 3 coefficients needs 4")
+        else:
+            try:
+                fit = fit_log_quadratic([b for b, _ in points], [y for _, y in points], name=f"{metric}-{variant.bits}b")
+            except ValueError as exc:  # FitError: degenerate points
+                unchecked = f"no {variant.bits}-bit law to bound {metric} with: {exc}"
+        if unchecked:
+            return [(metric, Measurement(value, unchecked=unchecked), math.nan)]
         lower, upper = (float(x) for x in fit.prediction_interval(total, self.config.scaling_confidence))
-        return Measurement(
+        measurement = Measurement(
             value,
-            base_value=None,
-            metric=metric,
-            threshold=lower if self.higher_is_better else upper,
             detail={"predicted": float(fit.predict(total)), "band": [lower, upper],
                     "confidence": self.config.scaling_confidence, "fit_points": fit.n, "fit_adj_r2": fit.adj_r2},
         )
+        return [(metric, measurement, lower if self.higher_is_better else upper)]
 
 
 def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:

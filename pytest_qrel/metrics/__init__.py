@@ -18,16 +18,18 @@ from .calibration import (
 )
 from .divergence import js_distance, kl_divergence
 from .ranking import auprc, auroc
-from .stats import MeanStats, TTestResult, paired_ttest
+from .stats import BootstrapResult, MeanStats, TTestResult, adjust_pvalues, paired_bootstrap, paired_ttest
 from .uncertainty import entropy, sequence_mean
 
 __all__ = [
+    "BootstrapResult",
     "CalibrationStats",
     "ConfidenceShiftByBin",
     "ConfidenceShiftStats",
     "MeanStats",
     "TTestResult",
     "adaptive_calibration_error",
+    "adjust_pvalues",
     "auprc",
     "auroc",
     "brier_score",
@@ -36,6 +38,7 @@ __all__ = [
     "expected_calibration_error",
     "js_distance",
     "kl_divergence",
+    "paired_bootstrap",
     "paired_ttest",
     "sequence_mean",
 ]

@@ -1,20 +1,20 @@
 """Presenting results: terminal tables, results.json, Markdown, CSV and PNG plots. Nothing here
 computes a metric."""
 
+from .drift import drift_summary, write_drift_tables
 from .markdown import write_csv, write_markdown
 from .plots import plot_metric_vs_bits
 from .results_json import SCHEMA_VERSION, write_results_json
 from .terminal import write_tables
 
 
-
 def write_run(report_dir, variants: list[dict], records: list[dict], fits: list[dict],
-              sweet: dict[str, list[dict]], save_baseline=None):
+              sweet: dict[str, list[dict]], save_baseline=None, drift: dict | None = None):
     """Write results.json, results.csv, one PNG per fitted metric and report.md to
     ``report_dir`` (and results.json to ``save_baseline`` too); returns results.json's path."""
     import shutil
 
-    path = write_results_json(report_dir, variants, records, fits)
+    path = write_results_json(report_dir, variants, records, fits, drift=drift)
     write_csv(report_dir, variants, records)
     metrics = dict.fromkeys(f["metric"] for f in fits)
     plots = [p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, records, fits))]
@@ -25,4 +25,5 @@ def write_run(report_dir, variants: list[dict], records: list[dict], fits: list[
     return path
 
 
-__all__ = ["SCHEMA_VERSION", "plot_metric_vs_bits", "write_csv", "write_markdown", "write_results_json", "write_run", "write_tables"]
+__all__ = ["SCHEMA_VERSION", "drift_summary", "plot_metric_vs_bits", "write_csv", "write_drift_tables",
+           "write_markdown", "write_results_json", "write_run", "write_tables"]

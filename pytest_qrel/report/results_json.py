@@ -17,15 +17,26 @@ def _jsonable(value):
     return value
 
 
-def write_results_json(report_dir: Path, variants: list[dict], results: list[dict], fits: list[dict]) -> Path:
+def _nan_free(value):
+    if isinstance(value, dict):
+        return {k: _nan_free(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_free(v) for v in value]
+    return _jsonable(value)
+
+
+def write_results_json(
+    report_dir: Path, variants: list[dict], results: list[dict], fits: list[dict], drift: dict | None = None
+) -> Path:
     """Write ``report_dir/results.json`` atomically (temp file + rename): a reader never
     sees half a file and an earlier complete report survives a crash mid-write."""
     report_dir.mkdir(parents=True, exist_ok=True)
     doc = {
         "schema": SCHEMA_VERSION,
         "variants": variants,
-        "results": [{k: _jsonable(v) for k, v in r.items()} for r in results],
+        "results": [{k: _nan_free(v) for k, v in r.items()} for r in results],
         "fits": fits,
+        **({"drift": _nan_free(drift)} if drift else {}),
     }
     path = report_dir / "results.json"
     fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".json", dir=report_dir)

@@ -55,7 +55,8 @@ def _rows(model: str, variants: list[dict], results: list[dict], prop: str | Non
         if records:
             for r in records:
                 value = "nan" if r.get("value") == "nan" else _fmt(r.get("value"), ".4g")
-                rows.append(head + (r.get("metric") or "-", value, _delta(r), _fmt(r.get("threshold"), ".6g"), _outcome(r)))
+                metric = (r.get("metric") or "-") + (f"@{r['task']}" if r.get("task") else "")
+                rows.append(head + (metric, value, _delta(r), _fmt(r.get("threshold"), ".6g"), _outcome(r)))
         elif v.get("skip_reason"):
             rows.append(head + ("-", "-", "-", "-", f"SKIP: {v['skip_reason']}"))
         else:

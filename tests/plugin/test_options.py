@@ -50,7 +50,7 @@ def test_config_file_twins(pytester):
     assert "bnb" not in result.stdout.str()
     result = pytester.runpytest("--qrel-bits=2", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-hqq-2b-g64]",
-                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-hqq-2b-g64]", "2 tests collected*"])
+                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-hqq-2b-g64]", "8 tests collected*"])
 
 
 def test_default_matrix_is_the_whole_zoo(pytester):
@@ -60,7 +60,11 @@ def test_default_matrix_is_the_whole_zoo(pytester):
         for vid in ("hqq-2b-g64", "hqq-3b-g64", "hqq-4b-g64", "hqq-8b-g64", "bnb-4b-g64", "bnb-8b"):
             assert f"test_kl_to_base[{model}-{vid}]" in out
             assert f"test_within_scaling_law[kl_to_base-{model}-{vid}]" in out
-    result.stdout.fnmatch_lines(["64 tests collected*"])  # 32 variants x (KL, fitted-law bound)
+            for task in ("zoo_recall", "zoo_utilization", "zoo_utilization_heldout"):
+                assert f"test_calibration_drift[{model}-{vid}-{task}]" in out
+                assert f"test_confidence_shift[{model}-{vid}-{task}]" in out
+    # 32 variants: one KL and one fitted-law test each, one calibration and one confidence test per task
+    result.stdout.fnmatch_lines(["256 tests collected*"])
 
 
 def test_plain_run_is_untouched(pytester):
@@ -97,4 +101,4 @@ def test_tool_qrel_scalars(pytester):
     pytester.makepyprojecttoml("[tool.qrel]\nmodels = 'zoo-xs'\nmethods = 'rtn'\nbits = 4\nquant-ratio = 0.5\n")
     result = pytester.runpytest("--collect-only", "-q", "--qrel-no-cache")
     result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-rtn-4b-g64-q0.5m]",
-                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64-q0.5m]", "2 tests collected*"])
+                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64-q0.5m]", "8 tests collected*"])

@@ -8,7 +8,10 @@ import json
 
 import pytest
 
-FAST = ["--qrel-models=zoo-xs", "--qrel-methods=hqq,bnb", "--qrel-bits=3,8", "--qrel-cache-dir=cache", "-p", "no:randomly"]
+# the KL suite only: the calibration and confidence suites have their own tests (test_drift_suites.py)
+KL_ONLY = ["-k", "kl_to_base"]
+FAST = ["--qrel-models=zoo-xs", "--qrel-methods=hqq,bnb", "--qrel-bits=3,8", "--qrel-cache-dir=cache", "-p", "no:randomly",
+        *KL_ONLY]
 
 
 def _results(pytester):
@@ -87,7 +90,7 @@ def test_xdist_workers_merge_results(pytester):
 
 
 def test_missing_checkpoint_fails_its_variants_and_the_rest_completes(pytester):
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,./no-such-model", "--qrel-methods=hqq", "--qrel-bits=8", "-k", "test_kl_to_base")
+    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,./no-such-model", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["--qrel-models: checkpoint directory * does not exist"])
     result.stdout.fnmatch_lines(["no-such-model-hqq-8b-g64 * ERROR: --qrel-models: checkpoint directory * does not exist"])
@@ -97,7 +100,7 @@ def test_pickle_only_checkpoint_is_refused(pytester):
     ckpt = pytester.mkdir("pickled")
     (ckpt / "config.json").write_text('{"model_type": "llama"}')
     (ckpt / "pytorch_model.bin").write_bytes(b"not loaded")
-    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", "-k", "test_kl_to_base")
+    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*has only pickle weights, which can run code when loaded; convert it to safetensors or pass --qrel-allow-pickle*"])
 
@@ -106,6 +109,6 @@ def test_remote_code_checkpoint_is_refused(pytester):
     ckpt = pytester.mkdir("remote")
     (ckpt / "config.json").write_text('{"model_type": "custom", "auto_map": {"AutoModelForCausalLM": "m.M"}}')
     (ckpt / "model.safetensors").write_bytes(b"")
-    result = pytester.runpytest_subprocess("--qrel-models=./remote", "--qrel-methods=hqq", "--qrel-bits=8", "-k", "test_kl_to_base")
+    result = pytester.runpytest_subprocess("--qrel-models=./remote", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*needs trust_remote_code (its config has auto_map); pytest-qrel never runs code from a checkpoint*"])

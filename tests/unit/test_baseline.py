@@ -83,13 +83,15 @@ def test_baseline_file_problems_are_usage_errors(tmp_path):
 
 def test_baseline_keeps_measured_values_by_test(tmp_path):
     doc = {"schema": 1, "variants": [], "fits": [], "results": [
-        {"test": "t[a]", "status": "pass", "value": 0.1},
-        {"test": "t[b]", "status": "fail", "value": 0.5},
-        {"test": "t[c]", "status": "error", "value": None},
-        {"test": "t[d]", "status": "fail", "value": "nan"},
+        {"test": "t[a]", "metric": "ece", "status": "pass", "value": 0.1},
+        {"test": "t[a]", "metric": "brier", "status": "pass", "value": 0.2},
+        {"test": "t[b]", "metric": "kl", "status": "fail", "value": 0.5},
+        {"test": "t[c]", "metric": "kl", "status": "error", "value": None},
+        {"test": "t[d]", "metric": "kl", "status": "fail", "value": "nan"},
     ]}
     (tmp_path / "base.json").write_text(json.dumps(doc))
-    assert Baseline.read(tmp_path / "base.json").values == {"t[a]": 0.1, "t[b]": 0.5}
+    assert Baseline.read(tmp_path / "base.json").values == {("t[a]", "ece"): 0.1, ("t[a]", "brier"): 0.2,
+                                                            ("t[b]", "kl"): 0.5}
 
 
 def test_sweet_spots_are_the_best_variant_within_each_budget():

@@ -1,0 +1,176 @@
+"""lm-eval tasks as multiple-choice questions: lm-eval supplies the task definition, the
+documents and the prompt formatting; the scores are pytest-qrel's own (engine.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .tasks import ChoiceTask, TaskRef
+
+EXTRA = "pip install 'pytest-qrel[lmeval]'"
+
+
+def _require_lm_eval(what: str) -> None:
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError:
+        raise ValueError(f"{what} needs lm-eval, which is not installed: {EXTRA}") from None
+    for name in ("lm_eval", "lm-eval"):  # its INFO lines would drown the test output
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
+def read_task_yaml(path: Path) -> dict[str, Any]:
+    """A local lm-eval task file, read and checked: ValueError naming the file and the problem."""
+    if not path.is_file():
+        raise ValueError(f"Expected an lm-eval task YAML at {path}, but it does not exist")
+    if not path.read_text(errors="replace").strip():
+        raise ValueError(f"Expected an lm-eval task in {path}, but the file is empty")
+    _require_lm_eval(f"task file {path}")
+    import yaml
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    try:
+        cfg = load_yaml(path, resolve_func=False)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"Expected valid YAML in {path}, but it has a syntax error{where}: {problem}") from None
+    except (ValueError, OSError) as exc:  # not a mapping, an include cycle or a missing include
+        raise ValueError(f"Expected an lm-eval task mapping in {path}, but got: {exc}") from None
+    if "group" in cfg and "task" not in cfg:
+        raise ValueError(f"Expected one task in {path}, but it defines group {cfg['group']!r}; name its tasks instead")
+    if not isinstance(cfg.get("task"), str) or not cfg["task"].strip():
+        raise ValueError(f"Expected a `task: <name>` entry in {path}, but it has none")
+    output_type = cfg.get("output_type", "generate_until")
+    if output_type != "multiple_choice":
+        raise ValueError(
+            f"Expected `output_type: multiple_choice` in {path} (confidence is a softmax over choices), "
+            f"but got {output_type!r}"
+        )
+    for key in ("dataset_path", "doc_to_choice"):
+        if key not in cfg:
+            raise ValueError(f"Expected a `{key}` entry in {path}, but it has none")
+    return cfg
+
+
+def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``dataset_path: json`` (or csv, parquet, text) with relative ``data_files``: taken
+    relative to the YAML file, so a task and its data travel together."""
+    files = (cfg.get("dataset_kwargs") or {}).get("data_files")
+    if files is None:
+        return cfg
+
+    def fix(p: Any) -> Any:
+        if isinstance(p, str) and not Path(p).is_absolute() and (base / p).exists():
+            return str((base / p).resolve())
+        return [fix(x) for x in p] if isinstance(p, list) else {k: fix(v) for k, v in p.items()} if isinstance(p, dict) else p
+
+    return {**cfg, "dataset_kwargs": {**cfg["dataset_kwargs"], "data_files": fix(files)}}
+
+
+def lmeval_task(ref: TaskRef) -> ChoiceTask:
+    """Every question of an lm-eval multiple-choice task (named, or a local YAML) with the
+    contexts and continuations lm-eval would request; ValueError saying why not."""
+    _require_lm_eval(f"task {ref.name!r}")
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    if ref.kind == "yaml":
+        path = Path(ref.source)
+        read_task_yaml(path)  # checked first: a malformed file is named with its problem
+        cfg = _resolve_data_files(load_yaml(path), path.parent)  # `!function` resolved beside the file
+        manager, spec, where = TaskManager(include_path=str(path.parent), include_defaults=False), cfg, str(path)
+    else:
+        manager, spec, where = TaskManager(), ref.name, f"lm-eval task {ref.name!r}"
+        if ref.name not in manager.all_subtasks:
+            import difflib
+
+            close = difflib.get_close_matches(ref.name, manager.all_subtasks, n=3)
+            groups = " (a group or tag: name its tasks)" if ref.name in manager.all_tasks else ""
+            raise ValueError(
+                f"Expected a zoo task ({', '.join(_zoo_names())}), a task YAML or an lm-eval task, "
+                f"but got {ref.name!r}{groups}" + (f"; did you mean {', '.join(close)}?" if close else "")
+            )
+    try:
+        task = next(iter(manager.load([spec])["tasks"].values()))
+        task.build_all_requests(rank=0, world_size=1)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the task
+        raise ValueError(_load_failure(where, _dataset_of(manager, ref), exc)) from None
+    if task.OUTPUT_TYPE != "multiple_choice":
+        raise ValueError(f"Expected a multiple_choice task, but {where} has output_type {task.OUTPUT_TYPE!r}")
+    if task.multiple_input or task.multiple_target:
+        raise ValueError(f"Expected one context and one gold choice per question, but {where} has several")
+    return _to_choice_task(ref.name, task, where)
+
+
+def _zoo_names() -> list[str]:
+    from .tasks import ZOO_TASKS
+
+    return list(ZOO_TASKS)
+
+
+def _dataset_of(manager: Any, ref: TaskRef) -> str | None:
+    """The dataset a task reads (for error messages), if its config says."""
+    try:
+        if ref.kind == "yaml":
+            return read_task_yaml(Path(ref.source)).get("dataset_path")
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        entry = manager.task_index.get(ref.name)
+        return load_yaml(entry.yaml_path, resolve_func=False).get("dataset_path") if entry and entry.yaml_path else None
+    except Exception:  # noqa: BLE001 - only for the message
+        return None
+
+
+def _load_failure(where: str, dataset: str | None, exc: BaseException) -> str:
+    chain, e = [], exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = " ".join(f"{type(x).__name__} {x}" for x in chain).lower()
+    offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+    network = any(w in text for w in ("offline", "connection", "resolve", "network", "couldn't reach", "max retries"))
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if network or offline and "not found" in text:
+        return (
+            f"{where} needs its dataset{f' {dataset!r}' if dataset else ''} from the network (Hugging Face Hub), "
+            f"which is not in the local cache and cannot be fetched"
+            + (" in offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set)" if offline else "")
+            + f"; download it once online, or use a local task YAML with `dataset_path: json` ({type(exc).__name__}: {first})"
+        )
+    return f"cannot load {where}: {type(exc).__name__}: {first}"
+
+
+def _to_choice_task(name: str, task: Any, where: str) -> ChoiceTask:
+    from .tasks import ChoiceTask
+
+    by_doc: dict[int, list] = {}
+    for inst in task.instances:
+        by_doc.setdefault(inst.doc_id, []).append(inst)
+    contexts, continuations, choices, labels = [], [], [], []
+    for doc_id in sorted(by_doc):
+        insts = sorted(by_doc[doc_id], key=lambda i: i.idx)
+        doc = insts[0].doc
+        texts = [str(c) for c in task.doc_to_choice(doc)]
+        pairs = [inst.arguments for inst in insts][: len(texts)]  # acc_mutual_info adds unconditional ones
+        gold = task.doc_to_target(doc)
+        label = texts.index(gold) if isinstance(gold, str) and gold in texts else gold
+        if not isinstance(label, int) or not 0 <= label < len(texts):
+            raise ValueError(f"Expected the gold answer of document {doc_id} of {where} among its {len(texts)} choices, but got {gold!r}")
+        if len({ctx for ctx, _ in pairs}) != 1:
+            raise ValueError(f"Expected one context per question, but document {doc_id} of {where} has several")
+        contexts.append(pairs[0][0])
+        continuations.append(tuple(cont for _, cont in pairs))
+        choices.append(tuple(texts))
+        labels.append(label)
+    if not labels:
+        raise ValueError(f"Expected at least one question in {where}, but it has no documents")
+    return ChoiceTask(name, tuple(contexts), tuple(continuations), tuple(choices), tuple(labels), None, len(labels))

@@ -1,0 +1,118 @@
+"""The calibration and confidence report: per task a table in the style of paper 003
+Table 1 (accuracy and calibration error per variant, deltas to the base) with Table 2's
+confidence columns, the confidence shift per bin of base confidence (Fig. 1), and per
+model the accuracy drop per bit-width on memorization vs utilization tasks (paper 002).
+The numbers come from the gate records; here they are only grouped and printed."""
+
+from __future__ import annotations
+
+import math
+from statistics import mean
+
+DRIFT_PROPERTIES = ("calibration", "confidence")
+
+
+def drift_summary(records: list[dict], variants: list[dict]) -> dict:
+    """results.json's ``drift`` section: one row per (variant, task) with both models'
+    numbers, the deltas, every gated metric's p-values and outcome, and per model the
+    accuracy drop per bit-width by knowledge stratum."""
+    bits_of = {v["id"]: v for v in variants}
+    rows: dict[tuple[str, str], dict] = {}
+    for r in records:
+        if r.get("property") not in DRIFT_PROPERTIES or "comparison" not in r:
+            continue
+        key = (r["variant"], r["task"])
+        row = rows.setdefault(key, {
+            "model": r["model"], "variant": r["variant"], "method": r["method"], "bits": r["bits"],
+            "total_bits": (bits_of.get(r["variant"]) or {}).get("total_bits"),
+            "task": r["task"], "stratum": r.get("stratum"), "questions": r.get("questions"),
+            **r["comparison"], "gates": {},
+        })
+        row["gates"][r["metric"]] = {k: r.get(k) for k in ("value", "threshold", "pvalue", "adjusted_pvalue", "alpha",
+                                                            "significant", "status")}
+    table = sorted(rows.values(), key=lambda x: (x["model"], x["task"], x["total_bits"] or math.inf, x["variant"]))
+    knowledge = []
+    for model in dict.fromkeys(x["model"] for x in table):
+        for bits in sorted({x["bits"] for x in table if x["model"] == model}):
+            entry: dict = {"model": model, "bits": bits}
+            for stratum, heldout in (("memorization", False), ("utilization", False), ("utilization_heldout", True)):
+                drops = [-x["delta"]["accuracy"] for x in table if x["model"] == model and x["bits"] == bits
+                         and x["stratum"] == stratum.removesuffix("_heldout") and _heldout(x["task"]) == heldout]
+                entry[f"accuracy_drop_{stratum}"] = mean(drops) if drops else None
+            drops_true = [x["delta"]["conf_true"] for x in table if x["model"] == model and x["bits"] == bits]
+            entry["conf_true_drop"] = -mean(drops_true) if drops_true else None
+            knowledge.append(entry)
+    return {"tasks": table, "knowledge": knowledge}
+
+
+def _heldout(task: str) -> bool:
+    """Held-out people (the zoo's ``*_heldout`` tasks) are reported apart from trained ones."""
+    return task.endswith("_heldout")
+
+
+def _f(x, spec: str = ".3f") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _d(x) -> str:
+    return "-" if x is None else f"{x:+.3f}"
+
+
+def write_drift_tables(terminalreporter, summary: dict) -> None:
+    tr, table = terminalreporter, summary["tasks"]
+    if not table:
+        return
+    tr.write_sep("-", "qrel calibration and confidence (paper 003 Tables 1-2, Fig. 1)")
+    head = ("variant", "bits", "acc", "d acc", "ECE", "d ECE", "ACE", "d ACE", "Brier d", "Conf_true", "d Conf_true",
+            "p", "H d", "JS", "result")
+    for model, task in dict.fromkeys((x["model"], x["task"]) for x in table):
+        rows = [x for x in table if x["model"] == model and x["task"] == task]
+        b = rows[0]["base"]
+        tr.write_line("")
+        tr.write_line(f"model {model}, task {task} ({rows[0]['questions']} questions"
+                      + (f", {rows[0]['stratum']}" if rows[0].get("stratum") else "") + "), rows by total model bits:")
+        lines = [("base", "-", _f(b["accuracy"]), "-", _f(b["ece"]), "-", _f(b["ace"]), "-", "-", _f(b["conf_true"]), "-",
+                  "-", "-", "-", "")]
+        for x in rows:
+            q, d, g = x["quantized"], x["delta"], x["gates"]
+            failed = [m for m, v in g.items() if v["status"] == "fail"]
+            p = (g.get("conf_true_drop") or {}).get("pvalue")
+            lines.append((x["variant"], str(x["bits"]), _f(q["accuracy"]), _d(d["accuracy"]), _f(q["ece"]), _d(d["ece"]),
+                          _f(q["ace"]), _d(d["ace"]), _d(d["brier"]), _f(q["conf_true"]), _d(d["conf_true"]),
+                          _f(p, ".2g"), _d(d["entropy"]), _f(x["js_distance_true_class"]),
+                          ("FAIL: " + ", ".join(failed)) if failed else "PASS"))
+        _table(tr, head, lines)
+        tr.write_line("mean confidence shift (quantized - base) per bin of base confidence:")
+        edges = rows[0]["shift_by_bin"]["bin_edges"]
+        bins = tuple(f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(edges[:-1], edges[1:]))
+        _table(tr, ("variant", *bins), [(x["variant"], *(_d(s) for s in x["shift_by_bin"]["mean_shift"])) for x in rows]
+               + [("questions (base)", *(str(c) for c in rows[0]["shift_by_bin"]["counts"]))])
+    knowledge = summary["knowledge"]
+    if any(k["accuracy_drop_memorization"] is not None and k["accuracy_drop_utilization"] is not None for k in knowledge):
+        tr.write_line("")
+        tr.write_line("accuracy drop from base per bit-width, memorization vs utilization (paper 002), mean over methods:")
+        _table(tr, ("model", "bits", "memorization", "utilization", "utilization held out", "Conf_true drop",
+                    "more bit-sensitive"),
+               [(k["model"], str(k["bits"]), _d(k["accuracy_drop_memorization"]), _d(k["accuracy_drop_utilization"]),
+                 _d(k["accuracy_drop_utilization_heldout"]), _d(k["conf_true_drop"]), _which(k)) for k in knowledge])
+    for model in dict.fromkeys(k["model"] for k in knowledge):
+        rows = [k for k in knowledge if k["model"] == model and k["conf_true_drop"] is not None]
+        if len(rows) >= 2:
+            low, high = rows[0], rows[-1]  # sorted by bits
+            verdict = "more" if low["conf_true_drop"] > high["conf_true_drop"] else "not more"
+            tr.write_line(f"{model}: {low['bits']}-bit variants lose {verdict} true-class confidence than {high['bits']}-bit "
+                          f"ones ({low['conf_true_drop']:+.3f} vs {high['conf_true_drop']:+.3f}, mean over tasks and methods)")
+
+
+def _which(k: dict) -> str:
+    m, u = k["accuracy_drop_memorization"], k["accuracy_drop_utilization"]
+    if m is None or u is None:
+        return "-"
+    return "memorization" if m > u else "utilization" if u > m else "equal"
+
+
+def _table(tr, head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    tr.write_line("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
+    for r in rows:
+        tr.write_line("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

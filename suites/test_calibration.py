@@ -1,0 +1,16 @@
+"""Calibration drift: a quantized variant's ECE, adaptive CE and Brier score on
+multiple-choice tasks against its full-precision base (paper 003 Table 1, App. B).
+A metric fails only when its increase passes the threshold and is significant after the
+run's multiple-comparison correction."""
+
+import pytest
+
+pytestmark = [
+    pytest.mark.qrel_property("calibration"),
+    # raised while the quantization libraries import their dependencies: not the user's concern
+    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+]
+
+
+def test_calibration_drift(qrel, qrel_variant, qrel_task):
+    qrel.gate("calibration", qrel_variant, qrel_task)
