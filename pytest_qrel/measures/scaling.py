@@ -96,7 +96,7 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
     law per bit-width (paper 000 eq. 6) and the multiplicative law in model size and
     effective bits (paper 002 eq. 2, plus group size where the run varies it), each on every
     measured variant; a law with too few points is listed as not fitted, with the reason."""
-    from ..scaling import fit_log_quadratic, fit_power_law
+    from ..scaling import ablate_power_law, fit_log_quadratic, fit_power_law
 
     by_id = {v["id"]: v for v in variants}
     fits: list[dict] = []
@@ -130,9 +130,14 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
         entry = {"metric": metric, "law": "power_law", "family": "all", "factors": sorted(factors)}
         try:
             fit = fit_power_law(factors, [y for _, y in rows], name=f"{metric}-power-law")
-            fits.append({**entry, "fitted": True, **fit.as_dict()})
         except ValueError as exc:
             fits.append({**entry, "fitted": False, "reason": str(exc)})
+            continue
+        # paper 002 Table 1: which factors the law needs, by the adjusted R² of each subset
+        ablation = [{"factors": list(row.factors), "fitted": row.fit is not None,
+                     "adj_r2": row.adj_r2 if row.fit is not None and math.isfinite(row.adj_r2) else None}
+                    for row in ablate_power_law(factors, [y for _, y in rows])]
+        fits.append({**entry, "fitted": True, **fit.as_dict(), "ablation": ablation})
     return fits
 
 

@@ -55,3 +55,46 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], rec
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_confidence_shift(report_dir: Path, drift: dict | None) -> list[Path]:
+    """Write ``confidence_shift_<model>.png``: per task, the mean change of true-class
+    confidence from the base per bin of base confidence, one bar per variant (paper 003
+    Fig. 1). None written when the run had no calibration or confidence tests."""
+    rows = (drift or {}).get("tasks") or []
+    rows = [r for r in rows if (r.get("shift_by_bin") or {}).get("mean_shift")]
+    if not rows:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        tasks = list(dict.fromkeys(r["task"] for r in rows if r["model"] == model))
+        fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks) + 1.8, 3.8), dpi=120, squeeze=False)
+        for ax, task in zip(axes[0], tasks):
+            group = [r for r in rows if r["model"] == model and r["task"] == task]
+            edges = group[0]["shift_by_bin"]["bin_edges"]
+            labels = [f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(edges[:-1], edges[1:])]
+            width = 0.8 / len(group)
+            colors = plt.get_cmap("viridis")
+            for i, r in enumerate(group):
+                shifts = [s if s is not None and s == s else 0.0 for s in r["shift_by_bin"]["mean_shift"]]
+                ax.bar([k + (i - (len(group) - 1) / 2) * width for k in range(len(shifts))], shifts, width,
+                       color=colors(i / max(1, len(group) - 1) * 0.9), label=r["variant"].removeprefix(f"{model}-"))
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
+            ax.set_title(task, fontsize=9)
+            ax.set_xlabel("base confidence in the true answer", fontsize=8)
+            ax.grid(True, axis="y", alpha=0.3)
+        axes[0][0].set_ylabel("change of true-class confidence", fontsize=8)
+        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+        fig.suptitle(f"{model}: confidence shift per bin of base confidence (paper 003 Fig. 1)", fontsize=10)
+        fig.tight_layout()
+        path = report_dir / f"confidence_shift_{model}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths

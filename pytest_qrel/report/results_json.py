@@ -35,7 +35,7 @@ def write_results_json(
         "schema": SCHEMA_VERSION,
         "variants": variants,
         "results": [{k: _nan_free(v) for k, v in r.items()} for r in results],
-        "fits": fits,
+        "fits": _nan_free(fits),
         **({"drift": _nan_free(drift)} if drift else {}),
     }
     path = report_dir / "results.json"

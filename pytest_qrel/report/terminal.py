@@ -141,6 +141,9 @@ def _write_fits(tr, fits: list[dict]) -> None:
         coefs = ", ".join(f"{k}={v:.4g}" for k, v in f["coefficients"].items())
         adj = "-" if f.get("adj_r2") is None else f"{f['adj_r2']:.3f}"
         tr.write_line(f"{head} {f['form']}; {coefs}; n={f['n']}, adjusted R²={adj}")
+        for row in f.get("ablation") or []:
+            r2 = "not fitted" if row["adj_r2"] is None else f"adjusted R²={row['adj_r2']:.3f}"
+            tr.write_line(f"    factors {' x '.join(row['factors'])}: {r2}")
 
 
 def _write_sweet_spots(tr, sweet: dict[str, list[dict]]) -> None:

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-# the KL suite only: the calibration and confidence suites have their own tests (test_drift_suites.py)
-KL_ONLY = ["-k", "kl_to_base"]
+# the KL suite (and its fitted-law tests): the calibration and confidence suites have their own
+# tests (test_drift_suites.py)
+KL_ONLY = ["-k", "test_kl_to_base"]
 FAST = ["--qrel-models=zoo-xs", "--qrel-methods=hqq,bnb", "--qrel-bits=3,8", "--qrel-cache-dir=cache", "-p", "no:randomly",
-        *KL_ONLY]
+        "-k", "test_kl_to_base or test_within_scaling_law"]
 
 
 def _results(pytester):
