@@ -122,6 +122,7 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
             grid = [lo * (hi / lo) ** (i / (_CURVE_POINTS - 1)) for i in range(_CURVE_POINTS)]
             fits.append({**entry, "fitted": True, **fit.as_dict(),
                          "curve": [[b, float(fit.predict(b))] for b in grid]})
+        fits += _ratio_fits(metric, rows, records)
         factors = {"model_size": [float(v["params"]) for v, _ in rows],
                    "effective_bits": [float(v["effective_bits"]) for v, _ in rows]}
         groups = [v.get("group_size") for v, _ in rows]
@@ -138,6 +139,35 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
                      "adj_r2": row.adj_r2 if row.fit is not None and math.isfinite(row.adj_r2) else None}
                     for row in ablate_power_law(factors, [y for _, y in rows])]
         fits.append({**entry, "fitted": True, **fit.as_dict(), "ablation": ablation})
+    return fits
+
+
+def _ratio_fits(metric: str, rows: list[tuple[dict, float]], records: list[dict]) -> list[dict]:
+    """Paper 004 §4.2 (Scaling Law 1), when the run has a mixed-precision ratio axis: per
+    bit-width, each model's largest quantization ratio whose value stays within the metric's
+    threshold (the loss budget), and model size against it, N = exp(k (1 - Q_r) + c)."""
+    from ..scaling import fit_quantization_ratio_law
+
+    threshold = {(r["variant"]): r.get("threshold") for r in records
+                 if r.get("metric") == metric and r.get("property") == SCALED_METRICS[metric]}
+    if len({v.get("quant_ratio") for v, _ in rows}) < 2:
+        return []
+    fits = []
+    for bits in sorted({v["bits"] for v, _ in rows}):
+        tolerable: dict[str, tuple[float, float]] = {}  # model -> (params, largest ratio within budget)
+        for v, y in rows:
+            budget = threshold.get(v["id"])
+            if v["bits"] == bits and isinstance(budget, float) and y <= budget:
+                best = tolerable.get(v["model"], (0.0, 0.0))[1]
+                tolerable[v["model"]] = (float(v["params"]), max(best, float(v.get("quant_ratio") or 1.0)))
+        entry = {"metric": metric, "law": "quantization_ratio", "family": f"{bits}-bit", "bits": bits,
+                 "points": [[q, n] for n, q in tolerable.values()]}
+        try:
+            fit = fit_quantization_ratio_law([q for _, q in tolerable.values()], [n for n, _ in tolerable.values()],
+                                             name=f"{metric}-{bits}b-ratio")
+            fits.append({**entry, "fitted": True, **fit.as_dict()})
+        except ValueError as exc:
+            fits.append({**entry, "fitted": False, "reason": str(exc)})
     return fits
 
 

@@ -14,8 +14,6 @@ from .base import Backend, fitting_group
 if TYPE_CHECKING:
     import torch
 
-    from ..models import LoadedModel
-
 
 class HQQBackend(Backend):
     name = "hqq"

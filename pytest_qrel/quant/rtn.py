@@ -22,8 +22,6 @@ from .base import Backend, fitting_group
 if TYPE_CHECKING:
     import torch
 
-    from ..models import LoadedModel
-
 
 class RTNBackend(Backend):
     name = "rtn"

@@ -1,5 +1,5 @@
 """Baseline comparison: tolerances parsed once, regressions judged in the metric's direction,
-a baseline file that cannot be used is a usage error naming it; sweet spots by budget."""
+a baseline file that cannot be used is a usage error naming it."""
 
 import json
 import math
@@ -9,7 +9,6 @@ import pytest
 
 from pytest_qrel.baseline import Baseline, regression, tolerance_for
 from pytest_qrel.config import QrelConfig
-from pytest_qrel.measures.scaling import sweet_spots
 
 
 def _config(tmp_path: Path, **values) -> QrelConfig:
@@ -92,15 +91,3 @@ def test_baseline_keeps_measured_values_by_test(tmp_path):
     (tmp_path / "base.json").write_text(json.dumps(doc))
     assert Baseline.read(tmp_path / "base.json").values == {("t[a]", "ece"): 0.1, ("t[a]", "brier"): 0.2,
                                                             ("t[b]", "kl"): 0.5}
-
-
-def test_sweet_spots_are_the_best_variant_within_each_budget():
-    variants = [{"id": i, "total_bits": b, "bits": bits, "method": "hqq", "model": "m"}
-                for i, b, bits in [("a", 100.0, 2), ("b", 150.0, 3), ("c", 200.0, 4), ("d", 400.0, 8), ("e", 300.0, 4)]]
-    records = [{"variant": i, "metric": "kl", "status": "pass", "value": v}
-               for i, v in [("a", 0.9), ("b", 1.2), ("c", 0.1), ("d", 0.001), ("e", 0.2)]]
-    frontier = sweet_spots(variants, records, "kl")
-    # b is worse than the cheaper a; e is worse than the cheaper c: neither is a sweet spot
-    assert [(s["variant"], s["total_bits"]) for s in frontier] == [("a", 100.0), ("c", 200.0), ("d", 400.0)]
-    higher = sweet_spots(variants, records, "kl", higher_is_better=True)
-    assert [s["variant"] for s in higher] == ["a", "b"]
