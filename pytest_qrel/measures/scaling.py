@@ -91,24 +91,39 @@ class ScalingMeasure(Measure):
         return [(metric, measurement, lower if self.higher_is_better else upper)]
 
 
+FITTED_PROPERTIES = ("kl", "calibration", "confidence")  # whose values the report's laws are fitted on
+
+
+def _metric_values(records: list[dict], by_id: dict[str, dict]) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """Per metric label (``kl_to_base``, or ``ece@zoo_recall`` for a per-task metric), each
+    measured variant's (value, threshold): from its own property's test, else its law test."""
+    out: dict[str, dict[str, tuple[float, float | None]]] = {}
+    for r in records:
+        if (r.get("property") not in (*FITTED_PROPERTIES, "scaling") or r.get("status") not in ("pass", "fail")
+                or not isinstance(r.get("value"), float) or not math.isfinite(r["value"])
+                or not by_id.get(r["variant"], {}).get("total_bits")):
+            continue
+        label = r["metric"] + (f"@{r['task']}" if r.get("task") else "")
+        values = out.setdefault(label, {})
+        if r["property"] != "scaling" or r["variant"] not in values:
+            threshold = r.get("threshold") if r["property"] != "scaling" else None
+            values[r["variant"]] = (float(r["value"]), threshold if isinstance(threshold, float) else None)
+    return out
+
+
 def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
-    """The laws of the run, for results.json and the report: per metric, the log-quadratic
-    law per bit-width (paper 000 eq. 6) and the multiplicative law in model size and
-    effective bits (paper 002 eq. 2, plus group size where the run varies it), each on every
-    measured variant; a law with too few points is listed as not fitted, with the reason."""
+    """The laws of the run, for results.json and the report: for every metric of results.json
+    (KL, and each calibration and confidence metric per task), the log-quadratic law per
+    bit-width (paper 000 eq. 6) and the multiplicative law in model size and effective bits
+    (paper 002 eq. 2 with its factor ablation, plus group size where the run varies it), and
+    paper 004's ratio law when the run varies the ratio; a law with too few points is listed
+    as not fitted, with the reason."""
     from ..scaling import ablate_power_law, fit_log_quadratic, fit_power_law
 
     by_id = {v["id"]: v for v in variants}
     fits: list[dict] = []
-    for metric in SCALED_METRICS:
-        values: dict[str, float] = {}  # by variant: from its own property's test, else its law test
-        for r in records:
-            if (r.get("metric") == metric and r.get("property") in (SCALED_METRICS[metric], "scaling")
-                    and r.get("status") in ("pass", "fail") and isinstance(r.get("value"), float)
-                    and math.isfinite(r["value"]) and by_id.get(r["variant"], {}).get("total_bits")):
-                if r["property"] != "scaling" or r["variant"] not in values:
-                    values[r["variant"]] = float(r["value"])
-        rows = [(by_id[vid], value) for vid, value in values.items()]
+    for metric, values in _metric_values(records, by_id).items():
+        rows = [(by_id[vid], value) for vid, (value, _) in values.items()]
         for bits in sorted({v["bits"] for v, _ in rows}):
             family = [(v["total_bits"], y) for v, y in rows if v["bits"] == bits]
             entry = {"metric": metric, "law": "log_quadratic", "family": f"{bits}-bit", "bits": bits,
@@ -122,7 +137,7 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
             grid = [lo * (hi / lo) ** (i / (_CURVE_POINTS - 1)) for i in range(_CURVE_POINTS)]
             fits.append({**entry, "fitted": True, **fit.as_dict(),
                          "curve": [[b, float(fit.predict(b))] for b in grid]})
-        fits += _ratio_fits(metric, rows, records)
+        fits += _ratio_fits(metric, rows, {vid: t for vid, (_, t) in values.items()})
         factors = {"model_size": [float(v["params"]) for v, _ in rows],
                    "effective_bits": [float(v["effective_bits"]) for v, _ in rows]}
         groups = [v.get("group_size") for v, _ in rows]
@@ -131,7 +146,7 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
         entry = {"metric": metric, "law": "power_law", "family": "all", "factors": sorted(factors)}
         try:
             fit = fit_power_law(factors, [y for _, y in rows], name=f"{metric}-power-law")
-        except ValueError as exc:
+        except ValueError as exc:  # too few points, or values a power law cannot take (<= 0)
             fits.append({**entry, "fitted": False, "reason": str(exc)})
             continue
         # paper 002 Table 1: which factors the law needs, by the adjusted R² of each subset
@@ -142,14 +157,12 @@ def run_fits(variants: list[dict], records: list[dict]) -> list[dict]:
     return fits
 
 
-def _ratio_fits(metric: str, rows: list[tuple[dict, float]], records: list[dict]) -> list[dict]:
+def _ratio_fits(metric: str, rows: list[tuple[dict, float]], threshold: dict[str, float | None]) -> list[dict]:
     """Paper 004 §4.2 (Scaling Law 1), when the run has a mixed-precision ratio axis: per
     bit-width, each model's largest quantization ratio whose value stays within the metric's
     threshold (the loss budget), and model size against it, N = exp(k (1 - Q_r) + c)."""
     from ..scaling import fit_quantization_ratio_law
 
-    threshold = {(r["variant"]): r.get("threshold") for r in records
-                 if r.get("metric") == metric and r.get("property") == SCALED_METRICS[metric]}
     if len({v.get("quant_ratio") for v, _ in rows}) < 2:
         return []
     fits = []
@@ -157,7 +170,7 @@ def _ratio_fits(metric: str, rows: list[tuple[dict, float]], records: list[dict]
         tolerable: dict[str, tuple[float, float]] = {}  # model -> (params, largest ratio within budget)
         for v, y in rows:
             budget = threshold.get(v["id"])
-            if v["bits"] == bits and isinstance(budget, float) and y <= budget:
+            if v["bits"] == bits and budget is not None and y <= budget:
                 best = tolerable.get(v["model"], (0.0, 0.0))[1]
                 tolerable[v["model"]] = (float(v["params"]), max(best, float(v.get("quant_ratio") or 1.0)))
         entry = {"metric": metric, "law": "quantization_ratio", "family": f"{bits}-bit", "bits": bits,

@@ -16,7 +16,7 @@ def write_run(report_dir, variants: list[dict], records: list[dict], fits: list[
 
     path = write_results_json(report_dir, variants, records, fits, drift=drift)
     write_csv(report_dir, variants, records)
-    metrics = dict.fromkeys(f["metric"] for f in fits)
+    metrics = dict.fromkeys(f["metric"] for f in fits if "@" not in f["metric"])  # per-task metrics: in report.md
     plots = [p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, records, fits))]
     plots += plot_confidence_shift(report_dir, drift)
     write_markdown(report_dir, variants, records, fits, sweet, plots)

@@ -129,21 +129,29 @@ def write_tables(terminalreporter, variants: list[dict], results: list[dict], re
 
 
 def _write_fits(tr, fits: list[dict]) -> None:
+    """Every law of a gated metric in full; one line per per-task metric (results.json and
+    report.md have them all in full)."""
     if not fits:
         return
     tr.write_line("")
     tr.write_line("fitted laws (paper 000 eq. 6 per bit-width; paper 002 eq. 2 over all variants):")
+    compact: dict[str, list[str]] = {}
     for f in fits:
+        adj = "-" if f.get("adj_r2") is None else f"{f['adj_r2']:.3f}"
+        if "@" in f["metric"]:
+            compact.setdefault(f["metric"], []).append(f"{f['family']} {f['law']} {adj if f.get('fitted') else 'not fitted'}")
+            continue
         head = f"  {f['metric']} {f['law']} {f['family']}:"
         if not f.get("fitted"):
             tr.write_line(f"{head} not fitted: {f['reason']}")
             continue
         coefs = ", ".join(f"{k}={v:.4g}" for k, v in f["coefficients"].items())
-        adj = "-" if f.get("adj_r2") is None else f"{f['adj_r2']:.3f}"
         tr.write_line(f"{head} {f['form']}; {coefs}; n={f['n']}, adjusted R²={adj}")
         for row in f.get("ablation") or []:
             r2 = "not fitted" if row["adj_r2"] is None else f"adjusted R²={row['adj_r2']:.3f}"
             tr.write_line(f"    factors {' x '.join(row['factors'])}: {r2}")
+    for metric, laws in compact.items():
+        tr.write_line(f"  {metric} (adjusted R²): {'; '.join(laws)}")
 
 
 def _write_sweet_spots(tr, sweet: dict[str, list[dict]]) -> None:

@@ -42,3 +42,32 @@ def test_quantization_ratio_law_is_fitted_when_the_run_varies_the_ratio():
     # no ratio axis: no such law
     plain = [dict(v, quant_ratio=1.0) for v in variants if v["quant_ratio"] == 1.0]
     assert not [f for f in run_fits(plain, records) if f["law"] == "quantization_ratio"]
+
+
+def test_laws_are_fitted_for_every_metric_of_the_run_per_task():
+    """KL and each per-task calibration/confidence metric get their laws; values a law cannot
+    take or too few points are reported as not fitted, never dropped."""
+    import math
+
+    from pytest_qrel.measures.scaling import run_fits
+
+    variants, records = [], []
+    for i, params in enumerate([2e4, 6e4, 2e5, 4e5, 8e5]):
+        vid = f"m{i}-hqq-4b"
+        total = params * 4.3
+        variants.append({"id": vid, "model": f"m{i}", "params": params, "bits": 4, "quant_ratio": 1.0,
+                         "total_bits": total, "effective_bits": 4.3, "group_size": 64, "method": "hqq"})
+        kl = 0.02 * math.log(total) ** 2 - 0.5 * math.log(total) + 4.0
+        records += [
+            {"variant": vid, "metric": "kl_to_base", "property": "kl", "status": "pass", "value": kl, "threshold": 0.1},
+            {"variant": vid, "metric": "ece_increase", "property": "calibration", "task": "zoo_recall",
+             "status": "pass", "value": 0.01 * (i + 1), "threshold": 0.05},
+        ]
+    fits = {(f["metric"], f["law"], f["family"]): f for f in run_fits(variants, records)}
+    kl = fits[("kl_to_base", "log_quadratic", "4-bit")]
+    assert kl["fitted"] and kl["n"] == 5 and kl["coefficients"]["a"] == pytest.approx(0.02, rel=1e-6)
+    assert fits[("ece_increase@zoo_recall", "log_quadratic", "4-bit")]["fitted"]
+    # every variant has the same effective bits: the multiplicative law cannot separate its
+    # factors, and the report says so instead of inventing exponents
+    power = fits[("ece_increase@zoo_recall", "power_law", "all")]
+    assert power["fitted"] is False and power["reason"]
