@@ -1,7 +1,7 @@
 """The shipped word lists (``data/``), read once on first use: no network, no model.
 
 Each list stands in for a resource of paper 000 App. B: 512 filler words (the paper
-uses 508), the leetspeak map (Table 4 and more; 95 substitutions, the paper uses 93),
+uses 508), the leetspeak map (Table 4 and more: 93 one-character substitutions, as in the paper),
 115 emoji (as in the paper), an internet-slang dictionary, and a bilingual dictionary
 into six languages (the paper calls Google Translate instead).
 """
