@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -255,8 +256,7 @@ def test_translation_uses_only_its_dictionary_in_six_languages():
         out = perturb(TEXT, "translation", 16, seed)
         for x, y in zip(TEXT.split(), out.split()):
             if x != y:
-                options = {lang: t for lang, t in dictionary[x.lower()].items()}
-                matches = [lang for lang, t in options.items() if t.lower() == y.lower()]
+                matches = [lang for lang, t in dictionary[x.lower()].items() if t.lower() == y.lower()]
                 assert matches, (x, y)
                 if x[0].isupper():  # a capitalised word stays capitalised (German nouns are always)
                     assert y[0].isupper() or y[0].lower() == y[0].upper(), (x, y)
@@ -277,7 +277,6 @@ def test_seeding_is_independent_of_order_and_process():
     forward = [perturb(*job) for job in jobs]
     assert [perturb(*job) for job in reversed(jobs)] == forward[::-1]
     code = "import sys, json; from pytest_qrel.perturb import perturb; print(json.dumps([perturb(*j) for j in json.loads(sys.stdin.read())]))"
-    import json
     for hash_seed in ("1", "2"):
         out = subprocess.run([sys.executable, "-c", code], input=json.dumps(jobs[:8]), capture_output=True, text=True, check=True,
                              env={**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.pathsep.join(sys.path)})
