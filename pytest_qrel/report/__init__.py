@@ -3,7 +3,7 @@ computes a metric."""
 
 from .drift import drift_summary, write_drift_tables
 from .markdown import write_csv, write_markdown
-from .plots import plot_confidence_shift, plot_metric_vs_bits
+from .plots import plot_confidence_shift, plot_metric_vs_bits, plot_robustness_radar
 from .results_json import SCHEMA_VERSION, write_results_json
 from .terminal import write_tables
 
@@ -19,6 +19,7 @@ def write_run(report_dir, variants: list[dict], records: list[dict], fits: list[
     metrics = dict.fromkeys(f["metric"] for f in fits if "@" not in f["metric"])  # per-task metrics: in report.md
     plots = [p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, records, fits))]
     plots += plot_confidence_shift(report_dir, drift)
+    plots += plot_robustness_radar(report_dir, records)
     write_markdown(report_dir, variants, records, fits, sweet, plots)
     if save_baseline is not None:
         save_baseline.parent.mkdir(parents=True, exist_ok=True)
@@ -26,5 +27,5 @@ def write_run(report_dir, variants: list[dict], records: list[dict], fits: list[
     return path
 
 
-__all__ = ["SCHEMA_VERSION", "drift_summary", "plot_confidence_shift", "plot_metric_vs_bits", "write_csv", "write_drift_tables",
+__all__ = ["SCHEMA_VERSION", "drift_summary", "plot_confidence_shift", "plot_metric_vs_bits", "plot_robustness_radar", "write_csv", "write_drift_tables",
            "write_markdown", "write_results_json", "write_run", "write_tables"]

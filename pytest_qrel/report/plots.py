@@ -98,3 +98,48 @@ def plot_confidence_shift(report_dir: Path, drift: dict | None) -> list[Path]:
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def plot_robustness_radar(report_dir: Path, records: list[dict], metric: str = "accuracy") -> list[Path]:
+    """Write ``robustness_<model>_i<intensity>.png``: ``metric`` under each perturbation as a
+    radar chart, the base and each variant one polygon (paper 000 Fig. 3). Reads robustness
+    records carrying ``perturbation`` and ``intensity``; none written when the run has none."""
+    rows = [r for r in records if r.get("property") == "robustness" and r.get("metric") == metric
+            and r.get("perturbation") and isinstance(r.get("value"), float)]
+    if not rows:
+        return []
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for model, intensity in dict.fromkeys((r["model"], r.get("intensity")) for r in rows):
+        group = [r for r in rows if r["model"] == model and r.get("intensity") == intensity]
+        names = sorted({r["perturbation"] for r in group})
+        if len(names) < 3:  # a radar needs three axes
+            continue
+        angles = [2 * math.pi * i / len(names) for i in range(len(names))] + [0.0]
+        fig, ax = plt.subplots(figsize=(7, 6), dpi=120, subplot_kw={"projection": "polar"})
+        series: dict[str, dict[str, float]] = {}
+        for r in group:
+            series.setdefault(r["variant"], {})[r["perturbation"]] = r["value"]
+            if isinstance(r.get("base_value"), float):
+                series.setdefault("base", {})[r["perturbation"]] = r["base_value"]
+        colors = plt.get_cmap("viridis")
+        for i, (label, values) in enumerate(sorted(series.items(), key=lambda kv: kv[0] != "base")):
+            ys = [values.get(n, math.nan) for n in names]
+            color = "black" if label == "base" else colors(i / max(1, len(series) - 1) * 0.9)
+            ax.plot(angles, ys + ys[:1], color=color, lw=1.5 if label == "base" else 1.0,
+                    label=label.removeprefix(f"{model}-"))
+        ax.set_xticks(angles[:-1], [n.replace("_", " ") for n in names], fontsize=7)
+        ax.set_title(f"{model}: {metric} under perturbation (intensity {intensity})", fontsize=10)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.1, 0.5), frameon=False)
+        fig.tight_layout()
+        path = report_dir / f"robustness_{model}_i{intensity}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths

@@ -41,3 +41,16 @@ def test_stable_public_api():
     for name in ("entropy", "brier_score", "expected_calibration_error", "adaptive_calibration_error", "auroc",
                  "auprc", "kl_divergence", "js_distance", "paired_ttest", "confidence_shift_by_bin"):
         assert name in metrics.__all__ and callable(getattr(metrics, name))
+
+
+def test_robustness_radar_per_model_and_intensity(tmp_path):
+    from pytest_qrel.report import plot_robustness_radar
+
+    names = ["char_swap", "leetspeak", "slang", "word_swap"]
+    records = [{"property": "robustness", "metric": "accuracy", "model": "m", "variant": f"m-hqq-{b}b",
+                "perturbation": n, "intensity": i, "value": 0.5 + 0.01 * b - 0.01 * i, "base_value": 0.7}
+               for b in (2, 8) for n in names for i in (4, 16)]
+    paths = plot_robustness_radar(tmp_path, records)
+    assert sorted(p.name for p in paths) == ["robustness_m_i16.png", "robustness_m_i4.png"]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+    assert plot_robustness_radar(tmp_path, [{"property": "kl", "metric": "kl_to_base", "value": 0.1}]) == []
