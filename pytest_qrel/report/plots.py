@@ -52,7 +52,7 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], rec
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     path = report_dir / f"{metric}_vs_total_bits.png"
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -94,7 +94,7 @@ def plot_confidence_shift(report_dir: Path, drift: dict | None) -> list[Path]:
         fig.suptitle(f"{model}: confidence shift per bin of base confidence (paper 003 Fig. 1)", fontsize=10)
         fig.tight_layout()
         path = report_dir / f"confidence_shift_{model}.png"
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
         paths.append(path)
     return paths
@@ -139,7 +139,7 @@ def plot_robustness_radar(report_dir: Path, records: list[dict], metric: str = "
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.1, 0.5), frameon=False)
         fig.tight_layout()
         path = report_dir / f"robustness_{model}_i{intensity}.png"
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
         plt.close(fig)
         paths.append(path)
     return paths
