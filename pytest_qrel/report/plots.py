@@ -6,6 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _save(fig, legend_ax, path: Path, legend_x: float = 1.02) -> Path:
+    """Legend outside the axes on the right, saved with tight bounds so nothing is cut."""
+    import matplotlib.pyplot as plt
+
+    legend_ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(legend_x, 0.5), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], records: list[dict],
                         fits: list[dict]) -> Path | None:
     """Write ``<metric>_vs_total_bits.png``; None when the run measured no value of it."""
@@ -49,12 +60,7 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], rec
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(f"{metric.replace('_', ' ')} against total model bits")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.tight_layout()
-    path = report_dir / f"{metric}_vs_total_bits.png"
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(fig, ax, report_dir / f"{metric}_vs_total_bits.png")
 
 
 def plot_confidence_shift(report_dir: Path, drift: dict | None) -> list[Path]:
@@ -90,13 +96,8 @@ def plot_confidence_shift(report_dir: Path, drift: dict | None) -> list[Path]:
             ax.set_xlabel("base confidence in the true answer", fontsize=8)
             ax.grid(True, axis="y", alpha=0.3)
         axes[0][0].set_ylabel("change of true-class confidence", fontsize=8)
-        axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
         fig.suptitle(f"{model}: confidence shift per bin of base confidence (paper 003 Fig. 1)", fontsize=10)
-        fig.tight_layout()
-        path = report_dir / f"confidence_shift_{model}.png"
-        fig.savefig(path, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, axes[0][-1], report_dir / f"confidence_shift_{model}.png"))
     return paths
 
 
@@ -136,10 +137,5 @@ def plot_robustness_radar(report_dir: Path, records: list[dict], metric: str = "
                     label=label.removeprefix(f"{model}-"))
         ax.set_xticks(angles[:-1], [n.replace("_", " ") for n in names], fontsize=7)
         ax.set_title(f"{model}: {metric} under perturbation (intensity {intensity})", fontsize=10)
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.1, 0.5), frameon=False)
-        fig.tight_layout()
-        path = report_dir / f"robustness_{model}_i{intensity}.png"
-        fig.savefig(path, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, ax, report_dir / f"robustness_{model}_i{intensity}.png", legend_x=1.1))
     return paths
