@@ -27,6 +27,24 @@ Tolerance = tuple[Literal["relative", "absolute"], float]
 
 
 @dataclass(frozen=True)
+class Robustness:
+    """The robustness suite's settings: what is perturbed, on which prompts, how answers are
+    sampled, the thresholds, and the fuzzing test's budget and agreement rate."""
+
+    perturbations: tuple[str, ...] = ()
+    intensities: tuple[int, ...] = (4, 16)
+    qa_file: Path | None = None  # None: the zoo's recall questions
+    qa_limit: int | None = 100  # None: every prompt
+    samples: int = 4
+    temperature: float = 0.7
+    max_new_tokens: int = 20
+    threshold: dict[str, float] = field(default_factory=dict)  # accuracy, auroc, robust_accuracy, robust_auroc
+    fuzz_examples: int = 20
+    fuzz_batch: int = 16
+    fuzz_agreement: float = 0.5
+
+
+@dataclass(frozen=True)
 class QrelConfig:
     models: tuple[tuple[str, str], ...]  # (name, source) of full-precision models
     methods: tuple[str, ...]
@@ -55,6 +73,7 @@ class QrelConfig:
     alpha: dict[str, float] = field(default_factory=dict)  # significance level by metric key
     correction: str = "holm"
     tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
+    robustness: Robustness = field(default_factory=Robustness)
 
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
@@ -144,6 +163,7 @@ class QrelConfig:
             save_baseline=save_baseline,
             compare_fail=_tolerances(options.COMPARE_FAIL, raw["qrel_compare_fail"]),
             **drift,
+            robustness=_robustness_options(raw, invocation_dir),
         )
 
 
@@ -194,7 +214,9 @@ def _drift_options(raw: dict[str, Any], invocation_dir: Path) -> dict[str, Any]:
         given = _metric_map(flag, raw[dest], tuple(GATED[prop]))
         default = _metric_map(flag, options.by_dest(dest).default, tuple(GATED[prop]))
         thresholds.update({**default, **given})
-    metrics = tuple(k for keys in GATED.values() for k in keys)
+    from .measures.robustness import ROBUST_GATED
+
+    metrics = tuple(k for keys in GATED.values() for k in keys) + tuple(ROBUST_GATED)
     alpha_raw = raw["qrel_alpha"]
     if isinstance(alpha_raw, (int, float)) or (isinstance(alpha_raw, str) and ":" not in alpha_raw):
         level = _floats(options.ALPHA, alpha_raw)
@@ -209,6 +231,59 @@ def _drift_options(raw: dict[str, Any], invocation_dir: Path) -> dict[str, Any]:
     correction = _choice(options.CORRECTION, raw["qrel_correction"], ("holm", "bh"))
     return {"tasks": tuple(refs), "task_limit": task_limit, "drift_threshold": thresholds, "alpha": alpha,
             "correction": correction, "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
+
+
+def _robustness_options(raw: dict[str, Any], invocation_dir: Path) -> Robustness:
+    """The robustness suite's options; a QA file is read now, so a missing or malformed one
+    stops the run at start-up with the reason."""
+    from .measures.robustness import ROBUST_GATED
+    from .perturb import PERTURBATIONS
+
+    names = _strings(options.PERTURBATIONS, raw["qrel_perturbations"]) if "qrel_perturbations" in raw else sorted(PERTURBATIONS)
+    for name in names:
+        if name not in PERTURBATIONS:
+            raise pytest.UsageError(
+                f"{options.PERTURBATIONS}: unknown perturbation {name!r}; valid: {', '.join(sorted(PERTURBATIONS))}"
+            )
+    if not names or len(set(names)) != len(names):
+        raise pytest.UsageError(f"{options.PERTURBATIONS}: expected distinct perturbation names, but got {raw.get('qrel_perturbations')!r}")
+    intensities = _ints(options.INTENSITIES, raw["qrel_intensities"])
+    if not intensities or any(i < 1 for i in intensities) or len(set(intensities)) != len(intensities):
+        raise pytest.UsageError(f"{options.INTENSITIES}: expected distinct integers >= 1, but got {raw['qrel_intensities']!r}")
+    qa_file = None
+    if raw.get("qrel_qa_file") is not None:
+        from .data.qa import read_qa_file
+
+        qa_file = _path(options.QA_FILE, raw["qrel_qa_file"], invocation_dir)
+        try:
+            read_qa_file(qa_file)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{options.QA_FILE}: {exc}") from None
+    limit = raw["qrel_qa_limit"]
+    qa_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else _int(options.QA_LIMIT, limit, minimum=2)
+    if _bool(options.ROBUSTNESS_FULL, raw.get("qrel_robustness_full", False)):
+        qa_limit = None
+    temperature = _floats(options.TEMPERATURE, raw["qrel_temperature"])
+    if len(temperature) != 1 or not 0 <= temperature[0] < math.inf:
+        raise pytest.UsageError(f"{options.TEMPERATURE}: expected one number >= 0, but got {raw['qrel_temperature']!r}")
+    agreement = _floats(options.FUZZ_AGREEMENT, raw["qrel_fuzz_agreement"])
+    if len(agreement) != 1 or not 0 <= agreement[0] <= 1:
+        raise pytest.UsageError(f"{options.FUZZ_AGREEMENT}: expected one number in [0, 1], but got {raw['qrel_fuzz_agreement']!r}")
+    given = _metric_map(options.ROBUSTNESS_THRESHOLD, raw["qrel_robustness_threshold"], tuple(ROBUST_GATED))
+    default = _metric_map(options.ROBUSTNESS_THRESHOLD, options.DEFAULT_ROBUSTNESS_THRESHOLD, tuple(ROBUST_GATED))
+    return Robustness(
+        perturbations=tuple(names),
+        intensities=tuple(intensities),
+        qa_file=qa_file,
+        qa_limit=qa_limit,
+        samples=_int(options.SAMPLES, raw["qrel_samples"], minimum=1),
+        temperature=temperature[0],
+        max_new_tokens=_int(options.MAX_NEW_TOKENS, raw["qrel_max_new_tokens"], minimum=1),
+        threshold={**default, **given},
+        fuzz_examples=_int(options.FUZZ_EXAMPLES, raw["qrel_fuzz_examples"], minimum=1),
+        fuzz_batch=_int(options.FUZZ_BATCH, raw["qrel_fuzz_batch"], minimum=1),
+        fuzz_agreement=agreement[0],
+    )
 
 
 def _metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, float]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Collection, Iterator, Sequence
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
@@ -169,3 +170,118 @@ def choice_loglikelihoods(
                 if not ok:
                     bad.add(q)
     return out, len(bad)
+
+
+# -- sampled generation (paper 000 §3.1, A.2) ----------------------------------------------------
+
+
+GENERATION_ROWS = 512  # sequences per batched, KV-cached generation pass
+
+
+@dataclass(frozen=True)
+class Samples:
+    """What ``sample_answers`` drew: per prompt, ``samples`` continuations of up to
+    ``max_new_tokens`` tokens. ``tokens`` (n, samples, T) holds -1 after a sequence ended
+    (its end-of-sequence token included); ``entropy`` (n, samples, T) is the entropy of the
+    model's own next-token distribution at each drawn step (eq. 3, temperature 1), NaN past
+    the end; ``nonfinite`` counts prompts whose logits were NaN or infinite."""
+
+    tokens: np.ndarray
+    entropy: np.ndarray
+    nonfinite: int
+
+
+def sample_answers(
+    model: torch.nn.Module,
+    prompt_ids: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    samples: int,
+    temperature: float,
+    max_new_tokens: int,
+    stop_ids: Collection[int] = (),
+    rows: int = GENERATION_ROWS,
+) -> Samples:
+    """Draw ``samples`` continuations of every prompt with multinomial sampling at
+    ``temperature`` (0: greedy), batched and KV-cached: each pass left-pads up to ``rows``
+    sequences (position ids follow the attention mask), runs the prompts once, then one
+    token per step on the cache.
+
+    Prompt ``i``'s draws come from its own generator seeded with ``seeds[i]`` (inverse-CDF
+    sampling on float64 cumulative probabilities), so they do not depend on which prompts
+    share its batch, on their order, or on the process: the base and a variant given the
+    same seeds share their random numbers, and differ only where their distributions do.
+
+    A sequence ends at a token of ``stop_ids`` (the end-of-sequence token, and tokens that
+    hold a stop string: nothing after them is part of the answer), and every pass ends as
+    soon as all of its sequences have."""
+    import numpy as np
+    import torch
+
+    if not prompt_ids:
+        raise ValueError("Expected at least one prompt to generate from, but got none")
+    if samples < 1 or max_new_tokens < 1 or not temperature >= 0:
+        raise ValueError(f"Expected samples >= 1, max_new_tokens >= 1 and temperature >= 0, but got "
+                         f"{samples}, {max_new_tokens}, {temperature}")
+    n = len(prompt_ids)
+    tokens = np.full((n, samples, max_new_tokens), -1, dtype=np.int64)
+    entropy = np.full((n, samples, max_new_tokens), np.nan)
+    bad: set[int] = set()
+    device = next(model.parameters()).device
+    per_pass = max(1, rows // samples)
+    stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
+    cache_arg = _cache_argument(model)
+    order = sorted(range(n), key=lambda i: len(prompt_ids[i]), reverse=True)
+    with torch.no_grad():  # not inference_mode: see next_token_logprobs
+        for start in range(0, n, per_pass):
+            chunk = order[start : start + per_pass]
+            gens = [torch.Generator().manual_seed(int(seeds[i]) % (1 << 63)) for i in chunk]
+            width = max(len(prompt_ids[i]) for i in chunk)
+            ids = torch.zeros((len(chunk), width), dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, i in enumerate(chunk):
+                if not prompt_ids[i]:
+                    raise ValueError(f"Expected prompt {i} to have at least one token, but it has none")
+                ids[r, width - len(prompt_ids[i]):] = torch.tensor(list(prompt_ids[i]))
+                mask[r, width - len(prompt_ids[i]):] = 1
+            ids, mask = ids.repeat_interleave(samples, 0).to(device), mask.repeat_interleave(samples, 0).to(device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+            alive = torch.ones(len(ids), dtype=torch.bool)
+            tok = np.full((len(ids), max_new_tokens), -1, dtype=np.int64)
+            ent = np.full((len(ids), max_new_tokens), np.nan)
+            for t in range(max_new_tokens):
+                logits = out.logits[:, -1].double().cpu()
+                finite = torch.isfinite(logits).all(-1)
+                for r in torch.nonzero(~finite & alive).flatten().tolist():
+                    bad.add(chunk[r // samples])
+                logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))
+                logp = torch.log_softmax(logits, -1)
+                h = -(logp.exp() * logp).nan_to_num().sum(-1)  # eq. 3
+                if temperature == 0:
+                    step = logits.argmax(-1)
+                else:
+                    cdf = torch.softmax(logits / temperature, -1).cumsum(-1)
+                    u = torch.cat([torch.rand(samples, generator=g, dtype=torch.float64) for g in gens])
+                    step = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).squeeze(-1).clamp(max=cdf.shape[1] - 1)
+                keep = alive.numpy()
+                tok[keep, t], ent[keep, t] = step.numpy()[keep], h.numpy()[keep]
+                alive &= ~torch.isin(step, stops)
+                if t + 1 == max_new_tokens or not alive.any():
+                    break
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+                positions = positions[:, -1:] + 1
+                cache = out.cache if hasattr(out, "cache") else out.past_key_values
+                out = model(input_ids=step[:, None].to(device), attention_mask=mask, position_ids=positions,
+                            use_cache=True, **{cache_arg: cache})
+            tokens[chunk] = tok.reshape(len(chunk), samples, -1)
+            entropy[chunk] = ent.reshape(len(chunk), samples, -1)
+    return Samples(tokens, entropy, len(bad))
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    """The name a model's forward takes its KV cache by: ``cache`` since transformers 5.24
+    (``past_key_values`` before, and in models that still use it)."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"

@@ -14,12 +14,13 @@ from .quant import get_backend
 from .variants import Variant
 
 if TYPE_CHECKING:
-    from .config import Checkpoint, QrelConfig
+    from .config import Checkpoint, QrelConfig, Robustness
 
 VARIANT_ARG = "qrel_variant"
 SCALED_ARG = "qrel_scaled"  # (metric, variant) of a fitted-law bound test
 SCALING_GROUP = "qrel-scaling"
 TASK_ARG = "qrel_task"  # the multiple-choice task of a calibration or confidence test
+PERTURB_ARG = "qrel_perturbation"  # the (perturbation, intensity) of a robustness test
 PROPERTY_MARK = "qrel_property"  # @pytest.mark.qrel_property("calibration") on a suite's test
 
 
@@ -66,10 +67,12 @@ def build_matrix(config: QrelConfig) -> list[Variant]:
     return out
 
 
-def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], tasks: tuple[str, ...] = ()) -> bool:
+def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], tasks: tuple[str, ...] = (),
+                robustness: Robustness | None = None) -> bool:
     """Parametrize a test that takes ``qrel_variant`` over ``variants`` (and one that also takes
-    ``qrel_task`` over ``tasks``: ids ``<variant>-<task>``), or one that takes ``qrel_scaled``
-    over (metric, variant) pairs; False if it takes neither."""
+    ``qrel_task`` over ``tasks``: ids ``<variant>-<task>``; or ``qrel_perturbation`` over the
+    run's (perturbation, intensity) pairs: ids ``<variant>-<perturbation>-i<intensity>``), or
+    one that takes ``qrel_scaled`` over (metric, variant) pairs; False if it takes neither."""
     from .measures import SCALED_METRICS
 
     if VARIANT_ARG in metafunc.fixturenames:
@@ -77,6 +80,9 @@ def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], tasks: tuple
         metafunc.parametrize(VARIANT_ARG, [_param(v, v, v.id, v.model) for v in variants])
         if TASK_ARG in metafunc.fixturenames:
             metafunc.parametrize(TASK_ARG, list(tasks), ids=list(tasks))
+        if PERTURB_ARG in metafunc.fixturenames and robustness is not None:
+            conds = [(p, i) for p in robustness.perturbations for i in robustness.intensities]
+            metafunc.parametrize(PERTURB_ARG, conds, ids=[f"{p}-i{i}" for p, i in conds])
         return True
     if SCALED_ARG in metafunc.fixturenames:
         # a law is fitted over every model's variants: all its tests on one worker, run last
@@ -94,18 +100,21 @@ def _param(value: object, v: Variant, test_id: str, group: str) -> object:
 
 
 def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """(kept, deselected): the default tasks are the zoo's synthetic facts, meaningful for zoo
-    models only; a model of the user's is tested on calibration and confidence once
-    --qrel-tasks names its tasks (e.g. hellaswag or a local YAML)."""
+    """(kept, deselected): the default tasks and QA prompts are the zoo's synthetic facts,
+    meaningful for zoo models only; a model of the user's is tested on calibration and
+    confidence once --qrel-tasks names its tasks (e.g. hellaswag or a local YAML), and on
+    robustness once --qrel-qa-file gives its questions."""
     from .models import ZOO_MODELS, zoo_dir
 
     kept, dropped = [], []
     for item in items:
         v = variant_of(item)
         callspec = getattr(item, "callspec", None)
-        on_task = callspec is not None and TASK_ARG in callspec.params
+        mark = item.get_closest_marker(PROPERTY_MARK)
+        on_task = callspec is not None and TASK_ARG in callspec.params and not config.tasks_given
+        on_qa = mark is not None and mark.args[:1] == ("robustness",) and config.robustness.qa_file is None
         foreign = v is not None and not (v.model in ZOO_MODELS and Path(v.source) == zoo_dir() / v.model)
-        (dropped if on_task and foreign and not config.tasks_given else kept).append(item)
+        (dropped if (on_task or on_qa) and foreign else kept).append(item)
     return kept, dropped
 
 
@@ -115,7 +124,8 @@ def planned_tests(items: list[pytest.Item]) -> set[tuple[Variant, str | None, st
     for item in items:
         v, mark = variant_of(item), item.get_closest_marker(PROPERTY_MARK)
         if v is not None and mark is not None and mark.args:
-            out.add((v, item.callspec.params.get(TASK_ARG), str(mark.args[0])))
+            params = item.callspec.params
+            out.add((v, params.get(TASK_ARG, params.get(PERTURB_ARG)), str(mark.args[0])))
     return out
 
 

@@ -32,6 +32,18 @@ QUANT_TRIALS = "--qrel-quant-trials"
 CALIBRATION_SAMPLES = "--qrel-calibration-samples"
 CALIBRATION_FILE = "--qrel-calibration-file"
 SEED = "--qrel-seed"
+PERTURBATIONS = "--qrel-perturbations"
+INTENSITIES = "--qrel-intensities"
+QA_FILE = "--qrel-qa-file"
+QA_LIMIT = "--qrel-qa-limit"
+ROBUSTNESS_FULL = "--qrel-robustness-full"
+SAMPLES = "--qrel-samples"
+TEMPERATURE = "--qrel-temperature"
+MAX_NEW_TOKENS = "--qrel-max-new-tokens"
+ROBUSTNESS_THRESHOLD = "--qrel-robustness-threshold"
+FUZZ_EXAMPLES = "--qrel-fuzz-examples"
+FUZZ_BATCH = "--qrel-fuzz-batch"
+FUZZ_AGREEMENT = "--qrel-fuzz-agreement"
 CACHE_DIR = "--qrel-cache-dir"
 NO_CACHE = "--qrel-no-cache"
 BASE = "--qrel-base"
@@ -67,6 +79,13 @@ DEFAULT_TASK_LIMIT = "500"
 DEFAULT_CALIBRATION_THRESHOLD = "ece:0.05,ace:0.03,brier:0.1"
 DEFAULT_CONFIDENCE_THRESHOLD = "conf_true:0.05,entropy:0.1"
 DEFAULT_ALPHA = "0.05"
+DEFAULT_INTENSITIES = "4,16"  # paper 000 App. B
+DEFAULT_QA_LIMIT = "100"
+# Largest harm under a perturbation (paper 000 §3.2, Fig. 3: 4-bit models keep the base's
+# accuracy and AUROC under every perturbation): accuracy and AUROC(-entropy) below the base
+# under the same perturbation, and the extra accuracy / AUROC a variant loses from its
+# unperturbed value beyond what the base loses. A harm fails only when it is significant too.
+DEFAULT_ROBUSTNESS_THRESHOLD = "accuracy:0.05,auroc:0.05,robust_accuracy:0.05,robust_auroc:0.05"
 
 
 @dataclass(frozen=True)
@@ -136,6 +155,27 @@ OPTIONS: tuple[Option, ...] = (
            f"or metric:level pairs (default: {DEFAULT_ALPHA})", DEFAULT_ALPHA),
     Option(CORRECTION, "multiple-comparison correction over a model's variants x tasks x metrics: holm "
            "(family-wise error) or bh (Benjamini-Hochberg false discovery rate) (default: holm)", "holm"),
+    Option(PERTURBATIONS, "comma-separated perturbations of the robustness suite (default: all 15 of "
+           "paper 000: char_insertion, ..., translation)", None),
+    Option(INTENSITIES, f"comma-separated perturbation intensities, edits per prompt (default: {DEFAULT_INTENSITIES})",
+           DEFAULT_INTENSITIES),
+    Option(QA_FILE, "JSONL file of open-ended questions for the robustness suite: a 'prompt' and its "
+           "'answers' per row (default: the zoo's recall questions)", None),
+    Option(QA_LIMIT, f"prompts of the robustness suite, drawn at random with --qrel-seed (all: every prompt) "
+           f"(default: {DEFAULT_QA_LIMIT})", DEFAULT_QA_LIMIT),
+    Option(ROBUSTNESS_FULL, "the full robustness run: every prompt of the QA set, whatever --qrel-qa-limit says "
+           "(default: off)", None, is_flag=True),
+    Option(SAMPLES, "answers sampled per prompt (default: 4)", "4"),
+    Option(TEMPERATURE, "sampling temperature of the answers, 0 for greedy (paper 000 A.2; default: 0.7)", "0.7"),
+    Option(MAX_NEW_TOKENS, "most tokens of a sampled answer (paper 000 A.2; default: 20)", "20"),
+    Option(ROBUSTNESS_THRESHOLD, "largest accuracy and AUROC drop from the base under a perturbation (accuracy, "
+           "auroc) and beyond the base's own drop from unperturbed prompts (robust_accuracy, robust_auroc) "
+           f"(default: {DEFAULT_ROBUSTNESS_THRESHOLD})", DEFAULT_ROBUSTNESS_THRESHOLD),
+    Option(FUZZ_EXAMPLES, "hypothesis examples of the fuzzing test, each a batch of perturbed prompts (default: 20)",
+           "20"),
+    Option(FUZZ_BATCH, "perturbed prompts per fuzzing example (default: 16)", "16"),
+    Option(FUZZ_AGREEMENT, "smallest share of a fuzzing batch whose greedy answers the variant and the base must "
+           "agree on (default: 0.5)", "0.5"),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",

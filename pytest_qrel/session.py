@@ -53,7 +53,7 @@ class QrelSession:
     # -- collection ----------------------------------------------------------------------
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        if parametrize(metafunc, self.variants, tuple(t.name for t in self.config.tasks)):
+        if parametrize(metafunc, self.variants, tuple(t.name for t in self.config.tasks), self.config.robustness):
             self.active = True
 
     def collected(self, items: list[pytest.Item]) -> None:
@@ -73,14 +73,15 @@ class QrelSession:
     def begin(self, item: pytest.Item) -> None:
         self._test, self._measuring = item.name, None
 
-    def gate(self, prop: str, variant: Variant, task: str | None = None, **params: str) -> None:
-        """Measure ``prop`` on ``variant`` (on ``task``, for calibration and confidence), record
+    def gate(self, prop: str, variant: Variant, task: str | tuple | None = None, **params: str) -> None:
+        """Measure ``prop`` on ``variant`` (on a task, or a (perturbation, intensity)), record
         each gated metric, and fail the test if one misses its threshold (significantly, for
         the statistical gates), regressed from the baseline, or the variant quantized less
         than asked; a test with nothing to gate against is skipped with the reason."""
         from .baseline import tolerance_for
 
         measure = self.measures[prop]
+        prop = measure.property
         self._measuring = (prop, params.get("metric", measure.metric))
         try:
             gated = measure.gates(variant, task, **params)

@@ -132,6 +132,7 @@ def paired_bootstrap(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    omit_undefined: bool = False,
 ) -> BootstrapResult:
     r"""Paired bootstrap of ``statistic(*b) - statistic(*a)``, for statistics of a whole
     sample whose per-sample terms are not independent (ECE and ACE: a sample's contribution
@@ -145,6 +146,9 @@ def paired_bootstrap(
     resamples could not go below :math:`2/(B+1)`, too coarse for a family-wise correction
     over dozens of hypotheses; every :math:`\Delta^* = 0` with :math:`\Delta = 0`
     (identical inputs) gives 1.
+
+    With ``omit_undefined``, resamples where the statistic is NaN (an AUROC of a resample
+    holding one class only) are left out; at least half must remain, else ValueError.
 
     >>> stat = lambda x: float(x.mean())
     >>> r = paired_bootstrap(stat, (np.array([0.0, 1.0, 0.0, 1.0]),), (np.array([0.0, 1.0, 0.0, 1.0]),))
@@ -170,6 +174,11 @@ def paired_bootstrap(
         idx = rng.integers(0, n, n)
         diffs[i] = statistic(*(x[idx] for x in b)) - statistic(*(x[idx] for x in a))
     observed = float(statistic(*b) - statistic(*a))
+    if omit_undefined:
+        diffs = diffs[np.isfinite(diffs)]
+        if 2 * len(diffs) < n_resamples:
+            raise ValueError(f"Expected the statistic to be defined on at least half of the {n_resamples} resamples, "
+                             f"but it is on {len(diffs)}")
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(diffs, [tail, 1.0 - tail])
     se = float(diffs.std(ddof=1))

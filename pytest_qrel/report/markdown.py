@@ -28,9 +28,11 @@ def _cell(value, spec: str = ".4g") -> str:
 
 def write_markdown(report_dir: Path, variants: list[dict], records: list[dict], fits: list[dict],
                    sweet: dict[str, list[dict]], plots: list[Path]) -> Path:
+    from .robustness import markdown_lines, robustness_summary, shown
+
     lines = ["# pytest-qrel reliability report", ""]
     by_variant: dict[str, list[dict]] = {}
-    for r in records:
+    for r in shown(records):
         by_variant.setdefault(r["variant"], []).append(r)
     for model in dict.fromkeys(v["model"] for v in variants):
         lines += [f"## {model}", "", "| variant | method | bits | eff bits | total bits | property | metric | value | "
@@ -44,6 +46,7 @@ def write_markdown(report_dir: Path, variants: list[dict], records: list[dict], 
                 lines.append(f"{head} {_cell(r.get('property'))} | {_cell(r.get('metric'))} | {_cell(r.get('value'))} | "
                              f"{_cell(r.get('threshold'))} | {_cell(status)} |")
         lines.append("")
+    lines += markdown_lines(robustness_summary(records))
     if fits:
         lines += ["## Fitted laws", "", "| metric | law | family | form | coefficients | n | adjusted R² |",
                   "|---|---|---|---|---|---|---|"]

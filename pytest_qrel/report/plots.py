@@ -102,11 +102,16 @@ def plot_confidence_shift(report_dir: Path, drift: dict | None) -> list[Path]:
 
 
 def plot_robustness_radar(report_dir: Path, records: list[dict], metric: str = "accuracy") -> list[Path]:
-    """Write ``robustness_<model>_i<intensity>.png``: ``metric`` under each perturbation as a
-    radar chart, the base and each variant one polygon (paper 000 Fig. 3). Reads robustness
+    """Write ``robustness_<model>_i<intensity>.png``: ``metric`` (accuracy, or auroc_entropy)
+    under each perturbation as a radar chart, the base and each variant one polygon (paper 000
+    Fig. 3). Reads the base's and the variant's values from the ``comparison`` of robustness
     records carrying ``perturbation`` and ``intensity``; none written when the run has none."""
-    rows = [r for r in records if r.get("property") == "robustness" and r.get("metric") == metric
-            and r.get("perturbation") and isinstance(r.get("value"), float)]
+    rows = []
+    for r in records:
+        comp = r.get("comparison") if r.get("property") == "robustness" and r.get("perturbation") else None
+        value = comp.get("quantized", {}).get(metric) if isinstance(comp, dict) else None
+        if isinstance(value, float):
+            rows.append({**r, "value": value, "base_value": comp.get("base", {}).get(metric)})
     if not rows:
         return []
     import math

@@ -104,6 +104,9 @@ def write_tables(terminalreporter, variants: list[dict], results: list[dict], re
                  fits: list[dict] | None = None, sweet: dict[str, list[dict]] | None = None) -> None:
     tr = terminalreporter
     tr.write_sep("=", "qrel reliability report")
+    from .robustness import robustness_summary, shown, write_robustness_tables
+
+    everything, results = results, shown(results)
     props = list(dict.fromkeys(r.get("property") for r in results if r.get("property"))) or [None]
     for model in dict.fromkeys(v["model"] for v in variants):
         params = next((v["params"] for v in variants if v["model"] == model and v["params"]), None)
@@ -117,10 +120,11 @@ def write_tables(terminalreporter, variants: list[dict], results: list[dict], re
             _table(tr, title, ([base] if base else []) + rows)
         for note in _regrouped_notes(model, variants):
             tr.write_line(note)
+    write_robustness_tables(tr, robustness_summary(everything))
     _write_fits(tr, fits or [])
     _write_sweet_spots(tr, sweet or {})
-    _write_baseline(tr, results)
-    counts = {s: sum(_status(r) == s for r in results) for s in ("pass", "fail", "error", "skip")}
+    _write_baseline(tr, everything)
+    counts = {s: sum(_status(r) == s for r in everything) for s in ("pass", "fail", "error", "skip")}
     tr.write_line("")
     tr.write_line(
         f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors"

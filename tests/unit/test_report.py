@@ -47,8 +47,9 @@ def test_robustness_radar_per_model_and_intensity(tmp_path):
     from pytest_qrel.report import plot_robustness_radar
 
     names = ["char_swap", "leetspeak", "slang", "word_swap"]
-    records = [{"property": "robustness", "metric": "accuracy", "model": "m", "variant": f"m-hqq-{b}b",
-                "perturbation": n, "intensity": i, "value": 0.5 + 0.01 * b - 0.01 * i, "base_value": 0.7}
+    records = [{"property": "robustness", "metric": "accuracy_drop", "model": "m", "variant": f"m-hqq-{b}b",
+                "perturbation": n, "intensity": i, "value": 0.2,
+                "comparison": {"quantized": {"accuracy": 0.5 + 0.01 * b - 0.01 * i}, "base": {"accuracy": 0.7}}}
                for b in (2, 8) for n in names for i in (4, 16)]
     paths = plot_robustness_radar(tmp_path, records)
     assert sorted(p.name for p in paths) == ["robustness_m_i16.png", "robustness_m_i4.png"]

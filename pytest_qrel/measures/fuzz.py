@@ -1,0 +1,97 @@
+"""Perturbation fuzzing: hypothesis draws batches of perturbed prompts (pytest_qrel.strategies)
+and the variant's greedy answers must agree with its base's on at least a configured share
+of each batch; a batch below it fails, shrunk by hypothesis to a minimal one, which the
+test's record (and so the report) keeps."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .base import Measure, Measurement
+
+if TYPE_CHECKING:
+    from ..variants import Variant
+
+
+def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:  # noqa: ANN001
+    """Each prompt's greedy answer (deterministic, so agreement is not sampling noise)."""
+    from ..engine import sample_answers
+    from .generation import answer_text, stop_token_ids
+
+    drawn = sample_answers(model, tokenizer(prompts)["input_ids"], [0] * len(prompts), 1, 0.0, max_new_tokens,
+                           stop_token_ids(tokenizer))
+    texts = tokenizer.batch_decode([[t for t in row[0] if t >= 0] for row in drawn.tokens], skip_special_tokens=True)
+    return [answer_text(t).strip() for t in texts]
+
+
+FUZZ_SHRINK_RUNS = 40  # most batches run while shrinking a failure, beyond the examples
+
+
+class FuzzMeasure(Measure):
+    """``answer_agreement``: the share of a fuzzed batch on which the variant answers as
+    its base does (normalized match); the lowest share hypothesis found, or its minimal
+    failing batch's."""
+
+    property = "robustness"
+    metric = "answer_agreement"
+    higher_is_better = True
+
+    def threshold(self, variant: Variant) -> float:
+        return self.config.robustness.fuzz_agreement
+
+    def measure(self, variant: Variant) -> Measurement:
+        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import strategies as st
+
+        from ..data.qa import run_qa_set
+        from ..strategies import perturbed_prompts
+        from .generation import normalize_answer
+
+        r = self.config.robustness
+        prompts = run_qa_set(r.qa_file, r.qa_limit, self.config.seed).prompts
+        base = self.store.base(variant)
+        model = self.store.quantized(variant)
+        threshold = self.threshold(variant)
+        runs, rates = [0], []
+        results: dict[tuple, list[dict]] = {}  # batch -> its examples and answers
+        last_failing: list[tuple] = []
+
+        def check(batch: list) -> list[dict]:
+            texts = [ex.perturbed for ex in batch]
+            ours = greedy_answers(base.model, base.tokenizer, texts, r.max_new_tokens)
+            theirs = greedy_answers(model, base.tokenizer, texts, r.max_new_tokens)
+            return [{"prompt": ex.prompt, "perturbed": ex.perturbed, "perturbation": ex.perturbation,
+                     "intensity": ex.intensity, "seed": ex.seed, "base_answer": a, "answer": b,
+                     "agree": normalize_answer(a) == normalize_answer(b)}
+                    for ex, a, b in zip(batch, ours, theirs)]
+
+        # No explain phase (it re-runs the test hundreds of times to annotate the example).
+        @settings(max_examples=r.fuzz_examples, derandomize=True, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck), print_blob=False,
+                  phases=(Phase.explicit, Phase.generate, Phase.shrink))
+        @given(st.lists(perturbed_prompts(prompts, perturbations=r.perturbations, max_intensity=max(r.intensities)),
+                        min_size=r.fuzz_batch, max_size=r.fuzz_batch))
+        def agree(batch: list) -> None:
+            key = tuple(batch)
+            if key not in results:
+                if runs[0] >= r.fuzz_examples + FUZZ_SHRINK_RUNS:
+                    return  # past the shrinking budget an unseen batch passes: shrinking stops here
+                runs[0] += 1
+                results[key] = check(batch)
+                rates.append(sum(e["agree"] for e in results[key]) / len(batch))
+            rate = sum(e["agree"] for e in results[key]) / len(batch)
+            if rate < threshold:
+                last_failing.append(key)
+                raise AssertionError(f"answers agree on {rate:.0%} of the batch, below {threshold:.0%}")
+
+        detail = {"fuzz_examples": r.fuzz_examples, "fuzz_batch": r.fuzz_batch}
+        try:
+            agree()
+        except AssertionError:
+            if not last_failing:
+                raise
+            shrunk = results[last_failing[-1]]  # hypothesis replays its minimal failing example last
+            rate = sum(e["agree"] for e in shrunk) / len(shrunk)
+            return Measurement(rate, 1.0, None, {**detail, "batches_run": runs[0],
+                                                 "shrunk_example": [e for e in shrunk if not e["agree"]]})
+        return Measurement(min(rates), 1.0, None, {**detail, "batches_run": runs[0]})

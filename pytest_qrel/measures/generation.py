@@ -1,0 +1,188 @@
+"""Generative QA reliability (paper 000 §3.1, A.2): sampled answers scored by normalized
+match, their sequence entropy, and the reference answer's token log-likelihood and Brier
+score; per prompt set, accuracy and how well the uncertainty ranks right above wrong."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# An answer ends at the first of these (lm-eval's TriviaQA task: `until: ["\n", ".", ","]`).
+STOP_STRINGS: tuple[str, ...] = ("\n", ".", ",")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Paper 000 A.2: multinomial sampling at temperature 0.7, at most 20 new tokens, several
+    samples per prompt (the paper averages over them, §3.1)."""
+
+    samples: int = 4
+    temperature: float = 0.7
+    max_new_tokens: int = 20
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, no punctuation, no articles (a, an, the), single spaces: the SQuAD v1.1
+    normalization that lm-eval's and TriviaQA's exact match use.
+
+    >>> normalize_answer("  The  Montreal, ")
+    'montreal'
+    """
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def answer_text(generated: str, stops: Sequence[str] = STOP_STRINGS) -> str:
+    """The answer part of a generation: everything before the first stop string."""
+    cut = min((i for i in (generated.find(s) for s in stops) if i >= 0), default=len(generated))
+    return generated[:cut]
+
+
+def is_correct(generated: str, references: Sequence[str]) -> bool:
+    """The generated answer, normalized, equals one of the normalized references."""
+    answer = normalize_answer(answer_text(generated))
+    return bool(answer) and any(answer == normalize_answer(r) for r in references)
+
+
+def prompt_seed(seed: int, perturbation: str, intensity: int, prompt: str) -> int:
+    """The sampling seed of one prompt under one (perturbation, intensity): from a SHA-256,
+    so it does not depend on the process, the order of prompts or the model sampled."""
+    key = json.dumps([seed, perturbation, intensity, prompt], ensure_ascii=True).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class QAScores:
+    """One model on one prompt set: per (prompt, sample) ``correct`` and sequence ``entropy``
+    (eq. 2 over eq. 3); per prompt the reference answer's mean token log-likelihood
+    (eq. 4) and mean token Brier score (eq. 5); ``answers`` the first sample's answer text."""
+
+    correct: np.ndarray  # (n, samples) bool
+    entropy: np.ndarray  # (n, samples)
+    ref_loglik: np.ndarray  # (n,)
+    ref_brier: np.ndarray  # (n,)
+    answers: tuple[str, ...]
+    nonfinite: int = 0  # prompts whose logits were NaN or infinite
+
+    @property
+    def per_prompt_accuracy(self) -> np.ndarray:
+        return self.correct.mean(axis=1)
+
+    def summary(self) -> dict[str, float | None]:
+        """Accuracy, mean uncertainty, and AUROC / AUPRC of -entropy and of the reference
+        log-likelihood as scores of correctness, pooled over every sampled answer (paper 000
+        "AUCROC (Entropy)", Tables 4-6); None where all answers are right or all wrong."""
+        n, s = self.correct.shape
+        return {
+            "accuracy": float(self.correct.mean()),
+            "entropy": float(self.entropy.mean()),
+            "ref_loglik": float(self.ref_loglik.mean()),
+            "ref_brier": float(self.ref_brier.mean()),
+            "auroc_entropy": ranking("auroc", -self.entropy, self.correct),
+            "auprc_entropy": ranking("auprc", -self.entropy, self.correct),
+            "auroc_loglik": ranking("auroc", np.repeat(self.ref_loglik[:, None], s, 1), self.correct),
+            "auprc_loglik": ranking("auprc", np.repeat(self.ref_loglik[:, None], s, 1), self.correct),
+            "answers": n * s,
+        }
+
+
+def ranking(kind: str, scores: np.ndarray, correct: np.ndarray) -> float | None:
+    """AUROC or AUPRC of ``scores`` for ``correct`` over all answers; None with one class."""
+    from ..metrics import auprc, auroc
+
+    y = np.asarray(correct).ravel()
+    if y.all() or not y.any():
+        return None
+    return (auroc if kind == "auroc" else auprc)(np.asarray(scores, dtype=float).ravel(), y)
+
+
+def reference_scores(model: torch.nn.Module, tokenizer, prompts: Sequence[str], references: Sequence[str],
+                     rows: int = 256) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per prompt, the mean over the reference answer's tokens of log P(y*_t | y*_<t, x)
+    (eq. 4) and of the token Brier score sum_k (P(y_k) - 1[y_k = y*_t])^2 (eq. 5), teacher
+    forced on ``prompt + " " + reference`` split as lm-eval splits context and continuation;
+    and how many prompts had NaN or infinite logits there."""
+    import torch
+
+    from ..engine import encode_pairs
+
+    pairs = encode_pairs(tokenizer, [(p, " " + r) for p, r in zip(prompts, references)])
+    loglik, brier = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
+    bad = 0
+    device = next(model.parameters()).device
+    for start in range(0, len(pairs), rows):
+        chunk = pairs[start : start + rows]
+        seqs = [(ctx + cont)[:-1] for ctx, cont in chunk]
+        width = max(map(len, seqs))
+        ids = torch.zeros((len(seqs), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, seq in enumerate(seqs):
+            ids[r, : len(seq)], mask[r, : len(seq)] = torch.tensor(seq), 1
+        with torch.no_grad():  # not inference_mode: see engine.next_token_logprobs
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+        for r, (ctx, cont) in enumerate(chunk):
+            at = torch.arange(len(seqs[r]) - len(cont), len(seqs[r]))
+            lg = logits[r, at].double().cpu()
+            if not torch.isfinite(lg).all():
+                bad += 1
+                continue
+            logp = torch.log_softmax(lg, -1)
+            target = torch.tensor(cont)
+            p = logp.exp()
+            loglik[start + r] = float(logp[torch.arange(len(cont)), target].mean())
+            brier[start + r] = float(((p**2).sum(-1) - 2 * p[torch.arange(len(cont)), target] + 1).mean())
+    return loglik, brier, bad
+
+
+def score_qa(model: torch.nn.Module, tokenizer, prompts: Sequence[str], answers: Sequence[Sequence[str]],
+             seeds: Sequence[int], settings: GenerationSettings) -> QAScores:
+    """Sample ``settings.samples`` answers per prompt and score them against ``answers``."""
+    from ..engine import sample_answers
+
+    ids = tokenizer(list(prompts))["input_ids"]
+    drawn = sample_answers(model, ids, seeds, settings.samples, settings.temperature, settings.max_new_tokens,
+                           stop_token_ids(tokenizer))
+    n, s, _ = drawn.tokens.shape
+    texts = tokenizer.batch_decode([[t for t in row if t >= 0] for row in drawn.tokens.reshape(n * s, -1)],
+                                   skip_special_tokens=True)
+    correct = np.array([is_correct(t, answers[k // s]) for k, t in enumerate(texts)]).reshape(n, s)
+    entropy = np.nanmean(drawn.entropy, axis=2)  # eq. 2: over the answer's tokens, its end included
+    loglik, brier, bad = reference_scores(model, tokenizer, prompts, [a[0] for a in answers])
+    answers_first = tuple(answer_text(texts[k * s]).strip() for k in range(n))
+    return QAScores(correct, entropy, loglik, brier, answers_first, max(drawn.nonfinite, bad))
+
+
+def stop_token_ids(tokenizer) -> frozenset[int]:
+    """The end-of-sequence token and every token whose text holds a stop string."""
+    ids = list(tokenizer.get_vocab().values())
+    texts = tokenizer.batch_decode([[i] for i in ids])
+    stops = {i for i, t in zip(ids, texts) if any(s in t for s in STOP_STRINGS)}
+    if tokenizer.eos_token_id is not None:
+        stops.add(int(tokenizer.eos_token_id))
+    return frozenset(stops)
+
+
+def unknown_word_share(tokenizer, clean: Sequence[str], perturbed: Sequence[str]) -> tuple[int, int]:
+    """(perturbed words, of them unknown to the tokenizer): the words of each perturbed prompt
+    that are not words of its clean prompt, and how many encode to the unknown token. A
+    word-level tokenizer (the zoo's) turns a misspelled word into the unknown token, a
+    subword one (with byte fallback) never does: this tells tokenizer damage from fragility."""
+    new = []
+    for c, p in zip(clean, perturbed):
+        words = set(c.split())
+        new += [w for w in p.split() if w not in words]
+    unk = tokenizer.unk_token_id
+    if not new or unk is None:
+        return len(new), 0
+    encoded = tokenizer(new, add_special_tokens=False)["input_ids"]
+    return len(new), sum(unk in ids for ids in encoded)

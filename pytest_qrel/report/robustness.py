@@ -1,0 +1,107 @@
+"""The robustness tables (paper 000 Fig. 3 as numbers): per model, accuracy and AUROC(-entropy)
+of the base and each variant on unperturbed prompts and under each perturbation and
+intensity, the share of perturbed words that became unknown tokens, each variant's
+worst-case perturbation, and the fuzzing test's shrunk examples."""
+
+from __future__ import annotations
+
+UNPERTURBED = "unperturbed"
+
+
+def shown(records: list[dict]) -> list[dict]:
+    """The records the per-variant tables list: a robustness test has four metrics per
+    perturbation and intensity, so only its failures and errors are listed there (the
+    robustness table has every value), and the fuzzing test's outcome."""
+    return [r for r in records if r.get("property") != "robustness" or r.get("metric") == "answer_agreement"
+            or r.get("status") in ("fail", "error")]
+
+
+def robustness_summary(records: list[dict]) -> dict[str, dict]:
+    """By model: ``rows`` (condition label -> {column -> (accuracy, auroc)}), ``unknown``
+    (condition -> (perturbed words, unknown)), ``worst`` (variant -> intensity -> (perturbation,
+    accuracy, base accuracy)), ``fuzz`` (the fuzzing records)."""
+    out: dict[str, dict] = {}
+    seen: set[tuple[str, str, int]] = set()
+    for r in records:
+        if r.get("property") != "robustness":
+            continue
+        model = out.setdefault(r["model"], {"rows": {}, "unknown": {}, "worst": {}, "fuzz": []})
+        if r.get("metric") == "answer_agreement":
+            model["fuzz"].append(r)
+            continue
+        comp = r.get("comparison")
+        key = (r["variant"], r.get("perturbation"), r.get("intensity"))
+        if not comp or key in seen:
+            continue
+        seen.add(key)
+        label = f"{r['perturbation']} i{r['intensity']}"
+        column = r["variant"].removeprefix(f"{r['model']}-")
+        rows = model["rows"]
+        for row, who, s in ((UNPERTURBED, "base", comp["base_unperturbed"]), (UNPERTURBED, column, comp["quantized_unperturbed"]),
+                            (label, "base", comp["base"]), (label, column, comp["quantized"])):
+            rows.setdefault(row, {})[who] = (s["accuracy"], s.get("auroc_entropy"))
+        model["unknown"][label] = (r.get("perturbed_words", 0), r.get("unknown_words", 0))
+        worst = model["worst"].setdefault(column, {})
+        current = worst.get(r["intensity"])
+        if current is None or comp["quantized"]["accuracy"] < current[1]:
+            worst[r["intensity"]] = (r["perturbation"], comp["quantized"]["accuracy"], comp["base"]["accuracy"])
+    return out
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def table_lines(model: str, summary: dict) -> tuple[list[str], list[list[str]], list[str]]:
+    """(header, rows, notes) of one model's table: a row per condition, accuracy / AUROC per column."""
+    rows = summary["rows"]
+    columns = ["base"] + sorted({c for cells in rows.values() for c in cells} - {"base"})
+    head = ["perturbation", "unknown words"] + [f"{c} acc / auroc" for c in columns]
+    body = []
+    order = [UNPERTURBED] + sorted(k for k in rows if k != UNPERTURBED)
+    for label in order:
+        words, unk = summary["unknown"].get(label, (0, 0))
+        share = "-" if label == UNPERTURBED or not words else f"{unk / words:.0%} of {words}"
+        cells = [f"{_f(rows[label].get(c, (None, None))[0])} / {_f(rows[label].get(c, (None, None))[1])}" for c in columns]
+        body.append([label, share, *cells])
+    notes = []
+    for column, by_intensity in sorted(summary["worst"].items()):
+        for intensity, (name, acc, base_acc) in sorted(by_intensity.items()):
+            notes.append(f"worst case of {model}-{column} at intensity {intensity}: {name} "
+                         f"(accuracy {acc:.3f}; base {base_acc:.3f})")
+    for r in summary["fuzz"]:
+        line = (f"fuzzing {r['variant']}: answers agree with the base on {_f(r.get('value'))} of the worst batch "
+                f"(at least {_f(r.get('threshold'))} required) -> {r['status'].upper()}")
+        notes.append(line)
+        for e in (r.get("shrunk_example") or [])[:5]:
+            notes.append(f"  shrunk example ({e['perturbation']} i{e['intensity']}): {e['perturbed']!r} -> "
+                         f"base {e['base_answer']!r}, variant {e['answer']!r}")
+    return head, body, notes
+
+
+def write_robustness_tables(terminalreporter, summary: dict[str, dict]) -> None:
+    tr = terminalreporter
+    for model, s in summary.items():
+        head, body, notes = table_lines(model, s)
+        if body:
+            tr.write_line("")
+            tr.write_line(f"model {model}, robustness (paper 000 Fig. 3): accuracy / AUROC(-entropy) of sampled answers; "
+                          "unknown words: share of perturbed words the tokenizer maps to its unknown token")
+            widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+            for row in [head, *body]:
+                tr.write_line("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        for note in notes:
+            tr.write_line(note)
+
+
+def markdown_lines(summary: dict[str, dict]) -> list[str]:
+    lines = []
+    for model, s in summary.items():
+        head, body, notes = table_lines(model, s)
+        lines += [f"## {model}: robustness", ""]
+        if body:
+            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(row) + " |" for row in body]
+            lines.append("")
+        lines += [f"- {n.strip()}" for n in notes] + [""]
+    return lines

@@ -1,0 +1,26 @@
+"""Perturbation robustness: a quantized variant's sampled answers to open-ended questions
+under each of paper 000's 15 natural perturbations (§3.2, App. B) at each intensity,
+against its full-precision base under the same perturbation and against its own
+unperturbed prompts (accuracy, and AUROC of -entropy for correctness: Fig. 3). A harm
+fails only when it passes its threshold and is significant after the run's correction.
+
+The fuzzing test lets hypothesis draw batches of perturbed prompts
+(``pytest_qrel.strategies.perturbed_prompts``, ``@given`` inside ``measures/fuzz.py``) and
+fails when the variant's greedy answers agree with its base's on less than
+--qrel-fuzz-agreement of a batch; the report shows the batch hypothesis shrank it to."""
+
+import pytest
+
+pytestmark = [
+    pytest.mark.qrel_property("robustness"),
+    # raised while the quantization libraries import their dependencies: not the user's concern
+    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+]
+
+
+def test_perturbation_robustness(qrel, qrel_variant, qrel_perturbation):
+    qrel.gate("robustness", qrel_variant, qrel_perturbation)
+
+
+def test_fuzzed_answers_agree(qrel, qrel_variant):
+    qrel.gate("fuzz", qrel_variant)

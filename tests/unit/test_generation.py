@@ -1,0 +1,174 @@
+"""Generative QA (paper 000 §3.1, A.2): the KV-cached sampler against transformers' own
+greedy generation and against uncached forward passes, sampling frequencies against the
+softmax, seeding, answer matching, reference scores and ranking metrics against sklearn."""
+
+import numpy as np
+import pytest
+import torch
+
+from pytest_qrel.data.qa import read_qa_file, zoo_qa
+from pytest_qrel.engine import sample_answers
+from pytest_qrel.measures.generation import (
+    QAScores,
+    answer_text,
+    is_correct,
+    normalize_answer,
+    prompt_seed,
+    reference_scores,
+    stop_token_ids,
+    unknown_word_share,
+)
+from pytest_qrel.models import zoo_dir
+
+
+@pytest.fixture(scope="module")
+def zoo_m():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = zoo_dir() / "zoo-m"
+    return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return list(zoo_qa().prompts[:12])
+
+
+def test_answer_matching_is_squad_normalized():
+    assert normalize_answer("  The  Montreal, ") == "montreal"
+    assert normalize_answer("An Apple a day") == "apple day"
+    assert answer_text("montreal . question : where") == "montreal "
+    assert answer_text("new york, usa") == "new york"
+    assert is_correct(" Montreal . question : x", ["montreal"])
+    assert not is_correct(" montreal city .", ["montreal"])  # a match of the whole answer, not a prefix
+    assert not is_correct(" . montreal", ["montreal"])  # nothing before the stop
+    assert is_correct("the lyon", ["paris", "Lyon"])
+
+
+def test_greedy_sampling_equals_transformers_generate(zoo_m, prompts):
+    model, tok = zoo_m
+    ids = tok(prompts)["input_ids"]
+    drawn = sample_answers(model, ids, [0] * len(ids), 1, 0.0, 8, [])  # no stop: all 8 tokens
+    for i, p in enumerate(ids):
+        ref = model.generate(torch.tensor([p]), do_sample=False, max_new_tokens=8, pad_token_id=0)[0, len(p):]
+        assert drawn.tokens[i, 0].tolist() == ref.tolist()
+
+
+def test_cached_entropies_equal_an_uncached_forward(zoo_m, prompts):
+    """Left padding, position ids and the KV cache change nothing: each step's entropy equals
+    the entropy at that position of one forward pass over prompt + drawn tokens, alone."""
+    from pytest_qrel.metrics import entropy
+
+    model, tok = zoo_m
+    ids = tok(prompts)["input_ids"]
+    drawn = sample_answers(model, ids, list(range(len(ids))), 2, 0.7, 6, [])
+    for i, p in enumerate(ids):
+        for s in range(2):
+            seq = torch.tensor([p + drawn.tokens[i, s].tolist()])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(seq).logits[0, len(p) - 1 : -1].double(), -1).numpy()
+            np.testing.assert_allclose(drawn.entropy[i, s], entropy(logp), atol=1e-4)
+
+
+def test_sampling_follows_the_tempered_softmax(zoo_m):
+    """5000 one-token draws: a chi-square test against the softmax of logits / T (tokens
+    expected fewer than 5 times pooled into one cell) does not reject them."""
+    from scipy.stats import chisquare
+
+    model, tok = zoo_m
+    prompt = tok(["question : where does yusuf price live ? answer :"])["input_ids"][0]
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt])).logits[0, -1].double()
+    for temperature in (0.7, 1.5):
+        drawn = sample_answers(model, [prompt], [7], 5000, temperature, 1, [])
+        observed = np.bincount(drawn.tokens[0, :, 0], minlength=logits.shape[0])
+        expected = torch.softmax(logits / temperature, -1).numpy() * 5000
+        big = expected >= 5
+        assert big.sum() >= 5
+        obs = np.r_[observed[big], observed[~big].sum()]
+        exp = np.r_[expected[big], expected[~big].sum()]
+        assert chisquare(obs, exp * obs.sum() / exp.sum()).pvalue > 1e-3
+
+
+def test_draws_depend_on_each_prompts_seed_only(zoo_m, prompts):
+    model, tok = zoo_m
+    ids = tok(prompts)["input_ids"]
+    seeds = [prompt_seed(0, "none", 0, p) for p in prompts]
+    a = sample_answers(model, ids, seeds, 3, 0.7, 10, stop_token_ids(tok), rows=5)
+    b = sample_answers(model, ids[::-1], seeds[::-1], 3, 0.7, 10, stop_token_ids(tok), rows=512)
+    np.testing.assert_array_equal(a.tokens, b.tokens[::-1])
+    other = sample_answers(model, ids, [s + 1 for s in seeds], 3, 0.7, 10, stop_token_ids(tok))
+    assert (other.tokens != a.tokens).any()
+    # a sequence ends at its stop token: nothing after it, its entropy kept
+    period = tok.convert_tokens_to_ids(".")
+    for row, ent in zip(a.tokens.reshape(-1, 10), a.entropy.reshape(-1, 10)):
+        ends = [t for t, x in enumerate(row) if x == period]
+        if ends:
+            assert (row[ends[0] + 1:] == -1).all() and np.isnan(ent[ends[0] + 1:]).all() and np.isfinite(ent[ends[0]])
+
+
+def test_bad_generation_input_is_an_error(zoo_m):
+    model, _ = zoo_m
+    with pytest.raises(ValueError, match="at least one prompt"):
+        sample_answers(model, [], [], 1, 0.7, 5)
+    with pytest.raises(ValueError, match="temperature >= 0"):
+        sample_answers(model, [[1, 5]], [0], 1, -1.0, 5)
+
+
+def test_reference_scores_equal_a_full_forward(zoo_m, prompts):
+    """Eq. 4 and eq. 5 from teacher forcing, against next_token_logprobs and metrics.brier_score."""
+    from pytest_qrel.engine import encode, next_token_logprobs
+    from pytest_qrel.metrics import brier_score
+
+    model, tok = zoo_m
+    refs = list(zoo_qa().answers[: len(prompts)])
+    loglik, brier, bad = reference_scores(model, tok, prompts, [r[0] for r in refs], rows=5)
+    assert bad == 0
+    for i, (p, r) in enumerate(zip(prompts, refs)):
+        (batch,) = encode(tok, [p + " " + r[0]])
+        logp = next(next_token_logprobs(model, [batch]))[0].double()
+        n_ref = len(tok(" " + r[0], add_special_tokens=False)["input_ids"])
+        target = batch.input_ids[0, -n_ref:]
+        rows = logp[-n_ref:]
+        assert loglik[i] == pytest.approx(float(rows[torch.arange(n_ref), target].mean()), abs=1e-5)
+        assert brier[i] == pytest.approx(brier_score(rows.exp().numpy(), target.numpy()), abs=1e-5)
+
+
+def test_summary_ranks_against_sklearn():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    correct = rng.random((40, 3)) < 0.4
+    ent = rng.random((40, 3)) + 0.5 * ~correct
+    ll = rng.normal(size=40)
+    s = QAScores(correct, ent, ll, rng.random(40), ("x",) * 40).summary()
+    assert s["accuracy"] == pytest.approx(correct.mean())
+    assert s["auroc_entropy"] == pytest.approx(roc_auc_score(correct.ravel(), -ent.ravel()))
+    assert s["auprc_entropy"] == pytest.approx(average_precision_score(correct.ravel(), -ent.ravel()))
+    assert s["auroc_loglik"] == pytest.approx(roc_auc_score(correct.ravel(), np.repeat(ll, 3)))
+    one_class = QAScores(np.zeros((5, 2), bool), np.ones((5, 2)), np.zeros(5), np.zeros(5), ("x",) * 5).summary()
+    assert one_class["auroc_entropy"] is None and one_class["accuracy"] == 0.0
+
+
+def test_unknown_word_share_on_the_word_level_zoo_tokenizer(zoo_m):
+    _, tok = zoo_m
+    clean = ["question : where does yusuf price live ? answer :"]
+    assert unknown_word_share(tok, clean, ["question : where does yusfu price live ? answer :"]) == (1, 1)
+    # a swap makes no new word; an inserted known word is not unknown
+    assert unknown_word_share(tok, clean, ["question : does where yusuf price live ? answer :"]) == (0, 0)
+    assert unknown_word_share(tok, clean, ["question : where does yusuf price live montreal ? answer :"]) == (1, 0)
+
+
+def test_qa_files_are_checked(tmp_path):
+    good = tmp_path / "qa.jsonl"
+    good.write_text('{"prompt": "Q: capital of France? A:", "answers": ["Paris"]}\n{"question": "Q: 2+2? A:", "answer": "4"}\n')
+    qa = read_qa_file(good)
+    assert qa.prompts[1] == "Q: 2+2? A:" and qa.answers == (("Paris",), ("4",))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "Q", "answers": []}\n')
+    with pytest.raises(ValueError, match=r"'answers' to be a non-empty list .* row 1 of .*bad.jsonl"):
+        read_qa_file(bad)
+    with pytest.raises(ValueError, match="does not exist"):
+        read_qa_file(tmp_path / "missing.jsonl")
+    sub = zoo_qa().subsample(50, seed=3)
+    assert len(sub) == 50 and sub == zoo_qa().subsample(50, seed=3) and sub != zoo_qa().subsample(50, seed=4)
