@@ -40,7 +40,7 @@ class Robustness:
     max_new_tokens: int = 20
     threshold: dict[str, float] = field(default_factory=dict)  # accuracy, auroc, robust_accuracy, robust_auroc
     fuzz_examples: int = 20
-    fuzz_batch: int = 16
+    fuzz_batch: int = 32
     fuzz_agreement: float = 0.5
 
 

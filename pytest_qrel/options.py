@@ -173,7 +173,7 @@ OPTIONS: tuple[Option, ...] = (
            f"(default: {DEFAULT_ROBUSTNESS_THRESHOLD})", DEFAULT_ROBUSTNESS_THRESHOLD),
     Option(FUZZ_EXAMPLES, "hypothesis examples of the fuzzing test, each a batch of perturbed prompts (default: 20)",
            "20"),
-    Option(FUZZ_BATCH, "perturbed prompts per fuzzing example (default: 16)", "16"),
+    Option(FUZZ_BATCH, "distinct prompts per fuzzing example, each perturbed (default: 32)", "32"),
     Option(FUZZ_AGREEMENT, "smallest share of a fuzzing batch whose greedy answers the variant and the base must "
            "agree on (default: 0.5)", "0.5"),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "

@@ -65,12 +65,16 @@ class FuzzMeasure(Measure):
                      "agree": normalize_answer(a) == normalize_answer(b)}
                     for ex, a, b in zip(batch, ours, theirs)]
 
+        # distinct prompts per batch: a batch shrinks to the prompts that disagree, with the
+        # smallest perturbations that still make them, not to one prompt copied
+        size = min(r.fuzz_batch, len(prompts))
+
         # No explain phase (it re-runs the test hundreds of times to annotate the example).
         @settings(max_examples=r.fuzz_examples, derandomize=True, database=None, deadline=None,
                   suppress_health_check=list(HealthCheck), print_blob=False,
                   phases=(Phase.explicit, Phase.generate, Phase.shrink))
         @given(st.lists(perturbed_prompts(prompts, perturbations=r.perturbations, max_intensity=max(r.intensities)),
-                        min_size=r.fuzz_batch, max_size=r.fuzz_batch))
+                        min_size=size, max_size=size, unique_by=lambda ex: ex.prompt))
         def agree(batch: list) -> None:
             key = tuple(batch)
             if key not in results:
@@ -84,14 +88,16 @@ class FuzzMeasure(Measure):
                 last_failing.append(key)
                 raise AssertionError(f"answers agree on {rate:.0%} of the batch, below {threshold:.0%}")
 
-        detail = {"fuzz_examples": r.fuzz_examples, "fuzz_batch": r.fuzz_batch}
+        detail = {"fuzz_examples": r.fuzz_examples, "fuzz_batch": size}
         try:
             agree()
         except AssertionError:
             if not last_failing:
                 raise
-            shrunk = results[last_failing[-1]]  # hypothesis replays its minimal failing example last
-            rate = sum(e["agree"] for e in shrunk) / len(shrunk)
-            return Measurement(rate, 1.0, None, {**detail, "batches_run": runs[0],
-                                                 "shrunk_example": [e for e in shrunk if not e["agree"]]})
+            # the value: the first failing batch as hypothesis drew it (shrinking then makes
+            # batches fail by as much as it can); the example: the batch it shrank to, which
+            # hypothesis replays last, its disagreeing prompts once each
+            found = next(rate for rate in rates if rate < threshold)
+            shrunk = list({e["perturbed"]: e for e in results[last_failing[-1]] if not e["agree"]}.values())
+            return Measurement(found, 1.0, None, {**detail, "batches_run": runs[0], "shrunk_example": shrunk})
         return Measurement(min(rates), 1.0, None, {**detail, "batches_run": runs[0]})

@@ -58,7 +58,8 @@ def table_lines(model: str, summary: dict) -> tuple[list[str], list[list[str]], 
     columns = ["base"] + sorted({c for cells in rows.values() for c in cells} - {"base"})
     head = ["perturbation", "unknown words"] + [f"{c} acc / auroc" for c in columns]
     body = []
-    order = [UNPERTURBED] + sorted(k for k in rows if k != UNPERTURBED)
+    order = [UNPERTURBED] + sorted((k for k in rows if k != UNPERTURBED),
+                                   key=lambda k: (k.rsplit(" i", 1)[0], int(k.rsplit(" i", 1)[1])))
     for label in order:
         words, unk = summary["unknown"].get(label, (0, 0))
         share = "-" if label == UNPERTURBED or not words else f"{unk / words:.0%} of {words}"
@@ -70,11 +71,13 @@ def table_lines(model: str, summary: dict) -> tuple[list[str], list[list[str]], 
             notes.append(f"worst case of {model}-{column} at intensity {intensity}: {name} "
                          f"(accuracy {acc:.3f}; base {base_acc:.3f})")
     for r in summary["fuzz"]:
-        line = (f"fuzzing {r['variant']}: answers agree with the base on {_f(r.get('value'))} of the worst batch "
-                f"(at least {_f(r.get('threshold'))} required) -> {r['status'].upper()}")
+        line = (f"fuzzing {r['variant']}: greedy answers agree with the base's on {_f(r.get('value'))} of "
+                f"{'its first failing' if r.get('shrunk_example') else 'its worst'} batch of {r.get('fuzz_batch')} perturbed "
+                f"prompts (at least {_f(r.get('threshold'))} required) -> {r['status'].upper()}")
         notes.append(line)
-        for e in (r.get("shrunk_example") or [])[:5]:
-            notes.append(f"  shrunk example ({e['perturbation']} i{e['intensity']}): {e['perturbed']!r} -> "
+        for e in (r.get("shrunk_example") or [])[:8]:
+            how = f"{e['perturbation']} i{e['intensity']}" if e["intensity"] else "unperturbed"
+            notes.append(f"  shrunk example ({how}): {e['perturbed']!r} -> "
                          f"base {e['base_answer']!r}, variant {e['answer']!r}")
     return head, body, notes
 

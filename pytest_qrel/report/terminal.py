@@ -114,7 +114,10 @@ def write_tables(terminalreporter, variants: list[dict], results: list[dict], re
             rows = _rows(model, variants, results, prop)
             if not rows:
                 continue
-            base = _base_row(model, variants, [r for r in results if prop is None or r.get("property") == prop])
+            # a robustness row's base value is the base's accuracy or AUROC, not a value of its
+            # metric (a drop): the robustness table shows the base
+            base = None if prop == "robustness" else _base_row(
+                model, variants, [r for r in results if prop is None or r.get("property") == prop])
             title = (f"model {model}" + (f" ({params:,} parameters)" if params else "")
                      + (f", {prop}" if prop else "") + ", rows by total model bits:")
             _table(tr, title, ([base] if base else []) + rows)

@@ -50,7 +50,7 @@ def test_config_file_twins(pytester):
     assert "bnb" not in result.stdout.str()
     result = pytester.runpytest("--qrel-bits=2", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-hqq-2b-g64]",
-                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-hqq-2b-g64]", "8 tests collected*"])
+                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-hqq-2b-g64]", "39 tests collected*"])
 
 
 def test_default_matrix_is_the_whole_zoo(pytester):
@@ -63,8 +63,13 @@ def test_default_matrix_is_the_whole_zoo(pytester):
             for task in ("zoo_recall", "zoo_utilization", "zoo_utilization_heldout"):
                 assert f"test_calibration_drift[{model}-{vid}-{task}]" in out
                 assert f"test_confidence_shift[{model}-{vid}-{task}]" in out
-    # 32 variants: one KL and one fitted-law test each, one calibration and one confidence test per task
-    result.stdout.fnmatch_lines(["256 tests collected*"])
+            assert f"test_fuzzed_answers_agree[{model}-{vid}]" in out
+            for perturbation in ("char_insertion", "leetspeak", "emoji", "slang", "translation", "word_swap"):
+                for intensity in (4, 16):
+                    assert f"test_perturbation_robustness[{model}-{vid}-{perturbation}-i{intensity}]" in out
+    # 32 variants: one KL, one fitted-law and one fuzzing test each, one calibration and one
+    # confidence test per task, one robustness test per perturbation (15) and intensity (2)
+    result.stdout.fnmatch_lines(["1248 tests collected*"])
 
 
 def test_plain_run_is_untouched(pytester):
@@ -101,4 +106,4 @@ def test_tool_qrel_scalars(pytester):
     pytester.makepyprojecttoml("[tool.qrel]\nmodels = 'zoo-xs'\nmethods = 'rtn'\nbits = 4\nquant-ratio = 0.5\n")
     result = pytester.runpytest("--collect-only", "-q", "--qrel-no-cache")
     result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-rtn-4b-g64-q0.5m]",
-                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64-q0.5m]", "8 tests collected*"])
+                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64-q0.5m]", "39 tests collected*"])

@@ -1,0 +1,86 @@
+"""Real runs of the robustness suite (paper 000 §3.2, Fig. 3) and its fuzzing test: a 2-bit
+variant that loses the base's answers fails, an 8-bit one passes; test ids per variant,
+perturbation and intensity; results.json and the report carry both models' accuracy and
+AUROC per perturbation, the unknown-word share and the shrunk fuzzing example; values do
+not depend on which other perturbations run or on xdist.
+
+These run pytest in a subprocess: torch cannot be imported twice in one process."""
+
+import json
+
+ROBUST = ["-p", "no:randomly", "--qrel-cache-dir=cache", "--qrel-models=zoo-l", "--qrel-methods=hqq", "--qrel-bits=2,8"]
+
+
+def _records(pytester, metric=None):
+    doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
+    return [r for r in doc["results"] if r["property"] == "robustness" and metric in (None, r["metric"])]
+
+
+def test_two_bit_variant_fails_under_perturbation_and_fuzzing_and_eight_bit_passes(pytester):
+    result = pytester.runpytest_subprocess(*ROBUST, "-v", "-k", "perturbation_robustness or fuzzed",
+                                           "--qrel-perturbations=word_swap,char_swap", "--qrel-intensities=4",
+                                           "--qrel-fuzz-examples=4", "--qrel-fuzz-batch=8")
+    out = result.stdout.str()
+    _check_fuzzing(pytester, result)
+    # the 2-bit variant keeps little of what the base still answers when two words trade places
+    result.stdout.fnmatch_lines([
+        "*test_perturbation_robustness[[]zoo-l-hqq-2b-g64-word_swap-i4] FAILED*",
+        "*test_perturbation_robustness[[]zoo-l-hqq-8b-g64-word_swap-i4] PASSED*",
+        "*test_perturbation_robustness[[]zoo-l-hqq-8b-g64-char_swap-i4] PASSED*",
+        "*zoo-l-hqq-2b-g64: accuracy_drop = *, expected <= 0.05 (significant: adjusted p = *",
+    ])
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "model zoo-l, robustness (paper 000 Fig. 3): accuracy / AUROC(-entropy) of sampled answers; *",
+        "perturbation * unknown words * base acc / auroc * hqq-2b-g64 acc / auroc * hqq-8b-g64 acc / auroc",
+        "unperturbed * - * 0.* / 0.* * 0.* / * 0.* / 0.*",
+        "char_swap i4 *% of * 0.* / *",
+        "word_swap i4 * - * 0.* / *",
+        "worst case of zoo-l-hqq-2b-g64 at intensity 4: *",
+    ])
+    records = [r for r in _records(pytester) if r["metric"] != "answer_agreement"]
+    assert {r["metric"] for r in records} == {"accuracy_drop", "auroc_drop", "robust_accuracy_drop", "robust_auroc_drop"}
+    word_swap = [r for r in records if r["metric"] != "answer_agreement" and r["variant"] == "zoo-l-hqq-2b-g64" and r.get("perturbation") == "word_swap"
+                 and r["metric"] == "accuracy_drop"]
+    (r,) = word_swap
+    comp = r["comparison"]
+    # the record's value is what the comparison says: base accuracy minus the variant's, same prompts
+    assert r["value"] == comp["base"]["accuracy"] - comp["quantized"]["accuracy"] or abs(
+        r["value"] - (comp["base"]["accuracy"] - comp["quantized"]["accuracy"])) < 1e-9
+    assert r["status"] == "fail" and r["adjusted_pvalue"] <= 0.05 and r["intensity"] == 4 and r["prompts"] == 100
+    assert comp["base"]["accuracy"] < comp["base_unperturbed"]["accuracy"]
+    # a character edit makes unknown words for the zoo's word-level tokenizer; a swap makes no new word
+    char = next(r for r in records if r.get("perturbation") == "char_swap" and "perturbed_words" in r)
+    assert char["perturbed_words"] > 0 and char["unknown_words"] == char["perturbed_words"]
+    assert all(r["status"] in ("pass", "skip") for r in records if r["variant"] == "zoo-l-hqq-8b-g64")
+    assert "zoo-l-hqq-8b-g64: accuracy_drop" not in out
+    assert (pytester.path / "qrel-report" / "report.md").read_text().count("zoo-l: robustness") == 1
+
+    # the same condition alone, on two xdist workers: the same sampled answers and values
+    again = pytester.runpytest_subprocess(*ROBUST, "-k", "perturbation_robustness", "-n", "2",
+                                          "--qrel-perturbations=word_swap", "--qrel-intensities=4")
+    assert again.ret == 1
+    (alone,) = [r["comparison"] for r in _records(pytester, "accuracy_drop") if r["variant"] == "zoo-l-hqq-2b-g64"]
+    for who in ("base", "quantized", "base_unperturbed", "quantized_unperturbed"):
+        assert alone[who]["accuracy"] == comp[who]["accuracy"]
+        assert abs(alone[who]["entropy"] - comp[who]["entropy"]) < 1e-6
+
+
+def _check_fuzzing(pytester, result):
+    """The 2-bit variant's greedy answers disagree with the base's; hypothesis shrinks the batch."""
+    result.stdout.fnmatch_lines([
+        "*test_fuzzed_answers_agree[[]zoo-l-hqq-2b-g64] FAILED*",
+        "*test_fuzzed_answers_agree[[]zoo-l-hqq-8b-g64] PASSED*",
+        "*zoo-l-hqq-2b-g64: answer_agreement = *, expected >= 0.5*",
+        "fuzzing zoo-l-hqq-2b-g64: greedy answers agree with the base's on * of its first failing batch of 8 perturbed "
+        "prompts (at least 0.500 required) -> FAIL",
+        "  shrunk example (*): 'question : * ? answer :' -> base *, variant *",
+    ])
+    failed, passed = (next(r for r in _records(pytester, "answer_agreement") if r["variant"] == f"zoo-l-hqq-{b}b-g64")
+                      for b in (2, 8))
+    assert failed["status"] == "fail" and failed["value"] < 0.5
+    shrunk = failed["shrunk_example"]
+    assert shrunk and all(not e["agree"] and e["base_answer"] != e["answer"] for e in shrunk)
+    assert len({e["prompt"] for e in shrunk}) == len(shrunk)  # distinct prompts, each once
+    assert all(e["perturbation"] in ("char_swap", "word_swap") and e["perturbed"].endswith("answer :") for e in shrunk)
+    assert passed["status"] == "pass" and passed["value"] >= 0.5 and "shrunk_example" not in passed

@@ -1,0 +1,120 @@
+"""The robustness gates' hypotheses (paired t-test on per-prompt accuracy, paired bootstrap
+for AUROC), what cannot be checked, and the robustness options."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_qrel.config import QrelConfig
+from pytest_qrel.measures.drift import decide
+from pytest_qrel.measures.generation import QAScores
+from pytest_qrel.measures.robustness import MIN_CLASS_ANSWERS, ROBUST_GATED, hypotheses
+
+THRESHOLD = {"accuracy": 0.05, "auroc": 0.05, "robust_accuracy": 0.05, "robust_auroc": 0.05}
+
+
+def _scores(correct, entropy=None, seed=0):
+    correct = np.asarray(correct, dtype=bool)
+    rng = np.random.default_rng(seed)
+    entropy = rng.random(correct.shape) + 0.8 * ~correct if entropy is None else entropy
+    n = correct.shape[0]
+    return QAScores(correct, entropy, np.zeros(n), np.zeros(n), ("x",) * n)
+
+
+def _random(rate, n=200, s=4, seed=0):
+    return np.random.default_rng(seed).random((n, s)) < rate
+
+
+def test_a_variant_identical_to_its_base_has_no_harm():
+    clean, pert = _scores(_random(0.5, seed=1), seed=1), _scores(_random(0.3, seed=2), seed=2)
+    hyps, unchecked = hypotheses(pert, pert, clean, clean, THRESHOLD, seed=0)
+    assert not unchecked and set(hyps) == set(ROBUST_GATED)
+    for h in hyps.values():
+        assert h.value == 0.0 and h.pvalue == 1.0
+    assert all(not d.failed for d in decide(hyps, THRESHOLD, dict.fromkeys(THRESHOLD, 0.05), "holm").values())
+
+
+def test_a_variant_that_loses_every_perturbed_answer_fails_accuracy_and_robust_accuracy():
+    base_clean, base = _scores(_random(0.5, seed=1), seed=1), _scores(_random(0.3, seed=2), seed=2)
+    quant = _scores(np.zeros((200, 4), bool))
+    hyps, unchecked = hypotheses(base, quant, base_clean, base_clean, THRESHOLD, seed=0)
+    acc = hyps["accuracy"]
+    assert acc.value == pytest.approx(base.correct.mean()) and acc.quant_value == 0.0 and acc.pvalue < 1e-10
+    # it loses its whole perturbed accuracy where the base loses only the clean-perturbed gap
+    expected = base_clean.correct.mean() - 0.0 - (base_clean.correct.mean() - base.correct.mean())
+    assert hyps["robust_accuracy"].value == pytest.approx(expected)
+    assert "auroc" in unchecked and f"at least {MIN_CLASS_ANSWERS} right" in unchecked["auroc"]
+    decisions = decide(hyps, THRESHOLD, dict.fromkeys(THRESHOLD, 0.05), "holm")
+    assert decisions["accuracy"].failed and decisions["robust_accuracy"].failed
+
+
+def test_an_uninformative_entropy_fails_auroc():
+    """Same answers, but the variant's entropy no longer tells right from wrong: AUROC drops
+    from about 0.9 to about 0.5, significantly."""
+    correct = _random(0.4, seed=3)
+    base = _scores(correct, seed=3)
+    quant = _scores(correct, entropy=np.random.default_rng(9).random(correct.shape))
+    hyps, unchecked = hypotheses(base, quant, base, base, THRESHOLD, seed=0)
+    assert not unchecked
+    assert hyps["auroc"].value > 0.3 and hyps["auroc"].pvalue < 1e-6 and hyps["accuracy"].value == 0.0
+    assert hyps["auroc"].base_value > 0.85 and abs(hyps["auroc"].quant_value - 0.5) < 0.1
+    lo, hi = hyps["auroc"].ci
+    assert lo <= hyps["auroc"].value <= hi
+
+
+def test_a_gate_that_cannot_fail_is_unchecked_not_passed():
+    # the base answers 2% right under the perturbation: no drop can pass a 0.05 threshold
+    base = _scores(_random(0.02, seed=4), seed=4)
+    hyps, unchecked = hypotheses(base, base, _scores(_random(0.5)), _scores(_random(0.5)), THRESHOLD, seed=0)
+    assert "accuracy" in unchecked and "no drop could pass it" in unchecked["accuracy"]
+    assert "accuracy" not in hyps and "robust_accuracy" in hyps
+
+
+def test_small_differences_pass_as_noise():
+    """Ten prompts: a 0.1 drop is past the threshold but not significant, so it passes."""
+    base_c = np.array([[1, 0]] * 5 + [[0, 1]] * 5, bool)
+    quant_c = base_c.copy()
+    quant_c[0, 0] = quant_c[5, 1] = False
+    hyps, _ = hypotheses(_scores(base_c), _scores(quant_c), _scores(base_c), _scores(base_c), THRESHOLD, seed=0)
+    d = decide(hyps, THRESHOLD, dict.fromkeys(THRESHOLD, 0.05), "holm")
+    assert hyps["accuracy"].value == pytest.approx(0.1) and not d["accuracy"].failed
+
+
+def _config(tmp_path: Path, **values) -> QrelConfig:
+    base = {"qrel_models": "zoo-xs", "qrel_no_cache": True}
+    base.update({f"qrel_{k}": v for k, v in values.items()})
+    return QrelConfig.from_values(base, tmp_path)
+
+
+def test_robustness_defaults_and_values(tmp_path):
+    r = _config(tmp_path).robustness
+    assert len(r.perturbations) == 15 and r.intensities == (4, 16) and r.qa_limit == 100
+    assert (r.samples, r.temperature, r.max_new_tokens) == (4, 0.7, 20)
+    assert r.threshold == THRESHOLD
+    r = _config(tmp_path, perturbations="slang,emoji", intensities=[2, 8], qa_limit="all", temperature=0,
+                robustness_threshold="auroc:0.1", alpha="robust_auroc:0.01").robustness
+    assert r.perturbations == ("slang", "emoji") and r.intensities == (2, 8) and r.qa_limit is None
+    assert r.temperature == 0.0 and r.threshold["auroc"] == 0.1 and r.threshold["accuracy"] == 0.05
+    assert _config(tmp_path, alpha="robust_auroc:0.01").alpha["robust_auroc"] == 0.01
+    assert _config(tmp_path, robustness_full="true", qa_limit=10).robustness.qa_limit is None
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("perturbations", "typo", r"--qrel-perturbations: unknown perturbation 'typo'; valid: case_change, .*word_swap"),
+        ("perturbations", "slang,slang", r"--qrel-perturbations: expected distinct perturbation names"),
+        ("intensities", "0,4", r"--qrel-intensities: expected distinct integers >= 1, but got '0,4'"),
+        ("qa_limit", "1", r"--qrel-qa-limit: expected one integer >= 2, but got '1'"),
+        ("samples", "0", r"--qrel-samples: expected one integer >= 1, but got '0'"),
+        ("temperature", "-1", r"--qrel-temperature: expected one number >= 0, but got '-1'"),
+        ("fuzz_agreement", "1.5", r"--qrel-fuzz-agreement: expected one number in \[0, 1\], but got '1.5'"),
+        ("robustness_threshold", "acc:0.1", r"--qrel-robustness-threshold: unknown metric 'acc'; expected some of: accuracy"),
+        ("robustness_full", "maybe", r"--qrel-robustness-full: expected true or false, but got 'maybe'"),
+        ("qa_file", "missing.jsonl", r"--qrel-qa-file: Expected a JSONL dataset at .*missing.jsonl, but it does not exist"),
+    ],
+)
+def test_bad_robustness_options_are_usage_errors(tmp_path, key, value, message):
+    with pytest.raises(pytest.UsageError, match=message):
+        _config(tmp_path, **{key: value})
