@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .choices import N_BINS, ChoiceScores, summary
+
+if TYPE_CHECKING:
+    from .base import Measurement
 
 # gated metrics per property: key in options (thresholds, levels) -> results.json metric
 GATED: dict[str, dict[str, str]] = {
@@ -135,3 +138,23 @@ def decide(
         h = family[k]
         out[k] = Decision(h.value > thresholds[h.key] and p <= alpha[h.key], p, alpha[h.key], thresholds[h.key])
     return out
+
+
+def decided(h: Hypothesis, d: Decision, correction: str, family_size: int, **detail: object) -> Measurement:
+    """A hypothesis and its family-wise decision as a gated measurement: the value, the
+    base's, and what the report shows of the test (p-values, level, correction, interval)."""
+    from .base import Measurement
+
+    significant = d.adjusted_pvalue <= d.alpha
+    return Measurement(h.value, h.base_value, None, {
+        **detail,
+        "quant_value": h.quant_value,
+        "pvalue": h.pvalue,
+        "adjusted_pvalue": d.adjusted_pvalue,
+        "alpha": d.alpha,
+        "correction": correction,
+        "family_size": family_size,
+        "stat_test": h.test,
+        "significant": significant,
+        **({"ci": list(h.ci)} if h.ci else {}),
+    }, significant=significant)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..store import VariantError, one_line
 from .base import Measure, Measurement
-from .drift import GATED, Decision, Hypothesis, comparison, decide, hypotheses
+from .drift import GATED, Decision, Hypothesis, comparison, decide, decided, hypotheses
 
 if TYPE_CHECKING:
     from ..data.tasks import ChoiceTask
@@ -150,21 +150,9 @@ class ChoiceDriftMeasure(Measure):
                 out.append((metric, Measurement(float("nan"), None, fam.problems[(variant.id, task)], {"task": task}), threshold))
                 continue
             h, d = fam.hypotheses[(variant.id, task, key)], fam.decisions[(variant.id, task, key)]
-            detail = {
-                "task": task,
-                "stratum": self.task(task).stratum,
-                "questions": len(self.task(task)),
-                "quant_value": h.quant_value,
-                "pvalue": h.pvalue,
-                "adjusted_pvalue": d.adjusted_pvalue,
-                "alpha": d.alpha,
-                "correction": self.config.correction,
-                "family_size": len(fam.hypotheses),
-                "stat_test": h.test,
-                "significant": d.adjusted_pvalue <= d.alpha,
-                **({"ci": list(h.ci)} if h.ci else {}),
-                "comparison": fam.comparisons[(variant.id, task)],
-            }
-            out.append((metric, Measurement(h.value, h.base_value, None, detail, significant=detail["significant"]), threshold))
+            measurement = decided(h, d, self.config.correction, len(fam.hypotheses), task=task,
+                                  stratum=self.task(task).stratum, questions=len(self.task(task)),
+                                  comparison=fam.comparisons[(variant.id, task)])
+            out.append((metric, measurement, threshold))
         return out
 

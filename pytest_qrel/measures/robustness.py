@@ -21,7 +21,7 @@ import numpy as np
 
 from ..store import VariantError, one_line
 from .base import Measure, Measurement
-from .drift import BOOTSTRAP_RESAMPLES, Hypothesis, decide
+from .drift import BOOTSTRAP_RESAMPLES, Hypothesis, decide, decided
 
 if TYPE_CHECKING:
     from ..data.qa import QASet
@@ -264,18 +264,6 @@ class RobustnessMeasure(Measure):
                                                 unchecked=fam.unchecked[(variant.id, cond, key)]), threshold))
                 continue
             h, d = fam.hypotheses[(variant.id, cond, key)], fam.decisions[(variant.id, cond, key)]
-            detail = {
-                **common,
-                "quant_value": h.quant_value,
-                "pvalue": h.pvalue,
-                "adjusted_pvalue": d.adjusted_pvalue,
-                "alpha": d.alpha,
-                "correction": self.config.correction,
-                "family_size": len(fam.hypotheses),
-                "stat_test": h.test,
-                "significant": d.adjusted_pvalue <= d.alpha,
-                **({"ci": list(h.ci)} if h.ci else {}),
-                "comparison": summaries,
-            }
-            out.append((metric, Measurement(h.value, h.base_value, None, detail, significant=detail["significant"]), threshold))
+            out.append((metric, decided(h, d, self.config.correction, len(fam.hypotheses), **common,
+                                        comparison=summaries), threshold))
         return out

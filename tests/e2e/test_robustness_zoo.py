@@ -1,0 +1,32 @@
+"""The robustness suite over the whole zoo: every model x the 15 perturbations x intensities
+4 and 16 for a 4-bit variant, as a user runs it (paper 000 §3.2, Fig. 3: 4-bit models keep
+their base's robustness), and the zoo's own robustness: more edits, lower accuracy."""
+
+import json
+
+from pytest_qrel.perturb import LEVELS, PERTURBATIONS
+
+
+def test_every_zoo_model_under_every_perturbation_at_4_bits(pytester):
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--qrel-cache-dir=cache", "--qrel-methods=hqq",
+                                           "--qrel-bits=4", "-k", "perturbation_robustness")
+    # no 4-bit variant loses robustness significantly beyond its threshold
+    result.assert_outcomes(passed=4 * 15 * 2)
+    doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
+    base: dict[tuple[str, str, int], float] = {}
+    for r in doc["results"]:
+        if r["property"] == "robustness" and "comparison" in r:
+            base[(r["model"], r["perturbation"], r["intensity"])] = r["comparison"]["base"]["accuracy"]
+            if LEVELS.get(r["perturbation"]) == "character" and r["perturbation"] != "emoji":
+                # the zoo's tokenizer is word level: an edited word is an unknown token
+                assert r["unknown_words"] >= 0.9 * r["perturbed_words"] > 0
+    assert len(base) == 4 * 15 * 2
+    pooled = {(p, i): sum(base[(m, p, i)] for m in ("zoo-xs", "zoo-s", "zoo-m", "zoo-l")) / 4
+              for p in PERTURBATIONS for i in (4, 16)}
+    lower = [p for p in PERTURBATIONS if pooled[(p, 16)] < pooled[(p, 4)]]
+    # every character-level perturbation costs more at 16 edits than at 4; word-level ones
+    # barely differ, since a zoo question has about six free words: min(intensity, words)
+    assert {p for p in PERTURBATIONS if LEVELS[p] == "character"} <= set(lower)
+    assert len(lower) >= 10
+    result.stdout.fnmatch_lines(["model zoo-l, robustness (paper 000 Fig. 3)*", "unperturbed *", "case_change i4 *",
+                                 "case_change i16 *"])
