@@ -34,6 +34,7 @@ class Robustness:
     perturbations: tuple[str, ...] = ()
     intensities: tuple[int, ...] = (4, 16)
     qa_file: Path | None = None  # None: the zoo's recall questions
+    insertion_model: Path | None = None  # a masked LM for word_insertion; None: the shipped word list
     qa_limit: int | None = 100  # None: every prompt
     samples: int = 4
     temperature: float = 0.7
@@ -259,6 +260,13 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path) -> Robustness
             read_qa_file(qa_file)
         except ValueError as exc:
             raise pytest.UsageError(f"{options.QA_FILE}: {exc}") from None
+    insertion_model = None
+    if raw.get("qrel_insertion_model") is not None:
+        insertion_model = _path(options.INSERTION_MODEL, raw["qrel_insertion_model"], invocation_dir)
+        if not (insertion_model / "config.json").is_file():
+            raise pytest.UsageError(
+                f"{options.INSERTION_MODEL}: expected a local masked-LM directory with a config.json, but got {insertion_model}"
+            )
     limit = raw["qrel_qa_limit"]
     qa_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else _int(options.QA_LIMIT, limit, minimum=2)
     if _bool(options.ROBUSTNESS_FULL, raw.get("qrel_robustness_full", False)):
@@ -275,6 +283,7 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path) -> Robustness
         perturbations=tuple(names),
         intensities=tuple(intensities),
         qa_file=qa_file,
+        insertion_model=insertion_model,
         qa_limit=qa_limit,
         samples=_int(options.SAMPLES, raw["qrel_samples"], minimum=1),
         temperature=temperature[0],

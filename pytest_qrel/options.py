@@ -35,6 +35,7 @@ SEED = "--qrel-seed"
 PERTURBATIONS = "--qrel-perturbations"
 INTENSITIES = "--qrel-intensities"
 QA_FILE = "--qrel-qa-file"
+INSERTION_MODEL = "--qrel-insertion-model"
 QA_LIMIT = "--qrel-qa-limit"
 ROBUSTNESS_FULL = "--qrel-robustness-full"
 SAMPLES = "--qrel-samples"
@@ -159,6 +160,8 @@ OPTIONS: tuple[Option, ...] = (
            "paper 000: char_insertion, ..., translation)", None),
     Option(INTENSITIES, f"comma-separated perturbation intensities, edits per prompt (default: {DEFAULT_INTENSITIES})",
            DEFAULT_INTENSITIES),
+    Option(INSERTION_MODEL, "local masked LM (e.g. a RoBERTa directory, safetensors) that proposes the words "
+           "word_insertion inserts, as paper 000 does (default: a shipped list of semantically light words)", None),
     Option(QA_FILE, "JSONL file of open-ended questions for the robustness suite: a 'prompt' and its "
            "'answers' per row (default: the zoo's recall questions)", None),
     Option(QA_LIMIT, f"prompts of the robustness suite, drawn at random with --qrel-seed (all: every prompt) "

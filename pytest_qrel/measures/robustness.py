@@ -122,6 +122,7 @@ class RobustnessMeasure(Measure):
         super().__init__(config, store)
         self._planned: set[tuple[Variant, Condition]] = set()
         self._prompts: dict[Condition, tuple[list[str], list[int]]] = {}
+        self._prompts_by: dict[str, object] = {}  # the masked-LM insertion, once loaded
 
     def plan(self, planned: set) -> None:
         self._planned = {(v, t) for v, t, prop in planned if prop == self.property and isinstance(t, tuple)}
@@ -149,9 +150,25 @@ class RobustnessMeasure(Measure):
             name, intensity = cond
             seed = self.config.seed
             clean = self.qa().prompts
-            perturbed = list(clean) if cond == CLEAN else [perturb_prompt(p, name, intensity, seed) for p in clean]
+            function = self._insertion() if name == "word_insertion" else None
+            perturbed = list(clean) if cond == CLEAN else [perturb_prompt(p, name, intensity, seed, function=function)
+                                                           for p in clean]
             self._prompts[cond] = (perturbed, [prompt_seed(seed, name, intensity, p) for p in clean])
         return self._prompts[cond]
+
+    def _insertion(self):  # noqa: ANN202 - a Perturbation, or None for the shipped word list
+        """word_insertion by the user's masked LM (--qrel-insertion-model), loaded once."""
+        path = self.config.robustness.insertion_model
+        if path is None:
+            return None
+        if "insertion" not in self._prompts_by:
+            from ..perturb import load_masked_lm, masked_lm_insertion
+
+            try:
+                self._prompts_by["insertion"] = masked_lm_insertion(*load_masked_lm(path))
+            except ValueError as exc:
+                raise VariantError(f"--qrel-insertion-model: {exc}") from None
+        return self._prompts_by["insertion"]
 
     def scores(self, model, tokenizer, conds: list[Condition]) -> dict[Condition, QAScores]:  # noqa: ANN001
         """One model's answers on every condition of ``conds``, sampled in one batched run."""
@@ -246,6 +263,9 @@ class RobustnessMeasure(Measure):
             "samples": r.samples,
             "perturbed_words": words,
             "unknown_words": unknown,
+            **({"inserted_by": f"the masked LM at {r.insertion_model}" if r.insertion_model else
+                "the shipped list of semantically light words (no --qrel-insertion-model)"}
+               if cond[0] == "word_insertion" else {}),
         }
         if (variant.id, cond) in fam.problems:
             return [(m, Measurement(float("nan"), None, fam.problems[(variant.id, cond)], common), r.threshold[k])

@@ -18,6 +18,7 @@ from .apply import (
     perturb_prompt,
     perturbation_rng,
 )
+from .contextual import load_masked_lm, masked_lm_insertion
 from .registry import LEVELS, PERTURBATIONS, Perturbation, get_perturbation, register
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "PERTURBATIONS",
     "Perturbation",
     "get_perturbation",
+    "load_masked_lm",
+    "masked_lm_insertion",
     "perturb",
     "perturb_chain",
     "perturb_prompt",

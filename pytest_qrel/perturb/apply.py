@@ -15,7 +15,7 @@ import random
 import re
 from typing import Sequence
 
-from .registry import get_perturbation
+from .registry import Perturbation, get_perturbation
 
 DEFAULT_PROTECTED: tuple[str, ...] = ("question :", "answer :")
 DEFAULT_ANSWER_MARKERS: tuple[str, ...] = ("answer :",)
@@ -36,16 +36,18 @@ def perturbation_rng(text: str, name: str, intensity: int, seed: int) -> random.
     return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
 
 
-def perturb(text: str, name: str, intensity: int, seed: int = 0) -> str:
+def perturb(text: str, name: str, intensity: int, seed: int = 0, function: Perturbation | None = None) -> str:
     """``text`` with ``intensity`` edits of perturbation ``name`` (paper 000 §3.2, App. B).
 
     ``intensity`` counts edits (paper 000 uses 4 and 16; word perturbations make
-    ``min(intensity, number of words)``); 0 returns ``text`` itself.
+    ``min(intensity, number of words)``); 0 returns ``text`` itself. ``function`` replaces
+    the registered function of ``name`` (e.g. ``masked_lm_insertion(...)`` for
+    ``word_insertion``), seeded the same way.
 
     >>> perturb("What is the capital of France?", "word_repetition", 0, seed=1)
     'What is the capital of France?'
     """
-    function = get_perturbation(name)
+    function = function or get_perturbation(name)
     _check(text, intensity, seed)
     if intensity == 0:
         return text
@@ -77,6 +79,7 @@ def perturb_prompt(
     seed: int = 0,
     protected: Sequence[str] = DEFAULT_PROTECTED,
     answer_markers: Sequence[str] = DEFAULT_ANSWER_MARKERS,
+    function: Perturbation | None = None,
 ) -> str:
     """``prompt`` perturbed only in its free text: the ``protected`` markers (the zoo's
     ``question :`` and ``answer :``) and the reference answer after an answer marker
@@ -106,7 +109,7 @@ def perturb_prompt(
         piece = segments[k][0]
         core = piece.strip()
         start = piece.index(core)
-        perturbed = perturb(core, name, count, rng.getrandbits(64))
+        perturbed = perturb(core, name, count, rng.getrandbits(64), function)
         out[k] = piece[:start] + perturbed + piece[start + len(core):]
     return "".join(out)
 

@@ -50,7 +50,8 @@ def word_insertion(text: str, intensity: int, rng: random.Random) -> str:
 
     Paper 000 App. B inserts "contextually relevant words using RoBERTa masked language
     model"; here the words come from the shipped filler-word list, so the perturbation
-    stays pure and offline. A masked-LM insertion option is future work.
+    stays pure and offline; ``contextual.masked_lm_insertion`` asks a local masked LM
+    instead (the robustness suite's --qrel-insertion-model).
     """
     tokens = _tokens(text)
     words = _words(tokens)

@@ -41,6 +41,8 @@ def robustness_summary(records: list[dict]) -> dict[str, dict]:
                             (label, "base", comp["base"]), (label, column, comp["quantized"])):
             rows.setdefault(row, {})[who] = (s["accuracy"], s.get("auroc_entropy"))
         model["unknown"][label] = (r.get("perturbed_words", 0), r.get("unknown_words", 0))
+        if r.get("inserted_by"):
+            model["inserted_by"] = r["inserted_by"]
         worst = model["worst"].setdefault(column, {})
         current = worst.get(r["intensity"])
         if current is None or comp["quantized"]["accuracy"] < current[1]:
@@ -65,7 +67,7 @@ def table_lines(model: str, summary: dict) -> tuple[list[str], list[list[str]], 
         share = "-" if label == UNPERTURBED or not words else f"{unk / words:.0%} of {words}"
         cells = [f"{_f(rows[label].get(c, (None, None))[0])} / {_f(rows[label].get(c, (None, None))[1])}" for c in columns]
         body.append([label, share, *cells])
-    notes = []
+    notes = [f"word_insertion inserted words from {summary['inserted_by']}"] if summary.get("inserted_by") else []
     for column, by_intensity in sorted(summary["worst"].items()):
         for intensity, (name, acc, base_acc) in sorted(by_intensity.items()):
             notes.append(f"worst case of {model}-{column} at intensity {intensity}: {name} "

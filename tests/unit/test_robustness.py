@@ -112,6 +112,7 @@ def test_robustness_defaults_and_values(tmp_path):
         ("fuzz_agreement", "1.5", r"--qrel-fuzz-agreement: expected one number in \[0, 1\], but got '1.5'"),
         ("robustness_threshold", "acc:0.1", r"--qrel-robustness-threshold: unknown metric 'acc'; expected some of: accuracy"),
         ("robustness_full", "maybe", r"--qrel-robustness-full: expected true or false, but got 'maybe'"),
+        ("insertion_model", "nowhere", r"--qrel-insertion-model: expected a local masked-LM directory with a config.json, but got .*nowhere"),
         ("qa_file", "missing.jsonl", r"--qrel-qa-file: Expected a JSONL dataset at .*missing.jsonl, but it does not exist"),
     ],
 )
