@@ -99,22 +99,25 @@ def test_baseline_fails_exactly_the_variant_that_got_worse(pytester):
 
 
 def test_report_files_are_written(pytester):
+    robustness = ["--qrel-perturbations=char_swap,word_swap,slang", "--qrel-intensities=4", "--qrel-qa-limit=20",
+                  "--qrel-samples=2", "--qrel-fuzz-examples=2", "--qrel-fuzz-batch=4"]
     result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
-                                           "--qrel-kl-threshold=4:1,8:1", "--qrel-task-limit=40", *RUN)
+                                           "--qrel-kl-threshold=4:1,8:1", "--qrel-task-limit=40", *robustness, *RUN)
     assert result.ret in (0, 1)
     report = pytester.path / "qrel-report"
     assert sorted(p.name for p in report.iterdir()) == [
         "confidence_shift_zoo-s.png", "confidence_shift_zoo-xs.png", "kl_to_base_vs_total_bits.png",
-        "report.md", "results.csv", "results.json"]
+        "report.md", "results.csv", "results.json", "robustness_zoo-s_i4.png", "robustness_zoo-xs_i4.png"]
     md = (report / "report.md").read_text()
     assert "## zoo-xs" in md and "## Fitted laws" in md and "![kl_to_base_vs_total_bits](kl_to_base_vs_total_bits.png)" in md
     assert "![confidence_shift_zoo-s](confidence_shift_zoo-s.png)" in md
+    assert "## zoo-s: robustness" in md and "![robustness_zoo-xs_i4](robustness_zoo-xs_i4.png)" in md
     for png in report.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (report / "results.csv").read_text().splitlines()
     records = _results(pytester.path)["results"]
     assert rows[0].startswith("test,property,variant") and len(rows) == 1 + len(records)
-    assert {r["property"] for r in records} == {"kl", "scaling", "calibration", "confidence"}
+    assert {r["property"] for r in records} == {"kl", "scaling", "calibration", "confidence", "robustness"}
     power = next(f for f in _results(pytester.path)["fits"] if f["law"] == "power_law")
     # paper 002 Table 1's ablation: every non-empty subset of the factors the run varies
     assert sorted(tuple(a["factors"]) for a in power["ablation"]) == [
