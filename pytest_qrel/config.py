@@ -67,7 +67,8 @@ class QrelConfig:
     scaling_confidence: float = 0.99
     baseline: Baseline | None = None  # an earlier run's results, to compare with
     save_baseline: Path | None = None
-    compare_fail: dict[str, Tolerance] = field(default_factory=lambda: {"*": ("relative", 0.10)})
+    compare_fail: dict[str, Tolerance] = field(
+        default_factory=lambda: {"*": ("relative", 0.10), "robustness": ("absolute", 0.05)})
     tasks: tuple[TaskRef, ...] = ()  # multiple-choice tasks of the calibration and confidence suites
     task_limit: int | None = 500  # questions per task (None: all)
     drift_threshold: dict[str, float] = field(default_factory=dict)  # by metric key: ece, conf_true, ...

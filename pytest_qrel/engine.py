@@ -184,11 +184,11 @@ class Samples:
     ``max_new_tokens`` tokens. ``tokens`` (n, samples, T) holds -1 after a sequence ended
     (its end-of-sequence token included); ``entropy`` (n, samples, T) is the entropy of the
     model's own next-token distribution at each drawn step (eq. 3, temperature 1), NaN past
-    the end; ``nonfinite`` counts prompts whose logits were NaN or infinite."""
+    the end; ``nonfinite`` lists the prompts whose logits were NaN or infinite."""
 
     tokens: np.ndarray
     entropy: np.ndarray
-    nonfinite: int
+    nonfinite: tuple[int, ...] = ()
 
 
 def sample_answers(
@@ -275,7 +275,7 @@ def sample_answers(
                             use_cache=True, **{cache_arg: cache})
             tokens[chunk] = tok.reshape(len(chunk), samples, -1)
             entropy[chunk] = ent.reshape(len(chunk), samples, -1)
-    return Samples(tokens, entropy, len(bad))
+    return Samples(tokens, entropy, tuple(sorted(bad)))
 
 
 def _cache_argument(model: torch.nn.Module) -> str:

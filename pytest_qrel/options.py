@@ -70,7 +70,9 @@ DEFAULT_REPORT_DIR = "qrel-report"
 # and fail 2-bit variants that do not.
 DEFAULT_KL_THRESHOLD = "2:0.5,3:0.2,4:0.1,8:0.01"
 DEFAULT_SCALING_CONFIDENCE = "0.99"
-DEFAULT_COMPARE_FAIL = "*:10%"
+# robustness metrics are differences that sit near 0: a relative tolerance of them is noise,
+# so they get an absolute one on the scale of their thresholds
+DEFAULT_COMPARE_FAIL = "*:10%,robustness:0.05"
 DEFAULT_TASKS = "zoo_recall,zoo_utilization,zoo_utilization_heldout"
 DEFAULT_TASK_LIMIT = "500"
 # Largest harmful drift from the base on a multiple-choice task, per metric (paper 003:

@@ -72,7 +72,11 @@ class QAScores:
     ref_loglik: np.ndarray  # (n,)
     ref_brier: np.ndarray  # (n,)
     answers: tuple[str, ...]
-    nonfinite: int = 0  # prompts whose logits were NaN or infinite
+    finite: np.ndarray | None = None  # (n,) False where a prompt's logits were NaN or infinite
+
+    @property
+    def nonfinite(self) -> int:
+        return 0 if self.finite is None else int((~self.finite).sum())
 
     @property
     def per_prompt_accuracy(self) -> np.ndarray:
@@ -157,9 +161,11 @@ def score_qa(model: torch.nn.Module, tokenizer, prompts: Sequence[str], answers:
                                    skip_special_tokens=True)
     correct = np.array([is_correct(t, answers[k // s]) for k, t in enumerate(texts)]).reshape(n, s)
     entropy = np.nanmean(drawn.entropy, axis=2)  # eq. 2: over the answer's tokens, its end included
-    loglik, brier, bad = reference_scores(model, tokenizer, prompts, [a[0] for a in answers])
+    loglik, brier, _ = reference_scores(model, tokenizer, prompts, [a[0] for a in answers])
     answers_first = tuple(answer_text(texts[k * s]).strip() for k in range(n))
-    return QAScores(correct, entropy, loglik, brier, answers_first, max(drawn.nonfinite, bad))
+    finite = np.isfinite(loglik)
+    finite[list(drawn.nonfinite)] = False
+    return QAScores(correct, entropy, loglik, brier, answers_first, finite)
 
 
 def stop_token_ids(tokenizer) -> frozenset[int]:

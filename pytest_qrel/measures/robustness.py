@@ -186,9 +186,8 @@ class RobustnessMeasure(Measure):
         out = {}
         for k, cond in enumerate(conds):
             part = slice(k * n, (k + 1) * n)
-            finite = np.isfinite(scored.ref_loglik[part]).all() and np.isfinite(scored.entropy[part]).all()
             out[cond] = QAScores(scored.correct[part], scored.entropy[part], scored.ref_loglik[part],
-                                 scored.ref_brier[part], scored.answers[part], 0 if finite else 1)
+                                 scored.ref_brier[part], scored.answers[part], scored.finite[part])
         return out
 
     def unknown_share(self, variant: Variant, cond: Condition) -> tuple[int, int]:
@@ -236,7 +235,8 @@ class RobustnessMeasure(Measure):
             for cond in conds[v]:
                 q, qc = fam.scores[(v.id, cond)], fam.scores[(v.id, CLEAN)]
                 if q.nonfinite or qc.nonfinite:
-                    fam.problems[(v.id, cond)] = f"NaN or inf logits under {condition_id(cond)} or on unperturbed prompts"
+                    fam.problems[(v.id, cond)] = (f"NaN or inf logits on {q.nonfinite} of {len(q.correct)} prompts under "
+                                                  f"{condition_id(cond)} and {qc.nonfinite} unperturbed")
                     continue
                 hyps, why = hypotheses(fam.scores[("base", cond)], q, fam.scores[("base", CLEAN)], qc,
                                        r.threshold, self.config.seed)

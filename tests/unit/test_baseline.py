@@ -22,7 +22,8 @@ def test_compare_fail_parses_relative_and_absolute_tolerances(tmp_path):
     assert config.compare_fail == {"kl": ("relative", 0.1), "ece": ("absolute", 0.01), "*": ("relative", 0.05)}
     assert _config(tmp_path, compare_fail={"kl_to_base": "20%", "ece": 0.02}).compare_fail == {
         "kl_to_base": ("relative", 0.2), "ece": ("absolute", 0.02)}
-    assert _config(tmp_path).compare_fail == {"*": ("relative", 0.1)}  # the default
+    # the default: robustness metrics are differences near 0, so their tolerance is absolute
+    assert _config(tmp_path).compare_fail == {"*": ("relative", 0.1), "robustness": ("absolute", 0.05)}
 
 
 @pytest.mark.parametrize("value", ["kl", "kl:", "kl:abc", "kl:-5%", ":10%", {"kl": True}])
@@ -91,3 +92,16 @@ def test_baseline_keeps_measured_values_by_test(tmp_path):
     (tmp_path / "base.json").write_text(json.dumps(doc))
     assert Baseline.read(tmp_path / "base.json").values == {("t[a]", "ece"): 0.1, ("t[a]", "brier"): 0.2,
                                                             ("t[b]", "kl"): 0.5}
+
+
+def test_a_robustness_metric_near_zero_is_compared_absolutely():
+    from pytest_qrel.baseline import regression, tolerance_for
+    from pytest_qrel.config import QrelConfig
+
+    tolerances = QrelConfig.__dataclass_fields__["compare_fail"].default_factory()
+    tolerance = tolerance_for(tolerances, "robustness", "accuracy_drop")
+    assert tolerance == ("absolute", 0.05)
+    # from -0.01 to 0.02: +300% relative, within 0.05 absolute
+    assert regression(-0.01, 0.02, False, tolerance)[1] is None
+    assert "more than the tolerated 0.05" in regression(-0.01, 0.08, False, tolerance)[1]
+    assert tolerance_for(tolerances, "kl", "kl_to_base") == ("relative", 0.1)

@@ -172,3 +172,22 @@ def test_qa_files_are_checked(tmp_path):
         read_qa_file(tmp_path / "missing.jsonl")
     sub = zoo_qa().subsample(50, seed=3)
     assert len(sub) == 50 and sub == zoo_qa().subsample(50, seed=3) and sub != zoo_qa().subsample(50, seed=4)
+
+
+def test_nan_logits_are_counted_per_prompt(zoo_m, prompts):
+    """A model with a NaN weight: every prompt is flagged, so the gate reports the problem
+    (measures/robustness.py) instead of scoring answers drawn from garbage."""
+    import copy
+
+    from pytest_qrel.measures.generation import GenerationSettings, score_qa
+
+    model, tok = zoo_m
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.get_output_embeddings().weight[5, 0] = float("nan")
+    drawn = sample_answers(broken, tok(prompts)["input_ids"], [0] * len(prompts), 2, 0.7, 4, [])
+    assert drawn.nonfinite == tuple(range(len(prompts)))
+    answers = list(zoo_qa().answers[: len(prompts)])
+    scores = score_qa(broken, tok, prompts, answers, list(range(len(prompts))), GenerationSettings(2, 0.7, 4))
+    assert scores.nonfinite == len(prompts)
+    assert score_qa(model, tok, prompts, answers, list(range(len(prompts))), GenerationSettings(2, 0.7, 4)).nonfinite == 0
