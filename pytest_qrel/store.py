@@ -31,6 +31,13 @@ def one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def variant_failure(exc: Exception) -> str:
+    """Why a variant could not be scored, in one line: a ``VariantError``'s own words, or
+    any other exception (a backend bug) with its type; a family keeps it for that variant's
+    tests and goes on with the others."""
+    return str(exc) if isinstance(exc, VariantError) else f"{type(exc).__name__}: {one_line(exc)}"
+
+
 class ModelStore:
     """Holds the base models of one model at a time (and their per-model scratch space,
     e.g. a measure's base outputs) and the last quantized variant; moving to another

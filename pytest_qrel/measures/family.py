@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..store import VariantError, one_line
+from ..store import VariantError, variant_failure
 from .base import Measure, Measurement
 from .drift import GATED, Decision, Hypothesis, comparison, decide, decided, hypotheses
 
@@ -114,11 +114,8 @@ class ChoiceDriftMeasure(Measure):
                 model = self.store.quantized(v)
                 tokenizer = self.store.base(v).tokenizer
                 scores = {t: score_task(model, tokenizer, self.task(t)) for t in tasks}
-            except VariantError as exc:
-                fam.errors[v.id] = str(exc)
-                continue
-            except Exception as exc:  # a backend bug: that variant's tests show it, the rest go on
-                fam.errors[v.id] = f"{type(exc).__name__}: {one_line(exc)}"
+            except Exception as exc:  # noqa: BLE001 - that variant's tests show it, the rest go on
+                fam.errors[v.id] = variant_failure(exc)
                 continue
             for t in tasks:
                 q = scores[t]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..store import VariantError, one_line
+from ..store import VariantError, variant_failure
 from .base import Measure, Measurement
 from .drift import BOOTSTRAP_RESAMPLES, Hypothesis, decide, decided
 
@@ -225,11 +225,8 @@ class RobustnessMeasure(Measure):
                 continue
             try:
                 got = self.scores(self.store.quantized(v), self.store.base(v).tokenizer, todo)
-            except VariantError as exc:
-                fam.errors[v.id] = str(exc)
-                continue
-            except Exception as exc:  # a backend bug: that variant's tests show it, the rest go on
-                fam.errors[v.id] = f"{type(exc).__name__}: {one_line(exc)}"
+            except Exception as exc:  # noqa: BLE001 - that variant's tests show it, the rest go on
+                fam.errors[v.id] = variant_failure(exc)
                 continue
             fam.scores.update({(v.id, c): s for c, s in got.items()})
             for cond in conds[v]:
