@@ -100,7 +100,7 @@ def test_baseline_fails_exactly_the_variant_that_got_worse(pytester):
 
 def test_report_files_are_written(pytester):
     robustness = ["--qrel-perturbations=char_swap,word_swap,slang", "--qrel-intensities=4", "--qrel-qa-limit=20",
-                  "--qrel-samples=2", "--qrel-fuzz-examples=2", "--qrel-fuzz-batch=4"]
+                  "--qrel-samples=2", "-k", "not fuzzed"]
     result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
                                            "--qrel-kl-threshold=4:1,8:1", "--qrel-task-limit=40", *robustness, *RUN)
     assert result.ret in (0, 1)
