@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,19 @@ import pytest
 
 from . import options
 from .models import ZOO_MODELS, resolve_model
+from .parsing import (
+    _bit_map,
+    _bool,
+    _choice,
+    _floats,
+    _group_size,
+    _int,
+    _ints,
+    _metric_map,
+    _path,
+    _strings,
+    _tolerances,
+)
 from .quant import BACKENDS, get_backend, supported_bits
 from .quant.mixed import GRANULARITIES, SELECTIONS
 
@@ -296,28 +308,6 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path) -> Robustness
     )
 
 
-def _metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, float]:
-    """metric:value pairs ("ece:0.05,ace:0.03", a TOML table, or a list of "m:v" strings)."""
-    pairs = [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else []
-    if not isinstance(value, dict):
-        for pair in _strings(flag, value):
-            m, sep, v = pair.partition(":")
-            if not sep:
-                raise pytest.UsageError(f"{flag}: expected metric:value pairs like {valid[0]}:0.05, but got {pair!r}")
-            pairs.append((m.strip(), v))
-    out = {}
-    for m, v in pairs:
-        if m not in valid:
-            raise pytest.UsageError(f"{flag}: unknown metric {m!r}; expected some of: {', '.join(valid)}")
-        try:
-            out[m] = float(v) if not isinstance(v, bool) else math.nan
-        except (TypeError, ValueError):
-            out[m] = math.nan
-        if not out[m] >= 0:
-            raise pytest.UsageError(f"{flag}: expected a number >= 0 for {m}, but got {v!r}")
-    return out
-
-
 def _writable_cache_dir(value: Any, invocation_dir: Path) -> Path:
     """The cache directory, created and checked writable now rather than mid-run."""
     if value is None:
@@ -347,124 +337,3 @@ def _calibration_source(value: Any, invocation_dir: Path) -> tuple[Path | None, 
         return path, len(calibration_texts(path))  # exists, is JSONL, has rows with text
     except ValueError as exc:
         raise pytest.UsageError(f"{options.CALIBRATION_FILE}: {exc}") from None
-
-
-# -- typed parsers: a value is a string (command line, ini file) or a TOML value -------------
-
-
-def _strings(flag: str, value: Any) -> list[str]:
-    """A comma-separated string, a TOML list of scalars, or one TOML number, as strings."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
-        return [str(v).strip() for v in value if str(v).strip()]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return [str(value)]
-    raise pytest.UsageError(f"{flag}: expected a comma-separated string or a list, but got {value!r}")
-
-
-def _ints(flag: str, value: Any) -> list[int]:
-    if isinstance(value, float) or (isinstance(value, list) and any(isinstance(v, float) for v in value)):
-        raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}")
-    try:
-        return [int(v) for v in _strings(flag, value)]
-    except ValueError:
-        raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}") from None
-
-
-def _int(flag: str, value: Any, minimum: int) -> int:
-    parsed = _ints(flag, value)
-    if len(parsed) != 1 or parsed[0] < minimum:
-        raise pytest.UsageError(f"{flag}: expected one integer >= {minimum}, but got {value!r}")
-    return parsed[0]
-
-
-def _floats(flag: str, value: Any) -> list[float]:
-    try:
-        return [float(v) for v in _strings(flag, value)]
-    except ValueError:
-        raise pytest.UsageError(f"{flag}: expected comma-separated numbers, but got {value!r}") from None
-
-
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
-
-def _bool(flag: str, value: Any) -> bool:
-    """A TOML bool, or a string spelling one; anything else is an error, never truthy."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    raise pytest.UsageError(f"{flag}: expected true or false, but got {value!r}")
-
-
-def _choice(flag: str, value: Any, valid: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.strip() not in valid:
-        raise pytest.UsageError(f"{flag}: expected one of {', '.join(valid)}, but got {value!r}")
-    return value.strip()
-
-
-def _path(flag: str, value: Any, invocation_dir: Path) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise pytest.UsageError(f"{flag}: expected a path, but got {value!r}")
-    path = Path(os.path.expanduser(value.strip()))
-    return path if path.is_absolute() else invocation_dir / path
-
-
-def _group_size(value: Any) -> int | None:
-    expected = "expected a power of two >= 8 (or 'none' for per-row)"
-    if isinstance(value, str) and value.strip().lower() in ("none", "0", "-1"):
-        return None
-    parsed = _ints(options.GROUP_SIZE, value)
-    if len(parsed) != 1:
-        raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {value!r}")
-    group = parsed[0]
-    if group in (0, -1):
-        return None
-    if group < 8 or group & (group - 1):
-        raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {group}")
-    return group
-
-
-def _bit_map(flag: str, value: Any) -> dict[int, float]:
-    """bits:value pairs: "2:0.5,4:0.1", a TOML table {"2" = 0.5}, or a list of "b:v" strings."""
-    if isinstance(value, dict):
-        pairs = [(str(k), v) for k, v in value.items()]
-    else:
-        pairs = []
-        for pair in _strings(flag, value):
-            b, sep, v = pair.partition(":")
-            if not sep:
-                raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got {pair!r}")
-            pairs.append((b, v))
-    out: dict[int, float] = {}
-    for b, v in pairs:
-        if isinstance(v, bool):
-            raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got {b}:{v!r}")
-        try:
-            out[int(b)] = float(v)
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got '{b}:{v}'") from None
-        if not out[int(b)] >= 0:
-            raise pytest.UsageError(f"{flag}: expected a threshold >= 0, but got '{b}:{v}'")
-    return out
-
-
-def _tolerances(flag: str, value: Any) -> dict[str, Tolerance]:
-    """metric:N% (relative) or metric:N (absolute) pairs; a metric may be a property name
-    (kl) or a metric name (kl_to_base), ``*`` any other; a TOML table works too."""
-    pairs = [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else [
-        (name, v) for name, _, v in (p.partition(":") for p in _strings(flag, value))
-    ]
-    out: dict[str, Tolerance] = {}
-    for name, v in pairs:
-        text = str(v).strip()
-        relative = text.endswith("%")
-        try:
-            number = float(text.removesuffix("%")) if not isinstance(v, bool) and text else float("nan")
-        except ValueError:
-            number = float("nan")
-        if not name.strip() or not number >= 0:
-            raise pytest.UsageError(f"{flag}: expected metric:N% or metric:N with N >= 0, like kl:10%, but got '{name}:{v}'")
-        out[name.strip()] = ("relative", number / 100) if relative else ("absolute", number)
-    return out
