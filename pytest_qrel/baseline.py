@@ -14,7 +14,7 @@ import pytest
 from . import options
 
 if TYPE_CHECKING:
-    from .config import Tolerance
+    from .parsing import Tolerance
 
 
 @dataclass(frozen=True)

@@ -6,36 +6,27 @@ import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import options
+from . import options, parsing
+from .baseline import Baseline
+from .cache import default_cache_dir
+from .checkpoints import Checkpoint, split_prequantized
+from .data import calibration_texts
+from .data.qa import read_qa_file
+from .data.tasks import load_task, resolve_task
 from .models import ZOO_MODELS, resolve_model
-from .parsing import (
-    _bit_map,
-    _bool,
-    _choice,
-    _floats,
-    _group_size,
-    _int,
-    _ints,
-    _metric_map,
-    _path,
-    _strings,
-    _tolerances,
-)
+from .parsing import Tolerance
+from .perturb import PERTURBATIONS
+from .properties import CATALOG, Catalog, Property
 from .quant import BACKENDS, get_backend, supported_bits
 from .quant.mixed import GRANULARITIES, SELECTIONS
 
 if TYPE_CHECKING:
-    from .baseline import Baseline
-    from .data.tasks import TaskRef
+    from .data.types import TaskRef
 
-# (base name, base source, checkpoint dir, method, bits, group size) of a pre-quantized checkpoint
-Checkpoint = tuple[str, str, str, str, int, "int | None"]
-# a tolerated regression against a baseline: relative (0.1 = 10%) or absolute
-Tolerance = tuple[Literal["relative", "absolute"], float]
 
 
 @dataclass(frozen=True)
@@ -88,25 +79,24 @@ class QrelConfig:
     correction: str = "holm"
     tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
     robustness: Robustness = field(default_factory=Robustness)
+    catalog: Catalog = field(default=CATALOG, compare=False, repr=False)  # the run's properties
 
     @classmethod
-    def from_values(cls, values: dict[str, Any], invocation_dir: Path) -> QrelConfig:
+    def from_values(cls, values: dict[str, Any], invocation_dir: Path, catalog: Catalog = CATALOG) -> QrelConfig:
         """Parse ``values`` (by option dest; absent or None: the default) into a config;
         anything malformed is a ``pytest.UsageError`` naming the option and what it expected."""
-        from .matrix import split_prequantized
-
         given = {k: v for k, v in values.items() if v is not None}
         raw = {**options.defaults(), **given}
-        models = _strings(options.MODELS, raw.get("qrel_models") or "") or list(ZOO_MODELS)
+        models = parsing.strings(options.MODELS, raw.get("qrel_models") or "") or list(ZOO_MODELS)
         resolved, checkpoints = split_prequantized([resolve_model(m) for m in models], raw.get("qrel_base"))
         names = [name for name, _ in resolved]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise pytest.UsageError(f"{options.MODELS}: two models would share the test id {dupes[0]!r}; rename one")
-        methods = tuple(_strings(options.METHODS, raw["qrel_methods"]))
+        methods = tuple(parsing.strings(options.METHODS, raw["qrel_methods"]))
         _check_methods(methods, explicit="qrel_methods" in given)
         valid_bits = supported_bits()
-        bits = tuple(_ints(options.BITS, raw["qrel_bits"]))
+        bits = tuple(parsing.ints(options.BITS, raw["qrel_bits"]))
         if not bits:
             raise pytest.UsageError(f"{options.BITS}: expected at least one bit-width in {valid_bits}")
         for b in bits:
@@ -114,19 +104,19 @@ class QrelConfig:
                 raise pytest.UsageError(
                     f"{options.BITS}: no backend quantizes to {b} bits; valid bit-widths: {', '.join(map(str, valid_bits))}"
                 )
-        kl_threshold = _bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
+        kl_threshold = parsing.bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
         missing = [b for b in bits + tuple(c[4] for c in checkpoints) if b not in kl_threshold]
         if missing:
             raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
-        quant_ratios = tuple(_floats(options.QUANT_RATIO, raw["qrel_quant_ratio"]))
+        quant_ratios = tuple(parsing.floats(options.QUANT_RATIO, raw["qrel_quant_ratio"]))
         if not quant_ratios or any(not 0 < r <= 1 for r in quant_ratios):
             raise pytest.UsageError(f"{options.QUANT_RATIO}: expected ratios in (0, 1], but got {raw['qrel_quant_ratio']!r}")
-        granularity = _choice(options.QUANT_GRANULARITY, raw["qrel_quant_granularity"], GRANULARITIES)
-        selection = _choice(options.QUANT_SELECT, raw["qrel_quant_select"], SELECTIONS)
-        trials = _int(options.QUANT_TRIALS, raw["qrel_quant_trials"], minimum=1)
-        samples = _int(options.CALIBRATION_SAMPLES, raw["qrel_calibration_samples"], minimum=1)
-        seed = _int(options.SEED, raw["qrel_seed"], minimum=0)
-        min_coverage = _floats(options.MIN_COVERAGE, raw["qrel_min_coverage"])
+        granularity = parsing.choice(options.QUANT_GRANULARITY, raw["qrel_quant_granularity"], GRANULARITIES)
+        selection = parsing.choice(options.QUANT_SELECT, raw["qrel_quant_select"], SELECTIONS)
+        trials = parsing.integer(options.QUANT_TRIALS, raw["qrel_quant_trials"], minimum=1)
+        samples = parsing.integer(options.CALIBRATION_SAMPLES, raw["qrel_calibration_samples"], minimum=1)
+        seed = parsing.integer(options.SEED, raw["qrel_seed"], minimum=0)
+        min_coverage = parsing.floats(options.MIN_COVERAGE, raw["qrel_min_coverage"])
         if len(min_coverage) != 1 or not 0 <= min_coverage[0] <= 1:
             raise pytest.UsageError(
                 f"{options.MIN_COVERAGE}: expected one number in [0, 1], but got {raw['qrel_min_coverage']!r}"
@@ -137,31 +127,29 @@ class QrelConfig:
                 f"{options.CALIBRATION_SAMPLES}: {samples} asked for, but "
                 f"{calibration_file or 'the shipped calibration set'} has {available} documents"
             )
-        confidence = _floats(options.SCALING_CONFIDENCE, raw["qrel_scaling_confidence"])
+        confidence = parsing.floats(options.SCALING_CONFIDENCE, raw["qrel_scaling_confidence"])
         if len(confidence) != 1 or not 0 < confidence[0] < 1:
             raise pytest.UsageError(
                 f"{options.SCALING_CONFIDENCE}: expected one number in (0, 1), but got {raw['qrel_scaling_confidence']!r}"
             )
         baseline = None
         if raw.get("qrel_baseline") is not None:
-            from .baseline import Baseline
-
-            baseline = Baseline.read(_path(options.BASELINE, raw["qrel_baseline"], invocation_dir))
+            baseline = Baseline.read(parsing.path(options.BASELINE, raw["qrel_baseline"], invocation_dir))
         save_baseline = None
         if raw.get("qrel_save_baseline") is not None:
-            save_baseline = _path(options.SAVE_BASELINE, raw["qrel_save_baseline"], invocation_dir)
+            save_baseline = parsing.path(options.SAVE_BASELINE, raw["qrel_save_baseline"], invocation_dir)
         cache_dir = None
-        if not _bool(options.NO_CACHE, raw.get("qrel_no_cache", False)):
+        if not parsing.boolean(options.NO_CACHE, raw.get("qrel_no_cache", False)):
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
-        drift = _drift_options(raw, invocation_dir)
+        drift = _drift_options(raw, invocation_dir, catalog)
         return cls(
             models=resolved,
             methods=methods,
             bits=bits,
-            group_size=_group_size(raw["qrel_group_size"]),
-            report_dir=_path(options.REPORT_DIR, raw["qrel_report_dir"], invocation_dir),
+            group_size=parsing.group_size(raw["qrel_group_size"]),
+            report_dir=parsing.path(options.REPORT_DIR, raw["qrel_report_dir"], invocation_dir),
             kl_threshold=kl_threshold,
-            allow_pickle=_bool(options.ALLOW_PICKLE, raw.get("qrel_allow_pickle", False)),
+            allow_pickle=parsing.boolean(options.ALLOW_PICKLE, raw.get("qrel_allow_pickle", False)),
             cache_dir=cache_dir,
             quant_ratios=quant_ratios,
             granularity=granularity,
@@ -175,9 +163,10 @@ class QrelConfig:
             scaling_confidence=confidence[0],
             baseline=baseline,
             save_baseline=save_baseline,
-            compare_fail=_tolerances(options.COMPARE_FAIL, raw["qrel_compare_fail"]),
+            compare_fail=parsing.tolerances(options.COMPARE_FAIL, raw["qrel_compare_fail"]),
             **drift,
-            robustness=_robustness_options(raw, invocation_dir),
+            robustness=_robustness_options(raw, invocation_dir, catalog),
+            catalog=catalog,
         )
 
 
@@ -200,15 +189,20 @@ def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
             )
 
 
-def _drift_options(raw: dict[str, Any], invocation_dir: Path) -> dict[str, Any]:
+def _thresholds(raw: dict[str, Any], prop: Property) -> dict[str, float]:
+    """A property's thresholds by metric key: its catalog defaults, and what its threshold
+    option (metric:value pairs) sets; a key the catalog does not list is a usage error."""
+    flag = prop.threshold_option
+    given = parsing.metric_map(flag, raw[flag.lstrip("-").replace("-", "_")], prop.keys) if flag else {}
+    return {**prop.default_thresholds(), **given}
+
+
+def _drift_options(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) -> dict[str, Any]:
     """Tasks, subsampling, thresholds, levels and correction of the calibration and
     confidence gates; a named lm-eval task or task file is loaded now, so a missing
     dataset or a malformed file stops the run at start-up with the reason."""
-    from .data.tasks import load_task, resolve_task
-    from .measures.drift import GATED
-
     refs = []
-    for spec in _strings(options.TASKS, raw["qrel_tasks"]):
+    for spec in parsing.strings(options.TASKS, raw["qrel_tasks"]):
         try:
             ref = resolve_task(spec, invocation_dir)
             if ref.kind != "zoo":
@@ -221,39 +215,30 @@ def _drift_options(raw: dict[str, Any], invocation_dir: Path) -> dict[str, Any]:
     if not refs:
         raise pytest.UsageError(f"{options.TASKS}: expected at least one task")
     limit = raw["qrel_task_limit"]
-    task_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else _int(options.TASK_LIMIT, limit, minimum=2)
-    thresholds: dict[str, float] = {}
-    for flag, dest, prop in ((options.CALIBRATION_THRESHOLD, "qrel_calibration_threshold", "calibration"),
-                             (options.CONFIDENCE_THRESHOLD, "qrel_confidence_threshold", "confidence")):
-        given = _metric_map(flag, raw[dest], tuple(GATED[prop]))
-        default = _metric_map(flag, options.by_dest(dest).default, tuple(GATED[prop]))
-        thresholds.update({**default, **given})
-    from .measures.robustness import ROBUST_GATED
-
-    metrics = tuple(k for keys in GATED.values() for k in keys) + tuple(ROBUST_GATED)
+    task_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else parsing.integer(options.TASK_LIMIT, limit, minimum=2)
+    thresholds = {**_thresholds(raw, catalog["calibration"]), **_thresholds(raw, catalog["confidence"])}
+    metrics = catalog.tested_keys()
     alpha_raw = raw["qrel_alpha"]
     if isinstance(alpha_raw, (int, float)) or (isinstance(alpha_raw, str) and ":" not in alpha_raw):
-        level = _floats(options.ALPHA, alpha_raw)
+        level = parsing.floats(options.ALPHA, alpha_raw)
         if len(level) != 1:
             raise pytest.UsageError(f"{options.ALPHA}: expected one level or metric:level pairs, but got {alpha_raw!r}")
         alpha = dict.fromkeys(metrics, level[0])
     else:
-        alpha = {**dict.fromkeys(metrics, float(options.DEFAULT_ALPHA)), **_metric_map(options.ALPHA, alpha_raw, metrics)}
+        alpha = {**dict.fromkeys(metrics, float(options.DEFAULT_ALPHA)), **parsing.metric_map(options.ALPHA, alpha_raw, metrics)}
     for key, a in alpha.items():
         if not 0 < a < 1:
             raise pytest.UsageError(f"{options.ALPHA}: expected a level in (0, 1), but got {key}:{a:g}")
-    correction = _choice(options.CORRECTION, raw["qrel_correction"], ("holm", "bh"))
+    correction = parsing.choice(options.CORRECTION, raw["qrel_correction"], ("holm", "bh"))
     return {"tasks": tuple(refs), "task_limit": task_limit, "drift_threshold": thresholds, "alpha": alpha,
             "correction": correction, "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
 
 
-def _robustness_options(raw: dict[str, Any], invocation_dir: Path) -> Robustness:
+def _robustness_options(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) -> Robustness:
     """The robustness suite's options; a QA file is read now, so a missing or malformed one
     stops the run at start-up with the reason."""
-    from .measures.robustness import ROBUST_GATED
-    from .perturb import PERTURBATIONS
 
-    names = _strings(options.PERTURBATIONS, raw["qrel_perturbations"]) if "qrel_perturbations" in raw else sorted(PERTURBATIONS)
+    names = parsing.strings(options.PERTURBATIONS, raw["qrel_perturbations"]) if "qrel_perturbations" in raw else sorted(PERTURBATIONS)
     for name in names:
         if name not in PERTURBATIONS:
             raise pytest.UsageError(
@@ -261,49 +246,45 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path) -> Robustness
             )
     if not names or len(set(names)) != len(names):
         raise pytest.UsageError(f"{options.PERTURBATIONS}: expected distinct perturbation names, but got {raw.get('qrel_perturbations')!r}")
-    intensities = _ints(options.INTENSITIES, raw["qrel_intensities"])
+    intensities = parsing.ints(options.INTENSITIES, raw["qrel_intensities"])
     if not intensities or any(i < 1 for i in intensities) or len(set(intensities)) != len(intensities):
         raise pytest.UsageError(f"{options.INTENSITIES}: expected distinct integers >= 1, but got {raw['qrel_intensities']!r}")
     qa_file = None
     if raw.get("qrel_qa_file") is not None:
-        from .data.qa import read_qa_file
-
-        qa_file = _path(options.QA_FILE, raw["qrel_qa_file"], invocation_dir)
+        qa_file = parsing.path(options.QA_FILE, raw["qrel_qa_file"], invocation_dir)
         try:
             read_qa_file(qa_file)
         except ValueError as exc:
             raise pytest.UsageError(f"{options.QA_FILE}: {exc}") from None
     insertion_model = None
     if raw.get("qrel_insertion_model") is not None:
-        insertion_model = _path(options.INSERTION_MODEL, raw["qrel_insertion_model"], invocation_dir)
+        insertion_model = parsing.path(options.INSERTION_MODEL, raw["qrel_insertion_model"], invocation_dir)
         if not (insertion_model / "config.json").is_file():
             raise pytest.UsageError(
                 f"{options.INSERTION_MODEL}: expected a local masked-LM directory with a config.json, but got {insertion_model}"
             )
     limit = raw["qrel_qa_limit"]
-    qa_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else _int(options.QA_LIMIT, limit, minimum=2)
-    if _bool(options.ROBUSTNESS_FULL, raw.get("qrel_robustness_full", False)):
+    qa_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else parsing.integer(options.QA_LIMIT, limit, minimum=2)
+    if parsing.boolean(options.ROBUSTNESS_FULL, raw.get("qrel_robustness_full", False)):
         qa_limit = None
-    temperature = _floats(options.TEMPERATURE, raw["qrel_temperature"])
+    temperature = parsing.floats(options.TEMPERATURE, raw["qrel_temperature"])
     if len(temperature) != 1 or not 0 <= temperature[0] < math.inf:
         raise pytest.UsageError(f"{options.TEMPERATURE}: expected one number >= 0, but got {raw['qrel_temperature']!r}")
-    agreement = _floats(options.FUZZ_AGREEMENT, raw["qrel_fuzz_agreement"])
+    agreement = parsing.floats(options.FUZZ_AGREEMENT, raw["qrel_fuzz_agreement"])
     if len(agreement) != 1 or not 0 <= agreement[0] <= 1:
         raise pytest.UsageError(f"{options.FUZZ_AGREEMENT}: expected one number in [0, 1], but got {raw['qrel_fuzz_agreement']!r}")
-    given = _metric_map(options.ROBUSTNESS_THRESHOLD, raw["qrel_robustness_threshold"], tuple(ROBUST_GATED))
-    default = _metric_map(options.ROBUSTNESS_THRESHOLD, options.DEFAULT_ROBUSTNESS_THRESHOLD, tuple(ROBUST_GATED))
     return Robustness(
         perturbations=tuple(names),
         intensities=tuple(intensities),
         qa_file=qa_file,
         insertion_model=insertion_model,
         qa_limit=qa_limit,
-        samples=_int(options.SAMPLES, raw["qrel_samples"], minimum=1),
+        samples=parsing.integer(options.SAMPLES, raw["qrel_samples"], minimum=1),
         temperature=temperature[0],
-        max_new_tokens=_int(options.MAX_NEW_TOKENS, raw["qrel_max_new_tokens"], minimum=1),
-        threshold={**default, **given},
-        fuzz_examples=_int(options.FUZZ_EXAMPLES, raw["qrel_fuzz_examples"], minimum=1),
-        fuzz_batch=_int(options.FUZZ_BATCH, raw["qrel_fuzz_batch"], minimum=1),
+        max_new_tokens=parsing.integer(options.MAX_NEW_TOKENS, raw["qrel_max_new_tokens"], minimum=1),
+        threshold=_thresholds(raw, catalog["robustness"]),
+        fuzz_examples=parsing.integer(options.FUZZ_EXAMPLES, raw["qrel_fuzz_examples"], minimum=1),
+        fuzz_batch=parsing.integer(options.FUZZ_BATCH, raw["qrel_fuzz_batch"], minimum=1),
         fuzz_agreement=agreement[0],
     )
 
@@ -311,11 +292,9 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path) -> Robustness
 def _writable_cache_dir(value: Any, invocation_dir: Path) -> Path:
     """The cache directory, created and checked writable now rather than mid-run."""
     if value is None:
-        from .cache import default_cache_dir
-
         path = default_cache_dir()
     else:
-        path = _path(options.CACHE_DIR, value, invocation_dir)
+        path = parsing.path(options.CACHE_DIR, value, invocation_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".qrel-probe-"):
@@ -330,9 +309,7 @@ def _writable_cache_dir(value: Any, invocation_dir: Path) -> Path:
 
 def _calibration_source(value: Any, invocation_dir: Path) -> tuple[Path | None, int]:
     """The calibration file (None: the shipped set) and how many documents it holds."""
-    from .data import calibration_texts
-
-    path = None if value is None else _path(options.CALIBRATION_FILE, value, invocation_dir)
+    path = None if value is None else parsing.path(options.CALIBRATION_FILE, value, invocation_dir)
     try:
         return path, len(calibration_texts(path))  # exists, is JSONL, has rows with text
     except ValueError as exc:

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import options
-from .models import resolve_model
+from .models import ZOO_MODELS, zoo_dir
 from .quant import get_backend
 from .variants import Variant
 
 if TYPE_CHECKING:
-    from .config import Checkpoint, QrelConfig, Robustness
+    from .config import QrelConfig
 
 VARIANT_ARG = "qrel_variant"
 SCALED_ARG = "qrel_scaled"  # (metric, variant) of a fitted-law bound test
@@ -67,27 +67,27 @@ def build_matrix(config: QrelConfig) -> list[Variant]:
     return out
 
 
-def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], tasks: tuple[str, ...] = (),
-                robustness: Robustness | None = None) -> bool:
+def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], config: QrelConfig) -> bool:
     """Parametrize a test that takes ``qrel_variant`` over ``variants`` (and one that also takes
-    ``qrel_task`` over ``tasks``: ids ``<variant>-<task>``; or ``qrel_perturbation`` over the
-    run's (perturbation, intensity) pairs: ids ``<variant>-<perturbation>-i<intensity>``), or
-    one that takes ``qrel_scaled`` over (metric, variant) pairs; False if it takes neither."""
-    from .measures import SCALED_METRICS
-
+    ``qrel_task`` over the run's tasks: ids ``<variant>-<task>``; or ``qrel_perturbation`` over
+    the run's (perturbation, intensity) pairs: ids ``<variant>-<perturbation>-i<intensity>``), or
+    one that takes ``qrel_scaled`` over (metric, variant) pairs of every metric a fitted-law
+    property of the catalog bounds; False if it takes neither."""
     if VARIANT_ARG in metafunc.fixturenames:
         # One xdist group per model: with --dist loadgroup a worker loads each model once.
         metafunc.parametrize(VARIANT_ARG, [_param(v, v, v.id, v.model) for v in variants])
         if TASK_ARG in metafunc.fixturenames:
-            metafunc.parametrize(TASK_ARG, list(tasks), ids=list(tasks))
-        if PERTURB_ARG in metafunc.fixturenames and robustness is not None:
-            conds = [(p, i) for p in robustness.perturbations for i in robustness.intensities]
+            tasks = [t.name for t in config.tasks]
+            metafunc.parametrize(TASK_ARG, tasks, ids=tasks)
+        if PERTURB_ARG in metafunc.fixturenames:
+            r = config.robustness
+            conds = [(p, i) for p in r.perturbations for i in r.intensities]
             metafunc.parametrize(PERTURB_ARG, conds, ids=[f"{p}-i{i}" for p, i in conds])
         return True
     if SCALED_ARG in metafunc.fixturenames:
         # a law is fitted over every model's variants: all its tests on one worker, run last
         metafunc.parametrize(SCALED_ARG, [_param((metric, v), v, f"{metric}-{v.id}", SCALING_GROUP)
-                                          for metric in SCALED_METRICS for v in variants])
+                                          for metric in config.catalog.scaled_metrics() for v in variants])
         return True
     return False
 
@@ -104,7 +104,6 @@ def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple
     meaningful for zoo models only; a model of the user's is tested on calibration and
     confidence once --qrel-tasks names its tasks (e.g. hellaswag or a local YAML), and on
     robustness once --qrel-qa-file gives its questions."""
-    from .models import ZOO_MODELS, zoo_dir
 
     kept, dropped = [], []
     for item in items:
@@ -155,57 +154,3 @@ def order_items(items: list[pytest.Item], variants: list[Variant]) -> None:
         return (models.index(v.model), position[v], i)
 
     items[:] = [item for _, item in sorted(enumerate(items), key=key)]
-
-
-def split_prequantized(
-    resolved: list[tuple[str, str]], base_option: str | None
-) -> tuple[tuple[tuple[str, str], ...], list[Checkpoint]]:
-    """Separate pre-quantized checkpoints (loaded as they are, compared with their base) from
-    the full-precision models that get the method x bits matrix."""
-    from .models import declared_base
-    from .quant import identify_checkpoint, is_prequantized
-
-    base_option = base_option.strip() if isinstance(base_option, str) else None
-    models, checkpoints = [], []
-    for name, source in resolved:
-        path = Path(source)
-        if not (path.is_dir() and is_prequantized(path)):
-            models.append((name, source))
-            continue
-        try:
-            method, bits, group = identify_checkpoint(path)
-        except ValueError as exc:
-            raise pytest.UsageError(f"{options.MODELS}: {exc}") from None
-        base = base_option or declared_base(path)
-        if not base:
-            raise pytest.UsageError(
-                f"{options.MODELS}: {source} is a pre-quantized checkpoint ({method}, {bits} bits); name the "
-                f"full-precision model it is compared with by {options.BASE} or a base_model field in its config.json"
-            )
-        base_name, base_source = resolve_model(base)
-        if not base_option and not Path(base_source).is_dir():
-            # a checkpoint's own metadata never makes the run fetch a model
-            raise pytest.UsageError(
-                f"{options.MODELS}: {source} names base_model {base!r}, which is not a local directory; "
-                f"pass {options.BASE}={base} to compare with it"
-            )
-        if Path(base_source).is_dir() and is_prequantized(Path(base_source)):
-            raise pytest.UsageError(
-                f"{options.BASE}: the base of {source}, {base_source}, is itself quantized; name a full-precision model"
-            )
-        checkpoints.append((base_name, base_source, source, method, bits, group))
-    sources: dict[str, str] = {}
-    for name, source in [*models, *((c[0], c[1]) for c in checkpoints)]:
-        if sources.setdefault(name, source) != source:
-            raise pytest.UsageError(
-                f"{options.MODELS}: two models would share the test id {name!r} ({sources[name]} and {source}); "
-                "rename one directory"
-            )
-    ckpt_ids = [(c[0], c[3], c[4], Path(c[2]).name) for c in checkpoints]
-    for i, key in enumerate(ckpt_ids):
-        if key in ckpt_ids[:i]:
-            raise pytest.UsageError(
-                f"{options.MODELS}: two checkpoints of {key[0]} ({key[1]}, {key[2]} bits) are both named {key[3]!r}; "
-                "rename one directory"
-            )
-    return tuple(models), checkpoints

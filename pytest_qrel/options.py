@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from .properties import CALIBRATION, CONFIDENCE, FUZZ, KL, ROBUSTNESS, Property
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -64,32 +66,28 @@ DEFAULT_METHODS = "hqq,bnb"
 DEFAULT_BITS = "2,3,4,8"
 DEFAULT_GROUP_SIZE = "64"
 DEFAULT_REPORT_DIR = "qrel-report"
-# Mean token KL(P_base || P_quant) in nats a variant may reach, per bit-width. Paper 000
-# Fig. 6: 4-bit models keep a small KL at every scale while 2-bit ones shift behaviour
-# substantially; these bounds pass 8- and 4-bit variants that stay close to their base
-# and fail 2-bit variants that do not.
-DEFAULT_KL_THRESHOLD = "2:0.5,3:0.2,4:0.1,8:0.01"
+
+
+def _metric_defaults(prop: Property) -> str:
+    """A property's default thresholds as its option writes them (metric:value pairs)."""
+    return ",".join(f"{key}:{value:g}" for key, value in prop.default_thresholds().items())
+
+
+# thresholds and levels: from the catalog (properties.py), where each one's source is cited
+DEFAULT_KL_THRESHOLD = ",".join(f"{b}:{t:g}" for b, t in KL.metrics[0].threshold.items())  # type: ignore[union-attr]
 DEFAULT_SCALING_CONFIDENCE = "0.99"
 # robustness metrics are differences that sit near 0: a relative tolerance of them is noise,
 # so they get an absolute one on the scale of their thresholds
 DEFAULT_COMPARE_FAIL = "*:10%,robustness:0.05"
 DEFAULT_TASKS = "zoo_recall,zoo_utilization,zoo_utilization_heldout"
 DEFAULT_TASK_LIMIT = "500"
-# Largest harmful drift from the base on a multiple-choice task, per metric (paper 003:
-# 4-bit GPTQ costs 7B models 1-3 points of true-class confidence, Tables 2 and 5, and
-# raises calibration error by up to ~10%, Table 1). A drift fails only when it is also
-# significant after the family-wise correction (see --qrel-alpha, --qrel-correction).
-DEFAULT_CALIBRATION_THRESHOLD = "ece:0.05,ace:0.03,brier:0.1"
-DEFAULT_CONFIDENCE_THRESHOLD = "conf_true:0.05,entropy:0.1"
-DEFAULT_ALPHA = "0.05"
+DEFAULT_CALIBRATION_THRESHOLD = _metric_defaults(CALIBRATION)
+DEFAULT_CONFIDENCE_THRESHOLD = _metric_defaults(CONFIDENCE)
+DEFAULT_ALPHA = f"{CALIBRATION.metrics[0].alpha:g}"
 DEFAULT_INTENSITIES = "4,16"  # paper 000 App. B
 DEFAULT_QA_LIMIT = "100"
-# Largest harm under a perturbation (paper 000 §3.2, Fig. 3: 4-bit models keep the base's
-# accuracy and AUROC under every perturbation): accuracy and AUROC(-entropy) below the base
-# under the same perturbation, and the extra accuracy / AUROC a variant loses from its
-# unperturbed value beyond what the base loses. A harm fails only when it is significant too.
-DEFAULT_ROBUSTNESS_THRESHOLD = "accuracy:0.05,auroc:0.05,robust_accuracy:0.05,robust_auroc:0.05"
-
+DEFAULT_ROBUSTNESS_THRESHOLD = _metric_defaults(ROBUSTNESS)
+DEFAULT_FUZZ_AGREEMENT = f"{FUZZ.metrics[0].threshold:g}"
 
 @dataclass(frozen=True)
 class Option:
@@ -180,7 +178,7 @@ OPTIONS: tuple[Option, ...] = (
            "20"),
     Option(FUZZ_BATCH, "distinct prompts per fuzzing example, each perturbed (default: 32)", "32"),
     Option(FUZZ_AGREEMENT, "smallest share of a fuzzing batch whose greedy answers the variant and the base must "
-           "agree on (default: 0.5)", "0.5"),
+           f"agree on (default: {DEFAULT_FUZZ_AGREEMENT})", DEFAULT_FUZZ_AGREEMENT),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",

@@ -6,21 +6,21 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import pytest
 
 from . import options
 
-if TYPE_CHECKING:
-    from .config import Tolerance
+# a tolerated regression against a baseline: relative (0.1 = 10%) or absolute
+Tolerance = tuple[Literal["relative", "absolute"], float]
 
 
-def _metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, float]:
+def metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, float]:
     """metric:value pairs ("ece:0.05,ace:0.03", a TOML table, or a list of "m:v" strings)."""
     pairs = [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else []
     if not isinstance(value, dict):
-        for pair in _strings(flag, value):
+        for pair in strings(flag, value):
             m, sep, v = pair.partition(":")
             if not sep:
                 raise pytest.UsageError(f"{flag}: expected metric:value pairs like {valid[0]}:0.05, but got {pair!r}")
@@ -38,7 +38,7 @@ def _metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, floa
     return out
 
 
-def _strings(flag: str, value: Any) -> list[str]:
+def strings(flag: str, value: Any) -> list[str]:
     """A comma-separated string, a TOML list of scalars, or one TOML number, as strings."""
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
@@ -49,25 +49,25 @@ def _strings(flag: str, value: Any) -> list[str]:
     raise pytest.UsageError(f"{flag}: expected a comma-separated string or a list, but got {value!r}")
 
 
-def _ints(flag: str, value: Any) -> list[int]:
+def ints(flag: str, value: Any) -> list[int]:
     if isinstance(value, float) or (isinstance(value, list) and any(isinstance(v, float) for v in value)):
         raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}")
     try:
-        return [int(v) for v in _strings(flag, value)]
+        return [int(v) for v in strings(flag, value)]
     except ValueError:
         raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}") from None
 
 
-def _int(flag: str, value: Any, minimum: int) -> int:
-    parsed = _ints(flag, value)
+def integer(flag: str, value: Any, minimum: int) -> int:
+    parsed = ints(flag, value)
     if len(parsed) != 1 or parsed[0] < minimum:
         raise pytest.UsageError(f"{flag}: expected one integer >= {minimum}, but got {value!r}")
     return parsed[0]
 
 
-def _floats(flag: str, value: Any) -> list[float]:
+def floats(flag: str, value: Any) -> list[float]:
     try:
-        return [float(v) for v in _strings(flag, value)]
+        return [float(v) for v in strings(flag, value)]
     except ValueError:
         raise pytest.UsageError(f"{flag}: expected comma-separated numbers, but got {value!r}") from None
 
@@ -75,7 +75,7 @@ def _floats(flag: str, value: Any) -> list[float]:
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
-def _bool(flag: str, value: Any) -> bool:
+def boolean(flag: str, value: Any) -> bool:
     """A TOML bool, or a string spelling one; anything else is an error, never truthy."""
     if isinstance(value, bool):
         return value
@@ -84,24 +84,24 @@ def _bool(flag: str, value: Any) -> bool:
     raise pytest.UsageError(f"{flag}: expected true or false, but got {value!r}")
 
 
-def _choice(flag: str, value: Any, valid: tuple[str, ...]) -> str:
+def choice(flag: str, value: Any, valid: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value.strip() not in valid:
         raise pytest.UsageError(f"{flag}: expected one of {', '.join(valid)}, but got {value!r}")
     return value.strip()
 
 
-def _path(flag: str, value: Any, invocation_dir: Path) -> Path:
+def path(flag: str, value: Any, invocation_dir: Path) -> Path:
     if not isinstance(value, str) or not value.strip():
         raise pytest.UsageError(f"{flag}: expected a path, but got {value!r}")
     path = Path(os.path.expanduser(value.strip()))
     return path if path.is_absolute() else invocation_dir / path
 
 
-def _group_size(value: Any) -> int | None:
+def group_size(value: Any) -> int | None:
     expected = "expected a power of two >= 8 (or 'none' for per-row)"
     if isinstance(value, str) and value.strip().lower() in ("none", "0", "-1"):
         return None
-    parsed = _ints(options.GROUP_SIZE, value)
+    parsed = ints(options.GROUP_SIZE, value)
     if len(parsed) != 1:
         raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {value!r}")
     group = parsed[0]
@@ -112,13 +112,13 @@ def _group_size(value: Any) -> int | None:
     return group
 
 
-def _bit_map(flag: str, value: Any) -> dict[int, float]:
+def bit_map(flag: str, value: Any) -> dict[int, float]:
     """bits:value pairs: "2:0.5,4:0.1", a TOML table {"2" = 0.5}, or a list of "b:v" strings."""
     if isinstance(value, dict):
         pairs = [(str(k), v) for k, v in value.items()]
     else:
         pairs = []
-        for pair in _strings(flag, value):
+        for pair in strings(flag, value):
             b, sep, v = pair.partition(":")
             if not sep:
                 raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got {pair!r}")
@@ -136,11 +136,11 @@ def _bit_map(flag: str, value: Any) -> dict[int, float]:
     return out
 
 
-def _tolerances(flag: str, value: Any) -> dict[str, Tolerance]:
+def tolerances(flag: str, value: Any) -> dict[str, Tolerance]:
     """metric:N% (relative) or metric:N (absolute) pairs; a metric may be a property name
     (kl) or a metric name (kl_to_base), ``*`` any other; a TOML table works too."""
     pairs = [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else [
-        (name, v) for name, _, v in (p.partition(":") for p in _strings(flag, value))
+        (name, v) for name, _, v in (p.partition(":") for p in strings(flag, value))
     ]
     out: dict[str, Tolerance] = {}
     for name, v in pairs:

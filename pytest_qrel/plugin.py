@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from . import options
+from . import hooks, options, suites
 from .session import QrelSession
 
 SESSION_KEY = pytest.StashKey[QrelSession]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,8 +33,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def suites_dir() -> Path:
-    from . import suites
-
     return Path(suites.__file__).parent
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
+from .baseline import regression
+
 if TYPE_CHECKING:
-    from .config import Tolerance
     from .measures import Measurement
+    from .parsing import Tolerance
     from .variants import Variant
 
 Property = Literal["kl", "calibration", "confidence", "robustness", "scaling"]
@@ -64,7 +66,6 @@ class Results:
         """Record one gated measurement: it passes when its value is within the threshold,
         has not regressed from the ``baseline`` value beyond ``tolerance``, and the variant
         quantized what was asked; returns the record."""
-        from .baseline import regression
 
         value = measurement.value
         within = math.isfinite(value) and (value >= threshold if higher_is_better else value <= threshold)

@@ -8,11 +8,23 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import options
+from .baseline import tolerance_for
 from .config import QrelConfig
-from .matrix import build_matrix, order_items, parametrize, planned_tests, variant_of, without_default_tasks
-from .measures import MEASURES
+from .matrix import (
+    build_matrix,
+    order_items,
+    parametrize,
+    planned_tests,
+    variant_of,
+    without_default_tasks,
+)
+from .measures import MEASURES, Measure, registered_properties
+from .quant import get_backend
+from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_outcome
 from .store import ModelStore, VariantError, one_line
+from .summary import RunSummary, summarize
+from .variants import variant_record
 
 if TYPE_CHECKING:
     import torch
@@ -27,33 +39,39 @@ class QrelSession:
     """One per pytest process (controller and each xdist worker), kept in ``config.stash``:
     the config, the variant matrix, the model store, one measure per property, the results."""
 
-    def __init__(self, config: QrelConfig, active: bool, is_worker: bool) -> None:
+    def __init__(self, config: QrelConfig, active: bool, is_worker: bool,
+                 measures: dict[str, type[Measure]] | None = None) -> None:
         self.config = config
         self.active = active  # False: a run without --qrel-* options and no qrel test
         self.is_worker = is_worker
         self.variants = build_matrix(config)
         self.store = ModelStore(config)
-        self.measures = {prop: cls(config, self.store) for prop, cls in MEASURES.items()}
+        classes = measures or MEASURES
+        self.measures: dict[str, Measure] = {p.key: classes[p.key](config, self.store) for p in config.catalog}
         self.results = Results()
-        self.measures["scaling"].attach(self.variants, self.measures, self.results,
-                                        lambda v: self.variant_info.get(v.id))
+        for measure in self.measures.values():
+            if hasattr(measure, "attach"):  # a fitted-law bound: the values it fits on come through the session
+                measure.attach(self.variants, self.measures, self.results.recorded_value,
+                               lambda v: self.variant_info.get(v.id))
         self._seen: set[str] = set()  # ids of the variants whose tests reported
         self._test: str | None = None
         self._measuring: tuple[str, str] | None = None  # (property, metric) of the running test
-        self._computed: tuple | None = None  # the end-of-run summary, once every report is in
+        self._computed: RunSummary | None = None  # the end-of-run summary, once every report is in
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
+        catalog, measures = registered_properties(config)
         return cls(
-            QrelConfig.from_values(options.raw_values(config), config.invocation_params.dir),
+            QrelConfig.from_values(options.raw_values(config), config.invocation_params.dir, catalog),
             active=options.given_on_command_line(config),
             is_worker=hasattr(config, "workerinput"),
+            measures=measures,
         )
 
     # -- collection ----------------------------------------------------------------------
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        if parametrize(metafunc, self.variants, tuple(t.name for t in self.config.tasks), self.config.robustness):
+        if parametrize(metafunc, self.variants, self.config):
             self.active = True
 
     def collected(self, items: list[pytest.Item]) -> None:
@@ -78,7 +96,6 @@ class QrelSession:
         each gated metric, and fail the test if one misses its threshold (significantly, for
         the statistical gates), regressed from the baseline, or the variant quantized less
         than asked; a test with nothing to gate against is skipped with the reason."""
-        from .baseline import tolerance_for
 
         measure = self.measures[prop]
         prop = measure.property
@@ -88,15 +105,15 @@ class QrelSession:
         except VariantError as exc:
             pytest.fail(f"{variant.id}: {exc}", pytrace=False)
         test, failed, unchecked = self._test or variant.id, [], []
-        for metric, measurement, threshold in gated:
-            if measurement.unchecked:
-                unchecked.append(self.results.skip(test, variant, prop, metric, measurement.unchecked)["reason"])
+        for g in gated:
+            if g.measurement.unchecked:
+                unchecked.append(self.results.skip(test, variant, prop, g.metric, g.measurement.unchecked)["reason"])
                 continue
-            baseline = self.config.baseline.values.get((test, metric)) if self.config.baseline else None
+            baseline = self.config.baseline.values.get((test, g.metric)) if self.config.baseline else None
             record = self.results.gate(
-                test, variant, prop, metric, measurement, threshold,
-                measure.higher_is_better, self.store.info.get(variant), self.config.min_coverage,
-                baseline, tolerance_for(self.config.compare_fail, prop, metric),
+                test, variant, prop, g.metric, g.measurement, g.threshold,
+                measure.spec.metric(g.metric).higher_is_better, self.store.info.get(variant), self.config.min_coverage,
+                baseline, tolerance_for(self.config.compare_fail, prop, g.metric),
             )
             if record["status"] != "pass":
                 failed.append(record["reason"])
@@ -153,9 +170,6 @@ class QrelSession:
     # -- report ----------------------------------------------------------------------------
 
     def variant_records(self, only_seen: bool = False) -> list[dict]:
-        from .quant import get_backend
-        from .variants import variant_record
-
         info = self.variant_info
         records = []
         for v in self.variants:
@@ -171,30 +185,19 @@ class QrelSession:
     def _reporting(self) -> bool:
         return self.active and not self.is_worker and bool(self._seen)
 
-    def _summary(self) -> tuple[list[dict], list[dict], list[dict], dict[str, list[dict]]]:
-        """Variants, records, the run's fitted laws and its sweet spots, computed once."""
+    def _summary(self) -> RunSummary:
+        """The records and what the report shows of them (fits, sweet spots, tables), computed once."""
         if self._computed is None:
-            from .measures.scaling import SCALED_METRICS, run_fits, sweet_spots
-
-            variants, records = self.variant_records(only_seen=True), self.results.records
-            self._computed = (variants, records, run_fits(variants, records),
-                              {m: sweet_spots(variants, records, m) for m in SCALED_METRICS})
+            self._computed = summarize(self.variant_records(only_seen=True), self.results.records, self.config.catalog)
         return self._computed
 
     def write_report(self) -> Path | None:
         if not self._reporting():
             return None
-        from .report import drift_summary, write_run
-
-        variants, records, fits, sweet = self._summary()
-        return write_run(self.config.report_dir, self.variant_records(), records, fits, sweet,
-                         self.config.save_baseline, drift=drift_summary(records, variants))
+        return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if not self._reporting():
             return
-        from .report import drift_summary, write_drift_tables, write_tables
+        write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog)
 
-        variants, records, fits, sweet = self._summary()
-        write_tables(terminalreporter, variants, records, self.config.report_dir, fits, sweet)
-        write_drift_tables(terminalreporter, drift_summary(records, variants))

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import options
+from .cache import QrelCacheWarning, QuantCache, cache_key, state_dict_digest
+from .data import calibration_texts
+from .engine import device_for_worker, encode, reference_logprobs
+from .metrics import MeanStats
+from .models import ModelLoadError, check_checkpoint, load_base
 from .quant import QuantizationError, get_backend
+from .quant.mixed import select_layers
 
 if TYPE_CHECKING:
     import torch
@@ -61,8 +67,6 @@ class ModelStore:
             raise VariantError(self._errors[variant.model])
         if self._model != variant.model:
             self.release()
-            from .engine import device_for_worker
-            from .models import load_base
 
             try:
                 self._base = load_base(variant.model, variant.source, device_for_worker(), self.config.allow_pickle)
@@ -120,7 +124,6 @@ class ModelStore:
             return (*self._load_checkpoint(variant, base), "prequantized")
         if self.config.cache_dir is None:
             return (*self._quantize(variant, base), "off")
-        from .cache import QuantCache
 
         cache = QuantCache(self.config.cache_dir)
         key = self.cache_key(variant)
@@ -153,7 +156,6 @@ class ModelStore:
             return model, info, "miss"
 
     def _cache_warning(self, variant: Variant, exc: Exception) -> None:
-        from .cache import QrelCacheWarning
 
         warnings.warn(
             f"pytest-qrel could not store {variant.id} in the cache {self.config.cache_dir} "
@@ -166,7 +168,6 @@ class ModelStore:
         """Everything the quantized weights depend on, hashed (see cache.py)."""
         from importlib.metadata import version
 
-        from .cache import cache_key, state_dict_digest
 
         backend = get_backend(variant.method)
         scratch = self.scratch(variant)
@@ -196,7 +197,6 @@ class ModelStore:
         )
 
     def _load_checkpoint(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
-        from .models import ModelLoadError, check_checkpoint
 
         backend = get_backend(variant.method)
         path = Path(str(variant.checkpoint))
@@ -228,8 +228,6 @@ class ModelStore:
         calibration = self.calibration_texts() if backend.needs_calibration else None
         if variant.quant_ratio >= 1:
             return backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
-        from .engine import encode
-        from .quant.mixed import select_layers
 
         full, _ = backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
         batches = encode(base.tokenizer, self.calibration_texts())
@@ -251,7 +249,6 @@ class ModelStore:
 
     def calibration_texts(self) -> list[str]:
         if self._calibration is None:
-            from .data import calibration_texts
 
             self._calibration = calibration_texts(self.config.calibration_file)[: self.config.calibration_samples]
         return self._calibration
@@ -276,8 +273,6 @@ def tokenizer_digest(tokenizer: Any) -> str:
 
 def _mean_nll(model: torch.nn.Module, batches: list) -> float:
     """Mean negative log-likelihood per reference token (paper 000 §3.1): the search loss."""
-    from .engine import reference_logprobs
-    from .metrics import MeanStats
 
     stats = sum(
         MeanStats.from_batch(-lp.numpy(), batch.target_mask.numpy())

@@ -18,7 +18,13 @@ from typing import NamedTuple, Sequence
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from .perturb import DEFAULT_ANSWER_MARKERS, DEFAULT_PROTECTED, PERTURBATIONS, get_perturbation, perturb_prompt
+from .perturb import (
+    DEFAULT_ANSWER_MARKERS,
+    DEFAULT_PROTECTED,
+    PERTURBATIONS,
+    get_perturbation,
+    perturb_prompt,
+)
 
 __all__ = ["PerturbedPrompt", "perturbation_chains", "perturbed_prompts"]
 

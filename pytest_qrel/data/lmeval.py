@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .tasks import ChoiceTask, TaskRef
+from .types import ZOO_TASKS, ChoiceTask, TaskRef
 
 EXTRA = "pip install 'pytest-qrel[lmeval]'"
 
@@ -112,8 +111,6 @@ def lmeval_task(ref: TaskRef) -> ChoiceTask:
 
 
 def _zoo_names() -> list[str]:
-    from .tasks import ZOO_TASKS
-
     return list(ZOO_TASKS)
 
 
@@ -150,8 +147,6 @@ def _load_failure(where: str, dataset: str | None, exc: BaseException) -> str:
 
 
 def _to_choice_task(name: str, task: Any, where: str) -> ChoiceTask:
-    from .tasks import ChoiceTask
-
     by_doc: dict[int, list] = {}
     for inst in task.instances:
         by_doc.setdefault(inst.doc_id, []).append(inst)

@@ -3,24 +3,15 @@ and its values per variant (KL to base; calibration drift and confidence shift o
 multiple-choice tasks; robustness of sampled answers to natural perturbations, and fuzzing
 of their agreement with the base; fitted-law bounds over the run's variants)."""
 
-from .base import Measure, Measurement
+from .base import Gate, Measure, Measurement
 from .calibration import CalibrationMeasure
 from .confidence import ConfidenceMeasure
+from .family import FamilyMeasure
 from .fuzz import FuzzMeasure
 from .kl import KLMeasure
-from .robustness import ROBUST_GATED, RobustnessMeasure
-from .scaling import SCALED_METRICS, ScalingMeasure
+from .robustness import RobustnessMeasure
+from .registry import MEASURES, registered_properties
+from .scaling import ScalingMeasure
 
-# what a suite asks ``qrel.gate`` for -> its measure (the fuzzing test records its metric
-# under the robustness property)
-MEASURES: dict[str, type[Measure]] = {
-    "kl": KLMeasure,
-    "calibration": CalibrationMeasure,
-    "confidence": ConfidenceMeasure,
-    "robustness": RobustnessMeasure,
-    "fuzz": FuzzMeasure,
-    "scaling": ScalingMeasure,
-}
-
-__all__ = ["MEASURES", "ROBUST_GATED", "SCALED_METRICS", "CalibrationMeasure", "ConfidenceMeasure", "FuzzMeasure",
-           "KLMeasure", "Measure", "Measurement", "RobustnessMeasure", "ScalingMeasure"]
+__all__ = ["MEASURES", "CalibrationMeasure", "ConfidenceMeasure", "FamilyMeasure", "FuzzMeasure", "Gate",
+           "KLMeasure", "Measure", "Measurement", "RobustnessMeasure", "ScalingMeasure", "registered_properties"]

@@ -1,4 +1,5 @@
-"""What every measure is: a property, its gated metric, and its value for a variant."""
+"""What every measure is: a catalog property (properties.py), its gated metrics, and their
+values for a variant, as ``Gate`` records the session hands to results."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from ..config import QrelConfig
+    from ..properties import Property
     from ..store import ModelStore
     from ..variants import Variant
 
@@ -30,32 +32,49 @@ class Measurement:
     unchecked: str | None = None
 
 
+@dataclass(frozen=True)
+class Gate:
+    """One gated metric of one test: the measurement and the threshold it is held to."""
+
+    metric: str
+    measurement: Measurement
+    threshold: float
+
+
 class Measure(ABC):
     """A reliability property measured on a variant against its full-precision base.
 
-    Base outputs are computed once per model and kept in the store's per-model scratch
-    space (released when the worker moves to another model)."""
+    ``key`` names the property's catalog entry (``config.catalog``), which says its gated
+    metrics, their direction and default thresholds. Base outputs are computed once per
+    model and kept in the store's per-model scratch space (released when the worker moves
+    to another model)."""
 
-    property: ClassVar[str]  # one of results.json's properties: kl, calibration, ...
-    metric: ClassVar[str]  # the gated metric, e.g. kl_to_base
-    higher_is_better: ClassVar[bool] = False
+    key: ClassVar[str]  # the catalog key: what a suite asks ``qrel.gate`` for
 
     def __init__(self, config: QrelConfig, store: ModelStore) -> None:
         self.config = config
         self.store = store
+        self.spec: Property = config.catalog[self.key]
+        self.property = self.spec.records_as  # results.json's property of its records
+        self.metric = self.spec.metrics[0].name  # the first (or only) gated metric
 
-    @abstractmethod
-    def threshold(self, variant: Variant) -> float: ...
+    def threshold(self, variant: Variant) -> float:
+        """The catalog's default threshold of the property's metric (a property whose
+        threshold depends on the variant or an option says so itself)."""
+        threshold = self.spec.metrics[0].threshold
+        if not isinstance(threshold, (int, float)):
+            raise TypeError(f"property {self.key!r} has no single default threshold: its measure must give one")
+        return float(threshold)
 
     @abstractmethod
     def measure(self, variant: Variant) -> Measurement: ...
 
-    def gates(self, variant: Variant, task: str | None = None, **params: str) -> list[tuple[str, Measurement, float]]:
-        """(metric, measurement, threshold) of every metric the property gates on ``variant``
-        (on ``task``, for the per-task properties); one metric unless a measure says more."""
+    def gates(self, variant: Variant, task: object = None, **params: str) -> list[Gate]:
+        """Every metric the property gates on ``variant`` (on a task or a condition, for the
+        properties parametrized so); one metric unless a measure says more."""
         if task is not None or params:
-            raise TypeError(f"Expected no task or parameters for property {self.property!r}, but got {task!r} {params}")
-        return [(self.metric, self.measure(variant), self.threshold(variant))]
+            raise TypeError(f"Expected no task or parameters for property {self.key!r}, but got {task!r} {params}")
+        return [Gate(self.metric, self.measure(variant), self.threshold(variant))]
 
-    def plan(self, planned: set[tuple[Variant, str | None, str]]) -> None:
-        """Learn the run's (variant, task, property) tests once collection is done."""
+    def plan(self, planned: set[tuple[Variant, object, str]]) -> None:
+        """Learn the run's (variant, task or condition, property) tests once collection is done."""

@@ -8,10 +8,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..engine import choice_loglikelihoods
+from ..metrics import (
+    adaptive_calibration_error,
+    brier_score,
+    entropy,
+    expected_calibration_error,
+)
+
 if TYPE_CHECKING:
     import torch
 
-    from ..data.tasks import ChoiceTask
+    from ..data.types import ChoiceTask
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,6 @@ class ChoiceScores:
 
 def score_task(model: torch.nn.Module, tokenizer, task: ChoiceTask) -> ChoiceScores:
     """Score every question of ``task`` with ``model`` (engine.choice_loglikelihoods)."""
-    from ..engine import choice_loglikelihoods
 
     lls, nonfinite = choice_loglikelihoods(model, tokenizer, list(zip(task.contexts, task.continuations)))
     width = max(len(c) for c in task.choices)
@@ -81,7 +88,6 @@ def summary(scores: ChoiceScores) -> dict[str, float]:
     """One model's numbers on one task, paper 003 Tables 1-2: accuracy (and lm-eval's
     acc_norm), ECE, adaptive CE, Brier, mean confidence in the prediction (Conf), in wrong
     predictions (Conf_err), in the true class (Conf_true), and mean predictive entropy H."""
-    from ..metrics import adaptive_calibration_error, brier_score, entropy, expected_calibration_error
 
     probs, correct = scores.probs, scores.correct
     conf = probs.max(axis=1)

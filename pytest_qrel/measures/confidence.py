@@ -3,12 +3,11 @@ predictive entropy grows, from its base on multiple-choice tasks (paper 003 §3.
 
 from __future__ import annotations
 
-from .family import ChoiceDriftMeasure
+from .drift import ChoiceDriftMeasure
 
 
 class ConfidenceMeasure(ChoiceDriftMeasure):
     """Gates the drop of true-class confidence and the increase of predictive entropy from
     the base (paired t-tests on per-question values, as paper 003), per task."""
 
-    property = "confidence"
-    metric = "conf_true_drop"
+    key = "confidence"

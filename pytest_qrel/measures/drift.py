@@ -1,50 +1,38 @@
-"""Drift of a quantized variant from its base on one multiple-choice task: the gated
-hypotheses (a value in the harmful direction and its paired test's p-value), the
-report-only comparisons, and the family-wise decision over many hypotheses."""
+"""Drift of a quantized variant from its base on multiple-choice tasks (paper 003): the gated
+hypotheses of one task (a value in the harmful direction and its paired test's p-value), the
+report-only comparisons, and the calibration and confidence family that decides them."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .choices import N_BINS, ChoiceScores, summary
+from ..data.tasks import load_task
+from ..metrics import (
+    adaptive_calibration_error,
+    confidence_shift_by_bin,
+    entropy,
+    expected_calibration_error,
+    js_distance,
+    paired_bootstrap,
+    paired_ttest,
+)
+from .choices import N_BINS, ChoiceScores, score_task, summary
+from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis
 
 if TYPE_CHECKING:
-    from .base import Measurement
-
-# gated metrics per property: key in options (thresholds, levels) -> results.json metric
-GATED: dict[str, dict[str, str]] = {
-    "calibration": {"ece": "ece_increase", "ace": "ace_increase", "brier": "brier_increase"},
-    "confidence": {"conf_true": "conf_true_drop", "entropy": "entropy_increase"},
-}
-BOOTSTRAP_RESAMPLES = 200  # enough for a standard error (the p-value: ~5% relative error) and a 95% interval
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One gated metric of one variant on one task: ``value`` > 0 is harm (ECE up,
-    true-class confidence down, ...); ``pvalue`` tests no change against change."""
-
-    key: str  # ece, ace, brier, conf_true, entropy
-    value: float
-    base_value: float
-    quant_value: float
-    pvalue: float
-    test: Literal["paired_ttest", "paired_bootstrap"]
-    ci: tuple[float, float] | None = None  # bootstrap CI of the increase (ECE, ACE)
+    from ..data.types import ChoiceTask
+    from ..variants import Variant
 
 
 def _ece(probs: np.ndarray, correct: np.ndarray) -> float:
-    from ..metrics import expected_calibration_error
 
     return expected_calibration_error(probs.max(axis=1), correct, n_bins=N_BINS)
 
 
 def _ace(probs: np.ndarray, labels: np.ndarray) -> float:
-    from ..metrics import adaptive_calibration_error
 
     return adaptive_calibration_error(probs, labels, n_bins=N_BINS)
 
@@ -61,7 +49,6 @@ def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0) -> dict[s
     paired test of paper 003 (t-test on per-question values, Tables 2, 4, 5) where the
     metric is a mean of per-question values, and a paired bootstrap where it is not (ECE,
     ACE: a question's term depends on the others in its bin)."""
-    from ..metrics import entropy, paired_bootstrap, paired_ttest
 
     out: dict[str, Hypothesis] = {}
     bp, qp = base.probs, quant.probs
@@ -89,7 +76,6 @@ def comparison(base: ChoiceScores, quant: ChoiceScores) -> dict:
     """What the report shows beside the gates (paper 003 Tables 1-2, Fig. 1, App. B): both
     models' numbers, their deltas, the Jensen-Shannon distance of true-class probabilities,
     and the mean confidence shift per bin of base confidence."""
-    from ..metrics import confidence_shift_by_bin, js_distance, paired_ttest
 
     b, q = summary(base), summary(quant)
     shift = confidence_shift_by_bin(base.probs.max(axis=1), quant.probs.max(axis=1), n_bins=N_BINS)
@@ -109,52 +95,53 @@ def comparison(base: ChoiceScores, quant: ChoiceScores) -> dict:
     }
 
 
-@dataclass(frozen=True)
-class Decision:
-    failed: bool
-    adjusted_pvalue: float
-    alpha: float
-    threshold: float
+class ChoiceDriftMeasure(FamilyMeasure):
+    """Gates drift from the base on multiple-choice tasks (paper 003); calibration and
+    confidence subclass it with their catalog keys and share one family per model."""
 
+    family_key = "choice_family"
+    members = ("calibration", "confidence")
 
-def decide(
-    family: dict[tuple, Hypothesis],
-    thresholds: dict[str, float],
-    alpha: dict[str, float],
-    correction: Literal["holm", "bh"],
-) -> dict[tuple, Decision]:
-    """A hypothesis fails when its value exceeds its metric's threshold **and** its p-value,
-    adjusted over the whole family (Holm: family-wise error; BH: false discovery rate), is
-    at most its metric's level: noise alone does not fail, nor does a significant drift
-    too small to matter."""
-    from ..metrics import adjust_pvalues
+    def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
+        super().__init__(config, store)
+        self._tasks: dict[str, ChoiceTask] = {}
 
-    keys = list(family)
-    if not keys:
-        return {}
-    adjusted = adjust_pvalues([family[k].pvalue for k in keys], correction)
-    out = {}
-    for k, p in zip(keys, adjusted.tolist()):
-        h = family[k]
-        out[k] = Decision(h.value > thresholds[h.key] and p <= alpha[h.key], p, alpha[h.key], thresholds[h.key])
-    return out
+    def task(self, name: str) -> ChoiceTask:
+        """The run's questions of task ``name``: subsampled with --qrel-task-limit and --qrel-seed."""
+        ref = next((r for r in self.config.tasks if r.name == name), None)
+        if ref is None:
+            raise ValueError(f"Expected a task of --qrel-tasks ({', '.join(r.name for r in self.config.tasks)}), but got {name!r}")
+        if name not in self._tasks:
+            self._tasks[name] = load_task(ref).subsample(self.config.task_limit, self.config.seed)
+        return self._tasks[name]
 
+    def unit(self, task: object) -> str:
+        self.task(str(task))  # an unknown task name is an error here, before any model is loaded
+        return str(task)
 
-def decided(h: Hypothesis, d: Decision, correction: str, family_size: int, **detail: object) -> Measurement:
-    """A hypothesis and its family-wise decision as a gated measurement: the value, the
-    base's, and what the report shows of the test (p-values, level, correction, interval)."""
-    from .base import Measurement
+    def thresholds(self) -> dict[str, float]:
+        return self.config.drift_threshold
 
-    significant = d.adjusted_pvalue <= d.alpha
-    return Measurement(h.value, h.base_value, None, {
-        **detail,
-        "quant_value": h.quant_value,
-        "pvalue": h.pvalue,
-        "adjusted_pvalue": d.adjusted_pvalue,
-        "alpha": d.alpha,
-        "correction": correction,
-        "family_size": family_size,
-        "stat_test": h.test,
-        "significant": significant,
-        **({"ci": list(h.ci)} if h.ci else {}),
-    }, significant=significant)
+    def score(self, model, tokenizer, units: list) -> dict:  # noqa: ANN001
+        return {t: score_task(model, tokenizer, self.task(t)) for t in units}
+
+    def base_units(self, units: set) -> list:
+        return sorted(units)
+
+    variant_units = base_units
+
+    def add_hypotheses(self, fam: Family, variant: Variant, unit: object, props: set[str]) -> None:
+        q = fam.scores[(variant.id, unit)]
+        if q.nonfinite:
+            fam.problems[(variant.id, unit)] = f"NaN or inf logits on {q.nonfinite} of {len(q.labels)} questions of {unit}"
+            return
+        base = fam.scores[("base", unit)]
+        fam.comparisons[(variant.id, unit)] = comparison(base, q)
+        hyps = hypotheses(base, q, seed=self.config.seed)
+        for prop in sorted(props):
+            for key in self.config.catalog[prop].keys:
+                fam.hypotheses[(variant.id, unit, key)] = hyps[key]
+
+    def detail(self, fam: Family, variant: Variant, unit: object) -> dict:
+        task = self.task(str(unit))
+        return {"task": unit, "stratum": task.stratum, "questions": len(task)}

@@ -1,155 +1,238 @@
-"""The calibration and confidence gates' shared work: every variant of a model scored on
-every task once, all its hypotheses tested together, each test's decision looked up.
+"""The family-wise gates' one mechanism: every variant of a model scored once, all its
+hypotheses collected, corrected together (Holm / Benjamini-Hochberg), each test's decision
+looked up. Calibration, confidence and robustness are such families.
 
-Why all at once: a multiple-comparison correction (Holm, Benjamini-Hochberg) decides one
-hypothesis from the p-values of its whole family, but pytest decides a test when it runs.
-All variants of a model run on one process (one xdist group per model), so the first
-calibration or confidence test of a model scores every variant of that model that the run
-tests, keeps only the per-question arrays, and decides the family: the hypotheses
-(variant x task x gated metric) of that model. Every later test of the model reads its
+Why all at once: a multiple-comparison correction decides one hypothesis from the p-values
+of its whole family, but pytest decides a test when it runs. All variants of a model run on
+one process (one xdist group per model), so the first test of a model's family scores every
+variant of that model that the run tests (on every task or perturbation the run plans for
+it), keeps only the small per-question arrays, and decides the family: the hypotheses
+(variant x unit x gated metric) of that model. Every later test of the model reads its
 decision; no test's outcome depends on the order in which tests run.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Literal
 
+from ..metrics import adjust_pvalues
 from ..store import VariantError, variant_failure
-from .base import Measure, Measurement
-from .drift import GATED, Decision, Hypothesis, comparison, decide, decided, hypotheses
+from .base import Gate, Measure, Measurement
 
 if TYPE_CHECKING:
-    from ..data.tasks import ChoiceTask
     from ..variants import Variant
-    from .choices import ChoiceScores
+
+BOOTSTRAP_RESAMPLES = 200  # enough for a standard error (the p-value: ~5% relative error) and a 95% interval
+Unit = Hashable  # what one test of a variant is about: a task name, a (perturbation, intensity)
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One gated metric of one variant on one unit: ``value`` > 0 is harm (ECE up,
+    true-class confidence down, accuracy down, ...); ``pvalue`` tests no change against change."""
+
+    key: str  # the metric's catalog key: ece, conf_true, accuracy, ...
+    value: float
+    base_value: float
+    quant_value: float
+    pvalue: float
+    test: Literal["paired_ttest", "paired_bootstrap"]
+    ci: tuple[float, float] | None = None  # bootstrap CI of the harm
+
+
+@dataclass(frozen=True)
+class Decision:
+    failed: bool
+    adjusted_pvalue: float
+    alpha: float
+    threshold: float
+
+
+def decide(
+    family: dict[tuple, Hypothesis],
+    thresholds: dict[str, float],
+    alpha: dict[str, float],
+    correction: Literal["holm", "bh"],
+) -> dict[tuple, Decision]:
+    """A hypothesis fails when its value exceeds its metric's threshold **and** its p-value,
+    adjusted over the whole family (Holm: family-wise error; BH: false discovery rate), is
+    at most its metric's level: noise alone does not fail, nor does a significant drift
+    too small to matter."""
+
+    keys = list(family)
+    if not keys:
+        return {}
+    adjusted = adjust_pvalues([family[k].pvalue for k in keys], correction)
+    out = {}
+    for k, p in zip(keys, adjusted.tolist()):
+        h = family[k]
+        out[k] = Decision(h.value > thresholds[h.key] and p <= alpha[h.key], p, alpha[h.key], thresholds[h.key])
+    return out
+
+
+def decided(h: Hypothesis, d: Decision, correction: str, family_size: int, **detail: object) -> Measurement:
+    """A hypothesis and its family-wise decision as a gated measurement: the value, the
+    base's, and what the report shows of the test (p-values, level, correction, interval)."""
+    significant = d.adjusted_pvalue <= d.alpha
+    return Measurement(h.value, h.base_value, None, {
+        **detail,
+        "quant_value": h.quant_value,
+        "pvalue": h.pvalue,
+        "adjusted_pvalue": d.adjusted_pvalue,
+        "alpha": d.alpha,
+        "correction": correction,
+        "family_size": family_size,
+        "stat_test": h.test,
+        "significant": significant,
+        **({"ci": list(h.ci)} if h.ci else {}),
+    }, significant=significant)
 
 
 @dataclass
 class Family:
-    """What a model's family left behind: per (variant id, task) the comparison and the
-    hypotheses, per (variant id, task, metric key) the decision; errors by variant id."""
+    """What a model's family left behind, by variant id ("base" for the base) and unit (and
+    metric key): scores, hypotheses and their decisions, metrics that cannot be checked and
+    why, report-only comparisons, NaN problems, and the variants that could not be scored."""
 
-    hypotheses: dict[tuple[str, str, str], Hypothesis] = field(default_factory=dict)
-    decisions: dict[tuple[str, str, str], Decision] = field(default_factory=dict)
-    comparisons: dict[tuple[str, str], dict] = field(default_factory=dict)
-    problems: dict[tuple[str, str], str] = field(default_factory=dict)  # NaN logits
+    scores: dict[tuple[str, Unit], Any] = field(default_factory=dict)
+    hypotheses: dict[tuple[str, Unit, str], Hypothesis] = field(default_factory=dict)
+    decisions: dict[tuple, Decision] = field(default_factory=dict)
+    unchecked: dict[tuple[str, Unit, str], str] = field(default_factory=dict)
+    comparisons: dict[tuple[str, Unit], dict] = field(default_factory=dict)
+    problems: dict[tuple[str, Unit], str] = field(default_factory=dict)  # NaN logits
     errors: dict[str, str] = field(default_factory=dict)  # variant id -> one-line reason
 
+    def has(self, variant: Variant, unit: Unit) -> bool:
+        """Whether the family has decided (or failed) ``variant`` on ``unit``."""
+        return ((variant.id, unit) in self.comparisons or (variant.id, unit) in self.problems
+                or variant.id in self.errors)
 
-class ChoiceDriftMeasure(Measure):
-    """Gates drift from the base on multiple-choice tasks (paper 003); calibration and
-    confidence subclass it with their metrics."""
+
+class FamilyMeasure(Measure):
+    """A property decided family-wise per model. Subclasses say which catalog properties share
+    the family (``members``), how a model is scored on units, and which hypotheses a variant's
+    scores give; this class plans, scores every variant once, corrects and answers each test."""
+
+    family_key: ClassVar[str]  # the store scratch key of the family (members share it)
+    members: ClassVar[tuple[str, ...]]  # results.json properties decided in one family
 
     def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
         super().__init__(config, store)
-        self._planned: set[tuple[Variant, str | None, str]] = set()
-        self._tasks: dict[str, ChoiceTask] = {}
+        self._planned: set[tuple[Variant, Unit, str]] = set()
 
-    def plan(self, planned: set[tuple[Variant, str | None, str]]) -> None:
-        """Every measure of the run gets the same set, so both properties build one family."""
-        self._planned = {p for p in planned if p[2] in GATED}
-
-    def threshold(self, variant: Variant) -> float:
-        raise TypeError(f"{self.property} is gated per metric and task: use gates(variant, task)")
+    def plan(self, planned: set[tuple[Variant, object, str]]) -> None:
+        """Every measure of the run gets the same set; the members of a family keep theirs."""
+        self._planned = {(v, u, p) for v, u, p in planned if p in self.members and self.is_unit(u)}
 
     def measure(self, variant: Variant) -> Measurement:
-        raise TypeError(f"{self.property} is measured per task: use gates(variant, task)")
+        raise TypeError(f"{self.key} is gated per metric and {self.unit_name}: use gates(variant, unit)")
 
-    # -- tasks and scores -------------------------------------------------------------------------
+    # -- what a subclass says -----------------------------------------------------------------------
 
-    def task(self, name: str) -> ChoiceTask:
-        """The run's questions of task ``name``: subsampled with --qrel-task-limit and --qrel-seed."""
-        from ..data.tasks import load_task
+    unit_name: ClassVar[str] = "task"
 
-        ref = next((r for r in self.config.tasks if r.name == name), None)
-        if ref is None:
-            raise ValueError(f"Expected a task of --qrel-tasks ({', '.join(r.name for r in self.config.tasks)}), but got {name!r}")
-        if name not in self._tasks:
-            self._tasks[name] = load_task(ref).subsample(self.config.task_limit, self.config.seed)
-        return self._tasks[name]
+    def is_unit(self, unit: object) -> bool:
+        return isinstance(unit, str)
 
-    def base_scores(self, variant: Variant, task: str) -> ChoiceScores:
-        """The base model's scores on ``task``, once per model (the store's per-model scratch)."""
-        from .choices import score_task
+    @abstractmethod
+    def thresholds(self) -> dict[str, float]:
+        """Threshold by metric key of every member's metrics."""
 
-        scratch = self.store.scratch(variant).setdefault("choice_base_scores", {})
-        if task not in scratch:
-            base = self.store.base(variant)
-            scratch[task] = score_task(base.model, base.tokenizer, self.task(task))
-            if scratch[task].nonfinite:
-                raise VariantError(f"the base model's logits are NaN or inf on {scratch[task].nonfinite} questions of {task}")
-        return scratch[task]
+    @abstractmethod
+    def score(self, model, tokenizer, units: list[Unit]) -> dict[Unit, Any]:  # noqa: ANN001
+        """One model's scores on each of ``units`` (the base's and each variant's)."""
 
-    # -- the family ------------------------------------------------------------------------------
+    @abstractmethod
+    def base_units(self, units: set[Unit]) -> list[Unit]:
+        """The units the base must be scored on for a variant tested on ``units``."""
 
-    def family(self, variant: Variant, task: str) -> Family:
+    @abstractmethod
+    def variant_units(self, units: set[Unit]) -> list[Unit]:
+        """The units a variant tested on ``units`` must be scored on."""
+
+    @abstractmethod
+    def add_hypotheses(self, fam: Family, variant: Variant, unit: Unit, props: set[str]) -> None:
+        """From the family's scores, add ``variant``'s hypotheses on ``unit`` for ``props``
+        (or its problem, or what cannot be checked and why)."""
+
+    @abstractmethod
+    def detail(self, fam: Family, variant: Variant, unit: Unit) -> dict:
+        """What every record of ``variant`` on ``unit`` carries besides the decision."""
+
+    # -- the family ---------------------------------------------------------------------------------
+
+    def family(self, variant: Variant, unit: Unit) -> Family:
         scratch = self.store.scratch(variant)
-        if "choice_family" not in scratch:
-            scratch["choice_family"] = self._build_family(variant, task)
-        fam: Family = scratch["choice_family"]
-        if (variant.id, task) not in fam.comparisons and variant.id not in fam.errors and (variant.id, task) not in fam.problems:
-            # a test nobody planned (e.g. called directly): its own family of one (variant, task)
-            scratch["choice_family"] = fam = self._extend(fam, variant, [(variant, task, self.property)])
+        fam: Family | None = scratch.get(self.family_key)
+        if fam is None or not fam.has(variant, unit):
+            # the model's planned tests, and this one (a test nobody planned, e.g. called directly)
+            planned = {(v, u, p) for v, u, p in self._planned if v.model == variant.model and not v.skip_reason}
+            planned.add((variant, unit, self.property))
+            scratch[self.family_key] = fam = self._extend(fam or Family(), variant, planned)
         return fam
 
-    def _build_family(self, variant: Variant, task: str) -> Family:
-        planned = [p for p in self._planned if p[0].model == variant.model and not p[0].skip_reason]
-        if not any(p[0] == variant and p[1] == task for p in planned):
-            planned.append((variant, task, self.property))
-        return self._extend(Family(), variant, planned)
-
-    def _extend(self, fam: Family, current: Variant, planned: list[tuple[Variant, str | None, str]]) -> Family:
-        """Score every planned variant (``current`` last, so the store still holds it for
-        the variant's other properties) on its planned tasks, and decide the family anew."""
-        props: dict[tuple[Variant, str], set[str]] = {}
-        for v, t, prop in planned:
-            props.setdefault((v, str(t)), set()).add(prop)
-        variants = sorted({v for v, _ in props}, key=lambda v: (v == current, v.id))
-        from .choices import score_task
-
-        for v in variants:
-            tasks = sorted(t for (w, t) in props if w == v)
-            try:
-                model = self.store.quantized(v)
-                tokenizer = self.store.base(v).tokenizer
-                scores = {t: score_task(model, tokenizer, self.task(t)) for t in tasks}
-            except Exception as exc:  # noqa: BLE001 - that variant's tests show it, the rest go on
-                fam.errors[v.id] = variant_failure(exc)
+    def _extend(self, fam: Family, current: Variant, planned: set[tuple[Variant, Unit, str]]) -> Family:
+        """Score the base and every planned variant (``current`` last, so the store still
+        holds it for the variant's other properties), add their hypotheses, decide anew."""
+        props: dict[tuple[Variant, Unit], set[str]] = {}
+        for v, u, p in planned:
+            props.setdefault((v, u), set()).add(p)
+        units = {v: {u for w, u in props if w == v} for v, _ in props}
+        base = self.store.base(current)
+        missing = [u for u in self.base_units(set().union(*units.values())) if ("base", u) not in fam.scores]
+        if missing:
+            for u, s in self.score(base.model, base.tokenizer, missing).items():
+                if s.nonfinite:
+                    raise VariantError(f"the base model's logits are NaN or inf on {s.nonfinite} {self.unit_name} "
+                                       f"items of {self.unit_label(u)}")
+                fam.scores[("base", u)] = s
+        for v in sorted(units, key=lambda v: (v == current, v.id)):
+            todo = [u for u in self.variant_units(units[v]) if (v.id, u) not in fam.scores]
+            if v.id in fam.errors:
                 continue
-            for t in tasks:
-                q = scores[t]
-                if q.nonfinite:
-                    fam.problems[(v.id, t)] = f"NaN or inf logits on {q.nonfinite} of {len(q.labels)} questions of {t}"
+            if todo:
+                try:
+                    got = self.score(self.store.quantized(v), self.store.base(v).tokenizer, todo)
+                except Exception as exc:  # noqa: BLE001 - that variant's tests show it, the rest go on
+                    fam.errors[v.id] = variant_failure(exc)
                     continue
-                base = self.base_scores(v, t)
-                fam.comparisons[(v.id, t)] = comparison(base, q)
-                hyps = hypotheses(base, q, seed=self.config.seed)
-                for prop in props[(v, t)]:
-                    for key in GATED[prop]:
-                        fam.hypotheses[(v.id, t, key)] = hyps[key]
-        fam.decisions = decide(fam.hypotheses, self.config.drift_threshold, self.config.alpha, self.config.correction)  # type: ignore[arg-type]
+                fam.scores.update({(v.id, u): s for u, s in got.items()})
+            for u in sorted(units[v], key=repr):
+                if (v.id, u) not in fam.comparisons and (v.id, u) not in fam.problems:
+                    self.add_hypotheses(fam, v, u, props[(v, u)])
+        fam.decisions = decide(fam.hypotheses, self.thresholds(), self.config.alpha, self.config.correction)  # type: ignore[arg-type]
         return fam
 
-    # -- one test's gates --------------------------------------------------------------------------
+    def unit_label(self, unit: Unit) -> str:
+        return str(unit)
 
-    def gates(self, variant: Variant, task: str | None = None) -> list[tuple[str, Measurement, float]]:
-        if task is None:
-            raise TypeError(f"Expected a task for property {self.property!r}, but got none")
-        self.task(task)  # an unknown task name is an error here, before any model is loaded
-        fam = self.family(variant, task)
+    # -- one test's gates ---------------------------------------------------------------------------
+
+    def gates(self, variant: Variant, task: object = None, **params: str) -> list[Gate]:
+        if not self.is_unit(task) or params:
+            raise TypeError(f"Expected a {self.unit_name} for property {self.key!r}, but got {task!r} {params}")
+        unit = self.unit(task)
+        fam = self.family(variant, unit)
         if variant.id in fam.errors:
             raise VariantError(fam.errors[variant.id])
+        detail = self.detail(fam, variant, unit)
+        thresholds = self.thresholds()
         out = []
-        for key, metric in GATED[self.property].items():
-            threshold = self.config.drift_threshold[key]
-            if (variant.id, task) in fam.problems:
-                out.append((metric, Measurement(float("nan"), None, fam.problems[(variant.id, task)], {"task": task}), threshold))
-                continue
-            h, d = fam.hypotheses[(variant.id, task, key)], fam.decisions[(variant.id, task, key)]
-            measurement = decided(h, d, self.config.correction, len(fam.hypotheses), task=task,
-                                  stratum=self.task(task).stratum, questions=len(self.task(task)),
-                                  comparison=fam.comparisons[(variant.id, task)])
-            out.append((metric, measurement, threshold))
+        for m in self.spec.metrics:
+            threshold = thresholds[m.key]
+            if (variant.id, unit) in fam.problems:
+                out.append(Gate(m.name, Measurement(float("nan"), None, fam.problems[(variant.id, unit)], detail), threshold))
+            elif (variant.id, unit, m.key) in fam.unchecked:
+                out.append(Gate(m.name, Measurement(float("nan"), None, None, detail,
+                                                    unchecked=fam.unchecked[(variant.id, unit, m.key)]), threshold))
+            else:
+                h, d = fam.hypotheses[(variant.id, unit, m.key)], fam.decisions[(variant.id, unit, m.key)]
+                out.append(Gate(m.name, decided(h, d, self.config.correction, len(fam.hypotheses), **detail,
+                                                comparison=fam.comparisons[(variant.id, unit)]), threshold))
         return out
 
+    def unit(self, task: object) -> Unit:
+        """The unit a test's parameter names (checked by ``is_unit``)."""
+        return task  # type: ignore[return-value]

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..data.qa import run_qa_set
+from ..engine import sample_answers
 from .base import Measure, Measurement
+from .generation import answer_text, normalize_answer, stop_token_ids
 
 if TYPE_CHECKING:
     from ..variants import Variant
@@ -15,8 +18,6 @@ if TYPE_CHECKING:
 
 def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:  # noqa: ANN001
     """Each prompt's greedy answer (deterministic, so agreement is not sampling noise)."""
-    from ..engine import sample_answers
-    from .generation import answer_text, stop_token_ids
 
     drawn = sample_answers(model, tokenizer(prompts)["input_ids"], [0] * len(prompts), 1, 0.0, max_new_tokens,
                            stop_token_ids(tokenizer))
@@ -32,9 +33,7 @@ class FuzzMeasure(Measure):
     its base does (normalized match); the lowest share hypothesis found, or its minimal
     failing batch's."""
 
-    property = "robustness"
-    metric = "answer_agreement"
-    higher_is_better = True
+    key = "fuzz"
 
     def threshold(self, variant: Variant) -> float:
         return self.config.robustness.fuzz_agreement
@@ -43,9 +42,7 @@ class FuzzMeasure(Measure):
         from hypothesis import HealthCheck, Phase, given, settings
         from hypothesis import strategies as st
 
-        from ..data.qa import run_qa_set
         from ..strategies import perturbed_prompts
-        from .generation import normalize_answer
 
         r = self.config.robustness
         prompts = run_qa_set(r.qa_file, r.qa_limit, self.config.seed).prompts

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ..engine import encode_pairs, sample_answers
+from ..metrics import auprc, auroc
+
 if TYPE_CHECKING:
     import torch
 
@@ -102,7 +105,6 @@ class QAScores:
 
 def ranking(kind: str, scores: np.ndarray, correct: np.ndarray) -> float | None:
     """AUROC or AUPRC of ``scores`` for ``correct`` over all answers; None with one class."""
-    from ..metrics import auprc, auroc
 
     y = np.asarray(correct).ravel()
     if y.all() or not y.any():
@@ -118,7 +120,6 @@ def reference_scores(model: torch.nn.Module, tokenizer, prompts: Sequence[str], 
     and how many prompts had NaN or infinite logits there."""
     import torch
 
-    from ..engine import encode_pairs
 
     pairs = encode_pairs(tokenizer, [(p, " " + r) for p, r in zip(prompts, references)])
     loglik, brier = np.full(len(pairs), np.nan), np.full(len(pairs), np.nan)
@@ -151,7 +152,6 @@ def reference_scores(model: torch.nn.Module, tokenizer, prompts: Sequence[str], 
 def score_qa(model: torch.nn.Module, tokenizer, prompts: Sequence[str], answers: Sequence[Sequence[str]],
              seeds: Sequence[int], settings: GenerationSettings) -> QAScores:
     """Sample ``settings.samples`` answers per prompt and score them against ``answers``."""
-    from ..engine import sample_answers
 
     ids = tokenizer(list(prompts))["input_ids"]
     drawn = sample_answers(model, ids, seeds, settings.samples, settings.temperature, settings.max_new_tokens,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..data import heldout_texts
+from ..engine import encode, next_token_logprobs
+from ..metrics import kl_divergence, sequence_mean
 from .base import Measure, Measurement
 
 if TYPE_CHECKING:
@@ -11,8 +14,7 @@ if TYPE_CHECKING:
 
 
 class KLMeasure(Measure):
-    property = "kl"
-    metric = "kl_to_base"
+    key = "kl"
 
     def threshold(self, variant: Variant) -> float:
         return self.config.kl_threshold[variant.bits]
@@ -21,8 +23,6 @@ class KLMeasure(Measure):
         """The held-out batches and the base's next-token log-probs on them, once per model."""
         scratch = self.store.scratch(variant)
         if "kl_base_outputs" not in scratch:
-            from ..data import heldout_texts
-            from ..engine import encode, next_token_logprobs
 
             base = self.store.base(variant)
             batches = encode(base.tokenizer, heldout_texts())
@@ -34,8 +34,6 @@ class KLMeasure(Measure):
         logits are NaN or infinite make the value NaN, and the problem says how many."""
         import numpy as np
 
-        from ..engine import next_token_logprobs
-        from ..metrics import kl_divergence, sequence_mean
 
         batches, base_outputs = self.base_outputs(variant)
         model = self.store.quantized(variant)

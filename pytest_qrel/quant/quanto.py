@@ -17,6 +17,7 @@ import copy
 import json
 from typing import TYPE_CHECKING, ClassVar
 
+from ..engine import encode
 from .base import Backend, QuantizationError, linearize, read_safetensors
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ class QuantoBackend(Backend):
         if self.activation_qtype is not None:
             import torch
 
-            from ..engine import encode
 
             # no_grad, not inference_mode: the activation scales set here live on in the model
             with torch.no_grad(), Calibration(momentum=0.9, streamline=False):

@@ -7,48 +7,6 @@ The numbers come from the gate records; here they are only grouped and printed."
 from __future__ import annotations
 
 import math
-from statistics import mean
-
-DRIFT_PROPERTIES = ("calibration", "confidence")
-
-
-def drift_summary(records: list[dict], variants: list[dict]) -> dict:
-    """results.json's ``drift`` section: one row per (variant, task) with both models'
-    numbers, the deltas, every gated metric's p-values and outcome, and per model the
-    accuracy drop per bit-width by knowledge stratum."""
-    bits_of = {v["id"]: v for v in variants}
-    rows: dict[tuple[str, str], dict] = {}
-    for r in records:
-        if r.get("property") not in DRIFT_PROPERTIES or "comparison" not in r:
-            continue
-        key = (r["variant"], r["task"])
-        row = rows.setdefault(key, {
-            "model": r["model"], "variant": r["variant"], "method": r["method"], "bits": r["bits"],
-            "total_bits": (bits_of.get(r["variant"]) or {}).get("total_bits"),
-            "task": r["task"], "stratum": r.get("stratum"), "questions": r.get("questions"),
-            **r["comparison"], "gates": {},
-        })
-        row["gates"][r["metric"]] = {k: r.get(k) for k in ("value", "threshold", "pvalue", "adjusted_pvalue", "alpha",
-                                                            "significant", "status")}
-    table = sorted(rows.values(), key=lambda x: (x["model"], x["task"], x["total_bits"] or math.inf, x["variant"]))
-    knowledge = []
-    for model in dict.fromkeys(x["model"] for x in table):
-        for bits in sorted({x["bits"] for x in table if x["model"] == model}):
-            entry: dict = {"model": model, "bits": bits}
-            for stratum, heldout in (("memorization", False), ("utilization", False), ("utilization_heldout", True)):
-                drops = [-x["delta"]["accuracy"] for x in table if x["model"] == model and x["bits"] == bits
-                         and x["stratum"] == stratum.removesuffix("_heldout") and _heldout(x["task"]) == heldout]
-                entry[f"accuracy_drop_{stratum}"] = mean(drops) if drops else None
-            drops_true = [x["delta"]["conf_true"] for x in table if x["model"] == model and x["bits"] == bits]
-            entry["conf_true_drop"] = -mean(drops_true) if drops_true else None
-            knowledge.append(entry)
-    return {"tasks": table, "knowledge": knowledge}
-
-
-def _heldout(task: str) -> bool:
-    """Held-out people (the zoo's ``*_heldout`` tasks) are reported apart from trained ones."""
-    return task.endswith("_heldout")
-
 
 def _f(x, spec: str = ".3f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)

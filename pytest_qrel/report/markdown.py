@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..summary import RunSummary, shown
+from .robustness import markdown_lines
+
 CSV_COLUMNS = ("test", "property", "variant", "model", "method", "bits", "group_size", "metric", "value",
                "base_value", "threshold", "status", "reason", "total_bits", "effective_bits", "storage_bits")
 
@@ -26,10 +29,10 @@ def _cell(value, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value).replace("|", "\\|")
 
 
-def write_markdown(report_dir: Path, variants: list[dict], records: list[dict], fits: list[dict],
-                   sweet: dict[str, list[dict]], plots: list[Path]) -> Path:
-    from .robustness import markdown_lines, robustness_summary, shown
-
+def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], plots: list[Path]) -> Path:
+    """report.md: ``variants`` (every variant of the run) with their records, the robustness
+    tables, the fitted laws, the sweet spots and the plots."""
+    records, fits, sweet = summary.records, summary.fits, summary.sweet
     lines = ["# pytest-qrel reliability report", ""]
     by_variant: dict[str, list[dict]] = {}
     for r in shown(records):
@@ -46,7 +49,7 @@ def write_markdown(report_dir: Path, variants: list[dict], records: list[dict], 
                 lines.append(f"{head} {_cell(r.get('property'))} | {_cell(r.get('metric'))} | {_cell(r.get('value'))} | "
                              f"{_cell(r.get('threshold'))} | {_cell(status)} |")
         lines.append("")
-    lines += markdown_lines(robustness_summary(records))
+    lines += markdown_lines(summary.robustness)
     if fits:
         lines += ["## Fitted laws", "", "| metric | law | family | form | coefficients | n | adjusted R² |",
                   "|---|---|---|---|---|---|---|"]

@@ -5,49 +5,7 @@ worst-case perturbation, and the fuzzing test's shrunk examples."""
 
 from __future__ import annotations
 
-UNPERTURBED = "unperturbed"
-
-
-def shown(records: list[dict]) -> list[dict]:
-    """The records the per-variant tables list: a robustness test has four metrics per
-    perturbation and intensity, so only its failures and errors are listed there (the
-    robustness table has every value), and the fuzzing test's outcome."""
-    return [r for r in records if r.get("property") != "robustness" or r.get("metric") == "answer_agreement"
-            or r.get("status") in ("fail", "error")]
-
-
-def robustness_summary(records: list[dict]) -> dict[str, dict]:
-    """By model: ``rows`` (condition label -> {column -> (accuracy, auroc)}), ``unknown``
-    (condition -> (perturbed words, unknown)), ``worst`` (variant -> intensity -> (perturbation,
-    accuracy, base accuracy)), ``fuzz`` (the fuzzing records)."""
-    out: dict[str, dict] = {}
-    seen: set[tuple[str, str, int]] = set()
-    for r in records:
-        if r.get("property") != "robustness":
-            continue
-        model = out.setdefault(r["model"], {"rows": {}, "unknown": {}, "worst": {}, "fuzz": []})
-        if r.get("metric") == "answer_agreement":
-            model["fuzz"].append(r)
-            continue
-        comp = r.get("comparison")
-        key = (r["variant"], r.get("perturbation"), r.get("intensity"))
-        if not comp or key in seen:
-            continue
-        seen.add(key)
-        label = f"{r['perturbation']} i{r['intensity']}"
-        column = r["variant"].removeprefix(f"{r['model']}-")
-        rows = model["rows"]
-        for row, who, s in ((UNPERTURBED, "base", comp["base_unperturbed"]), (UNPERTURBED, column, comp["quantized_unperturbed"]),
-                            (label, "base", comp["base"]), (label, column, comp["quantized"])):
-            rows.setdefault(row, {})[who] = (s["accuracy"], s.get("auroc_entropy"))
-        model["unknown"][label] = (r.get("perturbed_words", 0), r.get("unknown_words", 0))
-        if r.get("inserted_by"):
-            model["inserted_by"] = r["inserted_by"]
-        worst = model["worst"].setdefault(column, {})
-        current = worst.get(r["intensity"])
-        if current is None or comp["quantized"]["accuracy"] < current[1]:
-            worst[r["intensity"]] = (r["perturbation"], comp["quantized"]["accuracy"], comp["base"]["accuracy"])
-    return out
+from ..summary import UNPERTURBED
 
 
 def _f(x) -> str:

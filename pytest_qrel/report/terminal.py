@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..properties import CATALOG, Catalog
+from ..summary import RunSummary, shown
+from .drift import write_drift_tables
+from .robustness import write_robustness_tables
+
+
 COLUMNS = ("variant", "method", "bits", "eff bits", "stored bits", "total bits", "layers", "metric", "value",
            "vs base", "threshold", "result")
 
@@ -100,32 +106,34 @@ def _regrouped_notes(model: str, variants: list[dict]) -> list[str]:
     return notes
 
 
-def write_tables(terminalreporter, variants: list[dict], results: list[dict], report_dir: Path,
-                 fits: list[dict] | None = None, sweet: dict[str, list[dict]] | None = None) -> None:
+def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalog: Catalog = CATALOG) -> None:
+    """Per model, one table per property in catalog order; then the robustness tables, the
+    fitted laws, sweet spots, the baseline comparison, the counts and the paper 003 tables."""
     tr = terminalreporter
     tr.write_sep("=", "qrel reliability report")
-    from .robustness import robustness_summary, shown, write_robustness_tables
-
-    everything, results = results, shown(results)
-    props = list(dict.fromkeys(r.get("property") for r in results if r.get("property"))) or [None]
+    variants, everything = summary.variants, summary.records
+    results = shown(everything, catalog)
+    present = {r.get("property") for r in results if r.get("property")}
+    props = [p for p in catalog.recorded() if p in present] + sorted(present - set(catalog.recorded())) or [None]
+    # a property whose metrics are changes from the base (a drop, an increase) has no base row:
+    # the base's value of such a metric is its level, not a value of the metric
+    changes = {p.records_as for p in catalog if all(m.change for m in p.metrics)}
     for model in dict.fromkeys(v["model"] for v in variants):
         params = next((v["params"] for v in variants if v["model"] == model and v["params"]), None)
         for prop in props:
             rows = _rows(model, variants, results, prop)
             if not rows:
                 continue
-            # a robustness row's base value is the base's accuracy or AUROC, not a value of its
-            # metric (a drop): the robustness table shows the base
-            base = None if prop == "robustness" else _base_row(
+            base = None if prop in changes else _base_row(
                 model, variants, [r for r in results if prop is None or r.get("property") == prop])
             title = (f"model {model}" + (f" ({params:,} parameters)" if params else "")
                      + (f", {prop}" if prop else "") + ", rows by total model bits:")
             _table(tr, title, ([base] if base else []) + rows)
         for note in _regrouped_notes(model, variants):
             tr.write_line(note)
-    write_robustness_tables(tr, robustness_summary(everything))
-    _write_fits(tr, fits or [])
-    _write_sweet_spots(tr, sweet or {})
+    write_robustness_tables(tr, summary.robustness)
+    _write_fits(tr, summary.fits)
+    _write_sweet_spots(tr, summary.sweet)
     _write_baseline(tr, everything)
     counts = {s: sum(_status(r) == s for r in everything) for s in ("pass", "fail", "error", "skip")}
     tr.write_line("")
@@ -133,6 +141,8 @@ def write_tables(terminalreporter, variants: list[dict], results: list[dict], re
         f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors"
         + (f", {counts['skip']} not checked" if counts["skip"] else "") + f"; results in {report_dir / 'results.json'}"
     )
+    write_drift_tables(tr, summary.drift)
+    write_drift_tables(tr, summary.drift)
 
 
 def _write_fits(tr, fits: list[dict]) -> None:

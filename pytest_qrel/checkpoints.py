@@ -1,0 +1,103 @@
+"""What a --qrel-models entry is: a full-precision model (zoo name, local directory, hub id)
+or a pre-quantized checkpoint directory, identified by its config's quantization_config and
+paired with the full-precision base it is compared with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from . import options
+from .models import declared_base, resolve_model
+from .quant import BACKENDS
+from .quant.quanto import QUANTO_QMAP
+
+# (base name, base source, checkpoint dir, method, bits, group size) of a pre-quantized checkpoint
+Checkpoint = tuple[str, str, str, str, int, "int | None"]
+
+__all__ = ["Checkpoint", "identify_checkpoint", "is_prequantized", "split_prequantized"]
+
+
+def identify_checkpoint(path: Path) -> tuple[str, int, int | None]:
+    """(method, bits, group size) of a pre-quantized checkpoint directory, read from its
+    config's ``quantization_config`` (or a backend's own format); ValueError if no backend
+    here made it."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {path / 'config.json'}: {exc}") from None
+    qc = config.get("quantization_config") if isinstance(config, dict) else None
+    for backend in BACKENDS.values():
+        try:
+            found = backend.read_checkpoint(path, qc if isinstance(qc, dict) else None)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path}: unreadable quantization_config for {backend.name} ({exc})") from None
+        if found:
+            return (backend.name, *found)
+    method = (qc or {}).get("quant_method", "unknown")
+    raise ValueError(
+        f"{path} is quantized with quant_method {method!r}, which pytest-qrel does not load; "
+        "it loads gptq (gptqmodel), bitsandbytes (nf4, fp4, int8) and optimum-quanto checkpoints"
+    )
+
+
+def is_prequantized(path: Path) -> bool:
+    """Whether a local checkpoint directory holds quantized weights."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return (isinstance(config, dict) and bool(config.get("quantization_config"))) or (path / QUANTO_QMAP).is_file()
+
+
+def split_prequantized(
+    resolved: list[tuple[str, str]], base_option: str | None
+) -> tuple[tuple[tuple[str, str], ...], list[Checkpoint]]:
+    """Separate pre-quantized checkpoints (loaded as they are, compared with their base) from
+    the full-precision models that get the method x bits matrix."""
+    base_option = base_option.strip() if isinstance(base_option, str) else None
+    models, checkpoints = [], []
+    for name, source in resolved:
+        path = Path(source)
+        if not (path.is_dir() and is_prequantized(path)):
+            models.append((name, source))
+            continue
+        try:
+            method, bits, group = identify_checkpoint(path)
+        except ValueError as exc:
+            raise pytest.UsageError(f"{options.MODELS}: {exc}") from None
+        base = base_option or declared_base(path)
+        if not base:
+            raise pytest.UsageError(
+                f"{options.MODELS}: {source} is a pre-quantized checkpoint ({method}, {bits} bits); name the "
+                f"full-precision model it is compared with by {options.BASE} or a base_model field in its config.json"
+            )
+        base_name, base_source = resolve_model(base)
+        if not base_option and not Path(base_source).is_dir():
+            # a checkpoint's own metadata never makes the run fetch a model
+            raise pytest.UsageError(
+                f"{options.MODELS}: {source} names base_model {base!r}, which is not a local directory; "
+                f"pass {options.BASE}={base} to compare with it"
+            )
+        if Path(base_source).is_dir() and is_prequantized(Path(base_source)):
+            raise pytest.UsageError(
+                f"{options.BASE}: the base of {source}, {base_source}, is itself quantized; name a full-precision model"
+            )
+        checkpoints.append((base_name, base_source, source, method, bits, group))
+    sources: dict[str, str] = {}
+    for name, source in [*models, *((c[0], c[1]) for c in checkpoints)]:
+        if sources.setdefault(name, source) != source:
+            raise pytest.UsageError(
+                f"{options.MODELS}: two models would share the test id {name!r} ({sources[name]} and {source}); "
+                "rename one directory"
+            )
+    ckpt_ids = [(c[0], c[3], c[4], Path(c[2]).name) for c in checkpoints]
+    for i, key in enumerate(ckpt_ids):
+        if key in ckpt_ids[:i]:
+            raise pytest.UsageError(
+                f"{options.MODELS}: two checkpoints of {key[0]} ({key[1]}, {key[2]} bits) are both named {key[3]!r}; "
+                "rename one directory"
+            )
+    return tuple(models), checkpoints

@@ -1,0 +1,228 @@
+"""What the report shows beyond single records, computed once at the end of a run from the
+records and variants: the fitted laws and sweet spots (paper 000 eq. 6, paper 002 eq. 2,
+paper 004), the calibration and confidence tables (paper 003), the robustness tables
+(paper 000 Fig. 3). report/ only presents these."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import mean
+
+from .properties import CATALOG, Catalog
+
+CURVE_POINTS = 50
+UNPERTURBED = "unperturbed"
+# the per-task properties whose records carry paper 003's comparison
+DRIFT_PROPERTIES = tuple(p.records_as for p in CATALOG.with_axis("task"))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything the report presents, computed once: the variants that reported, every
+    record (results.json's ``results``), the fitted laws, the sweet spot per bounded metric,
+    the calibration / confidence tables and the robustness tables by model."""
+
+    variants: list[dict]
+    records: list[dict]
+    fits: list[dict]
+    sweet: dict[str, list[dict]]
+    drift: dict
+    robustness: dict[str, dict]
+
+
+def summarize(variants: list[dict], records: list[dict], catalog: Catalog = CATALOG) -> RunSummary:
+    return RunSummary(variants, records, run_fits(variants, records, catalog),
+                      {m.name: sweet_spots(variants, records, m.name, m.higher_is_better)
+                       for p in catalog.with_axis("scaled") for m in p.metrics},
+                      drift_summary(records, variants), robustness_summary(records))
+
+
+def _metric_values(records: list[dict], by_id: dict[str, dict], catalog: Catalog) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """Per metric label (``kl_to_base``, or ``ece@zoo_recall`` for a per-task metric), each
+    measured variant's (value, threshold): from its own property's test, else its law test."""
+    out: dict[str, dict[str, tuple[float, float | None]]] = {}
+    scaled = tuple(p.records_as for p in catalog.with_axis("scaled"))
+    for r in records:
+        if (r.get("property") not in (*catalog.fitted(), *scaled) or r.get("status") not in ("pass", "fail")
+                or not isinstance(r.get("value"), float) or not math.isfinite(r["value"])
+                or not by_id.get(r["variant"], {}).get("total_bits")):
+            continue
+        label = r["metric"] + (f"@{r['task']}" if r.get("task") else "")
+        values = out.setdefault(label, {})
+        if r["property"] not in scaled or r["variant"] not in values:
+            threshold = r.get("threshold") if r["property"] not in scaled else None
+            values[r["variant"]] = (float(r["value"]), threshold if isinstance(threshold, float) else None)
+    return out
+
+
+def run_fits(variants: list[dict], records: list[dict], catalog: Catalog = CATALOG) -> list[dict]:
+    """The laws of the run, for results.json and the report: for every metric of results.json
+    (KL, and each calibration and confidence metric per task), the log-quadratic law per
+    bit-width (paper 000 eq. 6) and the multiplicative law in model size and effective bits
+    (paper 002 eq. 2 with its factor ablation, plus group size where the run varies it), and
+    paper 004's ratio law when the run varies the ratio; a law with too few points is listed
+    as not fitted, with the reason."""
+    from .scaling import ablate_power_law, fit_log_quadratic, fit_power_law  # scipy: only at the end of a run
+
+    by_id = {v["id"]: v for v in variants}
+    fits: list[dict] = []
+    for metric, values in _metric_values(records, by_id, catalog).items():
+        rows = [(by_id[vid], value) for vid, (value, _) in values.items()]
+        for bits in sorted({v["bits"] for v, _ in rows}):
+            family = [(v["total_bits"], y) for v, y in rows if v["bits"] == bits]
+            entry = {"metric": metric, "law": "log_quadratic", "family": f"{bits}-bit", "bits": bits,
+                     "points": [[b, y] for b, y in family]}
+            try:
+                fit = fit_log_quadratic([b for b, _ in family], [y for _, y in family], name=f"{metric}-{bits}b")
+            except ValueError as exc:  # FitError: too few or degenerate points
+                fits.append({**entry, "fitted": False, "reason": str(exc)})
+                continue
+            lo, hi = min(b for b, _ in family), max(b for b, _ in family)
+            grid = [lo * (hi / lo) ** (i / (CURVE_POINTS - 1)) for i in range(CURVE_POINTS)]
+            fits.append({**entry, "fitted": True, **fit.as_dict(),
+                         "curve": [[b, float(fit.predict(b))] for b in grid]})
+        fits += _ratio_fits(metric, rows, {vid: t for vid, (_, t) in values.items()})
+        factors = {"model_size": [float(v["params"]) for v, _ in rows],
+                   "effective_bits": [float(v["effective_bits"]) for v, _ in rows]}
+        groups = [v.get("group_size") for v, _ in rows]
+        if None not in groups and len(set(groups)) > 1:
+            factors["group_size"] = [float(g) for g in groups]
+        entry = {"metric": metric, "law": "power_law", "family": "all", "factors": sorted(factors)}
+        try:
+            fit = fit_power_law(factors, [y for _, y in rows], name=f"{metric}-power-law")
+        except ValueError as exc:  # too few points, or values a power law cannot take (<= 0)
+            fits.append({**entry, "fitted": False, "reason": str(exc)})
+            continue
+        # paper 002 Table 1: which factors the law needs, by the adjusted R² of each subset
+        ablation = [{"factors": list(row.factors), "fitted": row.fit is not None,
+                     "adj_r2": row.adj_r2 if row.fit is not None and math.isfinite(row.adj_r2) else None}
+                    for row in ablate_power_law(factors, [y for _, y in rows])]
+        fits.append({**entry, "fitted": True, **fit.as_dict(), "ablation": ablation})
+    return fits
+
+
+def _ratio_fits(metric: str, rows: list[tuple[dict, float]], threshold: dict[str, float | None]) -> list[dict]:
+    """Paper 004 §4.2 (Scaling Law 1), when the run has a mixed-precision ratio axis: per
+    bit-width, each model's largest quantization ratio whose value stays within the metric's
+    threshold (the loss budget), and model size against it, N = exp(k (1 - Q_r) + c)."""
+    from .scaling import fit_quantization_ratio_law
+
+    if len({v.get("quant_ratio") for v, _ in rows}) < 2:
+        return []
+    fits = []
+    for bits in sorted({v["bits"] for v, _ in rows}):
+        tolerable: dict[str, tuple[float, float]] = {}  # model -> (params, largest ratio within budget)
+        for v, y in rows:
+            budget = threshold.get(v["id"])
+            if v["bits"] == bits and budget is not None and y <= budget:
+                best = tolerable.get(v["model"], (0.0, 0.0))[1]
+                tolerable[v["model"]] = (float(v["params"]), max(best, float(v.get("quant_ratio") or 1.0)))
+        entry = {"metric": metric, "law": "quantization_ratio", "family": f"{bits}-bit", "bits": bits,
+                 "points": [[q, n] for n, q in tolerable.values()]}
+        try:
+            fit = fit_quantization_ratio_law([q for _, q in tolerable.values()], [n for n, _ in tolerable.values()],
+                                             name=f"{metric}-{bits}b-ratio")
+            fits.append({**entry, "fitted": True, **fit.as_dict()})
+        except ValueError as exc:
+            fits.append({**entry, "fitted": False, "reason": str(exc)})
+    return fits
+
+
+def sweet_spots(variants: list[dict], records: list[dict], metric: str, higher_is_better: bool = False) -> list[dict]:
+    """The best variant for each total-bit budget (paper 000's "4-bit peak" question): the
+    variants no other variant beats with as few or fewer total bits, by total bits."""
+    by_id = {v["id"]: v for v in variants}
+    rows = sorted(
+        ((by_id[r["variant"]]["total_bits"], r["value"], by_id[r["variant"]]) for r in records
+         if r.get("metric") == metric and r.get("status") in ("pass", "fail") and isinstance(r.get("value"), float)
+         and math.isfinite(r["value"]) and by_id.get(r["variant"], {}).get("total_bits")),
+        key=lambda row: (row[0], -row[1] if higher_is_better else row[1]),
+    )
+    frontier, best = [], None
+    for total, value, v in rows:
+        if best is None or (value > best if higher_is_better else value < best):
+            best = value
+            frontier.append({"total_bits": total, "variant": v["id"], "bits": v["bits"], "method": v["method"],
+                             "model": v["model"], "value": value})
+    return frontier
+
+
+def drift_summary(records: list[dict], variants: list[dict]) -> dict:
+    """results.json's ``drift`` section: one row per (variant, task) with both models'
+    numbers, the deltas, every gated metric's p-values and outcome, and per model the
+    accuracy drop per bit-width by knowledge stratum."""
+    bits_of = {v["id"]: v for v in variants}
+    rows: dict[tuple[str, str], dict] = {}
+    for r in records:
+        if r.get("property") not in DRIFT_PROPERTIES or "comparison" not in r:
+            continue
+        key = (r["variant"], r["task"])
+        row = rows.setdefault(key, {
+            "model": r["model"], "variant": r["variant"], "method": r["method"], "bits": r["bits"],
+            "total_bits": (bits_of.get(r["variant"]) or {}).get("total_bits"),
+            "task": r["task"], "stratum": r.get("stratum"), "questions": r.get("questions"),
+            **r["comparison"], "gates": {},
+        })
+        row["gates"][r["metric"]] = {k: r.get(k) for k in ("value", "threshold", "pvalue", "adjusted_pvalue", "alpha",
+                                                            "significant", "status")}
+    table = sorted(rows.values(), key=lambda x: (x["model"], x["task"], x["total_bits"] or math.inf, x["variant"]))
+    knowledge = []
+    for model in dict.fromkeys(x["model"] for x in table):
+        for bits in sorted({x["bits"] for x in table if x["model"] == model}):
+            entry: dict = {"model": model, "bits": bits}
+            for stratum, heldout in (("memorization", False), ("utilization", False), ("utilization_heldout", True)):
+                drops = [-x["delta"]["accuracy"] for x in table if x["model"] == model and x["bits"] == bits
+                         and x["stratum"] == stratum.removesuffix("_heldout") and _heldout(x["task"]) == heldout]
+                entry[f"accuracy_drop_{stratum}"] = mean(drops) if drops else None
+            drops_true = [x["delta"]["conf_true"] for x in table if x["model"] == model and x["bits"] == bits]
+            entry["conf_true_drop"] = -mean(drops_true) if drops_true else None
+            knowledge.append(entry)
+    return {"tasks": table, "knowledge": knowledge}
+
+
+def _heldout(task: str) -> bool:
+    """Held-out people (the zoo's ``*_heldout`` tasks) are reported apart from trained ones."""
+    return task.endswith("_heldout")
+
+
+def shown(records: list[dict], catalog: Catalog = CATALOG) -> list[dict]:
+    """The records the per-variant tables list: a property per condition (robustness) has
+    several metrics per perturbation and intensity, so only its failures and errors are listed
+    there (its own table has every value); every record of the other properties."""
+    many = {(p.records_as, m.name) for p in catalog.with_axis("condition") for m in p.metrics}
+    return [r for r in records if (r.get("property"), r.get("metric")) not in many or r.get("status") in ("fail", "error")]
+
+
+def robustness_summary(records: list[dict]) -> dict[str, dict]:
+    """By model: ``rows`` (condition label -> {column -> (accuracy, auroc)}), ``unknown``
+    (condition -> (perturbed words, unknown)), ``worst`` (variant -> intensity -> (perturbation,
+    accuracy, base accuracy)), ``fuzz`` (the fuzzing records)."""
+    out: dict[str, dict] = {}
+    seen: set[tuple[str, str, int]] = set()
+    for r in records:
+        if r.get("property") != "robustness":
+            continue
+        model = out.setdefault(r["model"], {"rows": {}, "unknown": {}, "worst": {}, "fuzz": []})
+        if r.get("metric") == "answer_agreement":
+            model["fuzz"].append(r)
+            continue
+        comp = r.get("comparison")
+        key = (r["variant"], r.get("perturbation"), r.get("intensity"))
+        if not comp or key in seen:
+            continue
+        seen.add(key)
+        label = f"{r['perturbation']} i{r['intensity']}"
+        column = r["variant"].removeprefix(f"{r['model']}-")
+        rows = model["rows"]
+        for row, who, s in ((UNPERTURBED, "base", comp["base_unperturbed"]), (UNPERTURBED, column, comp["quantized_unperturbed"]),
+                            (label, "base", comp["base"]), (label, column, comp["quantized"])):
+            rows.setdefault(row, {})[who] = (s["accuracy"], s.get("auroc_entropy"))
+        model["unknown"][label] = (r.get("perturbed_words", 0), r.get("unknown_words", 0))
+        if r.get("inserted_by"):
+            model["inserted_by"] = r["inserted_by"]
+        worst = model["worst"].setdefault(column, {})
+        current = worst.get(r["intensity"])
+        if current is None or comp["quantized"]["accuracy"] < current[1]:
+            worst[r["intensity"]] = (r["perturbation"], comp["quantized"]["accuracy"], comp["base"]["accuracy"])
+    return out
