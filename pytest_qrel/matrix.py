@@ -22,6 +22,14 @@ SCALING_GROUP = "qrel-scaling"
 TASK_ARG = "qrel_task"  # the multiple-choice task of a calibration or confidence test
 PERTURB_ARG = "qrel_perturbation"  # the (perturbation, intensity) of a robustness test
 PROPERTY_MARK = "qrel_property"  # @pytest.mark.qrel_property("calibration") on a suite's test
+# raised while the quantization libraries import their dependencies: not the user's concern
+SUITE_WARNINGS = ("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning",)
+
+
+def suite_marks(prop: str) -> list[pytest.MarkDecorator]:
+    """A suite module's ``pytestmark``: the property its tests gate (so the run plans its
+    families and the report its tables) and the warning filter every suite shares."""
+    return [getattr(pytest.mark, PROPERTY_MARK)(prop), *(pytest.mark.filterwarnings(w) for w in SUITE_WARNINGS)]
 
 
 def build_matrix(config: QrelConfig) -> list[Variant]:

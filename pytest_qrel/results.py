@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from .parsing import Tolerance
     from .variants import Variant
 
-Property = Literal["kl", "calibration", "confidence", "robustness", "scaling"]
-PROPERTIES: tuple[str, ...] = ("kl", "calibration", "confidence", "robustness", "scaling")
 Status = Literal["pass", "fail", "error", "skip"]
 REPORT_ATTR = "qrel"  # the attribute of a test report that carries its records
 

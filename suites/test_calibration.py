@@ -3,13 +3,9 @@ multiple-choice tasks against its full-precision base (paper 003 Table 1, App. B
 A metric fails only when its increase passes the threshold and is significant after the
 run's multiple-comparison correction."""
 
-import pytest
+from pytest_qrel.matrix import suite_marks
 
-pytestmark = [
-    pytest.mark.qrel_property("calibration"),
-    # raised while the quantization libraries import their dependencies: not the user's concern
-    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
-]
+pytestmark = suite_marks("calibration")
 
 
 def test_calibration_drift(qrel, qrel_variant, qrel_task):

@@ -3,13 +3,9 @@ entropy on multiple-choice tasks against its full-precision base (paper 003 §3.
 paired t-test). A metric fails only when its shift passes the threshold and is significant
 after the run's multiple-comparison correction."""
 
-import pytest
+from pytest_qrel.matrix import suite_marks
 
-pytestmark = [
-    pytest.mark.qrel_property("confidence"),
-    # raised while the quantization libraries import their dependencies: not the user's concern
-    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
-]
+pytestmark = suite_marks("confidence")
 
 
 def test_confidence_shift(qrel, qrel_variant, qrel_task):

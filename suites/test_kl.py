@@ -1,10 +1,9 @@
 """KL to base: how far a quantized variant's next-token distributions move from its
 full-precision base on held-out text (paper 000 §4.3, eq. 7)."""
 
-import pytest
+from pytest_qrel.matrix import suite_marks
 
-# raised while the quantization libraries import their dependencies: not the user's concern
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+pytestmark = suite_marks("kl")
 
 
 def test_kl_to_base(qrel, qrel_variant):

@@ -9,13 +9,9 @@ The fuzzing test lets hypothesis draw batches of perturbed prompts
 fails when the variant's greedy answers agree with its base's on less than
 --qrel-fuzz-agreement of a batch; the report shows the batch hypothesis shrank it to."""
 
-import pytest
+from pytest_qrel.matrix import suite_marks
 
-pytestmark = [
-    pytest.mark.qrel_property("robustness"),
-    # raised while the quantization libraries import their dependencies: not the user's concern
-    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
-]
+pytestmark = suite_marks("robustness")
 
 
 def test_perturbation_robustness(qrel, qrel_variant, qrel_perturbation):

@@ -2,12 +2,9 @@
 fitted on the other variants of its bit-width (paper 000 §3.3, eq. 6): a checkpoint worse
 than the law predicts for its bit budget is a regression."""
 
-import pytest
+from pytest_qrel.matrix import suite_marks
 
-pytestmark = [
-    pytest.mark.qrel_property("scaling"),
-    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
-]
+pytestmark = suite_marks("scaling")
 
 
 def test_within_scaling_law(qrel, qrel_scaled):

@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data_dir, load_jsonl
+from .files import data_dir, load_jsonl
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import data_dir, load_jsonl
+from .files import data_dir, load_jsonl
 from .lmeval import lmeval_task, read_task_yaml
 from .types import TARGET_DELIMITER, ZOO_TASKS, ChoiceTask, TaskRef
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .registry import Perturbation
 from .vocab import filler_word_list
-from .word import _tokens, _words
+from .word import word_tokens, word_spans
 
 TOP_K = 10  # the inserted word is drawn among the masked LM's most likely whole words
 
@@ -58,8 +58,8 @@ def masked_lm_insertion(model, tokenizer, top_k: int = TOP_K) -> Perturbation:  
         return out
 
     def word_insertion(text: str, intensity: int, rng: random.Random) -> str:
-        tokens = _tokens(text)
-        words = _words(tokens)
+        tokens = word_tokens(text)
+        words = word_spans(tokens)
         for _ in range(min(intensity, len(words))):
             i = rng.choice(words)
             masked = "".join(tokens[:i]) + tokenizer.mask_token + " " + "".join(tokens[i:])

@@ -19,7 +19,7 @@ from .vocab import filler_word_list, filler_words, slang_terms, translation_lang
 _WORD = re.compile(r"\A(\W*)(.*?)(\W*)\Z", re.S)
 
 
-def _tokens(text: str) -> list[str]:
+def word_tokens(text: str) -> list[str]:
     """``text`` as [word, space, word, ..., word]: words at even indices, possibly ''."""
     return re.split(r"(\s+)", text)
 
@@ -29,7 +29,7 @@ def _parts(token: str) -> tuple[str, str, str]:
     return prefix, core, suffix
 
 
-def _words(tokens: list[str]) -> list[int]:
+def word_spans(tokens: list[str]) -> list[int]:
     """Indices of the tokens with a word core."""
     return [i for i in range(0, len(tokens), 2) if _parts(tokens[i])[1]]
 
@@ -37,8 +37,8 @@ def _words(tokens: list[str]) -> list[int]:
 def _edit_cores(text: str, rng: random.Random, intensity: int, eligible, edit) -> str:
     """Apply ``edit(prefix, core, suffix, rng) -> token`` to ``min(intensity, #eligible)``
     distinct words whose core satisfies ``eligible``."""
-    tokens = _tokens(text)
-    candidates = [i for i in _words(tokens) if eligible(_parts(tokens[i])[1])]
+    tokens = word_tokens(text)
+    candidates = [i for i in word_spans(tokens) if eligible(_parts(tokens[i])[1])]
     for i in rng.sample(candidates, min(intensity, len(candidates))):
         tokens[i] = edit(*_parts(tokens[i]), rng)
     return "".join(tokens)
@@ -53,8 +53,8 @@ def word_insertion(text: str, intensity: int, rng: random.Random) -> str:
     stays pure and offline; ``contextual.masked_lm_insertion`` asks a local masked LM
     instead (the robustness suite's --qrel-insertion-model).
     """
-    tokens = _tokens(text)
-    words = _words(tokens)
+    tokens = word_tokens(text)
+    words = word_spans(tokens)
     vocabulary = filler_word_list()
     for _ in range(min(intensity, len(words))):
         i = rng.choice(words)
@@ -81,8 +81,8 @@ def word_deletion(text: str, intensity: int, rng: random.Random) -> str:
     Punctuation attached to a deleted word stays.
     """
     fillers = filler_words()
-    tokens = _tokens(text)
-    candidates = [i for i in _words(tokens) if _parts(tokens[i])[1].lower() in fillers]
+    tokens = word_tokens(text)
+    candidates = [i for i in word_spans(tokens) if _parts(tokens[i])[1].lower() in fillers]
     for i in sorted(rng.sample(candidates, min(intensity, len(candidates))), reverse=True):
         prefix, _, suffix = _parts(tokens[i])
         if prefix or suffix:
@@ -98,8 +98,8 @@ def word_swap(text: str, intensity: int, rng: random.Random) -> str:
 
     Punctuation stays where it was ("France?" keeps its "?"); pairs do not overlap.
     """
-    tokens = _tokens(text)
-    words = _words(tokens)
+    tokens = word_tokens(text)
+    words = word_spans(tokens)
     pairs = [k for k in range(len(words) - 1) if _parts(tokens[words[k]])[1] != _parts(tokens[words[k + 1]])[1]]
     rng.shuffle(pairs)
     taken: set[int] = set()

@@ -5,53 +5,8 @@ raises too. Backends import their libraries only when they quantize, so the regi
 (and option validation) costs nothing at start-up.
 """
 
-from __future__ import annotations
-
 from .base import Backend, QuantizationError
-from .bnb import BitsAndBytesBackend, BitsAndBytesFP4Backend
-from .gptq import GPTQBackend
-from .hqq import HQQBackend
-from .quanto import (
-    QuantoBackend,
-    QuantoFloat8Backend,
-    QuantoFloat8W8A8Backend,
-    QuantoW8A8Backend,
-)
-from .rtn import RTNBackend
-
-BACKENDS: dict[str, Backend] = {}
-
-
-def register(backend: Backend) -> Backend:
-    if backend.name in BACKENDS:
-        raise ValueError(f"Expected a new backend name, but {backend.name!r} is already registered")
-    BACKENDS[backend.name] = backend
-    return backend
-
-
-def get_backend(name: str) -> Backend:
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"Expected a quantization method in {sorted(BACKENDS)}, but got {name!r}") from None
-
-
-def supported_bits() -> list[int]:
-    return sorted({b for backend in BACKENDS.values() for b in backend.bits})
-
-
-for _backend in (
-    RTNBackend,
-    HQQBackend,
-    BitsAndBytesBackend,
-    BitsAndBytesFP4Backend,
-    GPTQBackend,
-    QuantoBackend,
-    QuantoFloat8Backend,
-    QuantoW8A8Backend,
-    QuantoFloat8W8A8Backend,
-):
-    register(_backend())
+from .registry import BACKENDS, get_backend, register, supported_bits
 
 __all__ = [
     "BACKENDS",

@@ -20,11 +20,10 @@ import os
 import re
 import shutil
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .base import Backend, QuantizationError, in_features, read_safetensors
-
-from pathlib import Path
 
 if TYPE_CHECKING:
     import torch

@@ -1,33 +1,12 @@
 """Presenting results: terminal tables, results.json, Markdown, CSV and PNG plots. Nothing here
 computes a metric."""
 
-import shutil
-from pathlib import Path
-
-from ..summary import RunSummary
 from .drift import write_drift_tables
 from .markdown import write_csv, write_markdown
 from .plots import plot_confidence_shift, plot_metric_vs_bits, plot_robustness_radar
 from .results_json import SCHEMA_VERSION, write_results_json
+from .run import write_run
 from .terminal import write_tables
-
-
-def write_run(report_dir: Path, summary: RunSummary, variants: list[dict], save_baseline: Path | None = None) -> Path:
-    """Write results.json, results.csv, one PNG per fitted metric and report.md to
-    ``report_dir`` (and results.json to ``save_baseline`` too); ``variants`` are every
-    variant of the run (the summary's are those that reported); returns results.json's path."""
-    path = write_results_json(report_dir, variants, summary.records, summary.fits, drift=summary.drift)
-    write_csv(report_dir, variants, summary.records)
-    metrics = dict.fromkeys(f["metric"] for f in summary.fits if "@" not in f["metric"])  # per-task metrics: in report.md
-    plots = [p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, summary.records, summary.fits))]
-    plots += plot_confidence_shift(report_dir, summary.drift)
-    plots += plot_robustness_radar(report_dir, summary.records)
-    write_markdown(report_dir, summary, variants, plots)
-    if save_baseline is not None:
-        save_baseline.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, save_baseline)
-    return path
-
 
 __all__ = ["SCHEMA_VERSION", "plot_confidence_shift", "plot_metric_vs_bits", "plot_robustness_radar", "write_csv", "write_drift_tables",
            "write_markdown", "write_results_json", "write_run", "write_tables"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+
 def _f(x, spec: str = ".3f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 

@@ -11,7 +11,6 @@ from ..summary import RunSummary, shown
 from .drift import write_drift_tables
 from .robustness import write_robustness_tables
 
-
 COLUMNS = ("variant", "method", "bits", "eff bits", "stored bits", "total bits", "layers", "metric", "value",
            "vs base", "threshold", "result")
 

@@ -27,7 +27,7 @@ class FitError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Law:
+class Law:
     name: str
     form: str
     coefficient_names: tuple[str, ...]
@@ -59,7 +59,7 @@ class ScalingFit:
     dof: int
     predictors: int
     residual_std: float
-    _law: _Law = field(repr=False, compare=False)
+    _law: Law = field(repr=False, compare=False)
 
     def __getattr__(self, name: str) -> float:
         # Only reached when normal lookup fails; .get keeps copy/pickle from recursing.
@@ -100,12 +100,12 @@ class ScalingFit:
         if side not in ("both", "below", "above"):
             raise ValueError(f"Expected `side` to be one of 'both', 'below', 'above', but got {side!r}")
         lower, upper = self.prediction_interval(x, confidence)
-        observed = _float_array(values, "values")
+        observed = float_array(values, "values")
         if np.shape(observed) != np.shape(lower):
             raise ValueError(
                 f"Expected `values` to have the shape of the points, {np.shape(lower)}, but got {np.shape(observed)}"
             )
-        _check_finite(observed, "values")
+        check_finite(observed, "values")
         below = observed < lower
         above = observed > upper
         flagged = below if side == "below" else above if side == "above" else below | above
@@ -148,7 +148,7 @@ class AblationRow:
 
 
 
-def _fit(law: _Law, X: np.ndarray, y: np.ndarray, p0: np.ndarray | None, name: str) -> ScalingFit:
+def fit_law(law: Law, X: np.ndarray, y: np.ndarray, p0: np.ndarray | None, name: str) -> ScalingFit:
     n = y.size
     k = len(law.coefficient_names)
     if n <= k:
@@ -208,7 +208,7 @@ def _fit(law: _Law, X: np.ndarray, y: np.ndarray, p0: np.ndarray | None, name: s
 
 
 
-def _float_array(x: Any, name: str, *, vector: bool = False) -> np.ndarray:
+def float_array(x: Any, name: str, *, vector: bool = False) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -222,26 +222,26 @@ def _float_array(x: Any, name: str, *, vector: bool = False) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
+def check_finite(arr: np.ndarray, name: str) -> None:
     bad = int(np.count_nonzero(~np.isfinite(arr)))
     if bad:
         raise ValueError(f"Expected `{name}` to be finite, but got {bad} NaN or infinite values")
 
 
-def _check_positive(arr: np.ndarray, name: str) -> None:
+def check_positive(arr: np.ndarray, name: str) -> None:
     if np.any(arr <= 0):
-        raise ValueError(f"Expected `{name}` to be positive, but got values in {_range_text(arr)}")
+        raise ValueError(f"Expected `{name}` to be positive, but got values in {range_text(arr)}")
 
 
-def _values(values: ArrayLike, n: int, name: str = "values") -> np.ndarray:
-    y = _float_array(values, name, vector=True)
+def law_values(values: ArrayLike, n: int, name: str = "values") -> np.ndarray:
+    y = float_array(values, name, vector=True)
     if y.size != n:
         raise ValueError(f"Expected `{name}` to have one value per point ({n}), but got {y.size}")
-    _check_finite(y, name)
+    check_finite(y, name)
     return y
 
 
-def _range_text(arr: np.ndarray) -> str:
+def range_text(arr: np.ndarray) -> str:
     return f"[{float(np.min(arr)):.6g}, {float(np.max(arr)):.6g}]"
 
 

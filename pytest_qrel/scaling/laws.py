@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -13,17 +13,15 @@ from numpy.typing import ArrayLike
 from .fit import (
     AblationRow,
     FitError,
+    Law,
     ScalingFit,
-    _check_finite,
-    _check_positive,
-    _fit,
-    _float_array,
-    _Law,
-    _range_text,
-    _values,
+    check_finite,
+    check_positive,
+    fit_law,
+    float_array,
+    law_values,
+    range_text,
 )
-
-PowerLawFactor = Literal["model_size", "calibration_size", "group_size", "effective_bits"]
 
 # Paper 002 eq. 2: factor -> (exponent name, log-transformed?). The order is the
 # paper's (N, C_b, G, b_eff); §3.3.2 takes logs of C_b and b_eff for their
@@ -60,10 +58,10 @@ def fit_log_quadratic(total_bits: ArrayLike, values: ArrayLike, *, name: str = "
     pytest_qrel.scaling.fit.FitError: Expected at least 4 points to fit 3 coefficients, but got 3
     """
     u = _LOG_QUADRATIC.design(total_bits)
-    y = _values(values, u.shape[-1])
+    y = law_values(values, u.shape[-1])
     X = np.column_stack([u**2, u, np.ones_like(u)])
     p0 = np.linalg.lstsq(X, y, rcond=None)[0]
-    return _fit(_LOG_QUADRATIC, u, y, p0, name)
+    return fit_law(_LOG_QUADRATIC, u, y, p0, name)
 
 
 def fit_power_law(
@@ -91,7 +89,7 @@ def fit_power_law(
     """
     law = _power_law(factors.keys())
     X = law.design(factors)
-    y = _values(values, X.shape[-1])
+    y = law_values(values, X.shape[-1])
     if np.all(y > 0):
         D = np.column_stack([np.ones(y.size), np.log(X).T])
         seed = np.linalg.lstsq(D, np.log(y), rcond=None)[0]
@@ -99,7 +97,7 @@ def fit_power_law(
             p0 = np.concatenate([np.exp(seed[:1]), seed[1:]])
     else:
         p0 = np.concatenate([[float(np.mean(y)) or 1.0], np.zeros(X.shape[0])])
-    return _fit(law, X, y, p0, name)
+    return fit_law(law, X, y, p0, name)
 
 
 def ablate_power_law(
@@ -117,7 +115,7 @@ def ablate_power_law(
     """
     # Bad input fails the whole table, before any subset is tried.
     X = _power_law(factors.keys()).design(factors)
-    _values(values, X.shape[-1])
+    law_values(values, X.shape[-1])
     names = [f for f in POWER_LAW_FACTORS if f in factors]
     if subsets is None:
         chosen = [c for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)]
@@ -160,13 +158,13 @@ def fit_quantization_ratio_law(
     (-11.68, 4.83)
     """
     x = _QUANTIZATION_RATIO.design(max_quantization_ratio)
-    y = _values(model_size, x.shape[-1], "model_size")
-    _check_positive(y, "model_size")
+    y = law_values(model_size, x.shape[-1], "model_size")
+    check_positive(y, "model_size")
     p0 = None
     if y.size > 2:
         slope, intercept = np.polyfit(1.0 - x, np.log(y), 1)
         p0 = np.array([slope, intercept])
-    return _fit(_QUANTIZATION_RATIO, x, y, p0, name)
+    return fit_law(_QUANTIZATION_RATIO, x, y, p0, name)
 
 
 def fit_block_size_law(block_size: ArrayLike, delta: ArrayLike, *, name: str = "block_size_power") -> ScalingFit:
@@ -184,14 +182,14 @@ def fit_block_size_law(block_size: ArrayLike, delta: ArrayLike, *, name: str = "
     (0.53, 0.32)
     """
     x = _BLOCK_SIZE.design(block_size)
-    y = _values(delta, x.shape[-1], "delta")
+    y = law_values(delta, x.shape[-1], "delta")
     p0 = None
     if y.size > 2 and np.all(y > 0):
         k, log_a = np.polyfit(np.log(x), np.log(y), 1)
         p0 = np.array([math.exp(log_a), k])
     elif y.size > 2:
         p0 = np.array([float(np.mean(y)) or 1.0, 0.0])
-    return _fit(_BLOCK_SIZE, x, y, p0, name)
+    return fit_law(_BLOCK_SIZE, x, y, p0, name)
 
 
 # ---------------------------------------------------------------- law definitions
@@ -199,13 +197,13 @@ def fit_block_size_law(block_size: ArrayLike, delta: ArrayLike, *, name: str = "
 
 
 def _log_quadratic_design(total_bits: Any) -> np.ndarray:
-    B = _float_array(total_bits, "total_bits", vector=True)
-    _check_finite(B, "total_bits")
-    _check_positive(B, "total_bits")
+    B = float_array(total_bits, "total_bits", vector=True)
+    check_finite(B, "total_bits")
+    check_positive(B, "total_bits")
     return np.log(B)
 
 
-_LOG_QUADRATIC = _Law(
+_LOG_QUADRATIC = Law(
     name="log_quadratic",
     form="L(B) = a*ln(B)^2 + b*ln(B) + c",
     coefficient_names=("a", "b", "c"),
@@ -216,16 +214,16 @@ _LOG_QUADRATIC = _Law(
 
 
 def _quantization_ratio_design(ratio: Any) -> np.ndarray:
-    q = _float_array(ratio, "max_quantization_ratio", vector=True)
-    _check_finite(q, "max_quantization_ratio")
+    q = float_array(ratio, "max_quantization_ratio", vector=True)
+    check_finite(q, "max_quantization_ratio")
     if np.any((q < 0) | (q > 1)):
         raise ValueError(
-            f"Expected `max_quantization_ratio` to lie in [0, 1], but got values in {_range_text(q)}"
+            f"Expected `max_quantization_ratio` to lie in [0, 1], but got values in {range_text(q)}"
         )
     return q
 
 
-_QUANTIZATION_RATIO = _Law(
+_QUANTIZATION_RATIO = Law(
     name="quantization_ratio_exponential",
     form="N = exp(k*(1 - Q_r) + c)",
     coefficient_names=("k", "c"),
@@ -238,13 +236,13 @@ _QUANTIZATION_RATIO = _Law(
 
 
 def _block_size_design(block_size: Any) -> np.ndarray:
-    s = _float_array(block_size, "block_size", vector=True)
-    _check_finite(s, "block_size")
-    _check_positive(s, "block_size")
+    s = float_array(block_size, "block_size", vector=True)
+    check_finite(s, "block_size")
+    check_positive(s, "block_size")
     return s
 
 
-_BLOCK_SIZE = _Law(
+_BLOCK_SIZE = Law(
     name="block_size_power",
     form="delta = A * s^k",
     coefficient_names=("A", "k"),
@@ -254,7 +252,7 @@ _BLOCK_SIZE = _Law(
 )
 
 
-def _power_law(names: Iterable[str]) -> _Law:
+def _power_law(names: Iterable[str]) -> Law:
     given = list(names)
     unknown = [f for f in given if f not in POWER_LAW_FACTORS]
     if not given or unknown:
@@ -269,15 +267,15 @@ def _power_law(names: Iterable[str]) -> _Law:
             raise ValueError(f"Expected a mapping with exactly the factors {list(ordered)}, but got {got!r}")
         columns = []
         for f in ordered:
-            column = _float_array(factors[f], f, vector=True)
-            _check_finite(column, f)
+            column = float_array(factors[f], f, vector=True)
+            check_finite(column, f)
             logged = POWER_LAW_FACTORS[f][1]
             if logged and np.any(column <= 1):
                 raise ValueError(
                     f"Expected `{f}` to be greater than 1 (its log is raised to a power), "
-                    f"but got values in {_range_text(column)}"
+                    f"but got values in {range_text(column)}"
                 )
-            _check_positive(column, f)
+            check_positive(column, f)
             columns.append(np.log(column) if logged else column)
         lengths = {len(c) for c in columns}
         if len(lengths) > 1:
@@ -299,7 +297,7 @@ def _power_law(names: Iterable[str]) -> _Law:
     for f in ordered:
         symbol = f"ln({_FACTOR_SYMBOLS[f]})" if POWER_LAW_FACTORS[f][1] else _FACTOR_SYMBOLS[f]
         terms.append(f"{symbol}^{POWER_LAW_FACTORS[f][0]}")
-    return _Law(
+    return Law(
         name="power_law",
         form="P = A * " + " * ".join(terms),
         coefficient_names=("A",) + tuple(POWER_LAW_FACTORS[f][0] for f in ordered),

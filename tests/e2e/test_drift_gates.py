@@ -10,7 +10,9 @@ import pytest
 from pytest_qrel.config import QrelConfig
 from pytest_qrel.data.tasks import ZOO_TASKS, zoo_task
 from pytest_qrel.measures.choices import score_task
-from pytest_qrel.measures.drift import GATED, decide, hypotheses
+from pytest_qrel.measures.drift import hypotheses
+from pytest_qrel.measures.family import decide
+from pytest_qrel.properties import CATALOG
 from pytest_qrel.session import QrelSession
 
 POOL, SAMPLE, SEEDS = 1200, 300, 50
@@ -55,7 +57,7 @@ def test_base_against_itself_and_an_8bit_copy_never_fails_over_50_seeds(zoo_l):
     smallest_p = 1.0
     for seed in range(SEEDS):
         family = _family(session, pools, scores, ("self", "8b"), seed)
-        assert len(family) == 2 * len(ZOO_TASKS) * sum(len(g) for g in GATED.values())
+        assert len(family) == 2 * len(ZOO_TASKS) * sum(len(CATALOG[p].keys) for p in ('calibration', 'confidence'))
         for correction in ("holm", "bh"):
             decisions = decide(family, cfg.drift_threshold, cfg.alpha, correction)
             failed = [k for k, d in decisions.items() if d.failed]
@@ -73,7 +75,7 @@ def test_2bit_zoo_l_fails_with_a_p_value_and_8bit_passes(zoo_l):
     decisions = decide(family, session.config.drift_threshold, session.config.alpha, "holm")
     failed = {k for k, d in decisions.items() if d.failed}
     assert {k[0] for k in failed} == {"2b"}
-    assert {k[2] for k in failed} & set(GATED["calibration"]) and {k[2] for k in failed} & set(GATED["confidence"])
+    assert {k[2] for k in failed} & set(CATALOG["calibration"].keys) and {k[2] for k in failed} & set(CATALOG["confidence"].keys)
     for k in failed:
         assert decisions[k].adjusted_pvalue <= 0.05 and family[k].value > decisions[k].threshold
 
@@ -92,7 +94,7 @@ def test_the_suites_fail_2bit_zoo_l_and_report_the_p_value(zoo_l):
     and the adjusted p-value; the 8-bit variant's tests pass."""
     session, _, _ = zoo_l
     v2, v8 = session.variants
-    planned = {(v, t, p) for v in (v2, v8) for t in ("zoo_recall",) for p in GATED}
+    planned = {(v, t, p) for v in (v2, v8) for t in ("zoo_recall",) for p in ('calibration', 'confidence')}
     for m in session.measures.values():
         m.plan(planned)
     with pytest.raises(pytest.fail.Exception, match=r"zoo-l-hqq-2b-g64: conf_true_drop = 0\.\d+, expected <= 0\.05 "

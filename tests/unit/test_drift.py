@@ -7,7 +7,9 @@ import pytest
 import scipy.stats
 
 from pytest_qrel.measures.choices import ChoiceScores, summary
-from pytest_qrel.measures.drift import GATED, decide, hypotheses, per_question_brier
+from pytest_qrel.measures.drift import hypotheses, per_question_brier
+from pytest_qrel.measures.family import decide
+from pytest_qrel.properties import CATALOG
 from pytest_qrel.metrics import (
     adaptive_calibration_error,
     adjust_pvalues,
@@ -89,7 +91,7 @@ def test_hypotheses_signs_and_tests():
     base = _scores(rng, sharp=1.0)
     flatter = ChoiceScores(base.loglik * 0.3, base.lengths, base.labels)  # less confident in everything
     h = hypotheses(base, flatter)
-    assert set(h) == {k for keys in GATED.values() for k in keys}
+    assert set(h) == {k for p in ('calibration', 'confidence') for k in CATALOG[p].keys}
     assert h["conf_true"].value > 0 and h["entropy"].value > 0  # harm is positive
     t = paired_ttest(flatter.true_class_confidence, base.true_class_confidence)
     assert h["conf_true"].pvalue == t.pvalue and h["conf_true"].test == "paired_ttest"
@@ -99,7 +101,7 @@ def test_hypotheses_signs_and_tests():
 
 
 def test_decide_needs_both_threshold_and_significance():
-    from pytest_qrel.measures.drift import Hypothesis
+    from pytest_qrel.measures.family import Hypothesis
 
     fam = {
         ("a", "t", "conf_true"): Hypothesis("conf_true", 0.2, 0.5, 0.3, 1e-6, "paired_ttest"),  # big, significant
@@ -138,7 +140,7 @@ def test_noise_alone_rarely_fails_a_family(correction):
             hyps = hypotheses(ChoiceScores(a, np.ones((200, 4)), labels), ChoiceScores(b, np.ones((200, 4)), labels),
                               seed=v)
             fam.update({(v, "t", k): h for k, h in hyps.items()})
-        keys = [k for keys in GATED.values() for k in keys]
+        keys = [k for p in ('calibration', 'confidence') for k in CATALOG[p].keys]
         got = decide(fam, dict.fromkeys(keys, 0.0), dict.fromkeys(keys, 0.05), correction)
         failed_runs += any(d.failed for d in got.values())
     assert failed_runs / runs <= 0.05 + 2.5 * np.sqrt(0.05 * 0.95 / runs)

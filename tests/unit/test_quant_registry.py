@@ -2,7 +2,8 @@ import pytest
 
 import json
 
-from pytest_qrel.quant import BACKENDS, get_backend, identify_checkpoint, is_prequantized, register, supported_bits
+from pytest_qrel.checkpoints import identify_checkpoint, is_prequantized
+from pytest_qrel.quant import BACKENDS, get_backend, register, supported_bits
 
 
 def test_lookup_miss_lists_valid_names():

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from pytest_qrel.config import QrelConfig
-from pytest_qrel.measures.drift import decide
+from pytest_qrel.measures.family import decide
 from pytest_qrel.measures.generation import QAScores
-from pytest_qrel.measures.robustness import MIN_CLASS_ANSWERS, ROBUST_GATED, hypotheses
+from pytest_qrel.measures.robustness import MIN_CLASS_ANSWERS, hypotheses
+from pytest_qrel.properties import ROBUSTNESS
 
 THRESHOLD = {"accuracy": 0.05, "auroc": 0.05, "robust_accuracy": 0.05, "robust_auroc": 0.05}
 
@@ -29,7 +30,7 @@ def _random(rate, n=200, s=4, seed=0):
 def test_a_variant_identical_to_its_base_has_no_harm():
     clean, pert = _scores(_random(0.5, seed=1), seed=1), _scores(_random(0.3, seed=2), seed=2)
     hyps, unchecked = hypotheses(pert, pert, clean, clean, THRESHOLD, seed=0)
-    assert not unchecked and set(hyps) == set(ROBUST_GATED)
+    assert not unchecked and set(hyps) == set(ROBUSTNESS.keys)
     for h in hyps.values():
         assert h.value == 0.0 and h.pvalue == 1.0
     assert all(not d.failed for d in decide(hyps, THRESHOLD, dict.fromkeys(THRESHOLD, 0.05), "holm").values())

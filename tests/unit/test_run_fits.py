@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_qrel.measures.scaling import sweet_spots
+from pytest_qrel.summary import sweet_spots
 
 
 def test_sweet_spots_are_the_best_variant_within_each_budget():
@@ -22,7 +22,7 @@ def test_quantization_ratio_law_is_fitted_when_the_run_varies_the_ratio():
     KL budget, and model size against it (k, c recovered from values made to follow it)."""
     import numpy as np
 
-    from pytest_qrel.measures.scaling import run_fits
+    from pytest_qrel.summary import run_fits
 
     k, c = -11.68, 12.0
     variants, records = [], []
@@ -49,7 +49,7 @@ def test_laws_are_fitted_for_every_metric_of_the_run_per_task():
     take or too few points are reported as not fitted, never dropped."""
     import math
 
-    from pytest_qrel.measures.scaling import run_fits
+    from pytest_qrel.summary import run_fits
 
     variants, records = [], []
     for i, params in enumerate([2e4, 6e4, 2e5, 4e5, 8e5]):
