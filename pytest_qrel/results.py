@@ -4,6 +4,7 @@ records sent with its report (so an xdist worker that dies loses nothing finishe
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from .baseline import regression
@@ -38,14 +39,79 @@ def coverage_problem(info: dict | None, min_coverage: float) -> str | None:
     )
 
 
+# the fields every record has; a measure's own details (task, p-values, comparison, ...)
+# are kept in ``detail`` and written beside them in results.json
+CORE_FIELDS = ("test", "property", "variant", "model", "method", "bits", "group_size", "metric", "status",
+               "passed", "reason", "value", "base_value", "threshold")
+GATED_FIELDS = ("higher_is_better", "coverage", "min_coverage")  # a gated record's (pass, fail)
+BASELINE_FIELDS = ("baseline_value", "change")  # a record compared with --qrel-baseline
+
+
+@dataclass
+class Record:
+    """One metric of one test: what results.json's ``results`` holds, typed. ``as_dict`` is
+    the results.json form (and what travels in a test report from an xdist worker);
+    ``from_dict`` reads it back."""
+
+    test: str
+    property: str | None
+    variant: str
+    model: str
+    method: str
+    bits: int
+    group_size: int | None
+    metric: str | None
+    status: Status
+    reason: str | None = None
+    value: float | None = None
+    base_value: float | None = None
+    threshold: float | None = None
+    task: str | None = None  # the multiple-choice task of a per-task record
+    higher_is_better: bool | None = None
+    coverage: float | None = None
+    min_coverage: float | None = None
+    baseline_value: float | None = None
+    change: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def gated(self) -> bool:
+        """Whether the record holds a gated value (pass or fail), not an error or a skip."""
+        return self.status in ("pass", "fail")
+
+    def label(self) -> str:
+        """The metric as the report names it: ``ece_increase@zoo_recall`` for a per-task one."""
+        return (self.metric or "-") + (f"@{self.task}" if self.task else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in CORE_FIELDS}
+        if self.gated:
+            out.update({k: getattr(self, k) for k in GATED_FIELDS})
+        if self.baseline_value is not None:
+            out.update({k: getattr(self, k) for k in BASELINE_FIELDS})
+        if self.task is not None:
+            out["task"] = self.task
+        return {**out, **self.detail}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Record:
+        known = {f.name for f in fields(cls)} - {"detail"}
+        return cls(**{k: v for k, v in d.items() if k in known},
+                   detail={k: v for k, v in d.items() if k not in known and k != "passed"})
+
+
 class Results:
     """The records of a run. A test's records are pending until its report takes them;
     the process that reports (the controller, or the only process) merges them."""
 
     def __init__(self) -> None:
-        self.records: list[dict] = []
+        self.records: list[Record] = []
         self.variant_info: dict[str, dict] = {}  # by variant id (ids are unique in a run)
-        self._pending: list[dict] = []
+        self._pending: list[Record] = []
 
     def gate(
         self,
@@ -60,7 +126,7 @@ class Results:
         min_coverage: float,
         baseline: float | None = None,
         tolerance: Tolerance | None = None,
-    ) -> dict:
+    ) -> Record:
         """Record one gated measurement: it passes when its value is within the threshold,
         has not regressed from the ``baseline`` value beyond ``tolerance``, and the variant
         quantized what was asked; returns the record."""
@@ -86,64 +152,44 @@ class Results:
         coverage = coverage_problem(info, min_coverage)
         if coverage:
             reasons.append(coverage)
-        record = self._record(test, variant, prop, metric, "pass" if not reasons else "fail", "; ".join(reasons) or None)
-        record.update(
-            value=value,
-            base_value=measurement.base_value,
-            threshold=threshold,
-            higher_is_better=higher_is_better,
-            coverage=(info or {}).get("coverage"),
-            min_coverage=min_coverage,
-            **({"baseline_value": baseline, "change": change} if baseline is not None else {}),
-            **measurement.detail,
-        )
+        detail = dict(measurement.detail)
+        task = detail.pop("task", None)
+        record = Record(test, prop, variant.id, variant.model, variant.method, variant.bits, variant.group_size, metric,
+                        "pass" if not reasons else "fail", "; ".join(reasons) or None, value, measurement.base_value,
+                        threshold, task, higher_is_better, (info or {}).get("coverage"), min_coverage,
+                        baseline, change, detail)
         self._pending.append(record)
         return record
 
-    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str) -> dict:
+    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str) -> Record:
         """Record a test that ran but had nothing to gate its value against (the reason says why)."""
-        record = self._record(test, variant, prop, metric, "skip", reason)
-        record.update(value=None, base_value=None, threshold=None)
-        self._pending.append(record)
-        return record
+        return self._add(test, variant, prop, metric, "skip", reason)
 
-    def error(self, test: str, variant: Variant, prop: str | None, metric: str | None, reason: str) -> dict:
+    def error(self, test: str, variant: Variant, prop: str | None, metric: str | None, reason: str) -> Record:
         """Record a test that could not measure its variant (base or quantization failed, a crash)."""
-        record = self._record(test, variant, prop, metric, "error", reason)
-        record.update(value=None, base_value=None, threshold=None)
+        return self._add(test, variant, prop, metric, "error", reason)
+
+    def _add(self, test: str, variant: Variant, prop: str | None, metric: str | None, status: Status,
+             reason: str) -> Record:
+        record = Record(test, prop, variant.id, variant.model, variant.method, variant.bits, variant.group_size,
+                        metric, status, reason)
         self._pending.append(record)
         return record
-
-    @staticmethod
-    def _record(test: str, variant: Variant, prop: str | None, metric: str | None, status: Status, reason: str | None) -> dict:
-        return {
-            "test": test,
-            "property": prop,
-            "variant": variant.id,
-            "model": variant.model,
-            "method": variant.method,
-            "bits": variant.bits,
-            "group_size": variant.group_size,
-            "metric": metric,
-            "status": status,
-            "passed": status == "pass",
-            "reason": reason,
-        }
 
     def recorded_value(self, variant_id: str, metric: str) -> float | None:
         """The measured ``metric`` of a variant whose test ran in this process, if any."""
         for r in (*self.records, *self._pending):
-            if r["variant"] == variant_id and r["metric"] == metric and r["status"] in ("pass", "fail"):
-                value = r.get("value")
-                return float(value) if isinstance(value, (int, float)) else None
+            if r.variant == variant_id and r.metric == metric and r.gated:
+                return float(r.value) if isinstance(r.value, (int, float)) else None
         return None
 
     def has_pending(self, test: str) -> bool:
-        return any(r["test"] == test for r in self._pending)
+        return any(r.test == test for r in self._pending)
 
     def take_pending(self, variant_info: dict[str, dict]) -> dict[str, Any]:
-        """The finished test's payload (its records and its variant's info), for its report."""
-        payload = {"results": self._pending, "variant_info": variant_info}
+        """The finished test's payload (its records in results.json form and its variant's
+        info), for its report: plain data, as an xdist worker's report carries it."""
+        payload = {"results": [r.as_dict() for r in self._pending], "variant_info": variant_info}
         self._pending = []
         return payload
 
@@ -151,26 +197,26 @@ class Results:
         """Add a test report's payload; False if the report carried none."""
         if not payload:
             return False
-        self.records.extend(payload.get("results", []))
+        self.records.extend(Record.from_dict(r) for r in payload.get("results", []))
         self.variant_info.update(payload.get("variant_info", {}))
         return True
 
 
-def variant_outcome(variant: dict, records: list[dict]) -> tuple[str, str | None]:
+def variant_outcome(variant: dict, records: list[Record]) -> tuple[str, str | None]:
     """A variant's overall status and one-line reason for results.json: ``skip`` (a pair its
     backend lacks), ``error``, ``fail`` or ``pass`` from its tests' records (the worst one
     wins), or ``not run`` when none of its tests ran."""
     if variant.get("skip_reason"):
         return "skip", variant["skip_reason"]
-    own = [r for r in records if r.get("variant") == variant["id"]]
+    own = [r for r in records if r.variant == variant["id"]]
     for status in ("error", "fail"):
-        bad = [r for r in own if r.get("status") == status]
+        bad = [r for r in own if r.status == status]
         if bad:
-            return status, bad[0].get("reason")
-    if any(r.get("status") == "pass" for r in own):
+            return status, bad[0].reason
+    if any(r.passed for r in own):
         return "pass", None
     if own:
-        return "skip", own[0].get("reason")
+        return "skip", own[0].reason
     if variant.get("error"):
         return "error", variant["error"]
     return "not run", None

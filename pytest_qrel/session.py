@@ -107,7 +107,7 @@ class QrelSession:
         test, failed, unchecked = self._test or variant.id, [], []
         for g in gated:
             if g.measurement.unchecked:
-                unchecked.append(self.results.skip(test, variant, prop, g.metric, g.measurement.unchecked)["reason"])
+                unchecked.append(self.results.skip(test, variant, prop, g.metric, g.measurement.unchecked).reason)
                 continue
             baseline = self.config.baseline.values.get((test, g.metric)) if self.config.baseline else None
             record = self.results.gate(
@@ -115,8 +115,8 @@ class QrelSession:
                 measure.spec.metric(g.metric).higher_is_better, self.store.info.get(variant), self.config.min_coverage,
                 baseline, tolerance_for(self.config.compare_fail, prop, g.metric),
             )
-            if record["status"] != "pass":
-                failed.append(record["reason"])
+            if not record.passed:
+                failed.append(record.reason)
         if failed:
             pytest.fail(f"{variant.id}: {'; '.join(dict.fromkeys(failed))}", pytrace=False)
         if unchecked and len(unchecked) == len(gated):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from statistics import mean
 
 from .properties import CATALOG, Catalog
+from .results import Record
 
 CURVE_POINTS = 50
 UNPERTURBED = "unperturbed"
@@ -24,39 +25,39 @@ class RunSummary:
     the calibration / confidence tables and the robustness tables by model."""
 
     variants: list[dict]
-    records: list[dict]
+    records: list[Record]
     fits: list[dict]
     sweet: dict[str, list[dict]]
     drift: dict
     robustness: dict[str, dict]
 
 
-def summarize(variants: list[dict], records: list[dict], catalog: Catalog = CATALOG) -> RunSummary:
+def summarize(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> RunSummary:
     return RunSummary(variants, records, run_fits(variants, records, catalog),
                       {m.name: sweet_spots(variants, records, m.name, m.higher_is_better)
                        for p in catalog.with_axis("scaled") for m in p.metrics},
                       drift_summary(records, variants), robustness_summary(records))
 
 
-def _metric_values(records: list[dict], by_id: dict[str, dict], catalog: Catalog) -> dict[str, dict[str, tuple[float, float | None]]]:
+def _metric_values(records: list[Record], by_id: dict[str, dict], catalog: Catalog) -> dict[str, dict[str, tuple[float, float | None]]]:
     """Per metric label (``kl_to_base``, or ``ece@zoo_recall`` for a per-task metric), each
     measured variant's (value, threshold): from its own property's test, else its law test."""
     out: dict[str, dict[str, tuple[float, float | None]]] = {}
     scaled = tuple(p.records_as for p in catalog.with_axis("scaled"))
     for r in records:
-        if (r.get("property") not in (*catalog.fitted(), *scaled) or r.get("status") not in ("pass", "fail")
-                or not isinstance(r.get("value"), float) or not math.isfinite(r["value"])
-                or not by_id.get(r["variant"], {}).get("total_bits")):
+        if (r.property not in (*catalog.fitted(), *scaled) or not r.gated
+                or not isinstance(r.value, float) or not math.isfinite(r.value)
+                or not by_id.get(r.variant, {}).get("total_bits")):
             continue
-        label = r["metric"] + (f"@{r['task']}" if r.get("task") else "")
+        label = r.label()
         values = out.setdefault(label, {})
-        if r["property"] not in scaled or r["variant"] not in values:
-            threshold = r.get("threshold") if r["property"] not in scaled else None
-            values[r["variant"]] = (float(r["value"]), threshold if isinstance(threshold, float) else None)
+        if r.property not in scaled or r.variant not in values:
+            threshold = r.threshold if r.property not in scaled else None
+            values[r.variant] = (float(r.value), threshold if isinstance(threshold, float) else None)
     return out
 
 
-def run_fits(variants: list[dict], records: list[dict], catalog: Catalog = CATALOG) -> list[dict]:
+def run_fits(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> list[dict]:
     """The laws of the run, for results.json and the report: for every metric of results.json
     (KL, and each calibration and confidence metric per task), the log-quadratic law per
     bit-width (paper 000 eq. 6) and the multiplicative law in model size and effective bits
@@ -129,14 +130,14 @@ def _ratio_fits(metric: str, rows: list[tuple[dict, float]], threshold: dict[str
     return fits
 
 
-def sweet_spots(variants: list[dict], records: list[dict], metric: str, higher_is_better: bool = False) -> list[dict]:
+def sweet_spots(variants: list[dict], records: list[Record], metric: str, higher_is_better: bool = False) -> list[dict]:
     """The best variant for each total-bit budget (paper 000's "4-bit peak" question): the
     variants no other variant beats with as few or fewer total bits, by total bits."""
     by_id = {v["id"]: v for v in variants}
     rows = sorted(
-        ((by_id[r["variant"]]["total_bits"], r["value"], by_id[r["variant"]]) for r in records
-         if r.get("metric") == metric and r.get("status") in ("pass", "fail") and isinstance(r.get("value"), float)
-         and math.isfinite(r["value"]) and by_id.get(r["variant"], {}).get("total_bits")),
+        ((by_id[r.variant]["total_bits"], r.value, by_id[r.variant]) for r in records
+         if r.metric == metric and r.gated and isinstance(r.value, float)
+         and math.isfinite(r.value) and by_id.get(r.variant, {}).get("total_bits")),
         key=lambda row: (row[0], -row[1] if higher_is_better else row[1]),
     )
     frontier, best = [], None
@@ -148,24 +149,24 @@ def sweet_spots(variants: list[dict], records: list[dict], metric: str, higher_i
     return frontier
 
 
-def drift_summary(records: list[dict], variants: list[dict]) -> dict:
+def drift_summary(records: list[Record], variants: list[dict]) -> dict:
     """results.json's ``drift`` section: one row per (variant, task) with both models'
     numbers, the deltas, every gated metric's p-values and outcome, and per model the
     accuracy drop per bit-width by knowledge stratum."""
     bits_of = {v["id"]: v for v in variants}
     rows: dict[tuple[str, str], dict] = {}
     for r in records:
-        if r.get("property") not in DRIFT_PROPERTIES or "comparison" not in r:
+        if r.property not in DRIFT_PROPERTIES or "comparison" not in r.detail:
             continue
-        key = (r["variant"], r["task"])
+        key = (r.variant, r.task)
         row = rows.setdefault(key, {
-            "model": r["model"], "variant": r["variant"], "method": r["method"], "bits": r["bits"],
-            "total_bits": (bits_of.get(r["variant"]) or {}).get("total_bits"),
-            "task": r["task"], "stratum": r.get("stratum"), "questions": r.get("questions"),
-            **r["comparison"], "gates": {},
+            "model": r.model, "variant": r.variant, "method": r.method, "bits": r.bits,
+            "total_bits": (bits_of.get(r.variant) or {}).get("total_bits"),
+            "task": r.task, "stratum": r.detail.get("stratum"), "questions": r.detail.get("questions"),
+            **r.detail["comparison"], "gates": {},
         })
-        row["gates"][r["metric"]] = {k: r.get(k) for k in ("value", "threshold", "pvalue", "adjusted_pvalue", "alpha",
-                                                            "significant", "status")}
+        row["gates"][r.metric] = {"value": r.value, "threshold": r.threshold, "status": r.status,
+                                  **{k: r.detail.get(k) for k in ("pvalue", "adjusted_pvalue", "alpha", "significant")}}
     table = sorted(rows.values(), key=lambda x: (x["model"], x["task"], x["total_bits"] or math.inf, x["variant"]))
     knowledge = []
     for model in dict.fromkeys(x["model"] for x in table):
@@ -186,43 +187,44 @@ def _heldout(task: str) -> bool:
     return task.endswith("_heldout")
 
 
-def shown(records: list[dict], catalog: Catalog = CATALOG) -> list[dict]:
+def shown(records: list[Record], catalog: Catalog = CATALOG) -> list[Record]:
     """The records the per-variant tables list: a property per condition (robustness) has
     several metrics per perturbation and intensity, so only its failures and errors are listed
     there (its own table has every value); every record of the other properties."""
     many = {(p.records_as, m.name) for p in catalog.with_axis("condition") for m in p.metrics}
-    return [r for r in records if (r.get("property"), r.get("metric")) not in many or r.get("status") in ("fail", "error")]
+    return [r for r in records if (r.property, r.metric) not in many or r.status in ("fail", "error")]
 
 
-def robustness_summary(records: list[dict]) -> dict[str, dict]:
+def robustness_summary(records: list[Record]) -> dict[str, dict]:
     """By model: ``rows`` (condition label -> {column -> (accuracy, auroc)}), ``unknown``
     (condition -> (perturbed words, unknown)), ``worst`` (variant -> intensity -> (perturbation,
     accuracy, base accuracy)), ``fuzz`` (the fuzzing records)."""
     out: dict[str, dict] = {}
     seen: set[tuple[str, str, int]] = set()
     for r in records:
-        if r.get("property") != "robustness":
+        if r.property != "robustness":
             continue
-        model = out.setdefault(r["model"], {"rows": {}, "unknown": {}, "worst": {}, "fuzz": []})
-        if r.get("metric") == "answer_agreement":
+        model = out.setdefault(r.model, {"rows": {}, "unknown": {}, "worst": {}, "fuzz": []})
+        if r.metric == "answer_agreement":
             model["fuzz"].append(r)
             continue
-        comp = r.get("comparison")
-        key = (r["variant"], r.get("perturbation"), r.get("intensity"))
+        d = r.detail
+        comp = d.get("comparison")
+        key = (r.variant, d.get("perturbation"), d.get("intensity"))
         if not comp or key in seen:
             continue
         seen.add(key)
-        label = f"{r['perturbation']} i{r['intensity']}"
-        column = r["variant"].removeprefix(f"{r['model']}-")
+        label = f"{d['perturbation']} i{d['intensity']}"
+        column = r.variant.removeprefix(f"{r.model}-")
         rows = model["rows"]
         for row, who, s in ((UNPERTURBED, "base", comp["base_unperturbed"]), (UNPERTURBED, column, comp["quantized_unperturbed"]),
                             (label, "base", comp["base"]), (label, column, comp["quantized"])):
             rows.setdefault(row, {})[who] = (s["accuracy"], s.get("auroc_entropy"))
-        model["unknown"][label] = (r.get("perturbed_words", 0), r.get("unknown_words", 0))
-        if r.get("inserted_by"):
-            model["inserted_by"] = r["inserted_by"]
+        model["unknown"][label] = (d.get("perturbed_words", 0), d.get("unknown_words", 0))
+        if d.get("inserted_by"):
+            model["inserted_by"] = d["inserted_by"]
         worst = model["worst"].setdefault(column, {})
-        current = worst.get(r["intensity"])
+        current = worst.get(d["intensity"])
         if current is None or comp["quantized"]["accuracy"] < current[1]:
-            worst[r["intensity"]] = (r["perturbation"], comp["quantized"]["accuracy"], comp["base"]["accuracy"])
+            worst[d["intensity"]] = (d["perturbation"], comp["quantized"]["accuracy"], comp["base"]["accuracy"])
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..results import Record
 from ..summary import RunSummary, shown
 from .robustness import markdown_lines
 
@@ -13,15 +14,15 @@ CSV_COLUMNS = ("test", "property", "variant", "model", "method", "bits", "group_
                "base_value", "threshold", "status", "reason", "total_bits", "effective_bits", "storage_bits")
 
 
-def write_csv(report_dir: Path, variants: list[dict], records: list[dict]) -> Path:
+def write_csv(report_dir: Path, variants: list[dict], records: list[Record]) -> Path:
     by_id = {v["id"]: v for v in variants}
     path = report_dir / "results.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in records:
-            v = by_id.get(r.get("variant"), {})
-            writer.writerow({**{k: v.get(k) for k in ("total_bits", "effective_bits", "storage_bits")}, **r})
+            v = by_id.get(r.variant, {})
+            writer.writerow({**{k: v.get(k) for k in ("total_bits", "effective_bits", "storage_bits")}, **r.as_dict()})
     return path
 
 
@@ -34,9 +35,9 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
     tables, the fitted laws, the sweet spots and the plots."""
     records, fits, sweet = summary.records, summary.fits, summary.sweet
     lines = ["# pytest-qrel reliability report", ""]
-    by_variant: dict[str, list[dict]] = {}
+    by_variant: dict[str, list[Record]] = {}
     for r in shown(records):
-        by_variant.setdefault(r["variant"], []).append(r)
+        by_variant.setdefault(r.variant, []).append(r)
     for model in dict.fromkeys(v["model"] for v in variants):
         lines += [f"## {model}", "", "| variant | method | bits | eff bits | total bits | property | metric | value | "
                   "threshold | result |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -44,10 +45,10 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
                          key=lambda v: (v["total_bits"] is None, v["total_bits"] or 0))
         for v in ordered:
             head = f"| {v['id']} | {v['method']} | {v['bits']} | {_cell(v['effective_bits'], '.3f')} | {_cell(v['total_bits'])} |"
-            for r in by_variant.get(v["id"], []) or [{"status": v.get("status"), "reason": v.get("reason")}]:
-                status = (r.get("status") or "").upper() + (f": {r['reason']}" if r.get("reason") else "")
-                lines.append(f"{head} {_cell(r.get('property'))} | {_cell(r.get('metric'))} | {_cell(r.get('value'))} | "
-                             f"{_cell(r.get('threshold'))} | {_cell(status)} |")
+            rows = [(r.property, r.metric, r.value, r.threshold, r.status, r.reason) for r in by_variant.get(v["id"], [])]
+            for prop, metric, value, threshold, status, reason in rows or [(None, None, None, None, v.get("status"), v.get("reason"))]:
+                outcome = (status or "").upper() + (f": {reason}" if reason else "")
+                lines.append(f"{head} {_cell(prop)} | {_cell(metric)} | {_cell(value)} | {_cell(threshold)} | {_cell(outcome)} |")
         lines.append("")
     lines += markdown_lines(summary.robustness)
     if fits:

@@ -4,6 +4,10 @@ bit-width, with the law fitted per bit-width (paper 000 Fig. 3 style). Only pres
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..results import Record
 
 
 def _save(fig, legend_ax, path: Path, legend_x: float = 1.02) -> Path:
@@ -17,7 +21,7 @@ def _save(fig, legend_ax, path: Path, legend_x: float = 1.02) -> Path:
     return path
 
 
-def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], records: list[dict],
+def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], records: list[Record],
                         fits: list[dict]) -> Path | None:
     """Write ``<metric>_vs_total_bits.png``; None when the run measured no value of it."""
     import matplotlib
@@ -28,10 +32,10 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], rec
     by_id = {v["id"]: v for v in variants}
     points: dict[int, list[tuple[float, float, str]]] = {}
     for r in records:
-        v = by_id.get(r.get("variant"))
-        if (r.get("metric") == metric and r.get("property") != "scaling" and v and v.get("total_bits")
-                and isinstance(r.get("value"), float) and r["value"] == r["value"]):
-            points.setdefault(v["bits"], []).append((v["total_bits"], r["value"], v["method"]))
+        v = by_id.get(r.variant)
+        if (r.metric == metric and r.property != "scaling" and v and v.get("total_bits")
+                and isinstance(r.value, float) and r.value == r.value):
+            points.setdefault(v["bits"], []).append((v["total_bits"], r.value, v["method"]))
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
@@ -101,17 +105,19 @@ def plot_confidence_shift(report_dir: Path, drift: dict | None) -> list[Path]:
     return paths
 
 
-def plot_robustness_radar(report_dir: Path, records: list[dict], metric: str = "accuracy") -> list[Path]:
+def plot_robustness_radar(report_dir: Path, records: list[Record], metric: str = "accuracy") -> list[Path]:
     """Write ``robustness_<model>_i<intensity>.png``: ``metric`` (accuracy, or auroc_entropy)
     under each perturbation as a radar chart, the base and each variant one polygon (paper 000
     Fig. 3). Reads the base's and the variant's values from the ``comparison`` of robustness
     records carrying ``perturbation`` and ``intensity``; none written when the run has none."""
     rows = []
     for r in records:
-        comp = r.get("comparison") if r.get("property") == "robustness" and r.get("perturbation") else None
+        d = r.detail
+        comp = d.get("comparison") if r.property == "robustness" and d.get("perturbation") else None
         value = comp.get("quantized", {}).get(metric) if isinstance(comp, dict) else None
         if isinstance(value, float):
-            rows.append({**r, "value": value, "base_value": comp.get("base", {}).get(metric)})
+            rows.append({"model": r.model, "variant": r.variant, "perturbation": d["perturbation"],
+                         "intensity": d.get("intensity"), "value": value, "base_value": comp.get("base", {}).get(metric)})
     if not rows:
         return []
     import math

@@ -7,6 +7,10 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..results import Record
 
 SCHEMA_VERSION = 1
 
@@ -26,7 +30,7 @@ def _nan_free(value):
 
 
 def write_results_json(
-    report_dir: Path, variants: list[dict], results: list[dict], fits: list[dict], drift: dict | None = None
+    report_dir: Path, variants: list[dict], results: list[Record], fits: list[dict], drift: dict | None = None
 ) -> Path:
     """Write ``report_dir/results.json`` atomically (temp file + rename): a reader never
     sees half a file and an earlier complete report survives a crash mid-write."""
@@ -34,7 +38,7 @@ def write_results_json(
     doc = {
         "schema": SCHEMA_VERSION,
         "variants": variants,
-        "results": [{k: _nan_free(v) for k, v in r.items()} for r in results],
+        "results": [{k: _nan_free(v) for k, v in r.as_dict().items()} for r in results],
         "fits": _nan_free(fits),
         **({"drift": _nan_free(drift)} if drift else {}),
     }

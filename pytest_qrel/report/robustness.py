@@ -31,11 +31,12 @@ def table_lines(model: str, summary: dict) -> tuple[list[str], list[list[str]], 
             notes.append(f"worst case of {model}-{column} at intensity {intensity}: {name} "
                          f"(accuracy {acc:.3f}; base {base_acc:.3f})")
     for r in summary["fuzz"]:
-        line = (f"fuzzing {r['variant']}: greedy answers agree with the base's on {_f(r.get('value'))} of "
-                f"{'its first failing' if r.get('shrunk_example') else 'its worst'} batch of {r.get('fuzz_batch')} perturbed "
-                f"prompts (at least {_f(r.get('threshold'))} required) -> {r['status'].upper()}")
+        shrunk = r.detail.get("shrunk_example") or []
+        line = (f"fuzzing {r.variant}: greedy answers agree with the base's on {_f(r.value)} of "
+                f"{'its first failing' if shrunk else 'its worst'} batch of {r.detail.get('fuzz_batch')} perturbed "
+                f"prompts (at least {_f(r.threshold)} required) -> {r.status.upper()}")
         notes.append(line)
-        for e in (r.get("shrunk_example") or [])[:8]:
+        for e in shrunk[:8]:
             how = f"{e['perturbation']} i{e['intensity']}" if e["intensity"] else "unperturbed"
             notes.append(f"  shrunk example ({how}): {e['perturbed']!r} -> "
                          f"base {e['base_answer']!r}, variant {e['answer']!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..properties import CATALOG, Catalog
+from ..results import Record
 from ..summary import RunSummary, shown
 from .drift import write_drift_tables
 from .robustness import write_robustness_tables
@@ -19,28 +20,24 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value)
 
 
-def _status(record: dict) -> str:
-    return record.get("status") or ("pass" if record["passed"] else "fail")
-
-
-def _outcome(record: dict) -> str:
-    status, reason = _status(record), record.get("reason")
+def _outcome(record: Record) -> str:
+    status, reason = record.status, record.reason
     return status.upper() + (f": {reason}" if reason and status != "pass" else "")
 
 
-def _delta(record: dict) -> str:
-    value, base = record.get("value"), record.get("base_value")
+def _delta(record: Record) -> str:
+    value, base = record.value, record.base_value
     if isinstance(value, (int, float)) and isinstance(base, (int, float)):
         return format(value - base, "+.4g")
-    predicted = record.get("predicted")  # a fitted law's prediction stands in for the base
+    predicted = record.detail.get("predicted")  # a fitted law's prediction stands in for the base
     return "-" if predicted is None else f"law {predicted:.4g}"
 
 
-def _rows(model: str, variants: list[dict], results: list[dict], prop: str | None = None) -> list[tuple[str, ...]]:
-    by_variant: dict[str, list[dict]] = {}
+def _rows(model: str, variants: list[dict], results: list[Record], prop: str | None = None) -> list[tuple[str, ...]]:
+    by_variant: dict[str, list[Record]] = {}
     for r in results:
-        if prop is None or r.get("property") in (prop, None):
-            by_variant.setdefault(r["variant"], []).append(r)
+        if prop is None or r.property in (prop, None):
+            by_variant.setdefault(r.variant, []).append(r)
     rows = []
     ordered = sorted(
         (v for v in variants if v["model"] == model),
@@ -59,9 +56,7 @@ def _rows(model: str, variants: list[dict], results: list[dict], prop: str | Non
         records = by_variant.get(v["id"], [])
         if records:
             for r in records:
-                value = "nan" if r.get("value") == "nan" else _fmt(r.get("value"), ".4g")
-                metric = (r.get("metric") or "-") + (f"@{r['task']}" if r.get("task") else "")
-                rows.append(head + (metric, value, _delta(r), _fmt(r.get("threshold"), ".6g"), _outcome(r)))
+                rows.append(head + (r.label(), _fmt(r.value, ".4g"), _delta(r), _fmt(r.threshold, ".6g"), _outcome(r)))
         elif v.get("skip_reason"):
             rows.append(head + ("-", "-", "-", "-", f"SKIP: {v['skip_reason']}"))
         else:
@@ -69,14 +64,14 @@ def _rows(model: str, variants: list[dict], results: list[dict], prop: str | Non
     return rows
 
 
-def _base_row(model: str, variants: list[dict], records: list[dict]) -> tuple[str, ...] | None:
+def _base_row(model: str, variants: list[dict], records: list[Record]) -> tuple[str, ...] | None:
     total = next((v.get("base_total_bits") for v in variants if v["model"] == model and v.get("base_total_bits")), None)
-    base = next((r for r in records if r.get("base_value") is not None and r.get("variant") in
+    base = next((r for r in records if r.base_value is not None and r.variant in
                  {v["id"] for v in variants if v["model"] == model}), None)
     if total is None and base is None:
         return None
     return (f"{model} (base)", "-", "full", "-", "-", _fmt(total, ".4g"), "-",
-            base["metric"] if base else "-", _fmt(base["base_value"], ".4g") if base else "-", "-", "-", "")
+            base.metric or "-" if base else "-", _fmt(base.base_value, ".4g") if base else "-", "-", "-", "")
 
 
 def _table(tr, title: str, rows: list[tuple[str, ...]]) -> None:
@@ -112,7 +107,7 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
     tr.write_sep("=", "qrel reliability report")
     variants, everything = summary.variants, summary.records
     results = shown(everything, catalog)
-    present = {r.get("property") for r in results if r.get("property")}
+    present = {r.property for r in results if r.property}
     props = [p for p in catalog.recorded() if p in present] + sorted(present - set(catalog.recorded())) or [None]
     # a property whose metrics are changes from the base (a drop, an increase) has no base row:
     # the base's value of such a metric is its level, not a value of the metric
@@ -124,7 +119,7 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
             if not rows:
                 continue
             base = None if prop in changes else _base_row(
-                model, variants, [r for r in results if prop is None or r.get("property") == prop])
+                model, variants, [r for r in results if prop is None or r.property == prop])
             title = (f"model {model}" + (f" ({params:,} parameters)" if params else "")
                      + (f", {prop}" if prop else "") + ", rows by total model bits:")
             _table(tr, title, ([base] if base else []) + rows)
@@ -134,7 +129,7 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
     _write_fits(tr, summary.fits)
     _write_sweet_spots(tr, summary.sweet)
     _write_baseline(tr, everything)
-    counts = {s: sum(_status(r) == s for r in everything) for s in ("pass", "fail", "error", "skip")}
+    counts = {s: sum(r.status == s for r in everything) for s in ("pass", "fail", "error", "skip")}
     tr.write_line("")
     tr.write_line(
         f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors"
@@ -180,14 +175,14 @@ def _write_sweet_spots(tr, sweet: dict[str, list[dict]]) -> None:
             tr.write_line(f"  <= {s['total_bits']:.4g} bits: {s['variant']} ({s['bits']}-bit {s['method']}), {metric} {s['value']:.4g}")
 
 
-def _write_baseline(tr, results: list[dict]) -> None:
-    compared = [r for r in results if r.get("baseline_value") is not None]
+def _write_baseline(tr, results: list[Record]) -> None:
+    compared = [r for r in results if r.baseline_value is not None]
     if not compared:
         return
     tr.write_line("")
     tr.write_line("against the baseline (old, new, change):")
     for r in compared:
-        old, new, change = r["baseline_value"], r["value"], r.get("change")
+        old, new, change = r.baseline_value, r.value, r.change
         pct = f" ({change / abs(old):+.1%})" if old and isinstance(change, (int, float)) else ""
-        tr.write_line(f"  {r['test']}: {old:.4g} -> {_fmt(new, '.4g')}, {_fmt(change, '+.4g')}{pct}  "
-                      f"{'PASS' if _status(r) == 'pass' else _outcome(r)}")
+        tr.write_line(f"  {r.test}: {old:.4g} -> {_fmt(new, '.4g')}, {_fmt(change, '+.4g')}{pct}  "
+                      f"{'PASS' if r.passed else _outcome(r)}")

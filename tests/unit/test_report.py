@@ -2,6 +2,14 @@ import json
 
 from pytest_qrel.report import write_results_json
 from pytest_qrel.report.terminal import _rows
+from pytest_qrel.results import Record
+
+
+def record(**fields) -> Record:
+    """A record as results.json has it, with the fields a test does not care about filled in."""
+    base = {"test": "t", "property": None, "variant": "m-hqq-4b", "model": "m", "method": "hqq", "bits": 4,
+            "group_size": None, "metric": None, "status": "pass"}
+    return Record.from_dict({**base, **fields})
 
 
 def _variant(vid, total_bits, method="hqq", bits=4, **extra):
@@ -16,8 +24,8 @@ def test_rows_sorted_by_total_bits_with_skips_last():
         _variant("m-hqq-2b", 200.0, bits=2),
     ]
     results = [
-        {"variant": "m-hqq-8b", "metric": "kl_to_base", "value": 0.001, "threshold": 0.01, "passed": True},
-        {"variant": "m-hqq-2b", "metric": "kl_to_base", "value": 0.9, "threshold": 0.5, "passed": False},
+        record(variant="m-hqq-8b", metric="kl_to_base", value=0.001, threshold=0.01, status="pass"),
+        record(variant="m-hqq-2b", metric="kl_to_base", value=0.9, threshold=0.5, status="fail"),
     ]
     rows = _rows("m", variants, results)
     assert [r[0] for r in rows] == ["m-hqq-2b", "m-hqq-8b", "m-bnb-3b"]
@@ -27,9 +35,10 @@ def test_rows_sorted_by_total_bits_with_skips_last():
 
 def test_results_json_is_replaced_atomically_and_keeps_nonfinite_values(tmp_path):
     (tmp_path / "results.json").write_text("old")
-    path = write_results_json(tmp_path, [], [{"value": float("nan")}], fits=[])
+    path = write_results_json(tmp_path, [], [record(value=float("nan"), status="fail")], fits=[])
     doc = json.loads(path.read_text())
-    assert doc == {"schema": 1, "variants": [], "results": [{"value": "nan"}], "fits": []}
+    assert doc["results"][0]["value"] == "nan" and doc["results"][0]["passed"] is False
+    assert {k: doc[k] for k in ("schema", "variants", "fits")} == {"schema": 1, "variants": [], "fits": []}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # no temp files left
 
 
@@ -47,11 +56,11 @@ def test_robustness_radar_per_model_and_intensity(tmp_path):
     from pytest_qrel.report import plot_robustness_radar
 
     names = ["char_swap", "leetspeak", "slang", "word_swap"]
-    records = [{"property": "robustness", "metric": "accuracy_drop", "model": "m", "variant": f"m-hqq-{b}b",
-                "perturbation": n, "intensity": i, "value": 0.2,
-                "comparison": {"quantized": {"accuracy": 0.5 + 0.01 * b - 0.01 * i}, "base": {"accuracy": 0.7}}}
+    records = [record(property="robustness", metric="accuracy_drop", model="m", variant=f"m-hqq-{b}b",
+                      perturbation=n, intensity=i, value=0.2,
+                      comparison={"quantized": {"accuracy": 0.5 + 0.01 * b - 0.01 * i}, "base": {"accuracy": 0.7}})
                for b in (2, 8) for n in names for i in (4, 16)]
     paths = plot_robustness_radar(tmp_path, records)
     assert sorted(p.name for p in paths) == ["robustness_m_i16.png", "robustness_m_i4.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
-    assert plot_robustness_radar(tmp_path, [{"property": "kl", "metric": "kl_to_base", "value": 0.1}]) == []
+    assert plot_robustness_radar(tmp_path, [record(property="kl", metric="kl_to_base", value=0.1)]) == []
