@@ -171,13 +171,19 @@ def test_the_package_has_no_cycle_no_upward_import_and_no_private_name_crossing(
     assert problems() == []
 
 
-def test_an_upward_import_is_found(tmp_path):
-    """The check is not vacuous: a copy of the package where a layer-1 module imports the
-    session (the highest but two) fails it, naming the import; so does a cycle."""
+@pytest.fixture
+def copy(tmp_path) -> Path:
+    """A copy of the package to damage."""
     import shutil
 
-    copy = tmp_path / "pytest_qrel"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "pytest_qrel"
+    shutil.copytree(PACKAGE, out, ignore=shutil.ignore_patterns("__pycache__"))
+    return out
+
+
+def test_an_upward_import_is_found(copy):
+    """The check is not vacuous: a copy of the package where a layer-1 module imports the
+    session (the highest but two) fails it, naming the import; so does a cycle."""
     variants = copy / "variants.py"
     variants.write_text(variants.read_text() + "\nfrom .session import QrelSession  # noqa: E402,F401\n")
     found = problems(copy)
@@ -185,11 +191,7 @@ def test_an_upward_import_is_found(tmp_path):
     assert any(p.startswith("import cycle:") and "pytest_qrel.variants" in p for p in found)
 
 
-def test_a_light_import_inside_a_function_and_a_private_name_are_found(tmp_path):
-    import shutil
-
-    copy = tmp_path / "pytest_qrel"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+def test_a_light_import_inside_a_function_and_a_private_name_are_found(copy):
     config = copy / "config.py"
     config.write_text(config.read_text() + "\n\ndef _late():\n    from .options import MODELS\n    from .parsing import _x\n")
     found = problems(copy)
