@@ -79,6 +79,8 @@ class QrelConfig:
     correction: str = "holm"
     tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
     robustness: Robustness = field(default_factory=Robustness)
+    allow_unchecked: bool = False  # a run that checked nothing (or a named model nothing) may pass
+    models_given: bool = False  # --qrel-models named the models (not the default zoo)
     catalog: Catalog = field(default=CATALOG, compare=False, repr=False)  # the run's properties
 
     @classmethod
@@ -150,6 +152,8 @@ class QrelConfig:
             report_dir=parsing.path(options.REPORT_DIR, raw["qrel_report_dir"], invocation_dir),
             kl_threshold=kl_threshold,
             allow_pickle=parsing.boolean(options.ALLOW_PICKLE, raw.get("qrel_allow_pickle", False)),
+            allow_unchecked=parsing.boolean(options.ALLOW_UNCHECKED, raw.get("qrel_allow_unchecked", False)),
+            models_given=bool(raw.get("qrel_models")),
             cache_dir=cache_dir,
             quant_ratios=quant_ratios,
             granularity=granularity,

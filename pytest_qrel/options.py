@@ -27,6 +27,7 @@ GROUP_SIZE = "--qrel-group-size"
 REPORT_DIR = "--qrel-report-dir"
 KL_THRESHOLD = "--qrel-kl-threshold"
 ALLOW_PICKLE = "--qrel-allow-pickle"
+ALLOW_UNCHECKED = "--qrel-allow-unchecked"
 QUANT_RATIO = "--qrel-quant-ratio"
 QUANT_GRANULARITY = "--qrel-quant-granularity"
 QUANT_SELECT = "--qrel-quant-select"
@@ -182,6 +183,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",
+           None, is_flag=True),
+    Option(ALLOW_UNCHECKED, "accept a run in which no gate could be checked (all not checked or skipped), or a "
+           "named model got no gate; without it such a run fails, saying what was not checked and why (default: off)",
            None, is_flag=True),
     Option(ALLOW_PICKLE, "allow loading checkpoints stored as pickle (.bin) files, which can run "
            "code when loaded (default: refuse, safetensors only)", None, is_flag=True),

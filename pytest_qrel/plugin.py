@@ -77,7 +77,7 @@ class _ReportListener:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[SESSION_KEY].write_report()
+    session.config.stash[SESSION_KEY].end_of_run(session)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

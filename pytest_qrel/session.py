@@ -23,7 +23,7 @@ from .quant import get_backend
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_outcome
 from .store import ModelStore, VariantError, one_line
-from .summary import RunSummary, summarize
+from .summary import RunSummary, summarize, unchecked
 from .variants import variant_record
 
 if TYPE_CHECKING:
@@ -196,8 +196,24 @@ class QrelSession:
             return None
         return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline)
 
+    def end_of_run(self, session: pytest.Session) -> None:
+        """Write the report; a run that checked nothing (or nothing of a model the user named)
+        fails, unless --qrel-allow-unchecked accepts it."""
+        self.write_report()
+        if self._reporting() and self.unchecked() and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def unchecked(self) -> str | None:
+        if self.config.allow_unchecked:
+            return None
+        named = [name for name, _ in self.config.models] if self.config.models_given else []
+        return unchecked(self.results.records, named)
+
     def terminal_summary(self, terminalreporter: Any) -> None:
         if not self._reporting():
             return
         write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog)
+        problem = self.unchecked()
+        if problem:
+            terminalreporter.write_line(f"qrel: FAILED, {problem}; pass {options.ALLOW_UNCHECKED} to accept it", red=True)
 

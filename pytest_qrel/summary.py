@@ -30,13 +30,42 @@ class RunSummary:
     sweet: dict[str, list[dict]]
     drift: dict
     robustness: dict[str, dict]
+    counts: dict[str, dict[str, int]]  # property -> pass, fail, skip (not checked), error
 
 
 def summarize(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> RunSummary:
     return RunSummary(variants, records, run_fits(variants, records, catalog),
                       {m.name: sweet_spots(variants, records, m.name, m.higher_is_better)
                        for p in catalog.with_axis("scaled") for m in p.metrics},
-                      drift_summary(records, variants), robustness_summary(records))
+                      drift_summary(records, variants), robustness_summary(records), counts(records, catalog))
+
+
+def counts(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[str, int]]:
+    """Per results.json property (catalog order, then any other): how many records passed,
+    failed, were not checked (skip) and errored."""
+    props = [p for p in catalog.recorded() if any(r.property == p for r in records)]
+    props += sorted({r.property for r in records if r.property and r.property not in props})
+    return {p: {s: sum(r.property == p and r.status == s for r in records) for s in ("pass", "fail", "skip", "error")}
+            for p in props}
+
+
+def unchecked(records: list[Record], models: list[str]) -> str | None:
+    """Why the run checked nothing, or checked nothing of a model in ``models`` (the ones the
+    user named): a gate that never could fail must not let the run pass. None when every
+    model had at least one gate checked (passed or failed) or errored."""
+    if not records:
+        return None
+    decided = [r for r in records if r.gated or r.status == "error"]
+    if not decided:
+        first = next((r for r in records if r.reason), records[0])
+        return (f"nothing was checked: all {len(records)} gates of this run were not checked "
+                f"(e.g. {first.variant} {first.label()}: {first.reason})")
+    missing = [m for m in models if not any(r.model == m for r in decided)]
+    if missing:
+        own = next((r for r in records if r.model == missing[0] and r.reason), None)
+        why = f" (e.g. {own.variant} {own.label()}: {own.reason})" if own else " (none of its tests ran)"
+        return f"nothing was checked of {', '.join(missing)}{why}"
+    return None
 
 
 def _metric_values(records: list[Record], by_id: dict[str, dict], catalog: Catalog) -> dict[str, dict[str, tuple[float, float | None]]]:

@@ -135,6 +135,9 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
         f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors"
         + (f", {counts['skip']} not checked" if counts["skip"] else "") + f"; results in {report_dir / 'results.json'}"
     )
+    for prop, c in summary.counts.items():
+        tr.write_line(f"qrel {prop}: {c['pass'] + c['fail']} checked ({c['pass']} passed, {c['fail']} failed), "
+                      f"{c['skip']} not checked, {c['error']} errors")
     write_drift_tables(tr, summary.drift)
     write_drift_tables(tr, summary.drift)
 
