@@ -161,8 +161,13 @@ class Results:
         self._pending.append(record)
         return record
 
-    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str) -> Record:
-        """Record a test that ran but had nothing to gate its value against (the reason says why)."""
+    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str, info: dict | None = None,
+             min_coverage: float = 0.0) -> Record:
+        """Record a metric that could not be checked (the reason says why): not checked, unless
+        the variant quantized less than asked, which fails it whatever the metric says."""
+        coverage = coverage_problem(info, min_coverage)
+        if coverage:
+            return self._add(test, variant, prop, metric, "fail", f"{coverage} ({metric} not checked: {reason})")
         return self._add(test, variant, prop, metric, "skip", reason)
 
     def error(self, test: str, variant: Variant, prop: str | None, metric: str | None, reason: str) -> Record:

@@ -105,14 +105,17 @@ class QrelSession:
         except VariantError as exc:
             pytest.fail(f"{variant.id}: {exc}", pytrace=False)
         test, failed, unchecked = self._test or variant.id, [], []
+        info = self.store.info.get(variant)
         for g in gated:
             if g.measurement.unchecked:
-                unchecked.append(self.results.skip(test, variant, prop, g.metric, g.measurement.unchecked).reason)
+                record = self.results.skip(test, variant, prop, g.metric, g.measurement.unchecked, info,
+                                           self.config.min_coverage)
+                (unchecked if record.status == "skip" else failed).append(record.reason)
                 continue
             baseline = self.config.baseline.values.get((test, g.metric)) if self.config.baseline else None
             record = self.results.gate(
                 test, variant, prop, g.metric, g.measurement, g.threshold,
-                measure.spec.metric(g.metric).higher_is_better, self.store.info.get(variant), self.config.min_coverage,
+                measure.spec.metric(g.metric).higher_is_better, info, self.config.min_coverage,
                 baseline, tolerance_for(self.config.compare_fail, prop, g.metric),
             )
             if not record.passed:

@@ -20,7 +20,7 @@ from ..metrics import (
     paired_ttest,
 )
 from .choices import N_BINS, ChoiceScores, score_task, summary
-from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis
+from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
 
 if TYPE_CHECKING:
     from ..data.types import ChoiceTask
@@ -58,7 +58,7 @@ def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0) -> dict[s
     ):
         boot = paired_bootstrap(fn, a, b, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed)
         out[key] = Hypothesis(key, boot.difference, fn(*a), fn(*b), boot.pvalue, "paired_bootstrap",
-                              (boot.ci_low, boot.ci_high))
+                              (boot.ci_low, boot.ci_high), se=boot.se, n=len(base.labels))
     pairs = {
         # key: (base per-question, quant per-question, sign: +1 when an increase is harm)
         "brier": (per_question_brier(bp, base.labels), per_question_brier(qp, quant.labels), 1.0),
@@ -66,9 +66,7 @@ def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0) -> dict[s
         "entropy": (entropy(base.log_probs, axis=1), entropy(quant.log_probs, axis=1), 1.0),
     }
     for key, (b_vals, q_vals, sign) in pairs.items():
-        t = paired_ttest(q_vals, b_vals)
-        out[key] = Hypothesis(key, sign * float(np.mean(q_vals - b_vals)), float(b_vals.mean()),
-                              float(q_vals.mean()), t.pvalue, "paired_ttest")
+        out[key] = paired_hypothesis(key, b_vals, q_vals, sign)
     return out
 
 

@@ -14,10 +14,13 @@ decision; no test's outcome depends on the order in which tests run.
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Literal
 
-from ..metrics import adjust_pvalues
+import numpy as np
+
+from ..metrics import adjust_pvalues, paired_ttest
 from ..store import VariantError, variant_failure
 from .base import Gate, Measure, Measurement
 
@@ -40,6 +43,60 @@ class Hypothesis:
     pvalue: float
     test: Literal["paired_ttest", "paired_bootstrap"]
     ci: tuple[float, float] | None = None  # bootstrap CI of the harm
+    se: float = math.nan  # standard error of ``value``: sd of the paired differences / sqrt(n), or the bootstrap's
+    n: int = 0  # paired samples (questions, prompts) the test saw
+    df: int | None = None  # the t-test's degrees of freedom (None: a normal approximation, the bootstrap)
+
+
+def paired_hypothesis(key: str, base: np.ndarray, quant: np.ndarray, sign: float) -> Hypothesis:
+    """A metric that is a mean of per-sample values: its harm ``sign * mean(quant - base)``
+    with the paired t-test of paper 003 (Tables 2, 4, 5) and its standard error."""
+    t = paired_ttest(quant, base)
+    d = quant - base
+    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.nan
+    return Hypothesis(key, sign * float(d.mean()), float(base.mean()), float(quant.mean()), t.pvalue, "paired_ttest",
+                      se=se, n=int(d.size), df=int(d.size) - 1)
+
+
+POWER = 0.8  # a PASS says the gate would have caught a harm of its threshold's size this often
+
+
+def minimum_detectable_effect(h: Hypothesis, level: float) -> float:
+    """The smallest harm the two-sided test of ``h`` at ``level`` detects with probability
+    ``POWER``: (q(1 - level/2) + q(POWER)) x se, q the t quantile with the test's degrees of
+    freedom (the normal one for the bootstrap), as for a paired t-test's sample size (and
+    TensorRT-LLM's accuracy gate: alpha, beta, sigma, n). Infinite with no spread to go by."""
+    from scipy import stats
+
+    if not h.se > 0:
+        return math.inf
+    q = stats.t(h.df) if h.df else stats.norm
+    return float((q.ppf(1 - level / 2) + q.ppf(POWER)) * h.se)
+
+
+def judge(h: Hypothesis, d: Decision, correction: str, family_size: int, sample_option: str,
+          **detail: object) -> Measurement:
+    """A hypothesis and its family-wise decision as a gated measurement. A harm past its
+    threshold and significant fails; anything else passes only if the test could have
+    detected a harm of the threshold's size at power ``POWER`` at the strictest level the
+    correction gives a hypothesis of the family (Bonferroni's alpha / m: Holm's first step,
+    BH's smallest); otherwise it is not checked, with the sample size that would suffice."""
+    measurement = decided(h, d, correction, family_size, **detail)
+    if d.failed:
+        return measurement
+    level = d.alpha / max(family_size, 1)
+    mde = minimum_detectable_effect(h, level)
+    if mde <= d.threshold:
+        return replace(measurement, detail={**measurement.detail, "minimum_detectable": mde, "power": POWER})
+    if math.isinf(mde):
+        why = (f"{h.key}: base and variant do not differ on any of the {h.n or 'its'} samples, so the data show "
+               f"nothing of the spread a harm of {d.threshold:g} would have")
+    else:
+        needed = math.ceil(h.n * (mde / d.threshold) ** 2) if h.n else None
+        why = (f"{h.key}: with {h.n} samples the smallest harm this test detects at power {POWER:g} (level "
+               f"{level:.2g}: {correction} over {family_size} hypotheses) is {mde:.3g}, above the threshold "
+               f"{d.threshold:g}" + (f"; {sample_option} >= {needed} would suffice" if needed else ""))
+    return replace(measurement, unchecked=why)
 
 
 @dataclass(frozen=True)
@@ -132,6 +189,7 @@ class FamilyMeasure(Measure):
     # -- what a subclass says -----------------------------------------------------------------------
 
     unit_name: ClassVar[str] = "task"
+    sample_option: ClassVar[str] = "--qrel-task-limit"  # what sets the samples a unit has
 
     def is_unit(self, unit: object) -> bool:
         return isinstance(unit, str)
@@ -229,8 +287,8 @@ class FamilyMeasure(Measure):
                                                     unchecked=fam.unchecked[(variant.id, unit, m.key)]), threshold))
             else:
                 h, d = fam.hypotheses[(variant.id, unit, m.key)], fam.decisions[(variant.id, unit, m.key)]
-                out.append(Gate(m.name, decided(h, d, self.config.correction, len(fam.hypotheses), **detail,
-                                                comparison=fam.comparisons[(variant.id, unit)]), threshold))
+                out.append(Gate(m.name, judge(h, d, self.config.correction, len(fam.hypotheses), self.sample_option,
+                                              **detail, comparison=fam.comparisons[(variant.id, unit)]), threshold))
         return out
 
     def unit(self, task: object) -> Unit:

@@ -5,11 +5,13 @@ test's record (and so the report) keeps."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from ..data.qa import run_qa_set
 from ..engine import sample_answers
 from .base import Measure, Measurement
+from .family import POWER
 from .generation import answer_text, normalize_answer, stop_token_ids
 
 if TYPE_CHECKING:
@@ -97,4 +99,27 @@ class FuzzMeasure(Measure):
             found = next(rate for rate in rates if rate < threshold)
             shrunk = list({e["perturbed"]: e for e in results[last_failing[-1]] if not e["agree"]}.values())
             return Measurement(found, 1.0, None, {**detail, "batches_run": runs[0], "shrunk_example": shrunk})
-        return Measurement(min(rates), 1.0, None, {**detail, "batches_run": runs[0]})
+        power = fuzz_power(size, runs[0], threshold)
+        detail = {**detail, "batches_run": runs[0], "power": power}
+        if power < POWER:
+            return Measurement(min(rates), 1.0, None, detail, unchecked=(
+                f"{runs[0]} batches of {size} prompts would let a variant that agrees with its base on "
+                f"{threshold - FUZZ_HARM:.2g} of its answers ({FUZZ_HARM:g} below the required {threshold:g}) pass "
+                f"with probability {1 - power:.2g}: more prompts per batch (--qrel-fuzz-batch, --qrel-qa-limit) or "
+                f"more batches (--qrel-fuzz-examples)"))
+        return Measurement(min(rates), 1.0, None, detail)
+
+
+FUZZ_HARM = 0.1  # the agreement shortfall the fuzzing gate must be able to catch
+
+
+def fuzz_power(batch: int, batches: int, threshold: float) -> float:
+    """The probability that ``batches`` independent batches of ``batch`` prompts catch a
+    variant agreeing with its base on ``threshold - FUZZ_HARM`` of its answers: one batch
+    passes with P(Binomial(batch, p) >= threshold x batch); the gate fails when one does not."""
+    from scipy import stats
+
+    p = max(threshold - FUZZ_HARM, 0.0)
+    needed = math.ceil(threshold * batch - 1e-9)
+    passes = float(stats.binom(batch, p).sf(needed - 1)) if batch else 1.0
+    return 1.0 - passes ** max(batches, 1)

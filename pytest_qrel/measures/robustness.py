@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.qa import run_qa_set
-from ..metrics import paired_bootstrap, paired_ttest
+from ..metrics import paired_bootstrap
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
 from ..store import VariantError
-from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis
+from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
 from .generation import (
     GenerationSettings,
     QAScores,
@@ -68,12 +68,17 @@ def hypotheses(base: QAScores, quant: QAScores, base_clean: QAScores, quant_clea
         unchecked["accuracy"] = (f"the base's accuracy under this perturbation is {b.mean():.3g}, not above the "
                                  f"threshold {threshold['accuracy']:g}: no drop could pass it")
     else:
-        t = paired_ttest(q, b)
-        out["accuracy"] = Hypothesis("accuracy", float(np.mean(b - q)), float(b.mean()), float(q.mean()), t.pvalue, "paired_ttest")
-    db, dq = base_clean.per_prompt_accuracy - b, quant_clean.per_prompt_accuracy - q
-    t = paired_ttest(dq, db)
-    out["robust_accuracy"] = Hypothesis("robust_accuracy", float(np.mean(dq - db)), float(db.mean()), float(dq.mean()),
-                                        t.pvalue, "paired_ttest")
+        out["accuracy"] = paired_hypothesis("accuracy", b, q, -1.0)
+    qc = quant_clean.per_prompt_accuracy
+    db, dq = base_clean.per_prompt_accuracy - b, qc - q
+    # the most the variant can lose beyond the base: every answer it gets right unperturbed
+    worst = float(qc.mean() - db.mean())
+    if worst <= threshold["robust_accuracy"]:
+        unchecked["robust_accuracy"] = (f"the variant answers {qc.mean():.3g} of the unperturbed prompts right and the "
+                                        f"base loses {db.mean():.3g} under this perturbation: even losing every answer "
+                                        f"the variant could not pass the threshold {threshold['robust_accuracy']:g}")
+    else:
+        out["robust_accuracy"] = paired_hypothesis("robust_accuracy", db, dq, 1.0)
     boot = dict(n_resamples=BOOTSTRAP_RESAMPLES, seed=seed, omit_undefined=True)
     pairs = {
         "auroc": ((base.correct, base.entropy), (quant.correct, quant.entropy), _auroc, -1.0),
@@ -95,7 +100,8 @@ def hypotheses(base: QAScores, quant: QAScores, base_clean: QAScores, quant_clea
             unchecked[key] = f"AUROC is undefined on most bootstrap resamples ({exc}); too few right or wrong answers"
             continue
         out[key] = Hypothesis(key, sign * r.difference, float(base_value), float(quant_value), r.pvalue,
-                              "paired_bootstrap", (sign * r.ci_high, sign * r.ci_low) if sign < 0 else (r.ci_low, r.ci_high))
+                              "paired_bootstrap", (sign * r.ci_high, sign * r.ci_low) if sign < 0 else (r.ci_low, r.ci_high),
+                              se=r.se, n=len(a[0]))
     return out, unchecked
 
 
@@ -106,6 +112,7 @@ class RobustnessMeasure(FamilyMeasure):
     family_key = "robust_family"
     members = ("robustness",)
     unit_name = "(perturbation, intensity)"
+    sample_option = "--qrel-qa-limit"
 
     def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
         super().__init__(config, store)

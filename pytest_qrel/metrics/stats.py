@@ -123,6 +123,7 @@ class BootstrapResult(NamedTuple):
     ci_low: float
     ci_high: float
     pvalue: float
+    se: float = 0.0  # the bootstrap standard error of the difference, sd(Delta*)
 
 
 def paired_bootstrap(
@@ -183,5 +184,5 @@ def paired_bootstrap(
     low, high = np.quantile(diffs, [tail, 1.0 - tail])
     se = float(diffs.std(ddof=1))
     if se == 0.0:
-        return BootstrapResult(observed, float(low), float(high), 1.0 if observed == 0.0 else 0.0)
-    return BootstrapResult(observed, float(low), float(high), float(2.0 * ndtr(-abs(observed) / se)))
+        return BootstrapResult(observed, float(low), float(high), 1.0 if observed == 0.0 else 0.0, 0.0)
+    return BootstrapResult(observed, float(low), float(high), float(2.0 * ndtr(-abs(observed) / se)), se)
