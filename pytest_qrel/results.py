@@ -162,13 +162,23 @@ class Results:
         return record
 
     def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str, info: dict | None = None,
-             min_coverage: float = 0.0) -> Record:
-        """Record a metric that could not be checked (the reason says why): not checked, unless
-        the variant quantized less than asked, which fails it whatever the metric says."""
+             min_coverage: float = 0.0, measurement: Measurement | None = None, threshold: float | None = None) -> Record:
+        """Record a metric that could not be checked (the reason says why), with what was
+        measured of it: not checked, unless the variant quantized less than asked, which
+        fails it whatever the metric says."""
         coverage = coverage_problem(info, min_coverage)
         if coverage:
-            return self._add(test, variant, prop, metric, "fail", f"{coverage} ({metric} not checked: {reason})")
-        return self._add(test, variant, prop, metric, "skip", reason)
+            record = self._add(test, variant, prop, metric, "fail", f"{coverage} ({metric} not checked: {reason})")
+        else:
+            record = self._add(test, variant, prop, metric, "skip", reason)
+        if measurement is not None:
+            detail = dict(measurement.detail)
+            record.task = detail.pop("task", None)
+            record.detail = detail
+            record.value = measurement.value if math.isfinite(measurement.value) else None
+            record.base_value = measurement.base_value
+            record.threshold = threshold if threshold is not None and math.isfinite(threshold) else None
+        return record
 
     def error(self, test: str, variant: Variant, prop: str | None, metric: str | None, reason: str) -> Record:
         """Record a test that could not measure its variant (base or quantization failed, a crash)."""

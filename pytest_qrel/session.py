@@ -109,7 +109,7 @@ class QrelSession:
         for g in gated:
             if g.measurement.unchecked:
                 record = self.results.skip(test, variant, prop, g.metric, g.measurement.unchecked, info,
-                                           self.config.min_coverage)
+                                           self.config.min_coverage, g.measurement, g.threshold)
                 (unchecked if record.status == "skip" else failed).append(record.reason)
                 continue
             baseline = self.config.baseline.values.get((test, g.metric)) if self.config.baseline else None

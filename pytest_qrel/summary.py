@@ -31,13 +31,30 @@ class RunSummary:
     drift: dict
     robustness: dict[str, dict]
     counts: dict[str, dict[str, int]]  # property -> pass, fail, skip (not checked), error
+    verdicts: dict[str, dict[str, str]]  # variant id -> property -> PASS, FAIL, not checked, ERROR
 
 
 def summarize(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> RunSummary:
     return RunSummary(variants, records, run_fits(variants, records, catalog),
                       {m.name: sweet_spots(variants, records, m.name, m.higher_is_better)
                        for p in catalog.with_axis("scaled") for m in p.metrics},
-                      drift_summary(records, variants), robustness_summary(records), counts(records, catalog))
+                      drift_summary(records, variants), robustness_summary(records), counts(records, catalog),
+                      verdicts(variants, records, catalog))
+
+
+def verdicts(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[str, str]]:
+    """Which checkpoints may ship, at a glance: per variant (in the run's order) and property, ERROR if a test errored, FAIL if a metric failed, PASS if one passed, else
+    ``not checked``; ``-`` where the run gated none of it (SKIP for a pair its backend lacks)."""
+    props = list(counts(records, catalog))
+    out: dict[str, dict[str, str]] = {}
+    for v in variants:
+        row = {}
+        for prop in props:
+            statuses = {r.status for r in records if r.variant == v["id"] and r.property == prop}
+            row[prop] = ("ERROR" if "error" in statuses else "FAIL" if "fail" in statuses else "PASS" if "pass" in statuses
+                         else "not checked" if statuses else "SKIP" if v.get("skip_reason") else "-")
+        out[v["id"]] = row
+    return out
 
 
 def counts(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[str, int]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..results import Record
 from ..summary import RunSummary, shown
 from .robustness import markdown_lines
+from .terminal import verdict_rows
 
 CSV_COLUMNS = ("test", "property", "variant", "model", "method", "bits", "group_size", "metric", "value",
                "base_value", "threshold", "status", "reason", "total_bits", "effective_bits", "storage_bits")
@@ -35,6 +36,10 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
     tables, the fitted laws, the sweet spots and the plots."""
     records, fits, sweet = summary.records, summary.fits, summary.sweet
     lines = ["# pytest-qrel reliability report", ""]
+    head, rows = verdict_rows(summary.verdicts)
+    if rows and len(head) > 1:
+        lines += ["## Verdicts", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
     by_variant: dict[str, list[Record]] = {}
     for r in shown(records):
         by_variant.setdefault(r.variant, []).append(r)
@@ -45,7 +50,7 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
                          key=lambda v: (v["total_bits"] is None, v["total_bits"] or 0))
         for v in ordered:
             head = f"| {v['id']} | {v['method']} | {v['bits']} | {_cell(v['effective_bits'], '.3f')} | {_cell(v['total_bits'])} |"
-            rows = [(r.property, r.metric, r.value, r.threshold, r.status, r.reason) for r in by_variant.get(v["id"], [])]
+            rows = [(r.property, r.label(), r.value, r.threshold, r.status, r.reason) for r in by_variant.get(v["id"], [])]
             for prop, metric, value, threshold, status, reason in rows or [(None, None, None, None, v.get("status"), v.get("reason"))]:
                 outcome = (status or "").upper() + (f": {reason}" if reason else "")
                 lines.append(f"{head} {_cell(prop)} | {_cell(metric)} | {_cell(value)} | {_cell(threshold)} | {_cell(outcome)} |")

@@ -25,15 +25,19 @@ def _outcome(record: Record) -> str:
     return status.upper() + (f": {reason}" if reason and status != "pass" else "")
 
 
-def _delta(record: Record) -> str:
+def _delta(record: Record, changes: set[tuple[str | None, str | None]] = frozenset()) -> str:
     value, base = record.value, record.base_value
+    if (record.property, record.metric) in changes and isinstance(base, (int, float)):
+        # the value is already a change from the base: show the base's level, not value - level
+        return f"base {base:.4g}"
     if isinstance(value, (int, float)) and isinstance(base, (int, float)):
         return format(value - base, "+.4g")
     predicted = record.detail.get("predicted")  # a fitted law's prediction stands in for the base
     return "-" if predicted is None else f"law {predicted:.4g}"
 
 
-def _rows(model: str, variants: list[dict], results: list[Record], prop: str | None = None) -> list[tuple[str, ...]]:
+def _rows(model: str, variants: list[dict], results: list[Record], prop: str | None = None,
+          changes: set[tuple[str | None, str | None]] = frozenset()) -> list[tuple[str, ...]]:
     by_variant: dict[str, list[Record]] = {}
     for r in results:
         if prop is None or r.property in (prop, None):
@@ -56,7 +60,8 @@ def _rows(model: str, variants: list[dict], results: list[Record], prop: str | N
         records = by_variant.get(v["id"], [])
         if records:
             for r in records:
-                rows.append(head + (r.label(), _fmt(r.value, ".4g"), _delta(r), _fmt(r.threshold, ".6g"), _outcome(r)))
+                rows.append(head + (r.label(), _fmt(r.value, ".4g"), _delta(r, changes), _fmt(r.threshold, ".6g"),
+                                    _outcome(r)))
         elif v.get("skip_reason"):
             rows.append(head + ("-", "-", "-", "-", f"SKIP: {v['skip_reason']}"))
         else:
@@ -105,6 +110,7 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
     fitted laws, sweet spots, the baseline comparison, the counts and the paper 003 tables."""
     tr = terminalreporter
     tr.write_sep("=", "qrel reliability report")
+    _write_verdicts(tr, summary.verdicts)
     variants, everything = summary.variants, summary.records
     results = shown(everything, catalog)
     present = {r.property for r in results if r.property}
@@ -112,10 +118,11 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
     # a property whose metrics are changes from the base (a drop, an increase) has no base row:
     # the base's value of such a metric is its level, not a value of the metric
     changes = {p.records_as for p in catalog if all(m.change for m in p.metrics)}
+    change_metrics = {(p.records_as, m.name) for p in catalog for m in p.metrics if m.change}
     for model in dict.fromkeys(v["model"] for v in variants):
         params = next((v["params"] for v in variants if v["model"] == model and v["params"]), None)
         for prop in props:
-            rows = _rows(model, variants, results, prop)
+            rows = _rows(model, variants, results, prop, change_metrics)
             if not rows:
                 continue
             base = None if prop in changes else _base_row(
@@ -189,3 +196,21 @@ def _write_baseline(tr, results: list[Record]) -> None:
         pct = f" ({change / abs(old):+.1%})" if old and isinstance(change, (int, float)) else ""
         tr.write_line(f"  {r.test}: {old:.4g} -> {_fmt(new, '.4g')}, {_fmt(change, '+.4g')}{pct}  "
                       f"{'PASS' if r.passed else _outcome(r)}")
+
+
+def verdict_rows(verdicts: dict[str, dict[str, str]]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the verdict matrix: a row per variant, a column per property."""
+    props = list(dict.fromkeys(p for row in verdicts.values() for p in row))
+    return ["variant", *props], [[vid, *(row.get(p, "-") for p in props)] for vid, row in verdicts.items()]
+
+
+def _write_verdicts(tr, verdicts: dict[str, dict[str, str]]) -> None:
+    head, rows = verdict_rows(verdicts)
+    if not rows or len(head) < 2:
+        return
+    tr.write_line("verdicts (which checkpoints may ship):")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+        bad = any(c in ("FAIL", "ERROR") for c in r[1:])
+        tr.write_line(line, **({"red": True} if bad else {}))

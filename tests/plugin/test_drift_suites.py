@@ -41,6 +41,25 @@ def test_suites_run_per_variant_and_task_and_report(pytester):
         assert r["task"] in ("zoo_recall", "zoo_utilization") and r["questions"] == 300
         assert 0 <= r["pvalue"] <= r["adjusted_pvalue"] <= 1 and r["family_size"] == 20 and r["correction"] == "holm"
         assert r["passed"] == (r["status"] == "pass")
+        # power before PASS: a pass could have caught a harm of its threshold's size; what could not is not checked
+        if r["status"] == "pass":
+            assert r["minimum_detectable"] <= r["threshold"] and r["power"] == 0.8
+        if r["status"] == "skip":
+            assert "--qrel-task-limit >= " in r["reason"] or "do not differ" in r["reason"]
+    # the report opens with the verdict matrix; a change metric's row shows the base's level beside it
+    result.stdout.fnmatch_lines([
+        "*= qrel reliability report =*",
+        "verdicts (which checkpoints may ship):",
+        "variant * calibration * confidence",
+        "zoo-xs-hqq-8b-g64 * PASS * PASS",
+        "model zoo-xs (20,224 parameters), calibration, rows by total model bits:",
+        "zoo-xs-hqq-8b-g64 * brier_increase@zoo_recall * base 0.* PASS",
+    ])
+    assert "zoo-xs (base)" not in out  # the base's value of a drop is a level, not a value of the metric
+    markdown = (pytester.path / "qrel-report" / "report.md").read_text()
+    assert "## Verdicts\n\n| variant | calibration | confidence |" in markdown
+    assert "| zoo-xs-hqq-8b-g64 | PASS | PASS |" in markdown
+    assert "| brier_increase@zoo_utilization |" in markdown
     rows = {(x["variant"], x["task"]): x for x in doc["drift"]["tasks"]}
     assert len(rows) == 4
     r8, r2 = rows[("zoo-xs-hqq-8b-g64", "zoo_recall")], rows[("zoo-xs-hqq-2b-g64", "zoo_recall")]
