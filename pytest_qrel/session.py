@@ -147,9 +147,26 @@ class QrelSession:
 
     def merge_report(self, report: pytest.TestReport) -> None:
         payload = getattr(report, REPORT_ATTR, None)
+        if payload is None and report.failed:
+            payload = self._lost(report)
         if self.results.merge(payload):
             self.active = True
             self._seen.add(payload["variant"])
+
+    def _lost(self, report: pytest.TestReport) -> dict | None:
+        """A failed report that carries no records: xdist's for a test whose worker died. Its
+        test is an ERROR (never a silent pass of its variant), found by its parameter id."""
+        name = report.nodeid.rsplit("::", 1)[-1]
+        param = name.partition("[")[2].rstrip("]")
+        variant = max((v for v in self.variants if param == v.id or param.startswith(f"{v.id}-")),
+                      key=lambda v: len(v.id), default=None)
+        if variant is None:
+            return None
+        first = str(report.longrepr).strip().splitlines()[0] if report.longrepr else "no report"
+        self.results.error(name, variant, None, None, f"worker crashed during {name} ({first})")
+        payload = self.results.take_pending({})
+        payload["variant"] = variant.id
+        return payload
 
     # -- models and values, for the suites and the plugin's own tests ----------------------------
 

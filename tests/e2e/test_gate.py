@@ -81,8 +81,16 @@ def test_results_of_finished_tests_survive_a_killed_worker(pytester):
     result = pytester.runpytest_subprocess("test_crash.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq",
                                            "--qrel-bits=8", "-n", "1", "--max-worker-restart=0", *RUN)
     assert "crashed" in result.stdout.str()
-    (record,) = _results(pytester.path)["results"]
-    assert record["test"] == "test_a_kl[zoo-xs-hqq-8b-g64]" and record["status"] == "pass" and record["value"] > 0
+    doc = _results(pytester.path)
+    finished, lost = doc["results"]
+    assert finished["test"] == "test_a_kl[zoo-xs-hqq-8b-g64]" and finished["status"] == "pass" and finished["value"] > 0
+    # the test whose worker died is an ERROR, and so is its variant: never a pass
+    assert lost["test"] == "test_b_killed_by_the_os[zoo-xs-hqq-8b-g64]" and lost["status"] == "error"
+    assert lost["reason"].startswith("worker crashed during test_b_killed_by_the_os[zoo-xs-hqq-8b-g64]")
+    (variant,) = doc["variants"]
+    assert variant["status"] == "error" and variant["reason"] == lost["reason"]
+    result.stdout.fnmatch_lines(["zoo-xs-hqq-8b-g64 * ERROR: worker crashed during test_b_killed_by_the_os*",
+                                 "qrel: 1 passed, 0 failed thresholds, 1 errors*"])
 
 
 def test_toml_string_false_keeps_pickle_off(pytester):
