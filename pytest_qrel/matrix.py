@@ -145,6 +145,14 @@ def variant_of(item: pytest.Item) -> Variant | None:
     return value if isinstance(value, Variant) else None
 
 
+def variant_of_nodeid(nodeid: str, variants: list[Variant]) -> Variant | None:
+    """The variant a test id names (``...::test_kl_to_base[zoo-m-hqq-4b-g64]``, with a task or a
+    perturbation after the variant id), for a report that carries nothing else (a worker died)."""
+    param = nodeid.rsplit("::", 1)[-1].partition("[")[2].rstrip("]")
+    return max((v for v in variants if param == v.id or param.startswith(f"{v.id}-")),
+               key=lambda v: len(v.id), default=None)
+
+
 def order_items(items: list[pytest.Item], variants: list[Variant]) -> None:
     """Run the tests of one model together, and every property of one variant in a row:
     each base model is loaded and each variant quantized once, whatever the number of

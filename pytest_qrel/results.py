@@ -7,10 +7,14 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from .baseline import regression
+from .baseline import regression, tolerance_for
+from .quant import get_backend
+from .variants import variant_record
 
 if TYPE_CHECKING:
-    from .measures import Measurement
+    from .config import QrelConfig
+    from .measures import Gate, Measurement
+    from .properties import Property
     from .parsing import Tolerance
     from .variants import Variant
 
@@ -161,6 +165,25 @@ class Results:
         self._pending.append(record)
         return record
 
+    def record_gates(self, test: str, variant: Variant, spec: Property, gated: list[Gate], info: dict | None,
+                     config: QrelConfig) -> tuple[list[str], list[str]]:
+        """Record every gate of one test: (reasons of the failed ones, of the not checked ones)."""
+        failed, unchecked = [], []
+        prop = spec.records_as
+        for g in gated:
+            if g.measurement.unchecked:
+                record = self.skip(test, variant, prop, g.metric, g.measurement.unchecked, info, config.min_coverage,
+                                   g.measurement, g.threshold)
+                (unchecked if record.status == "skip" else failed).append(record.reason)
+                continue
+            baseline = config.baseline.values.get((test, g.metric)) if config.baseline else None
+            record = self.gate(test, variant, prop, g.metric, g.measurement, g.threshold,
+                               spec.metric(g.metric).higher_is_better, info, config.min_coverage,
+                               baseline, tolerance_for(config.compare_fail, prop, g.metric))
+            if not record.passed:
+                failed.append(record.reason)
+        return failed, unchecked
+
     def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str, info: dict | None = None,
              min_coverage: float = 0.0, measurement: Measurement | None = None, threshold: float | None = None) -> Record:
         """Record a metric that could not be checked (the reason says why), with what was
@@ -235,3 +258,16 @@ def variant_outcome(variant: dict, records: list[Record]) -> tuple[str, str | No
     if variant.get("error"):
         return "error", variant["error"]
     return "not run", None
+
+
+def variant_records(variants: list[Variant], info: dict[str, dict], records: list[Record]) -> list[dict]:
+    """results.json's ``variants``: each variant with what its quantization measured, its
+    backend's formats, and its overall status and reason."""
+    out = []
+    for v in variants:
+        backend = get_backend(v.method)
+        known = {"weight_format": backend.weight_format, "activation_bits": backend.activation_bits}
+        record = variant_record(v, {**known, **info.get(v.id, {})})
+        record["status"], record["reason"] = variant_outcome(record, records)
+        out.append(record)
+    return out

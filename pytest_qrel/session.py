@@ -7,24 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import options
-from .baseline import tolerance_for
+from . import matrix, options
 from .config import QrelConfig
-from .matrix import (
-    build_matrix,
-    order_items,
-    parametrize,
-    planned_tests,
-    variant_of,
-    without_default_tasks,
-)
 from .measures import MEASURES, Measure, registered_properties
-from .quant import get_backend
 from .report import write_run, write_tables
-from .results import REPORT_ATTR, Results, variant_outcome
+from .results import REPORT_ATTR, Results, variant_records
 from .store import ModelStore, VariantError, one_line
 from .summary import RunSummary, summarize, unchecked
-from .variants import variant_record
 
 if TYPE_CHECKING:
     import torch
@@ -44,7 +33,7 @@ class QrelSession:
         self.config = config
         self.active = active  # False: a run without --qrel-* options and no qrel test
         self.is_worker = is_worker
-        self.variants = build_matrix(config)
+        self.variants = matrix.build_matrix(config)
         self.store = ModelStore(config)
         classes = measures or MEASURES
         self.measures: dict[str, Measure] = {p.key: classes[p.key](config, self.store) for p in config.catalog}
@@ -71,20 +60,20 @@ class QrelSession:
     # -- collection ----------------------------------------------------------------------
 
     def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        if parametrize(metafunc, self.variants, self.config):
+        if matrix.parametrize(metafunc, self.variants, self.config):
             self.active = True
 
     def collected(self, items: list[pytest.Item]) -> None:
         """The run's tests are known: measures that decide families of tests learn them."""
-        planned = planned_tests(items)
+        planned = matrix.planned_tests(items)
         for measure in self.measures.values():
             measure.plan(planned)
 
     def order(self, items: list[pytest.Item]) -> None:
-        items[:], dropped = without_default_tasks(items, self.config)
+        items[:], dropped = matrix.without_default_tasks(items, self.config)
         if dropped:
             dropped[0].config.hook.pytest_deselected(items=dropped)
-        order_items(items, self.variants)
+        matrix.order_items(items, self.variants)
 
     # -- running a test ----------------------------------------------------------------------
 
@@ -104,22 +93,9 @@ class QrelSession:
             gated = measure.gates(variant, task, **params)
         except VariantError as exc:
             pytest.fail(f"{variant.id}: {exc}", pytrace=False)
-        test, failed, unchecked = self._test or variant.id, [], []
-        info = self.store.info.get(variant)
-        for g in gated:
-            if g.measurement.unchecked:
-                record = self.results.skip(test, variant, prop, g.metric, g.measurement.unchecked, info,
-                                           self.config.min_coverage, g.measurement, g.threshold)
-                (unchecked if record.status == "skip" else failed).append(record.reason)
-                continue
-            baseline = self.config.baseline.values.get((test, g.metric)) if self.config.baseline else None
-            record = self.results.gate(
-                test, variant, prop, g.metric, g.measurement, g.threshold,
-                measure.spec.metric(g.metric).higher_is_better, info, self.config.min_coverage,
-                baseline, tolerance_for(self.config.compare_fail, prop, g.metric),
-            )
-            if not record.passed:
-                failed.append(record.reason)
+        test = self._test or variant.id
+        failed, unchecked = self.results.record_gates(test, variant, measure.spec, gated, self.store.info.get(variant),
+                                                      self.config)
         if failed:
             pytest.fail(f"{variant.id}: {'; '.join(dict.fromkeys(failed))}", pytrace=False)
         if unchecked and len(unchecked) == len(gated):
@@ -128,7 +104,7 @@ class QrelSession:
     def finish(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
         """Attach the test's records to its report: a failure that recorded nothing becomes
         an ERROR record with a one-line reason, so no variant vanishes from the report."""
-        variant = variant_of(item)
+        variant = matrix.variant_of(item)
         if variant is None or report.when == "teardown" or (report.when == "setup" and report.passed):
             return
         if report.failed and not self.results.has_pending(item.name):
@@ -155,18 +131,13 @@ class QrelSession:
 
     def _lost(self, report: pytest.TestReport) -> dict | None:
         """A failed report that carries no records: xdist's for a test whose worker died. Its
-        test is an ERROR (never a silent pass of its variant), found by its parameter id."""
-        name = report.nodeid.rsplit("::", 1)[-1]
-        param = name.partition("[")[2].rstrip("]")
-        variant = max((v for v in self.variants if param == v.id or param.startswith(f"{v.id}-")),
-                      key=lambda v: len(v.id), default=None)
+        test is an ERROR (never a silent pass of its variant)."""
+        name, variant = report.nodeid.rsplit("::", 1)[-1], matrix.variant_of_nodeid(report.nodeid, self.variants)
         if variant is None:
             return None
         first = str(report.longrepr).strip().splitlines()[0] if report.longrepr else "no report"
         self.results.error(name, variant, None, None, f"worker crashed during {name} ({first})")
-        payload = self.results.take_pending({})
-        payload["variant"] = variant.id
-        return payload
+        return {**self.results.take_pending({}), "variant": variant.id}
 
     # -- models and values, for the suites and the plugin's own tests ----------------------------
 
@@ -190,17 +161,8 @@ class QrelSession:
     # -- report ----------------------------------------------------------------------------
 
     def variant_records(self, only_seen: bool = False) -> list[dict]:
-        info = self.variant_info
-        records = []
-        for v in self.variants:
-            if only_seen and v.id not in self._seen:
-                continue
-            backend = get_backend(v.method)
-            known = {"weight_format": backend.weight_format, "activation_bits": backend.activation_bits}
-            record = variant_record(v, {**known, **info.get(v.id, {})})
-            record["status"], record["reason"] = variant_outcome(record, self.results.records)
-            records.append(record)
-        return records
+        variants = [v for v in self.variants if not only_seen or v.id in self._seen]
+        return variant_records(variants, self.variant_info, self.results.records)
 
     def _reporting(self) -> bool:
         return self.active and not self.is_worker and bool(self._seen)
@@ -224,10 +186,8 @@ class QrelSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def unchecked(self) -> str | None:
-        if self.config.allow_unchecked:
-            return None
         named = [name for name, _ in self.config.models] if self.config.models_given else []
-        return unchecked(self.results.records, named)
+        return None if self.config.allow_unchecked else unchecked(self.results.records, named)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if not self._reporting():

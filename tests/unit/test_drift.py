@@ -61,7 +61,8 @@ def test_paired_bootstrap_interval_covers_and_p_small_only_for_a_real_shift():
     assert 1e-5 < t.pvalue < 0.05
     boot_se = abs(boot.difference) / abs(scipy.stats.norm.ppf(boot.pvalue / 2))
     assert boot_se == pytest.approx(d.std(ddof=1) / np.sqrt(400), rel=0.05)
-    assert paired_bootstrap(lambda v: float(v.mean()), (x,), (x,)) == (0.0, 0.0, 0.0, 1.0)
+    assert boot.se == pytest.approx(boot_se, rel=1e-6)  # the standard error the p-value came from
+    assert paired_bootstrap(lambda v: float(v.mean()), (x,), (x,)) == (0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 def _scores(rng, n=300, c=4, sharp=2.0, labels=None) -> ChoiceScores:

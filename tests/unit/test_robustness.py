@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pytest_qrel.config import QrelConfig
-from pytest_qrel.measures.family import decide
+from pytest_qrel.measures.family import decide, judge
 from pytest_qrel.measures.generation import QAScores
 from pytest_qrel.measures.robustness import MIN_CLASS_ANSWERS, hypotheses
 from pytest_qrel.properties import ROBUSTNESS
@@ -69,17 +69,23 @@ def test_a_gate_that_cannot_fail_is_unchecked_not_passed():
     base = _scores(_random(0.02, seed=4), seed=4)
     hyps, unchecked = hypotheses(base, base, _scores(_random(0.5)), _scores(_random(0.5)), THRESHOLD, seed=0)
     assert "accuracy" in unchecked and "no drop could pass it" in unchecked["accuracy"]
-    assert "accuracy" not in hyps and "robust_accuracy" in hyps
+    # the variant answers about half the unperturbed prompts right and the base loses about as
+    # much under the perturbation: even losing every answer, the variant could not lose 0.05 more
+    assert "even losing every answer the variant could not pass" in unchecked["robust_accuracy"]
+    assert "accuracy" not in hyps and "robust_accuracy" not in hyps
 
 
-def test_small_differences_pass_as_noise():
-    """Ten prompts: a 0.1 drop is past the threshold but not significant, so it passes."""
+def test_small_differences_are_noise_and_too_few_prompts_are_not_checked():
+    """Ten prompts: a 0.1 drop is past the threshold but not significant, so it does not fail;
+    and ten prompts could not have detected a drop of 0.05, so it is not checked either."""
     base_c = np.array([[1, 0]] * 5 + [[0, 1]] * 5, bool)
     quant_c = base_c.copy()
     quant_c[0, 0] = quant_c[5, 1] = False
     hyps, _ = hypotheses(_scores(base_c), _scores(quant_c), _scores(base_c), _scores(base_c), THRESHOLD, seed=0)
     d = decide(hyps, THRESHOLD, dict.fromkeys(THRESHOLD, 0.05), "holm")
     assert hyps["accuracy"].value == pytest.approx(0.1) and not d["accuracy"].failed
+    m = judge(hyps["accuracy"], d["accuracy"], "holm", len(hyps), "--qrel-qa-limit")
+    assert m.unchecked and "--qrel-qa-limit >= " in m.unchecked
 
 
 def _config(tmp_path: Path, **values) -> QrelConfig:
