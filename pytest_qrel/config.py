@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,9 @@ class QrelConfig:
         save_baseline = None
         if raw.get("qrel_save_baseline") is not None:
             save_baseline = parsing.path(options.SAVE_BASELINE, raw["qrel_save_baseline"], invocation_dir)
+            _writable_dir(options.SAVE_BASELINE, save_baseline.parent, save_baseline)
+        report_dir = parsing.path(options.REPORT_DIR, raw["qrel_report_dir"], invocation_dir)
+        _writable_dir(options.REPORT_DIR, report_dir)
         cache_dir = None
         if not parsing.boolean(options.NO_CACHE, raw.get("qrel_no_cache", False)):
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
@@ -149,7 +153,7 @@ class QrelConfig:
             methods=methods,
             bits=bits,
             group_size=parsing.group_size(raw["qrel_group_size"]),
-            report_dir=parsing.path(options.REPORT_DIR, raw["qrel_report_dir"], invocation_dir),
+            report_dir=report_dir,
             kl_threshold=kl_threshold,
             allow_pickle=parsing.boolean(options.ALLOW_PICKLE, raw.get("qrel_allow_pickle", False)),
             allow_unchecked=parsing.boolean(options.ALLOW_UNCHECKED, raw.get("qrel_allow_unchecked", False)),
@@ -291,6 +295,21 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
         fuzz_batch=parsing.integer(options.FUZZ_BATCH, raw["qrel_fuzz_batch"], minimum=1),
         fuzz_agreement=agreement[0],
     )
+
+
+def _writable_dir(flag: str, path: Path, file: Path | None = None) -> None:
+    """``path`` is a directory this process may write into, or one it may create (nothing is
+    created here: a plain pytest run leaves no trace), and ``file``, if given, is not a
+    directory: an output that cannot be written stops the run now, not after every test."""
+    if file is not None and file.is_dir():
+        raise pytest.UsageError(f"{flag}: expected a file path, but {file} is a directory")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise pytest.UsageError(f"{flag}: cannot write to {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise pytest.UsageError(f"{flag}: cannot write to {path}: {existing} is not writable")
 
 
 def _writable_cache_dir(value: Any, invocation_dir: Path) -> Path:

@@ -6,8 +6,9 @@ paper 004), the calibration and confidence tables (paper 003), the robustness ta
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import mean
+from typing import Any, Callable
 
 from .properties import CATALOG, Catalog
 from .results import Record
@@ -32,14 +33,36 @@ class RunSummary:
     robustness: dict[str, dict]
     counts: dict[str, dict[str, int]]  # property -> pass, fail, skip (not checked), error
     verdicts: dict[str, dict[str, str]]  # variant id -> property -> PASS, FAIL, not checked, ERROR
+    errors: dict[str, str] = field(default_factory=dict)  # a part that could not be computed -> why
+
+
+def attempt(errors: dict[str, str], name: str, compute: Callable[[], Any], empty: Any = None) -> Any:
+    """``compute()``, or ``empty`` with its one-line error kept in ``errors[name]``: one part of
+    a report that cannot be computed or drawn never costs the rest (or results.json)."""
+    try:
+        return compute()
+    except Exception as exc:  # noqa: BLE001 - the error is reported in its place
+        errors[name] = f"{type(exc).__name__}: {exc}"
+        return empty
 
 
 def summarize(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> RunSummary:
-    return RunSummary(variants, records, run_fits(variants, records, catalog),
-                      {m.name: sweet_spots(variants, records, m.name, m.higher_is_better)
-                       for p in catalog.with_axis("scaled") for m in p.metrics},
-                      drift_summary(records, variants), robustness_summary(records), counts(records, catalog),
-                      verdicts(variants, records, catalog))
+    """Everything the report shows; a part that cannot be computed is left empty and its
+    error kept in ``errors``, so the rest of the report (and results.json) is still written."""
+    errors: dict[str, str] = {}
+    scaled = [m for p in catalog.with_axis("scaled") for m in p.metrics]
+    return RunSummary(
+        variants, records,
+        attempt(errors, "fitted laws", lambda: run_fits(variants, records, catalog), []),
+        attempt(errors, "sweet spots", lambda: {m.name: sweet_spots(variants, records, m.name, m.higher_is_better)
+                                                for m in scaled}, {}),
+        attempt(errors, "calibration and confidence summary", lambda: drift_summary(records, variants),
+                {"tasks": [], "knowledge": []}),
+        attempt(errors, "robustness summary", lambda: robustness_summary(records), {}),
+        counts(records, catalog),
+        attempt(errors, "verdicts", lambda: verdicts(variants, records, catalog), {}),
+        errors,
+    )
 
 
 def verdicts(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[str, str]]:

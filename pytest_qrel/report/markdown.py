@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 
 from ..results import Record
-from ..summary import RunSummary, shown
+from ..summary import RunSummary, attempt, shown
 from .robustness import markdown_lines
 from .terminal import verdict_rows
 
@@ -31,11 +31,14 @@ def _cell(value, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value).replace("|", "\\|")
 
 
-def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], plots: list[Path]) -> Path:
+def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], plots: list[Path],
+                   errors: dict[str, str] | None = None) -> Path:
     """report.md: ``variants`` (every variant of the run) with their records, the robustness
     tables, the fitted laws, the sweet spots and the plots."""
     records, fits, sweet = summary.records, summary.fits, summary.sweet
     lines = ["# pytest-qrel reliability report", ""]
+    lines += [f"- the {name} could not be drawn: {error}" for name, error in (errors or summary.errors).items()]
+    lines += [""] if errors or summary.errors else []
     head, rows = verdict_rows(summary.verdicts)
     if rows and len(head) > 1:
         lines += ["## Verdicts", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -55,7 +58,9 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
                 outcome = (status or "").upper() + (f": {reason}" if reason else "")
                 lines.append(f"{head} {_cell(prop)} | {_cell(metric)} | {_cell(value)} | {_cell(threshold)} | {_cell(outcome)} |")
         lines.append("")
-    lines += markdown_lines(summary.robustness)
+    section_errors: dict[str, str] = {}
+    lines += attempt(section_errors, "robustness tables", lambda: markdown_lines(summary.robustness), [])
+    lines += [f"- the {name} could not be drawn: {error}" for name, error in section_errors.items()]
     if fits:
         lines += ["## Fitted laws", "", "| metric | law | family | form | coefficients | n | adjusted R² |",
                   "|---|---|---|---|---|---|---|"]

@@ -18,7 +18,8 @@ def table_lines(model: str, summary: dict) -> tuple[list[str], list[list[str]], 
     columns = ["base"] + sorted({c for cells in rows.values() for c in cells} - {"base"})
     head = ["perturbation", "unknown words"] + [f"{c} acc / auroc" for c in columns]
     body = []
-    order = [UNPERTURBED] + sorted((k for k in rows if k != UNPERTURBED),
+    # a run of the fuzzing test alone, or of variants whose logits were NaN, has no unperturbed row
+    order = [k for k in (UNPERTURBED,) if k in rows] + sorted((k for k in rows if k != UNPERTURBED),
                                    key=lambda k: (k.rsplit(" i", 1)[0], int(k.rsplit(" i", 1)[1])))
     for label in order:
         words, unk = summary["unknown"].get(label, (0, 0))

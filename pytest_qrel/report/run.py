@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..summary import RunSummary
+from ..summary import RunSummary, attempt
 from .markdown import write_csv, write_markdown
 from .plots import plot_confidence_shift, plot_metric_vs_bits, plot_robustness_radar
 from .results_json import write_results_json
@@ -16,12 +16,17 @@ def write_run(report_dir: Path, summary: RunSummary, variants: list[dict], save_
     ``report_dir`` (and results.json to ``save_baseline`` too); ``variants`` are every
     variant of the run (the summary's are those that reported); returns results.json's path."""
     path = write_results_json(report_dir, variants, summary.records, summary.fits, drift=summary.drift)
-    write_csv(report_dir, variants, summary.records)
+    errors = dict(summary.errors)  # each file or plot that cannot be drawn: its one-line error in report.md
+    attempt(errors, "results.csv", lambda: write_csv(report_dir, variants, summary.records))
     metrics = dict.fromkeys(f["metric"] for f in summary.fits if "@" not in f["metric"])  # per-task metrics: in report.md
-    plots = [p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, summary.records, summary.fits))]
-    plots += plot_confidence_shift(report_dir, summary.drift)
-    plots += plot_robustness_radar(report_dir, summary.records)
-    write_markdown(report_dir, summary, variants, plots)
+    plots = attempt(errors, "scaling plots", lambda: [
+        p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, summary.records, summary.fits))], [])
+    plots += attempt(errors, "confidence shift plots", lambda: plot_confidence_shift(report_dir, summary.drift), [])
+    plots += attempt(errors, "robustness radar plots", lambda: plot_robustness_radar(report_dir, summary.records), [])
+    attempt(errors, "report.md", lambda: write_markdown(report_dir, summary, variants, plots, errors))
+    if "report.md" in errors:
+        (report_dir / "report.md").write_text(f"# pytest-qrel reliability report\n\n- the report could not be drawn: "
+                                              f"{errors['report.md']}; results.json has every result\n")
     if save_baseline is not None:
         save_baseline.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, save_baseline)

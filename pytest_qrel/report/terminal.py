@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..properties import CATALOG, Catalog
 from ..results import Record
-from ..summary import RunSummary, shown
+from ..summary import RunSummary, attempt, shown
 from .drift import write_drift_tables
 from .robustness import write_robustness_tables
 
@@ -106,13 +106,32 @@ def _regrouped_notes(model: str, variants: list[dict]) -> list[str]:
 
 
 def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalog: Catalog = CATALOG) -> None:
-    """Per model, one table per property in catalog order; then the robustness tables, the
-    fitted laws, sweet spots, the baseline comparison, the counts and the paper 003 tables."""
+    """The verdict matrix; per model, one table per property in catalog order; then the
+    robustness tables, the fitted laws, sweet spots, the baseline comparison, the counts and
+    the paper 003 tables. A section that cannot be drawn is replaced by its one-line error."""
     tr = terminalreporter
     tr.write_sep("=", "qrel reliability report")
-    _write_verdicts(tr, summary.verdicts)
-    variants, everything = summary.variants, summary.records
-    results = shown(everything, catalog)
+    for name, error in summary.errors.items():
+        tr.write_line(f"qrel: the {name} could not be computed: {error}", red=True)
+    sections = (
+        ("verdict matrix", lambda: _write_verdicts(tr, summary.verdicts)),
+        ("per-model tables", lambda: _write_model_tables(tr, summary, catalog)),
+        ("robustness tables", lambda: write_robustness_tables(tr, summary.robustness)),
+        ("fitted laws", lambda: _write_fits(tr, summary.fits)),
+        ("sweet spots", lambda: _write_sweet_spots(tr, summary.sweet)),
+        ("baseline comparison", lambda: _write_baseline(tr, summary.records)),
+        ("counts", lambda: _write_counts(tr, summary, report_dir)),
+        ("calibration and confidence tables", lambda: write_drift_tables(tr, summary.drift)),
+    )
+    for name, draw in sections:
+        errors: dict[str, str] = {}
+        attempt(errors, name, draw)
+        for error in errors.values():
+            tr.write_line(f"qrel: the {name} could not be drawn: {error}", red=True)
+
+
+def _write_model_tables(tr, summary: RunSummary, catalog: Catalog) -> None:
+    variants, results = summary.variants, shown(summary.records, catalog)
     present = {r.property for r in results if r.property}
     props = [p for p in catalog.recorded() if p in present] + sorted(present - set(catalog.recorded())) or [None]
     # a property whose metrics are changes from the base (a drop, an increase) has no base row:
@@ -132,11 +151,10 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
             _table(tr, title, ([base] if base else []) + rows)
         for note in _regrouped_notes(model, variants):
             tr.write_line(note)
-    write_robustness_tables(tr, summary.robustness)
-    _write_fits(tr, summary.fits)
-    _write_sweet_spots(tr, summary.sweet)
-    _write_baseline(tr, everything)
-    counts = {s: sum(r.status == s for r in everything) for s in ("pass", "fail", "error", "skip")}
+
+
+def _write_counts(tr, summary: RunSummary, report_dir: Path) -> None:
+    counts = {s: sum(r.status == s for r in summary.records) for s in ("pass", "fail", "error", "skip")}
     tr.write_line("")
     tr.write_line(
         f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors"
@@ -145,8 +163,6 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
     for prop, c in summary.counts.items():
         tr.write_line(f"qrel {prop}: {c['pass'] + c['fail']} checked ({c['pass']} passed, {c['fail']} failed), "
                       f"{c['skip']} not checked, {c['error']} errors")
-    write_drift_tables(tr, summary.drift)
-    write_drift_tables(tr, summary.drift)
 
 
 def _write_fits(tr, fits: list[dict]) -> None:

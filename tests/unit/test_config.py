@@ -90,3 +90,20 @@ def test_unwritable_cache_dir_is_a_usage_error_at_start(tmp_path):
         _config(tmp_path, no_cache=False, cache_dir=str(blocker / "cache"))
     assert _config(tmp_path, no_cache="false", cache_dir="cache").cache_dir == tmp_path / "cache"
     assert (tmp_path / "cache").is_dir()
+
+
+def test_output_paths_that_cannot_be_written_are_usage_errors_at_start(tmp_path):
+    """A report directory that is a file, or a baseline path that cannot be written, stops
+    the run at start-up rather than after every test has run (issue 15)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(pytest.UsageError, match=r"--qrel-report-dir: cannot write to .*a-file: .*a-file is a file"):
+        _config(tmp_path, report_dir=str(blocker))
+    with pytest.raises(pytest.UsageError, match=r"--qrel-save-baseline: cannot write to .*a-file/sub: .*a-file is a file"):
+        _config(tmp_path, save_baseline=str(blocker / "sub" / "base.json"))
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(pytest.UsageError, match=r"--qrel-save-baseline: expected a file path, but .*adir is a directory"):
+        _config(tmp_path, save_baseline=str(tmp_path / "adir"))
+    # a directory that does not exist yet is fine, and checking it creates nothing
+    config = _config(tmp_path, report_dir="new/report", save_baseline="new/base.json")
+    assert config.report_dir == tmp_path / "new" / "report" and not (tmp_path / "new").exists()

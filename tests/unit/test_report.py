@@ -64,3 +64,56 @@ def test_robustness_radar_per_model_and_intensity(tmp_path):
     assert sorted(p.name for p in paths) == ["robustness_m_i16.png", "robustness_m_i4.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
     assert plot_robustness_radar(tmp_path, [record(property="kl", metric="kl_to_base", value=0.1)]) == []
+
+
+class _Terminal:
+    """A terminal reporter that keeps its lines."""
+
+    def __init__(self):
+        self.lines = []
+
+    def write_sep(self, sep, title):
+        self.lines.append(f"{sep * 3} {title} {sep * 3}")
+
+    def write_line(self, line, **markup):
+        self.lines.append(line)
+
+
+def _run_summary(records, **parts):
+    from pytest_qrel.summary import summarize
+
+    variants = [{"id": "m-hqq-4b", "model": "m", "method": "hqq", "bits": 4, "effective_bits": 4.3,
+                 "total_bits": 100.0, "params": 10, "quantized_layers": 7, "linear_layers": 7}]
+    summary = summarize(variants, records)
+    return summary.__class__(**{**summary.__dict__, **parts})
+
+
+def test_a_section_that_cannot_be_drawn_is_replaced_by_its_one_line_error(tmp_path):
+    """Issue 15: every combination of suites and failing variants writes results.json, report.md
+    and the terminal summary; a broken section says so in one line and the rest is drawn."""
+    from pytest_qrel.report import write_run, write_tables
+
+    records = [record(property="kl", metric="kl_to_base", value=0.01, threshold=0.1)]
+    broken = _run_summary(records, robustness={"m": {"rows": {"char_swap i4": None}, "unknown": {}, "worst": {}, "fuzz": []}})
+    tr = _Terminal()
+    write_tables(tr, broken, tmp_path)
+    assert any(line.startswith("qrel: the robustness tables could not be drawn: ") for line in tr.lines)
+    assert any(line.startswith("qrel: 1 passed, 0 failed thresholds, 0 errors") for line in tr.lines)  # drawn after it
+    write_run(tmp_path, broken, broken.variants)
+    assert json.loads((tmp_path / "results.json").read_text())["results"][0]["value"] == 0.01
+    markdown = (tmp_path / "report.md").read_text()
+    assert "- the robustness tables could not be drawn: " in markdown and "| m-hqq-4b |" in markdown
+
+
+def test_the_robustness_table_without_unperturbed_rows_is_drawn():
+    """`-k fuzzed` alone, or a model whose variants all had NaN logits, leaves no unperturbed
+    row: the table is drawn from what there is (it raised KeyError: 'unperturbed')."""
+    from pytest_qrel.report.robustness import table_lines
+    from pytest_qrel.summary import robustness_summary
+
+    fuzz = record(property="robustness", metric="answer_agreement", value=0.7, threshold=0.5, fuzz_batch=8)
+    nan = record(property="robustness", metric="accuracy_drop", status="fail", reason="NaN or inf logits",
+                 perturbation="char_swap", intensity=4)
+    summary = robustness_summary([fuzz, nan])
+    head, body, notes = table_lines("m", summary["m"])
+    assert body == [] and any("fuzzing m-hqq-4b" in n for n in notes)
