@@ -210,9 +210,10 @@ def _drift_options(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) 
     confidence gates; a named lm-eval task or task file is loaded now, so a missing
     dataset or a malformed file stops the run at start-up with the reason."""
     refs = []
+    allow_code = parsing.boolean(options.ALLOW_TASK_CODE, raw.get("qrel_allow_task_code", False))
     for spec in parsing.strings(options.TASKS, raw["qrel_tasks"]):
         try:
-            ref = resolve_task(spec, invocation_dir)
+            ref = resolve_task(spec, invocation_dir, allow_code)
             if ref.kind != "zoo":
                 load_task(ref)
         except ValueError as exc:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..models import fixtures_dir
 from .types import ZOO_TASKS, ChoiceTask, TaskRef
 
 EXTRA = "pip install 'pytest-qrel[lmeval]'"
@@ -25,8 +26,10 @@ def _require_lm_eval(what: str) -> None:
     datasets.disable_progress_bars()
 
 
-def read_task_yaml(path: Path) -> dict[str, Any]:
-    """A local lm-eval task file, read and checked: ValueError naming the file and the problem."""
+def read_task_yaml(path: Path, allow_code: bool = False) -> dict[str, Any]:
+    """A local lm-eval task file, read and checked: ValueError naming the file and the problem.
+    A file that would run Python (``!function``, in it or in a file it includes) is refused
+    unless ``allow_code`` (or it ships with pytest-qrel)."""
     if not path.is_file():
         raise ValueError(f"Expected an lm-eval task YAML at {path}, but it does not exist")
     if not path.read_text(errors="replace").strip():
@@ -44,6 +47,10 @@ def read_task_yaml(path: Path) -> dict[str, Any]:
         raise ValueError(f"Expected valid YAML in {path}, but it has a syntax error{where}: {problem}") from None
     except (ValueError, OSError) as exc:  # not a mapping, an include cycle or a missing include
         raise ValueError(f"Expected an lm-eval task mapping in {path}, but got: {exc}") from None
+    code = [] if allow_code or _shipped(path) else task_code(path)
+    if code:
+        raise ValueError(f"{path} runs Python from a file beside it ({code[0]}); pytest-qrel runs no code from a "
+                         f"task file unless you pass --qrel-allow-task-code")
     if "group" in cfg and "task" not in cfg:
         raise ValueError(f"Expected one task in {path}, but it defines group {cfg['group']!r}; name its tasks instead")
     if not isinstance(cfg.get("task"), str) or not cfg["task"].strip():
@@ -60,15 +67,49 @@ def read_task_yaml(path: Path) -> dict[str, Any]:
     return cfg
 
 
+def _shipped(path: Path) -> bool:
+    """The zoo's own task YAMLs (fixtures/tasks/) are pytest-qrel's code, trusted as the package is."""
+    return path.resolve().is_relative_to((fixtures_dir() / "tasks").resolve())
+
+
+def task_code(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
+    """Every ``!function`` of a task YAML and of the files it includes (lm-eval resolves
+    ``include:`` beside the including file), as ``file:line: !function spec``."""
+    import yaml
+
+    found: list[str] = []
+
+    class Scan(yaml.SafeLoader):
+        pass
+
+    def function(loader: yaml.Loader, node: yaml.Node) -> str:
+        found.append(f"{path}:{node.start_mark.line + 1}: !function {loader.construct_scalar(node)}")
+        return ""
+
+    Scan.add_constructor("!function", function)
+    Scan.add_multi_constructor("!", lambda loader, suffix, node: None)  # other tags: not code
+    try:
+        cfg = yaml.load(path.read_text(), Loader=Scan)  # noqa: S506 - a safe loader that runs nothing
+    except (OSError, yaml.YAMLError):
+        return found
+    includes = cfg.get("include") if isinstance(cfg, dict) else None
+    for include in [includes] if isinstance(includes, str) else includes if isinstance(includes, list) else []:
+        target = Path(include) if Path(include).is_absolute() else path.parent / include
+        if target.is_file() and target.resolve() not in seen:
+            found += task_code(target, seen | {path.resolve()})
+    return found
+
+
 def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
     """``dataset_path: json`` (or csv, parquet, text) with relative ``data_files``: taken
-    relative to the YAML file, so a task and its data travel together."""
+    relative to the YAML file (only), so a task and its data travel together."""
     files = (cfg.get("dataset_kwargs") or {}).get("data_files")
     if files is None:
         return cfg
 
     def fix(p: Any) -> Any:
-        if isinstance(p, str) and not Path(p).is_absolute() and (base / p).exists():
+        # relative to the YAML only, never to the working directory: a missing file is named there
+        if isinstance(p, str) and not Path(p).is_absolute() and "://" not in p:
             return str((base / p).resolve())
         return [fix(x) for x in p] if isinstance(p, list) else {k: fix(v) for k, v in p.items()} if isinstance(p, dict) else p
 
@@ -84,7 +125,7 @@ def lmeval_task(ref: TaskRef) -> ChoiceTask:
 
     if ref.kind == "yaml":
         path = Path(ref.source)
-        read_task_yaml(path)  # checked first: a malformed file is named with its problem
+        read_task_yaml(path, ref.allow_code)  # checked first: a malformed file, or code not allowed, is named
         cfg = _resolve_data_files(load_yaml(path), path.parent)  # `!function` resolved beside the file
         manager, spec, where = TaskManager(include_path=str(path.parent), include_defaults=False), cfg, str(path)
     else:
@@ -118,7 +159,7 @@ def _dataset_of(manager: Any, ref: TaskRef) -> str | None:
     """The dataset a task reads (for error messages), if its config says."""
     try:
         if ref.kind == "yaml":
-            return read_task_yaml(Path(ref.source)).get("dataset_path")
+            return read_task_yaml(Path(ref.source), ref.allow_code).get("dataset_path")
         from lm_eval.tasks._yaml_loader import load_yaml
 
         entry = manager.task_index.get(ref.name)

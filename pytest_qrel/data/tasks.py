@@ -10,15 +10,16 @@ from .lmeval import lmeval_task, read_task_yaml
 from .types import TARGET_DELIMITER, ZOO_TASKS, ChoiceTask, TaskRef
 
 
-def resolve_task(spec: str, invocation_dir: Path) -> TaskRef:
-    """What one ``--qrel-tasks`` entry names; a YAML file is checked now (ValueError naming it)."""
+def resolve_task(spec: str, invocation_dir: Path, allow_code: bool = False) -> TaskRef:
+    """What one ``--qrel-tasks`` entry names; a YAML file is checked now (ValueError naming it,
+    also when it would run Python and ``allow_code`` is off)."""
     spec = spec.strip()
     if spec in ZOO_TASKS:
         return TaskRef(spec, "zoo", spec)
     if spec.endswith((".yaml", ".yml")):
         path = Path(spec).expanduser()
         path = path if path.is_absolute() else invocation_dir / path
-        return TaskRef(read_task_yaml(path)["task"], "yaml", str(path.resolve()))
+        return TaskRef(read_task_yaml(path, allow_code)["task"], "yaml", str(path.resolve()), allow_code)
     return TaskRef(spec, "lmeval", spec)
 
 

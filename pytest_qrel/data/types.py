@@ -31,6 +31,7 @@ class TaskRef:
     name: str  # the test-id part: zoo or lm-eval task name, or the YAML's `task` field
     kind: Literal["zoo", "lmeval", "yaml"]
     source: str  # the name, or the YAML file's absolute path
+    allow_code: bool = False  # the YAML may run Python beside it (`!function`): --qrel-allow-task-code
 
 
 @dataclass(frozen=True)
