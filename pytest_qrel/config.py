@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -28,6 +27,14 @@ from .quant.mixed import GRANULARITIES, SELECTIONS
 if TYPE_CHECKING:
     from .data.types import TaskRef
 
+
+
+# accepted ranges of numeric options (README: "Accepted ranges")
+ALPHA_RANGE = (1e-6, 0.5)
+MAX_INTENSITY = 64  # edits per prompt
+MAX_TEMPERATURE = 5.0
+MAX_SAMPLES = 64
+MAX_NEW_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,10 @@ class QrelConfig:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise pytest.UsageError(f"{options.MODELS}: two models would share the test id {dupes[0]!r}; rename one")
-        methods = tuple(parsing.strings(options.METHODS, raw["qrel_methods"]))
+        methods = tuple(parsing.distinct(options.METHODS, parsing.strings(options.METHODS, raw["qrel_methods"])))
         _check_methods(methods, explicit="qrel_methods" in given)
         valid_bits = supported_bits()
-        bits = tuple(parsing.ints(options.BITS, raw["qrel_bits"]))
+        bits = tuple(parsing.distinct(options.BITS, parsing.ints(options.BITS, raw["qrel_bits"])))
         if not bits:
             raise pytest.UsageError(f"{options.BITS}: expected at least one bit-width in {valid_bits}")
         for b in bits:
@@ -111,7 +118,7 @@ class QrelConfig:
         missing = [b for b in bits + tuple(c[4] for c in checkpoints) if b not in kl_threshold]
         if missing:
             raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
-        quant_ratios = tuple(parsing.floats(options.QUANT_RATIO, raw["qrel_quant_ratio"]))
+        quant_ratios = tuple(parsing.distinct(options.QUANT_RATIO, parsing.floats(options.QUANT_RATIO, raw["qrel_quant_ratio"])))
         if not quant_ratios or any(not 0 < r <= 1 for r in quant_ratios):
             raise pytest.UsageError(f"{options.QUANT_RATIO}: expected ratios in (0, 1], but got {raw['qrel_quant_ratio']!r}")
         granularity = parsing.choice(options.QUANT_GRANULARITY, raw["qrel_quant_granularity"], GRANULARITIES)
@@ -202,6 +209,11 @@ def _thresholds(raw: dict[str, Any], prop: Property) -> dict[str, float]:
     option (metric:value pairs) sets; a key the catalog does not list is a usage error."""
     flag = prop.threshold_option
     given = parsing.metric_map(flag, raw[flag.lstrip("-").replace("-", "_")], prop.keys) if flag else {}
+    for key, value in given.items():
+        upper = prop.metric(key).upper
+        if upper is not None and value >= upper:
+            raise pytest.UsageError(f"{flag}: expected {key} in [0, {upper:g}): no {prop.metric(key).name} can reach "
+                                    f"{value:g}, so that gate could never fail, but got {key}:{value:g}")
     return {**prop.default_thresholds(), **given}
 
 
@@ -236,8 +248,9 @@ def _drift_options(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) 
     else:
         alpha = {**dict.fromkeys(metrics, float(options.DEFAULT_ALPHA)), **parsing.metric_map(options.ALPHA, alpha_raw, metrics)}
     for key, a in alpha.items():
-        if not 0 < a < 1:
-            raise pytest.UsageError(f"{options.ALPHA}: expected a level in (0, 1), but got {key}:{a:g}")
+        if not ALPHA_RANGE[0] <= a <= ALPHA_RANGE[1]:
+            raise pytest.UsageError(f"{options.ALPHA}: expected a level in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}] "
+                                    f"(below it nothing could fail, above it noise would), but got {key}:{a:g}")
     correction = parsing.choice(options.CORRECTION, raw["qrel_correction"], ("holm", "bh"))
     return {"tasks": tuple(refs), "task_limit": task_limit, "drift_threshold": thresholds, "alpha": alpha,
             "correction": correction, "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
@@ -256,8 +269,10 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
     if not names or len(set(names)) != len(names):
         raise pytest.UsageError(f"{options.PERTURBATIONS}: expected distinct perturbation names, but got {raw.get('qrel_perturbations')!r}")
     intensities = parsing.ints(options.INTENSITIES, raw["qrel_intensities"])
-    if not intensities or any(i < 1 for i in intensities) or len(set(intensities)) != len(intensities):
-        raise pytest.UsageError(f"{options.INTENSITIES}: expected distinct integers >= 1, but got {raw['qrel_intensities']!r}")
+    parsing.distinct(options.INTENSITIES, intensities)
+    if not intensities or any(not 1 <= i <= MAX_INTENSITY for i in intensities):
+        raise pytest.UsageError(f"{options.INTENSITIES}: expected integers in [1, {MAX_INTENSITY}] (edits per prompt), "
+                                f"but got {raw['qrel_intensities']!r}")
     qa_file = None
     if raw.get("qrel_qa_file") is not None:
         qa_file = parsing.path(options.QA_FILE, raw["qrel_qa_file"], invocation_dir)
@@ -277,8 +292,9 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
     if parsing.boolean(options.ROBUSTNESS_FULL, raw.get("qrel_robustness_full", False)):
         qa_limit = None
     temperature = parsing.floats(options.TEMPERATURE, raw["qrel_temperature"])
-    if len(temperature) != 1 or not 0 <= temperature[0] < math.inf:
-        raise pytest.UsageError(f"{options.TEMPERATURE}: expected one number >= 0, but got {raw['qrel_temperature']!r}")
+    if len(temperature) != 1 or not 0 <= temperature[0] <= MAX_TEMPERATURE:
+        raise pytest.UsageError(f"{options.TEMPERATURE}: expected one number in [0, {MAX_TEMPERATURE:g}], "
+                                f"but got {raw['qrel_temperature']!r}")
     agreement = parsing.floats(options.FUZZ_AGREEMENT, raw["qrel_fuzz_agreement"])
     if len(agreement) != 1 or not 0 <= agreement[0] <= 1:
         raise pytest.UsageError(f"{options.FUZZ_AGREEMENT}: expected one number in [0, 1], but got {raw['qrel_fuzz_agreement']!r}")
@@ -288,9 +304,9 @@ def _robustness_options(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
         qa_file=qa_file,
         insertion_model=insertion_model,
         qa_limit=qa_limit,
-        samples=parsing.integer(options.SAMPLES, raw["qrel_samples"], minimum=1),
+        samples=parsing.integer(options.SAMPLES, raw["qrel_samples"], minimum=1, maximum=MAX_SAMPLES),
         temperature=temperature[0],
-        max_new_tokens=parsing.integer(options.MAX_NEW_TOKENS, raw["qrel_max_new_tokens"], minimum=1),
+        max_new_tokens=parsing.integer(options.MAX_NEW_TOKENS, raw["qrel_max_new_tokens"], minimum=1, maximum=MAX_NEW_TOKENS),
         threshold=_thresholds(raw, catalog["robustness"]),
         fuzz_examples=parsing.integer(options.FUZZ_EXAMPLES, raw["qrel_fuzz_examples"], minimum=1),
         fuzz_batch=parsing.integer(options.FUZZ_BATCH, raw["qrel_fuzz_batch"], minimum=1),

@@ -33,8 +33,8 @@ def metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, float
             out[m] = float(v) if not isinstance(v, bool) else math.nan
         except (TypeError, ValueError):
             out[m] = math.nan
-        if not out[m] >= 0:
-            raise pytest.UsageError(f"{flag}: expected a number >= 0 for {m}, but got {v!r}")
+        if not 0 <= out[m] < math.inf:
+            raise pytest.UsageError(f"{flag}: expected a finite number >= 0 for {m}, but got {v!r}")
     return out
 
 
@@ -58,11 +58,20 @@ def ints(flag: str, value: Any) -> list[int]:
         raise pytest.UsageError(f"{flag}: expected comma-separated integers, but got {value!r}") from None
 
 
-def integer(flag: str, value: Any, minimum: int) -> int:
+def integer(flag: str, value: Any, minimum: int, maximum: int | None = None) -> int:
     parsed = ints(flag, value)
-    if len(parsed) != 1 or parsed[0] < minimum:
-        raise pytest.UsageError(f"{flag}: expected one integer >= {minimum}, but got {value!r}")
+    if len(parsed) != 1 or parsed[0] < minimum or (maximum is not None and parsed[0] > maximum):
+        accepted = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise pytest.UsageError(f"{flag}: expected one integer {accepted}, but got {value!r}")
     return parsed[0]
+
+
+def distinct(flag: str, values: list) -> list:
+    """``values`` with no repeat: a repeated one is an error naming this option."""
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise pytest.UsageError(f"{flag}: {', '.join(repeated)} given more than once")
+    return values
 
 
 def floats(flag: str, value: Any) -> list[float]:
@@ -131,8 +140,8 @@ def bit_map(flag: str, value: Any) -> dict[int, float]:
             out[int(b)] = float(v)
         except (TypeError, ValueError):
             raise pytest.UsageError(f"{flag}: expected bits:value pairs like 4:0.1, but got '{b}:{v}'") from None
-        if not out[int(b)] >= 0:
-            raise pytest.UsageError(f"{flag}: expected a threshold >= 0, but got '{b}:{v}'")
+        if not 0 <= out[int(b)] < math.inf:
+            raise pytest.UsageError(f"{flag}: expected a finite threshold >= 0, but got '{b}:{v}'")
     return out
 
 

@@ -37,6 +37,8 @@ class Metric:
     # True: the value is already a change from the base (an increase, a drop): the report
     # shows the base's level beside it, never a difference of the two
     change: bool = False
+    # a threshold must be below it: no harm of the metric can reach it (an accuracy drop of 1)
+    upper: float | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -92,14 +94,14 @@ KL = Property(
 # significant after the family-wise correction (--qrel-alpha, --qrel-correction).
 CALIBRATION = Property(
     "calibration", "calibration drift: ECE, adaptive CE and Brier increase per task (paper 003 Table 1)",
-    (Metric("ece_increase", "ece", threshold=0.05, alpha=0.05, change=True),
-     Metric("ace_increase", "ace", threshold=0.03, alpha=0.05, change=True),
-     Metric("brier_increase", "brier", threshold=0.1, alpha=0.05, change=True)),
+    (Metric("ece_increase", "ece", threshold=0.05, alpha=0.05, change=True, upper=1.0),
+     Metric("ace_increase", "ace", threshold=0.03, alpha=0.05, change=True, upper=1.0),
+     Metric("brier_increase", "brier", threshold=0.1, alpha=0.05, change=True, upper=2.0)),
     axis="task", threshold_option="--qrel-calibration-threshold", fitted=True,
 )
 CONFIDENCE = Property(
     "confidence", "confidence shift: true-class confidence drop, entropy increase per task (paper 003 Table 2)",
-    (Metric("conf_true_drop", "conf_true", threshold=0.05, alpha=0.05, change=True),
+    (Metric("conf_true_drop", "conf_true", threshold=0.05, alpha=0.05, change=True, upper=1.0),
      Metric("entropy_increase", "entropy", threshold=0.1, alpha=0.05, change=True)),
     axis="task", threshold_option="--qrel-confidence-threshold", fitted=True,
 )
@@ -108,10 +110,10 @@ CONFIDENCE = Property(
 # the extra accuracy / AUROC a variant loses from its unperturbed value beyond the base's.
 ROBUSTNESS = Property(
     "robustness", "perturbation robustness: accuracy and AUROC(-entropy) of sampled answers (paper 000 Fig. 3)",
-    (Metric("accuracy_drop", "accuracy", threshold=0.05, alpha=0.05, change=True),
-     Metric("auroc_drop", "auroc", threshold=0.05, alpha=0.05, change=True),
-     Metric("robust_accuracy_drop", "robust_accuracy", threshold=0.05, alpha=0.05, change=True),
-     Metric("robust_auroc_drop", "robust_auroc", threshold=0.05, alpha=0.05, change=True)),
+    (Metric("accuracy_drop", "accuracy", threshold=0.05, alpha=0.05, change=True, upper=1.0),
+     Metric("auroc_drop", "auroc", threshold=0.05, alpha=0.05, change=True, upper=1.0),
+     Metric("robust_accuracy_drop", "robust_accuracy", threshold=0.05, alpha=0.05, change=True, upper=1.0),
+     Metric("robust_auroc_drop", "robust_auroc", threshold=0.05, alpha=0.05, change=True, upper=1.0)),
     axis="condition", threshold_option="--qrel-robustness-threshold",
 )
 FUZZ = Property(

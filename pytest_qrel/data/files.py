@@ -19,7 +19,12 @@ def load_jsonl(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise ValueError(f"Expected a JSONL dataset at {path}, but it does not exist")
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"Expected UTF-8 text on {path}:{lineno}, but byte {exc.start + 1} of that line is "
+                             f"{raw[exc.start:exc.start + 1]!r}") from None
         if not line.strip():
             continue
         try:

@@ -59,6 +59,12 @@ def read_qa_file(path: str | Path) -> QASet:
             )
         prompts.append(prompt)
         answers.append(tuple(refs))
+    first = {}
+    for row, prompt in enumerate(prompts, 1):
+        if prompt in first:
+            raise ValueError(f"Expected distinct prompts in {path}, but rows {first[prompt]} and {row} are both "
+                             f"{prompt[:60]!r}: a repeated prompt counts twice in every gate")
+        first[prompt] = row
     return QASet(path.stem, tuple(prompts), tuple(answers), len(prompts))
 
 

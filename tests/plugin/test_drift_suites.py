@@ -97,7 +97,7 @@ def test_xdist_one_family_per_model(pytester):
                                          "the network (Hugging Face Hub), which is not in the local cache and cannot be "
                                          "fetched in offline mode*"),
         (["--qrel-task-limit=1"], {}, "*--qrel-task-limit: expected one integer >= 2, but got '1'*"),
-        (["--qrel-alpha=ece:2"], {}, "*--qrel-alpha: expected a level in (0, 1), but got ece:2*"),
+        (["--qrel-alpha=ece:2"], {}, "*--qrel-alpha: expected a level in [[]1e-06, 0.5] (below it nothing could fail, above it noise would), but got ece:2*"),
         (["--qrel-confidence-threshold=ece:0.1"], {}, "*--qrel-confidence-threshold: unknown metric 'ece'; expected "
                                                       "some of: conf_true, entropy*"),
         (["--qrel-correction=bonferroni"], {}, "*--qrel-correction: expected one of holm, bh, but got 'bonferroni'*"),

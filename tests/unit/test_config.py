@@ -107,3 +107,39 @@ def test_output_paths_that_cannot_be_written_are_usage_errors_at_start(tmp_path)
     # a directory that does not exist yet is fine, and checking it creates nothing
     config = _config(tmp_path, report_dir="new/report", save_baseline="new/base.json")
     assert config.report_dir == tmp_path / "new" / "report" and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("alpha", "1e-300", r"--qrel-alpha: expected a level in \[1e-06, 0.5\] .*but got ece:1e-300"),
+    ("alpha", "ece:0.9", r"--qrel-alpha: expected a level in \[1e-06, 0.5\] .*but got ece:0.9"),
+    ("kl_threshold", "2:inf,3:0.2,4:0.1,8:0.01", r"--qrel-kl-threshold: expected a finite threshold >= 0, but got '2:inf'"),
+    ("calibration_threshold", "ece:inf", r"--qrel-calibration-threshold: expected a finite number >= 0 for ece"),
+    ("robustness_threshold", "accuracy:1", r"--qrel-robustness-threshold: expected accuracy in \[0, 1\): no accuracy_drop "
+                                           r"can reach 1, so that gate could never fail"),
+    ("intensities", "100000", r"--qrel-intensities: expected integers in \[1, 64\]"),
+    ("intensities", "4,4", r"--qrel-intensities: 4 given more than once"),
+    ("temperature", "50", r"--qrel-temperature: expected one number in \[0, 5\]"),
+    ("samples", "1000", r"--qrel-samples: expected one integer in \[1, 64\]"),
+    ("bits", "8,8", r"--qrel-bits: 8 given more than once"),
+    ("methods", "hqq,hqq", r"--qrel-methods: hqq given more than once"),
+])
+def test_absurd_values_are_usage_errors_naming_their_option(tmp_path, key, value, message):
+    """Issue 15: values with which a gate could never fail (or always would), and repeats that
+    blamed another option, are refused at start-up naming the option and its accepted range."""
+    with pytest.raises(pytest.UsageError, match=message):
+        _config(tmp_path, **{key: value})
+
+
+def test_qa_files_name_the_bad_line_and_repeated_prompts(tmp_path):
+    from pytest_qrel.data.qa import read_qa_file
+
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"prompt": "a?", "answers": ["b"]}\n{"prompt": "caf\xe9?", "answers": ["c"]}\n')
+    with pytest.raises(ValueError, match=r"Expected UTF-8 text on .*latin.jsonl:2, but byte 16 of that line is b'\\xe9'"):
+        read_qa_file(latin)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text('{"prompt": "a?", "answers": ["b"]}\n{"prompt": "c?", "answers": ["d"]}\n{"prompt": "a?", "answers": ["e"]}\n')
+    with pytest.raises(ValueError, match=r"Expected distinct prompts in .*twice.jsonl, but rows 1 and 3 are both 'a\?'"):
+        read_qa_file(twice)
+    with pytest.raises(pytest.UsageError, match=r"--qrel-qa-file: Expected distinct prompts"):
+        _config(tmp_path, qa_file=str(twice))

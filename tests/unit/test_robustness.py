@@ -112,10 +112,10 @@ def test_robustness_defaults_and_values(tmp_path):
     [
         ("perturbations", "typo", r"--qrel-perturbations: unknown perturbation 'typo'; valid: case_change, .*word_swap"),
         ("perturbations", "slang,slang", r"--qrel-perturbations: expected distinct perturbation names"),
-        ("intensities", "0,4", r"--qrel-intensities: expected distinct integers >= 1, but got '0,4'"),
+        ("intensities", "0,4", r"--qrel-intensities: expected integers in \[1, 64\] \(edits per prompt\), but got '0,4'"),
         ("qa_limit", "1", r"--qrel-qa-limit: expected one integer >= 2, but got '1'"),
-        ("samples", "0", r"--qrel-samples: expected one integer >= 1, but got '0'"),
-        ("temperature", "-1", r"--qrel-temperature: expected one number >= 0, but got '-1'"),
+        ("samples", "0", r"--qrel-samples: expected one integer in \[1, 64\], but got '0'"),
+        ("temperature", "-1", r"--qrel-temperature: expected one number in \[0, 5\], but got '-1'"),
         ("fuzz_agreement", "1.5", r"--qrel-fuzz-agreement: expected one number in \[0, 1\], but got '1.5'"),
         ("robustness_threshold", "acc:0.1", r"--qrel-robustness-threshold: unknown metric 'acc'; expected some of: accuracy"),
         ("robustness_full", "maybe", r"--qrel-robustness-full: expected true or false, but got 'maybe'"),
