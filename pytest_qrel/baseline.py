@@ -36,12 +36,40 @@ class Baseline:
             raise pytest.UsageError(f"{options.BASELINE}: {path} is not valid JSON ({exc})") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or "schema" not in doc:
             raise pytest.UsageError(f"{options.BASELINE}: {path} is not a pytest-qrel results.json (no schema and results)")
+        if doc["schema"] != SCHEMA:
+            raise pytest.UsageError(f"{options.BASELINE}: {path} has schema {doc['schema']!r}, but this pytest-qrel "
+                                    f"reads schema {SCHEMA}")
         values = {}
-        for record in doc["results"]:
-            value = record.get("value") if isinstance(record, dict) else None
-            if isinstance(record, dict) and record.get("status") in ("pass", "fail") and isinstance(value, (int, float)):
-                values[(str(record["test"]), str(record.get("metric")))] = float(value)
+        for i, record in enumerate(doc["results"]):
+            problem = _invalid(record)
+            if problem:
+                name = record.get("test") if isinstance(record, dict) else None
+                raise pytest.UsageError(f"{options.BASELINE}: record {i} of {path}" + (f" ({name})" if name else "")
+                                        + f" is not valid: {problem}")
+            if record["status"] in ("pass", "fail"):
+                # results.json writes a non-finite value as its name: it is read back, and compared, as such
+                values[(record["test"], str(record["metric"]))] = float(record["value"])
         return cls(path, values)
+
+
+SCHEMA = 1  # results.json's schema this module reads (report/results_json.py writes it)
+STATUSES = ("pass", "fail", "skip", "error")
+
+
+def _invalid(record: object) -> str | None:
+    """Why a results.json record cannot be compared with, or None."""
+    if not isinstance(record, dict):
+        return f"expected an object, but got {type(record).__name__}"
+    for key in ("test", "status", "metric"):
+        if key not in record:
+            return f"it has no {key!r}"
+    if not isinstance(record["test"], str) or record["status"] not in STATUSES:
+        return f"expected a test name and a status in {STATUSES}, but got {record['test']!r}, {record['status']!r}"
+    if record["status"] in ("pass", "fail"):
+        value = record.get("value")
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) or value in ("nan", "inf", "-inf")):
+            return f"expected a number as the value of a {record['status']}ed metric, but got {value!r}"
+    return None
 
 
 def tolerance_for(tolerances: dict[str, Tolerance], prop: str | None, metric: str | None) -> Tolerance | None:

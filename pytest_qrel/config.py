@@ -88,6 +88,7 @@ class QrelConfig:
     tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
     robustness: Robustness = field(default_factory=Robustness)
     allow_unchecked: bool = False  # a run that checked nothing (or a named model nothing) may pass
+    baseline_strict: bool = False  # a metric the baseline does not hold fails
     models_given: bool = False  # --qrel-models named the models (not the default zoo)
     catalog: Catalog = field(default=CATALOG, compare=False, repr=False)  # the run's properties
 
@@ -178,7 +179,8 @@ class QrelConfig:
             scaling_confidence=confidence[0],
             baseline=baseline,
             save_baseline=save_baseline,
-            compare_fail=parsing.tolerances(options.COMPARE_FAIL, raw["qrel_compare_fail"]),
+            compare_fail=_compare_fail(raw, catalog),
+            baseline_strict=parsing.boolean(options.BASELINE_STRICT, raw.get("qrel_baseline_strict", False)),
             **drift,
             robustness=_robustness_options(raw, invocation_dir, catalog),
             catalog=catalog,
@@ -202,6 +204,14 @@ def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
                 f"{options.METHODS}: {method} needs {', '.join(missing)}, which is not installed: "
                 f"pip install 'pytest-qrel[{backend.extra}]'"
             )
+
+
+def _compare_fail(raw: dict[str, Any], catalog: Catalog) -> dict[str, Tolerance]:
+    """The tolerances against a baseline: the default ones, and those the option names (each
+    a metric, a property or ``*`` of the catalog)."""
+    valid = ("*", *catalog.recorded(), *dict.fromkeys(m.name for p in catalog for m in p.metrics))
+    default = parsing.tolerances(options.COMPARE_FAIL, options.DEFAULT_COMPARE_FAIL, valid)
+    return {**default, **parsing.tolerances(options.COMPARE_FAIL, raw["qrel_compare_fail"], valid)}
 
 
 def _thresholds(raw: dict[str, Any], prop: Property) -> dict[str, float]:

@@ -57,6 +57,7 @@ SCALING_CONFIDENCE = "--qrel-scaling-confidence"
 BASELINE = "--qrel-baseline"
 SAVE_BASELINE = "--qrel-save-baseline"
 COMPARE_FAIL = "--qrel-compare-fail"
+BASELINE_STRICT = "--qrel-baseline-strict"
 TASKS = "--qrel-tasks"
 TASK_LIMIT = "--qrel-task-limit"
 CALIBRATION_THRESHOLD = "--qrel-calibration-threshold"
@@ -145,6 +146,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(COMPARE_FAIL, "tolerated regression per metric or property against --qrel-baseline: "
            "metric:N% (relative) or metric:N (absolute), '*' for every other metric "
            f"(default: {DEFAULT_COMPARE_FAIL})", DEFAULT_COMPARE_FAIL),
+    Option(BASELINE_STRICT, "fail every gated metric that --qrel-baseline does not hold (default: list them as not "
+           "in the baseline)", None, is_flag=True),
     Option(TASKS, "comma-separated multiple-choice tasks of the calibration and confidence suites: zoo tasks, "
            f"lm-eval task names or local lm-eval task YAML files (default: {DEFAULT_TASKS})", DEFAULT_TASKS),
     Option(TASK_LIMIT, "questions per task, drawn at random with --qrel-seed (all: every question) "

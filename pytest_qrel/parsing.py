@@ -145,9 +145,10 @@ def bit_map(flag: str, value: Any) -> dict[int, float]:
     return out
 
 
-def tolerances(flag: str, value: Any) -> dict[str, Tolerance]:
+def tolerances(flag: str, value: Any, valid: tuple[str, ...] | None = None) -> dict[str, Tolerance]:
     """metric:N% (relative) or metric:N (absolute) pairs; a metric may be a property name
-    (kl) or a metric name (kl_to_base), ``*`` any other; a TOML table works too."""
+    (kl) or a metric name (kl_to_base), ``*`` any other; a TOML table works too. A name not
+    in ``valid`` is an error naming the close ones (a typo must not compare nothing)."""
     pairs = [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else [
         (name, v) for name, _, v in (p.partition(":") for p in strings(flag, value))
     ]
@@ -161,5 +162,12 @@ def tolerances(flag: str, value: Any) -> dict[str, Tolerance]:
             number = float("nan")
         if not name.strip() or not number >= 0:
             raise pytest.UsageError(f"{flag}: expected metric:N% or metric:N with N >= 0, like kl:10%, but got '{name}:{v}'")
+        if valid is not None and name.strip() not in valid:
+            import difflib
+
+            close = difflib.get_close_matches(name.strip(), valid, n=3, cutoff=0.4)
+            raise pytest.UsageError(f"{flag}: {name.strip()!r} names no metric or property of this run"
+                                    + (f"; did you mean {', '.join(close)}?" if close else "")
+                                    + f" (valid: {', '.join(valid)})")
         out[name.strip()] = ("relative", number / 100) if relative else ("absolute", number)
     return out

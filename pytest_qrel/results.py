@@ -180,6 +180,12 @@ class Results:
             record = self.gate(test, variant, prop, g.metric, g.measurement, g.threshold,
                                spec.metric(g.metric).higher_is_better, info, config.min_coverage,
                                baseline, tolerance_for(config.compare_fail, prop, g.metric))
+            if config.baseline is not None and baseline is None:
+                # a metric the baseline does not hold is listed, and fails with --qrel-baseline-strict
+                record.detail["baseline"] = "not in the baseline"
+                if config.baseline_strict:
+                    why = f"{g.metric} is not in the baseline {config.baseline.path} (--qrel-baseline-strict)"
+                    record.status, record.reason = "fail", "; ".join(filter(None, (record.reason, why)))
             if not record.passed:
                 failed.append(record.reason)
         return failed, unchecked

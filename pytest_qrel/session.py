@@ -13,7 +13,7 @@ from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_records
 from .store import ModelStore, VariantError, one_line
-from .summary import RunSummary, summarize, unchecked
+from .summary import RunSummary, baseline_unmatched, summarize, unchecked
 
 if TYPE_CHECKING:
     import torch
@@ -186,8 +186,12 @@ class QrelSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def unchecked(self) -> str | None:
+        """Why this run must not pass though no gate failed: it checked nothing (of a named model),
+        or its baseline compared nothing."""
         named = [name for name, _ in self.config.models] if self.config.models_given else []
-        return None if self.config.allow_unchecked else unchecked(self.results.records, named)
+        baseline = str(self.config.baseline.path) if self.config.baseline else None
+        return ((None if self.config.allow_unchecked else unchecked(self.results.records, named))
+                or baseline_unmatched(self.results.records, baseline))
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if not self._reporting():
@@ -195,5 +199,6 @@ class QrelSession:
         write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog)
         problem = self.unchecked()
         if problem:
-            terminalreporter.write_line(f"qrel: FAILED, {problem}; pass {options.ALLOW_UNCHECKED} to accept it", red=True)
+            terminalreporter.write_line(f"qrel: FAILED, {problem}" + ("" if "baseline" in problem else
+                                        f"; pass {options.ALLOW_UNCHECKED} to accept it"), red=True)
 

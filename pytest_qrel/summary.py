@@ -89,6 +89,14 @@ def counts(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[
             for p in props}
 
 
+def baseline_unmatched(records: list[Record], baseline: str | None) -> str | None:
+    """Why a baseline compared nothing: it shares no gated metric with the run."""
+    gated = [r for r in records if r.gated]
+    if baseline is None or not gated or any(r.baseline_value is not None for r in gated):
+        return None
+    return f"the baseline {baseline} shares no test with this run: nothing was compared with it"
+
+
 def unchecked(records: list[Record], models: list[str]) -> str | None:
     """Why the run checked nothing, or checked nothing of a model in ``models`` (the ones the
     user named): a gate that never could fail must not let the run pass. None when every

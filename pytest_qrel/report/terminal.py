@@ -202,6 +202,11 @@ def _write_sweet_spots(tr, sweet: dict[str, list[dict]]) -> None:
 
 
 def _write_baseline(tr, results: list[Record]) -> None:
+    missing = [r for r in results if r.detail.get("baseline") == "not in the baseline"]
+    if missing:
+        tr.write_line("")
+        tr.write_line(f"not in the baseline: {len(missing)} metrics, not compared (--qrel-baseline-strict fails them): "
+                      + ", ".join(f"{r.test} {r.metric}" for r in missing[:5]) + (", ..." if len(missing) > 5 else ""))
     compared = [r for r in results if r.baseline_value is not None]
     if not compared:
         return

@@ -18,12 +18,75 @@ def _config(tmp_path: Path, **values) -> QrelConfig:
 
 
 def test_compare_fail_parses_relative_and_absolute_tolerances(tmp_path):
-    config = _config(tmp_path, compare_fail="kl:10%,ece:0.01, *:5%")
-    assert config.compare_fail == {"kl": ("relative", 0.1), "ece": ("absolute", 0.01), "*": ("relative", 0.05)}
-    assert _config(tmp_path, compare_fail={"kl_to_base": "20%", "ece": 0.02}).compare_fail == {
-        "kl_to_base": ("relative", 0.2), "ece": ("absolute", 0.02)}
+    config = _config(tmp_path, compare_fail="kl:10%,ece_increase:0.01, *:5%")
+    # a partial list keeps the default for the rest (robustness drops: absolute)
+    assert config.compare_fail == {"kl": ("relative", 0.1), "ece_increase": ("absolute", 0.01), "*": ("relative", 0.05),
+                                   "robustness": ("absolute", 0.05)}
+    assert _config(tmp_path, compare_fail={"kl_to_base": "20%", "calibration": 0.02}).compare_fail == {
+        "kl_to_base": ("relative", 0.2), "calibration": ("absolute", 0.02), "*": ("relative", 0.1),
+        "robustness": ("absolute", 0.05)}
     # the default: robustness metrics are differences near 0, so their tolerance is absolute
     assert _config(tmp_path).compare_fail == {"*": ("relative", 0.1), "robustness": ("absolute", 0.05)}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("kl:10%,ece:0.01", r"'ece' names no metric or property of this run; did you mean .*ece_increase"),
+    ("kl_to_bsae:5%", r"'kl_to_bsae' names no metric or property of this run; did you mean kl_to_base"),
+])
+def test_compare_fail_keys_must_name_a_metric_or_property(tmp_path, value, message):
+    """Issue 15: a key that matches nothing (the README's old `ece`, a typo) compared nothing."""
+    with pytest.raises(pytest.UsageError, match=rf"--qrel-compare-fail: {message}"):
+        _config(tmp_path, compare_fail=value)
+
+
+def _baseline(tmp_path: Path, results: list, schema: int = 1) -> Path:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"schema": schema, "variants": [], "results": results, "fits": []}))
+    return path
+
+
+GOOD = {"test": "test_kl_to_base[m-hqq-4b]", "metric": "kl_to_base", "status": "pass", "value": 0.01}
+
+
+@pytest.mark.parametrize("results, schema, message", [
+    ([GOOD], 2, r"has schema 2, but this pytest-qrel reads schema 1"),
+    ([{"metric": "kl_to_base", "status": "pass", "value": 0.1}], 1, r"record 0 of .* is not valid: it has no 'test'"),
+    ([GOOD, {**GOOD, "value": "abc"}], 1, r"record 1 of .* \(test_kl_to_base\[m-hqq-4b\]\) is not valid: expected a "
+                                          r"number as the value of a passed metric, but got 'abc'"),
+    ([{**GOOD, "status": "great"}], 1, r"record 0 .* expected a test name and a status in"),
+])
+def test_a_baseline_that_is_not_valid_is_a_usage_error_naming_the_record(tmp_path, results, schema, message):
+    with pytest.raises(pytest.UsageError, match=rf"--qrel-baseline: .*{message}"):
+        Baseline.read(_baseline(tmp_path, results, schema))
+
+
+def test_a_non_finite_baseline_value_is_read_not_dropped(tmp_path):
+    """results.json writes NaN as "nan": it is kept (and shown), never silently left out."""
+    base = Baseline.read(_baseline(tmp_path, [{**GOOD, "value": "nan", "status": "fail"}]))
+    assert math.isnan(base.values[(GOOD["test"], "kl_to_base")])
+
+
+def test_metrics_not_in_the_baseline_are_listed_and_fail_when_strict(tmp_path):
+    from pytest_qrel.measures import Gate, Measurement
+    from pytest_qrel.properties import CATALOG
+    from pytest_qrel.results import Results
+    from pytest_qrel.summary import baseline_unmatched
+    from pytest_qrel.variants import Variant
+
+    path = _baseline(tmp_path, [GOOD])
+    variant = Variant("m", "m", "hqq", 4, 64)
+    gates = [Gate("kl_to_base", Measurement(0.02, 0.0), 0.1)]
+    for strict, status in ((False, "pass"), (True, "fail")):
+        config = _config(tmp_path, baseline=str(path), baseline_strict=strict)
+        results = Results()
+        results.record_gates("test_kl_to_base[m-hqq-2b]", variant, CATALOG["kl"], gates, None, config)
+        (record,) = results._pending
+        assert record.detail["baseline"] == "not in the baseline" and record.status == status
+        # a baseline that shares no test with the run compared nothing: the run must say so
+        assert "shares no test with this run" in baseline_unmatched(results._pending, str(path))
+    results = Results()
+    results.record_gates(GOOD["test"], variant, CATALOG["kl"], gates, None, _config(tmp_path, baseline=str(path)))
+    assert results._pending[0].baseline_value == 0.01 and baseline_unmatched(results._pending, str(path)) is None
 
 
 @pytest.mark.parametrize("value", ["kl", "kl:", "kl:abc", "kl:-5%", ":10%", {"kl": True}])
@@ -90,8 +153,10 @@ def test_baseline_keeps_measured_values_by_test(tmp_path):
         {"test": "t[d]", "metric": "kl", "status": "fail", "value": "nan"},
     ]}
     (tmp_path / "base.json").write_text(json.dumps(doc))
-    assert Baseline.read(tmp_path / "base.json").values == {("t[a]", "ece"): 0.1, ("t[a]", "brier"): 0.2,
-                                                            ("t[b]", "kl"): 0.5}
+    values = Baseline.read(tmp_path / "base.json").values
+    # a NaN of the old run is kept as NaN (issue 15: never a value that escapes comparison)
+    assert math.isnan(values.pop(("t[d]", "kl")))
+    assert values == {("t[a]", "ece"): 0.1, ("t[a]", "brier"): 0.2, ("t[b]", "kl"): 0.5}
 
 
 def test_a_robustness_metric_near_zero_is_compared_absolutely():
