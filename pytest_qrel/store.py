@@ -139,21 +139,47 @@ class ModelStore:
                     layers = entry.meta["layers"]
                     requested = entry.meta.get("requested", layers)
                     model = backend.load_quantized(base, variant.bits, variant.group_size, layers, entry.directory)
-                    info = backend.measure(base, model, variant.bits, variant.group_size, requested=requested)
-                    return model, info, "hit"
+                    problem = self._mismatch(variant, entry.meta, model, layers)
+                    if problem is None:
+                        info = backend.measure(base, model, variant.bits, variant.group_size, requested=requested)
+                        return model, info, "hit"
                 except Exception as exc:  # an entry that verifies but does not load is unusable too
-                    cache.discard(key, f"{type(exc).__name__}: {one_line(exc)}")
+                    problem = f"{type(exc).__name__}: {one_line(exc)}"
+                cache.discard(key, problem)
             model, info = self._quantize(variant, base)
             try:
                 cache.write(
                     key,
                     lambda d: backend.save_quantized(model, info.quantized_layers, d),
                     {"layers": info.quantized_layers, "requested": info.requested_layers,
-                     "variant": variant.id, "source": variant.source},
+                     "variant": variant.id, "source": variant.source, "method": variant.method, "bits": variant.bits,
+                     "group_size": variant.group_size, "base_weights": self.scratch(variant)["weights_digest"],
+                     "groups": {n: backend.layer_group_size(model.get_submodule(n), variant.bits, variant.group_size)
+                                for n in info.quantized_layers}},
                 )
             except Exception as exc:  # the variant is quantized and measured all the same
                 self._cache_warning(variant, exc)
             return model, info, "miss"
+
+    def _mismatch(self, variant: Variant, meta: dict, model: torch.nn.Module, layers: list[str]) -> str | None:
+        """Why a cache entry is not the variant it is stored for, or None: its recorded method,
+        bits, group size and base weights, and each quantized layer's code width and group size
+        as measured on the loaded modules (an entry's files swapped for another's, a stale one)."""
+        backend = get_backend(variant.method)
+        expected = {"method": variant.method, "bits": variant.bits, "group_size": variant.group_size,
+                    "base_weights": self.scratch(variant)["weights_digest"]}
+        for key, value in expected.items():
+            if meta.get(key) != value:
+                return f"the entry records {key} {meta.get(key)!r}, but {variant.id} has {value!r}"
+        for name in layers:
+            module = model.get_submodule(name)
+            bits = backend.layer_bits(module)
+            if bits is not None and bits != variant.bits:
+                return f"its layer {name} stores {bits}-bit codes, but {variant.id} is {variant.bits}-bit"
+            group = backend.layer_group_size(module, variant.bits, variant.group_size)
+            if group != (meta.get("groups") or {}).get(name, group):
+                return f"its layer {name} has group size {group}, but {meta['groups'][name]} was stored"
+        return None
 
     def _cache_warning(self, variant: Variant, exc: Exception) -> None:
 
@@ -267,7 +293,10 @@ def tokenizer_digest(tokenizer: Any) -> str:
     }
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        parts["pipeline"] = backend.to_str()
+        # the pipeline, without the truncation and padding state that encoding sets on it:
+        # the key of a variant must not change once the tokenizer has been used
+        pipeline = json.loads(backend.to_str())
+        parts["pipeline"] = {k: v for k, v in pipeline.items() if k not in ("truncation", "padding")}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -168,6 +168,11 @@ class Backend(ABC):
         """The group size quantized ``module`` really uses (None: one scale per row)."""
         return self.group_size_for(bits, requested)
 
+    def layer_bits(self, module: torch.nn.Module) -> int | None:
+        """The code width quantized ``module`` really stores, read from the module (None: this
+        backend cannot tell)."""
+        return None
+
     def skip_reason(self, base: LoadedModel, name: str, bits: int, group_size: int | None) -> str:
         """Why this backend left the asked-for layer ``name`` at full precision."""
         return f"{self.name} did not quantize it"

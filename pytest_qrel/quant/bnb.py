@@ -121,6 +121,11 @@ class BitsAndBytesBackend(Backend):
                 module.support_avx512bf16_for_cpu = False
         return model
 
+    def layer_bits(self, module: torch.nn.Module) -> int | None:
+        import bitsandbytes as bnb
+
+        return 4 if isinstance(module, bnb.nn.Linear4bit) else 8
+
     def _is_quantized(self, module: torch.nn.Module) -> bool:
         import bitsandbytes as bnb
 

@@ -42,6 +42,9 @@ class GPTQBackend(Backend):
     needs_calibration = True
     symmetric = {b: True for b in bits}  # sym=True (paper 003 App. A)
 
+    def layer_bits(self, module: torch.nn.Module) -> int | None:
+        return int(module.bits)
+
     def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
         return module.group_size  # gptqmodel keeps the row width for one group per row
 

@@ -44,6 +44,9 @@ class HQQBackend(Backend):
 
         return BaseQuantizeConfig(nbits=bits, group_size=group_size)
 
+    def layer_bits(self, module: torch.nn.Module) -> int | None:
+        return int(module.meta["nbits"])
+
     def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
         return module.quant_config["weight_quant_params"]["group_size"]
 

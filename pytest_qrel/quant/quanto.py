@@ -109,6 +109,9 @@ class QuantoBackend(Backend):
     def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
         return _requantize(base, read_safetensors(path, base.device), json.loads((path / QUANTO_QMAP).read_text()))
 
+    def layer_bits(self, module: torch.nn.Module) -> int | None:
+        return int(module.weight_qtype.bits)
+
     def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
         return module.weight_group_size
 

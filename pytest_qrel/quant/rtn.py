@@ -45,6 +45,9 @@ class RTNBackend(Backend):
         return RTNLinear(linear.in_features, linear.out_features, bits, group, linear.bias,
                          linear.weight.dtype).to(linear.weight.device)
 
+    def layer_bits(self, module: torch.nn.Module) -> int | None:
+        return module.bits
+
     def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
         return module.group_size
 

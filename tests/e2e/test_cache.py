@@ -98,3 +98,47 @@ def test_concurrent_processes_quantize_once(tiny, tmp_path):
     states = sorted(line.split()[1] for line in lines)
     assert states == ["hit", "miss"]
     assert lines[0].split()[2] == lines[1].split()[2]
+
+
+def _swap_in(source: Path, target: Path) -> None:
+    """Put ``source``'s quantized files into the entry ``target`` and recompute its checksums,
+    keeping the target's manifest meta: the entry verifies, but holds another variant."""
+    import hashlib
+    import json
+
+    for f in source.iterdir():
+        if f.name != "manifest.json":
+            (target / f.name).write_bytes(f.read_bytes())
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["files"] = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()
+                         for f in sorted(target.iterdir()) if f.name != "manifest.json"}
+    (target / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("method, why", [("hqq", "its layer .* stores 8-bit codes, but {low} is 2-bit"),
+                                         ("rtn", "is unusable")])
+def test_an_entry_holding_another_variant_is_discarded_and_requantized(tiny, tmp_path, method, why):
+    """Issue 15: the 8-bit entry's files copied into the 2-bit entry (checksums recomputed)
+    must not let the 2-bit variant be measured as 8-bit: each loaded layer's code width is
+    checked against the variant, and the entry is discarded with a warning."""
+    group = 64
+    first = run_session(_session(tiny, tmp_path, methods=method, bits="2,8"))
+    low, high = f"tiny-{method}-2b-g{group}", f"tiny-{method}-8b-g{group}"
+    entries = {json_meta["variant"]: d for d in tmp_path.rglob("manifest.json")
+               for json_meta in [__import__("json").loads(d.read_text())["meta"]]}
+    _swap_in(entries[high].parent, entries[low].parent)
+    with pytest.warns(QrelCacheWarning, match=why.format(low=low)):
+        again = run_session(_session(tiny, tmp_path, methods=method, bits="2,8"))
+    assert again[low][1]["cache"] == "miss" and again[low][0] == first[low][0]  # requantized: the same KL as before
+    assert again[high][1]["cache"] == "hit"
+
+
+def test_the_cache_key_does_not_depend_on_tokenizer_state(tiny, tmp_path):
+    """Encoding text sets padding and truncation on a fast tokenizer: the key stays the same."""
+    from pytest_qrel.store import tokenizer_digest
+
+    session = _session(tiny, tmp_path, methods="hqq", bits="4")
+    tokenizer = session.store.base(session.variants[0]).tokenizer
+    before = tokenizer_digest(tokenizer)
+    tokenizer(["a b c", "a much longer text here"], padding=True, truncation=True, max_length=8)
+    assert tokenizer_digest(tokenizer) == before
