@@ -89,6 +89,7 @@ class QrelConfig:
     robustness: Robustness = field(default_factory=Robustness)
     allow_unchecked: bool = False  # a run that checked nothing (or a named model nothing) may pass
     baseline_strict: bool = False  # a metric the baseline does not hold fails
+    resume: bool = False  # run only the tests the report directory's journal does not hold
     models_given: bool = False  # --qrel-models named the models (not the default zoo)
     catalog: Catalog = field(default=CATALOG, compare=False, repr=False)  # the run's properties
 
@@ -181,6 +182,7 @@ class QrelConfig:
             save_baseline=save_baseline,
             compare_fail=_compare_fail(raw, catalog),
             baseline_strict=parsing.boolean(options.BASELINE_STRICT, raw.get("qrel_baseline_strict", False)),
+            resume=parsing.boolean(options.RESUME, raw.get("qrel_resume", False)),
             **drift,
             robustness=_robustness_options(raw, invocation_dir, catalog),
             catalog=catalog,

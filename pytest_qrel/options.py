@@ -58,6 +58,7 @@ BASELINE = "--qrel-baseline"
 SAVE_BASELINE = "--qrel-save-baseline"
 COMPARE_FAIL = "--qrel-compare-fail"
 BASELINE_STRICT = "--qrel-baseline-strict"
+RESUME = "--qrel-resume"
 TASKS = "--qrel-tasks"
 TASK_LIMIT = "--qrel-task-limit"
 CALIBRATION_THRESHOLD = "--qrel-calibration-threshold"
@@ -148,6 +149,9 @@ OPTIONS: tuple[Option, ...] = (
            f"(default: {DEFAULT_COMPARE_FAIL})", DEFAULT_COMPARE_FAIL),
     Option(BASELINE_STRICT, "fail every gated metric that --qrel-baseline does not hold (default: list them as not "
            "in the baseline)", None, is_flag=True),
+    Option(RESUME, "resume a run that was killed: the tests whose records the report directory's journal.jsonl "
+           "holds are not run again, and the report ends as an uninterrupted run's would (default: a fresh run)",
+           None, is_flag=True),
     Option(TASKS, "comma-separated multiple-choice tasks of the calibration and confidence suites: zoo tasks, "
            f"lm-eval task names or local lm-eval task YAML files (default: {DEFAULT_TASKS})", DEFAULT_TASKS),
     Option(TASK_LIMIT, "questions per task, drawn at random with --qrel-seed (all: every question) "

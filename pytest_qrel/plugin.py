@@ -40,6 +40,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[SESSION_KEY].parametrize(metafunc)
 
 
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: the run's final tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config.stash[SESSION_KEY].order(items)
 

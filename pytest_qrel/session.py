@@ -9,6 +9,7 @@ import pytest
 
 from . import matrix, options
 from .config import QrelConfig
+from .journal import Journal
 from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_records
@@ -46,6 +47,10 @@ class QrelSession:
         self._test: str | None = None
         self._measuring: tuple[str, str] | None = None  # (property, metric) of the running test
         self._computed: RunSummary | None = None  # the end-of-run summary, once every report is in
+        self.journal = Journal(config.report_dir, config.resume)
+        self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
+        for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
+            self.merge_report_payload(payload)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
@@ -64,13 +69,18 @@ class QrelSession:
             self.active = True
 
     def collected(self, items: list[pytest.Item]) -> None:
-        """The run's tests are known: measures that decide families of tests learn them."""
-        planned = matrix.planned_tests(items)
+        """The run's tests are known: measures that decide families of tests learn them (all of
+        them on a resumed run, so a family is decided as it was)."""
+        planned = self._planned if self._planned is not None else matrix.planned_tests(items)
         for measure in self.measures.values():
             measure.plan(planned)
 
     def order(self, items: list[pytest.Item]) -> None:
         items[:], dropped = matrix.without_default_tasks(items, self.config)
+        if self.config.resume:
+            self._planned, done = matrix.planned_tests(items), self.journal.done()
+            dropped += [i for i in items if i.name in done]
+            items[:] = [i for i in items if i.name not in done]
         if dropped:
             dropped[0].config.hook.pytest_deselected(items=dropped)
         matrix.order_items(items, self.variants)
@@ -125,9 +135,15 @@ class QrelSession:
         payload = getattr(report, REPORT_ATTR, None)
         if payload is None and report.failed:
             payload = self._lost(report)
-        if self.results.merge(payload):
-            self.active = True
-            self._seen.add(payload["variant"])
+        if self.merge_report_payload(payload):
+            self.journal.append(payload)
+
+    def merge_report_payload(self, payload: dict | None) -> bool:
+        if not self.results.merge(payload):
+            return False
+        self.active = True
+        self._seen.add(payload["variant"])
+        return True
 
     def _lost(self, report: pytest.TestReport) -> dict | None:
         """A failed report that carries no records: xdist's for a test whose worker died. Its
@@ -170,7 +186,12 @@ class QrelSession:
     def _summary(self) -> RunSummary:
         """The records and what the report shows of them (fits, sweet spots, tables), computed once."""
         if self._computed is None:
-            self._computed = summarize(self.variant_records(only_seen=True), self.results.records, self.config.catalog)
+            # in the matrix's order, whatever order the reports came in (xdist): the same run
+            # gives the same results.json
+            position = {v.id: i for i, v in enumerate(self.variants)}
+            records = sorted(self.results.records, key=lambda r: (position.get(r.variant, len(position)), r.test,
+                                                                 r.metric or ""))
+            self._computed = summarize(self.variant_records(only_seen=True), records, self.config.catalog)
         return self._computed
 
     def write_report(self) -> Path | None:
@@ -182,7 +203,9 @@ class QrelSession:
         """Write the report; a run that checked nothing (or nothing of a model the user named)
         fails, unless --qrel-allow-unchecked accepts it."""
         self.write_report()
-        if self._reporting() and self.unchecked() and session.exitstatus == pytest.ExitCode.OK:
+        # a resumed run's journaled failures fail it as they failed the run they came from
+        failed = any(r.status in ("fail", "error") for r in self.results.records)
+        if self._reporting() and (self.unchecked() or failed) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def unchecked(self) -> str | None:
