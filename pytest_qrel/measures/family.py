@@ -283,7 +283,9 @@ class FamilyMeasure(Measure):
             if (variant.id, unit) in fam.problems:
                 out.append(Gate(m.name, Measurement(float("nan"), None, fam.problems[(variant.id, unit)], detail), threshold))
             elif (variant.id, unit, m.key) in fam.unchecked:
-                out.append(Gate(m.name, Measurement(float("nan"), None, None, detail,
+                # not checked, but what was measured is kept for the report's tables
+                shown = {**detail, "comparison": fam.comparisons[(variant.id, unit)]}
+                out.append(Gate(m.name, Measurement(float("nan"), None, None, shown,
                                                     unchecked=fam.unchecked[(variant.id, unit, m.key)]), threshold))
             else:
                 h, d = fam.hypotheses[(variant.id, unit, m.key)], fam.decisions[(variant.id, unit, m.key)]

@@ -10,9 +10,16 @@ from pytest_qrel.perturb import LEVELS, PERTURBATIONS
 def test_every_zoo_model_under_every_perturbation_at_4_bits(pytester):
     result = pytester.runpytest_subprocess("-p", "no:randomly", "--qrel-cache-dir=cache", "--qrel-methods=hqq",
                                            "--qrel-bits=4", "--qrel-qa-limit=60", "--qrel-samples=2", "-k", "perturbation_robustness")
-    # no 4-bit variant loses robustness significantly beyond its threshold
-    result.assert_outcomes(passed=4 * 15 * 2)
+    # no 4-bit variant loses robustness significantly beyond its threshold; at 60 prompts x 2
+    # samples most gates could not have detected a drop of 0.05 (power before PASS): those are
+    # not checked, never passed
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("passed", 0) + outcomes.get("skipped", 0) == 4 * 15 * 2
     doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
+    for r in doc["results"]:
+        assert r["status"] in ("pass", "skip"), r
+        if r["status"] == "pass":
+            assert r["minimum_detectable"] <= r["threshold"]
     base: dict[tuple[str, str, int], float] = {}
     for r in doc["results"]:
         if r["property"] == "robustness" and "comparison" in r:

@@ -106,7 +106,7 @@ def test_report_files_are_written(pytester):
     assert result.ret in (0, 1)
     report = pytester.path / "qrel-report"
     assert sorted(p.name for p in report.iterdir()) == [
-        "confidence_shift_zoo-s.png", "confidence_shift_zoo-xs.png", "kl_to_base_vs_total_bits.png",
+        "confidence_shift_zoo-s.png", "confidence_shift_zoo-xs.png", "journal.jsonl", "kl_to_base_vs_total_bits.png",
         "report.md", "results.csv", "results.json", "robustness_zoo-s_i4.png", "robustness_zoo-xs_i4.png"]
     md = (report / "report.md").read_text()
     assert "## zoo-xs" in md and "## Fitted laws" in md and "![kl_to_base_vs_total_bits](kl_to_base_vs_total_bits.png)" in md

@@ -26,7 +26,8 @@ def test_two_bit_variant_fails_under_perturbation_and_fuzzing_and_eight_bit_pass
     result.stdout.fnmatch_lines([
         "*test_perturbation_robustness[[]zoo-l-hqq-2b-g64-word_swap-i4] FAILED*",
         "*test_perturbation_robustness[[]zoo-l-hqq-8b-g64-word_swap-i4] PASSED*",
-        "*test_perturbation_robustness[[]zoo-l-hqq-8b-g64-char_swap-i4] PASSED*",
+        # under char_swap the base itself answers almost nothing right: no gate could fail, none passes
+        "*test_perturbation_robustness[[]zoo-l-hqq-8b-g64-char_swap-i4] SKIPPED*",
         "*zoo-l-hqq-2b-g64: accuracy_drop = *, expected <= 0.05 (significant: adjusted p = *",
     ])
     assert result.ret == 1
