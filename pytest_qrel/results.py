@@ -220,6 +220,12 @@ class Results:
         self._pending.append(record)
         return record
 
+    def lost(self, test: str, variant: Variant, report: str) -> dict[str, Any]:
+        """The payload of a test whose worker died before it reported: an ERROR, never a pass."""
+        first = report.strip().splitlines()[0] if report.strip() else "no report"
+        self.error(test, variant, None, None, f"worker crashed during {test} ({first})")
+        return {**self.take_pending({}), "variant": variant.id}
+
     def recorded_value(self, variant_id: str, metric: str) -> float | None:
         """The measured ``metric`` of a variant whose test ran in this process, if any."""
         for r in (*self.records, *self._pending):

@@ -14,7 +14,7 @@ from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_records
 from .store import ModelStore, VariantError, one_line
-from .summary import RunSummary, baseline_unmatched, summarize, unchecked
+from .summary import RunSummary, run_problem, summarize
 
 if TYPE_CHECKING:
     import torch
@@ -39,10 +39,8 @@ class QrelSession:
         classes = measures or MEASURES
         self.measures: dict[str, Measure] = {p.key: classes[p.key](config, self.store) for p in config.catalog}
         self.results = Results()
-        for measure in self.measures.values():
-            if hasattr(measure, "attach"):  # a fitted-law bound: the values it fits on come through the session
-                measure.attach(self.variants, self.measures, self.results.recorded_value,
-                               lambda v: self.variant_info.get(v.id))
+        for measure in (m for m in self.measures.values() if hasattr(m, "attach")):  # a fitted-law bound's values
+            measure.attach(self.variants, self.measures, self.results.recorded_value, lambda v: self.variant_info.get(v.id))
         self._seen: set[str] = set()  # ids of the variants whose tests reported
         self._test: str | None = None
         self._measuring: tuple[str, str] | None = None  # (property, metric) of the running test
@@ -55,12 +53,9 @@ class QrelSession:
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
         catalog, measures = registered_properties(config)
-        return cls(
-            QrelConfig.from_values(options.raw_values(config), config.invocation_params.dir, catalog),
-            active=options.given_on_command_line(config),
-            is_worker=hasattr(config, "workerinput"),
-            measures=measures,
-        )
+        return cls(QrelConfig.from_values(options.raw_values(config), config.invocation_params.dir, catalog),
+                   active=options.given_on_command_line(config), is_worker=hasattr(config, "workerinput"),
+                   measures=measures)
 
     # -- collection ----------------------------------------------------------------------
 
@@ -119,17 +114,13 @@ class QrelSession:
             return
         if report.failed and not self.results.has_pending(item.name):
             exc = call.excinfo.value if call.excinfo else None
-            reason = (
-                "unknown failure" if exc is None
-                else one_line(exc) if isinstance(exc, pytest.fail.Exception)
+            reason = "unknown failure" if exc is None else one_line(exc) if isinstance(exc, pytest.fail.Exception) \
                 else f"{type(exc).__name__}: {one_line(exc)}"
-            )
-            prop, metric = self._measuring or (None, None)
-            self.results.error(item.name, variant, prop, metric, reason.removeprefix(f"{variant.id}: "))
+            self.results.error(item.name, variant, *(self._measuring or (None, None)),
+                               reason.removeprefix(f"{variant.id}: "))
         info = self.store.info.get(variant)
-        payload = self.results.take_pending({variant.id: info} if info else {})
-        payload["variant"] = variant.id
-        setattr(report, REPORT_ATTR, payload)
+        setattr(report, REPORT_ATTR, {**self.results.take_pending({variant.id: info} if info else {}),
+                                      "variant": variant.id})
 
     def merge_report(self, report: pytest.TestReport) -> None:
         payload = getattr(report, REPORT_ATTR, None)
@@ -146,14 +137,10 @@ class QrelSession:
         return True
 
     def _lost(self, report: pytest.TestReport) -> dict | None:
-        """A failed report that carries no records: xdist's for a test whose worker died. Its
-        test is an ERROR (never a silent pass of its variant)."""
-        name, variant = report.nodeid.rsplit("::", 1)[-1], matrix.variant_of_nodeid(report.nodeid, self.variants)
-        if variant is None:
-            return None
-        first = str(report.longrepr).strip().splitlines()[0] if report.longrepr else "no report"
-        self.results.error(name, variant, None, None, f"worker crashed during {name} ({first})")
-        return {**self.results.take_pending({}), "variant": variant.id}
+        """xdist's failed report of a test whose worker died, carrying no records: an ERROR."""
+        variant = matrix.variant_of_nodeid(report.nodeid, self.variants)
+        return None if variant is None else self.results.lost(report.nodeid.rsplit("::", 1)[-1], variant,
+                                                              str(report.longrepr or "no report"))
 
     # -- models and values, for the suites and the plugin's own tests ----------------------------
 
@@ -186,12 +173,7 @@ class QrelSession:
     def _summary(self) -> RunSummary:
         """The records and what the report shows of them (fits, sweet spots, tables), computed once."""
         if self._computed is None:
-            # in the matrix's order, whatever order the reports came in (xdist): the same run
-            # gives the same results.json
-            position = {v.id: i for i, v in enumerate(self.variants)}
-            records = sorted(self.results.records, key=lambda r: (position.get(r.variant, len(position)), r.test,
-                                                                 r.metric or ""))
-            self._computed = summarize(self.variant_records(only_seen=True), records, self.config.catalog)
+            self._computed = summarize(self.variant_records(only_seen=True), self.results.records, self.config.catalog)
         return self._computed
 
     def write_report(self) -> Path | None:
@@ -200,28 +182,16 @@ class QrelSession:
         return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline)
 
     def end_of_run(self, session: pytest.Session) -> None:
-        """Write the report; a run that checked nothing (or nothing of a model the user named)
-        fails, unless --qrel-allow-unchecked accepts it."""
+        """Write the report; a run that checked nothing fails (summary.run_problem), and so do a
+        resumed run's journaled failures, as they failed the run they came from."""
         self.write_report()
-        # a resumed run's journaled failures fail it as they failed the run they came from
         failed = any(r.status in ("fail", "error") for r in self.results.records)
-        if self._reporting() and (self.unchecked() or failed) and session.exitstatus == pytest.ExitCode.OK:
+        problem = run_problem(self.results.records, self.config)
+        if self._reporting() and (problem or failed) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-    def unchecked(self) -> str | None:
-        """Why this run must not pass though no gate failed: it checked nothing (of a named model),
-        or its baseline compared nothing."""
-        named = [name for name, _ in self.config.models] if self.config.models_given else []
-        baseline = str(self.config.baseline.path) if self.config.baseline else None
-        return ((None if self.config.allow_unchecked else unchecked(self.results.records, named))
-                or baseline_unmatched(self.results.records, baseline))
-
     def terminal_summary(self, terminalreporter: Any) -> None:
-        if not self._reporting():
-            return
-        write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog)
-        problem = self.unchecked()
-        if problem:
-            terminalreporter.write_line(f"qrel: FAILED, {problem}" + ("" if "baseline" in problem else
-                                        f"; pass {options.ALLOW_UNCHECKED} to accept it"), red=True)
+        if self._reporting():
+            write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog,
+                         run_problem(self.results.records, self.config))
 

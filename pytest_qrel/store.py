@@ -182,7 +182,6 @@ class ModelStore:
         return None
 
     def _cache_warning(self, variant: Variant, exc: Exception) -> None:
-
         warnings.warn(
             f"pytest-qrel could not store {variant.id} in the cache {self.config.cache_dir} "
             f"({type(exc).__name__}: {one_line(exc)}); it is measured without being cached",
@@ -223,7 +222,6 @@ class ModelStore:
         )
 
     def _load_checkpoint(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
-
         backend = get_backend(variant.method)
         path = Path(str(variant.checkpoint))
         try:

@@ -8,10 +8,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from statistics import mean
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .properties import CATALOG, Catalog
 from .results import Record
+
+if TYPE_CHECKING:
+    from .config import QrelConfig
 
 CURVE_POINTS = 50
 UNPERTURBED = "unperturbed"
@@ -51,6 +54,10 @@ def summarize(variants: list[dict], records: list[Record], catalog: Catalog = CA
     error kept in ``errors``, so the rest of the report (and results.json) is still written."""
     errors: dict[str, str] = {}
     scaled = [m for p in catalog.with_axis("scaled") for m in p.metrics]
+    # in the variants' (the matrix's) order, whatever order the reports came in (xdist): the
+    # same run gives the same results.json
+    position = {v["id"]: i for i, v in enumerate(variants)}
+    records = sorted(records, key=lambda r: (position.get(r.variant, len(position)), r.test, r.metric or ""))
     return RunSummary(
         variants, records,
         attempt(errors, "fitted laws", lambda: run_fits(variants, records, catalog), []),
@@ -87,6 +94,14 @@ def counts(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[
     props += sorted({r.property for r in records if r.property and r.property not in props})
     return {p: {s: sum(r.property == p and r.status == s for r in records) for s in ("pass", "fail", "skip", "error")}
             for p in props}
+
+
+def run_problem(records: list[Record], config: QrelConfig) -> str | None:
+    """Why a run must not pass though no gate failed: it checked nothing, or nothing of a model
+    the user named (unless --qrel-allow-unchecked), or its baseline compared nothing."""
+    named = [name for name, _ in config.models] if config.models_given else []
+    baseline = str(config.baseline.path) if config.baseline else None
+    return (None if config.allow_unchecked else unchecked(records, named)) or baseline_unmatched(records, baseline)
 
 
 def baseline_unmatched(records: list[Record], baseline: str | None) -> str | None:

@@ -28,12 +28,10 @@ if TYPE_CHECKING:
 
 
 def _ece(probs: np.ndarray, correct: np.ndarray) -> float:
-
     return expected_calibration_error(probs.max(axis=1), correct, n_bins=N_BINS)
 
 
 def _ace(probs: np.ndarray, labels: np.ndarray) -> float:
-
     return adaptive_calibration_error(probs, labels, n_bins=N_BINS)
 
 

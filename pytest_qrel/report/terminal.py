@@ -105,7 +105,8 @@ def _regrouped_notes(model: str, variants: list[dict]) -> list[str]:
     return notes
 
 
-def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalog: Catalog = CATALOG) -> None:
+def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalog: Catalog = CATALOG,
+                 problem: str | None = None) -> None:
     """The verdict matrix; per model, one table per property in catalog order; then the
     robustness tables, the fitted laws, sweet spots, the baseline comparison, the counts and
     the paper 003 tables. A section that cannot be drawn is replaced by its one-line error."""
@@ -128,6 +129,9 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
         attempt(errors, name, draw)
         for error in errors.values():
             tr.write_line(f"qrel: the {name} could not be drawn: {error}", red=True)
+    if problem:  # the one line saying why a run that failed no gate must not pass (summary.run_problem)
+        tr.write_line(f"qrel: FAILED, {problem}" + ("" if "baseline" in problem else
+                      "; pass --qrel-allow-unchecked to accept it"), red=True)
 
 
 def _write_model_tables(tr, summary: RunSummary, catalog: Catalog) -> None:
