@@ -1,4 +1,7 @@
 import os
+import sys
+
+import _pytest.pytester as _pytester
 
 # Tests never reach a model hub: everything they need ships in the repo.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,3 +25,33 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import transformers  # noqa: E402,F401
 
 pytest_plugins = ["pytester"]
+
+
+def _is_library_module(name: str) -> bool:
+    """Whether a module is installed code (the standard library, site-packages, this package)
+    rather than a test module a pytester run collected."""
+    if name == "pytest_qrel" or name.startswith("pytest_qrel."):
+        return True
+    module = sys.modules.get(name)
+    if module is None:  # a test's conftest may block an import with sys.modules[name] = None
+        return False
+    # a namespace package has no __file__, only its directories
+    file = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or ()), None)
+    return file is None or str(file).startswith(_INSTALLED)
+
+
+_INSTALLED = tuple(sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}))
+
+
+class _LibrariesStayImported(_pytester.SysModulesSnapshot):
+    """pytester's in-process runs drop every module a run imported, so that the next run
+    imports its test files afresh. Libraries must stay: torch registers its operators
+    (quanto, bitsandbytes, torch.distributed) once per process and fails on a second import,
+    and re-importing transformers and the backends would cost a subprocess's start-up on every
+    run. Test modules (the shipped suites, a test's own files) are still dropped."""
+
+    def __init__(self, preserve=None) -> None:
+        super().__init__(preserve=lambda name: _is_library_module(name) or bool(preserve and preserve(name)))
+
+
+_pytester.SysModulesSnapshot = _LibrariesStayImported

@@ -20,7 +20,7 @@ def _results(path):
 
 def test_partially_quantized_variant_fails_with_the_coverage_reason(pytester):
     # zoo-xs has hidden size 32: bitsandbytes' CPU nf4 kernel cannot run its rows
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4", *RUN, *KL_ONLY)
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4", *RUN, *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*zoo-xs-bnb-4b-g64: quantized 2*% of the weights asked for, below the minimum coverage 100%; "
                                  "left at full precision: 6 layers (model.layers.0.self_attn.q_proj, *64-weight blocks*"
@@ -28,7 +28,7 @@ def test_partially_quantized_variant_fails_with_the_coverage_reason(pytester):
     record = _results(pytester.path)["results"][0]
     assert record["status"] == "fail" and record["coverage"] < 0.3 and record["value"] < record["threshold"]
     # the user can accept it explicitly
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4",
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4",
                                            "--qrel-min-coverage=0.2", *RUN, *KL_ONLY)
     result.assert_outcomes(passed=1)
 
@@ -41,7 +41,7 @@ def test_nan_logits_are_a_fail_naming_the_variant_and_tokens(pytester):
     with torch.no_grad():  # one huge weight: rtn's float16 scale overflows at 2 bits, not at 8
         model.model.layers[0].mlp.down_proj.weight[0, 0] = 1e6
     model.save_pretrained(path)
-    result = pytester.runpytest_subprocess("--qrel-models=./spiky", "--qrel-methods=rtn", "--qrel-bits=2,8",
+    result = pytester.runpytest("--qrel-models=./spiky", "--qrel-methods=rtn", "--qrel-bits=2,8",
                                            "--qrel-kl-threshold=2:9,8:9", *RUN, *KL_ONLY)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*spiky-rtn-2b-g64: NaN or inf logits at * of * tokens*"])
@@ -53,7 +53,7 @@ def test_nan_logits_are_a_fail_naming_the_variant_and_tokens(pytester):
 def test_unloadable_base_is_one_error_per_variant_and_loaded_once(pytester):
     path = make_llama(pytester.path / "broken")
     (path / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{garbage")  # not OSError/ValueError
-    result = pytester.runpytest_subprocess("--qrel-models=./broken,zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", *RUN, *KL_ONLY)
+    result = pytester.runpytest("--qrel-models=./broken,zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", *RUN, *KL_ONLY)
     result.assert_outcomes(passed=2, failed=2)
     out = result.stdout.str()
     assert "Traceback" not in out and "SafetensorError" in out
@@ -78,7 +78,7 @@ def test_results_of_finished_tests_survive_a_killed_worker(pytester):
         def test_b_killed_by_the_os(qrel_variant):
             os.kill(os.getpid(), signal.SIGKILL)
     """))
-    result = pytester.runpytest_subprocess("test_crash.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq",
+    result = pytester.runpytest("test_crash.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq",
                                            "--qrel-bits=8", "-n", "1", "--max-worker-restart=0", *RUN)
     assert "crashed" in result.stdout.str()
     doc = _results(pytester.path)
@@ -98,14 +98,14 @@ def test_toml_string_false_keeps_pickle_off(pytester):
     (ckpt / "config.json").write_text('{"model_type": "llama"}')
     (ckpt / "pytorch_model.bin").write_bytes(b"not loaded")
     pytester.makepyprojecttoml('[tool.qrel]\nallow-pickle = "false"\n')
-    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", *RUN, *KL_ONLY)
+    result = pytester.runpytest("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", *RUN, *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*has only pickle weights, which can run code when loaded*"])
 
 
 def test_named_method_without_its_library_stops_the_run(pytester):
     pytester.makeconftest("import sys\nsys.modules['gptqmodel'] = None  # as if not installed\n")
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--qrel-methods=gptq", "--qrel-bits=4", *RUN)
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-methods=gptq", "--qrel-bits=4", *RUN)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--qrel-methods: gptq needs gptqmodel, which is not installed: pip install 'pytest-qrel[[]gptq]'*"])
 

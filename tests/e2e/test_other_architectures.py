@@ -26,7 +26,7 @@ def test_opt_checkpoint_runs_through_both_backends(pytester, vocab):
     cfg = OPTConfig(vocab_size=vocab, hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
                     word_embed_proj_dim=64, max_position_embeddings=128)
     _save(OPTForCausalLM(cfg), pytester.path / "tiny-opt")
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "--qrel-models=./tiny-opt", "--qrel-methods=hqq,bnb", "--qrel-bits=4,8", "--qrel-kl-threshold=4:10,8:10",
         "-k", "test_kl_to_base")
     result.assert_outcomes(passed=4)
@@ -61,7 +61,7 @@ def test_gpt2_through_the_cli_quantizes_every_projection(pytester, tiny_gpt2):
     import shutil
 
     shutil.copytree(tiny_gpt2, pytester.path / "tiny-gpt2")
-    result = pytester.runpytest_subprocess("--qrel-models=./tiny-gpt2", "--qrel-methods=hqq,bnb", "--qrel-bits=4",
+    result = pytester.runpytest("--qrel-models=./tiny-gpt2", "--qrel-methods=hqq,bnb", "--qrel-bits=4",
                                            "--qrel-no-cache", "-k", "test_kl_to_base")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["tiny-gpt2-bnb-4b-g64 * 8/8 * PASS", "tiny-gpt2-hqq-4b-g64 * 8/8 * PASS"])

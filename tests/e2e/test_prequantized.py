@@ -4,8 +4,6 @@ one-line reason when they cannot be compared."""
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -134,25 +132,22 @@ def test_no_base_and_unknown_format_are_usage_errors(checkpoints, tmp_path):
         session_for(awq, tmp_path, base="zoo-xs")
 
 
-def _run_suite(tmp_path, *args):
-    """The shipped KL suite, as a user runs it, in a fresh interpreter."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--qrel-cache-dir=cache", "-k", "test_kl_to_base", *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )
+def _run_suite(pytester, *args) -> str:
+    """The shipped KL suite, as a user runs it; its terminal output."""
+    result = pytester.runpytest("-p", "no:cacheprovider", "--qrel-cache-dir=cache", "-k", "test_kl_to_base", *args)
+    return result.stdout.str()
 
 
-def test_checkpoint_of_another_model_and_pickle_checkpoint_fail_alone(tiny, checkpoints, tmp_path):
+def test_checkpoint_of_another_model_and_pickle_checkpoint_fail_alone(tiny, checkpoints, tmp_path, pytester):
     pickled = tmp_path / "pickled"
     shutil.copytree(checkpoints / "bnb-8", pickled)
     st = next(pickled.glob("*.safetensors"))
     st.rename(pickled / "pytorch_model.bin")
     good = checkpoints / "bnb-8"
-    run = _run_suite(tmp_path, f"--qrel-models={good},{pickled}", f"--qrel-base={tiny}")
-    out = run.stdout
+    out = _run_suite(pytester, f"--qrel-models={good},{pickled}", f"--qrel-base={tiny}")
     assert "1 failed, 1 passed" in out, out[-3000:]
     assert "has only pickle weights" in out and "--qrel-allow-pickle" in out
     # zoo-xs is not what this checkpoint quantized
-    run = _run_suite(tmp_path, f"--qrel-models={good}", "--qrel-base=zoo-xs")
-    assert "is not a quantization of" in run.stdout and "hidden_size 64 != 32" in run.stdout, run.stdout[-3000:]
-    assert "1 failed" in run.stdout
+    out = _run_suite(pytester, f"--qrel-models={good}", "--qrel-base=zoo-xs")
+    assert "is not a quantization of" in out and "hidden_size 64 != 32" in out, out[-3000:]
+    assert "1 failed" in out

@@ -10,8 +10,8 @@ import torch
 
 from pytest_qrel.models import zoo_dir
 
-# imported once, here: pytester drops modules first imported during a test, and quanto's torch
-# operators cannot be registered a second time in one process
+# imported once per process: quanto's torch operators cannot be registered a second time (pytester's
+# runs keep it imported: tests/conftest.py)
 import optimum.quanto as optimum_quanto  # noqa: E402
 
 RUN = ["-p", "no:randomly", "--qrel-no-cache"]
@@ -43,7 +43,7 @@ def test_damaged_checkpoint_falls_outside_the_law_and_honest_variants_pass(pytes
         pytest.importorskip("xdist")
     _quanto_checkpoint(pytester.path / "damaged", "zoo-m", damage=3.0)
     # only the law's tests: each measures the values it fits on itself (as on an xdist worker)
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         "--qrel-models=zoo-xs,zoo-s,zoo-m,zoo-l,./damaged", "--qrel-base=zoo-m", "--qrel-methods=hqq,rtn",
         "--qrel-bits=4", "-k", "test_within_scaling_law", *RUN, *xdist)
     result.assert_outcomes(passed=8, failed=1)
@@ -63,7 +63,7 @@ def test_damaged_checkpoint_falls_outside_the_law_and_honest_variants_pass(pytes
 
 
 def test_too_few_points_for_a_law_are_reported_not_faked(pytester):
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-s,zoo-m", "--qrel-methods=hqq", "--qrel-bits=4",
+    result = pytester.runpytest("--qrel-models=zoo-s,zoo-m", "--qrel-methods=hqq", "--qrel-bits=4",
                                            "-k", "test_kl_to_base or test_within_scaling_law", *RUN)
     # KL tests pass; each law test has one other 4-bit point: nothing to fit, said so
     result.assert_outcomes(passed=2, skipped=2)
@@ -78,15 +78,15 @@ def test_baseline_fails_exactly_the_variant_that_got_worse(pytester):
     ckpt = _quanto_checkpoint(pytester.path / "release", "zoo-s")
     args = ["--qrel-models=zoo-s,./release", "--qrel-base=zoo-s", "--qrel-methods=hqq", "--qrel-bits=4",
             "--qrel-kl-threshold=4:10", "-k", "test_kl_to_base", *RUN]
-    first = pytester.runpytest_subprocess(*args, "--qrel-save-baseline=baseline.json")
+    first = pytester.runpytest(*args, "--qrel-save-baseline=baseline.json")
     first.assert_outcomes(passed=2)
     assert json.loads((pytester.path / "baseline.json").read_text())["results"]
     # an identical rerun against it passes
-    again = pytester.runpytest_subprocess(*args, "--qrel-baseline=baseline.json", "--qrel-compare-fail=kl:10%")
+    again = pytester.runpytest(*args, "--qrel-baseline=baseline.json", "--qrel-compare-fail=kl:10%")
     again.assert_outcomes(passed=2)
     # the same checkpoint directory, now damaged: only its KL test fails, with old, new, change
     _quanto_checkpoint(ckpt, "zoo-s", damage=10.0)
-    worse = pytester.runpytest_subprocess(*args, "--qrel-baseline=baseline.json", "--qrel-compare-fail=kl:10%")
+    worse = pytester.runpytest(*args, "--qrel-baseline=baseline.json", "--qrel-compare-fail=kl:10%")
     worse.assert_outcomes(passed=1, failed=1)
     worse.stdout.fnmatch_lines(["FAILED *test_kl_to_base[[]zoo-s-quanto-4b-g128-ckpt-release[]]*"])
     worse.stdout.fnmatch_lines(["against the baseline (old, new, change):"])
@@ -101,7 +101,7 @@ def test_baseline_fails_exactly_the_variant_that_got_worse(pytester):
 def test_report_files_are_written(pytester):
     robustness = ["--qrel-perturbations=char_swap,word_swap,slang", "--qrel-intensities=4", "--qrel-qa-limit=20",
                   "--qrel-samples=2", "-k", "not fuzzed"]
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
+    result = pytester.runpytest("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
                                            "--qrel-kl-threshold=4:1,8:1", "--qrel-task-limit=40", *robustness, *RUN)
     assert result.ret in (0, 1)
     report = pytester.path / "qrel-report"

@@ -2,7 +2,8 @@
 per variant and task, the Table-1 style report, results.json's drift section, xdist, and a
 one-line usage error (no traceback) for a bad task, a bad task file or an offline dataset.
 
-These run pytest in a subprocess: torch cannot be imported twice in one process."""
+These run pytest in process (tests/conftest.py keeps the libraries imported between runs);
+the xdist test's workers are fresh interpreters."""
 
 import json
 
@@ -14,7 +15,7 @@ ZOO_XS = ["--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=2,8", "--qr
 
 
 def test_suites_run_per_variant_and_task_and_report(pytester):
-    result = pytester.runpytest_subprocess(*ZOO_XS, *DRIFT_ONLY, "-v")
+    result = pytester.runpytest(*ZOO_XS, *DRIFT_ONLY, "-v")
     out = result.stdout.str()
     for suite in ("test_calibration.py::test_calibration_drift", "test_confidence.py::test_confidence_shift"):
         for vid in ("zoo-xs-hqq-2b-g64", "zoo-xs-hqq-8b-g64"):
@@ -73,7 +74,7 @@ def test_xdist_one_family_per_model(pytester):
     pytest.importorskip("xdist")
     args = ["--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq", "--qrel-bits=8", "--qrel-tasks=zoo_recall",
             "--qrel-task-limit=200", *DRIFT_ONLY]
-    result = pytester.runpytest_subprocess(*args, "-n", "2", "--dist", "loadgroup")
+    result = pytester.runpytest(*args, "-n", "2", "--dist", "loadgroup")
     result.assert_outcomes(passed=4)
     doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
     assert {r["family_size"] for r in doc["results"]} == {5}  # per model: 1 variant x 1 task x 5 metrics
@@ -106,7 +107,7 @@ def test_xdist_one_family_per_model(pytester):
 def test_bad_tasks_and_options_are_one_line_usage_errors(pytester, args, files, message):
     for name, text in files.items():
         (pytester.path / name).write_text(text)
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs", "--collect-only", *args)
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--collect-only", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -117,7 +118,7 @@ def test_options_have_config_file_twins(pytester):
         "[tool.qrel]\nmodels = 'zoo-xs'\nmethods = 'hqq'\nbits = 8\ntasks = ['zoo_recall']\ntask-limit = 50\n"
         "alpha = {conf_true = 0.01}\ncorrection = 'bh'\nconfidence-threshold = {conf_true = 0.02}\n"
     )
-    result = pytester.runpytest_subprocess(*DRIFT_ONLY, "-k", "confidence_shift")
+    result = pytester.runpytest(*DRIFT_ONLY, "-k", "confidence_shift")
     result.assert_outcomes(passed=1)
     doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
     got = {r["metric"]: r for r in doc["results"]}

@@ -1,7 +1,7 @@
 """Real runs of the shipped suites on the smallest zoo model: table, results.json, xdist.
 
-These run pytest in a subprocess: torch cannot be imported twice in one process, which
-pytester's in-process runs would do.
+These run pytest in process (tests/conftest.py keeps the libraries imported between runs);
+the xdist test's workers are fresh interpreters.
 """
 
 import json
@@ -21,7 +21,7 @@ def _results(pytester):
 
 def test_suites_collected_without_a_path_and_table_printed(pytester):
     # An empty directory: no test files of the user's, the plugin adds the shipped suites.
-    result = pytester.runpytest_subprocess(*FAST, "--qrel-kl-threshold=3:0.0001,8:0.01")
+    result = pytester.runpytest(*FAST, "--qrel-kl-threshold=3:0.0001,8:0.01")
     # KL: 2 pass, 1 fails, bnb 3-bit skipped; the fitted-law tests have too few points: not checked
     result.assert_outcomes(passed=2, failed=1, skipped=5)
     result.stdout.fnmatch_lines(
@@ -80,7 +80,7 @@ def test_suites_collected_without_a_path_and_table_printed(pytester):
 
 def test_xdist_workers_merge_results(pytester):
     pytest.importorskip("xdist")
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         *FAST, "-n", "2", "--dist", "loadgroup", "--qrel-report-dir=out", "--qrel-kl-threshold=3:0.0001,8:0.01"
     )
     result.assert_outcomes(passed=2, failed=1, skipped=5)
@@ -91,7 +91,7 @@ def test_xdist_workers_merge_results(pytester):
 
 
 def test_missing_checkpoint_fails_its_variants_and_the_rest_completes(pytester):
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,./no-such-model", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
+    result = pytester.runpytest("--qrel-models=zoo-xs,./no-such-model", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["--qrel-models: checkpoint directory * does not exist"])
     result.stdout.fnmatch_lines(["no-such-model-hqq-8b-g64 * ERROR: --qrel-models: checkpoint directory * does not exist"])
@@ -101,7 +101,7 @@ def test_pickle_only_checkpoint_is_refused(pytester):
     ckpt = pytester.mkdir("pickled")
     (ckpt / "config.json").write_text('{"model_type": "llama"}')
     (ckpt / "pytorch_model.bin").write_bytes(b"not loaded")
-    result = pytester.runpytest_subprocess("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
+    result = pytester.runpytest("--qrel-models=./pickled", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*has only pickle weights, which can run code when loaded; convert it to safetensors or pass --qrel-allow-pickle*"])
 
@@ -110,6 +110,6 @@ def test_remote_code_checkpoint_is_refused(pytester):
     ckpt = pytester.mkdir("remote")
     (ckpt / "config.json").write_text('{"model_type": "custom", "auto_map": {"AutoModelForCausalLM": "m.M"}}')
     (ckpt / "model.safetensors").write_bytes(b"")
-    result = pytester.runpytest_subprocess("--qrel-models=./remote", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
+    result = pytester.runpytest("--qrel-models=./remote", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*needs trust_remote_code (its config has auto_map); pytest-qrel never runs code from a checkpoint*"])

@@ -4,7 +4,7 @@ perturbation and intensity; results.json and the report carry both models' accur
 AUROC per perturbation, the unknown-word share and the shrunk fuzzing example. (That the
 draws do not depend on what else is sampled is tests/unit/test_generation.py's.)
 
-These run pytest in a subprocess: torch cannot be imported twice in one process."""
+These run pytest in process (tests/conftest.py keeps the libraries imported between runs)."""
 
 import json
 
@@ -17,7 +17,7 @@ def _records(pytester, metric=None):
 
 
 def test_two_bit_variant_fails_under_perturbation_and_fuzzing_and_eight_bit_passes(pytester):
-    result = pytester.runpytest_subprocess(*ROBUST, "-v", "-k", "perturbation_robustness or fuzzed",
+    result = pytester.runpytest(*ROBUST, "-v", "-k", "perturbation_robustness or fuzzed",
                                            "--qrel-perturbations=word_swap,char_swap", "--qrel-intensities=4",
                                            "--qrel-fuzz-examples=4", "--qrel-fuzz-batch=8")
     out = result.stdout.str()

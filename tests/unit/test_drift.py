@@ -121,14 +121,13 @@ def test_decide_needs_both_threshold_and_significance():
     assert [strict[k].failed for k in fam] == [False, False, False, False]
 
 
-@pytest.mark.parametrize("correction", ["holm", "bh"])
-def test_noise_alone_rarely_fails_a_family(correction):
-    """Under the null (each question's base and quantized rows exchangeable), with every
-    threshold at 0 so that only significance decides, a family of 3 variants x 5 metrics
-    fails in at most about alpha of the runs: the correction controls the error."""
+@pytest.fixture(scope="module")
+def null_families() -> list[dict]:
+    """60 families of 3 variants x 5 metrics under the null: each question's base and
+    quantized rows are exchangeable. Both corrections are tested on these same draws."""
     rng = np.random.default_rng(5)
-    runs, failed_runs = 60, 0
-    for _ in range(runs):
+    families = []
+    for _ in range(60):
         labels = rng.integers(0, 4, 200)
         base_ll = rng.normal(size=(200, 4)) * 2.0
         base_ll[np.arange(200), labels] += 1.5
@@ -141,7 +140,19 @@ def test_noise_alone_rarely_fails_a_family(correction):
             hyps = hypotheses(ChoiceScores(a, np.ones((200, 4)), labels), ChoiceScores(b, np.ones((200, 4)), labels),
                               seed=v)
             fam.update({(v, "t", k): h for k, h in hyps.items()})
-        keys = [k for p in ('calibration', 'confidence') for k in CATALOG[p].keys]
+        families.append(fam)
+    return families
+
+
+@pytest.mark.parametrize("correction", ["holm", "bh"])
+def test_noise_alone_rarely_fails_a_family(null_families, correction):
+    """Under the null (each question's base and quantized rows exchangeable), with every
+    threshold at 0 so that only significance decides, a family of 3 variants x 5 metrics
+    fails in at most about alpha of the runs: the correction controls the error."""
+    keys = [k for p in ('calibration', 'confidence') for k in CATALOG[p].keys]
+    runs, failed_runs = len(null_families), 0
+    for fam in null_families:
         got = decide(fam, dict.fromkeys(keys, 0.0), dict.fromkeys(keys, 0.05), correction)
         failed_runs += any(d.failed for d in got.values())
+    assert runs == 60
     assert failed_runs / runs <= 0.05 + 2.5 * np.sqrt(0.05 * 0.95 / runs)
