@@ -3,7 +3,7 @@ and one measure registered by the ``pytest_qrel_register_properties`` hook (in a
 and one test file. It is collected over the variant matrix, measured on real quantized
 models, gated against the catalog's threshold, and reported in the table and results.json.
 
-Runs pytest in a subprocess: torch cannot be imported twice in one process."""
+Runs pytest in process (tests/conftest.py keeps the libraries imported between runs)."""
 
 import json
 
@@ -15,7 +15,7 @@ TEST_FILE = 'from pytest_qrel.matrix import suite_marks\n\npytestmark = suite_ma
 def test_a_registered_property_is_collected_measured_gated_and_reported(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_top1=TEST_FILE)
-    result = pytester.runpytest_subprocess("test_top1.py", "--qrel-models=zoo-xs", "--qrel-methods=rtn",
+    result = pytester.runpytest("test_top1.py", "--qrel-models=zoo-xs", "--qrel-methods=rtn",
                                            "--qrel-bits=2,8", "--qrel-no-cache", "-p", "no:randomly")
     # 2-bit rtn changes the argmax of most tokens of the tiny zoo model; 8-bit of few
     result.assert_outcomes(passed=1, failed=1)
@@ -40,6 +40,6 @@ def test_a_registered_property_is_collected_measured_gated_and_reported(pytester
 def test_a_registered_property_that_clashes_is_a_usage_error(pytester):
     pytester.makeconftest(CONFTEST.replace('Property("top1"', 'Property("kl"'))
     pytester.makepyfile(test_top1=TEST_FILE)
-    result = pytester.runpytest_subprocess("test_top1.py", "--qrel-models=zoo-xs", "--qrel-methods=rtn", "--qrel-bits=8")
+    result = pytester.runpytest("test_top1.py", "--qrel-models=zoo-xs", "--qrel-methods=rtn", "--qrel-bits=8")
     result.stderr.fnmatch_lines(["*pytest_qrel_register_properties: property 'kl' is registered twice*"])
     assert result.ret == 4  # usage error

@@ -3,7 +3,7 @@ user named without a single checked gate, fails the run with one line saying wha
 checked and why; --qrel-allow-unchecked accepts it knowingly. The summary counts checked,
 passed, failed and not checked per property.
 
-Runs pytest in a subprocess: torch cannot be imported twice in one process."""
+Runs pytest in process (tests/conftest.py keeps the libraries imported between runs)."""
 
 SCALING_ONLY = ["--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=2,8", "--qrel-cache-dir=cache",
                 "-p", "no:randomly", "-k", "test_within_scaling_law"]
@@ -11,7 +11,7 @@ SCALING_ONLY = ["--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=2,8",
 
 def test_a_run_whose_gates_were_all_not_checked_fails(pytester):
     # two variants give no law (a law of 3 coefficients needs 4 points): every test is not checked
-    result = pytester.runpytest_subprocess(*SCALING_ONLY)
+    result = pytester.runpytest(*SCALING_ONLY)
     result.assert_outcomes(skipped=2)
     assert result.ret == 1
     result.stdout.fnmatch_lines([
@@ -22,14 +22,14 @@ def test_a_run_whose_gates_were_all_not_checked_fails(pytester):
 
 
 def test_allow_unchecked_accepts_it_knowingly(pytester):
-    result = pytester.runpytest_subprocess(*SCALING_ONLY, "--qrel-allow-unchecked")
+    result = pytester.runpytest(*SCALING_ONLY, "--qrel-allow-unchecked")
     result.assert_outcomes(skipped=2)
     assert result.ret == 0
     assert "nothing was checked" not in result.stdout.str()
 
 
 def test_a_named_model_without_a_checked_gate_fails_the_run(pytester):
-    result = pytester.runpytest_subprocess("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq", "--qrel-bits=8",
+    result = pytester.runpytest("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq", "--qrel-bits=8",
                                            "--qrel-cache-dir=cache", "-p", "no:randomly",
                                            "-k", "test_kl_to_base and zoo-xs")
     result.assert_outcomes(passed=1)
