@@ -154,6 +154,7 @@ def score_qa(model: torch.nn.Module, tokenizer, prompts: Sequence[str], answers:
     """Sample ``settings.samples`` answers per prompt and score them against ``answers``."""
 
     ids = tokenizer(list(prompts))["input_ids"]
+    check_context(model, prompts, ids, settings.max_new_tokens)
     drawn = sample_answers(model, ids, seeds, settings.samples, settings.temperature, settings.max_new_tokens,
                            stop_token_ids(tokenizer))
     n, s, _ = drawn.tokens.shape
@@ -166,6 +167,18 @@ def score_qa(model: torch.nn.Module, tokenizer, prompts: Sequence[str], answers:
     finite = np.isfinite(loglik)
     finite[list(drawn.nonfinite)] = False
     return QAScores(correct, entropy, loglik, brier, answers_first, finite)
+
+
+def check_context(model: torch.nn.Module, prompts: Sequence[str], ids: Sequence[Sequence[int]], new_tokens: int) -> None:
+    """A prompt whose tokens and answer do not fit the model's context is an error naming the
+    longest one (positions past the context are not what the model was trained on)."""
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if not context:
+        return
+    longest = max(range(len(ids)), key=lambda i: len(ids[i]), default=None)
+    if longest is not None and len(ids[longest]) + new_tokens > context:
+        raise ValueError(f"the longest prompt has {len(ids[longest])} tokens, and with {new_tokens} answer tokens "
+                         f"it does not fit the model's context of {context}: {prompts[longest][:80]!r}")
 
 
 def stop_token_ids(tokenizer) -> frozenset[int]:

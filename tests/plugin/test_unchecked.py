@@ -38,3 +38,25 @@ def test_a_named_model_without_a_checked_gate_fails_the_run(pytester):
         "qrel kl: 1 checked (1 passed, 0 failed), 0 not checked, 0 errors",
         "qrel: FAILED, nothing was checked of zoo-s (none of its tests ran); pass --qrel-allow-unchecked to accept it",
     ])
+
+
+def test_an_underpowered_gate_never_passes(pytester):
+    """Issue 15's first case: zoo-s hqq 2-bit on 60 questions per task passed an ECE increase
+    of 0.18 (threshold 0.05), and on 3 questions a Brier increase of 0.645: a metric past its
+    threshold either fails (significant) or is not checked, with the size that would suffice."""
+    import json
+
+    for limit in ("60", "3"):
+        pytester.runpytest("--qrel-models=zoo-s", "--qrel-methods=hqq", "--qrel-bits=2", "--qrel-cache-dir=cache",
+                           f"--qrel-task-limit={limit}", f"--qrel-report-dir=r{limit}", "-p", "no:randomly",
+                           "-k", "calibration_drift or confidence_shift")
+        records = json.loads((pytester.path / f"r{limit}" / "results.json").read_text())["results"]
+        assert len(records) == 3 * 5
+        for r in records:
+            assert r["status"] in ("pass", "fail", "skip"), r
+            if r["status"] == "pass":  # a pass could have caught a harm of its threshold's size
+                assert r["value"] <= r["threshold"] and r["minimum_detectable"] <= r["threshold"], r
+            if r["status"] == "skip":
+                assert "--qrel-task-limit >= " in r["reason"], r
+        if limit == "3":
+            assert all(r["status"] == "skip" for r in records)  # 3 questions can show no harm's size

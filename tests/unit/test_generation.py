@@ -191,3 +191,15 @@ def test_nan_logits_are_counted_per_prompt(zoo_m, prompts):
     scores = score_qa(broken, tok, prompts, answers, list(range(len(prompts))), GenerationSettings(2, 0.7, 4))
     assert scores.nonfinite == len(prompts)
     assert score_qa(model, tok, prompts, answers, list(range(len(prompts))), GenerationSettings(2, 0.7, 4)).nonfinite == 0
+
+
+def test_a_prompt_longer_than_the_models_context_is_an_error_naming_it(zoo_m):
+    """Issue 15: positions past the context are not what the model was trained on."""
+    from pytest_qrel.measures.generation import GenerationSettings, score_qa
+
+    model, tokenizer = zoo_m
+    context = model.config.max_position_embeddings
+    long = "question : " + " ".join(["alice"] * context) + " answer :"
+    with pytest.raises(ValueError, match=rf"the longest prompt has \d+ tokens, and with 4 answer tokens it does not fit "
+                                         rf"the model's context of {context}: 'question : alice alice"):
+        score_qa(model, tokenizer, ["question : who ? answer :", long], [["x"], ["y"]], [0, 1], GenerationSettings(1, 0.0, 4))
