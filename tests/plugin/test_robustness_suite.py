@@ -76,3 +76,17 @@ def _check_fuzzing(pytester, result):
     assert len({e["prompt"] for e in shrunk}) == len(shrunk)  # distinct prompts, each once
     assert all(e["perturbation"] in ("char_swap", "word_swap") and e["perturbed"].endswith("answer :") for e in shrunk)
     assert passed["status"] == "pass" and passed["value"] >= 0.5 and "shrunk_example" not in passed
+
+
+def test_the_fuzzing_test_alone_still_writes_every_report_file(pytester):
+    """`-k fuzzed` (a documented invocation) has no unperturbed robustness row: it ended in
+    KeyError: 'unperturbed' in the report writer, with no report.md (issue 15)."""
+    result = pytester.runpytest("-p", "no:randomly", "--qrel-cache-dir=cache", "--qrel-models=zoo-xs",
+                                "--qrel-methods=hqq", "--qrel-bits=8", "--qrel-fuzz-examples=2", "--qrel-fuzz-batch=4",
+                                "--qrel-qa-limit=8", "--qrel-allow-unchecked", "-k", "fuzzed")
+    assert "KeyError" not in result.stdout.str() and "could not be drawn" not in result.stdout.str()
+    report = pytester.path / "qrel-report"
+    assert {"results.json", "report.md", "results.csv"} <= {p.name for p in report.iterdir()}
+    result.stdout.fnmatch_lines(["*= qrel reliability report =*", "fuzzing zoo-xs-hqq-8b-g64: greedy answers agree*",
+                                 "qrel robustness: * checked (*), * not checked, 0 errors"])
+    assert "fuzzing zoo-xs-hqq-8b-g64" in (report / "report.md").read_text()
