@@ -133,3 +133,26 @@ def test_cache_that_cannot_be_locked_warns_and_still_measures(tmp_path):
     with pytest.warns(UserWarning, match=r"could not store tiny-rtn-4b-g64 in the cache"):
         kl = session.kl_to_base(variant)
     assert 0 < kl < 1 and session.variant_info[variant.id]["cache"] == "off"
+
+
+def test_nan_logits_fail_the_robustness_gates_and_the_report_survives(pytester):
+    """A variant whose logits are NaN fails every robustness metric with the reason, end to
+    end, and the report is still written (it ended in KeyError: 'unperturbed', issue 15)."""
+    path = make_llama(pytester.path / "spiky")
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    with torch.no_grad():  # one huge weight: rtn's float16 scale overflows at 2 bits
+        model.model.layers[0].mlp.down_proj.weight[0, 0] = 1e6
+    model.save_pretrained(path)
+    qa = pytester.path / "qa.jsonl"
+    qa.write_text("".join(f'{{"prompt": "question : what is {w} ? answer :", "answers": ["{w}"]}}\n'
+                          for w in ("a", "b", "c", "d", "e", "f")))
+    result = pytester.runpytest("--qrel-models=./spiky", "--qrel-methods=rtn", "--qrel-bits=2", f"--qrel-qa-file={qa}",
+                                "--qrel-perturbations=word_swap", "--qrel-intensities=4", "--qrel-samples=1",
+                                "--qrel-max-new-tokens=2", *RUN, "-k", "perturbation_robustness")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*spiky-rtn-2b-g64: NaN or inf logits on * prompts under word_swap-i4*"])
+    records = _results(pytester.path)["results"]
+    assert len(records) == 4 and all(r["status"] == "fail" and "NaN or inf logits" in r["reason"] for r in records)
+    assert (pytester.path / "qrel-report" / "report.md").is_file()
