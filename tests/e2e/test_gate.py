@@ -67,7 +67,7 @@ def test_unloadable_base_is_one_error_per_variant_and_loaded_once(pytester):
                         "zoo-xs-hqq-4b-g64": "pass", "zoo-xs-hqq-8b-g64": "pass"}
 
 
-def test_results_of_finished_tests_survive_a_killed_worker(pytester):
+def test_results_of_finished_tests_survive_a_killed_worker(pytester, monkeypatch):
     pytest.importorskip("xdist")
     pytester.makepyfile(test_crash=textwrap.dedent("""
         import os, signal
@@ -75,9 +75,12 @@ def test_results_of_finished_tests_survive_a_killed_worker(pytester):
         def test_a_kl(qrel, qrel_variant):
             qrel.gate("kl", qrel_variant)
 
-        def test_b_killed_by_the_os(qrel_variant):
-            os.kill(os.getpid(), signal.SIGKILL)
+        def test_b_killed_by_the_os(qrel, qrel_variant):
+            if os.environ.get("QREL_KILL"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            qrel.gate("kl", qrel_variant)
     """))
+    monkeypatch.setenv("QREL_KILL", "1")
     result = pytester.runpytest("test_crash.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq",
                                            "--qrel-bits=8", "-n", "1", "--max-worker-restart=0", *RUN)
     assert "crashed" in result.stdout.str()
@@ -91,6 +94,15 @@ def test_results_of_finished_tests_survive_a_killed_worker(pytester):
     assert variant["status"] == "error" and variant["reason"] == lost["reason"]
     result.stdout.fnmatch_lines(["zoo-xs-hqq-8b-g64 * ERROR: worker crashed during test_b_killed_by_the_os*",
                                  "qrel: 1 passed, 0 failed thresholds, 1 errors*"])
+    # --qrel-resume runs the test whose worker died again, and not the one that finished
+    monkeypatch.delenv("QREL_KILL")
+    resumed = pytester.runpytest("test_crash.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=8",
+                                 "--qrel-resume", *RUN)
+    resumed.assert_outcomes(passed=1, deselected=1)
+    doc = _results(pytester.path)
+    assert [(r["test"], r["status"]) for r in doc["results"]] == [
+        ("test_a_kl[zoo-xs-hqq-8b-g64]", "pass"), ("test_b_killed_by_the_os[zoo-xs-hqq-8b-g64]", "pass")]
+    assert doc["variants"][0]["status"] == "pass"
 
 
 def test_toml_string_false_keeps_pickle_off(pytester):
