@@ -32,11 +32,11 @@ pytest_plugins = ["pytester"]
 def _is_library_module(name: str) -> bool:
     """Whether a module is installed code (the standard library, site-packages, this package)
     rather than a test module a pytester run collected."""
-    if name == "pytest_qrel" or name.startswith("pytest_qrel."):
-        return True
     module = sys.modules.get(name)
     if module is None:  # a test's conftest may block an import with sys.modules[name] = None
         return False
+    if name == "pytest_qrel" or name.startswith("pytest_qrel."):
+        return True
     # a namespace package has no __file__, only its directories
     file = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or ()), None)
     return file is None or str(file).startswith(_INSTALLED)
