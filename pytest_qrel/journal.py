@@ -49,9 +49,5 @@ class Journal:
                 self.path.write_text("")
             self._started = True
         with self.path.open("a") as fh:
-            fh.write(json.dumps(payload, default=_plain) + "\n")
+            fh.write(json.dumps(payload, default=str) + "\n")
             fh.flush()
-
-
-def _plain(value: Any) -> Any:
-    return str(value)

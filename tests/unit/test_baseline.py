@@ -170,3 +170,26 @@ def test_a_robustness_metric_near_zero_is_compared_absolutely():
     assert regression(-0.01, 0.02, False, tolerance)[1] is None
     assert "more than the tolerated 0.05" in regression(-0.01, 0.08, False, tolerance)[1]
     assert tolerance_for(tolerances, "kl", "kl_to_base") == ("relative", 0.1)
+
+
+def test_a_coverage_failure_is_not_hidden_by_a_metric_that_was_not_checked(tmp_path):
+    """A variant that quantized less than asked fails even where its metric could not be
+    checked (too little data): the not-checked reason is kept beside the coverage failure."""
+    from pytest_qrel.measures import Gate, Measurement
+    from pytest_qrel.properties import CATALOG
+    from pytest_qrel.results import Results
+    from pytest_qrel.variants import Variant
+
+    gates = [Gate("ece_increase", Measurement(0.2, 0.1, unchecked="too few questions"), 0.05)]
+    partial = {"coverage": 0.2, "skipped": {"layers.0.mlp": "rows not in blocks of 64"}}
+    for info, status in ((partial, "fail"), ({"coverage": 1.0}, "skip")):
+        results = Results()
+        failed, unchecked = results.record_gates("t[v]", Variant("m", "m", "bnb", 4, 64), CATALOG["calibration"], gates,
+                                                 info, _config(tmp_path))
+        (record,) = results._pending
+        assert record.status == status and record.value == 0.2
+    assert failed == [] and unchecked == ["too few questions"]
+    results = Results()
+    failed, _ = results.record_gates("t[v]", Variant("m", "m", "bnb", 4, 64), CATALOG["calibration"], gates, partial,
+                                     _config(tmp_path))
+    assert "quantized 20.0% of the weights asked for" in failed[0] and "ece_increase not checked: too few" in failed[0]
