@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from .cache import default_cache_dir
 from .checkpoints import Checkpoint, split_prequantized
 from .data import calibration_texts
 from .data.qa import read_qa_file
+from .data.text import resolve_kl_text
 from .data.tasks import load_task, resolve_task
 from .models import ZOO_MODELS, resolve_model
 from .parsing import Tolerance
@@ -35,6 +37,25 @@ MAX_INTENSITY = 64  # edits per prompt
 MAX_TEMPERATURE = 5.0
 MAX_SAMPLES = 64
 MAX_NEW_TOKENS = 512
+
+
+MAX_KL_TOPK = 4096  # above it, --qrel-kl-topk=all stores less per token than the ids would take
+MAX_KL_CONTEXT = 1 << 17
+
+
+@dataclass(frozen=True)
+class KLSettings:
+    """The KL suite's settings: the text and its windows, what is stored of the base, and
+    the optional gates on the KL's tail and on top-1 agreement."""
+
+    topk: int | None = 64  # None: the full vocabulary (exact KL)
+    text: str | None = None  # a resolved --qrel-kl-text (file path or task); None: the zoo's sentences
+    context: int = 512
+    context_given: bool = False  # --qrel-kl-context set by the user (then a model must admit it)
+    tokens: int = 32768
+    p99_threshold: dict[int, float] | None = None  # by bit-width; None: off
+    top1_threshold: float | None = None  # smallest agreement; None: off
+    allow_code: bool = False  # an lm-eval task YAML may run code (--qrel-allow-task-code)
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,7 @@ class QrelConfig:
     correction: str = "holm"
     tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
     robustness: Robustness = field(default_factory=Robustness)
+    kl: KLSettings = field(default_factory=KLSettings)
     allow_unchecked: bool = False  # a run that checked nothing (or a named model nothing) may pass
     baseline_strict: bool = False  # a metric the baseline does not hold fails
     resume: bool = False  # run only the tests the report directory's journal does not hold
@@ -185,8 +207,57 @@ class QrelConfig:
             resume=parsing.boolean(options.RESUME, raw.get("qrel_resume", False)),
             **drift,
             robustness=_robustness_options(raw, invocation_dir, catalog),
+            kl=_kl_options(raw, invocation_dir, bits + tuple(c[4] for c in checkpoints)),
             catalog=catalog,
         )
+
+
+def _kl_options(raw: dict[str, Any], invocation_dir: Path, bits: tuple[int, ...]) -> KLSettings:
+    """The KL suite's text, windows, stored top-k and optional gates; a missing text file or
+    an unknown task stops the run now, naming it."""
+    topk_raw = str(raw["qrel_kl_topk"]).strip().lower()
+    topk = None if topk_raw == "all" else parsing.integer(options.KL_TOPK, raw["qrel_kl_topk"], minimum=1,
+                                                           maximum=MAX_KL_TOPK)
+    text = None
+    if raw.get("qrel_kl_text") is not None:
+        spec = parsing.strings(options.KL_TEXT, raw["qrel_kl_text"])
+        if len(spec) != 1:
+            raise pytest.UsageError(f"{options.KL_TEXT}: expected one file or task, but got {raw['qrel_kl_text']!r}")
+        try:
+            text = resolve_kl_text(spec[0], invocation_dir)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    p99 = None
+    if raw.get("qrel_kl_p99_threshold") is not None:
+        value = str(raw["qrel_kl_p99_threshold"])
+        if ":" in value:
+            p99 = parsing.bit_map(options.KL_P99_THRESHOLD, value)
+            missing = [b for b in bits if b not in p99]
+            if missing:
+                raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: no threshold for {missing[0]}-bit variants")
+        else:
+            one = parsing.floats(options.KL_P99_THRESHOLD, value)
+            if len(one) != 1 or not 0 < one[0] < math.inf:
+                raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: expected one positive number or bits:nats "
+                                        f"pairs, but got {value!r}")
+            p99 = {b: one[0] for b in bits}
+    top1 = None
+    if raw.get("qrel_top1_threshold") is not None:
+        one = parsing.floats(options.TOP1_THRESHOLD, raw["qrel_top1_threshold"])
+        if len(one) != 1 or not 0 < one[0] <= 1:
+            raise pytest.UsageError(f"{options.TOP1_THRESHOLD}: expected one agreement in (0, 1], but got "
+                                    f"{raw['qrel_top1_threshold']!r}")
+        top1 = one[0]
+    return KLSettings(
+        topk=topk,
+        text=text,
+        context=parsing.integer(options.KL_CONTEXT, raw["qrel_kl_context"], minimum=4, maximum=MAX_KL_CONTEXT),
+        context_given=raw.get("qrel_kl_context") not in (None, options.DEFAULT_KL_CONTEXT),
+        tokens=parsing.integer(options.KL_TOKENS, raw["qrel_kl_tokens"], minimum=1),
+        p99_threshold=p99,
+        top1_threshold=top1,
+        allow_code=parsing.boolean(options.ALLOW_TASK_CODE, raw.get("qrel_allow_task_code", False)),
+    )
 
 
 def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:

@@ -26,6 +26,12 @@ BITS = "--qrel-bits"
 GROUP_SIZE = "--qrel-group-size"
 REPORT_DIR = "--qrel-report-dir"
 KL_THRESHOLD = "--qrel-kl-threshold"
+KL_P99_THRESHOLD = "--qrel-kl-p99-threshold"
+TOP1_THRESHOLD = "--qrel-top1-threshold"
+KL_TOPK = "--qrel-kl-topk"
+KL_TEXT = "--qrel-kl-text"
+KL_CONTEXT = "--qrel-kl-context"
+KL_TOKENS = "--qrel-kl-tokens"
 ALLOW_PICKLE = "--qrel-allow-pickle"
 ALLOW_UNCHECKED = "--qrel-allow-unchecked"
 ALLOW_TASK_CODE = "--qrel-allow-task-code"
@@ -88,6 +94,9 @@ DEFAULT_TASK_LIMIT = "500"
 DEFAULT_CALIBRATION_THRESHOLD = _metric_defaults(CALIBRATION)
 DEFAULT_CONFIDENCE_THRESHOLD = _metric_defaults(CONFIDENCE)
 DEFAULT_ALPHA = f"{CALIBRATION.metrics[0].alpha:g}"
+DEFAULT_KL_TOPK = "64"
+DEFAULT_KL_CONTEXT = "512"
+DEFAULT_KL_TOKENS = "32768"
 DEFAULT_INTENSITIES = "4,16"  # paper 000 App. B
 DEFAULT_QA_LIMIT = "100"
 DEFAULT_ROBUSTNESS_THRESHOLD = _metric_defaults(ROBUSTNESS)
@@ -123,6 +132,18 @@ OPTIONS: tuple[Option, ...] = (
            DEFAULT_REPORT_DIR),
     Option(KL_THRESHOLD, "largest mean token KL to base per bit-width, as bits:nats pairs "
            f"(default: {DEFAULT_KL_THRESHOLD})", DEFAULT_KL_THRESHOLD),
+    Option(KL_P99_THRESHOLD, "largest 99th percentile of the per-token KL to base, in nats, one number or "
+           "bits:nats pairs (default: off)", None),
+    Option(TOP1_THRESHOLD, "smallest share of tokens whose most likely next token the variant and the base "
+           "agree on, in (0, 1] (default: off)", None),
+    Option(KL_TOPK, f"base log-probs stored per token for the KL bounds, or all for the exact full-vocabulary KL "
+           f"(default: {DEFAULT_KL_TOPK})", DEFAULT_KL_TOPK),
+    Option(KL_TEXT, "text of the KL suite: a file (plain text, or JSONL with a 'text' field) or an lm-eval "
+           "perplexity task (e.g. wikitext), cut into windows of --qrel-kl-context tokens scoring the second half "
+           "of each (default: the zoo's held-out sentences)", None),
+    Option(KL_CONTEXT, f"tokens per window of --qrel-kl-text, at most the model's maximum (default: {DEFAULT_KL_CONTEXT})",
+           DEFAULT_KL_CONTEXT),
+    Option(KL_TOKENS, f"most tokens scored on --qrel-kl-text (default: {DEFAULT_KL_TOKENS})", DEFAULT_KL_TOKENS),
     Option(QUANT_RATIO, "comma-separated mixed-precision quantization ratios: the share of linear-layer "
            "weights quantized, the rest kept at base precision (paper 004; default: 1)", "1"),
     Option(QUANT_GRANULARITY, "what mixed precision allocates: layer (transformer blocks) or matmul "

@@ -86,7 +86,10 @@ class Property:
 # base and fail 2-bit variants that do not (mean token KL in nats, per bit-width).
 KL = Property(
     "kl", "KL to base: mean token KL(P_base || P_quant) on held-out text (paper 000 eq. 7)",
-    (Metric("kl_to_base", "kl", threshold={2: 0.5, 3: 0.2, 4: 0.1, 8: 0.01}),),
+    (Metric("kl_to_base", "kl", threshold={2: 0.5, 3: 0.2, 4: 0.1, 8: 0.01}),
+     # off unless their options set a threshold: the KL's tail and top-1 agreement (issue 16)
+     Metric("kl_p99", "kl_p99"),
+     Metric("top1_agreement", "top1", harm="lower")),
     threshold_option="--qrel-kl-threshold", fitted=True,
 )
 # Paper 003: 4-bit GPTQ costs 7B models 1-3 points of true-class confidence (Tables 2, 5) and

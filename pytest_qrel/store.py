@@ -189,6 +189,15 @@ class ModelStore:
             stacklevel=3,
         )
 
+    def weights_digest(self, variant: Variant) -> str:
+        """SHA-256 of the base's weights (and, kept beside it, of its tokenizer), once per model."""
+        scratch = self.scratch(variant)
+        if "weights_digest" not in scratch:
+            base = self.base(variant)
+            scratch["weights_digest"] = state_dict_digest(base.model)
+            scratch["tokenizer_digest"] = tokenizer_digest(base.tokenizer)
+        return scratch["weights_digest"]
+
     def cache_key(self, variant: Variant) -> str:
         """Everything the quantized weights depend on, hashed (see cache.py)."""
         from importlib.metadata import version
@@ -196,10 +205,7 @@ class ModelStore:
 
         backend = get_backend(variant.method)
         scratch = self.scratch(variant)
-        base = self.base(variant)
-        if "weights_digest" not in scratch:
-            scratch["weights_digest"] = state_dict_digest(base.model)
-            scratch["tokenizer_digest"] = tokenizer_digest(base.tokenizer)
+        self.weights_digest(variant)
         calibrated = backend.needs_calibration or variant.quant_ratio < 1
         mixed = variant.quant_ratio < 1
         return cache_key(

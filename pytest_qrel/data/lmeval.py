@@ -119,6 +119,36 @@ def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
 def lmeval_task(ref: TaskRef) -> ChoiceTask:
     """Every question of an lm-eval multiple-choice task (named, or a local YAML) with the
     contexts and continuations lm-eval would request; ValueError saying why not."""
+    task, where = _load_task(ref)
+    if task.OUTPUT_TYPE != "multiple_choice":
+        raise ValueError(f"Expected a multiple_choice task, but {where} has output_type {task.OUTPUT_TYPE!r}")
+    if task.multiple_input or task.multiple_target:
+        raise ValueError(f"Expected one context and one gold choice per question, but {where} has several")
+    return _to_choice_task(ref.name, task, where)
+
+
+def lmeval_docs(spec: str, allow_code: bool = False) -> list[str]:
+    """The documents of an lm-eval perplexity task (``output_type: loglikelihood_rolling``, as
+    wikitext), named or a local YAML, as lm-eval scores them (its ``doc_to_target``), from
+    its evaluation split; ValueError saying why not (unknown task, dataset not available
+    offline, not a perplexity task)."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml"):
+        ref = TaskRef(read_task_yaml(path, allow_code)["task"], "yaml", str(path.resolve()), allow_code)
+    else:
+        ref = TaskRef(spec, "lmeval", spec)
+    task, where = _load_task(ref, build=False)
+    if task.OUTPUT_TYPE != "loglikelihood_rolling":
+        raise ValueError(f"Expected a perplexity task (output_type loglikelihood_rolling, as wikitext) for "
+                         f"--qrel-kl-text, but {where} has output_type {task.OUTPUT_TYPE!r}")
+    docs = list(task.eval_docs)
+    if not docs:
+        raise ValueError(f"Expected documents in {where}, but its evaluation split is empty")
+    return [str(task.doc_to_target(doc)) for doc in docs]
+
+
+def _load_task(ref: TaskRef, build: bool = True) -> tuple[Any, str]:
+    """The lm-eval task object of ``ref`` (its requests built) and how to name it."""
     _require_lm_eval(f"task {ref.name!r}")
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
@@ -141,14 +171,11 @@ def lmeval_task(ref: TaskRef) -> ChoiceTask:
             )
     try:
         task = next(iter(manager.load([spec])["tasks"].values()))
-        task.build_all_requests(rank=0, world_size=1)
+        if build:
+            task.build_all_requests(rank=0, world_size=1)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the task
         raise ValueError(_load_failure(where, _dataset_of(manager, ref), exc)) from None
-    if task.OUTPUT_TYPE != "multiple_choice":
-        raise ValueError(f"Expected a multiple_choice task, but {where} has output_type {task.OUTPUT_TYPE!r}")
-    if task.multiple_input or task.multiple_target:
-        raise ValueError(f"Expected one context and one gold choice per question, but {where} has several")
-    return _to_choice_task(ref.name, task, where)
+    return task, where
 
 
 def _zoo_names() -> list[str]:

@@ -1,52 +1,347 @@
-"""KL to base: mean token KL(P_base || P_quant) on held-out text (paper 000 §4.3, eq. 7)."""
+"""KL to base: mean token KL(P_base ‖ P_quant) on a text (paper 000 §4.3, eq. 7), at real scale.
+
+The base's outputs on the text are computed once per (base weights, tokens of the text,
+top-k) and written to the cache as one shard per batch (``metrics/topk.py``: per scored token
+its top-k log-probs and ids, the tail's mass and sum p log p, the reference token's
+log-prob; or every log-prob with ``--qrel-kl-topk=all``). A variant reads them back batch
+by batch beside its own full distribution, so a KL test holds the two models and one batch,
+whatever the number of tokens. From the top-k the KL is bounded per token (certified lower
+and upper bounds); the gate passes when the upper bound of the mean is within the threshold,
+fails when the lower bound is past it, and otherwise recomputes the exact KL with the base
+model live before deciding, never a guess.
+
+Besides the mean (mean over sequences of each sequence's mean token KL; on windows of a
+text, where each scores the same number of tokens, the token mean) it reports the
+statistics users of llama.cpp's ``--kl-divergence`` read: the mean's standard error (over
+sequences) and bound width, the per-token KL's median, p90, p99, p99.9 and max, top-1
+agreement with its binomial standard error, Δp of the reference token (mean, RMS) and
+ln(PPL_quant / PPL_base). ``--qrel-kl-p99-threshold`` and ``--qrel-top1-threshold`` gate the
+tail and the agreement too.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import math
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from .. import options
+from ..cache import QuantCache, cache_key
 from ..data import heldout_texts
-from ..engine import encode, next_token_logprobs
-from ..metrics import kl_divergence, sequence_mean
-from .base import Measure, Measurement
+from ..data.text import read_kl_text
+from ..engine import encode, scored_rows, windows
+from ..metrics import sequence_mean
+from ..models import ZOO_MODELS
+from ..store import VariantError
+from .base import Gate, Measure, Measurement
 
 if TYPE_CHECKING:
+    import torch
+
+    from ..engine import TokenBatch
     from ..variants import Variant
+
+KL_FORMAT = 1  # the stored base outputs' layout; a change is a cache miss
+ZOO_TEXT = "the zoo's held-out sentences"
+
+
+@dataclass(frozen=True)
+class KLText:
+    """The run's KL batches for one model and what they are."""
+
+    batches: list[TokenBatch]
+    source: str
+    note: str | None = None  # a one-line warning for the summary (a model outside the zoo on the zoo's text)
+
+
+@dataclass(frozen=True)
+class BaseOutputs:
+    """The base's stored outputs: one safetensors shard per batch in ``directory``."""
+
+    directory: Path
+    topk: int | None  # None: every log-prob
+    tokens: int
+    forward_passes: int  # base forward passes this process ran to store them (0: read back)
+
+    def shard(self, index: int) -> dict[str, torch.Tensor]:
+        from safetensors.torch import load_file
+
+        return load_file(str(self.directory / f"shard-{index:05d}.safetensors"))
+
+
+@dataclass
+class TokenValues:
+    """Per scored token of one variant: KL bounds (equal when exact), top-1 agreement, the
+    reference token's log-prob under base and variant; per batch the per-sequence means."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    top1: np.ndarray
+    base_ref: np.ndarray
+    quant_ref: np.ndarray
+    seq_lower: np.ndarray
+    seq_upper: np.ndarray
+    exact: bool
+    nonfinite: int
+    base_passes: int
 
 
 class KLMeasure(Measure):
     key = "kl"
 
+    def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
+        super().__init__(config, store)
+        self._tmp: tempfile.TemporaryDirectory | None = None  # the base outputs' home when caching is off
+
     def threshold(self, variant: Variant) -> float:
         return self.config.kl_threshold[variant.bits]
 
-    def base_outputs(self, variant: Variant) -> tuple[list, list]:
-        """The held-out batches and the base's next-token log-probs on them, once per model."""
-        scratch = self.store.scratch(variant)
-        if "kl_base_outputs" not in scratch:
+    # -- the text -----------------------------------------------------------------------------------
 
+    def text(self, variant: Variant) -> KLText:
+        """The KL batches of ``variant``'s model, once per model: windows of --qrel-kl-text, or
+        the zoo's held-out sentences (for a model outside the zoo, with a note saying so)."""
+        scratch = self.store.scratch(variant)
+        if "kl_text" not in scratch:
             base = self.store.base(variant)
-            batches = encode(base.tokenizer, heldout_texts())
-            scratch["kl_base_outputs"] = (batches, list(next_token_logprobs(base.model, batches)))
-        return scratch["kl_base_outputs"]
+            kl = self.config.kl
+            if kl.text is None:
+                note = None if variant.model in ZOO_MODELS else (
+                    f"{variant.model}: KL measured on {ZOO_TEXT}, not on text of its own domain; give "
+                    f"{options.KL_TEXT} (a file or an lm-eval task such as wikitext)")
+                scratch["kl_text"] = KLText(encode(base.tokenizer, heldout_texts()), ZOO_TEXT, note)
+            else:
+                try:
+                    text = read_kl_text(kl.text, kl.allow_code)
+                    limit = getattr(base.model.config, "max_position_embeddings", None) or kl.context
+                    if kl.context_given and kl.context > limit:
+                        raise ValueError(f"{options.KL_CONTEXT}={kl.context} is more than {variant.model}'s "
+                                         f"{limit} positions")
+                    context = min(kl.context, limit)
+                    vocab = int(base.model.get_output_embeddings().weight.shape[0])
+                    batches = windows(base.tokenizer, text.text, context, kl.tokens, vocab)
+                except ValueError as exc:
+                    raise VariantError(f"{options.KL_TEXT}: {exc}") from None
+                scratch["kl_text"] = KLText(batches, f"{text.source}, windows of {context} tokens")
+        return scratch["kl_text"]
+
+    # -- the base's stored outputs --------------------------------------------------------------------
+
+    def _cache(self) -> QuantCache:
+        if self.config.cache_dir is not None:
+            return QuantCache(self.config.cache_dir)
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="qrel-kl-")
+        return QuantCache(Path(self._tmp.name))
+
+    def base_outputs(self, variant: Variant) -> BaseOutputs:
+        """The base's outputs on the KL text: read from the cache, or computed and written there
+        (once per model and run; a rerun, or another worker, reads them back)."""
+        scratch = self.store.scratch(variant)
+        if "kl_base_outputs" in scratch:
+            stored: BaseOutputs = scratch["kl_base_outputs"]
+            scratch["kl_base_outputs"] = again = BaseOutputs(stored.directory, stored.topk, stored.tokens, 0)
+            return again
+        import torch
+
+        text, base = self.text(variant), self.store.base(variant)
+        topk = self.config.kl.topk
+        digest = hashlib.sha256()
+        for b in text.batches:
+            digest.update(b.input_ids.numpy().tobytes() + b.attention_mask.numpy().tobytes() + f"|{b.score_from}|".encode())
+        key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.weights_digest(variant),
+                         "tokens": digest.hexdigest(), "topk": topk, "device": next(base.model.parameters()).device.type,
+                         "torch": version("torch"), "transformers": version("transformers")})
+        cache = self._cache()
+        passes = 0
+        with cache.lock(key):
+            entry = cache.read(key)
+            if entry is None:
+                from safetensors.torch import save_file
+
+                from ..metrics.topk import summarize_topk
+
+                meta = {"kind": "kl_base", "topk": "all" if topk is None else topk, "text": text.source, "tokens": 0}
+
+                def save(directory: Path) -> None:
+                    nonlocal passes
+                    for i, batch in enumerate(text.batches):
+                        parts: dict[str, list[torch.Tensor]] = {}
+                        for block in scored_rows(base.model, [batch]):
+                            rows = ({"logp": block.logp, "ref_logp": block.logp.gather(-1, block.ref[:, None]).squeeze(-1)}
+                                    if topk is None else summarize_topk(block.logp, topk, block.ref).as_tensors())
+                            for name, t in rows.items():
+                                parts.setdefault(name, []).append(t)
+                            meta["tokens"] += len(block.ref)
+                        passes += 1
+                        save_file({k: torch.cat(v).contiguous() for k, v in parts.items()},
+                                  str(directory / f"shard-{i:05d}.safetensors"))
+
+                try:
+                    entry = cache.write(key, save, meta)
+                except (FloatingPointError, MemoryError) as exc:  # the base's own logits are NaN, or do not fit
+                    raise VariantError(f"the base model: {exc}") from None
+        outputs = BaseOutputs(entry.directory, topk, int(entry.meta["tokens"]), passes)
+        scratch["kl_base_outputs"] = outputs
+        return outputs
+
+    # -- one variant ----------------------------------------------------------------------------------
+
+    def token_values(self, variant: Variant, exact: bool = False) -> TokenValues:
+        """Per-token KL bounds and statistics of ``variant`` from the stored base outputs; with
+        ``exact``, the exact KL with the base model run live beside the variant."""
+        import torch
+
+        from ..metrics.topk import TopK, exact_stats, topk_bounds
+
+        text = self.text(variant)
+        stored = None if exact else self.base_outputs(variant)
+        model = self.store.quantized(variant)
+        base = self.store.base(variant)
+        out: dict[str, list] = {k: [] for k in ("lower", "upper", "top1", "base_ref", "quant_ref", "seq_lower", "seq_upper")}
+        nonfinite = passes = 0
+        for i, batch in enumerate(text.batches):
+            mask = batch.score_mask.numpy().astype(bool)
+            low, up = np.zeros(mask.shape), np.zeros(mask.shape)
+            rows = np.argwhere(mask)  # (n, 2) row-major: the order blocks come in
+            cursor = 0
+            shard = stored.shard(i) if stored is not None else None
+            live = scored_rows(base.model, [batch]) if exact else None
+            passes += exact
+            for block in _rows(model, batch):
+                n = len(block.ref)
+                part = slice(cursor, cursor + n)
+                if not bool(block.finite.all()):
+                    nonfinite += int((~block.finite).sum())
+                    cursor += n
+                    continue
+                if live is not None:
+                    b = next(live)
+                    stats, base_ref = exact_stats(b.logp, block.logp, block.ref), b.logp.gather(-1, block.ref[:, None]).squeeze(-1)
+                elif stored.topk is None:
+                    stats, base_ref = exact_stats(shard["logp"][part], block.logp, block.ref), shard["ref_logp"][part]
+                else:
+                    top = TopK(*(shard[k][part] for k in ("logp", "ids", "tail_logmass", "tail_plogp", "ref_logp")))
+                    stats, base_ref = topk_bounds(top, block.logp, block.ref), top.ref_logp
+                where = rows[part]
+                low[where[:, 0], where[:, 1]] = stats.lower.numpy()
+                up[where[:, 0], where[:, 1]] = stats.upper.numpy()
+                out["lower"].append(stats.lower.numpy())
+                out["upper"].append(stats.upper.numpy())
+                out["top1"].append(stats.top1_same.numpy())
+                out["base_ref"].append(base_ref.double().numpy())
+                out["quant_ref"].append(stats.quant_ref_logp.numpy())
+                cursor += n
+            if cursor != len(rows):
+                raise RuntimeError(f"Expected {len(rows)} scored tokens in KL batch {i}, but the variant gave {cursor}")
+            if not nonfinite:
+                out["seq_lower"].append(sequence_mean(low, mask))
+                out["seq_upper"].append(sequence_mean(up, mask))
+        arrays = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
+        return TokenValues(**arrays, exact=exact or stored.topk is None, nonfinite=nonfinite,
+                           base_passes=passes if exact else stored.forward_passes)
+
+    def outcome(self, variant: Variant) -> list[Gate]:
+        """The variant's gates, decided by the bounds, or by the exact KL where the bounds
+        straddle a threshold."""
+        scratch = self.store.scratch(variant)
+        cache = scratch.setdefault("kl_gates", {})
+        if variant.id in cache:
+            return cache[variant.id]
+        values = self.token_values(variant)
+        kl = self.config.kl
+        p99 = kl.p99_threshold[variant.bits] if kl.p99_threshold else None
+        tokens = int(values.lower.size)
+        text = self.text(variant)
+        if values.nonfinite:
+            total = values.nonfinite + tokens
+            problem = f"NaN or inf logits at {values.nonfinite} of {total} tokens"
+            detail = {"nonfinite_tokens": values.nonfinite, "tokens": total, "kl_text": text.source}
+            gates = [Gate(self.metric, Measurement(float("nan"), 0.0, problem, detail), self.threshold(variant))]
+        else:
+            straddles = _mean(values.seq_lower) <= self.threshold(variant) < _mean(values.seq_upper)
+            if p99 is not None:
+                straddles |= _pct(values.lower, 99) <= p99 < _pct(values.upper, 99)
+            bound = {"kl_lower": _mean(values.seq_lower), "kl_upper": _mean(values.seq_upper)}
+            if straddles and not values.exact:
+                values = self.token_values(variant, exact=True)
+            gates = self._gates(variant, values, bound, p99, text)
+        cache.clear()  # one variant at a time
+        cache[variant.id] = gates
+        return gates
+
+    def _gates(self, variant: Variant, v: TokenValues, bound: dict, p99: float | None, text: KLText) -> list[Gate]:
+        mid = (v.lower + v.upper) / 2
+        seq_mid = (v.seq_lower + v.seq_upper) / 2
+        n, seqs = mid.size, seq_mid.size
+        agree = float(v.top1.mean())
+        dp = np.exp(v.quant_ref) - np.exp(v.base_ref)
+        detail = {
+            "tokens": n,
+            "sequences": seqs,
+            "kl_text": text.source,
+            **({"kl_text_note": text.note} if text.note else {}),
+            "kl_topk": "all" if self.config.kl.topk is None else self.config.kl.topk,
+            "kl_decided": "exact" if v.exact else "bounds",
+            "kl_lower": _mean(v.seq_lower),
+            "kl_upper": _mean(v.seq_upper),
+            "kl_bound_width": _mean(v.seq_upper) - _mean(v.seq_lower),
+            "kl_stored_bound_width": bound["kl_upper"] - bound["kl_lower"],
+            "kl_se": float(seq_mid.std(ddof=1) / math.sqrt(seqs)) if seqs > 1 else math.nan,
+            "kl_median": _pct(mid, 50),
+            "kl_p90": _pct(mid, 90),
+            "kl_p99": _pct(mid, 99),
+            "kl_p999": _pct(mid, 99.9),
+            "kl_max": float(mid.max()),
+            "top1_agreement": agree,
+            "top1_se": math.sqrt(agree * (1 - agree) / n),
+            "dp_mean": float(dp.mean()),
+            "dp_rms": float(np.sqrt((dp**2).mean())),
+            "ln_ppl_ratio": float((v.base_ref - v.quant_ref).mean()),
+            "base_forward_passes": v.base_passes,
+        }
+        value = _mean(seq_mid)
+        gates = [Gate(self.metric, Measurement(value, 0.0, None, detail), self.threshold(variant))]
+        if p99 is not None:
+            lo, hi = _pct(v.lower, 99), _pct(v.upper, 99)
+            gates.append(Gate("kl_p99", Measurement((lo + hi) / 2, 0.0, None, {"kl_p99_lower": lo, "kl_p99_upper": hi,
+                                                                                 "kl_decided": detail["kl_decided"]}), p99))
+        if self.config.kl.top1_threshold is not None:
+            gates.append(Gate("top1_agreement", Measurement(agree, 1.0, None, {"top1_se": detail["top1_se"], "tokens": n}),
+                              self.config.kl.top1_threshold))
+        return gates
 
     def measure(self, variant: Variant) -> Measurement:
-        """Mean over held-out sequences of the mean token KL (eq. 7); tokens whose quantized
-        logits are NaN or infinite make the value NaN, and the problem says how many."""
-        import numpy as np
+        """The mean token KL (eq. 7) with its statistics; tokens whose quantized logits are NaN
+        or infinite make the value NaN, and the problem says how many."""
+        return self.outcome(variant)[0].measurement
+
+    def gates(self, variant: Variant, task: object = None, **params: str) -> list[Gate]:
+        if task is not None or params:
+            raise TypeError(f"Expected no task or parameters for property {self.key!r}, but got {task!r} {params}")
+        return self.outcome(variant)
 
 
-        batches, base_outputs = self.base_outputs(variant)
-        model = self.store.quantized(variant)
-        per_sequence, bad, tokens = [], 0, 0
-        for batch, base_lp, quant_lp in zip(batches, base_outputs, next_token_logprobs(model, batches, check_finite=False)):
-            mask = batch.target_mask.numpy().astype(bool)
-            nonfinite = ~np.isfinite(quant_lp.numpy()).all(-1) & mask
-            bad += int(nonfinite.sum())
-            tokens += int(mask.sum())
-            if not nonfinite.any():
-                kl = kl_divergence(base_lp.double().numpy(), quant_lp.double().numpy())
-                per_sequence.append(sequence_mean(kl, batch.target_mask.numpy()))
-        if bad:
-            return Measurement(float("nan"), 0.0, f"NaN or inf logits at {bad} of {tokens} tokens",
-                               {"nonfinite_tokens": bad, "tokens": tokens})
-        return Measurement(float(np.mean(np.concatenate(per_sequence))), 0.0)
+def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a generator of engine.RowBlock
+    """The variant's scored rows of one batch; a sequence that does not fit is the variant's error."""
+    try:
+        yield from scored_rows(model, [batch], check_finite=False)
+    except MemoryError as exc:
+        raise VariantError(str(exc)) from None
+
+
+def _mean(x: np.ndarray) -> float:
+    return float(np.mean(x))
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    """A percentile that is monotone in every value (linear interpolation), so the percentile
+    of per-token lower (upper) bounds bounds the percentile of the exact values."""
+    return float(np.percentile(x, q))
+
