@@ -48,7 +48,7 @@ class KLSettings:
     """The KL suite's settings: the text and its windows, what is stored of the base, and
     the optional gates on the KL's tail and on top-1 agreement."""
 
-    topk: int | None = 64  # None: the full vocabulary (exact KL)
+    topk: int | None = 1024  # None: the full vocabulary (exact KL)
     text: str | None = None  # a resolved --qrel-kl-text (file path or task); None: the zoo's sentences
     context: int = 512
     context_given: bool = False  # --qrel-kl-context set by the user (then a model must admit it)

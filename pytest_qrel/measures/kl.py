@@ -7,8 +7,9 @@ log-prob; or every log-prob with ``--qrel-kl-topk=all``). A variant reads them b
 by batch beside its own full distribution, so a KL test holds the two models and one batch,
 whatever the number of tokens. From the top-k the KL is bounded per token (certified lower
 and upper bounds); the gate passes when the upper bound of the mean is within the threshold,
-fails when the lower bound is past it, and otherwise recomputes the exact KL with the base
-model live before deciding, never a guess.
+fails when the lower bound is past it, and otherwise (or when the bounds leave more than
+``KL_MAX_WIDTH`` nats open) recomputes the exact KL with the base model live before
+deciding, never a guess.
 
 Besides the mean (mean over sequences of each sequence's mean token KL; on windows of a
 text, where each scores the same number of tokens, the token mean) it reports the
@@ -36,7 +37,7 @@ from ..cache import QuantCache, cache_key
 from ..data import heldout_texts
 from ..data.text import read_kl_text
 from ..engine import encode, scored_rows, windows
-from ..metrics import sequence_mean
+from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
 from ..store import VariantError
 from .base import Gate, Measure, Measurement
@@ -47,7 +48,10 @@ if TYPE_CHECKING:
     from ..engine import TokenBatch
     from ..variants import Variant
 
-KL_FORMAT = 1  # the stored base outputs' layout; a change is a cache miss
+KL_FORMAT = 2  # the stored base outputs' layout; a change is a cache miss
+# the widest mean KL bounds reported: wider ones (a base whose stored top-k leave much of its
+# mass in a tail the variant spreads differently) are recomputed exactly, as a straddle is
+KL_MAX_WIDTH = 1e-3
 ZOO_TEXT = "the zoo's held-out sentences"
 
 
@@ -165,8 +169,6 @@ class KLMeasure(Measure):
             if entry is None:
                 from safetensors.torch import save_file
 
-                from ..metrics.topk import summarize_topk
-
                 meta = {"kind": "kl_base", "topk": "all" if topk is None else topk, "text": text.source, "tokens": 0}
 
                 def save(directory: Path) -> None:
@@ -196,10 +198,6 @@ class KLMeasure(Measure):
     def token_values(self, variant: Variant, exact: bool = False) -> TokenValues:
         """Per-token KL bounds and statistics of ``variant`` from the stored base outputs; with
         ``exact``, the exact KL with the base model run live beside the variant."""
-        import torch
-
-        from ..metrics.topk import TopK, exact_stats, topk_bounds
-
         text = self.text(variant)
         stored = None if exact else self.base_outputs(variant)
         model = self.store.quantized(variant)
@@ -265,12 +263,16 @@ class KLMeasure(Measure):
             detail = {"nonfinite_tokens": values.nonfinite, "tokens": total, "kl_text": text.source}
             gates = [Gate(self.metric, Measurement(float("nan"), 0.0, problem, detail), self.threshold(variant))]
         else:
-            straddles = _mean(values.seq_lower) <= self.threshold(variant) < _mean(values.seq_upper)
+            lower, upper = _mean(values.seq_lower), _mean(values.seq_upper)
+            undecided = lower <= self.threshold(variant) < upper or upper - lower > KL_MAX_WIDTH
             if p99 is not None:
-                straddles |= _pct(values.lower, 99) <= p99 < _pct(values.upper, 99)
-            bound = {"kl_lower": _mean(values.seq_lower), "kl_upper": _mean(values.seq_upper)}
-            if straddles and not values.exact:
+                undecided |= _pct(values.lower, 99) <= p99 < _pct(values.upper, 99)
+            bound = {"kl_lower": lower, "kl_upper": upper}
+            if undecided and not values.exact:
                 values = self.token_values(variant, exact=True)
+            # how many base forward passes this variant's KL took: 0 when the stored outputs
+            # were read back (run-dependent, like the cache's hit or miss)
+            self.store.info.setdefault(variant, {})["kl_base_forward_passes"] = values.base_passes
             gates = self._gates(variant, values, bound, p99, text)
         cache.clear()  # one variant at a time
         cache[variant.id] = gates
@@ -304,7 +306,6 @@ class KLMeasure(Measure):
             "dp_mean": float(dp.mean()),
             "dp_rms": float(np.sqrt((dp**2).mean())),
             "ln_ppl_ratio": float((v.base_ref - v.quant_ref).mean()),
-            "base_forward_passes": v.base_passes,
         }
         value = _mean(seq_mid)
         gates = [Gate(self.metric, Measurement(value, 0.0, None, detail), self.threshold(variant))]

@@ -18,7 +18,15 @@ from .calibration import (
 )
 from .divergence import js_distance, kl_divergence
 from .ranking import auprc, auroc
-from .stats import BootstrapResult, MeanStats, TTestResult, adjust_pvalues, paired_bootstrap, paired_ttest
+from .stats import (
+    BootstrapResult,
+    MeanStats,
+    TTestResult,
+    adjust_pvalues,
+    paired_bootstrap,
+    paired_ttest,
+)
+from .topk import TokenStats, TopK, exact_stats, summarize_topk, topk_bounds
 from .uncertainty import entropy, sequence_mean
 
 __all__ = [
@@ -28,6 +36,8 @@ __all__ = [
     "ConfidenceShiftStats",
     "MeanStats",
     "TTestResult",
+    "TokenStats",
+    "TopK",
     "adaptive_calibration_error",
     "adjust_pvalues",
     "auprc",
@@ -35,10 +45,13 @@ __all__ = [
     "brier_score",
     "confidence_shift_by_bin",
     "entropy",
+    "exact_stats",
     "expected_calibration_error",
     "js_distance",
     "kl_divergence",
     "paired_bootstrap",
     "paired_ttest",
     "sequence_mean",
+    "summarize_topk",
+    "topk_bounds",
 ]

@@ -39,6 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .divergence import kl_divergence
+
 if TYPE_CHECKING:
     import torch
 
@@ -56,8 +58,8 @@ class TopK:
 
     logp: torch.Tensor  # (n, k) float32
     ids: torch.Tensor  # (n, k) int32
-    tail_logmass: torch.Tensor  # (n,) float32
-    tail_plogp: torch.Tensor  # (n,) float32
+    tail_logmass: torch.Tensor  # (n,) float64 (a float32 tail mass would move the bounds by ~1e-7 T_P)
+    tail_plogp: torch.Tensor  # (n,) float64
     ref_logp: torch.Tensor  # (n,) float32
 
     def as_tensors(self) -> dict[str, torch.Tensor]:
@@ -76,8 +78,8 @@ def summarize_topk(logp: torch.Tensor, k: int, ref: torch.Tensor) -> TopK:
     tail64 = tail.double()
     p = tail64.exp()
     plogp = torch.where(p > 0, p * tail64, torch.zeros((), dtype=torch.float64)).sum(-1)
-    return TopK(top.float().contiguous(), ids.int().contiguous(), tail64.logsumexp(-1).float(),
-                plogp.float(), logp.gather(-1, ref.long()[:, None]).squeeze(-1).float())
+    return TopK(top.float().contiguous(), ids.int().contiguous(), tail64.logsumexp(-1),
+                plogp, logp.gather(-1, ref.long()[:, None]).squeeze(-1).float())
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,6 @@ def exact_stats(base_logp: torch.Tensor, quant_logp: torch.Tensor, ref: torch.Te
     """Exact KL(P_base ‖ P_quant) per row from both full rows (n, V) float32 log-probs, summed
     in float64 (as ``kl_divergence``), with the same per-token statistics as ``topk_bounds``."""
     import torch
-
-    from .divergence import kl_divergence
 
     kl = torch.from_numpy(kl_divergence(base_logp.double().numpy(), quant_logp.double().numpy()))
     top1 = quant_logp.argmax(-1) == base_logp.argmax(-1)

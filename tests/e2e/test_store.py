@@ -15,7 +15,7 @@ def test_moving_to_another_model_releases_the_last_one(tmp_path):
     xs, s = session.variants
     session.kl_to_base(xs)
     held = [weakref.ref(session.base_model(xs).model), weakref.ref(session.quantized_model(xs))]
-    outputs = weakref.ref(session.store.scratch(xs)["kl_base_outputs"][1][0])
+    outputs = weakref.ref(session.store.scratch(xs)["kl_text"])  # the KL text's token batches
     session.kl_to_base(s)
     gc.collect()
     assert [r() for r in held] == [None, None] and outputs() is None
