@@ -18,7 +18,18 @@ from .calibration import (
 )
 from .divergence import js_distance, kl_divergence
 from .ranking import auprc, auroc
-from .stats import BootstrapResult, MeanStats, TTestResult, adjust_pvalues, paired_bootstrap, paired_ttest
+from .stats import (
+    BootstrapResult,
+    Flips,
+    MeanStats,
+    TTestResult,
+    adjust_pvalues,
+    binomial_pvalue_above,
+    binomial_upper_bound,
+    correctness_flips,
+    paired_bootstrap,
+    paired_ttest,
+)
 from .uncertainty import entropy, sequence_mean
 
 __all__ = [
@@ -26,14 +37,18 @@ __all__ = [
     "CalibrationStats",
     "ConfidenceShiftByBin",
     "ConfidenceShiftStats",
+    "Flips",
     "MeanStats",
     "TTestResult",
     "adaptive_calibration_error",
     "adjust_pvalues",
     "auprc",
     "auroc",
+    "binomial_pvalue_above",
+    "binomial_upper_bound",
     "brier_score",
     "confidence_shift_by_bin",
+    "correctness_flips",
     "entropy",
     "expected_calibration_error",
     "js_distance",
