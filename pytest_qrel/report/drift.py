@@ -92,14 +92,14 @@ def drift_markdown_lines(summary: dict) -> list[str]:
     if not table:
         return []
     lines = ["## Calibration and confidence", "",
-             "Per task (paper 003 Tables 1-2). right→wrong, wrong→right: shares of the questions whose answer the "
-             "variant gets wrong where the base was right, and the reverse; flips: their sum (Dutta et al. 2024, "
-             "arXiv 2407.09141, §3). The accuracy change is wrong→right minus right→wrong.", ""]
+             ("Per task (paper 003 Tables 1-2). right→wrong, wrong→right: shares of the questions whose answer the "
+              "variant gets wrong where the base was right, and the reverse; flips: their sum (Dutta et al. 2024, "
+              "arXiv 2407.09141, §3). The accuracy change is wrong→right minus right→wrong."), ""]
     for model, _, rows in _by_task(table):
         b = rows[0]["base"]
         lines += [f"### {_title(model, rows).removesuffix(':')}", "",
-                  "| variant | bits | acc | d acc | right→wrong | wrong→right | flips | ECE | d ECE | Conf_true | "
-                  "d Conf_true | result |", "|" + "---|" * 12,
+                  ("| variant | bits | acc | d acc | right→wrong | wrong→right | flips | ECE | d ECE | Conf_true | "
+                   "d Conf_true | result |"), "|" + "---|" * 12,
                   f"| base | - | {_f(b['accuracy'])} | - | - | - | - | {_f(b['ece'])} | - | {_f(b['conf_true'])} | - | |"]
         for x in rows:
             q, d = x["quantized"], x["delta"]

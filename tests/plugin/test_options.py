@@ -112,8 +112,8 @@ def test_tool_qrel_scalars(pytester):
 @pytest.mark.parametrize(
     "value, message",
     [
-        ("0", "*--qrel-flips-threshold: expected one share in (0, 1) or bits:share pairs like 2:0.3,4:0.1 (at 0 any "
-              "flip would fail, at 1 none could), but got '0'*"),
+        ("0", ("*--qrel-flips-threshold: expected one share in (0, 1) or bits:share pairs like 2:0.3,4:0.1 (at 0 any "
+               "flip would fail, at 1 none could), but got '0'*")),
         ("1.5", "*--qrel-flips-threshold: expected one share in (0, 1) * but got '1.5'*"),
         ("1", "*--qrel-flips-threshold: expected one share in (0, 1) * but got '1'*"),
         ("nan", "*--qrel-flips-threshold: expected one share in (0, 1) * but got 'nan'*"),
