@@ -104,6 +104,7 @@ class QrelConfig:
     tasks: tuple[TaskRef, ...] = ()  # multiple-choice tasks of the calibration and confidence suites
     task_limit: int | None = 500  # questions per task (None: all)
     drift_threshold: dict[str, float] = field(default_factory=dict)  # by metric key: ece, conf_true, ...
+    flips_threshold: dict[int, float] | None = None  # largest flip rate by bit-width; None: the flips gate is off
     alpha: dict[str, float] = field(default_factory=dict)  # significance level by metric key
     correction: str = "holm"
     tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
@@ -179,6 +180,7 @@ class QrelConfig:
         if not parsing.boolean(options.NO_CACHE, raw.get("qrel_no_cache", False)):
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
         drift = _drift_options(raw, invocation_dir, catalog)
+        drift["flips_threshold"] = _flips_threshold(raw.get("qrel_flips_threshold"), bits + tuple(c[4] for c in checkpoints))
         return cls(
             models=resolved,
             methods=methods,
@@ -291,13 +293,44 @@ def _thresholds(raw: dict[str, Any], prop: Property) -> dict[str, float]:
     """A property's thresholds by metric key: its catalog defaults, and what its threshold
     option (metric:value pairs) sets; a key the catalog does not list is a usage error."""
     flag = prop.threshold_option
-    given = parsing.metric_map(flag, raw[flag.lstrip("-").replace("-", "_")], prop.keys) if flag else {}
+    given = parsing.metric_map(flag, raw[flag.lstrip("-").replace("-", "_")], prop.option_keys) if flag else {}
     for key, value in given.items():
         upper = prop.metric(key).upper
         if upper is not None and value >= upper:
             raise pytest.UsageError(f"{flag}: expected {key} in [0, {upper:g}): no {prop.metric(key).name} can reach "
                                     f"{value:g}, so that gate could never fail, but got {key}:{value:g}")
     return {**prop.default_thresholds(), **given}
+
+
+def _flips_threshold(value: Any, bits: tuple[int, ...]) -> dict[int, float] | None:
+    """The largest flip rate by bit-width: one share for every bit-width, or bits:share pairs
+    naming each bit-width of the run; None (the gate is off) when the option is not given."""
+    if value is None:
+        return None
+    flag = options.FLIPS_THRESHOLD
+    expected = "expected one share in (0, 1) or bits:share pairs like 2:0.3,4:0.1"
+    if isinstance(value, bool):
+        raise pytest.UsageError(f"{flag}: {expected}, but got {value!r}")
+    if isinstance(value, dict):
+        pairs = [(str(b), v) for b, v in value.items()]
+    elif isinstance(value, (int, float, str)) and ":" not in str(value):
+        pairs = [("*", value)]
+    else:
+        pairs = [tuple(p.partition(":")[::2]) for p in parsing.strings(flag, value)]
+    shares: dict[int, float] = {}
+    for b, v in pairs:
+        try:
+            share = math.nan if isinstance(v, bool) else float(v)
+            bit = None if b == "*" else int(b)
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"{flag}: {expected}, but got {value!r}") from None
+        if not 0 < share < 1:  # NaN too
+            raise pytest.UsageError(f"{flag}: {expected} (at 0 any flip would fail, at 1 none could), but got {value!r}")
+        shares.update(dict.fromkeys(bits, share) if bit is None else {bit: share})
+    missing = [b for b in bits if b not in shares]
+    if missing:
+        raise pytest.UsageError(f"{flag}: no threshold for {missing[0]}-bit variants")
+    return shares
 
 
 def _drift_options(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) -> dict[str, Any]:

@@ -69,6 +69,7 @@ TASKS = "--qrel-tasks"
 TASK_LIMIT = "--qrel-task-limit"
 CALIBRATION_THRESHOLD = "--qrel-calibration-threshold"
 CONFIDENCE_THRESHOLD = "--qrel-confidence-threshold"
+FLIPS_THRESHOLD = "--qrel-flips-threshold"
 ALPHA = "--qrel-alpha"
 CORRECTION = "--qrel-correction"
 
@@ -182,6 +183,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(CONFIDENCE_THRESHOLD, "largest drop of true-class confidence (conf_true) and increase of "
            f"predictive entropy (entropy) from the base (default: {DEFAULT_CONFIDENCE_THRESHOLD})",
            DEFAULT_CONFIDENCE_THRESHOLD),
+    Option(FLIPS_THRESHOLD, "largest share of a task's questions whose correctness the variant changes from the "
+           "base's, right to wrong plus wrong to right (flip_rate, Dutta et al. 2024), one share in (0, 1) or "
+           "bits:share pairs (default: off)", None),
     Option(ALPHA, "significance level of the calibration and confidence gates after correction: one number, "
            f"or metric:level pairs (default: {DEFAULT_ALPHA})", DEFAULT_ALPHA),
     Option(CORRECTION, "multiple-comparison correction over a model's variants x tasks x metrics: holm "

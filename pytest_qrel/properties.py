@@ -39,6 +39,9 @@ class Metric:
     change: bool = False
     # a threshold must be below it: no harm of the metric can reach it (an accuracy drop of 1)
     upper: float | None = None
+    # the option that sets this metric's threshold on its own, instead of the property's
+    # threshold option; with no default threshold the metric is off unless it is given
+    option: str | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -76,6 +79,11 @@ class Property:
     def keys(self) -> tuple[str, ...]:
         return tuple(m.key for m in self.metrics)
 
+    @property
+    def option_keys(self) -> tuple[str, ...]:
+        """The keys its threshold option (metric:value pairs) sets: those without an option of their own."""
+        return tuple(m.key for m in self.metrics if m.option is None)
+
     def default_thresholds(self) -> dict[str, float]:
         """metric key -> default threshold, for the metrics with one number."""
         return {m.key: m.threshold for m in self.metrics if isinstance(m.threshold, (int, float))}
@@ -88,18 +96,22 @@ KL = Property(
     "kl", "KL to base: mean token KL(P_base || P_quant) on held-out text (paper 000 eq. 7)",
     (Metric("kl_to_base", "kl", threshold={2: 0.5, 3: 0.2, 4: 0.1, 8: 0.01}),
      # off unless their options set a threshold: the KL's tail and top-1 agreement (issue 16)
-     Metric("kl_p99", "kl_p99"),
-     Metric("top1_agreement", "top1", harm="lower")),
+     Metric("kl_p99", "kl_p99", option="--qrel-kl-p99-threshold"),
+     Metric("top1_agreement", "top1", harm="lower", option="--qrel-top1-threshold")),
     threshold_option="--qrel-kl-threshold", fitted=True,
 )
 # Paper 003: 4-bit GPTQ costs 7B models 1-3 points of true-class confidence (Tables 2, 5) and
 # raises calibration error by up to ~10% (Table 1). A drift fails only when it is also
 # significant after the family-wise correction (--qrel-alpha, --qrel-correction).
+# Dutta et al. 2024 (arXiv 2407.09141, §3 "flips"): a compressed model can keep its base's
+# accuracy while changing which questions it gets right; the flip rate (right->wrong plus
+# wrong->right, a share of the questions) is gated when --qrel-flips-threshold sets a bound.
 CALIBRATION = Property(
     "calibration", "calibration drift: ECE, adaptive CE and Brier increase per task (paper 003 Table 1)",
     (Metric("ece_increase", "ece", threshold=0.05, alpha=0.05, change=True, upper=1.0),
      Metric("ace_increase", "ace", threshold=0.03, alpha=0.05, change=True, upper=1.0),
-     Metric("brier_increase", "brier", threshold=0.1, alpha=0.05, change=True, upper=2.0)),
+     Metric("brier_increase", "brier", threshold=0.1, alpha=0.05, change=True, upper=2.0),
+     Metric("flip_rate", "flips", alpha=0.05, change=True, upper=1.0, option="--qrel-flips-threshold")),
     axis="task", threshold_option="--qrel-calibration-threshold", fitted=True,
 )
 CONFIDENCE = Property(

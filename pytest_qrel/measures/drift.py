@@ -13,6 +13,7 @@ from ..data.tasks import load_task
 from ..metrics import (
     adaptive_calibration_error,
     confidence_shift_by_bin,
+    correctness_flips,
     entropy,
     expected_calibration_error,
     js_distance,
@@ -20,7 +21,7 @@ from ..metrics import (
     paired_ttest,
 )
 from .choices import N_BINS, ChoiceScores, score_task, summary
-from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
+from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis, share_hypothesis
 
 if TYPE_CHECKING:
     from ..data.types import ChoiceTask
@@ -42,11 +43,13 @@ def per_question_brier(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return ((probs - onehot) ** 2).sum(axis=1)
 
 
-def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0) -> dict[str, Hypothesis]:
+def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0,
+               flips_threshold: float | None = None) -> dict[str, Hypothesis]:
     """Every gated metric of ``quant`` against ``base`` on the same questions, with the
     paired test of paper 003 (t-test on per-question values, Tables 2, 4, 5) where the
     metric is a mean of per-question values, and a paired bootstrap where it is not (ECE,
-    ACE: a question's term depends on the others in its bin)."""
+    ACE: a question's term depends on the others in its bin). With ``flips_threshold``, the
+    flip rate too (Dutta et al. 2024 §3), tested exactly against that threshold."""
 
     out: dict[str, Hypothesis] = {}
     bp, qp = base.probs, quant.probs
@@ -65,13 +68,27 @@ def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0) -> dict[s
     }
     for key, (b_vals, q_vals, sign) in pairs.items():
         out[key] = paired_hypothesis(key, b_vals, q_vals, sign)
+    if flips_threshold is not None:
+        f = correctness_flips(base.correct, quant.correct)
+        out["flips"] = share_hypothesis("flips", f.count, f.n, flips_threshold)
     return out
+
+
+def flips(base: ChoiceScores, quant: ChoiceScores) -> dict:
+    """The questions whose correctness changes from base to variant, each way apart and
+    together (Dutta et al. 2024, arXiv 2407.09141, §3 "flips"): shares of the task's questions
+    and counts. The accuracy change is wrong_to_right - right_to_wrong; the flip rate, their
+    sum, shows what that difference hides."""
+    f = correctness_flips(base.correct, quant.correct)
+    return {"right_to_wrong": f.right_to_wrong / f.n, "wrong_to_right": f.wrong_to_right / f.n, "flip_rate": f.rate,
+            "right_to_wrong_count": f.right_to_wrong, "wrong_to_right_count": f.wrong_to_right, "questions": f.n}
 
 
 def comparison(base: ChoiceScores, quant: ChoiceScores) -> dict:
     """What the report shows beside the gates (paper 003 Tables 1-2, Fig. 1, App. B): both
-    models' numbers, their deltas, the Jensen-Shannon distance of true-class probabilities,
-    and the mean confidence shift per bin of base confidence."""
+    models' numbers, their deltas, the questions whose correctness flips (Dutta et al. 2024),
+    the Jensen-Shannon distance of true-class probabilities, and the mean confidence shift
+    per bin of base confidence."""
 
     b, q = summary(base), summary(quant)
     shift = confidence_shift_by_bin(base.probs.max(axis=1), quant.probs.max(axis=1), n_bins=N_BINS)
@@ -80,6 +97,7 @@ def comparison(base: ChoiceScores, quant: ChoiceScores) -> dict:
         "base": b,
         "quantized": q,
         "delta": {k: q[k] - b[k] for k in b},
+        "flips": flips(base, quant),
         "conf_pvalue": conf_t.pvalue,
         "js_distance_true_class": js_distance(base.true_class_confidence, quant.true_class_confidence),
         "shift_by_bin": {
@@ -118,6 +136,12 @@ class ChoiceDriftMeasure(FamilyMeasure):
     def thresholds(self) -> dict[str, float]:
         return self.config.drift_threshold
 
+    def variant_thresholds(self, variant: Variant) -> dict[str, float]:
+        """The drift thresholds, and the flip rate's for the variant's bit-width when
+        --qrel-flips-threshold is given."""
+        flips = self.config.flips_threshold
+        return {**self.config.drift_threshold, **({"flips": flips[variant.bits]} if flips else {})}
+
     def score(self, model, tokenizer, units: list) -> dict:  # noqa: ANN001
         return {t: score_task(model, tokenizer, self.task(t)) for t in units}
 
@@ -133,10 +157,12 @@ class ChoiceDriftMeasure(FamilyMeasure):
             return
         base = fam.scores[("base", unit)]
         fam.comparisons[(variant.id, unit)] = comparison(base, q)
-        hyps = hypotheses(base, q, seed=self.config.seed)
+        gated = self.variant_thresholds(variant)
+        hyps = hypotheses(base, q, seed=self.config.seed, flips_threshold=gated.get("flips"))
         for prop in sorted(props):
             for key in self.config.catalog[prop].keys:
-                fam.hypotheses[(variant.id, unit, key)] = hyps[key]
+                if key in gated:  # an optional gate that is off is left out of the family
+                    fam.hypotheses[(variant.id, unit, key)] = hyps[key]
 
     def detail(self, fam: Family, variant: Variant, unit: object) -> dict:
         task = self.task(str(unit))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Hashable, Literal
 
 import numpy as np
 
-from ..metrics import adjust_pvalues, paired_ttest
+from ..metrics import adjust_pvalues, binomial_pvalue_above, binomial_upper_bound, paired_ttest
 from ..store import VariantError, variant_failure
 from .base import Gate, Measure, Measurement
 
@@ -34,18 +34,21 @@ Unit = Hashable  # what one test of a variant is about: a task name, a (perturba
 @dataclass(frozen=True)
 class Hypothesis:
     """One gated metric of one variant on one unit: ``value`` > 0 is harm (ECE up,
-    true-class confidence down, accuracy down, ...); ``pvalue`` tests no change against change."""
+    true-class confidence down, accuracy down, ...); ``pvalue`` tests no change against change,
+    except for a share of samples (``exact_binomial``), whose null is its threshold (see
+    ``share_hypothesis``)."""
 
     key: str  # the metric's catalog key: ece, conf_true, accuracy, ...
     value: float
     base_value: float
     quant_value: float
     pvalue: float
-    test: Literal["paired_ttest", "paired_bootstrap"]
+    test: Literal["paired_ttest", "paired_bootstrap", "exact_binomial"]
     ci: tuple[float, float] | None = None  # bootstrap CI of the harm
     se: float = math.nan  # standard error of ``value``: sd of the paired differences / sqrt(n), or the bootstrap's
     n: int = 0  # paired samples (questions, prompts) the test saw
     df: int | None = None  # the t-test's degrees of freedom (None: a normal approximation, the bootstrap)
+    events: int | None = None  # for a share (exact_binomial): the samples that show the event
 
 
 def paired_hypothesis(key: str, base: np.ndarray, quant: np.ndarray, sign: float) -> Hypothesis:
@@ -56,6 +59,40 @@ def paired_hypothesis(key: str, base: np.ndarray, quant: np.ndarray, sign: float
     se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.nan
     return Hypothesis(key, sign * float(d.mean()), float(base.mean()), float(quant.mean()), t.pvalue, "paired_ttest",
                       se=se, n=int(d.size), df=int(d.size) - 1)
+
+
+def share_hypothesis(key: str, events: int, n: int, threshold: float) -> Hypothesis:
+    """A metric that is the share of ``n`` samples showing an event (questions whose
+    correctness flips, Dutta et al. 2024 §3), with the exact one-sided binomial test of
+    H0: share <= threshold. Not a test of no change, as the other gates': the base against
+    itself shows no event, so any one event would reject "share = 0"; against the threshold,
+    a small p-value says the share is above what is tolerated. ``judge`` passes it only when
+    the share is significantly below the threshold (its exact upper bound)."""
+    share = events / n
+    return Hypothesis(key, share, 0.0, share, binomial_pvalue_above(events, n, threshold), "exact_binomial",
+                      se=math.sqrt(share * (1 - share) / n), n=n, events=events)
+
+
+def share_sample_size(share: float, threshold: float, level: float, limit: int = 10**7) -> int | None:
+    """The fewest samples with which a share of ``share`` would be decided at ``level``: its
+    exact upper bound below ``threshold`` (PASS), or its exact test against ``threshold``
+    significant (FAIL); None at the threshold itself, or beyond ``limit`` samples."""
+
+    def decided(n: int) -> bool:
+        k = round(share * n)
+        if share < threshold:
+            return binomial_upper_bound(k, n, level) < threshold
+        return binomial_pvalue_above(k, n, threshold) <= level
+
+    if share == threshold or not decided(limit):
+        return None
+    low, high = 1, 1
+    while not decided(high):
+        low, high = high, high * 2
+    while high - low > 1:  # the rounding of share * n makes this nearly, not exactly, monotone
+        mid = (low + high) // 2
+        low, high = (low, mid) if decided(mid) else (mid, high)
+    return high
 
 
 POWER = 0.8  # a PASS says the gate would have caught a harm of its threshold's size this often
@@ -85,6 +122,8 @@ def judge(h: Hypothesis, d: Decision, correction: str, family_size: int, sample_
     if d.failed:
         return measurement
     level = d.alpha / max(family_size, 1)
+    if h.test == "exact_binomial":
+        return _judge_share(h, d, measurement, level, correction, family_size, sample_option)
     mde = minimum_detectable_effect(h, level)
     if mde <= d.threshold:
         return replace(measurement, detail={**measurement.detail, "minimum_detectable": mde, "power": POWER})
@@ -99,6 +138,29 @@ def judge(h: Hypothesis, d: Decision, correction: str, family_size: int, sample_
     return replace(measurement, unchecked=why)
 
 
+def _judge_share(h: Hypothesis, d: Decision, measurement: Measurement, level: float, correction: str,
+                 family_size: int, sample_option: str) -> Measurement:
+    """A share that did not fail passes only when the exact one-sided test rejects "share >=
+    threshold" at ``level`` (the strictest level of the family, as for the other gates): its
+    Clopper-Pearson upper bound is below the threshold, so a share of the threshold's size
+    would pass at most that often. Otherwise it is not checked, with the sample size that would
+    decide the observed share."""
+    assert h.events is not None
+    upper = binomial_upper_bound(h.events, h.n, level)
+    if upper < d.threshold:
+        return replace(measurement, detail={**measurement.detail, "upper_bound": upper, "bound_level": level})
+    needed = share_sample_size(h.value, d.threshold, level)
+    where = f"level {level:.2g}: {correction} over {family_size} hypotheses"
+    if h.value < d.threshold:
+        why = (f"{h.key}: with {h.n} samples the share {h.value:.3g} is below the threshold {d.threshold:g}, but "
+               f"its exact upper bound {upper:.3g} ({where}) is not, so a share of {d.threshold:g} could not be ruled out")
+    else:
+        why = (f"{h.key}: with {h.n} samples the share {h.value:.3g} is not below the threshold {d.threshold:g}, nor "
+               f"significantly above it (adjusted p = {d.adjusted_pvalue:.3g} > {d.alpha:g}; {where})")
+    why += f"; {sample_option} >= {needed} would decide it" if needed else ""
+    return replace(measurement, unchecked=why, detail={**measurement.detail, "upper_bound": upper, "bound_level": level})
+
+
 @dataclass(frozen=True)
 class Decision:
     failed: bool
@@ -109,14 +171,15 @@ class Decision:
 
 def decide(
     family: dict[tuple, Hypothesis],
-    thresholds: dict[str, float],
+    thresholds: dict,
     alpha: dict[str, float],
     correction: Literal["holm", "bh"],
 ) -> dict[tuple, Decision]:
     """A hypothesis fails when its value exceeds its metric's threshold **and** its p-value,
     adjusted over the whole family (Holm: family-wise error; BH: false discovery rate), is
     at most its metric's level: noise alone does not fail, nor does a significant drift
-    too small to matter."""
+    too small to matter. ``thresholds`` holds a threshold by metric key, or by hypothesis
+    key where it depends on the variant (a flip rate's, per bit-width)."""
 
     keys = list(family)
     if not keys:
@@ -125,7 +188,8 @@ def decide(
     out = {}
     for k, p in zip(keys, adjusted.tolist()):
         h = family[k]
-        out[k] = Decision(h.value > thresholds[h.key] and p <= alpha[h.key], p, alpha[h.key], thresholds[h.key])
+        threshold = thresholds[k] if k in thresholds else thresholds[h.key]
+        out[k] = Decision(h.value > threshold and p <= alpha[h.key], p, alpha[h.key], threshold)
     return out
 
 
@@ -155,6 +219,7 @@ class Family:
 
     scores: dict[tuple[str, Unit], Any] = field(default_factory=dict)
     hypotheses: dict[tuple[str, Unit, str], Hypothesis] = field(default_factory=dict)
+    thresholds: dict[tuple[str, Unit, str], float] = field(default_factory=dict)  # each hypothesis's
     decisions: dict[tuple, Decision] = field(default_factory=dict)
     unchecked: dict[tuple[str, Unit, str], str] = field(default_factory=dict)
     comparisons: dict[tuple[str, Unit], dict] = field(default_factory=dict)
@@ -196,7 +261,12 @@ class FamilyMeasure(Measure):
 
     @abstractmethod
     def thresholds(self) -> dict[str, float]:
-        """Threshold by metric key of every member's metrics."""
+        """Threshold by metric key of every member's metrics that have one for every variant."""
+
+    def variant_thresholds(self, variant: Variant) -> dict[str, float]:
+        """Threshold by metric key of the metrics gated on ``variant``: ``thresholds()``, and
+        those that depend on the variant; a metric that is off (no threshold) is absent."""
+        return self.thresholds()
 
     @abstractmethod
     def score(self, model, tokenizer, units: list[Unit]) -> dict[Unit, Any]:  # noqa: ANN001
@@ -257,10 +327,12 @@ class FamilyMeasure(Measure):
                     fam.errors[v.id] = variant_failure(exc)
                     continue
                 fam.scores.update({(v.id, u): s for u, s in got.items()})
+            limits = self.variant_thresholds(v)
             for u in sorted(units[v], key=repr):
                 if (v.id, u) not in fam.comparisons and (v.id, u) not in fam.problems:
                     self.add_hypotheses(fam, v, u, props[(v, u)])
-        fam.decisions = decide(fam.hypotheses, self.thresholds(), self.config.alpha, self.config.correction)  # type: ignore[arg-type]
+                    fam.thresholds.update({k: limits[k[2]] for k in fam.hypotheses if k[:2] == (v.id, u)})
+        fam.decisions = decide(fam.hypotheses, fam.thresholds, self.config.alpha, self.config.correction)  # type: ignore[arg-type]
         return fam
 
     def unit_label(self, unit: Unit) -> str:
@@ -276,9 +348,11 @@ class FamilyMeasure(Measure):
         if variant.id in fam.errors:
             raise VariantError(fam.errors[variant.id])
         detail = self.detail(fam, variant, unit)
-        thresholds = self.thresholds()
+        thresholds = self.variant_thresholds(variant)
         out = []
         for m in self.spec.metrics:
+            if m.key not in thresholds:  # off: an optional gate whose option is not given
+                continue
             threshold = thresholds[m.key]
             if (variant.id, unit) in fam.problems:
                 out.append(Gate(m.name, Measurement(float("nan"), None, fam.problems[(variant.id, unit)], detail), threshold))

@@ -20,9 +20,13 @@ from .divergence import js_distance, kl_divergence
 from .ranking import auprc, auroc
 from .stats import (
     BootstrapResult,
+    Flips,
     MeanStats,
     TTestResult,
     adjust_pvalues,
+    binomial_pvalue_above,
+    binomial_upper_bound,
+    correctness_flips,
     paired_bootstrap,
     paired_ttest,
 )
@@ -34,6 +38,7 @@ __all__ = [
     "CalibrationStats",
     "ConfidenceShiftByBin",
     "ConfidenceShiftStats",
+    "Flips",
     "MeanStats",
     "TTestResult",
     "TokenStats",
@@ -42,8 +47,11 @@ __all__ = [
     "adjust_pvalues",
     "auprc",
     "auroc",
+    "binomial_pvalue_above",
+    "binomial_upper_bound",
     "brier_score",
     "confidence_shift_by_bin",
+    "correctness_flips",
     "entropy",
     "exact_stats",
     "expected_calibration_error",

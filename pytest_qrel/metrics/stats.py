@@ -11,7 +11,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._sufficient import SufficientStats
-from ._validation import as_float_array, as_mask, check_no_nan, check_same_length
+from ._validation import (
+    as_binary,
+    as_float_array,
+    as_mask,
+    check_no_nan,
+    check_same_length,
+)
 
 
 class TTestResult(NamedTuple):
@@ -186,3 +192,83 @@ def paired_bootstrap(
     if se == 0.0:
         return BootstrapResult(observed, float(low), float(high), 1.0 if observed == 0.0 else 0.0, 0.0)
     return BootstrapResult(observed, float(low), float(high), float(2.0 * ndtr(-abs(observed) / se)), se)
+
+
+class Flips(NamedTuple):
+    """How many of ``n`` questions a variant answers right where its base was wrong and
+    wrong where its base was right (Dutta et al. 2024, arXiv 2407.09141, §3 "flips")."""
+
+    right_to_wrong: int
+    wrong_to_right: int
+    n: int
+
+    @property
+    def count(self) -> int:
+        return self.right_to_wrong + self.wrong_to_right
+
+    @property
+    def rate(self) -> float:
+        """The flip rate: the share of questions whose correctness changed, either way."""
+        return self.count / self.n
+
+
+def correctness_flips(base_correct: ArrayLike, quant_correct: ArrayLike) -> Flips:
+    r"""Count the questions whose correctness changes from the base to the variant.
+
+    Dutta et al. 2024 ("Accuracy is not all you need", arXiv 2407.09141, §3) define flips as
+    answers that change from correct to incorrect or back, and show that a compressed model
+    can keep its base's accuracy while flipping many answers: the accuracy change is
+    :math:`\mathrm{acc}_q - \mathrm{acc}_b = (\#w\!\to\!r - \#r\!\to\!w) / n`, the flip rate
+    :math:`(\#r\!\to\!w + \#w\!\to\!r) / n` counts both directions.
+
+    Args:
+        base_correct: per-question correctness of the base, shape ``(n,)``, booleans or 0/1.
+        quant_correct: of the variant on the same questions.
+
+    >>> f = correctness_flips([1, 1, 0, 0, 1], [1, 0, 1, 0, 1])
+    >>> f, f.rate
+    (Flips(right_to_wrong=1, wrong_to_right=1, n=5), 0.4)
+    """
+    b = as_binary(base_correct, "base_correct")
+    q = as_binary(quant_correct, "quant_correct")
+    check_same_length(b, q, "base_correct", "quant_correct")
+    return Flips(int((b & ~q).sum()), int((~b & q).sum()), int(b.size))
+
+
+def binomial_pvalue_above(k: int, n: int, share: float) -> float:
+    r"""One-sided exact binomial test of :math:`H_0: \pi \le s` against :math:`\pi > s` for
+    ``k`` events in ``n`` independent trials: :math:`P(X \ge k)`, :math:`X \sim B(n, s)`.
+    Equals ``scipy.stats.binomtest(k, n, share, alternative="greater").pvalue``.
+
+    >>> round(binomial_pvalue_above(3, 10, 0.1), 6)
+    0.070191
+    """
+    from scipy.stats import binom
+
+    _check_binomial(k, n)
+    if not 0 < share < 1:
+        raise ValueError(f"Expected `share` in (0, 1), but got {share}")
+    return float(binom.sf(k - 1, n, share))
+
+
+def binomial_upper_bound(k: int, n: int, level: float) -> float:
+    r"""One-sided Clopper-Pearson upper confidence bound of a binomial proportion at
+    confidence ``1 - level``: the largest :math:`\pi` with :math:`P(X \le k \mid \pi) \ge`
+    ``level``, i.e. the Beta(k + 1, n - k) quantile at ``1 - level`` (1 when ``k == n``).
+    :math:`\pi` at or above it is rejected by the exact one-sided test at ``level``; with
+    ``k = 0`` it is :math:`1 - \mathrm{level}^{1/n}`.
+
+    >>> round(binomial_upper_bound(0, 100, 0.05), 6)
+    0.029513
+    """
+    from scipy.stats import beta
+
+    _check_binomial(k, n)
+    if not 0 < level < 1:
+        raise ValueError(f"Expected `level` in (0, 1), but got {level}")
+    return 1.0 if k == n else float(beta.ppf(1 - level, k + 1, n - k))
+
+
+def _check_binomial(k: int, n: int) -> None:
+    if not (isinstance(n, (int, np.integer)) and n >= 1 and isinstance(k, (int, np.integer)) and 0 <= k <= n):
+        raise ValueError(f"Expected integers 0 <= k <= n with n >= 1, but got k={k!r}, n={n!r}")

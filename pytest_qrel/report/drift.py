@@ -1,8 +1,10 @@
 """The calibration and confidence report: per task a table in the style of paper 003
 Table 1 (accuracy and calibration error per variant, deltas to the base) with Table 2's
-confidence columns, the confidence shift per bin of base confidence (Fig. 1), and per
-model the accuracy drop per bit-width on memorization vs utilization tasks (paper 002).
-The numbers come from the gate records; here they are only grouped and printed."""
+confidence columns and, beside accuracy, the questions whose correctness flipped (Dutta et
+al. 2024 §3: right to wrong, wrong to right, and their sum), the confidence shift per bin of
+base confidence (Fig. 1), and per model the accuracy drop per bit-width on memorization vs
+utilization tasks (paper 002). The numbers come from the gate records; here they are only
+grouped and printed."""
 
 from __future__ import annotations
 
@@ -17,30 +19,49 @@ def _d(x) -> str:
     return "-" if x is None else f"{x:+.3f}"
 
 
+def _flips(x: dict) -> tuple[str, str, str]:
+    """Right to wrong, wrong to right and the flip rate, as shares of the task's questions."""
+    f = x.get("flips") or {}  # a row journaled before flips were recorded has none
+    return _f(f.get("right_to_wrong")), _f(f.get("wrong_to_right")), _f(f.get("flip_rate"))
+
+
+def _result(x: dict) -> str:
+    failed = [m for m, v in x["gates"].items() if v["status"] == "fail"]
+    return ("FAIL: " + ", ".join(failed)) if failed else "PASS"
+
+
+def _by_task(table: list[dict]) -> list[tuple[str, str, list[dict]]]:
+    return [(model, task, [x for x in table if x["model"] == model and x["task"] == task])
+            for model, task in dict.fromkeys((x["model"], x["task"]) for x in table)]
+
+
+def _title(model: str, rows: list[dict]) -> str:
+    return (f"model {model}, task {rows[0]['task']} ({rows[0]['questions']} questions"
+            + (f", {rows[0]['stratum']}" if rows[0].get("stratum") else "") + "), rows by total model bits:")
+
+
 def write_drift_tables(terminalreporter, summary: dict) -> None:
     tr, table = terminalreporter, summary["tasks"]
     if not table:
         return
     tr.write_sep("-", "qrel calibration and confidence (paper 003 Tables 1-2, Fig. 1)")
-    head = ("variant", "bits", "acc", "d acc", "ECE", "d ECE", "ACE", "d ACE", "Brier d", "Conf_true", "d Conf_true",
-            "p", "H d", "JS", "result")
-    for model, task in dict.fromkeys((x["model"], x["task"]) for x in table):
-        rows = [x for x in table if x["model"] == model and x["task"] == task]
+    head = ("variant", "bits", "acc", "d acc", "r>w", "w>r", "flips", "ECE", "d ECE", "ACE", "d ACE", "Brier d",
+            "Conf_true", "d Conf_true", "p", "H d", "JS", "result")
+    for model, _, rows in _by_task(table):
         b = rows[0]["base"]
         tr.write_line("")
-        tr.write_line(f"model {model}, task {task} ({rows[0]['questions']} questions"
-                      + (f", {rows[0]['stratum']}" if rows[0].get("stratum") else "") + "), rows by total model bits:")
-        lines = [("base", "-", _f(b["accuracy"]), "-", _f(b["ece"]), "-", _f(b["ace"]), "-", "-", _f(b["conf_true"]), "-",
-                  "-", "-", "-", "")]
+        tr.write_line(_title(model, rows))
+        lines = [("base", "-", _f(b["accuracy"]), "-", "-", "-", "-", _f(b["ece"]), "-", _f(b["ace"]), "-", "-",
+                  _f(b["conf_true"]), "-", "-", "-", "-", "")]
         for x in rows:
             q, d, g = x["quantized"], x["delta"], x["gates"]
-            failed = [m for m, v in g.items() if v["status"] == "fail"]
             p = (g.get("conf_true_drop") or {}).get("pvalue")
-            lines.append((x["variant"], str(x["bits"]), _f(q["accuracy"]), _d(d["accuracy"]), _f(q["ece"]), _d(d["ece"]),
-                          _f(q["ace"]), _d(d["ace"]), _d(d["brier"]), _f(q["conf_true"]), _d(d["conf_true"]),
-                          _f(p, ".2g"), _d(d["entropy"]), _f(x["js_distance_true_class"]),
-                          ("FAIL: " + ", ".join(failed)) if failed else "PASS"))
+            lines.append((x["variant"], str(x["bits"]), _f(q["accuracy"]), _d(d["accuracy"]), *_flips(x), _f(q["ece"]),
+                          _d(d["ece"]), _f(q["ace"]), _d(d["ace"]), _d(d["brier"]), _f(q["conf_true"]), _d(d["conf_true"]),
+                          _f(p, ".2g"), _d(d["entropy"]), _f(x["js_distance_true_class"]), _result(x)))
         _table(tr, head, lines)
+        tr.write_line("r>w, w>r: share of the questions the variant gets wrong that the base got right, and the reverse; "
+                      "flips: their sum (Dutta et al. 2024)")
         tr.write_line("mean confidence shift (quantized - base) per bin of base confidence:")
         edges = rows[0]["shift_by_bin"]["bin_edges"]
         bins = tuple(f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(edges[:-1], edges[1:]))
@@ -61,6 +82,32 @@ def write_drift_tables(terminalreporter, summary: dict) -> None:
             verdict = "more" if low["conf_true_drop"] > high["conf_true_drop"] else "not more"
             tr.write_line(f"{model}: {low['bits']}-bit variants lose {verdict} true-class confidence than {high['bits']}-bit "
                           f"ones ({low['conf_true_drop']:+.3f} vs {high['conf_true_drop']:+.3f}, mean over tasks and methods)")
+
+
+def drift_markdown_lines(summary: dict) -> list[str]:
+    """report.md's calibration and confidence section: per model and task, accuracy with the
+    questions whose correctness flipped beside it (Dutta et al. 2024 §3), calibration and
+    true-class confidence, and the gates' outcome."""
+    table = summary["tasks"]
+    if not table:
+        return []
+    lines = ["## Calibration and confidence", "",
+             ("Per task (paper 003 Tables 1-2). right→wrong, wrong→right: shares of the questions whose answer the "
+              "variant gets wrong where the base was right, and the reverse; flips: their sum (Dutta et al. 2024, "
+              "arXiv 2407.09141, §3). The accuracy change is wrong→right minus right→wrong."), ""]
+    for model, _, rows in _by_task(table):
+        b = rows[0]["base"]
+        lines += [f"### {_title(model, rows).removesuffix(':')}", "",
+                  ("| variant | bits | acc | d acc | right→wrong | wrong→right | flips | ECE | d ECE | Conf_true | "
+                   "d Conf_true | result |"), "|" + "---|" * 12,
+                  f"| base | - | {_f(b['accuracy'])} | - | - | - | - | {_f(b['ece'])} | - | {_f(b['conf_true'])} | - | |"]
+        for x in rows:
+            q, d = x["quantized"], x["delta"]
+            cells = (x["variant"], str(x["bits"]), _f(q["accuracy"]), _d(d["accuracy"]), *_flips(x), _f(q["ece"]),
+                     _d(d["ece"]), _f(q["conf_true"]), _d(d["conf_true"]), _result(x))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def _which(k: dict) -> str:

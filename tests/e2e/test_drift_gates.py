@@ -57,7 +57,7 @@ def test_base_against_itself_and_an_8bit_copy_never_fails_over_50_seeds(zoo_l):
     smallest_p = 1.0
     for seed in range(SEEDS):
         family = _family(session, pools, scores, ("self", "8b"), seed)
-        assert len(family) == 2 * len(ZOO_TASKS) * sum(len(CATALOG[p].keys) for p in ('calibration', 'confidence'))
+        assert len(family) == 2 * len(ZOO_TASKS) * sum(len(CATALOG[p].default_thresholds()) for p in ('calibration', 'confidence'))
         for correction in ("holm", "bh"):
             decisions = decide(family, cfg.drift_threshold, cfg.alpha, correction)
             failed = [k for k, d in decisions.items() if d.failed]

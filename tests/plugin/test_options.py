@@ -107,3 +107,41 @@ def test_tool_qrel_scalars(pytester):
     result = pytester.runpytest("--collect-only", "-q", "--qrel-no-cache")
     result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-rtn-4b-g64-q0.5m]",
                                  "*test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64-q0.5m]", "39 tests collected*"])
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", ("*--qrel-flips-threshold: expected one share in (0, 1) or bits:share pairs like 2:0.3,4:0.1 (at 0 any "
+               "flip would fail, at 1 none could), but got '0'*")),
+        ("1.5", "*--qrel-flips-threshold: expected one share in (0, 1) * but got '1.5'*"),
+        ("1", "*--qrel-flips-threshold: expected one share in (0, 1) * but got '1'*"),
+        ("nan", "*--qrel-flips-threshold: expected one share in (0, 1) * but got 'nan'*"),
+        ("inf", "*--qrel-flips-threshold: expected one share in (0, 1) * but got 'inf'*"),
+        ("-0.1", "*--qrel-flips-threshold: expected one share in (0, 1) * but got '-0.1'*"),
+        ("junk", "*--qrel-flips-threshold: expected one share in (0, 1) or bits:share pairs like 2:0.3,4:0.1, but got 'junk'*"),
+        ("0.1,0.2", "*--qrel-flips-threshold: expected one share in (0, 1) or bits:share pairs *, but got '0.1,0.2'*"),
+        ("2:x", "*--qrel-flips-threshold: expected one share in (0, 1) or bits:share pairs *, but got '2:x'*"),
+        ("2:0.3,8:0", "*--qrel-flips-threshold: expected one share in (0, 1) * but got '2:0.3,8:0'*"),
+        ("2:0.3", "*--qrel-flips-threshold: no threshold for 8-bit variants*"),
+    ],
+)
+def test_bad_flips_thresholds_are_one_line_usage_errors(pytester, value, message):
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-bits=2,8", f"--qrel-flips-threshold={value}",
+                                "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_the_flip_rate_has_its_own_option_and_a_level_of_its_own(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--qrel-flips-threshold=VALUE*"])
+    assert "bits:share pairs (default: off)" in " ".join(result.stdout.str().split())
+    # one way to set it: not through the calibration thresholds' metric:value pairs
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-calibration-threshold=flips:0.1", "--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qrel-calibration-threshold: unknown metric 'flips'; expected some of: ece, ace, brier*"])
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-flips-threshold=0.1", "--qrel-alpha=flips:0.01",
+                                "--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.OK

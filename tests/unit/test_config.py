@@ -143,3 +143,23 @@ def test_qa_files_name_the_bad_line_and_repeated_prompts(tmp_path):
         read_qa_file(twice)
     with pytest.raises(pytest.UsageError, match=r"--qrel-qa-file: Expected distinct prompts"):
         _config(tmp_path, qa_file=str(twice))
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, None),
+    ("0.1", {2: 0.1, 8: 0.1}),
+    (0.25, {2: 0.25, 8: 0.25}),  # a TOML number
+    ("2:0.3, 8:0.05", {2: 0.3, 8: 0.05}),
+    ({"2": 0.3, "8": 0.05, "4": 0.1}, {2: 0.3, 8: 0.05, 4: 0.1}),  # a TOML table; other bit-widths may be named
+    (["2:0.3", "8:0.05"], {2: 0.3, 8: 0.05}),  # a TOML list
+])
+def test_flips_threshold_is_off_by_default_and_per_bit_width(tmp_path, value, expected):
+    config = _config(tmp_path, bits="2,8", **({} if value is None else {"flips_threshold": value}))
+    assert config.flips_threshold == expected
+    assert "flips" in config.alpha and "flips" not in config.drift_threshold
+
+
+@pytest.mark.parametrize("value", [True, 0, 1, "1e-400", {"2": "x", "8": 0.1}, {"2": 0.1}, [0.1]])
+def test_bad_flips_thresholds_name_the_option(tmp_path, value):
+    with pytest.raises(pytest.UsageError, match=r"^--qrel-flips-threshold: "):
+        _config(tmp_path, bits="2,8", flips_threshold=value)

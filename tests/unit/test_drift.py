@@ -91,7 +91,7 @@ def test_hypotheses_signs_and_tests():
     rng = np.random.default_rng(4)
     base = _scores(rng, sharp=1.0)
     flatter = ChoiceScores(base.loglik * 0.3, base.lengths, base.labels)  # less confident in everything
-    h = hypotheses(base, flatter)
+    h = hypotheses(base, flatter, flips_threshold=0.1)  # every metric: the flip rate's gate is off by default
     assert set(h) == {k for p in ('calibration', 'confidence') for k in CATALOG[p].keys}
     assert h["conf_true"].value > 0 and h["entropy"].value > 0  # harm is positive
     t = paired_ttest(flatter.true_class_confidence, base.true_class_confidence)
@@ -99,6 +99,7 @@ def test_hypotheses_signs_and_tests():
     assert h["ece"].test == "paired_bootstrap" and h["ece"].ci[0] <= h["ece"].value <= h["ece"].ci[1]
     same = hypotheses(base, base)
     assert all(x.value == 0 and x.pvalue == 1.0 for x in same.values())
+    assert hypotheses(base, base, flips_threshold=0.1)["flips"].value == 0  # the base flips nothing of its own
 
 
 def test_decide_needs_both_threshold_and_significance():
