@@ -17,7 +17,7 @@ from .cache import default_cache_dir
 from .checkpoints import Checkpoint, split_prequantized
 from .data import calibration_texts
 from .data.qa import read_qa_file
-from .data.text import resolve_kl_text
+from .data.text import KLText, read_kl_text, resolve_kl_text
 from .data.tasks import load_task, resolve_task
 from .models import ZOO_MODELS, resolve_model
 from .parsing import Tolerance
@@ -49,13 +49,12 @@ class KLSettings:
     the optional gates on the KL's tail and on top-1 agreement."""
 
     topk: int | None = 1024  # None: the full vocabulary (exact KL)
-    text: str | None = None  # a resolved --qrel-kl-text (file path or task); None: the zoo's sentences
+    text: KLText | None = None  # --qrel-kl-text, read; None: the zoo's sentences
     context: int = 512
     context_given: bool = False  # --qrel-kl-context set by the user (then a model must admit it)
     tokens: int = 32768
     p99_threshold: dict[int, float] | None = None  # by bit-width; None: off
     top1_threshold: float | None = None  # smallest agreement; None: off
-    allow_code: bool = False  # an lm-eval task YAML may run code (--qrel-allow-task-code)
 
 
 @dataclass(frozen=True)
@@ -225,10 +224,11 @@ def _kl_options(raw: dict[str, Any], invocation_dir: Path, bits: tuple[int, ...]
         spec = parsing.strings(options.KL_TEXT, raw["qrel_kl_text"])
         if len(spec) != 1:
             raise pytest.UsageError(f"{options.KL_TEXT}: expected one file or task, but got {raw['qrel_kl_text']!r}")
-        try:
-            text = resolve_kl_text(spec[0], invocation_dir)
+        try:  # read now: a missing file, an unknown task or an empty text stops the run before any test
+            text = read_kl_text(resolve_kl_text(spec[0], invocation_dir),
+                                parsing.boolean(options.ALLOW_TASK_CODE, raw.get("qrel_allow_task_code", False)))
         except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            raise pytest.UsageError(f"{options.KL_TEXT}: {exc}") from None
     p99 = None
     if raw.get("qrel_kl_p99_threshold") is not None:
         value = str(raw["qrel_kl_p99_threshold"])
@@ -258,7 +258,6 @@ def _kl_options(raw: dict[str, Any], invocation_dir: Path, bits: tuple[int, ...]
         tokens=parsing.integer(options.KL_TOKENS, raw["qrel_kl_tokens"], minimum=1),
         p99_threshold=p99,
         top1_threshold=top1,
-        allow_code=parsing.boolean(options.ALLOW_TASK_CODE, raw.get("qrel_allow_task_code", False)),
     )
 
 

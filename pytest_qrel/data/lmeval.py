@@ -26,8 +26,13 @@ def _require_lm_eval(what: str) -> None:
     datasets.disable_progress_bars()
 
 
-def read_task_yaml(path: Path, allow_code: bool = False) -> dict[str, Any]:
-    """A local lm-eval task file, read and checked: ValueError naming the file and the problem.
+_NEEDS = {"multiple_choice": ("dataset_path", "doc_to_choice", "confidence is a softmax over choices"),
+          "loglikelihood_rolling": ("dataset_path", "doc_to_target", "the KL suite's text is a perplexity task's")}
+
+
+def read_task_yaml(path: Path, allow_code: bool = False, output_type: str = "multiple_choice") -> dict[str, Any]:
+    """A local lm-eval task file of ``output_type``, read and checked: ValueError naming the
+    file and the problem.
     A file that would run Python (``!function``, in it or in a file it includes) is refused
     unless ``allow_code`` (or it ships with pytest-qrel)."""
     if not path.is_file():
@@ -55,13 +60,11 @@ def read_task_yaml(path: Path, allow_code: bool = False) -> dict[str, Any]:
         raise ValueError(f"Expected one task in {path}, but it defines group {cfg['group']!r}; name its tasks instead")
     if not isinstance(cfg.get("task"), str) or not cfg["task"].strip():
         raise ValueError(f"Expected a `task: <name>` entry in {path}, but it has none")
-    output_type = cfg.get("output_type", "generate_until")
-    if output_type != "multiple_choice":
-        raise ValueError(
-            f"Expected `output_type: multiple_choice` in {path} (confidence is a softmax over choices), "
-            f"but got {output_type!r}"
-        )
-    for key in ("dataset_path", "doc_to_choice"):
+    *keys, why = _NEEDS[output_type]
+    got = cfg.get("output_type", "generate_until")
+    if got != output_type:
+        raise ValueError(f"Expected `output_type: {output_type}` in {path} ({why}), but got {got!r}")
+    for key in keys:
         if key not in cfg:
             raise ValueError(f"Expected a `{key}` entry in {path}, but it has none")
     return cfg
@@ -134,10 +137,11 @@ def lmeval_docs(spec: str, allow_code: bool = False) -> list[str]:
     offline, not a perplexity task)."""
     path = Path(spec)
     if path.suffix in (".yaml", ".yml"):
-        ref = TaskRef(read_task_yaml(path, allow_code)["task"], "yaml", str(path.resolve()), allow_code)
+        rolling = "loglikelihood_rolling"
+        ref = TaskRef(read_task_yaml(path, allow_code, rolling)["task"], "yaml", str(path.resolve()), allow_code)
     else:
         ref = TaskRef(spec, "lmeval", spec)
-    task, where = _load_task(ref, build=False)
+    task, where = _load_task(ref, build=False, output_type="loglikelihood_rolling")
     if task.OUTPUT_TYPE != "loglikelihood_rolling":
         raise ValueError(f"Expected a perplexity task (output_type loglikelihood_rolling, as wikitext) for "
                          f"--qrel-kl-text, but {where} has output_type {task.OUTPUT_TYPE!r}")
@@ -147,7 +151,7 @@ def lmeval_docs(spec: str, allow_code: bool = False) -> list[str]:
     return [str(task.doc_to_target(doc)) for doc in docs]
 
 
-def _load_task(ref: TaskRef, build: bool = True) -> tuple[Any, str]:
+def _load_task(ref: TaskRef, build: bool = True, output_type: str = "multiple_choice") -> tuple[Any, str]:
     """The lm-eval task object of ``ref`` (its requests built) and how to name it."""
     _require_lm_eval(f"task {ref.name!r}")
     from lm_eval.tasks import TaskManager
@@ -155,7 +159,7 @@ def _load_task(ref: TaskRef, build: bool = True) -> tuple[Any, str]:
 
     if ref.kind == "yaml":
         path = Path(ref.source)
-        read_task_yaml(path, ref.allow_code)  # checked first: a malformed file, or code not allowed, is named
+        read_task_yaml(path, ref.allow_code, output_type)  # checked first: a malformed file, or code not allowed, is named
         cfg = _resolve_data_files(load_yaml(path), path.parent)  # `!function` resolved beside the file
         manager, spec, where = TaskManager(include_path=str(path.parent), include_defaults=False), cfg, str(path)
     else:

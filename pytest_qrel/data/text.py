@@ -27,8 +27,8 @@ def resolve_kl_text(spec: str, invocation_dir: Path) -> str:
     if path.exists():
         return str(path.resolve())
     if spec.endswith((".txt", ".jsonl", ".json", ".yaml", ".yml")) or "/" in spec:
-        raise ValueError(f"Expected --qrel-kl-text to name a file (plain text, or JSONL with a 'text' field) or an "
-                         f"lm-eval task, but {spec!r} does not exist")
+        raise ValueError(f"Expected a file (plain text, or JSONL with a 'text' field) or an lm-eval task, but "
+                         f"{spec!r} does not exist")
     return spec
 
 
@@ -39,7 +39,7 @@ def read_kl_text(spec: str, allow_code: bool = False) -> KLText:
         try:
             raw = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"Expected --qrel-kl-text {path} to be UTF-8 text, but byte {exc.start} is not") from None
+            raise ValueError(f"Expected {path} to be UTF-8 text, but byte {exc.start} is not") from None
         if path.suffix in (".jsonl", ".json"):
             parts = []
             for lineno, line in enumerate(raw.splitlines(), 1):
@@ -58,5 +58,5 @@ def read_kl_text(spec: str, allow_code: bool = False) -> KLText:
         shipped = data_dir().parent / "tasks" / f"{spec}.yaml"
         raw, source = "\n\n".join(lmeval_docs(str(shipped) if shipped.is_file() else spec, allow_code)), f"lm-eval task {path.stem if path.is_file() else spec}"
     if not raw.strip():
-        raise ValueError(f"Expected some text in --qrel-kl-text ({source}), but it is empty")
+        raise ValueError(f"Expected some text in {source}, but it is empty")
     return KLText(raw, source)

@@ -35,7 +35,6 @@ import numpy as np
 from .. import options
 from ..cache import QuantCache, cache_key
 from ..data import heldout_texts
-from ..data.text import read_kl_text
 from ..engine import encode, scored_rows, windows
 from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
@@ -122,7 +121,7 @@ class KLMeasure(Measure):
                 scratch["kl_text"] = KLText(encode(base.tokenizer, heldout_texts()), ZOO_TEXT, note)
             else:
                 try:
-                    text = read_kl_text(kl.text, kl.allow_code)
+                    text = kl.text
                     limit = getattr(base.model.config, "max_position_embeddings", None) or kl.context
                     if kl.context_given and kl.context > limit:
                         raise ValueError(f"{options.KL_CONTEXT}={kl.context} is more than {variant.model}'s "
@@ -269,7 +268,9 @@ class KLMeasure(Measure):
                 undecided |= _pct(values.lower, 99) <= p99 < _pct(values.upper, 99)
             bound = {"kl_lower": lower, "kl_upper": upper}
             if undecided and not values.exact:
+                stored_passes = values.base_passes
                 values = self.token_values(variant, exact=True)
+                values.base_passes += stored_passes
             # how many base forward passes this variant's KL took: 0 when the stored outputs
             # were read back (run-dependent, like the cache's hit or miss)
             self.store.info.setdefault(variant, {})["kl_base_forward_passes"] = values.base_passes

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..results import Record
 from ..summary import RunSummary, attempt, shown
 from .drift import drift_markdown_lines
+from .kl import kl_markdown_lines
 from .robustness import markdown_lines
 from .terminal import verdict_rows
 
@@ -61,6 +62,7 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
         lines.append("")
     section_errors: dict[str, str] = {}
     lines += attempt(section_errors, "calibration and confidence tables", lambda: drift_markdown_lines(summary.drift), [])
+    lines += attempt(section_errors, "KL statistics", lambda: kl_markdown_lines(records), [])
     lines += attempt(section_errors, "robustness tables", lambda: markdown_lines(summary.robustness), [])
     lines += [f"- the {name} could not be drawn: {error}" for name, error in section_errors.items()]
     if fits:

@@ -10,6 +10,7 @@ from ..properties import CATALOG, Catalog
 from ..results import Record
 from ..summary import RunSummary, attempt, shown
 from .drift import write_drift_tables
+from .kl import text_notes, write_kl_tables
 from .robustness import write_robustness_tables
 
 COLUMNS = ("variant", "method", "bits", "eff bits", "stored bits", "total bits", "layers", "metric", "value",
@@ -117,6 +118,7 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
     sections = (
         ("verdict matrix", lambda: _write_verdicts(tr, summary.verdicts)),
         ("per-model tables", lambda: _write_model_tables(tr, summary, catalog)),
+        ("KL statistics", lambda: write_kl_tables(tr, summary.records)),
         ("robustness tables", lambda: write_robustness_tables(tr, summary.robustness)),
         ("fitted laws", lambda: _write_fits(tr, summary.fits)),
         ("sweet spots", lambda: _write_sweet_spots(tr, summary.sweet)),
@@ -164,6 +166,8 @@ def _write_counts(tr, summary: RunSummary, report_dir: Path) -> None:
         f"qrel: {counts['pass']} passed, {counts['fail']} failed thresholds, {counts['error']} errors"
         + (f", {counts['skip']} not checked" if counts["skip"] else "") + f"; results in {report_dir / 'results.json'}"
     )
+    for note in text_notes(summary.records):
+        tr.write_line(f"qrel: warning: {note}", yellow=True)
     for prop, c in summary.counts.items():
         tr.write_line(f"qrel {prop}: {c['pass'] + c['fail']} checked ({c['pass']} passed, {c['fail']} failed), "
                       f"{c['skip']} not checked, {c['error']} errors")
