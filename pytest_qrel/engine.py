@@ -173,6 +173,28 @@ def scored_rows(model: torch.nn.Module, batches: Sequence[TokenBatch], check_fin
                             yield RowBlock(index, torch.log_softmax(raw, dim=-1).cpu(), ids[b, s + 1 : e + 1].cpu(), finite)
                 del logits
             sequence += batch.input_ids.shape[0]
+            release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Give the freed heap back to the OS (glibc's ``malloc_trim``; elsewhere nothing). Row
+    blocks of a large vocabulary are tens of MB each: below glibc's dynamic mmap threshold
+    they come from the heap, and without a trim its fragments keep the peak RSS growing with
+    the number of batches (measured: 1.8 GB at 512 scored tokens, 3.0 GB at 2,048, on a
+    128k vocabulary)."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM = None
 
 
 def _batch_logits(model, batch: TokenBatch, device, keep_arg: bool, first: int = 0,  # noqa: ANN001
