@@ -6,6 +6,7 @@ llama.cpp's ``--kl-divergence`` prints them; and the text they were measured on.
 from __future__ import annotations
 
 from ..results import Record
+from .table import aligned
 
 HEAD = ["variant", "tokens", "mean KL ± se", "bound width", "decided", "median", "p90", "p99", "p99.9", "max",
         "top-1 agree ± se", "Δp mean", "Δp rms", "ln PPL ratio"]
@@ -56,9 +57,8 @@ def write_kl_tables(terminalreporter, records: list[Record]) -> None:
         tr.write_line("")
         tr.write_line(f"model {model}, KL to base per scored token (llama.cpp's --kl-divergence statistics; "
                       "decided: by the certified top-k bounds, or exact):")
-        widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-        for row in [head, *body]:
-            tr.write_line("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        for line in aligned(head, body):
+            tr.write_line(line)
         for note in notes:
             tr.write_line(note, **({"yellow": True} if note.startswith("warning") else {}))
 

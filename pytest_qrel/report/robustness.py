@@ -6,6 +6,7 @@ worst-case perturbation, and the fuzzing test's shrunk examples."""
 from __future__ import annotations
 
 from ..summary import UNPERTURBED
+from .table import aligned
 
 
 def _f(x) -> str:
@@ -52,9 +53,8 @@ def write_robustness_tables(terminalreporter, summary: dict[str, dict]) -> None:
             tr.write_line("")
             tr.write_line(f"model {model}, robustness (paper 000 Fig. 3): accuracy / AUROC(-entropy) of sampled answers; "
                           "unknown words: share of perturbed words the tokenizer maps to its unknown token")
-            widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-            for row in [head, *body]:
-                tr.write_line("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+            for line in aligned(head, body):
+                tr.write_line(line)
         for note in notes:
             tr.write_line(note)
 

@@ -117,3 +117,22 @@ def test_the_robustness_table_without_unperturbed_rows_is_drawn():
     summary = robustness_summary([fuzz, nan])
     head, body, notes = table_lines("m", summary["m"])
     assert body == [] and any("fuzzing m-hqq-4b" in n for n in notes)
+
+
+def test_kl_statistics_table_and_the_zoo_text_warning():
+    from pytest_qrel.report.kl import kl_markdown_lines, table_lines, text_notes
+
+    detail = {"tokens": 4096, "kl_se": 0.0012, "kl_bound_width": 2e-5, "kl_decided": "bounds", "kl_median": 0.01,
+              "kl_p90": 0.05, "kl_p99": 0.4, "kl_p999": 1.5, "kl_max": 3.2, "top1_agreement": 0.93, "top1_se": 0.004,
+              "dp_mean": -0.002, "dp_rms": 0.05, "ln_ppl_ratio": 0.021, "kl_text": "file wiki.txt, windows of 512 tokens",
+              "kl_topk": 1024, "kl_text_note": "m: KL measured on the zoo's held-out sentences"}
+    rec = Record("test_kl_to_base[m-hqq-4b-g64]", "kl", "m-hqq-4b-g64", "m", "hqq", 4, 64, "kl_to_base", "pass",
+                 value=0.0314, threshold=0.1, detail=detail)
+    head, body, notes = table_lines([rec])
+    row = dict(zip(head, body[0], strict=True))
+    assert row["mean KL ± se"] == "0.0314 ± 0.0012" and row["p99.9"] == "1.5" and row["decided"] == "bounds"
+    assert row["top-1 agree ± se"] == "0.9300 ± 0.004" and row["ln PPL ratio"] == "+0.021"
+    assert notes == ["KL text: file wiki.txt, windows of 512 tokens; base top-1024 stored",
+                     "warning: m: KL measured on the zoo's held-out sentences"]
+    assert text_notes([rec]) == ["m: KL measured on the zoo's held-out sentences"]
+    assert "| m-hqq-4b-g64 | 4096 | 0.0314 ± 0.0012 |" in "\n".join(kl_markdown_lines([rec]))
