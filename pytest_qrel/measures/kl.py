@@ -35,7 +35,7 @@ import numpy as np
 from .. import options
 from ..cache import QuantCache, cache_key
 from ..data import heldout_texts
-from ..engine import encode, scored_rows, windows
+from ..engine import KL_BATCH_LOGITS, encode, scored_rows, windows
 from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
 from ..store import VariantError
@@ -114,20 +114,23 @@ class KLMeasure(Measure):
         if "kl_text" not in scratch:
             base = self.store.base(variant)
             kl = self.config.kl
+            vocab = int(base.model.get_output_embeddings().weight.shape[0])
             if kl.text is None:
                 note = None if variant.model in ZOO_MODELS else (
                     f"{variant.model}: KL measured on {ZOO_TEXT}, not on text of its own domain; give "
                     f"{options.KL_TEXT} (a file or an lm-eval task such as wikitext)")
-                scratch["kl_text"] = KLText(encode(base.tokenizer, heldout_texts()), ZOO_TEXT, note)
+                texts = heldout_texts()
+                longest = min(256, max(len(base.tokenizer(t)["input_ids"]) for t in texts))
+                per_batch = max(1, min(32, KL_BATCH_LOGITS // (longest * vocab)))  # 32 on the zoo
+                scratch["kl_text"] = KLText(encode(base.tokenizer, texts, batch_size=per_batch), ZOO_TEXT, note)
             else:
+                text = kl.text
+                limit = getattr(base.model.config, "max_position_embeddings", None) or kl.context
+                if kl.context_given and kl.context > limit:
+                    raise VariantError(f"{options.KL_CONTEXT}={kl.context} is more than {variant.model}'s "
+                                       f"{limit} positions")
+                context = min(kl.context, limit)
                 try:
-                    text = kl.text
-                    limit = getattr(base.model.config, "max_position_embeddings", None) or kl.context
-                    if kl.context_given and kl.context > limit:
-                        raise ValueError(f"{options.KL_CONTEXT}={kl.context} is more than {variant.model}'s "
-                                         f"{limit} positions")
-                    context = min(kl.context, limit)
-                    vocab = int(base.model.get_output_embeddings().weight.shape[0])
                     batches = windows(base.tokenizer, text.text, context, kl.tokens, vocab)
                 except ValueError as exc:
                     raise VariantError(f"{options.KL_TEXT}: {exc}") from None

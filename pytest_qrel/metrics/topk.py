@@ -111,17 +111,19 @@ def topk_bounds(base: TopK, quant_logp: torch.Tensor, ref: torch.Tensor) -> Toke
     q_tail_logmass = q_tail.logsumexp(-1)
     log_ratio = base.tail_logmass.double() - q_tail_logmass
     lower = head + torch.where(has_tail, tail_mass * log_ratio, torch.zeros((), dtype=torch.float64))
-    # c_j = -log q_j on the tail; excluded (top-k) entries contribute nothing to any sum
-    c = -q_tail  # +inf on the top-k
-    in_tail = torch.isfinite(c)
-    c_max = torch.where(in_tail, c, torch.full((), float("-inf"), dtype=torch.float64)).max(-1).values
-    c_min = torch.where(in_tail, c, torch.full((), float("inf"), dtype=torch.float64)).min(-1).values
+    # c_j = -log q_j on the tail (+inf where the variant gives a tail token no mass: then the
+    # bound is +inf, as the KL may be); -inf on the top-k, so that max(0, c_j - lambda) is 0 there
+    c = quant_logp.double().neg_().scatter_(-1, ids, float("-inf"))
+    c_max = c.max(-1).values
+    c_min = torch.where(c > float("-inf"), c, torch.full((), float("inf"), dtype=torch.float64)).min(-1).values
     p_k = p[:, -1]
     best = tail_mass * c_max  # lambda = c_max
+    excess = torch.empty_like(c)
     for f in _LAMBDA_GRID[1:]:
         lam = c_max - f * (c_max - c_min)
-        excess = torch.where(in_tail, (c - lam[:, None]).clamp(min=0), torch.zeros((), dtype=torch.float64)).sum(-1)
-        best = torch.minimum(best, lam * tail_mass + p_k * excess)
+        torch.sub(c, lam[:, None], out=excess)
+        best = torch.minimum(best, lam * tail_mass + p_k * excess.clamp_(min=0).sum(-1))
+    best = torch.where(torch.isposinf(c_max), torch.full((), float("inf"), dtype=torch.float64), best)
     upper = head + torch.where(has_tail, base.tail_plogp.double() + best, torch.zeros((), dtype=torch.float64))
     lower = lower.clamp(min=0)
     upper = torch.maximum(upper, lower)
