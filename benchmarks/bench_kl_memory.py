@@ -21,6 +21,10 @@ streamed to disk shard by shard.
     python benchmarks/bench_kl_memory.py --small               # hidden 64, 1 layer: a quick check
     python benchmarks/bench_kl_memory.py --scaling-tokens 1024  # scaling at 1024, 2048, 4096 tokens
 
+Every subprocess inherits the environment: ``MALLOC_MMAP_THRESHOLD_=1048576 python
+benchmarks/bench_kl_memory.py`` fixes glibc's mmap threshold, whose dynamic rise to 32 MiB
+otherwise puts the engine's (64, 128256) float32 row blocks (32.8 MB) on the fragmenting heap.
+
 Before the rewrite (every base log-prob held in memory) this checkpoint needed 14.4 GB peak
 RSS and 12.5 minutes for one 8-bit test on the zoo's held-out text.
 """
