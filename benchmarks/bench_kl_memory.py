@@ -16,7 +16,7 @@ through ``--qrel-kl-text`` with ``--qrel-kl-tokens`` at 2x and 4x the zoo's scor
 (first ``--topk`` value): peak RSS per token count should stay flat, the base outputs being
 streamed to disk shard by shard.
 
-    python benchmarks/bench_kl_memory.py                       # topk 64 and all, then 2x and 4x tokens
+    python benchmarks/bench_kl_memory.py                       # topk 1024 and all, then 2x and 4x tokens
     python benchmarks/bench_kl_memory.py --checkpoint /tmp/big-vocab --topk 64 --multiples ""
     python benchmarks/bench_kl_memory.py --small               # hidden 64, 1 layer: a quick check
     python benchmarks/bench_kl_memory.py --scaling-tokens 1024  # scaling at 1024, 2048, 4096 tokens
@@ -221,7 +221,7 @@ def main() -> None:
     )
     p.add_argument(
         "--topk",
-        default="64,all",
+        default="1024,all",
         help="--qrel-kl-topk values, one run each (default: 64,all)",
     )
     p.add_argument(

@@ -298,6 +298,9 @@ class KLMeasure(Measure):
             "kl_lower": _mean(v.seq_lower),
             "kl_upper": _mean(v.seq_upper),
             "kl_bound_width": _mean(v.seq_upper) - _mean(v.seq_lower),
+            # the bounds from the stored top-k (before an exact recompute, if there was one)
+            "kl_stored_lower": bound["kl_lower"],
+            "kl_stored_upper": bound["kl_upper"],
             "kl_stored_bound_width": bound["kl_upper"] - bound["kl_lower"],
             "kl_se": float(seq_mid.std(ddof=1) / math.sqrt(seqs)) if seqs > 1 else math.nan,
             "kl_median": _pct(mid, 50),

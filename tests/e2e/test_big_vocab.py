@@ -52,6 +52,29 @@ def test_kl_suite_runs_on_the_small_big_vocab_checkpoint(pytester):
     )["results"]
     assert (
         record["tokens"] == 256
-        and record["kl_topk"] == 64
+        and record["kl_topk"] == 1024
         and 0 <= record["kl_lower"] <= record["kl_upper"]
     )
+
+
+def test_topk_bounds_contain_the_exact_kl_at_a_real_vocabulary(tmp_path):
+    """On 128,256 tokens: the stored top-k bounds hold the exact full-vocabulary KL; a random
+    model's nearly flat outputs leave them wide, so the gate recomputes exactly."""
+    from helpers import session_for
+
+    from pytest_qrel.measures.kl import KL_MAX_WIDTH
+
+    path = build_small_checkpoint(tmp_path / "big-vocab")
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(heldout_texts()[:60]))
+    opts = {"methods": "hqq", "bits": "8", "kl_text": str(text), "kl_context": "64", "kl_tokens": "128",
+            "kl_threshold": "8:9"}
+    exact = session_for(path, tmp_path / "all", kl_topk="all", **opts)
+    truth = exact.measures["kl"].outcome(exact.variants[0])[0].measurement
+    for k in ("16", "1024"):
+        session = session_for(path, tmp_path / k, kl_topk=k, **opts)
+        got = session.measures["kl"].outcome(session.variants[0])[0].measurement
+        stored = got.detail["kl_stored_bound_width"]
+        assert stored > KL_MAX_WIDTH and got.detail["kl_decided"] == "exact"
+        assert got.detail["kl_stored_lower"] <= truth.value + 1e-9 <= got.detail["kl_stored_upper"] + 2e-9
+        assert got.value == truth.value and got.detail["tokens"] == truth.detail["tokens"] == 128
