@@ -217,12 +217,12 @@ class KLMeasure(Measure):
             for block in _rows(model, batch):
                 n = len(block.ref)
                 part = slice(cursor, cursor + n)
+                b = next(live) if live is not None else None  # the base's rows of this block, in step
                 if not bool(block.finite.all()):
                     nonfinite += int((~block.finite).sum())
                     cursor += n
                     continue
-                if live is not None:
-                    b = next(live)
+                if b is not None:
                     stats, base_ref = exact_stats(b.logp, block.logp, block.ref), b.logp.gather(-1, block.ref[:, None]).squeeze(-1)
                 elif stored.topk is None:
                     stats, base_ref = exact_stats(shard["logp"][part], block.logp, block.ref), shard["ref_logp"][part]
