@@ -153,7 +153,9 @@ def main() -> None:
             hit |= failed
         caught_any += hit
         if (seed + 1) % 10 == 0:
-            print(f"  {seed + 1} seeds, {time.perf_counter() - start - scored:.0f} s", flush=True)
+            # running counts, so a run stopped early still says what it measured
+            print(f"  {seed + 1} seeds, {time.perf_counter() - start - scored:.0f} s: false alarms (any family) "
+                  f"{sum(any_alarm.values())}/{(seed + 1) * len(ZOO_MODELS)}, power {caught_any}/{seed + 1}", flush=True)
     n = args.seeds
     print(f"seeds {n}; calibration: {args.task_limit} questions per task from pools of {args.pool}; robustness: "
           f"{args.qa_limit} prompts from a pool of {args.qa_pool} under {len(conditions) - 1} conditions; "
