@@ -149,7 +149,8 @@ def raw_forward_seconds(
 import time, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from pytest_qrel.data import heldout_texts
-from pytest_qrel.engine import encode, windows
+from pytest_qrel.engine import encode
+from pytest_qrel.rows import windows
 from pytest_qrel.options import DEFAULT_KL_CONTEXT
 torch.manual_seed(0)
 tok = AutoTokenizer.from_pretrained({str(checkpoint)!r})

@@ -35,7 +35,8 @@ import numpy as np
 from .. import options
 from ..cache import QuantCache, cache_key
 from ..data import heldout_texts
-from ..engine import KL_BATCH_LOGITS, encode, scored_rows, windows
+from ..engine import encode
+from ..rows import KL_BATCH_LOGITS, scored_rows, windows
 from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
 from ..store import VariantError
@@ -336,7 +337,7 @@ class KLMeasure(Measure):
         return self.outcome(variant)
 
 
-def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a generator of engine.RowBlock
+def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a generator of rows.RowBlock
     """The variant's scored rows of one batch; a sequence that does not fit is the variant's error."""
     try:
         yield from scored_rows(model, [batch], check_finite=False)

@@ -12,7 +12,8 @@ from helpers import session_for
 from scipy.special import rel_entr
 
 from pytest_qrel.data import heldout_texts
-from pytest_qrel.engine import encode, scored_rows
+from pytest_qrel.engine import encode
+from pytest_qrel.rows import scored_rows
 from pytest_qrel.measures.kl import KL_MAX_WIDTH
 from pytest_qrel.store import VariantError
 
@@ -175,6 +176,10 @@ def test_a_text_shorter_than_a_window_or_a_context_past_the_model_is_named(tmp_p
     long.write_text(" ".join(heldout_texts()))
     session = session_for("zoo-xs", tmp_path, kl_text=str(long), kl_context="4096", **OPTS)
     with pytest.raises(VariantError, match=r"--qrel-kl-context=4096 is more than zoo-xs's 128 positions"):
+        session.measures["kl"].outcome(session.variants[0])
+    # the default's value, named by the user, is a request too: not cut to the model's length
+    session = session_for("zoo-xs", tmp_path, kl_text=str(long), kl_context="512", **OPTS)
+    with pytest.raises(VariantError, match=r"--qrel-kl-context=512 is more than zoo-xs's 128 positions"):
         session.measures["kl"].outcome(session.variants[0])
 
 

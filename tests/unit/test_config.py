@@ -163,3 +163,10 @@ def test_flips_threshold_is_off_by_default_and_per_bit_width(tmp_path, value, ex
 def test_bad_flips_thresholds_name_the_option(tmp_path, value):
     with pytest.raises(pytest.UsageError, match=r"^--qrel-flips-threshold: "):
         _config(tmp_path, bits="2,8", flips_threshold=value)
+
+
+@pytest.mark.parametrize("values, given", [({}, False), ({"kl_context": "512"}, True), ({"kl_context": "64"}, True)])
+def test_kl_context_is_given_when_named_even_at_its_default(tmp_path, values, given):
+    kl = _config(tmp_path, **values).kl
+    assert kl.context_given is given
+    assert kl.context == int(values.get("kl_context", "512"))
