@@ -52,6 +52,7 @@ KL_FORMAT = 2  # the stored base outputs' layout; a change is a cache miss
 # the widest mean KL bounds reported: wider ones (a base whose stored top-k leave much of its
 # mass in a tail the variant spreads differently) are recomputed exactly, as a straddle is
 KL_MAX_WIDTH = 1e-3
+MIN_P99_TOKENS = 100  # scored tokens the kl_p99 gate needs (fewer: not checked)
 ZOO_TEXT = "the zoo's held-out sentences"
 
 
@@ -265,6 +266,10 @@ class KLMeasure(Measure):
             problem = f"NaN or inf logits at {values.nonfinite} of {total} tokens"
             detail = {"nonfinite_tokens": values.nonfinite, "tokens": total, "kl_text": text.source}
             gates = [Gate(self.metric, Measurement(float("nan"), 0.0, problem, detail), self.threshold(variant))]
+            if p99 is not None:  # the tail and top-1 gates the user asked for fail with the same reason
+                gates.append(Gate("kl_p99", Measurement(float("nan"), 0.0, problem, detail), p99))
+            if kl.top1_threshold is not None:
+                gates.append(Gate("top1_agreement", Measurement(float("nan"), 1.0, problem, detail), kl.top1_threshold))
         else:
             lower, upper = _mean(values.seq_lower), _mean(values.seq_upper)
             undecided = lower <= self.threshold(variant) < upper or upper - lower > KL_MAX_WIDTH
@@ -319,8 +324,13 @@ class KLMeasure(Measure):
         gates = [Gate(self.metric, Measurement(value, 0.0, None, detail), self.threshold(variant))]
         if p99 is not None:
             lo, hi = _pct(v.lower, 99), _pct(v.upper, 99)
+            # below 100 tokens the 99th percentile is interpolated into the largest token KL:
+            # the gate would hold the maximum to a tail threshold, so it is not checked
+            few = (f"kl_p99 of {n} scored tokens would be their maximum: the tail gate needs at least "
+                   f"{MIN_P99_TOKENS} ({options.KL_TOKENS} or a longer {options.KL_TEXT})") if n < MIN_P99_TOKENS else None
             gates.append(Gate("kl_p99", Measurement((lo + hi) / 2, 0.0, None, {"kl_p99_lower": lo, "kl_p99_upper": hi,
-                                                                                 "kl_decided": detail["kl_decided"]}), p99))
+                                                                                 "kl_decided": detail["kl_decided"],
+                                                                                 "tokens": n}, unchecked=few), p99))
         if self.config.kl.top1_threshold is not None:
             gates.append(Gate("top1_agreement", Measurement(agree, 1.0, None, {"top1_se": detail["top1_se"], "tokens": n}),
                               self.config.kl.top1_threshold))

@@ -42,12 +42,17 @@ def test_nan_logits_are_a_fail_naming_the_variant_and_tokens(pytester):
         model.model.layers[0].mlp.down_proj.weight[0, 0] = 1e6
     model.save_pretrained(path)
     result = pytester.runpytest("--qrel-models=./spiky", "--qrel-methods=rtn", "--qrel-bits=2,8",
-                                           "--qrel-kl-threshold=2:9,8:9", *RUN, *KL_ONLY)
+                                           "--qrel-kl-threshold=2:9,8:9", "--qrel-kl-p99-threshold=9",
+                                           "--qrel-top1-threshold=0.01", *RUN, *KL_ONLY)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*spiky-rtn-2b-g64: NaN or inf logits at * of * tokens*"])
     assert "Traceback" not in result.stdout.str()
-    (bad,) = [r for r in _results(pytester.path)["results"] if r["bits"] == 2]
-    assert bad["status"] == "fail" and bad["value"] == "nan" and bad["nonfinite_tokens"] == bad["tokens"] > 100
+    bad = {r["metric"]: r for r in _results(pytester.path)["results"] if r["bits"] == 2}
+    assert set(bad) == {"kl_to_base", "kl_p99", "top1_agreement"}  # every gate asked for fails, none goes missing
+    for r in bad.values():
+        assert r["status"] == "fail" and r["value"] == "nan" and r["nonfinite_tokens"] == r["tokens"] > 100
+        assert "NaN or inf logits" in r["reason"]
+    assert {r["status"] for r in _results(pytester.path)["results"] if r["bits"] == 8} == {"pass"}
 
 
 def test_unloadable_base_is_one_error_per_variant_and_loaded_once(pytester):
