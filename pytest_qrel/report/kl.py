@@ -6,7 +6,7 @@ llama.cpp's ``--kl-divergence`` prints them; and the text they were measured on.
 from __future__ import annotations
 
 from ..results import Record
-from .table import aligned
+from .table import markdown_table, write_table
 
 HEAD = ["variant", "tokens", "mean KL ± se", "bound width", "decided", "median", "p90", "p99", "p99.9", "max",
         "top-1 agree ± se", "Δp mean", "Δp rms", "ln PPL ratio"]
@@ -54,11 +54,8 @@ def write_kl_tables(terminalreporter, records: list[Record]) -> None:
     tr = terminalreporter
     for model, rs in kl_records(records).items():
         head, body, notes = table_lines(rs)
-        tr.write_line("")
-        tr.write_line(f"model {model}, KL to base per scored token (llama.cpp's --kl-divergence statistics; "
-                      "decided: by the certified top-k bounds, or exact):")
-        for line in aligned(head, body):
-            tr.write_line(line)
+        write_table(tr, f"model {model}, KL to base per scored token (llama.cpp's --kl-divergence statistics; "
+                        "decided: by the certified top-k bounds, or exact):", head, body)
         for note in notes:
             tr.write_line(note, **({"yellow": True} if note.startswith("warning") else {}))
 
@@ -67,7 +64,6 @@ def kl_markdown_lines(records: list[Record]) -> list[str]:
     lines = []
     for model, rs in kl_records(records).items():
         head, body, notes = table_lines(rs)
-        lines += [f"## {model}: KL to base", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(row) + " |" for row in body] + [""]
+        lines += [f"## {model}: KL to base", "", *markdown_table(head, body)]
         lines += [f"- {n}" for n in notes] + [""]
     return lines

@@ -11,6 +11,7 @@ from ..summary import RunSummary, attempt, shown
 from .drift import drift_markdown_lines
 from .kl import kl_markdown_lines
 from .robustness import markdown_lines
+from .table import markdown_table
 from .terminal import verdict_rows
 
 CSV_COLUMNS = ("test", "property", "variant", "model", "method", "bits", "group_size", "metric", "value",
@@ -43,8 +44,7 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
     lines += [""] if errors or summary.errors else []
     head, rows = verdict_rows(summary.verdicts)
     if rows and len(head) > 1:
-        lines += ["## Verdicts", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+        lines += ["## Verdicts", "", *markdown_table(head, rows)]
     by_variant: dict[str, list[Record]] = {}
     for r in shown(records):
         by_variant.setdefault(r.variant, []).append(r)

@@ -6,7 +6,7 @@ worst-case perturbation, and the fuzzing test's shrunk examples."""
 from __future__ import annotations
 
 from ..summary import UNPERTURBED
-from .table import aligned
+from .table import markdown_table, write_table
 
 
 def _f(x) -> str:
@@ -50,11 +50,9 @@ def write_robustness_tables(terminalreporter, summary: dict[str, dict]) -> None:
     for model, s in summary.items():
         head, body, notes = table_lines(model, s)
         if body:
-            tr.write_line("")
-            tr.write_line(f"model {model}, robustness (paper 000 Fig. 3): accuracy / AUROC(-entropy) of sampled answers; "
-                          "unknown words: share of perturbed words the tokenizer maps to its unknown token")
-            for line in aligned(head, body):
-                tr.write_line(line)
+            write_table(tr, f"model {model}, robustness (paper 000 Fig. 3): accuracy / AUROC(-entropy) of sampled "
+                            "answers; unknown words: share of perturbed words the tokenizer maps to its unknown token",
+                        head, body)
         for note in notes:
             tr.write_line(note)
 
@@ -65,8 +63,6 @@ def markdown_lines(summary: dict[str, dict]) -> list[str]:
         head, body, notes = table_lines(model, s)
         lines += [f"## {model}: robustness", ""]
         if body:
-            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(row) + " |" for row in body]
-            lines.append("")
+            lines += markdown_table(head, body)
         lines += [f"- {n.strip()}" for n in notes] + [""]
     return lines
