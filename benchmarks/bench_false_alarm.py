@@ -129,6 +129,10 @@ def main() -> None:
             m = judge(h, decisions[k], config.correction, len(family), "--qrel-task-limit")
             failed += decisions[k].failed
             checked += m.unchecked is None
+            if decisions[k].failed and labels != [POWER_VARIANT]:  # a false alarm: say which, to look into
+                print(f"  false alarm: seed {seed}, {prop}, {model}, {' / '.join(map(str, k))}: value {m.value:.4g}, "
+                      f"threshold {thresholds.get(k[-1], float('nan')):g}, adjusted p {m.detail.get('adjusted_pvalue', float('nan')):.3g}",
+                      flush=True)
         return failed > 0, checked, len(family) - checked
 
     alarms = {(p, m): 0 for p in families for m in ZOO_MODELS}
