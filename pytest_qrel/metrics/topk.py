@@ -106,6 +106,11 @@ def topk_bounds(base: TopK, quant_logp: torch.Tensor, ref: torch.Tensor) -> Toke
     head = (p * (logp - q_head)).sum(-1)
     tail_mass = base.tail_logmass.double().exp()
     has_tail = tail_mass > 0
+    top1 = quant_logp.argmax(-1) == ids[:, 0]
+    quant_ref = quant_logp.gather(-1, ref.long()[:, None]).squeeze(-1).double()
+    if not bool(has_tail.any()):  # k covers the vocabulary (the zoo at the default k): both bounds are the KL
+        kl = head.clamp(min=0)
+        return TokenStats(kl, kl.clone(), top1, quant_ref)
     # the variant's tail, in float64 one row block at a time
     q_tail = quant_logp.double().scatter(-1, ids, float("-inf"))
     q_tail_logmass = q_tail.logsumexp(-1)
@@ -127,8 +132,7 @@ def topk_bounds(base: TopK, quant_logp: torch.Tensor, ref: torch.Tensor) -> Toke
     upper = head + torch.where(has_tail, base.tail_plogp.double() + best, torch.zeros((), dtype=torch.float64))
     lower = lower.clamp(min=0)
     upper = torch.maximum(upper, lower)
-    top1 = quant_logp.argmax(-1) == ids[:, 0]
-    return TokenStats(lower, upper, top1, quant_logp.gather(-1, ref.long()[:, None]).squeeze(-1).double())
+    return TokenStats(lower, upper, top1, quant_ref)
 
 
 def exact_stats(base_logp: torch.Tensor, quant_logp: torch.Tensor, ref: torch.Tensor) -> TokenStats:
