@@ -32,6 +32,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [str(suites_dir())]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's hook
+    """Every test of one qrel model on one worker (``schedule.py``): for -n without --dist and
+    for --dist loadgroup, whose grouping pytest 9.2 + xdist 3.8 lose."""
+    from . import schedule
+
+    if not schedule.wants_own_scheduler(config):
+        return None
+    session = config.stash[SESSION_KEY]
+    return schedule.ModelScheduling(config, log, session.variants, session.config.catalog.scaled_metrics())
+
+
 def suites_dir() -> Path:
     return Path(suites.__file__).parent
 

@@ -17,7 +17,8 @@ ARCHITECTURE = PACKAGE.parent / "ARCHITECTURE.md"
 # third-party libraries whose import costs seconds: a module importing one at its top is
 # imported by others only inside the function that needs it
 HEAVY = {"torch", "transformers", "scipy", "hypothesis", "matplotlib", "lm_eval", "hqq", "bitsandbytes",
-         "gptqmodel", "optimum", "datasets", "sklearn", "safetensors", "accelerate"}
+         "gptqmodel", "optimum", "datasets", "sklearn", "safetensors", "accelerate",
+         "xdist"}  # xdist: optional (the test extra), imported only from its own hook
 
 
 def package_modules(root: Path = PACKAGE) -> dict[str, Path]:

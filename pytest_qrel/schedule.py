@@ -1,0 +1,69 @@
+"""The plugin's own xdist scheduler (issue 17): every test of one qrel model on one worker.
+
+pytest-xdist's ``--dist loadgroup`` reads a test's ``xdist_group`` from a node id suffix
+(``...@group``) its workers write into ``item._nodeid``, which pytest 9.2 no longer reads
+(pytest-xdist issue 1386): the grouping is silently lost, so one model's tests are spread over
+the workers and each of them loads the model, quantizes its variants and scores its families
+again. This scheduler groups by what the test ids already say, independent of node-id
+formats: a suite test's parameter id begins with its variant's id (``<variant>``,
+``<variant>-<task>``, ``<variant>-<perturbation>-i<n>``), so its scope is that variant's
+model; the fitted-law tests (``<metric>-<variant>``) share one scope, as their laws are fitted
+over every model; any other test is its own scope (plain load balancing).
+
+It is used when the user gives ``-n`` without ``--dist`` and for ``--dist loadgroup``; an
+explicit other ``--dist`` (load, loadscope, loadfile, worksteal, each) is left to xdist.
+pytest-xdist is imported here at the top: this module is imported only from xdist's hook."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from xdist.scheduler import LoadScopeScheduling
+
+from .matrix import SCALING_GROUP
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import pytest
+
+    from .variants import Variant
+
+
+def wants_own_scheduler(config: pytest.Config) -> bool:
+    """-n without --dist (xdist then sets ``load``), or --dist loadgroup."""
+    dist = config.getoption("dist", "no")
+    explicit = any(a == "--dist" or a.startswith("--dist=") or a.startswith("-d") and a[2:3] in ("", "=")
+                   for a in config.invocation_params.args)
+    return dist == "loadgroup" or (dist == "load" and not explicit)
+
+
+def model_scope(nodeid: str, variants: Iterable[Variant], scaled_metrics: Iterable[str]) -> str:
+    """The scheduling scope of ``nodeid``: ``qrel-model:<model>`` for a test of one variant,
+    the scaling group for a fitted-law test, the node id itself otherwise."""
+    start, end = nodeid.find("["), nodeid.rfind("]")
+    if start < 0 or end < start:
+        return nodeid
+    param = nodeid[start + 1 : end]
+    ids = sorted(((v.id, v.model) for v in variants), key=lambda p: -len(p[0]))  # longest first: zoo-s vs zoo-s-x
+    for vid, model in ids:
+        if param == vid or param.startswith(vid + "-"):
+            return f"qrel-model:{model}"
+    for metric in scaled_metrics:
+        rest = param[len(metric) + 1 :] if param.startswith(metric + "-") else None
+        if rest is not None and any(rest == vid for vid, _ in ids):
+            return SCALING_GROUP
+    return nodeid
+
+
+class ModelScheduling(LoadScopeScheduling):
+    """xdist's scope scheduling (a scope runs whole on one worker) with qrel models as scopes."""
+
+    def __init__(self, config: pytest.Config, log=None, variants: Iterable[Variant] = (),  # noqa: ANN001
+                 scaled_metrics: Iterable[str] = ()) -> None:
+        super().__init__(config, log)
+        self.variants = tuple(variants)
+        self.scaled_metrics = tuple(scaled_metrics)
+
+    def _split_scope(self, nodeid: str) -> str:
+        return model_scope(nodeid, self.variants, self.scaled_metrics)

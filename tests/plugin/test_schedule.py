@@ -1,0 +1,55 @@
+"""The plugin's xdist scheduler (issue 17): with -n and no --dist, and with --dist loadgroup
+(whose grouping pytest 9.2 + xdist 3.8 lose), every test of one model runs on one worker."""
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from pytest_qrel.matrix import SCALING_GROUP
+from pytest_qrel.schedule import model_scope, wants_own_scheduler
+
+VARIANTS = [SimpleNamespace(id=i, model=m) for i, m in [
+    ("zoo-s-hqq-4b-g64", "zoo-s"), ("zoo-xs-hqq-4b-g64", "zoo-xs"), ("zoo-s-x-rtn-8b-g64", "zoo-s-x")]]
+
+
+@pytest.mark.parametrize("nodeid, scope", [
+    ("suites/test_kl.py::test_kl_to_base[zoo-s-hqq-4b-g64]", "qrel-model:zoo-s"),
+    ("suites/test_kl.py::test_kl_to_base[zoo-xs-hqq-4b-g64]", "qrel-model:zoo-xs"),
+    ("suites/test_kl.py::test_kl_to_base[zoo-s-x-rtn-8b-g64]", "qrel-model:zoo-s-x"),  # not zoo-s
+    ("suites/test_calibration.py::test_calibration_drift[zoo-s-hqq-4b-g64-zoo_recall]", "qrel-model:zoo-s"),
+    ("suites/test_robustness.py::test_robustness[zoo-xs-hqq-4b-g64-typo-i4]", "qrel-model:zoo-xs"),
+    ("suites/test_scaling.py::test_within_scaling_law[kl_to_base-zoo-s-hqq-4b-g64]", SCALING_GROUP),
+    ("tests/test_other.py::test_plain", "tests/test_other.py::test_plain"),
+    ("tests/test_other.py::test_param[zoo-s-hqq-4b-g64x]", "tests/test_other.py::test_param[zoo-s-hqq-4b-g64x]"),
+])
+def test_a_tests_scope_is_its_model(nodeid, scope):
+    assert model_scope(nodeid, VARIANTS, ["kl_to_base"]) == scope
+
+
+@pytest.mark.parametrize("dist, args, wanted", [
+    ("load", ["-n", "2"], True),  # -n alone: xdist sets load
+    ("loadgroup", ["-n", "2", "--dist", "loadgroup"], True),
+    ("load", ["-n", "2", "--dist", "load"], False),  # asked for by name
+    ("load", ["-n", "2", "--dist=load"], False),
+    ("loadscope", ["-n", "2"], False),  # e.g. from addopts
+    ("no", [], False),
+])
+def test_the_scheduler_replaces_only_load_by_default_and_loadgroup(dist, args, wanted):
+    config = SimpleNamespace(getoption=lambda name, default=None: dist,
+                             invocation_params=SimpleNamespace(args=tuple(args)))
+    assert wants_own_scheduler(config) is wanted
+
+
+@pytest.mark.parametrize("dist", [[], ["--dist", "loadgroup"]], ids=["n-alone", "loadgroup"])
+def test_one_models_tests_run_on_one_worker(pytester, dist):
+    result = pytester.runpytest("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
+                                "--qrel-kl-threshold=4:9,8:9", "--qrel-cache-dir=cache", "-p", "no:randomly",
+                                "-k", "test_kl_to_base", "-n", "2", "-v", *dist)
+    result.assert_outcomes(passed=8)
+    workers: dict[str, set[str]] = {}
+    for worker, model in re.findall(r"\[(gw\d)\] \[ *\d+%\] PASSED \S+::test_kl_to_base\[(zoo-x?s)-", result.stdout.str()):
+        workers.setdefault(model, set()).add(worker)
+    assert sum(1 for _ in re.finditer(r"\[gw\d\] \[ *\d+%\] PASSED", result.stdout.str())) == 8
+    assert set(workers) == {"zoo-xs", "zoo-s"}
+    assert all(len(w) == 1 for w in workers.values()), workers  # each model's four variants on one worker
