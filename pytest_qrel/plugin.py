@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from . import hooks, options, suites
+from . import engine, hooks, options, suites
 from .session import QrelSession
 
 SESSION_KEY = pytest.StashKey[QrelSession]()
@@ -22,6 +22,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: its share of the cores (unless the user set them)
+        engine.threads_for_worker(int(config.workerinput.get("workercount", 1)))
     session = QrelSession.from_config(config)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(_ReportListener(session), "qrel-reports")

@@ -53,3 +53,33 @@ def test_one_models_tests_run_on_one_worker(pytester, dist):
     assert sum(1 for _ in re.finditer(r"\[gw\d\] \[ *\d+%\] PASSED", result.stdout.str())) == 8
     assert set(workers) == {"zoo-xs", "zoo-s"}
     assert all(len(w) == 1 for w in workers.values()), workers  # each model's four variants on one worker
+
+
+THREADS_TEST = '''
+import os
+
+import torch
+
+
+def test_threads():
+    with open("threads.txt", "w") as f:  # a worker's output is not shown
+        f.write(f"{os.environ.get('PYTEST_XDIST_WORKER')} {os.environ.get('OMP_NUM_THREADS')} {torch.get_num_threads()}")
+'''
+
+
+def test_each_worker_gets_its_share_of_the_cores(pytester, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    pytester.makepyfile(test_threads=THREADS_TEST)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    share = max(1, len(__import__("os").sched_getaffinity(0)) // 2)
+    worker, env, threads = (pytester.path / "threads.txt").read_text().split()
+    assert worker in ("gw0", "gw1") and env == str(share) and threads == str(share)
+
+
+def test_a_thread_count_the_user_set_is_kept(pytester, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    pytester.makepyfile(test_threads=THREADS_TEST)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "threads.txt").read_text().split()[1:] == ["3", "3"]
