@@ -18,6 +18,12 @@ ROW_BLOCK = 64  # positions log-softmaxed at once: (64, V) float32, 32 MB at a 1
 KL_BATCH_LOGITS = 1 << 25  # logits of one KL forward pass: 128 MB of float32
 
 
+def sequences_per_batch(length: int, vocab: int) -> int:
+    """How many sequences of ``length`` tokens one KL forward pass takes: as many as keep its
+    logits within ``KL_BATCH_LOGITS`` (at most 32, at least one)."""
+    return max(1, min(32, KL_BATCH_LOGITS // (max(length, 1) * max(vocab, 1))))
+
+
 def windows(tokenizer, text: str, context: int, max_tokens: int, vocab: int) -> list[TokenBatch]:
     """``text`` tokenized as one stream and cut into windows of ``context`` tokens, each
     scoring its second half (the first half is context), as llama.cpp's perplexity tool does
@@ -38,7 +44,7 @@ def windows(tokenizer, text: str, context: int, max_tokens: int, vocab: int) -> 
     if bos is not None:
         for row in rows:
             row[0] = bos
-    per_batch = max(1, min(32, KL_BATCH_LOGITS // (context * max(vocab, 1))))
+    per_batch = sequences_per_batch(context, vocab)
     out = []
     for i in range(0, count, per_batch):
         t = torch.tensor(rows[i : i + per_batch], dtype=torch.long)

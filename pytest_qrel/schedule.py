@@ -41,19 +41,28 @@ def wants_own_scheduler(config: pytest.Config) -> bool:
 def model_scope(nodeid: str, variants: Iterable[Variant], scaled_metrics: Iterable[str]) -> str:
     """The scheduling scope of ``nodeid``: ``qrel-model:<model>`` for a test of one variant,
     the scaling group for a fitted-law test, the node id itself otherwise."""
-    start, end = nodeid.find("["), nodeid.rfind("]")
-    if start < 0 or end < start:
-        return nodeid
-    param = nodeid[start + 1 : end]
-    ids = sorted(((v.id, v.model) for v in variants), key=lambda p: -len(p[0]))  # longest first: zoo-s vs zoo-s-x
-    for vid, model in ids:
-        if param == vid or param.startswith(vid + "-"):
-            return f"qrel-model:{model}"
-    for metric in scaled_metrics:
-        rest = param[len(metric) + 1 :] if param.startswith(metric + "-") else None
-        if rest is not None and any(rest == vid for vid, _ in ids):
+    return Scopes(variants, scaled_metrics)(nodeid)
+
+
+class Scopes:
+    """``model_scope`` with the run's variants indexed once (the scheduler asks for every test)."""
+
+    def __init__(self, variants: Iterable[Variant], scaled_metrics: Iterable[str]) -> None:
+        self.models = {v.id: v.model for v in variants}
+        self.ids = sorted(self.models, key=len, reverse=True)  # longest first: zoo-s-x-... before zoo-s-...
+        self.scaled_metrics = tuple(scaled_metrics)
+
+    def __call__(self, nodeid: str) -> str:
+        start, end = nodeid.find("["), nodeid.rfind("]")
+        if start < 0 or end < start:
+            return nodeid
+        param = nodeid[start + 1 : end]
+        for vid in self.ids:
+            if param == vid or param.startswith(vid + "-"):
+                return f"qrel-model:{self.models[vid]}"
+        if any(param.startswith(m + "-") and param[len(m) + 1 :] in self.models for m in self.scaled_metrics):
             return SCALING_GROUP
-    return nodeid
+        return nodeid
 
 
 class ModelScheduling(LoadScopeScheduling):
@@ -62,8 +71,7 @@ class ModelScheduling(LoadScopeScheduling):
     def __init__(self, config: pytest.Config, log=None, variants: Iterable[Variant] = (),  # noqa: ANN001
                  scaled_metrics: Iterable[str] = ()) -> None:
         super().__init__(config, log)
-        self.variants = tuple(variants)
-        self.scaled_metrics = tuple(scaled_metrics)
+        self.scopes = Scopes(variants, scaled_metrics)
 
     def _split_scope(self, nodeid: str) -> str:
-        return model_scope(nodeid, self.variants, self.scaled_metrics)
+        return self.scopes(nodeid)

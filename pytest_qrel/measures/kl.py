@@ -36,7 +36,7 @@ from .. import options
 from ..cache import QuantCache, cache_key
 from ..data import heldout_texts
 from ..engine import encode
-from ..rows import KL_BATCH_LOGITS, scored_rows, windows
+from ..rows import scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
 from ..store import VariantError
@@ -123,8 +123,8 @@ class KLMeasure(Measure):
                     f"{options.KL_TEXT} (a file or an lm-eval task such as wikitext)")
                 texts = heldout_texts()
                 longest = min(256, max(len(base.tokenizer(t)["input_ids"]) for t in texts))
-                per_batch = max(1, min(32, KL_BATCH_LOGITS // (longest * vocab)))  # 32 on the zoo
-                scratch["kl_text"] = KLText(encode(base.tokenizer, texts, batch_size=per_batch), ZOO_TEXT, note)
+                batches = encode(base.tokenizer, texts, batch_size=sequences_per_batch(longest, vocab))  # 32 on the zoo
+                scratch["kl_text"] = KLText(batches, ZOO_TEXT, note)
             else:
                 text = kl.text
                 limit = getattr(base.model.config, "max_position_embeddings", None) or kl.context
@@ -265,11 +265,11 @@ class KLMeasure(Measure):
             total = values.nonfinite + tokens
             problem = f"NaN or inf logits at {values.nonfinite} of {total} tokens"
             detail = {"nonfinite_tokens": values.nonfinite, "tokens": total, "kl_text": text.source}
-            gates = [Gate(self.metric, Measurement(float("nan"), 0.0, problem, detail), self.threshold(variant))]
-            if p99 is not None:  # the tail and top-1 gates the user asked for fail with the same reason
-                gates.append(Gate("kl_p99", Measurement(float("nan"), 0.0, problem, detail), p99))
-            if kl.top1_threshold is not None:
-                gates.append(Gate("top1_agreement", Measurement(float("nan"), 1.0, problem, detail), kl.top1_threshold))
+            # the mean, and the tail and top-1 gates the user asked for, fail with the same reason
+            asked = [(self.metric, 0.0, self.threshold(variant)), ("kl_p99", 0.0, p99),
+                     ("top1_agreement", 1.0, kl.top1_threshold)]
+            gates = [Gate(metric, Measurement(float("nan"), base, problem, detail), threshold)
+                     for metric, base, threshold in asked if threshold is not None]
         else:
             lower, upper = _mean(values.seq_lower), _mean(values.seq_upper)
             undecided = lower <= self.threshold(variant) < upper or upper - lower > KL_MAX_WIDTH
