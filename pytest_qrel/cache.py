@@ -20,6 +20,7 @@ import shutil
 import uuid
 import warnings
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -29,6 +30,16 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+
+
+@lru_cache(maxsize=None)
+def installed_version(package: str) -> str:
+    """The installed version of ``package`` (part of cache keys); read from its metadata once
+    per process (``importlib.metadata.version`` scans the environment on every call: ~5 ms,
+    paid per key otherwise). PackageNotFoundError as that function."""
+    from importlib.metadata import version
+
+    return version(package)
 
 
 class QrelCacheWarning(UserWarning):

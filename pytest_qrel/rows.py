@@ -14,8 +14,13 @@ if TYPE_CHECKING:
     import torch
 
 
-ROW_BLOCK = 64  # positions log-softmaxed at once: (64, V) float32, 32 MB at a 128k vocabulary
+# logits log-softmaxed at once: (64, V) float32 rows at a 128k vocabulary (32 MB); on a small
+# vocabulary a block takes many more rows, so its fixed cost is paid once per batch, not per sentence
+ROW_BLOCK_LOGITS = 64 * 128256
 KL_BATCH_LOGITS = 1 << 25  # logits of one KL forward pass: 128 MB of float32
+# a batch whose logits fill 32 MB gives the freed heap back to the OS after it (smaller ones
+# leave no fragments worth the ~4 ms malloc_trim costs: the zoo's batches are ~1 MB)
+TRIM_LOGITS = 1 << 23
 
 
 def sequences_per_batch(length: int, vocab: int) -> int:
@@ -52,12 +57,18 @@ def windows(tokenizer, text: str, context: int, max_tokens: int, vocab: int) -> 
     return out
 
 
+def rows_per_block(vocab: int) -> int:
+    """Scored positions log-softmaxed at once: ``ROW_BLOCK_LOGITS`` logits (at least one row)."""
+    return max(1, ROW_BLOCK_LOGITS // max(vocab, 1))
+
+
 @dataclass(frozen=True)
 class RowBlock:
-    """Consecutive scored positions of one sequence: their next-token log-probs (n, V) float32,
-    the reference (next) tokens, and which rows had finite logits."""
+    """Consecutive scored positions, in row-major order over the batches' sequences: their
+    next-token log-probs (n, V) float32, the sequence each row belongs to, the reference
+    (next) tokens, and which rows had finite logits."""
 
-    sequence: int  # index of the sequence in the batches' order
+    sequence: torch.Tensor  # (n,) long: index of each row's sequence in the batches' order
     logp: torch.Tensor
     ref: torch.Tensor  # (n,) long
     finite: torch.Tensor  # (n,) bool
@@ -65,12 +76,12 @@ class RowBlock:
 
 def scored_rows(model: torch.nn.Module, batches: Sequence[TokenBatch], check_finite: bool = True) -> Iterator[RowBlock]:
     """Every scored position of ``batches`` (``score_mask``), in row-major order, as blocks of at
-    most ``ROW_BLOCK`` positions of one sequence: log-softmax in float32 one block at a time,
-    so no copy of a whole (batch, tokens, vocab) tensor is made beside the logits. Only the
-    scored positions' logits are computed where the model allows it (``logits_to_keep``).
-    On CUDA out of memory a batch is halved and retried; the rows and their order do not
-    change. NaN or infinite logits at a scored position are an error unless ``check_finite``
-    is off (the caller counts them from ``finite``)."""
+    most ``rows_per_block`` positions (spanning sequences of one forward pass): log-softmax in
+    float32 one block at a time, so no copy of a whole (batch, tokens, vocab) tensor is made
+    beside the logits. Only the scored positions' logits are computed where the model allows
+    it (``logits_to_keep``). On CUDA out of memory a batch is halved and retried; the rows and
+    their order do not change. NaN or infinite logits at a scored position are an error unless
+    ``check_finite`` is off (the caller counts them from ``finite``)."""
     import torch
 
     device = next(model.parameters()).device
@@ -79,28 +90,26 @@ def scored_rows(model: torch.nn.Module, batches: Sequence[TokenBatch], check_fin
     with torch.no_grad():
         for batch in batches:
             mask = batch.score_mask.bool()
+            offset = batch.score_from  # logits[:, j] is position score_from + j
             for first, ids, logits in _batch_logits(model, batch, device, keep_arg):
-                for b in range(ids.shape[0]):
-                    index = sequence + first + b
-                    positions = mask[first + b].nonzero().flatten()
-                    if positions.numel():
-                        lo, hi = int(positions[0]), int(positions[-1]) + 1
-                        if hi - lo != positions.numel():
-                            raise ValueError("Expected the scored positions of a sequence to be contiguous")
-                        offset = batch.score_from  # logits[:, j] is position score_from + j
-                        for s in range(lo, hi, ROW_BLOCK):
-                            e = min(s + ROW_BLOCK, hi)
-                            raw = logits[b, s - offset : e - offset].float()
-                            finite = torch.isfinite(raw).all(-1).cpu()
-                            if check_finite and not finite.all():
-                                raise FloatingPointError(
-                                    f"Expected finite logits from {type(model).__name__}, but got NaN or inf "
-                                    f"at {int((~finite).sum())} of {e - s} tokens of sequence {index}"
-                                )
-                            yield RowBlock(index, log_softmax_rows(raw).cpu(), ids[b, s + 1 : e + 1].cpu(), finite)
+                where = mask[first : first + ids.shape[0], offset:].nonzero()  # (n, 2) row-major
+                step = rows_per_block(logits.shape[-1])
+                for s in range(0, where.shape[0], step):
+                    seq, pos = where[s : s + step].unbind(1)
+                    raw = logits[seq.to(logits.device), pos.to(logits.device)].float()
+                    finite = torch.isfinite(raw).all(-1).cpu()
+                    if check_finite and not finite.all():
+                        bad = sorted({sequence + first + int(i) for i in seq[~finite]})
+                        raise FloatingPointError(
+                            f"Expected finite logits from {type(model).__name__}, but got NaN or inf "
+                            f"at {int((~finite).sum())} of {len(seq)} tokens (sequences {bad[:5]})"
+                        )
+                    yield RowBlock(sequence + first + seq, log_softmax_rows(raw).cpu(), ids[seq, pos + offset + 1].cpu(), finite)
+                large = logits.numel() >= TRIM_LOGITS
                 del logits
             sequence += batch.input_ids.shape[0]
-            release_freed_memory()
+            if large:
+                release_freed_memory()
 
 
 def log_softmax_rows(raw: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import options
-from .cache import QrelCacheWarning, QuantCache, cache_key, state_dict_digest
+from .cache import QrelCacheWarning, QuantCache, cache_key, installed_version, state_dict_digest
 from .data import calibration_texts
 from .engine import device_for_worker, encode, reference_logprobs
 from .metrics import MeanStats
@@ -77,6 +77,12 @@ class ModelStore:
                 self._errors[variant.model] = message
                 raise VariantError(message) from None
             self._model = variant.model
+            # everything alive now (the imported libraries, ~450k objects with torch and
+            # transformers, and this base) is left out of the collections made at each variant
+            # switch: a full scan took 0.35 s per switch, as long as a zoo variant's KL forward
+            # passes (benchmarks/bench_kl_overhead.py); the quantized variants, created later,
+            # are scanned and collected as before; release() unfreezes them for the next model
+            gc.freeze()
         assert self._base is not None
         return self._base
 
@@ -89,6 +95,7 @@ class ModelStore:
         """Drop the held base model, its scratch space and the quantized variant."""
         self._model, self._base, self._quantized = None, None, None
         self._scratch = {}
+        gc.unfreeze()  # the released base was frozen when it loaded (see base())
         gc.collect()
         import torch
 
@@ -200,9 +207,6 @@ class ModelStore:
 
     def cache_key(self, variant: Variant) -> str:
         """Everything the quantized weights depend on, hashed (see cache.py)."""
-        from importlib.metadata import version
-
-
         backend = get_backend(variant.method)
         scratch = self.scratch(variant)
         self.weights_digest(variant)
@@ -212,8 +216,8 @@ class ModelStore:
             {
                 "base_weights": scratch["weights_digest"],
                 "tokenizer": scratch["tokenizer_digest"],
-                "torch": version("torch"),
-                "transformers": version("transformers"),
+                "torch": installed_version("torch"),
+                "transformers": installed_version("transformers"),
                 "backend": backend.name,
                 "backend_version": backend.version(),
                 "backend_config": backend.config_version,

@@ -26,17 +26,16 @@ import hashlib
 import math
 import tempfile
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from .. import options
-from ..cache import QuantCache, cache_key
+from ..cache import QuantCache, cache_key, installed_version
 from ..data import heldout_texts
 from ..engine import encode
-from ..rows import scored_rows, sequences_per_batch, windows
+from ..rows import RowBlock, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
 from ..store import VariantError
@@ -165,7 +164,7 @@ class KLMeasure(Measure):
             digest.update(b.input_ids.numpy().tobytes() + b.attention_mask.numpy().tobytes() + f"|{b.score_from}|".encode())
         key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.weights_digest(variant),
                          "tokens": digest.hexdigest(), "topk": topk, "device": next(base.model.parameters()).device.type,
-                         "torch": version("torch"), "transformers": version("transformers")})
+                         "torch": installed_version("torch"), "transformers": installed_version("transformers")})
         cache = self._cache()
         passes = 0
         with cache.lock(key):
@@ -214,12 +213,12 @@ class KLMeasure(Measure):
             rows = np.argwhere(mask)  # (n, 2) row-major: the order blocks come in
             cursor = 0
             shard = stored.shard(i) if stored is not None else None
-            live = scored_rows(base.model, [batch]) if exact else None
+            live = _InStep(scored_rows(base.model, [batch])) if exact else None
             passes += exact
             for block in _rows(model, batch):
                 n = len(block.ref)
                 part = slice(cursor, cursor + n)
-                b = next(live) if live is not None else None  # the base's rows of this block, in step
+                b = live.take(n) if live is not None else None  # the base's rows of this block, in step
                 if not bool(block.finite.all()):
                     nonfinite += int((~block.finite).sum())
                     cursor += n
@@ -353,6 +352,25 @@ def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a genera
         yield from scored_rows(model, [batch], check_finite=False)
     except MemoryError as exc:
         raise VariantError(str(exc)) from None
+
+
+class _InStep:
+    """The live base's scored rows, taken ``n`` at a time to match the variant's blocks (their
+    boundaries differ where CUDA out of memory halved one model's batch and not the other's)."""
+
+    def __init__(self, blocks: Iterator[RowBlock]) -> None:
+        self.blocks, self.pending = blocks, []
+
+    def take(self, n: int) -> RowBlock:
+        import torch
+
+        have = sum(len(b.ref) for b in self.pending)
+        while have < n:
+            self.pending.append(next(self.blocks))
+            have += len(self.pending[-1].ref)
+        parts = [torch.cat([getattr(b, f) for b in self.pending]) for f in ("sequence", "logp", "ref", "finite")]
+        self.pending = [RowBlock(*(t[n:] for t in parts))] if have > n else []
+        return RowBlock(*(t[:n] for t in parts))
 
 
 def _mean(x: np.ndarray) -> float:

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
 
+from ..cache import installed_version
 from ..variants import QuantizedInfo, effective_bits, total_model_bits
 
 if TYPE_CHECKING:
@@ -63,11 +64,11 @@ class Backend(ABC):
 
     def version(self) -> str:
         """The installed version of the backend's library: part of every cache key."""
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import PackageNotFoundError
 
         names = self.requires or ("torch",)
         try:
-            return ",".join(f"{n}={version(n)}" for n in names)
+            return ",".join(f"{n}={installed_version(n)}" for n in names)
         except PackageNotFoundError:
             return "unknown"
 

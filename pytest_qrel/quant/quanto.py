@@ -17,6 +17,7 @@ import copy
 import json
 from typing import TYPE_CHECKING, ClassVar
 
+from ..cache import installed_version
 from ..engine import encode
 from .base import Backend, QuantizationError, linearize, read_safetensors
 
@@ -48,9 +49,7 @@ class QuantoBackend(Backend):
         return [] if importlib.util.find_spec("optimum") and importlib.util.find_spec("optimum.quanto") else ["optimum-quanto"]
 
     def version(self) -> str:
-        from importlib.metadata import version
-
-        return f"optimum-quanto={version('optimum-quanto')}"
+        return f"optimum-quanto={installed_version('optimum-quanto')}"
 
     def _quantize(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None

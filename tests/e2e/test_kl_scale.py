@@ -32,7 +32,8 @@ def _scipy_kl(session, variant) -> float:
     for b, q in zip(scored_rows(base.model, encode(base.tokenizer, heldout_texts())),
                     scored_rows(quant, encode(base.tokenizer, heldout_texts())), strict=True):
         kl = rel_entr(b.logp.double().exp().numpy(), q.logp.double().exp().numpy()).sum(-1)
-        per_seq.setdefault(b.sequence, []).extend(kl.tolist())
+        for seq, value in zip(b.sequence.tolist(), kl.tolist(), strict=True):
+            per_seq.setdefault(seq, []).append(value)
     return float(np.mean([np.mean(v) for v in per_seq.values()]))
 
 
@@ -213,8 +214,30 @@ def test_out_of_memory_halves_the_batch_and_keeps_every_row(tmp_path):
     wrapped = _OOMAbove(base.model, 5)
     halved = list(scored_rows(wrapped, batches))
     assert max(wrapped.calls) > 5 and [c for c in wrapped.calls if c <= 5]
-    assert [(b.sequence, b.ref.tolist()) for b in halved] == [(b.sequence, b.ref.tolist()) for b in plain]
-    for a, b in zip(halved, plain, strict=True):
-        torch.testing.assert_close(a.logp, b.logp, rtol=1e-5, atol=1e-5)
+    # the same rows in the same order (the blocks' boundaries follow the halved forward passes)
+    for field in ("sequence", "ref", "finite"):
+        assert torch.equal(torch.cat([getattr(b, field) for b in halved]), torch.cat([getattr(b, field) for b in plain]))
+    torch.testing.assert_close(torch.cat([b.logp for b in halved]), torch.cat([b.logp for b in plain]), rtol=1e-5, atol=1e-5)
     with pytest.raises(MemoryError, match="lower --qrel-kl-context"):
         list(scored_rows(_OOMAbove(base.model, 0), batches))
+
+
+def test_the_live_base_rows_follow_the_variants_blocks_whatever_their_boundaries():
+    """Exact KL runs the base beside the variant: where one model's batch was halved (CUDA out of
+    memory) and the other's not, their blocks split differently; rows are matched one to one."""
+    from pytest_qrel.measures.kl import _InStep
+    from pytest_qrel.rows import RowBlock
+
+    def blocks(sizes):
+        start = 0
+        for n in sizes:
+            rows = torch.arange(start, start + n)
+            yield RowBlock(rows // 4, rows[:, None].float().expand(n, 3), rows, torch.ones(n, dtype=torch.bool))
+            start += n
+
+    live = _InStep(blocks([3, 5, 1, 6]))
+    taken = [live.take(n) for n in (4, 4, 7)]
+    assert [b.ref.tolist() for b in taken] == [[0, 1, 2, 3], [4, 5, 6, 7], list(range(8, 15))]
+    assert all(torch.equal(b.logp[:, 0], b.ref.float()) and torch.equal(b.sequence, b.ref // 4) for b in taken)
+    with pytest.raises(StopIteration):
+        live.take(1)

@@ -3,11 +3,9 @@ that change with everything the quantized weights depend on."""
 
 import gc
 import shutil
-import textwrap
 import weakref
 
 from helpers import make_llama, session_for
-from pytest_qrel.models import zoo_dir
 
 
 def test_moving_to_another_model_releases_the_last_one(tmp_path):

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from pytest_qrel.fixtures import build_zoo
 from pytest_qrel.models import ZOO_MODELS, zoo_dir
