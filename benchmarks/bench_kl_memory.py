@@ -5,11 +5,14 @@ Builds (or takes with ``--checkpoint``) a random-init Llama with 128,256 tokens,
 and runs the shipped KL suite on it at 8-bit hqq in a subprocess, as a user would
 (``pytest suites/test_kl.py --qrel-models=<dir> --qrel-methods=hqq --qrel-bits=8``, a fresh
 temporary cache directory per run, so nothing is reused), once per ``--qrel-kl-topk`` value
-of ``--topk``. Per run it prints the subprocess's peak RSS (``wait4``'s ``ru_maxrss``), that
-peak over 2 x the model's bytes (the base and its quantized variant both held), the wall
-time, the KL test's own time (JUnit) over a raw forward pass of the base on the same tokens
-(full logits, no harness), and the stored base outputs per scored token on disk next to
-llama.cpp's ``--kl-divergence-base`` file (``2 * vocab + 8`` bytes per token: uint16 log-probs).
+of ``--topk``. Per run it prints the subprocess's peak RSS (``wait4``'s ``ru_maxrss``) over the
+peak RSS of the bare forward passes over the same tokens (a fresh process that loads the base
+and runs it over the suite's batches, full logits, no harness; then the same with a second
+copy of the model, as a KL test holds two models: target <= 1.5), that peak over 2 x the
+model's bytes, the wall time, the KL test's own time (JUnit) over the bare forward passes'
+time, and the stored base outputs per scored token on disk next to llama.cpp's
+``--kl-divergence-base`` file (``2 * vocab + 8`` bytes per token: uint16 log-probs).
+``--padded`` takes the trained zoo-l padded to 128,256 tokens instead of the random model.
 
 Then the token scaling check: the zoo's held-out text repeated into a plain text file and run
 through ``--qrel-kl-text`` with ``--qrel-kl-tokens`` at 2x and 4x the zoo's scored tokens
@@ -19,6 +22,7 @@ streamed to disk shard by shard.
     python benchmarks/bench_kl_memory.py                       # topk 1024 and all, then 2x and 4x tokens
     python benchmarks/bench_kl_memory.py --checkpoint /tmp/big-vocab --topk 64 --multiples ""
     python benchmarks/bench_kl_memory.py --small               # hidden 64, 1 layer: a quick check
+    python benchmarks/bench_kl_memory.py --padded --topk 1024 --multiples ""  # trained zoo-l, 128k tokens
     python benchmarks/bench_kl_memory.py --scaling-tokens 1024  # scaling at 1024, 2048, 4096 tokens
 
 Every subprocess inherits the environment: ``MALLOC_MMAP_THRESHOLD_=1048576 python
@@ -48,7 +52,7 @@ SUITE = ROOT / "suites" / "test_kl.py"
 sys.path.insert(0, str(ROOT / "fixtures"))
 sys.path.insert(0, str(ROOT))
 
-from build_big_vocab import SMALL, build_big_vocab_checkpoint
+from build_big_vocab import SMALL, build_big_vocab_checkpoint, build_padded_checkpoint
 
 
 @dataclass
@@ -140,33 +144,51 @@ def run_kl_test(
     )
 
 
-def raw_forward_seconds(
-    checkpoint: Path, text: Path | None, tokens: int | None
-) -> float:
-    """A plain forward pass of the base over the same batches as the suite (full logits,
-    float32, no_grad), in a fresh process so its memory is not the benchmark's."""
+@dataclass
+class Bare:
+    seconds: float  # the base's forward passes over the KL batches
+    peak_one: int  # peak RSS (bytes) of a process holding the base and running them
+    peak_two: int  # the same with a second copy of the model held and run too (a KL needs two models)
+
+
+def bare_forward(checkpoint: Path, text: Path | None, tokens: int | None) -> Bare:
+    """Plain forward passes of the base over the same batches as the suite (full logits,
+    float32, no_grad, nothing kept), in a fresh process so its memory is not the benchmark's:
+    its time, its peak RSS, and its peak RSS once a second copy of the model is loaded and run
+    over the batches too (a KL test holds a base and a variant)."""
     code = f"""
-import time, torch
+import resource, time, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from pytest_qrel.data import heldout_texts
 from pytest_qrel.engine import encode
-from pytest_qrel.rows import windows
+from pytest_qrel.rows import sequences_per_batch, windows
 from pytest_qrel.options import DEFAULT_KL_CONTEXT
 torch.manual_seed(0)
 tok = AutoTokenizer.from_pretrained({str(checkpoint)!r})
 tok.pad_token = tok.pad_token or tok.eos_token
-model = AutoModelForCausalLM.from_pretrained({str(checkpoint)!r}, dtype=torch.float32).eval()
+load = lambda: AutoModelForCausalLM.from_pretrained({str(checkpoint)!r}, dtype=torch.float32).eval()
+model = load()
 text = {str(text) if text else None!r}
+vocab = model.config.vocab_size
 if text is None:
-    batches = encode(tok, heldout_texts())
+    texts = heldout_texts()
+    longest = min(256, max(len(tok(t)["input_ids"]) for t in texts))
+    batches = encode(tok, texts, batch_size=sequences_per_batch(longest, vocab))
 else:
-    batches = windows(tok, open(text).read(), int(DEFAULT_KL_CONTEXT), {tokens}, model.config.vocab_size)
+    batches = windows(tok, open(text).read(), int(DEFAULT_KL_CONTEXT), {tokens}, vocab)
+def run(m):
+    with torch.no_grad():
+        for b in batches:
+            m(input_ids=b.input_ids, attention_mask=b.attention_mask).logits
 with torch.no_grad():
     model(input_ids=batches[0].input_ids[:1, :8])  # warm-up
-    start = time.perf_counter()
-    for b in batches:
-        model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits
-    print(time.perf_counter() - start)
+start = time.perf_counter()
+run(model)
+seconds = time.perf_counter() - start
+one = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+second = load()
+run(second)
+print(seconds, one * 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -176,8 +198,9 @@ with torch.no_grad():
         env=env(),
     )
     if proc.returncode:
-        sys.exit(f"raw forward failed:\n{proc.stderr[-4000:]}")
-    return float(proc.stdout.strip().splitlines()[-1])
+        sys.exit(f"bare forward failed:\n{proc.stderr[-4000:]}")
+    seconds, one, two = proc.stdout.strip().splitlines()[-1].split()
+    return Bare(float(seconds), int(one), int(two))
 
 
 def scaling_text(path: Path, tokens: int) -> Path:
@@ -192,16 +215,18 @@ def scaling_text(path: Path, tokens: int) -> Path:
     return path
 
 
-def print_run(run: Run, model_bytes: int, raw: float, vocab: int) -> None:
+def print_run(run: Run, model_bytes: int, bare: Bare, vocab: int) -> None:
     per_token = run.stored_bytes / run.tokens if run.tokens else math.nan
     print(
-        f"{run.label:<26} topk {run.topk:>3}  tokens {run.tokens:>6}  peak RSS {run.peak_rss / 1e9:6.2f} GB  "
+        f"{run.label:<26} topk {run.topk:>4}  tokens {run.tokens:>6}  peak RSS {run.peak_rss / 1e9:6.2f} GB  "
+        f"/ bare forward {run.peak_rss / bare.peak_one:5.2f}x (one model, {bare.peak_one / 1e9:.2f} GB), "
+        f"{run.peak_rss / bare.peak_two:5.2f}x (two, {bare.peak_two / 1e9:.2f} GB) (target <= 1.5)  "
         f"peak / (2 x model) {run.peak_rss / (2 * model_bytes):5.2f}  wall {run.wall:6.1f} s  "
-        f"KL test {run.test_time:6.1f} s  raw forward {raw:5.2f} s  test / raw {run.test_time / raw:6.1f}x  "
-        f"wall / raw {run.wall / raw:6.1f}x  stored {per_token:8.0f} B/token "
+        f"KL test {run.test_time:6.1f} s  bare forward {bare.seconds:5.2f} s  test / bare {run.test_time / bare.seconds:6.1f}x  "
+        f"stored {per_token:8.0f} B/token "
         f"({per_token / (2 * vocab + 8):.4f} of llama.cpp's {2 * vocab + 8})  "
         f"KL {run.detail.get('kl_lower', math.nan):.3g}..{run.detail.get('kl_upper', math.nan):.3g} "
-        f"({run.detail.get('kl_decided', '?')})",
+        f"({run.detail.get('kl_decided', '?')}; stored width {run.detail.get('kl_stored_bound_width', math.nan):.3g})",
         flush=True,
     )
 
@@ -219,6 +244,11 @@ def main() -> None:
         "--small",
         action="store_true",
         help="build the test-sized checkpoint (hidden 64, 1 layer)",
+    )
+    p.add_argument(
+        "--padded",
+        action="store_true",
+        help="build zoo-l (trained) padded to 128,256 tokens (fixtures/build_big_vocab.py --padded)",
     )
     p.add_argument(
         "--topk",
@@ -247,7 +277,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qrel-bench-kl-") as tmp:
         work = Path(tmp)
         checkpoint = args.checkpoint
-        if checkpoint is None:
+        if checkpoint is None and args.padded:
+            checkpoint = build_padded_checkpoint(work / "padded")
+        elif checkpoint is None:
             sizes = SMALL if args.small else {}
             checkpoint = build_big_vocab_checkpoint(
                 work / ("big-vocab-small" if args.small else "big-vocab"), **sizes
@@ -261,7 +293,7 @@ def main() -> None:
             f"8-bit hqq, one test per run, {os.cpu_count()} CPUs",
             flush=True,
         )
-        raw = raw_forward_seconds(checkpoint, None, None)
+        raw = bare_forward(checkpoint, None, None)
         runs = []
         for topk in [t.strip() for t in args.topk.split(",") if t.strip()]:
             run = run_kl_test(
@@ -280,7 +312,7 @@ def main() -> None:
             text = scaling_text(work / "kl_text.txt", max(counts))
             scaling = [] if args.scaling_tokens else [zoo]
             for tokens in counts:
-                raw_m = raw_forward_seconds(checkpoint, text, tokens)
+                raw_m = bare_forward(checkpoint, text, tokens)
                 run = run_kl_test(
                     checkpoint,
                     zoo.topk,
