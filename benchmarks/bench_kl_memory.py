@@ -5,7 +5,8 @@ Builds (or takes with ``--checkpoint``) a random-init Llama with 128,256 tokens,
 and runs the shipped KL suite on it at 8-bit hqq in a subprocess, as a user would
 (``pytest suites/test_kl.py --qrel-models=<dir> --qrel-methods=hqq --qrel-bits=8``, a fresh
 temporary cache directory per run, so nothing is reused), once per ``--qrel-kl-topk`` value
-of ``--topk``. Per run it prints the subprocess's peak RSS (``wait4``'s ``ru_maxrss``) over the
+of ``--topk``. Per run it prints the subprocess's own peak RSS (its ``VmHWM``: ``fixtures/peak_memory.py``
+says why not ``wait4``'s ``ru_maxrss``) over the
 peak RSS of the bare forward passes over the same tokens (a fresh process that loads the base
 and runs it over the suite's batches, full logits, no harness; then the same with a second
 copy of the model, as a KL test holds two models: target <= 1.5), that peak over 2 x the
@@ -39,7 +40,6 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 sys.path.insert(0, str(ROOT))
 
 from build_big_vocab import SMALL, build_big_vocab_checkpoint, build_padded_checkpoint
+from peak_memory import run_measured, run_pytest_measured
 
 
 @dataclass
@@ -85,10 +86,7 @@ def run_kl_test(
     """One 8-bit hqq KL test in a fresh pytest process with its own empty cache directory."""
     out = work / label.replace(" ", "_")
     out.mkdir(parents=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
+    args = [
         str(SUITE),
         "-q",
         "-p",
@@ -105,17 +103,10 @@ def run_kl_test(
         *extra,
     ]
     start = time.perf_counter()
-    with open(out / "log.txt", "w") as log:
-        proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=out
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
+    run = run_pytest_measured(args, cwd=out, env=env(), log=out / "log.txt")
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):  # 1: the gate failed, still measured
-        sys.exit(
-            f"{label}: pytest exited {proc.returncode}:\n{(out / 'log.txt').read_text()[-4000:]}"
-        )
+    if run.returncode not in (0, 1):  # 1: the gate failed, still measured
+        sys.exit(f"{label}: pytest exited {run.returncode}:\n{run.output[-4000:]}")
     results = json.loads((out / "report" / "results.json").read_text())["results"]
     kl = [
         r
@@ -136,7 +127,7 @@ def run_kl_test(
         label,
         topk,
         int(detail.get("tokens", 0)),
-        usage.ru_maxrss * 1024,
+        run.peak_rss,
         wall,
         test_time,
         sum(f.stat().st_size for f in shards),
@@ -157,7 +148,7 @@ def bare_forward(checkpoint: Path, text: Path | None, tokens: int | None) -> Bar
     its time, its peak RSS, and its peak RSS once a second copy of the model is loaded and run
     over the batches too (a KL test holds a base and a variant)."""
     code = f"""
-import resource, time, torch
+import time, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from pytest_qrel.data import heldout_texts
 from pytest_qrel.engine import encode
@@ -185,22 +176,16 @@ with torch.no_grad():
 start = time.perf_counter()
 run(model)
 seconds = time.perf_counter() - start
-one = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+one = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 second = load()
 run(second)
-print(seconds, one * 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(seconds, one * 1024)
 """
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env(),
-    )
-    if proc.returncode:
-        sys.exit(f"bare forward failed:\n{proc.stderr[-4000:]}")
-    seconds, one, two = proc.stdout.strip().splitlines()[-1].split()
-    return Bare(float(seconds), int(one), int(two))
+    run = run_measured(code, env=env())
+    if run.returncode:
+        sys.exit(f"bare forward failed:\n{run.output[-4000:]}")
+    seconds, one = next(line for line in reversed(run.output.splitlines()) if line.strip()).split()
+    return Bare(float(seconds), int(one), run.peak_rss)
 
 
 def scaling_text(path: Path, tokens: int) -> Path:

@@ -5,6 +5,7 @@ reads the zoo's held-out text as real words, and the KL suite runs on it."""
 import json
 
 from pytest_qrel.fixtures.build_big_vocab import LLAMA3_VOCAB, build_small_checkpoint
+from pytest_qrel.fixtures.peak_memory import run_pytest_measured
 
 from pytest_qrel.data import heldout_texts
 from pytest_qrel.models import load_base
@@ -78,3 +79,30 @@ def test_topk_bounds_contain_the_exact_kl_at_a_real_vocabulary(tmp_path):
         assert stored > KL_MAX_WIDTH and got.detail["kl_decided"] == "exact"
         assert got.detail["kl_stored_lower"] <= truth.value + 1e-9 <= got.detail["kl_stored_upper"] + 2e-9
         assert got.value == truth.value and got.detail["tokens"] == truth.detail["tokens"] == 128
+
+
+def test_kl_memory_does_not_grow_with_the_scored_tokens_on_a_128k_vocabulary(tmp_path):
+    """Issue 16's memory bound, as a user runs it: the KL test on the 128,256-token checkpoint
+    over 256 and then 2,048 scored tokens of a text file. Keeping the base's log-probs in
+    memory (as before the streamed shards) would add 1,792 x 128,256 x 4 bytes = 919 MB for
+    the larger run; the streamed run holds the two models and one batch, so its peak may grow
+    by no more than a quarter of that (the slack is glibc's heap, which varies by ~0.2 GB
+    between runs). ``--qrel-kl-topk=all``: the full log-probs go to disk and are read back
+    batch by batch, the largest thing a KL run streams."""
+    path = build_small_checkpoint(tmp_path / "big-vocab")
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(heldout_texts() * 2))
+    peaks = {}
+    for tokens in (256, 2048):
+        run = run_pytest_measured(
+            ["-p", "no:randomly", "-p", "no:cacheprovider", "-k", "test_kl_to_base", f"--qrel-models={path}",
+             "--qrel-methods=hqq", "--qrel-bits=8", f"--qrel-cache-dir={tmp_path / f'cache-{tokens}'}",
+             f"--qrel-report-dir={tmp_path / f'report-{tokens}'}", "--qrel-kl-topk=all", f"--qrel-kl-text={text}",
+             "--qrel-kl-context=64", f"--qrel-kl-tokens={tokens}", "--qrel-kl-threshold=8:9"], cwd=tmp_path)
+        assert run.returncode == 0, run.output[-3000:]
+        peaks[tokens] = run.peak_rss
+        (record,) = json.loads((tmp_path / f"report-{tokens}" / "results.json").read_text())["results"]
+        assert record["tokens"] == tokens and record["status"] == "pass", run.output[-2000:]
+    kept = (2048 - 256) * LLAMA3_VOCAB * 4
+    print(f"peak RSS: {peaks}; keeping the log-probs would add {kept}")
+    assert peaks[2048] - peaks[256] < kept / 4, (peaks, kept)
