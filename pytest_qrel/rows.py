@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # logits log-softmaxed at once: (64, V) float32 rows at a 128k vocabulary (32 MB); on a small
 # vocabulary a block takes many more rows, so its fixed cost is paid once per batch, not per sentence
-ROW_BLOCK_LOGITS = 64 * 128256
+ROW_BLOCK_LOGITS = 4 * 128256
 KL_BATCH_LOGITS = 1 << 25  # logits of one KL forward pass: 128 MB of float32
 # a batch whose logits fill 32 MB gives the freed heap back to the OS after it (smaller ones
 # leave no fragments worth the ~4 ms malloc_trim costs: the zoo's batches are ~1 MB)
@@ -117,7 +117,7 @@ def log_softmax_rows(raw: torch.Tensor) -> torch.Tensor:
     ``log_softmax`` over a 128k vocabulary on CPU sums to 1 only within a few 1e-4 (measured:
     up to 2.3e-4 on a trained model with a padded vocabulary), which is past what the KL's
     bounds and references accept; the float64 log-normaliser brings it to about 1e-7. Only
-    one block's float64 copy exists at a time (64 rows: 66 MB at 128k tokens)."""
+    one block's float64 copy exists at a time (4 rows: 4 MB at 128k tokens)."""
     import torch
 
     wide = raw.double()
