@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import options, parsing
+from . import options, parsing, progress
 from .baseline import Baseline
 from .cache import default_cache_dir
 from .checkpoints import Checkpoint, split_prequantized
@@ -62,6 +62,7 @@ class QrelConfig:
     allow_unchecked: bool = False  # a run that checked nothing (or a named model nothing) may pass
     baseline_strict: bool = False  # a metric the baseline does not hold fails
     resume: bool = False  # run only the tests the report directory's journal does not hold
+    progress: str = "auto"  # --qrel-progress: on, off, auto (progress.py)
     models_given: bool = False  # --qrel-models named the models (not the default zoo)
     catalog: Catalog = field(default=CATALOG, compare=False, repr=False)  # the run's properties
 
@@ -156,6 +157,7 @@ class QrelConfig:
             compare_fail=_compare_fail(raw, catalog),
             baseline_strict=parsing.boolean(options.BASELINE_STRICT, raw.get("qrel_baseline_strict", False)),
             resume=parsing.boolean(options.RESUME, raw.get("qrel_resume", False)),
+            progress=parsing.choice(options.PROGRESS, raw["qrel_progress"], progress.MODES),
             **drift,
             robustness=robustness_settings(raw, invocation_dir, catalog),
             kl=kl_settings(raw, invocation_dir, bits + tuple(c[4] for c in checkpoints), "qrel_kl_context" in given),

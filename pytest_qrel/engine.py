@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Collection, Iterator, Sequence
 
+from . import progress
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -173,7 +175,7 @@ def choice_loglikelihoods(
     device = next(model.parameters()).device
     vocab = int(model.get_output_embeddings().weight.shape[0])
     i = 0
-    with torch.no_grad():  # not inference_mode: see next_token_logprobs
+    with torch.no_grad(), progress.step("scoring choices", len(rows), "seq", model) as bar:  # not inference_mode: see next_token_logprobs
         while i < len(rows):
             # at most batch_size rows, and about LOGITS_BUDGET logits (B x T x V floats) per pass
             size = max(1, min(batch_size, LOGITS_BUDGET // (len(rows[i][0]) * vocab)))
@@ -197,6 +199,7 @@ def choice_loglikelihoods(
                 out[q][k] = lp if math.isnan(out[q][k]) else out[q][k] + lp
                 if not ok:
                     bad.add(q)
+            bar.update(len(chunk))
     return out, len(bad)
 
 
@@ -259,7 +262,7 @@ def sample_answers(
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
     cache_arg = _cache_argument(model)
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]), reverse=True)
-    with torch.no_grad():  # not inference_mode: see next_token_logprobs
+    with torch.no_grad(), progress.step("sampling", n, "prompt", model) as bar:  # not inference_mode: see next_token_logprobs
         for start in range(0, n, per_pass):
             chunk = order[start : start + per_pass]
             gens = [torch.Generator().manual_seed(int(seeds[i]) % (1 << 63)) for i in chunk]
@@ -303,6 +306,7 @@ def sample_answers(
                             use_cache=True, **{cache_arg: cache})
             tokens[chunk] = tok.reshape(len(chunk), samples, -1)
             entropy[chunk] = ent.reshape(len(chunk), samples, -1)
+            bar.update(len(chunk))
     return Samples(tokens, entropy, tuple(sorted(bad)))
 
 

@@ -145,6 +145,16 @@ def variant_of(item: pytest.Item) -> Variant | None:
     return value if isinstance(value, Variant) else None
 
 
+def progress_label(item: pytest.Item, variants: list[Variant]) -> str:
+    """What a test measures, for its progress lines: ``zoo-m · variant 3/8 zoo-m-hqq-4b-g64``."""
+    variant = variant_of(item)
+    if variant is None:
+        return item.name
+    same = [v for v in variants if v.model == variant.model]
+    where = f"variant {same.index(variant) + 1}/{len(same)} " if variant in same else ""
+    return f"{variant.model} · {where}{variant.id}"
+
+
 def variant_of_nodeid(nodeid: str, variants: list[Variant]) -> Variant | None:
     """The variant a test id names (``...::test_kl_to_base[zoo-m-hqq-4b-g64]``, with a task or a
     perturbation after the variant id), for a report that carries nothing else (a worker died)."""

@@ -65,6 +65,7 @@ SAVE_BASELINE = "--qrel-save-baseline"
 COMPARE_FAIL = "--qrel-compare-fail"
 BASELINE_STRICT = "--qrel-baseline-strict"
 RESUME = "--qrel-resume"
+PROGRESS = "--qrel-progress"
 TASKS = "--qrel-tasks"
 TASK_LIMIT = "--qrel-task-limit"
 CALIBRATION_THRESHOLD = "--qrel-calibration-threshold"
@@ -174,6 +175,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(RESUME, "resume a run that was killed: the tests whose records the report directory's journal.jsonl "
            "holds are not run again, and the report ends as an uninterrupted run's would (default: a fresh run)",
            None, is_flag=True),
+    Option(PROGRESS, "a progress line on stderr while models are quantized and evaluated: on, off, or auto "
+           "(on a terminal, in the controlling process, not under -q) (default: auto)", "auto"),
     Option(TASKS, "comma-separated multiple-choice tasks of the calibration and confidence suites: zoo tasks, "
            f"lm-eval task names or local lm-eval task YAML files (default: {DEFAULT_TASKS})", DEFAULT_TASKS),
     Option(TASK_LIMIT, "questions per task, drawn at random with --qrel-seed (all: every question) "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from . import engine, hooks, options, suites
+from . import engine, hooks, options, progress, suites
 from .session import QrelSession
 
 SESSION_KEY = pytest.StashKey[QrelSession]()
@@ -26,6 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
         engine.threads_for_worker(int(config.workerinput.get("workercount", 1)))
     session = QrelSession.from_config(config)
     config.stash[SESSION_KEY] = session
+    progress.install_for(config, session.config.progress, session.is_worker)
     config.pluginmanager.register(_ReportListener(session), "qrel-reports")
     config.addinivalue_line("markers", "xdist_group(name): run tests of one group on one xdist worker")
     config.addinivalue_line("markers", "qrel_property(name): the reliability property a qrel suite test gates")

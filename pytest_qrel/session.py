@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import matrix, options
+from . import matrix, options, progress
 from .config import QrelConfig
 from .journal import Journal
 from .measures import MEASURES, Measure, registered_properties
@@ -84,6 +84,7 @@ class QrelSession:
 
     def begin(self, item: pytest.Item) -> None:
         self._test, self._measuring = item.name, None
+        progress.set_context(matrix.progress_label(item, self.variants))
 
     def gate(self, prop: str, variant: Variant, task: str | tuple | None = None, **params: str) -> None:
         """Measure ``prop`` on ``variant`` (on a task, or a (perturbation, intensity)), record

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import options
+from . import options, progress
 from .cache import QrelCacheWarning, QuantCache, cache_key, installed_version, state_dict_digest
 from .data import calibration_texts
 from .engine import device_for_worker, encode, reference_logprobs
@@ -77,6 +77,7 @@ class ModelStore:
                 self._errors[variant.model] = message
                 raise VariantError(message) from None
             self._model = variant.model
+            progress.name_model(self._base.model, "base")
             # everything alive now (the imported libraries, ~450k objects with torch and
             # transformers, and this base) is left out of the collections made at each variant
             # switch: a full scan took 0.35 s per switch, as long as a zoo variant's KL forward
@@ -121,6 +122,7 @@ class ModelStore:
             raise
         self.info[variant] = {**info.as_dict(), "cache": cache_state}
         self._quantized = (variant, model)
+        progress.name_model(model, variant.id)
         return model
 
     def _quantize_or_load(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, str]:
@@ -258,26 +260,27 @@ class ModelStore:
 
     def _quantize(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
         """Quantize ``variant``; a mixed-precision one first searches which layers go low."""
-        backend = get_backend(variant.method)
-        calibration = self.calibration_texts() if backend.needs_calibration else None
-        if variant.quant_ratio >= 1:
-            return backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
+        with progress.step(f"quantizing {variant.id}"):
+            backend = get_backend(variant.method)
+            calibration = self.calibration_texts() if backend.needs_calibration else None
+            if variant.quant_ratio >= 1:
+                return backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
 
-        full, _ = backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
-        batches = encode(base.tokenizer, self.calibration_texts())
-        layers = select_layers(
-            base.model,
-            full,
-            base.linear_layer_names,
-            variant.quant_ratio,
-            variant.granularity,
-            self.config.selection,
-            self.config.trials,
-            self.config.seed,
-            loss=lambda model: _mean_nll(model, batches),
-        )
-        del full
-        return backend.quantize(base, variant.bits, variant.group_size, layers=layers, calibration=calibration)
+            full, _ = backend.quantize(base, variant.bits, variant.group_size, calibration=calibration)
+            batches = encode(base.tokenizer, self.calibration_texts())
+            layers = select_layers(
+                base.model,
+                full,
+                base.linear_layer_names,
+                variant.quant_ratio,
+                variant.granularity,
+                self.config.selection,
+                self.config.trials,
+                self.config.seed,
+                loss=lambda model: _mean_nll(model, batches),
+            )
+            del full
+            return backend.quantize(base, variant.bits, variant.group_size, layers=layers, calibration=calibration)
 
     # -- calibration data ------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from .. import options
+from .. import options, progress
 from ..cache import QuantCache, cache_key, installed_version
 from ..data import heldout_texts
 from ..engine import encode
@@ -176,17 +176,19 @@ class KLMeasure(Measure):
 
                 def save(directory: Path) -> None:
                     nonlocal passes
-                    for i, batch in enumerate(text.batches):
-                        parts: dict[str, list[torch.Tensor]] = {}
-                        for block in scored_rows(base.model, [batch]):
-                            rows = ({"logp": block.logp, "ref_logp": block.logp.gather(-1, block.ref[:, None]).squeeze(-1)}
-                                    if topk is None else summarize_topk(block.logp, topk, block.ref).as_tensors())
-                            for name, t in rows.items():
-                                parts.setdefault(name, []).append(t)
-                            meta["tokens"] += len(block.ref)
-                        passes += 1
-                        save_file({k: torch.cat(v).contiguous() for k, v in parts.items()},
-                                  str(directory / f"shard-{i:05d}.safetensors"))
+                    with progress.step("KL base outputs", _scored(text), "tok", base.model) as bar:
+                        for i, batch in enumerate(text.batches):
+                            parts: dict[str, list[torch.Tensor]] = {}
+                            for block in scored_rows(base.model, [batch]):
+                                rows = ({"logp": block.logp, "ref_logp": block.logp.gather(-1, block.ref[:, None]).squeeze(-1)}
+                                        if topk is None else summarize_topk(block.logp, topk, block.ref).as_tensors())
+                                for name, t in rows.items():
+                                    parts.setdefault(name, []).append(t)
+                                meta["tokens"] += len(block.ref)
+                                bar.update(len(block.ref))
+                            passes += 1
+                            save_file({k: torch.cat(v).contiguous() for k, v in parts.items()},
+                                      str(directory / f"shard-{i:05d}.safetensors"))
 
                 try:
                     entry = cache.write(key, save, meta)
@@ -207,43 +209,45 @@ class KLMeasure(Measure):
         base = self.store.base(variant)
         out: dict[str, list] = {k: [] for k in ("lower", "upper", "top1", "base_ref", "quant_ref", "seq_lower", "seq_upper")}
         nonfinite = passes = 0
-        for i, batch in enumerate(text.batches):
-            mask = batch.score_mask.numpy().astype(bool)
-            low, up = np.zeros(mask.shape), np.zeros(mask.shape)
-            rows = np.argwhere(mask)  # (n, 2) row-major: the order blocks come in
-            cursor = 0
-            shard = stored.shard(i) if stored is not None else None
-            live = _InStep(scored_rows(base.model, [batch])) if exact else None
-            passes += exact
-            for block in _rows(model, batch):
-                n = len(block.ref)
-                part = slice(cursor, cursor + n)
-                b = live.take(n) if live is not None else None  # the base's rows of this block, in step
-                if not bool(block.finite.all()):
-                    nonfinite += int((~block.finite).sum())
+        with progress.step("KL exact" if exact else "KL", _scored(text), "tok", model) as bar:
+            for i, batch in enumerate(text.batches):
+                mask = batch.score_mask.numpy().astype(bool)
+                low, up = np.zeros(mask.shape), np.zeros(mask.shape)
+                rows = np.argwhere(mask)  # (n, 2) row-major: the order blocks come in
+                cursor = 0
+                shard = stored.shard(i) if stored is not None else None
+                live = _InStep(scored_rows(base.model, [batch])) if exact else None
+                passes += exact
+                for block in _rows(model, batch):
+                    n = len(block.ref)
+                    part = slice(cursor, cursor + n)
+                    b = live.take(n) if live is not None else None  # the base's rows of this block, in step
+                    if not bool(block.finite.all()):
+                        nonfinite += int((~block.finite).sum())
+                        cursor += n
+                        continue
+                    if b is not None:
+                        stats, base_ref = exact_stats(b.logp, block.logp, block.ref), b.logp.gather(-1, block.ref[:, None]).squeeze(-1)
+                    elif stored.topk is None:
+                        stats, base_ref = exact_stats(shard["logp"][part], block.logp, block.ref), shard["ref_logp"][part]
+                    else:
+                        top = TopK(*(shard[k][part] for k in ("logp", "ids", "tail_logmass", "tail_plogp", "ref_logp")))
+                        stats, base_ref = topk_bounds(top, block.logp, block.ref), top.ref_logp
+                    where = rows[part]
+                    low[where[:, 0], where[:, 1]] = stats.lower.numpy()
+                    up[where[:, 0], where[:, 1]] = stats.upper.numpy()
+                    out["lower"].append(stats.lower.numpy())
+                    out["upper"].append(stats.upper.numpy())
+                    out["top1"].append(stats.top1_same.numpy())
+                    out["base_ref"].append(base_ref.double().numpy())
+                    out["quant_ref"].append(stats.quant_ref_logp.numpy())
                     cursor += n
-                    continue
-                if b is not None:
-                    stats, base_ref = exact_stats(b.logp, block.logp, block.ref), b.logp.gather(-1, block.ref[:, None]).squeeze(-1)
-                elif stored.topk is None:
-                    stats, base_ref = exact_stats(shard["logp"][part], block.logp, block.ref), shard["ref_logp"][part]
-                else:
-                    top = TopK(*(shard[k][part] for k in ("logp", "ids", "tail_logmass", "tail_plogp", "ref_logp")))
-                    stats, base_ref = topk_bounds(top, block.logp, block.ref), top.ref_logp
-                where = rows[part]
-                low[where[:, 0], where[:, 1]] = stats.lower.numpy()
-                up[where[:, 0], where[:, 1]] = stats.upper.numpy()
-                out["lower"].append(stats.lower.numpy())
-                out["upper"].append(stats.upper.numpy())
-                out["top1"].append(stats.top1_same.numpy())
-                out["base_ref"].append(base_ref.double().numpy())
-                out["quant_ref"].append(stats.quant_ref_logp.numpy())
-                cursor += n
-            if cursor != len(rows):
-                raise RuntimeError(f"Expected {len(rows)} scored tokens in KL batch {i}, but the variant gave {cursor}")
-            if not nonfinite:
-                out["seq_lower"].append(sequence_mean(low, mask))
-                out["seq_upper"].append(sequence_mean(up, mask))
+                    bar.update(n)
+                if cursor != len(rows):
+                    raise RuntimeError(f"Expected {len(rows)} scored tokens in KL batch {i}, but the variant gave {cursor}")
+                if not nonfinite:
+                    out["seq_lower"].append(sequence_mean(low, mask))
+                    out["seq_upper"].append(sequence_mean(up, mask))
         arrays = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
         return TokenValues(**arrays, exact=exact or stored.topk is None, nonfinite=nonfinite,
                            base_passes=passes if exact else stored.forward_passes)
@@ -344,6 +348,10 @@ class KLMeasure(Measure):
         if task is not None or params:
             raise TypeError(f"Expected no task or parameters for property {self.key!r}, but got {task!r} {params}")
         return self.outcome(variant)
+
+
+def _scored(text: KLText) -> int:
+    return sum(int(b.score_mask.sum()) for b in text.batches)
 
 
 def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a generator of rows.RowBlock
