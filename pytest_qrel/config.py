@@ -63,6 +63,8 @@ class QrelConfig:
     baseline_strict: bool = False  # a metric the baseline does not hold fails
     resume: bool = False  # run only the tests the report directory's journal does not hold
     progress: str = "auto"  # --qrel-progress: on, off, auto (progress.py)
+    merge: tuple[Path, ...] = ()  # --qrel-merge: the results.json files joined, no test run
+    settings: dict = field(default_factory=dict, compare=False)  # results.json's settings (options.run_settings)
     models_given: bool = False  # --qrel-models named the models (not the default zoo)
     catalog: Catalog = field(default=CATALOG, compare=False, repr=False)  # the run's properties
 
@@ -158,6 +160,8 @@ class QrelConfig:
             baseline_strict=parsing.boolean(options.BASELINE_STRICT, raw.get("qrel_baseline_strict", False)),
             resume=parsing.boolean(options.RESUME, raw.get("qrel_resume", False)),
             progress=parsing.choice(options.PROGRESS, raw["qrel_progress"], progress.MODES),
+            merge=tuple(parsing.path(options.MERGE, p, invocation_dir) for p in raw.get("qrel_merge") or ()),
+            settings=options.run_settings(raw),
             **drift,
             robustness=robustness_settings(raw, invocation_dir, catalog),
             kl=kl_settings(raw, invocation_dir, bits + tuple(c[4] for c in checkpoints), "qrel_kl_context" in given),

@@ -274,14 +274,27 @@ def sample_answers(
                     raise ValueError(f"Expected prompt {i} to have at least one token, but it has none")
                 ids[r, width - len(prompt_ids[i]):] = torch.tensor(list(prompt_ids[i]))
                 mask[r, width - len(prompt_ids[i]):] = 1
-            ids, mask = ids.repeat_interleave(samples, 0).to(device), mask.repeat_interleave(samples, 0).to(device)
+            ids, mask = ids.to(device), mask.to(device)
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            # one prefill per prompt; its KV cache and last logits are then repeated for the
+            # prompt's samples (a cache that cannot be repeated: the prompts are repeated instead)
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-            alive = torch.ones(len(ids), dtype=torch.bool)
-            tok = np.full((len(ids), max_new_tokens), -1, dtype=np.int64)
-            ent = np.full((len(ids), max_new_tokens), np.nan)
+            cache = out.cache if hasattr(out, "cache") else out.past_key_values
+            if samples > 1 and hasattr(cache, "batch_repeat_interleave"):
+                cache.batch_repeat_interleave(samples)
+                last = out.logits[:, -1].repeat_interleave(samples, 0)
+            elif samples > 1:
+                out = model(input_ids=ids.repeat_interleave(samples, 0), attention_mask=mask.repeat_interleave(samples, 0),
+                            position_ids=positions.repeat_interleave(samples, 0), use_cache=True, logits_to_keep=1)
+                cache, last = (out.cache if hasattr(out, "cache") else out.past_key_values), out.logits[:, -1]
+            else:
+                last = out.logits[:, -1]
+            mask, positions = mask.repeat_interleave(samples, 0), positions.repeat_interleave(samples, 0)
+            alive = torch.ones(len(mask), dtype=torch.bool)
+            tok = np.full((len(mask), max_new_tokens), -1, dtype=np.int64)
+            ent = np.full((len(mask), max_new_tokens), np.nan)
             for t in range(max_new_tokens):
-                logits = out.logits[:, -1].double().cpu()
+                logits = last.double().cpu()
                 finite = torch.isfinite(logits).all(-1)
                 for r in torch.nonzero(~finite & alive).flatten().tolist():
                     bad.add(chunk[r // samples])
@@ -301,9 +314,9 @@ def sample_answers(
                     break
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
                 positions = positions[:, -1:] + 1
-                cache = out.cache if hasattr(out, "cache") else out.past_key_values
                 out = model(input_ids=step[:, None].to(device), attention_mask=mask, position_ids=positions,
                             use_cache=True, **{cache_arg: cache})
+                cache, last = (out.cache if hasattr(out, "cache") else out.past_key_values), out.logits[:, -1]
             tokens[chunk] = tok.reshape(len(chunk), samples, -1)
             entropy[chunk] = ent.reshape(len(chunk), samples, -1)
             bar.update(len(chunk))

@@ -66,6 +66,7 @@ COMPARE_FAIL = "--qrel-compare-fail"
 BASELINE_STRICT = "--qrel-baseline-strict"
 RESUME = "--qrel-resume"
 PROGRESS = "--qrel-progress"
+MERGE = "--qrel-merge"
 TASKS = "--qrel-tasks"
 TASK_LIMIT = "--qrel-task-limit"
 CALIBRATION_THRESHOLD = "--qrel-calibration-threshold"
@@ -240,6 +241,32 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(opt.flag, action="store", default=None, dest=opt.dest, metavar="VALUE", help=_escaped(opt.help))
             # default None: an ini value that is absent is told apart from one that is set
             parser.addini(opt.dest, opt.help, default=None)
+    group.addoption(MERGE, nargs="+", default=None, dest="qrel_merge", metavar="RESULTS_JSON",
+                    help="run no test: merge the results.json of separate runs (each with its own --qrel-models, "
+                         "the same other settings) into one report in --qrel-report-dir, as one run over their union")
+
+
+# what a run tests and where it writes: runs joined by --qrel-merge may differ in these; every
+# other option changes what is measured or how it is judged, so merged runs must agree on it
+PER_RUN = frozenset({MODELS, BASE, METHODS, BITS, GROUP_SIZE, QUANT_RATIO, REPORT_DIR, CACHE_DIR, NO_CACHE, PROGRESS,
+                     RESUME, SAVE_BASELINE})
+
+
+def key_of(flag: str) -> str:
+    """An option's name in ``[tool.qrel]`` and in results.json's ``settings``."""
+    return flag.removeprefix("--qrel-")
+
+
+def run_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """results.json's ``settings``: every option outside ``PER_RUN`` by its key, as the run
+    read it (defaults applied; a flag not given is false; scalars as strings, so that 0.05 from
+    [tool.qrel] and "0.05" from the command line are one setting)."""
+    def plain(opt: Option, value: Any) -> Any:
+        if opt.is_flag:
+            return bool(value)
+        return value if value is None or isinstance(value, (list, dict)) else str(value)
+
+    return {opt.key: plain(opt, raw.get(opt.dest)) for opt in OPTIONS if opt.flag not in PER_RUN}
 
 
 def _escaped(help_text: str) -> str:
@@ -248,7 +275,7 @@ def _escaped(help_text: str) -> str:
 
 
 def given_on_command_line(config: pytest.Config) -> bool:
-    return any(config.getoption(opt.dest) is not None for opt in OPTIONS)
+    return any(config.getoption(opt.dest) is not None for opt in OPTIONS) or bool(config.getoption("qrel_merge", None))
 
 
 def raw_values(config: pytest.Config) -> dict[str, Any]:
@@ -270,6 +297,8 @@ def raw_values(config: pytest.Config) -> dict[str, Any]:
             value = config.getini(opt.dest)
         if value is not None:
             values[opt.dest] = value
+    if config.getoption("qrel_merge", None):
+        values["qrel_merge"] = config.getoption("qrel_merge")
     return values
 
 

@@ -55,6 +55,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[SESSION_KEY].parametrize(metafunc)
 
 
+def pytest_collection(session: pytest.Session) -> bool | None:
+    if session.config.stash[SESSION_KEY].merged is None:
+        return None
+    session.items = []  # --qrel-merge: no test is collected or run
+    return True
+
+
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection: the run's final tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     config.stash[SESSION_KEY].order(items)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .baseline import regression, tolerance_for
 from .quant import get_backend
+from .store import one_line
 from .variants import variant_record
 
 if TYPE_CHECKING:
@@ -220,8 +221,21 @@ class Results:
         self._pending.append(record)
         return record
 
-    def lost(self, test: str, variant: Variant, report: str) -> dict[str, Any]:
-        """The payload of a test whose worker died before it reported: an ERROR, never a pass."""
+    def failed_unrecorded(self, test: str, variant: Variant, measuring: tuple[str, str] | None,
+                          exc: BaseException | None) -> None:
+        """A test that failed before recording anything (``measuring``: the property and metric
+        it was at): an ERROR record with a one-line reason, so no variant vanishes from the report."""
+        import pytest
+
+        reason = "unknown failure" if exc is None else one_line(exc) if isinstance(exc, pytest.fail.Exception) \
+            else f"{type(exc).__name__}: {one_line(exc)}"
+        self.error(test, variant, *(measuring or (None, None)), reason.removeprefix(f"{variant.id}: "))
+
+    def lost(self, test: str, variant: Variant | None, report: str) -> dict[str, Any] | None:
+        """The payload of a test whose worker died before it reported: an ERROR, never a pass
+        (None for a test of no variant)."""
+        if variant is None:
+            return None
         first = report.strip().splitlines()[0] if report.strip() else "no report"
         self.error(test, variant, None, None, f"worker crashed during {test} ({first})")
         return {**self.take_pending({}), "variant": variant.id}

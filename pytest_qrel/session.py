@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import matrix, options, progress
+from . import matrix, merge, options, progress
 from .config import QrelConfig
 from .journal import Journal
 from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_records
-from .store import ModelStore, VariantError, one_line
+from .store import ModelStore, VariantError
 from .summary import RunSummary, run_problem, summarize
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class QrelSession:
         self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
             self.merge_report_payload(payload)
+        self.merged = merge.read_runs(config.merge) if config.merge and not is_worker else None  # --qrel-merge
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
@@ -114,19 +115,16 @@ class QrelSession:
         if variant is None or report.when == "teardown" or (report.when == "setup" and report.passed):
             return
         if report.failed and not self.results.has_pending(item.name):
-            exc = call.excinfo.value if call.excinfo else None
-            reason = "unknown failure" if exc is None else one_line(exc) if isinstance(exc, pytest.fail.Exception) \
-                else f"{type(exc).__name__}: {one_line(exc)}"
-            self.results.error(item.name, variant, *(self._measuring or (None, None)),
-                               reason.removeprefix(f"{variant.id}: "))
+            self.results.failed_unrecorded(item.name, variant, self._measuring, call.excinfo.value if call.excinfo else None)
         info = self.store.info.get(variant)
         setattr(report, REPORT_ATTR, {**self.results.take_pending({variant.id: info} if info else {}),
                                       "variant": variant.id})
 
     def merge_report(self, report: pytest.TestReport) -> None:
         payload = getattr(report, REPORT_ATTR, None)
-        if payload is None and report.failed:
-            payload = self._lost(report)
+        if payload is None and report.failed:  # xdist's report of a test whose worker died, with no records
+            payload = self.results.lost(report.nodeid.rsplit("::", 1)[-1], matrix.variant_of_nodeid(
+                report.nodeid, self.variants), str(report.longrepr or "no report"))
         if self.merge_report_payload(payload):
             self.journal.append(payload)
 
@@ -136,12 +134,6 @@ class QrelSession:
         self.active = True
         self._seen.add(payload["variant"])
         return True
-
-    def _lost(self, report: pytest.TestReport) -> dict | None:
-        """xdist's failed report of a test whose worker died, carrying no records: an ERROR."""
-        variant = matrix.variant_of_nodeid(report.nodeid, self.variants)
-        return None if variant is None else self.results.lost(report.nodeid.rsplit("::", 1)[-1], variant,
-                                                              str(report.longrepr or "no report"))
 
     # -- models and values, for the suites and the plugin's own tests ----------------------------
 
@@ -178,21 +170,29 @@ class QrelSession:
         return self._computed
 
     def write_report(self) -> Path | None:
+        if self.merged is not None:
+            return self.merged.write(self.config.report_dir, self.config.catalog)
         if not self._reporting():
             return None
-        return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline)
+        return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline,
+                         merge.run_info(self.config))
 
     def end_of_run(self, session: pytest.Session) -> None:
         """Write the report; a run that checked nothing fails (summary.run_problem), and so do a
         resumed run's journaled failures, as they failed the run they came from."""
         self.write_report()
+        if self.merged is not None:  # no test ran: the merged runs' outcome is the exit status
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if self.merged.failed() else pytest.ExitCode.OK
+            return
         failed = any(r.status in ("fail", "error") for r in self.results.records)
         problem = run_problem(self.results.records, self.config)
         if self._reporting() and (problem or failed) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def terminal_summary(self, terminalreporter: Any) -> None:
-        if self._reporting():
+        if self.merged is not None:
+            self.merged.terminal_summary(terminalreporter, self.config.report_dir, self.config.catalog)
+        elif self._reporting():
             write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog,
                          run_problem(self.results.records, self.config))
 

@@ -30,7 +30,8 @@ def _nan_free(value):
 
 
 def write_results_json(
-    report_dir: Path, variants: list[dict], results: list[Record], fits: list[dict], drift: dict | None = None
+    report_dir: Path, variants: list[dict], results: list[Record], fits: list[dict], drift: dict | None = None,
+    run: dict | None = None,
 ) -> Path:
     """Write ``report_dir/results.json`` atomically (temp file + rename): a reader never
     sees half a file and an earlier complete report survives a crash mid-write."""
@@ -41,6 +42,7 @@ def write_results_json(
         "results": [{k: _nan_free(v) for k, v in r.as_dict().items()} for r in results],
         "fits": _nan_free(fits),
         **({"drift": _nan_free(drift)} if drift else {}),
+        **_nan_free(run or {}),  # settings (what --qrel-merge compares) and models_named
     }
     path = report_dir / "results.json"
     fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".json", dir=report_dir)

@@ -11,11 +11,13 @@ from .plots import plot_confidence_shift, plot_metric_vs_bits, plot_robustness_r
 from .results_json import write_results_json
 
 
-def write_run(report_dir: Path, summary: RunSummary, variants: list[dict], save_baseline: Path | None = None) -> Path:
+def write_run(report_dir: Path, summary: RunSummary, variants: list[dict], save_baseline: Path | None = None,
+              run: dict | None = None) -> Path:
     """Write results.json, results.csv, one PNG per fitted metric and report.md to
     ``report_dir`` (and results.json to ``save_baseline`` too); ``variants`` are every
-    variant of the run (the summary's are those that reported); returns results.json's path."""
-    path = write_results_json(report_dir, variants, summary.records, summary.fits, drift=summary.drift)
+    variant of the run (the summary's are those that reported), ``run`` its settings and named
+    models (results.json's ``settings`` and ``models_named``); returns results.json's path."""
+    path = write_results_json(report_dir, variants, summary.records, summary.fits, drift=summary.drift, run=run)
     errors = dict(summary.errors)  # each file or plot that cannot be drawn: its one-line error in report.md
     attempt(errors, "results.csv", lambda: write_csv(report_dir, variants, summary.records))
     metrics = dict.fromkeys(f["metric"] for f in summary.fits if "@" not in f["metric"])  # per-task metrics: in report.md

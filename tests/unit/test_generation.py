@@ -203,3 +203,29 @@ def test_a_prompt_longer_than_the_models_context_is_an_error_naming_it(zoo_m):
     with pytest.raises(ValueError, match=rf"the longest prompt has \d+ tokens, and with 4 answer tokens it does not fit "
                                          rf"the model's context of {context}: 'question : alice alice"):
         score_qa(model, tokenizer, ["question : who ? answer :", long], [["x"], ["y"]], [0, 1], GenerationSettings(1, 0.0, 4))
+
+
+def test_one_prefill_per_prompt_whatever_the_samples(zoo_m, prompts, monkeypatch):
+    """Item 7 of issue 17: the prompt runs once and its KV cache is repeated for its samples;
+    the draws equal those of prefilling every sample (the path for a cache that cannot be
+    repeated), token for token and entropy for entropy."""
+    from transformers import cache_utils
+
+    model, tok = zoo_m
+    ids = tok(prompts)["input_ids"]
+    widths = []
+    hook = model.register_forward_pre_hook(lambda m, args, kwargs: widths.append(kwargs["input_ids"].shape),
+                                           with_kwargs=True)
+    try:
+        shared = sample_answers(model, ids, list(range(len(ids))), 4, 0.7, 6, stop_token_ids(tok))
+        prefills = [w for w in widths if w[1] > 1]
+        assert prefills == [(len(ids), max(map(len, ids)))]  # one pass over the prompts, not 4 x
+        owner = next(c for c in type.mro(cache_utils.DynamicCache) if "batch_repeat_interleave" in vars(c))
+        monkeypatch.delattr(owner, "batch_repeat_interleave")
+        widths.clear()
+        repeated = sample_answers(model, ids, list(range(len(ids))), 4, 0.7, 6, stop_token_ids(tok))
+        assert [w for w in widths if w[1] > 1][-1] == (4 * len(ids), max(map(len, ids)))
+    finally:
+        hook.remove()
+    np.testing.assert_array_equal(shared.tokens, repeated.tokens)
+    np.testing.assert_array_equal(shared.entropy, repeated.entropy)

@@ -1,0 +1,77 @@
+"""--qrel-merge (issue 17, item 4b): runs made apart, one per model, merged into one report
+equal to a single run over their union (results.json field by field, the report's files and
+the exit status); runs that cannot make one run are a one-line usage error."""
+
+import json
+
+import pytest
+
+ARGS = ["--qrel-methods=rtn", "--qrel-bits=2,4,8", "--qrel-cache-dir=cache", "-p", "no:randomly", "-k",
+        "test_kl_to_base or test_confidence_shift", "--qrel-tasks=zoo_recall", "--qrel-task-limit=100"]
+
+
+def _doc(pytester, report: str) -> dict:
+    doc = json.loads((pytester.path / report / "results.json").read_text())
+    for v in doc["variants"]:
+        v.pop("cache", None)  # hit or miss, and whether the base's KL outputs were computed or read
+        v.pop("kl_base_forward_passes", None)  # back: the only fields a second run may change
+    return doc
+
+
+def test_the_merge_equals_the_single_run_field_by_field(pytester):
+    """One run over zoo-xs and zoo-s, the same as two runs of one model each, and their merge."""
+    p = pytester
+    whole = p.runpytest("--qrel-models=zoo-xs,zoo-s", *ARGS, "--qrel-report-dir=whole")
+    parts = [p.runpytest(f"--qrel-models={m}", *ARGS, f"--qrel-report-dir={m}") for m in ("zoo-xs", "zoo-s")]
+    merged = p.runpytest("--qrel-merge", "zoo-xs/results.json", "zoo-s/results.json", "--qrel-report-dir=merged")
+    assert whole.ret == 1 and all(r.ret == 1 for r in parts)  # 2-bit rtn fails its KL gate on both models
+    assert merged.ret == whole.ret
+    merged.assert_outcomes()  # no test ran
+    single, joined = _doc(p, "whole"), _doc(p, "merged")
+    assert single.keys() == joined.keys()
+    for key in single:
+        assert joined[key] == single[key], key
+    assert len(single["results"]) >= 12 and single["fits"]
+    assert (p.path / "merged" / "report.md").read_text() == (p.path / "whole" / "report.md").read_text()
+    assert sorted(f.name for f in (p.path / "merged").glob("*.png")) == \
+        sorted(f.name for f in (p.path / "whole").glob("*.png"))
+    merged.stdout.fnmatch_lines(["*pytest-qrel: 2 runs merged*", "*kl_to_base*"])
+
+
+def _run_file(p, name: str, model: str, **changes) -> str:  # noqa: ANN001
+    """A minimal results.json of a run of ``model`` (no records), with ``changes`` made."""
+    doc = {"schema": 1, "variants": [{"id": f"{model}-rtn-8b-g64", "model": model}], "results": [], "fits": [],
+           "settings": {"seed": "0", "kl-threshold": "2:0.5,3:0.2,4:0.1,8:0.01"}, "models_named": [model]}
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key)
+        else:
+            doc[key] = value
+    (p.path / name).write_text(json.dumps(doc))
+    return name
+
+
+@pytest.mark.parametrize(
+    "other, message",
+    [
+        ({"settings": {"seed": "1", "kl-threshold": "2:0.5,3:0.2,4:0.1,8:0.01"}},
+         "*--qrel-merge: */b.json was run with --qrel-seed='1', */a.json with '0': runs with different settings "
+         "cannot be merged*"),
+        ({"settings": None}, "*--qrel-merge: */b.json records no settings (written by an older pytest-qrel): rerun it*"),
+        ({"schema": 2}, "*--qrel-merge: */b.json has schema 2, but this pytest-qrel merges schema 1*"),
+        ({"model": "zoo-xs"}, "*--qrel-merge: model zoo-xs is in both */a.json and */b.json: each model must be "
+                              "tested in one run*"),
+        ({"name": "nowhere.json"}, "*--qrel-merge: */nowhere.json does not exist*"),
+        ({"name": None}, "*--qrel-merge: expected at least two results.json files, but got 1*"),
+    ],
+)
+def test_runs_that_cannot_make_one_run_are_a_one_line_usage_error(pytester, other, message):
+    a = _run_file(pytester, "a.json", "zoo-xs")
+    name = other.pop("name", "b.json")
+    files = [a] if name is None else [a, name]
+    if name == "b.json":
+        _run_file(pytester, "b.json", other.pop("model", "zoo-s"), **other)
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=bad")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert not (pytester.path / "bad" / "results.json").exists()
