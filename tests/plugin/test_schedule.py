@@ -2,6 +2,7 @@
 (whose grouping pytest 9.2 + xdist 3.8 lose), every test of one model runs on one worker."""
 
 import re
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -41,11 +42,15 @@ def test_the_scheduler_replaces_only_load_by_default_and_loadgroup(dist, args, w
     assert wants_own_scheduler(config) is wanted
 
 
-@pytest.mark.parametrize("dist", [[], ["--dist", "loadgroup"]], ids=["n-alone", "loadgroup"])
-def test_one_models_tests_run_on_one_worker(pytester, dist):
+@pytest.mark.parametrize("workers", [["-n", "2"], ["-n", "2", "--dist", "loadgroup"],
+                                     ["--tx", f"2*popen//python={sys.executable}", "--dist", "loadgroup"]],
+                         ids=["n-alone", "loadgroup", "tx-popen"])
+def test_one_models_tests_run_on_one_worker(pytester, workers):
+    """Also with execnet workers named by --tx (as remote ones are: ``--tx ssh=host//python=...``;
+    xdist distributes them only with a --dist), sharing one cache directory."""
     result = pytester.runpytest("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
                                 "--qrel-kl-threshold=4:9,8:9", "--qrel-cache-dir=cache", "-p", "no:randomly",
-                                "-k", "test_kl_to_base", "-n", "2", "-v", *dist)
+                                "-k", "test_kl_to_base", "-v", *workers)
     result.assert_outcomes(passed=8)
     workers: dict[str, set[str]] = {}
     for worker, model in re.findall(r"\[(gw\d)\] \[ *\d+%\] PASSED \S+::test_kl_to_base\[(zoo-x?s)-", result.stdout.str()):
