@@ -35,7 +35,8 @@ class TokenBatch:
 
 
 def device_for_worker() -> torch.device:
-    """The device this process evaluates on: one GPU per xdist worker, round robin, else CPU."""
+    """The device this process evaluates on: its GPU (an xdist worker sees only the one
+    ``pin_worker_gpu`` gave it; otherwise one per worker, round robin), else CPU."""
     import torch
 
     if not torch.cuda.is_available():
@@ -43,6 +44,38 @@ def device_for_worker() -> torch.device:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     index = int(worker.removeprefix("gw") or 0) % torch.cuda.device_count()
     return torch.device("cuda", index)
+
+
+def visible_gpus(environ: dict | None = None, device_count=None) -> list[str]:  # noqa: ANN001
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries: the user's list when
+    set (indices or UUIDs; empty: none), else every device the driver counts."""
+    env = os.environ if environ is None else environ
+    if "CUDA_VISIBLE_DEVICES" in env:
+        return [d.strip() for d in env["CUDA_VISIBLE_DEVICES"].split(",") if d.strip()]
+    if device_count is None:
+        try:
+            import torch
+
+            device_count = torch.cuda.device_count
+        except ImportError:
+            return []
+    return [str(i) for i in range(device_count())]
+
+
+def pin_worker_gpu(worker: int, environ: dict | None = None, device_count=None) -> str | None:  # noqa: ANN001
+    """On xdist worker ``worker``: make one GPU of the user's visible ones its only one (round
+    robin: worker i takes entry i mod n of ``CUDA_VISIBLE_DEVICES``, never a device outside
+    it), before CUDA initialises in this process. Returns the entry, or None (no GPU, or CUDA
+    already initialised here: then ``device_for_worker`` picks by index among the visible)."""
+    import sys
+
+    env = os.environ if environ is None else environ
+    gpus = visible_gpus(env, device_count)
+    torch = sys.modules.get("torch")
+    if not gpus or (torch is not None and torch.cuda.is_initialized()):
+        return None
+    env["CUDA_VISIBLE_DEVICES"] = gpus[worker % len(gpus)]
+    return env["CUDA_VISIBLE_DEVICES"]
 
 
 def threads_for_worker(workers: int, environ: dict | None = None) -> int | None:

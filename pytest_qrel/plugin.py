@@ -22,7 +22,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):  # an xdist worker: its share of the cores (unless the user set them)
+    if hasattr(config, "workerinput"):  # an xdist worker: its GPU, or its share of the cores (unless the user set them)
+        engine.pin_worker_gpu(int(str(config.workerinput.get("workerid", "gw0")).removeprefix("gw") or 0))
         engine.threads_for_worker(int(config.workerinput.get("workercount", 1)))
     session = QrelSession.from_config(config)
     config.stash[SESSION_KEY] = session
@@ -33,6 +34,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # `pytest --qrel-models=...` with no path collects the shipped suites.
     if session.active and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(suites_dir())]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: one worker per visible GPU when there are GPUs (else xdist's CPU count)."""
+    return len(engine.visible_gpus()) or None
 
 
 @pytest.hookimpl(optionalhook=True)

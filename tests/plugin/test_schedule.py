@@ -88,3 +88,53 @@ def test_a_thread_count_the_user_set_is_kept(pytester, monkeypatch):
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
     result.assert_outcomes(passed=1)
     assert (pytester.path / "threads.txt").read_text().split()[1] == "3"  # left as the user set it
+
+
+GPU_TEST = '''
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_gpu(i):
+    with open(f"gpu-{os.environ['PYTEST_XDIST_WORKER']}.txt", "w") as f:  # a worker's output is not shown
+        f.write(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+'''
+
+
+def test_each_worker_owns_one_of_the_users_gpus(pytester, monkeypatch):
+    """Item 3 of issue 17: each xdist worker's CUDA_VISIBLE_DEVICES is one entry of the user's
+    list (never a device outside it), set when the worker starts, before anything runs on CUDA."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,GPU-9f2c")
+    pytester.makepyfile(test_gpu=GPU_TEST)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    seen = {f.stem: f.read_text() for f in pytester.path.glob("gpu-gw*.txt")}
+    assert seen == {"gpu-gw0": "3", "gpu-gw1": "GPU-9f2c"}
+
+
+@pytest.mark.parametrize("visible, count, expected", [
+    ("2,5,7", 8, ["2", "5", "7", "2", "5", "7"]),  # round robin over the user's list, never 0, 1, ...
+    (None, 3, ["0", "1", "2", "0", "1", "2"]),  # no list: every device the driver counts
+    ("", 8, [None] * 6),  # the user hid every GPU: none is taken
+    (None, 0, [None] * 6),  # no GPU at all (CPU)
+])
+def test_a_workers_gpu_is_always_one_the_user_made_visible(visible, count, expected):
+    from pytest_qrel.engine import pin_worker_gpu, visible_gpus
+
+    for worker in range(6):
+        env = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
+        allowed = visible_gpus(dict(env), lambda: count)
+        got = pin_worker_gpu(worker, env, lambda: count)
+        assert got == expected[worker] and (got is None or got in allowed)
+        assert env.get("CUDA_VISIBLE_DEVICES") == (got if got is not None else visible)
+
+
+def test_n_auto_is_one_worker_per_visible_gpu(monkeypatch):
+    from pytest_qrel.plugin import pytest_xdist_auto_num_workers
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
+    assert pytest_xdist_auto_num_workers(None) == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert pytest_xdist_auto_num_workers(None) is None  # no GPU: xdist counts the CPUs
