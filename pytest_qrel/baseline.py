@@ -28,17 +28,7 @@ class Baseline:
     @classmethod
     def read(cls, path: Path) -> Baseline:
         """Read a results.json; a missing, unreadable or foreign file is a usage error."""
-        try:
-            doc = json.loads(path.read_text())
-        except OSError as exc:
-            raise pytest.UsageError(f"{options.BASELINE}: cannot read {path} ({exc.strerror or exc})") from None
-        except json.JSONDecodeError as exc:
-            raise pytest.UsageError(f"{options.BASELINE}: {path} is not valid JSON ({exc})") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or "schema" not in doc:
-            raise pytest.UsageError(f"{options.BASELINE}: {path} is not a pytest-qrel results.json (no schema and results)")
-        if doc["schema"] != SCHEMA:
-            raise pytest.UsageError(f"{options.BASELINE}: {path} has schema {doc['schema']!r}, but this pytest-qrel "
-                                    f"reads schema {SCHEMA}")
+        doc = read_results_json(path, options.BASELINE)
         values = {}
         for i, record in enumerate(doc["results"]):
             problem = _invalid(record)
@@ -53,6 +43,22 @@ class Baseline:
 
 
 SCHEMA = 1  # results.json's schema this module reads (report/results_json.py writes it)
+
+
+def read_results_json(path: Path, flag: str) -> dict:
+    """A pytest-qrel results.json of this schema, read for option ``flag``; a missing,
+    unreadable or foreign file is a usage error naming it."""
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise pytest.UsageError(f"{flag}: cannot read {path} ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise pytest.UsageError(f"{flag}: {path} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or "schema" not in doc:
+        raise pytest.UsageError(f"{flag}: {path} is not a pytest-qrel results.json (no schema and results)")
+    if doc["schema"] != SCHEMA:
+        raise pytest.UsageError(f"{flag}: {path} has schema {doc['schema']!r}, but this pytest-qrel reads schema {SCHEMA}")
+    return doc
 STATUSES = ("pass", "fail", "skip", "error")
 
 

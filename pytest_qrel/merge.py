@@ -19,7 +19,6 @@ file and the difference:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 import pytest
 
 from . import options
+from .baseline import read_results_json
 from .report import write_run, write_tables
-from .report.results_json import SCHEMA_VERSION
 from .results import Record
 from .summary import RunSummary, baseline_unmatched, summarize, unchecked
 
@@ -76,20 +75,9 @@ def run_info(config) -> dict[str, Any]:  # noqa: ANN001 - config.QrelConfig
 
 
 def _read(path: Path) -> dict:
-    flag = options.MERGE
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise pytest.UsageError(f"{flag}: {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise pytest.UsageError(f"{flag}: cannot read {path}: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or "schema" not in doc:
-        raise pytest.UsageError(f"{flag}: {path} is not a pytest-qrel results.json (no schema and results)")
-    if doc["schema"] != SCHEMA_VERSION:
-        raise pytest.UsageError(f"{flag}: {path} has schema {doc['schema']!r}, but this pytest-qrel merges schema "
-                                f"{SCHEMA_VERSION}")
+    doc = read_results_json(path, options.MERGE)
     if not isinstance(doc.get("settings"), dict):
-        raise pytest.UsageError(f"{flag}: {path} records no settings (written by an older pytest-qrel): rerun it")
+        raise pytest.UsageError(f"{options.MERGE}: {path} records no settings (written by an older pytest-qrel): rerun it")
     return doc
 
 

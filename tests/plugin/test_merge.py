@@ -58,10 +58,10 @@ def _run_file(p, name: str, model: str, **changes) -> str:  # noqa: ANN001
          "*--qrel-merge: */b.json was run with --qrel-seed='1', */a.json with '0': runs with different settings "
          "cannot be merged*"),
         ({"settings": None}, "*--qrel-merge: */b.json records no settings (written by an older pytest-qrel): rerun it*"),
-        ({"schema": 2}, "*--qrel-merge: */b.json has schema 2, but this pytest-qrel merges schema 1*"),
+        ({"schema": 2}, "*--qrel-merge: */b.json has schema 2, but this pytest-qrel reads schema 1*"),
         ({"model": "zoo-xs"}, "*--qrel-merge: model zoo-xs is in both */a.json and */b.json: each model must be "
                               "tested in one run*"),
-        ({"name": "nowhere.json"}, "*--qrel-merge: */nowhere.json does not exist*"),
+        ({"name": "nowhere.json"}, "*--qrel-merge: cannot read */nowhere.json (No such file or directory)*"),
         ({"name": None}, "*--qrel-merge: expected at least two results.json files, but got 1*"),
     ],
 )
