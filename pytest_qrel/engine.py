@@ -298,7 +298,11 @@ def sample_answers(
     with torch.no_grad(), progress.step("sampling", n, "prompt", model) as bar:  # not inference_mode: see next_token_logprobs
         for start in range(0, n, per_pass):
             chunk = order[start : start + per_pass]
-            gens = [torch.Generator().manual_seed(int(seeds[i]) % (1 << 63)) for i in chunk]
+            # each prompt's random numbers, drawn up front from its own generator in the order the
+            # steps use them (a generator's stream does not depend on how it is cut into draws)
+            draws = torch.stack([torch.rand(max_new_tokens * samples, dtype=torch.float64,
+                                            generator=torch.Generator().manual_seed(int(seeds[i]) % (1 << 63)))
+                                 for i in chunk]).view(len(chunk), max_new_tokens, samples)
             width = max(len(prompt_ids[i]) for i in chunk)
             ids = torch.zeros((len(chunk), width), dtype=torch.long)
             mask = torch.zeros_like(ids)
@@ -338,7 +342,7 @@ def sample_answers(
                     step = logits.argmax(-1)
                 else:
                     cdf = torch.softmax(logits / temperature, -1).cumsum(-1)
-                    u = torch.cat([torch.rand(samples, generator=g, dtype=torch.float64) for g in gens])
+                    u = draws[:, t].reshape(-1)
                     step = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).squeeze(-1).clamp(max=cdf.shape[1] - 1)
                 keep = alive.numpy()
                 tok[keep, t], ent[keep, t] = step.numpy()[keep], h.numpy()[keep]

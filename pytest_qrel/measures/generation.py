@@ -33,6 +33,9 @@ class GenerationSettings:
     max_new_tokens: int = 20
 
 
+_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
 def normalize_answer(text: str) -> str:
     """Lower case, no punctuation, no articles (a, an, the), single spaces: the SQuAD v1.1
     normalization that lm-eval's and TriviaQA's exact match use.
@@ -40,7 +43,7 @@ def normalize_answer(text: str) -> str:
     >>> normalize_answer("  The  Montreal, ")
     'montreal'
     """
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = text.lower().translate(_NO_PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
