@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.qa import run_qa_set
-from ..metrics import paired_bootstrap
+from ..metrics import auroc_rows, paired_bootstrap
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
 from ..store import VariantError
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
@@ -57,6 +57,16 @@ def _auroc_drop(c_clean: np.ndarray, e_clean: np.ndarray, c_pert: np.ndarray, e_
     return _auroc(c_clean, e_clean) - _auroc(c_pert, e_pert)
 
 
+def _aurocs(correct: np.ndarray, entropy: np.ndarray) -> np.ndarray:
+    """``_auroc`` of each resample (the leading axis) at once."""
+    k = len(correct)
+    return auroc_rows(-entropy.reshape(k, -1), correct.reshape(k, -1))
+
+
+def _auroc_drops(c_clean: np.ndarray, e_clean: np.ndarray, c_pert: np.ndarray, e_pert: np.ndarray) -> np.ndarray:
+    return _aurocs(c_clean, e_clean) - _aurocs(c_pert, e_pert)
+
+
 def hypotheses(base: QAScores, quant: QAScores, base_clean: QAScores, quant_clean: QAScores,
                threshold: dict[str, float], seed: int) -> tuple[dict[str, Hypothesis], dict[str, str]]:
     """The gated metrics of a variant under one perturbation ((key -> hypothesis), and
@@ -81,11 +91,12 @@ def hypotheses(base: QAScores, quant: QAScores, base_clean: QAScores, quant_clea
         out["robust_accuracy"] = paired_hypothesis("robust_accuracy", db, dq, 1.0)
     boot = dict(n_resamples=BOOTSTRAP_RESAMPLES, seed=seed, omit_undefined=True)
     pairs = {
-        "auroc": ((base.correct, base.entropy), (quant.correct, quant.entropy), _auroc, -1.0),
+        "auroc": ((base.correct, base.entropy), (quant.correct, quant.entropy), _auroc, _aurocs, -1.0),
         "robust_auroc": ((base_clean.correct, base_clean.entropy, base.correct, base.entropy),
-                         (quant_clean.correct, quant_clean.entropy, quant.correct, quant.entropy), _auroc_drop, 1.0),
+                         (quant_clean.correct, quant_clean.entropy, quant.correct, quant.entropy), _auroc_drop,
+                         _auroc_drops, 1.0),
     }
-    for key, (a, bq, fn, sign) in pairs.items():
+    for key, (a, bq, fn, batch, sign) in pairs.items():
         counts = [(int(c.sum()), int(c.size - c.sum())) for c in (*a[::2], *bq[::2])]
         fewest = min(min(k) for k in counts)
         if fewest < MIN_CLASS_ANSWERS:
@@ -95,7 +106,7 @@ def hypotheses(base: QAScores, quant: QAScores, base_clean: QAScores, quant_clea
             continue
         base_value, quant_value = fn(*a), fn(*bq)
         try:
-            r = paired_bootstrap(fn, a, bq, **boot)
+            r = paired_bootstrap(fn, a, bq, batch_statistic=batch, **boot)
         except ValueError as exc:
             unchecked[key] = f"AUROC is undefined on most bootstrap resamples ({exc}); too few right or wrong answers"
             continue

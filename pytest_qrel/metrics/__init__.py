@@ -17,7 +17,7 @@ from .calibration import (
     expected_calibration_error,
 )
 from .divergence import js_distance, kl_divergence
-from .ranking import auprc, auroc
+from .ranking import auprc, auroc, auroc_rows
 from .stats import (
     BootstrapResult,
     Flips,
@@ -47,6 +47,7 @@ __all__ = [
     "adjust_pvalues",
     "auprc",
     "auroc",
+    "auroc_rows",
     "binomial_pvalue_above",
     "binomial_upper_bound",
     "brier_score",

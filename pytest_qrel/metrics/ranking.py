@@ -17,6 +17,22 @@ def _scores_and_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray
     return s, y
 
 
+def auroc_rows(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``auroc`` of each row of ``scores`` (k, m) for the row of ``labels`` (k, m) at once (NaN
+    for a row holding one class): the same average ranks and formula, so each value equals
+    ``auroc`` of that row exactly (the rank sums are sums of half-integers)."""
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels).astype(bool)
+    ranks = rankdata(s, method="average", axis=1)
+    n_pos = y.sum(1)
+    n_neg = y.shape[1] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = (np.where(y, ranks, 0.0).sum(1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), value, np.nan)
+
+
 def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
     r"""Area under the ROC curve via the Mann–Whitney U statistic with average ranks.
 

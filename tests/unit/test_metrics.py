@@ -578,3 +578,33 @@ def test_doctests_pass() -> None:
 def test_import_does_not_load_torch() -> None:
     code = "import sys, pytest_qrel.metrics; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_auroc_rows_equal_auroc_row_by_row_ties_and_one_class_included():
+    from pytest_qrel.metrics.ranking import auroc_rows
+
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.random((50, 40)), 1)  # many ties
+    labels = rng.random((50, 40)) < 0.3
+    labels[3] = True  # one class only: NaN
+    labels[4] = False
+    got = auroc_rows(scores, labels)
+    for i in range(50):
+        if i in (3, 4):
+            assert np.isnan(got[i])
+        else:
+            assert got[i] == auroc(scores[i], labels[i])  # exactly: the same ranks and formula
+
+
+def test_a_batch_statistic_gives_the_same_bootstrap_exactly():
+    from pytest_qrel.measures.robustness import _auroc, _auroc_drop, _auroc_drops, _aurocs
+    from pytest_qrel.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(2)
+    c1, c2 = rng.random((60, 4)) < 0.6, rng.random((60, 4)) < 0.5
+    e1, e2 = rng.random((60, 4)), np.round(rng.random((60, 4)), 2)
+    for fn, batch, a, b in [(_auroc, _aurocs, (c1, e1), (c2, e2)),
+                            (_auroc_drop, _auroc_drops, (c1, e1, c2, e2), (c2, e2, c1, e1))]:
+        one = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True)
+        many = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True, batch_statistic=batch)
+        assert one == many
