@@ -22,8 +22,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if hasattr(config, "workerinput"):  # an xdist worker: its GPU, or its share of the cores (unless the user set them)
-        engine.pin_worker_gpu(int(str(config.workerinput.get("workerid", "gw0")).removeprefix("gw") or 0))
+    if hasattr(config, "workerinput"):  # an xdist worker: its GPU (in a qrel run), its share of the cores
+        if qrel_run(config):
+            engine.pin_worker_gpu(int(str(config.workerinput.get("workerid", "gw0")).removeprefix("gw") or 0))
         engine.threads_for_worker(int(config.workerinput.get("workercount", 1)))
     session = QrelSession.from_config(config)
     config.stash[SESSION_KEY] = session
@@ -38,8 +39,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
-    """``-n auto``: one worker per visible GPU when there are GPUs (else xdist's CPU count)."""
-    return len(engine.visible_gpus()) or None
+    """``-n auto`` in a qrel run: one worker per visible GPU when there are GPUs (else, and in
+    any other project's run, xdist's CPU count)."""
+    return (len(engine.visible_gpus()) or None) if qrel_run(config) else None
+
+
+def qrel_run(config: pytest.Config) -> bool:
+    """Whether this run gates models (--qrel-* options, or the shipped suites named): only then
+    does the plugin give each worker a GPU of its own or size -n auto by the GPUs."""
+    if options.given_on_command_line(config):
+        return True
+    suites = suites_dir().resolve()
+    paths = (Path(str(a).split("::")[0]).resolve() for a in config.invocation_params.args if not str(a).startswith("-"))
+    return any(p == suites or suites in p.parents for p in paths)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -108,10 +108,16 @@ def test_each_worker_owns_one_of_the_users_gpus(pytester, monkeypatch):
     list (never a device outside it), set when the worker starts, before anything runs on CUDA."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,GPU-9f2c")
     pytester.makepyfile(test_gpu=GPU_TEST)
-    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly")
+    result = pytester.runpytest_subprocess("test_gpu.py", "-n", "2", "-p", "no:randomly", "--qrel-progress=off")
     result.assert_outcomes(passed=4)
     seen = {f.stem: f.read_text() for f in pytester.path.glob("gpu-gw*.txt")}
     assert seen == {"gpu-gw0": "3", "gpu-gw1": "GPU-9f2c"}
+    # another project's run (no --qrel-* option, no shipped suite) keeps every GPU it was given
+    for f in pytester.path.glob("gpu-gw*.txt"):
+        f.unlink()
+    result = pytester.runpytest_subprocess("test_gpu.py", "-n", "2", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    assert {f.read_text() for f in pytester.path.glob("gpu-gw*.txt")} == {"3,GPU-9f2c"}
 
 
 @pytest.mark.parametrize("visible, count, expected", [
@@ -131,10 +137,17 @@ def test_a_workers_gpu_is_always_one_the_user_made_visible(visible, count, expec
         assert env.get("CUDA_VISIBLE_DEVICES") == (got if got is not None else visible)
 
 
-def test_n_auto_is_one_worker_per_visible_gpu(monkeypatch):
-    from pytest_qrel.plugin import pytest_xdist_auto_num_workers
+def test_n_auto_is_one_worker_per_visible_gpu_in_a_qrel_run(monkeypatch):
+    from pytest_qrel import plugin
 
+    qrel = SimpleNamespace(getoption=lambda name, default=None: "zoo-m" if name == "qrel_models" else None,
+                           invocation_params=SimpleNamespace(args=("--qrel-models=zoo-m", "-n", "auto")))
+    suites = SimpleNamespace(getoption=lambda name, default=None: None,
+                             invocation_params=SimpleNamespace(args=(str(plugin.suites_dir() / "test_kl.py"),)))
+    other = SimpleNamespace(getoption=lambda name, default=None: None,
+                            invocation_params=SimpleNamespace(args=("tests/", "-n", "auto")))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
-    assert pytest_xdist_auto_num_workers(None) == 2
+    assert plugin.pytest_xdist_auto_num_workers(qrel) == 2 and plugin.pytest_xdist_auto_num_workers(suites) == 2
+    assert plugin.pytest_xdist_auto_num_workers(other) is None  # another project's run: xdist counts the CPUs
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert pytest_xdist_auto_num_workers(None) is None  # no GPU: xdist counts the CPUs
+    assert plugin.pytest_xdist_auto_num_workers(qrel) is None  # no GPU: xdist counts the CPUs
