@@ -269,10 +269,13 @@ class Results:
 def variant_outcome(variant: dict, records: list[Record]) -> tuple[str, str | None]:
     """A variant's overall status and one-line reason for results.json: ``skip`` (a pair its
     backend lacks), ``error``, ``fail`` or ``pass`` from its tests' records (the worst one
-    wins), or ``not run`` when none of its tests ran."""
+    wins; the reason is the first such record's by test and metric), or ``not run`` when none
+    of its tests ran."""
     if variant.get("skip_reason"):
         return "skip", variant["skip_reason"]
-    own = [r for r in records if r.variant == variant["id"]]
+    # in test order, not arrival order: the same reason whether the tests ran in one process or
+    # on xdist workers, whose reports arrive interleaved
+    own = sorted((r for r in records if r.variant == variant["id"]), key=lambda r: (r.test, r.metric or ""))
     for status in ("error", "fail"):
         bad = [r for r in own if r.status == status]
         if bad:
