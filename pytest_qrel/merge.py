@@ -19,7 +19,6 @@ file and the difference:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from . import options
 from .baseline import read_results_json
 from .report import write_run, write_tables
 from .results import Record
-from .summary import RunSummary, baseline_unmatched, summarize, unchecked
+from .summary import RunSummary, problem_of, summarize
 
 
 @dataclass
@@ -52,9 +51,8 @@ class MergedRun:
 
     def problem(self) -> str | None:
         """Why the merged run must not pass though no gate failed (as ``summary.run_problem``)."""
-        allow = self.settings.get(options.key_of(options.ALLOW_UNCHECKED))
-        return (None if allow else unchecked(self.records, self.models_named)) or \
-            baseline_unmatched(self.records, self.settings.get(options.key_of(options.BASELINE)))
+        return problem_of(self.records, self.models_named, bool(self.settings.get(options.key_of(options.ALLOW_UNCHECKED))),
+                          self.settings.get(options.key_of(options.BASELINE)))
 
     def failed(self) -> bool:
         return any(r.status in ("fail", "error") for r in self.records) or self.problem() is not None
@@ -86,12 +84,6 @@ def _number(value: Any) -> Any:
     return float(value) if isinstance(value, str) and value in ("nan", "inf", "-inf") else value
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b
-
-
 def read_runs(paths: tuple[Path, ...]) -> MergedRun:
     """The union of the runs in ``paths``; a usage error if they cannot make one run."""
     if len(paths) < 2:
@@ -101,7 +93,7 @@ def read_runs(paths: tuple[Path, ...]) -> MergedRun:
     for path, doc in zip(paths[1:], docs[1:]):
         for key in sorted(set(settings) | set(doc["settings"])):
             mine, theirs = settings.get(key), doc["settings"].get(key)
-            if not _same(mine, theirs):
+            if mine != theirs:  # strings, lists and tables as the runs read them (options.run_settings)
                 raise pytest.UsageError(f"{options.MERGE}: {path} was run with --qrel-{key}={theirs!r}, {first} with "
                                         f"{mine!r}: runs with different settings cannot be merged")
     owner: dict[str, Path] = {}

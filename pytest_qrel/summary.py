@@ -101,7 +101,12 @@ def run_problem(records: list[Record], config: QrelConfig) -> str | None:
     the user named (unless --qrel-allow-unchecked), or its baseline compared nothing."""
     named = [name for name, _ in config.models] if config.models_given else []
     baseline = str(config.baseline.path) if config.baseline else None
-    return (None if config.allow_unchecked else unchecked(records, named)) or baseline_unmatched(records, baseline)
+    return problem_of(records, named, config.allow_unchecked, baseline)
+
+
+def problem_of(records: list[Record], named: list[str], allow_unchecked: bool, baseline: str | None) -> str | None:
+    """``run_problem`` from its parts (a merged run has them from its runs' settings)."""
+    return (None if allow_unchecked else unchecked(records, named)) or baseline_unmatched(records, baseline)
 
 
 def baseline_unmatched(records: list[Record], baseline: str | None) -> str | None:

@@ -75,3 +75,18 @@ def test_runs_that_cannot_make_one_run_are_a_one_line_usage_error(pytester, othe
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert not (pytester.path / "bad" / "results.json").exists()
+
+
+def test_merged_runs_that_checked_nothing_fail_the_merge(pytester):
+    """Two runs whose every gate was not checked (too little data) merge into a run that checked
+    nothing: it fails, as such a single run does, unless --qrel-allow-unchecked was set."""
+    skipped = {"test": "test_kl_to_base[{m}-rtn-8b-g64]", "property": "kl", "variant": "{m}-rtn-8b-g64",
+               "model": "{m}", "method": "rtn", "bits": 8, "group_size": 64, "metric": "kl_to_base",
+               "status": "skip", "reason": "too few tokens"}
+    files = []
+    for name, model in (("a.json", "zoo-xs"), ("b.json", "zoo-s")):
+        record = {k: v.format(m=model) if isinstance(v, str) else v for k, v in skipped.items()}
+        files.append(_run_file(pytester, name, model, results=[record]))
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*nothing was checked*"])
