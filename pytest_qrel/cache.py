@@ -1,8 +1,11 @@
-"""A content-addressed on-disk cache of quantized models.
+"""A content-addressed on-disk cache of quantized models and of model outputs.
 
 Quantizing is the expensive step of a run, so a quantized model is kept under a key that
 hashes everything its weights depend on: the base weights' content, the backend and its
 library version, and every quantization parameter. Any change of a key part is a miss.
+The outputs a measure needs of a model (the base's KL top-k, a family's per-question scores,
+fuzzing's greedy answers) are kept the same way, as arrays (``write_arrays``: an ``.npz``
+read back without pickle), under a key of the model's weights, the data and the settings.
 
 Entries are written into a private temporary directory and renamed into place (atomic on
 POSIX), under a cross-process file lock so that two xdist workers never quantize the same
@@ -96,10 +99,30 @@ class QuantCache:
     def lock(self, key: str) -> Iterator[None]:
         from filelock import FileLock
 
-        lock_path = self.root / key[:2] / f"{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_path)):
+        with FileLock(str(self._lock_path(key))):
             yield
+
+    @contextmanager
+    def try_lock(self, key: str) -> Iterator[bool]:
+        """The lock of ``key`` if no other process holds it now (True), else nothing (False):
+        a worker that finds an output being computed elsewhere does other work meanwhile."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self._lock_path(key)), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def _lock_path(self, key: str) -> Path:
+        path = self.root / key[:2] / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def read(self, key: str) -> CacheEntry | None:
         """The verified entry for ``key``, or None (a corrupt entry is discarded, with a warning)."""
@@ -115,7 +138,7 @@ class QuantCache:
 
     def discard(self, key: str, reason: str) -> None:
         warnings.warn(
-            f"pytest-qrel cache entry {key[:12]} is unusable ({reason}); discarding it and quantizing again",
+            f"pytest-qrel cache entry {key[:12]} is unusable ({reason}); discarding it and computing it again",
             QrelCacheWarning,
             stacklevel=2,
         )
@@ -153,3 +176,32 @@ class QuantCache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return CacheEntry(final, meta)
+
+
+ARRAYS = "arrays.npz"
+
+
+def write_arrays(cache: QuantCache, key: str, arrays: dict[str, Any], meta: dict[str, Any]) -> CacheEntry:
+    """An entry of named numeric or string arrays (``np.savez``: no pickled objects)."""
+    import numpy as np
+
+    def save(directory: Path) -> None:
+        np.savez(directory / ARRAYS, **{k: np.asarray(v) for k, v in arrays.items()})
+
+    return cache.write(key, save, meta)
+
+
+def read_arrays(cache: QuantCache, key: str) -> dict[str, Any] | None:
+    """The arrays of a verified entry of ``write_arrays``, or None; an entry that verifies but
+    does not load (an object array, a file of another kind) is discarded like a corrupt one."""
+    import numpy as np
+
+    entry = cache.read(key)
+    if entry is None:
+        return None
+    try:
+        with np.load(entry.directory / ARRAYS, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, KeyError) as exc:
+        cache.discard(key, f"{type(exc).__name__}: {exc}")
+        return None

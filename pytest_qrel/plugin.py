@@ -63,7 +63,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, AN
     if not schedule.wants_own_scheduler(config):
         return None
     session = config.stash[SESSION_KEY]
-    return schedule.ModelScheduling(config, log, session.variants, session.config.catalog.scaled_metrics())
+    return schedule.ModelScheduling(config, log, session.variants, session.config.catalog.scaled_metrics(),
+                                    shared=session.config.cache_dir is not None)
 
 
 def suites_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The plugin's own xdist scheduler (issue 17): every test of one qrel model on one worker.
+"""The plugin's own xdist scheduler (issue 17): every test of one qrel model (or variant) on one worker.
 
 pytest-xdist's ``--dist loadgroup`` reads a test's ``xdist_group`` from a node id suffix
 (``...@group``) its workers write into ``item._nodeid``, which pytest 9.2 no longer reads
@@ -9,6 +9,12 @@ formats: a suite test's parameter id begins with its variant's id (``<variant>``
 ``<variant>-<task>``, ``<variant>-<perturbation>-i<n>``), so its scope is that variant's
 model; the fitted-law tests (``<metric>-<variant>``) share one scope, as their laws are fitted
 over every model; any other test is its own scope (plain load balancing).
+
+With fewer models than workers, a model's variants are spread instead (a scope per variant):
+the outputs a model's family needs are computed once, by whichever worker comes first, and
+read by the others (measures/outputs.py), so two workers score one model's variants about
+twice as fast. With as many models as workers or more, a model per worker loads each base once;
+without a cache (--qrel-no-cache) nothing is shared, so a model's tests stay on one worker.
 
 It is used when the user gives ``-n`` without ``--dist`` and for ``--dist loadgroup``; an
 explicit other ``--dist`` (load, loadscope, loadfile, worksteal, each) is left to xdist.
@@ -38,19 +44,23 @@ def wants_own_scheduler(config: pytest.Config) -> bool:
     return dist == "loadgroup" or (dist == "load" and not explicit)
 
 
-def model_scope(nodeid: str, variants: Iterable[Variant], scaled_metrics: Iterable[str]) -> str:
-    """The scheduling scope of ``nodeid``: ``qrel-model:<model>`` for a test of one variant,
-    the scaling group for a fitted-law test, the node id itself otherwise."""
-    return Scopes(variants, scaled_metrics)(nodeid)
+def model_scope(nodeid: str, variants: Iterable[Variant], scaled_metrics: Iterable[str], workers: int = 1,
+                shared: bool = True) -> str:
+    """The scheduling scope of ``nodeid``: ``qrel-model:<model>`` for a test of one variant
+    (``qrel-variant:<variant>`` with fewer models than ``workers`` and ``shared`` outputs), the
+    scaling group for a fitted-law test, the node id itself otherwise."""
+    return Scopes(variants, scaled_metrics, workers, shared)(nodeid)
 
 
 class Scopes:
     """``model_scope`` with the run's variants indexed once (the scheduler asks for every test)."""
 
-    def __init__(self, variants: Iterable[Variant], scaled_metrics: Iterable[str]) -> None:
+    def __init__(self, variants: Iterable[Variant], scaled_metrics: Iterable[str], workers: int = 1,
+                 shared: bool = True) -> None:
         self.models = {v.id: v.model for v in variants}
         self.ids = sorted(self.models, key=len, reverse=True)  # longest first: zoo-s-x-... before zoo-s-...
         self.scaled_metrics = tuple(scaled_metrics)
+        self.spread = shared and len(set(self.models.values())) < workers
 
     def __call__(self, nodeid: str) -> str:
         start, end = nodeid.find("["), nodeid.rfind("]")
@@ -59,7 +69,7 @@ class Scopes:
         param = nodeid[start + 1 : end]
         for vid in self.ids:
             if param == vid or param.startswith(vid + "-"):
-                return f"qrel-model:{self.models[vid]}"
+                return f"qrel-variant:{vid}" if self.spread else f"qrel-model:{self.models[vid]}"
         if any(param.startswith(m + "-") and param[len(m) + 1 :] in self.models for m in self.scaled_metrics):
             return SCALING_GROUP
         return nodeid
@@ -69,9 +79,9 @@ class ModelScheduling(LoadScopeScheduling):
     """xdist's scope scheduling (a scope runs whole on one worker) with qrel models as scopes."""
 
     def __init__(self, config: pytest.Config, log=None, variants: Iterable[Variant] = (),  # noqa: ANN001
-                 scaled_metrics: Iterable[str] = ()) -> None:
+                 scaled_metrics: Iterable[str] = (), shared: bool = True) -> None:
         super().__init__(config, log)
-        self.scopes = Scopes(variants, scaled_metrics)
+        self.scopes = Scopes(variants, scaled_metrics, self.numnodes, shared)
 
     def _split_scope(self, nodeid: str) -> str:
         return self.scopes(nodeid)

@@ -64,6 +64,14 @@ class ChoiceScores:
         """Conf_true per question: the probability of the true choice (paper 003 Table 2)."""
         return self.probs[np.arange(len(self.labels)), self.labels]
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What the cache keeps (``from_arrays`` reads it back, bit for bit)."""
+        return {"loglik": self.loglik, "lengths": self.lengths, "labels": self.labels, "nonfinite": np.int64(self.nonfinite)}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> ChoiceScores:
+        return cls(a["loglik"], a["lengths"], a["labels"], int(a["nonfinite"]))
+
     def subset(self, index: np.ndarray) -> ChoiceScores:
         return ChoiceScores(self.loglik[index], self.lengths[index], self.labels[index], self.nonfinite)
 

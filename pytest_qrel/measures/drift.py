@@ -21,6 +21,7 @@ from ..metrics import (
     paired_ttest,
 )
 from .choices import N_BINS, ChoiceScores, score_task, summary
+from .outputs import data_digest
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis, share_hypothesis
 
 if TYPE_CHECKING:
@@ -147,6 +148,13 @@ class ChoiceDriftMeasure(FamilyMeasure):
 
     def base_units(self, units: set) -> list:
         return sorted(units)
+
+    def describe(self, unit: object) -> dict:
+        task = self.task(str(unit))
+        return {"questions": data_digest(task.contexts, task.continuations, task.labels, task.choices)}
+
+    def decode(self, arrays: dict) -> ChoiceScores:
+        return ChoiceScores.from_arrays(arrays)
 
     variant_units = base_units
 

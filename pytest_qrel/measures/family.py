@@ -23,6 +23,7 @@ import numpy as np
 from ..metrics import adjust_pvalues, binomial_pvalue_above, binomial_upper_bound, paired_ttest
 from ..store import VariantError, variant_failure
 from .base import Gate, Measure, Measurement
+from .outputs import Outputs
 
 if TYPE_CHECKING:
     from ..variants import Variant
@@ -302,31 +303,28 @@ class FamilyMeasure(Measure):
         return fam
 
     def _extend(self, fam: Family, current: Variant, planned: set[tuple[Variant, Unit, str]]) -> Family:
-        """Score the base and every planned variant (``current`` last, so the store still
-        holds it for the variant's other properties), add their hypotheses, decide anew."""
+        """Score the base and every planned variant, add their hypotheses, decide anew. Scores
+        are outputs (outputs.py): computed once across workers and reruns; what another worker
+        is computing now is waited for last, after everything this one can do meanwhile."""
         props: dict[tuple[Variant, Unit], set[str]] = {}
         for v, u, p in planned:
             props.setdefault((v, u), set()).add(p)
         units = {v: {u for w, u in props if w == v} for v, _ in props}
-        base = self.store.base(current)
+        self.store.base(current)  # a base that cannot load fails every test of its model, here
+        jobs: list[tuple[Variant | None, list[Unit]]] = []
         missing = [u for u in self.base_units(set().union(*units.values())) if ("base", u) not in fam.scores]
         if missing:
-            for u, s in self.score(base.model, base.tokenizer, missing).items():
-                if s.nonfinite:
-                    raise VariantError(f"the base model's logits are NaN or inf on {s.nonfinite} {self.unit_name} "
-                                       f"items of {self.unit_label(u)}")
-                fam.scores[("base", u)] = s
-        for v in sorted(units, key=lambda v: (v == current, v.id)):
+            jobs.append((None, missing))
+        for v in sorted(units, key=lambda v: (v == current, v.id)):  # current last: the store keeps it
             todo = [u for u in self.variant_units(units[v]) if (v.id, u) not in fam.scores]
+            if todo and v.id not in fam.errors:
+                jobs.append((v, todo))
+        deferred = [job for job in jobs if not self._score_job(fam, current, *job, ahead=True)]
+        for job in deferred:
+            self._score_job(fam, current, *job, ahead=False)
+        for v in sorted(units, key=lambda v: v.id):
             if v.id in fam.errors:
                 continue
-            if todo:
-                try:
-                    got = self.score(self.store.quantized(v), self.store.base(v).tokenizer, todo)
-                except Exception as exc:  # noqa: BLE001 - that variant's tests show it, the rest go on
-                    fam.errors[v.id] = variant_failure(exc)
-                    continue
-                fam.scores.update({(v.id, u): s for u, s in got.items()})
             limits = self.variant_thresholds(v)
             for u in sorted(units[v], key=repr):
                 if (v.id, u) not in fam.comparisons and (v.id, u) not in fam.problems:
@@ -334,6 +332,48 @@ class FamilyMeasure(Measure):
                     fam.thresholds.update({k: limits[k[2]] for k in fam.hypotheses if k[:2] == (v.id, u)})
         fam.decisions = decide(fam.hypotheses, fam.thresholds, self.config.alpha, self.config.correction)  # type: ignore[arg-type]
         return fam
+
+    def _score_job(self, fam: Family, current: Variant, variant: Variant | None, todo: list[Unit], ahead: bool) -> bool:
+        """Scores of the base (``variant`` None) or of ``variant`` on ``todo`` into ``fam``;
+        False if ``ahead`` and another process is computing them now."""
+        outputs = Outputs(self.config, self.store)
+        kind = f"{self.family_key}_scores"
+        if variant is None:
+            base = self.store.base(current)
+            got = outputs.get(kind, outputs.model_key(current, base=True), todo, self.describe,
+                              lambda us: self.score(base.model, base.tokenizer, us), self.encode, self.decode, ahead)
+            if got is None:
+                return False
+            for u, s in got.items():
+                if s.nonfinite:
+                    raise VariantError(f"the base model's logits are NaN or inf on {s.nonfinite} {self.unit_name} "
+                                       f"items of {self.unit_label(u)}")
+                fam.scores[("base", u)] = s
+            return True
+        try:
+            got = outputs.get(kind, outputs.model_key(variant, base=False), todo, self.describe,
+                              lambda us: self.score(self.store.quantized(variant), self.store.base(variant).tokenizer, us),
+                              self.encode, self.decode, ahead)
+        except Exception as exc:  # noqa: BLE001 - that variant's tests show it, the rest go on
+            fam.errors[variant.id] = variant_failure(exc)
+            return True
+        if got is None:
+            return False
+        fam.scores.update({(variant.id, u): s for u, s in got.items()})
+        return True
+
+    @abstractmethod
+    def describe(self, unit: Unit) -> dict[str, Any]:
+        """Everything a model's score on ``unit`` depends on besides the model: the data's
+        content and the settings (the key of the stored score, outputs.py)."""
+
+    @staticmethod
+    def encode(score: Any) -> dict[str, Any]:
+        return score.arrays()
+
+    @abstractmethod
+    def decode(self, arrays: dict[str, Any]) -> Any:
+        """A score read back from the arrays ``encode`` stored."""
 
     def unit_label(self, unit: Unit) -> str:
         return str(unit)
@@ -347,6 +387,8 @@ class FamilyMeasure(Measure):
         fam = self.family(variant, unit)
         if variant.id in fam.errors:
             raise VariantError(fam.errors[variant.id])
+        if variant not in self.store.info:  # its scores were read back: what it is, for its records
+            self.store.quantized(variant)
         detail = self.detail(fam, variant, unit)
         thresholds = self.variant_thresholds(variant)
         out = []

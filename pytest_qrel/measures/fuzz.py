@@ -12,6 +12,7 @@ from ..data.qa import run_qa_set
 from ..engine import sample_answers
 from .base import Measure, Measurement
 from .family import POWER
+from .outputs import Outputs
 from .generation import answer_text, normalize_answer, stop_token_ids
 
 if TYPE_CHECKING:
@@ -40,6 +41,24 @@ class FuzzMeasure(Measure):
     def threshold(self, variant: Variant) -> float:
         return self.config.robustness.fuzz_agreement
 
+    def base_answers(self, variant: Variant, texts: list[str]) -> list[str]:
+        """The base's greedy answers to a batch, once per batch (the variants of a model draw the
+        same batches; outputs.py keeps them across workers and reruns). Per batch, not per
+        prompt: the answers are those of the batch as it is padded, exactly as if recomputed."""
+        memo = self.store.scratch(variant).setdefault("fuzz_base_answers", {})
+        batch = tuple(texts)
+        if batch not in memo:
+            import numpy as np
+
+            base, limit = self.store.base(variant), self.config.robustness.max_new_tokens
+            outputs = Outputs(self.config, self.store)
+            memo[batch] = outputs.get(
+                "fuzz_base", outputs.model_key(variant, base=True), [batch], lambda _: {"max_new_tokens": limit},
+                lambda batches: {b: greedy_answers(base.model, base.tokenizer, list(b), limit) for b in batches},
+                lambda answers: {"answers": np.array(answers, dtype=str)},
+                lambda arrays: [str(a) for a in arrays["answers"]])[batch]  # type: ignore[index]
+        return memo[batch]
+
     def measure(self, variant: Variant) -> Measurement:
         from hypothesis import HealthCheck, Phase, given, settings
         from hypothesis import strategies as st
@@ -57,7 +76,7 @@ class FuzzMeasure(Measure):
 
         def check(batch: list) -> list[dict]:
             texts = [ex.perturbed for ex in batch]
-            ours = greedy_answers(base.model, base.tokenizer, texts, r.max_new_tokens)
+            ours = self.base_answers(variant, texts)
             theirs = greedy_answers(model, base.tokenizer, texts, r.max_new_tokens)
             return [{"prompt": ex.prompt, "perturbed": ex.perturbed, "perturbation": ex.perturbation,
                      "intensity": ex.intensity, "seed": ex.seed, "base_answer": a, "answer": b,

@@ -84,6 +84,18 @@ class QAScores:
     def nonfinite(self) -> int:
         return 0 if self.finite is None else int((~self.finite).sum())
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What the cache keeps (``from_arrays`` reads it back, bit for bit; answers as a
+        unicode array, never pickled)."""
+        out = {"correct": self.correct, "entropy": self.entropy, "ref_loglik": self.ref_loglik,
+               "ref_brier": self.ref_brier, "answers": np.array(self.answers, dtype=str)}
+        return out if self.finite is None else {**out, "finite": self.finite}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> QAScores:
+        return cls(a["correct"], a["entropy"], a["ref_loglik"], a["ref_brier"], tuple(str(x) for x in a["answers"]),
+                   a.get("finite"))
+
     @property
     def per_prompt_accuracy(self) -> np.ndarray:
         return self.correct.mean(axis=1)

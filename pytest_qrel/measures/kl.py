@@ -39,6 +39,7 @@ from ..rows import RowBlock, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
 from ..store import VariantError
+from .outputs import Outputs
 from .base import Gate, Measure, Measurement
 
 if TYPE_CHECKING:
@@ -94,6 +95,17 @@ class TokenValues:
     exact: bool
     nonfinite: int
     base_passes: int
+
+    ARRAYS = ("lower", "upper", "top1", "base_ref", "quant_ref", "seq_lower", "seq_upper")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {**{k: getattr(self, k) for k in self.ARRAYS}, "exact": np.bool_(self.exact),
+                "nonfinite": np.int64(self.nonfinite)}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> TokenValues:
+        """Values read back: no base forward pass was run for them."""
+        return cls(*(a[k] for k in cls.ARRAYS), bool(a["exact"]), int(a["nonfinite"]), 0)
 
 
 class KLMeasure(Measure):
@@ -159,11 +171,8 @@ class KLMeasure(Measure):
 
         text, base = self.text(variant), self.store.base(variant)
         topk = self.config.kl.topk
-        digest = hashlib.sha256()
-        for b in text.batches:
-            digest.update(b.input_ids.numpy().tobytes() + b.attention_mask.numpy().tobytes() + f"|{b.score_from}|".encode())
         key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.weights_digest(variant),
-                         "tokens": digest.hexdigest(), "topk": topk, "device": next(base.model.parameters()).device.type,
+                         "tokens": _tokens_digest(text), "topk": topk, "device": next(base.model.parameters()).device.type,
                          "torch": installed_version("torch"), "transformers": installed_version("transformers")})
         cache = self._cache()
         passes = 0
@@ -252,6 +261,17 @@ class KLMeasure(Measure):
         return TokenValues(**arrays, exact=exact or stored.topk is None, nonfinite=nonfinite,
                            base_passes=passes if exact else stored.forward_passes)
 
+    def exact_values(self, variant: Variant) -> TokenValues:
+        """``token_values(exact=True)``, once per (variant, text) across workers and reruns
+        (outputs.py: the base run live beside the variant is a base evaluation too)."""
+        text = self.text(variant)
+        outputs = Outputs(self.config, self.store)
+        unit = _tokens_digest(text)
+        return outputs.get("kl_exact", outputs.model_key(variant, base=False), [unit],
+                           lambda _: {"base": outputs.model_key(variant, base=True), "kl_format": KL_FORMAT},
+                           lambda units: {unit: self.token_values(variant, exact=True)},
+                           TokenValues.arrays, TokenValues.from_arrays)[unit]  # type: ignore[index]
+
     def outcome(self, variant: Variant) -> list[Gate]:
         """The variant's gates, decided by the bounds, or by the exact KL where the bounds
         straddle a threshold."""
@@ -281,7 +301,7 @@ class KLMeasure(Measure):
             bound = {"kl_lower": lower, "kl_upper": upper}
             if undecided and not values.exact:
                 stored_passes = values.base_passes
-                values = self.token_values(variant, exact=True)
+                values = self.exact_values(variant)
                 values.base_passes += stored_passes
             # how many base forward passes this variant's KL took: 0 when the stored outputs
             # were read back (run-dependent, like the cache's hit or miss)
@@ -352,6 +372,14 @@ class KLMeasure(Measure):
 
 def _scored(text: KLText) -> int:
     return sum(int(b.score_mask.sum()) for b in text.batches)
+
+
+def _tokens_digest(text: KLText) -> str:
+    """SHA-256 of the KL text's batches as tokens (what the base's and a variant's outputs are on)."""
+    digest = hashlib.sha256()
+    for b in text.batches:
+        digest.update(b.input_ids.numpy().tobytes() + b.attention_mask.numpy().tobytes() + f"|{b.score_from}|".encode())
+    return digest.hexdigest()
 
 
 def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a generator of rows.RowBlock

@@ -22,6 +22,7 @@ from ..data.qa import run_qa_set
 from ..metrics import auroc_rows, paired_bootstrap
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
 from ..store import VariantError
+from .outputs import data_digest
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
 from .generation import (
     GenerationSettings,
@@ -193,6 +194,15 @@ class RobustnessMeasure(FamilyMeasure):
 
     def base_units(self, units: set) -> list:
         return sorted(units | {CLEAN})
+
+    def describe(self, unit: object) -> dict:
+        r = self.config.robustness
+        prompts, seeds = self.prompts(unit)  # type: ignore[arg-type]
+        return {"prompts": data_digest(prompts, seeds, self.qa().answers),
+                "generation": [r.samples, r.temperature, r.max_new_tokens]}
+
+    def decode(self, arrays: dict) -> QAScores:
+        return QAScores.from_arrays(arrays)
 
     def variant_units(self, units: set) -> list:
         return [CLEAN, *sorted(units - {CLEAN})]

@@ -28,6 +28,19 @@ def test_a_tests_scope_is_its_model(nodeid, scope):
     assert model_scope(nodeid, VARIANTS, ["kl_to_base"]) == scope
 
 
+@pytest.mark.parametrize("workers, shared, scope", [
+    (1, True, "qrel-model:zoo-s"),
+    (3, True, "qrel-model:zoo-s"),  # three models, three workers: a model per worker
+    (4, True, "qrel-variant:zoo-s-hqq-4b-g64"),  # fewer models than workers: variants spread
+    (4, False, "qrel-model:zoo-s"),  # without a cache nothing is shared: the model stays whole
+])
+def test_variants_spread_only_with_fewer_models_than_workers_and_a_cache(workers, shared, scope):
+    nodeid = "suites/test_calibration.py::test_calibration_drift[zoo-s-hqq-4b-g64-zoo_recall]"
+    assert model_scope(nodeid, VARIANTS, ["kl_to_base"], workers, shared) == scope
+    fitted = "suites/test_scaling.py::test_within_scaling_law[kl_to_base-zoo-s-hqq-4b-g64]"
+    assert model_scope(fitted, VARIANTS, ["kl_to_base"], workers, shared) == SCALING_GROUP
+
+
 @pytest.mark.parametrize("dist, args, wanted", [
     ("load", ["-n", "2"], True),  # -n alone: xdist sets load
     ("loadgroup", ["-n", "2", "--dist", "loadgroup"], True),
