@@ -3,7 +3,8 @@ item 6; target <= 180 s on a 2-core machine).
 
 Runs ``python -m pytest suites/ -p no:randomly`` in a subprocess with a fresh cache and report
 directory (nothing reused, as on a first run), ``--junitxml`` for each test's time, and prints
-the wall time over the 180 s target, then the time of each property's tests (by suite file) and
+the wall time over the 180 s target, then the time of each property's tests (by suite file and
+test function: the robustness families apart from the fuzz tests) and
 what the rest was (start-up, collection, the report). Extra arguments go to pytest (e.g.
 ``-n 2``).
 
@@ -41,14 +42,14 @@ def main() -> None:
         by_suite: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
         for case in ET.parse(work / "junit.xml").getroot().iter("testcase"):
-            suite = case.get("classname", "?").rsplit(".", 1)[-1]
+            suite = case.get("classname", "?").rsplit(".", 1)[-1] + "::" + case.get("name", "?").split("[")[0]
             by_suite[suite] += float(case.get("time", 0))
             counts[suite] += 1
     summary = next((line for line in reversed(proc.stdout.splitlines()) if " in " in line and "passed" in line), "")
     print(f"pytest suites/ {' '.join(extra)}: {wall:.0f} s wall = {wall / TARGET:.2f}x the {TARGET:.0f} s target  ({summary.strip()})")
     for suite, seconds in sorted(by_suite.items(), key=lambda kv: -kv[1]):
-        print(f"  {suite:<22} {counts[suite]:>5} tests  {seconds:7.1f} s")
-    print(f"  {'the rest':<22} {'':>5}        {wall - sum(by_suite.values()):7.1f} s  (start-up, collection, report)")
+        print(f"  {suite:<52} {counts[suite]:>5} tests  {seconds:7.1f} s")
+    print(f"  {'the rest':<52} {'':>5}        {wall - sum(by_suite.values()):7.1f} s  (start-up, collection, report)")
 
 
 if __name__ == "__main__":

@@ -76,10 +76,13 @@ class ChoiceScores:
         return ChoiceScores(self.loglik[index], self.lengths[index], self.labels[index], self.nonfinite)
 
 
-def score_task(model: torch.nn.Module, tokenizer, task: ChoiceTask) -> ChoiceScores:
-    """Score every question of ``task`` with ``model`` (engine.choice_loglikelihoods)."""
+def score_task(model: torch.nn.Module, tokenizer, task: ChoiceTask, batch_size: int | None = None) -> ChoiceScores:
+    """Score every question of ``task`` with ``model`` (engine.choice_loglikelihoods, rows per
+    batch ``batch_size`` or its default)."""
 
-    lls, nonfinite = choice_loglikelihoods(model, tokenizer, list(zip(task.contexts, task.continuations)))
+    pairs = list(zip(task.contexts, task.continuations))
+    lls, nonfinite = (choice_loglikelihoods(model, tokenizer, pairs) if batch_size is None
+                      else choice_loglikelihoods(model, tokenizer, pairs, batch_size=batch_size))
     width = max(len(c) for c in task.choices)
     loglik = np.full((len(lls), width), -np.inf)
     lengths = np.ones((len(lls), width))

@@ -338,9 +338,10 @@ class FamilyMeasure(Measure):
         False if ``ahead`` and another process is computing them now."""
         outputs = Outputs(self.config, self.store)
         kind = f"{self.family_key}_scores"
+        kept = all(self.describe(u) is not None for u in todo)
         if variant is None:
             base = self.store.base(current)
-            got = outputs.get(kind, outputs.model_key(current, base=True), todo, self.describe,
+            got = outputs.get(kind, outputs.model_key(current, base=True) if kept else None, todo, self.describe,
                               lambda us: self.score(base.model, base.tokenizer, us), self.encode, self.decode, ahead)
             if got is None:
                 return False
@@ -351,7 +352,7 @@ class FamilyMeasure(Measure):
                 fam.scores[("base", u)] = s
             return True
         try:
-            got = outputs.get(kind, outputs.model_key(variant, base=False), todo, self.describe,
+            got = outputs.get(kind, outputs.model_key(variant, base=False) if kept else None, todo, self.describe,
                               lambda us: self.score(self.store.quantized(variant), self.store.base(variant).tokenizer, us),
                               self.encode, self.decode, ahead)
         except Exception as exc:  # noqa: BLE001 - that variant's tests show it, the rest go on
@@ -362,18 +363,20 @@ class FamilyMeasure(Measure):
         fam.scores.update({(variant.id, u): s for u, s in got.items()})
         return True
 
-    @abstractmethod
-    def describe(self, unit: Unit) -> dict[str, Any]:
+    def describe(self, unit: Unit) -> dict[str, Any] | None:
         """Everything a model's score on ``unit`` depends on besides the model: the data's
-        content and the settings (the key of the stored score, outputs.py)."""
+        content and the settings (the key of the stored score, outputs.py). None (this
+        default, e.g. a plugin's family): its scores are not kept, each process computes them."""
+        return None
 
     @staticmethod
     def encode(score: Any) -> dict[str, Any]:
+        """The arrays of a score that ``decode`` reads back (``score.arrays()``)."""
         return score.arrays()
 
-    @abstractmethod
     def decode(self, arrays: dict[str, Any]) -> Any:
         """A score read back from the arrays ``encode`` stored."""
+        raise NotImplementedError(f"{type(self).__name__} describes its scores but cannot read them back")
 
     def unit_label(self, unit: Unit) -> str:
         return str(unit)

@@ -94,12 +94,17 @@ class Outputs:
                               **describe(u), "code": code_digest(), "torch": installed_version("torch"),
                               "transformers": installed_version("transformers")}) for u in units}
         with ExitStack() as stack:
-            for u in sorted(units, key=keys.__getitem__):
-                if ahead:
-                    if not stack.enter_context(self.cache.try_lock(keys[u])):
-                        return None
-                else:
-                    stack.enter_context(self.cache.lock(keys[u]))
+            try:
+                for u in sorted(units, key=keys.__getitem__):
+                    if ahead:
+                        if not stack.enter_context(self.cache.try_lock(keys[u])):
+                            return None
+                    else:
+                        stack.enter_context(self.cache.lock(keys[u]))
+            except OSError as exc:  # the cache became unusable: compute, without it
+                stack.close()
+                self._warn(kind, exc)
+                return compute(units)
             got: dict[Unit, Score] = {}
             for u in units:
                 arrays = read_arrays(self.cache, keys[u])
@@ -112,8 +117,11 @@ class Outputs:
                     try:
                         write_arrays(self.cache, keys[u], encode(computed[u]), {"kind": kind, "unit": repr(u)})
                     except OSError as exc:  # a full or read-only disk: the outputs are used all the same
-                        warnings.warn(f"pytest-qrel could not store {kind} outputs in the cache {self.cache.root} "
-                                      f"({type(exc).__name__}: {exc}); they are used without being cached",
-                                      QrelCacheWarning, stacklevel=2)
+                        self._warn(kind, exc)
                 got.update(computed)
         return {u: got[u] for u in units}
+
+    def _warn(self, kind: str, exc: OSError) -> None:
+        assert self.cache is not None
+        warnings.warn(f"pytest-qrel could not use the cache {self.cache.root} for {kind} outputs "
+                      f"({type(exc).__name__}: {exc}); they are computed without it", QrelCacheWarning, stacklevel=3)

@@ -109,3 +109,11 @@ def test_an_output_another_process_is_computing_is_left_for_later(tmp_path):
         holder.kill()
         holder.wait()
         holder.stdout.close()
+
+
+def test_a_cache_that_cannot_be_locked_or_written_warns_and_computes(tmp_path):
+    outputs, calls = Outputs(SimpleNamespace(cache_dir=tmp_path / "cache"), None), []
+    (tmp_path / "cache").write_text("a file where the cache directory goes")
+    with pytest.warns(QrelCacheWarning, match="could not use the cache .* computed without it"):
+        got = _get(outputs, calls)
+    assert calls == [["a", "b"]] and np.array_equal(got["b"], np.arange(3.0) + 1)
