@@ -163,7 +163,7 @@ class QrelConfig:
             merge=tuple(parsing.path(options.MERGE, p, invocation_dir) for p in raw.get("qrel_merge") or ()),
             settings=options.run_settings(raw),
             **drift,
-            robustness=robustness_settings(raw, invocation_dir, catalog),
+            robustness=robustness_settings(raw, invocation_dir, catalog, "qrel_intensities" in given),
             kl=kl_settings(raw, invocation_dir, bits + tuple(c[4] for c in checkpoints), "qrel_kl_context" in given),
             catalog=catalog,
         )

@@ -100,7 +100,9 @@ DEFAULT_ALPHA = f"{CALIBRATION.metrics[0].alpha:g}"
 DEFAULT_KL_TOPK = "1024"
 DEFAULT_KL_CONTEXT = "512"
 DEFAULT_KL_TOKENS = "32768"
-DEFAULT_INTENSITIES = "4,16"  # paper 000 App. B
+DEFAULT_INTENSITIES = "4"  # paper 000 Table 7's (its recommendations average the 15 perturbations at 4)
+FULL_INTENSITIES = "4,16"  # paper 000 App. B: --qrel-robustness-full
+DEFAULT_FUZZ_EXAMPLES = "10"
 DEFAULT_QA_LIMIT = "100"
 DEFAULT_ROBUSTNESS_THRESHOLD = _metric_defaults(ROBUSTNESS)
 DEFAULT_FUZZ_AGREEMENT = f"{FUZZ.metrics[0].threshold:g}"
@@ -196,24 +198,25 @@ OPTIONS: tuple[Option, ...] = (
            "(family-wise error) or bh (Benjamini-Hochberg false discovery rate) (default: holm)", "holm"),
     Option(PERTURBATIONS, "comma-separated perturbations of the robustness suite (default: all 15 of "
            "paper 000: char_insertion, ..., translation)", None),
-    Option(INTENSITIES, f"comma-separated perturbation intensities, edits per prompt (default: {DEFAULT_INTENSITIES})",
-           DEFAULT_INTENSITIES),
+    Option(INTENSITIES, f"comma-separated perturbation intensities, edits per prompt (default: {DEFAULT_INTENSITIES}, "
+           f"paper 000 Table 7's; with {ROBUSTNESS_FULL}: {FULL_INTENSITIES}, App. B)", DEFAULT_INTENSITIES),
     Option(INSERTION_MODEL, "local masked LM (e.g. a RoBERTa directory, safetensors) that proposes the words "
            "word_insertion inserts, as paper 000 does (default: a shipped list of semantically light words)", None),
     Option(QA_FILE, "JSONL file of open-ended questions for the robustness suite: a 'prompt' and its "
            "'answers' per row (default: the zoo's recall questions)", None),
     Option(QA_LIMIT, f"prompts of the robustness suite, drawn at random with --qrel-seed (all: every prompt) "
            f"(default: {DEFAULT_QA_LIMIT})", DEFAULT_QA_LIMIT),
-    Option(ROBUSTNESS_FULL, "the full robustness run: every prompt of the QA set, whatever --qrel-qa-limit says "
-           "(default: off)", None, is_flag=True),
+    Option(ROBUSTNESS_FULL, "the full robustness run of paper 000: every prompt of the QA set, whatever "
+           f"--qrel-qa-limit says, and intensities {FULL_INTENSITIES} unless --qrel-intensities is given (default: off)",
+           None, is_flag=True),
     Option(SAMPLES, "answers sampled per prompt (default: 4)", "4"),
     Option(TEMPERATURE, "sampling temperature of the answers, 0 for greedy (paper 000 A.2; default: 0.7)", "0.7"),
     Option(MAX_NEW_TOKENS, "most tokens of a sampled answer (paper 000 A.2; default: 20)", "20"),
     Option(ROBUSTNESS_THRESHOLD, "largest accuracy and AUROC drop from the base under a perturbation (accuracy, "
            "auroc) and beyond the base's own drop from unperturbed prompts (robust_accuracy, robust_auroc) "
            f"(default: {DEFAULT_ROBUSTNESS_THRESHOLD})", DEFAULT_ROBUSTNESS_THRESHOLD),
-    Option(FUZZ_EXAMPLES, "hypothesis examples of the fuzzing test, each a batch of perturbed prompts (default: 20)",
-           "20"),
+    Option(FUZZ_EXAMPLES, "hypothesis examples of the fuzzing test, each a batch of perturbed prompts "
+           f"(default: {DEFAULT_FUZZ_EXAMPLES})", DEFAULT_FUZZ_EXAMPLES),
     Option(FUZZ_BATCH, "distinct prompts per fuzzing example, each perturbed (default: 32)", "32"),
     Option(FUZZ_AGREEMENT, "smallest share of a fuzzing batch whose greedy answers the variant and the base must "
            f"agree on (default: {DEFAULT_FUZZ_AGREEMENT})", DEFAULT_FUZZ_AGREEMENT),

@@ -52,7 +52,7 @@ class Robustness:
     sampled, the thresholds, and the fuzzing test's budget and agreement rate."""
 
     perturbations: tuple[str, ...] = ()
-    intensities: tuple[int, ...] = (4, 16)
+    intensities: tuple[int, ...] = (4,)
     qa_file: Path | None = None  # None: the zoo's recall questions
     insertion_model: Path | None = None  # a masked LM for word_insertion; None: the shipped word list
     qa_limit: int | None = 100  # None: every prompt
@@ -60,7 +60,7 @@ class Robustness:
     temperature: float = 0.7
     max_new_tokens: int = 20
     threshold: dict[str, float] = field(default_factory=dict)  # accuracy, auroc, robust_accuracy, robust_auroc
-    fuzz_examples: int = 20
+    fuzz_examples: int = 10
     fuzz_batch: int = 32
     fuzz_agreement: float = 0.5
 
@@ -197,9 +197,11 @@ def drift_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) 
             "correction": correction, "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
 
 
-def robustness_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) -> Robustness:
+def robustness_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog,
+                        intensities_given: bool = False) -> Robustness:
     """The robustness suite's options; a QA file is read now, so a missing or malformed one
-    stops the run at start-up with the reason."""
+    stops the run at start-up with the reason. --qrel-robustness-full: every prompt, and paper
+    000's two intensities unless ``intensities_given`` (--qrel-intensities named them)."""
 
     names = parsing.strings(options.PERTURBATIONS, raw["qrel_perturbations"]) if "qrel_perturbations" in raw else sorted(PERTURBATIONS)
     for name in names:
@@ -209,7 +211,9 @@ def robustness_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
             )
     if not names or len(set(names)) != len(names):
         raise pytest.UsageError(f"{options.PERTURBATIONS}: expected distinct perturbation names, but got {raw.get('qrel_perturbations')!r}")
-    intensities = parsing.ints(options.INTENSITIES, raw["qrel_intensities"])
+    full = parsing.boolean(options.ROBUSTNESS_FULL, raw.get("qrel_robustness_full", False))
+    intensities = parsing.ints(options.INTENSITIES, raw["qrel_intensities"] if intensities_given or not full
+                               else options.FULL_INTENSITIES)
     parsing.distinct(options.INTENSITIES, intensities)
     if not intensities or any(not 1 <= i <= MAX_INTENSITY for i in intensities):
         raise pytest.UsageError(f"{options.INTENSITIES}: expected integers in [1, {MAX_INTENSITY}] (edits per prompt), "
@@ -230,7 +234,7 @@ def robustness_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
             )
     limit = raw["qrel_qa_limit"]
     qa_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else parsing.integer(options.QA_LIMIT, limit, minimum=2)
-    if parsing.boolean(options.ROBUSTNESS_FULL, raw.get("qrel_robustness_full", False)):
+    if full:
         qa_limit = None
     temperature = parsing.floats(options.TEMPERATURE, raw["qrel_temperature"])
     if len(temperature) != 1 or not 0 <= temperature[0] <= MAX_TEMPERATURE:

@@ -28,7 +28,12 @@ def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) ->
     return [answer_text(t).strip() for t in texts]
 
 
-FUZZ_SHRINK_RUNS = 40  # most batches run while shrinking a failure, beyond the examples
+FUZZ_SHRINK_RUNS = 16  # most batches run while shrinking a failure, beyond the examples (each a base and a variant pass)
+
+
+class _ShrinkBudgetSpent(BaseException):
+    """Ends hypothesis's shrinking (a BaseException: hypothesis lets it through, as it does
+    KeyboardInterrupt); the smallest failing batch so far is the example."""
 
 
 class FuzzMeasure(Measure):
@@ -97,7 +102,9 @@ class FuzzMeasure(Measure):
             key = tuple(batch)
             if key not in results:
                 if runs[0] >= r.fuzz_examples + FUZZ_SHRINK_RUNS:
-                    return  # past the shrinking budget an unseen batch passes: shrinking stops here
+                    # past the shrinking budget: stop hypothesis here (a passing batch would only
+                    # make its shrinker draw ~200 more batches before it gives up)
+                    raise _ShrinkBudgetSpent
                 runs[0] += 1
                 results[key] = check(batch)
                 rates.append(sum(e["agree"] for e in results[key]) / len(batch))
@@ -109,12 +116,13 @@ class FuzzMeasure(Measure):
         detail = {"fuzz_examples": r.fuzz_examples, "fuzz_batch": size}
         try:
             agree()
-        except AssertionError:
+        except (AssertionError, _ShrinkBudgetSpent):
             if not last_failing:
                 raise
             # the value: the first failing batch as hypothesis drew it (shrinking then makes
             # batches fail by as much as it can); the example: the batch it shrank to, which
-            # hypothesis replays last, its disagreeing prompts once each
+            # hypothesis replays last (or the last failing batch it reached when the shrinking
+            # budget ran out), its disagreeing prompts once each
             found = next(rate for rate in rates if rate < threshold)
             shrunk = list({e["perturbed"]: e for e in results[last_failing[-1]] if not e["agree"]}.values())
             return Measurement(found, 1.0, None, {**detail, "batches_run": runs[0], "shrunk_example": shrunk})

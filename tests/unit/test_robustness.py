@@ -96,7 +96,8 @@ def _config(tmp_path: Path, **values) -> QrelConfig:
 
 def test_robustness_defaults_and_values(tmp_path):
     r = _config(tmp_path).robustness
-    assert len(r.perturbations) == 15 and r.intensities == (4, 16) and r.qa_limit == 100
+    # the default matrix: the 15 perturbations at paper 000 Table 7's intensity; fuzzing 10 batches
+    assert len(r.perturbations) == 15 and r.intensities == (4,) and r.qa_limit == 100 and r.fuzz_examples == 10
     assert (r.samples, r.temperature, r.max_new_tokens) == (4, 0.7, 20)
     assert r.threshold == THRESHOLD
     r = _config(tmp_path, perturbations="slang,emoji", intensities=[2, 8], qa_limit="all", temperature=0,
@@ -104,7 +105,9 @@ def test_robustness_defaults_and_values(tmp_path):
     assert r.perturbations == ("slang", "emoji") and r.intensities == (2, 8) and r.qa_limit is None
     assert r.temperature == 0.0 and r.threshold["auroc"] == 0.1 and r.threshold["accuracy"] == 0.05
     assert _config(tmp_path, alpha="robust_auroc:0.01").alpha["robust_auroc"] == 0.01
-    assert _config(tmp_path, robustness_full="true", qa_limit=10).robustness.qa_limit is None
+    full = _config(tmp_path, robustness_full="true", qa_limit=10).robustness
+    assert full.qa_limit is None and full.intensities == (4, 16)  # paper 000's full matrix (App. B)
+    assert _config(tmp_path, robustness_full="true", intensities="8").robustness.intensities == (8,)  # as named
 
 
 @pytest.mark.parametrize(
