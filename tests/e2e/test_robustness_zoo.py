@@ -9,7 +9,8 @@ from pytest_qrel.perturb import LEVELS, PERTURBATIONS
 
 def test_every_zoo_model_under_every_perturbation_at_4_bits(pytester):
     result = pytester.runpytest("-p", "no:randomly", "--qrel-cache-dir=cache", "--qrel-methods=hqq",
-                                           "--qrel-bits=4", "--qrel-qa-limit=60", "--qrel-samples=2", "-k", "perturbation_robustness")
+                                           "--qrel-bits=4", "--qrel-qa-limit=60", "--qrel-samples=2", "--qrel-intensities=4,16",
+                                           "-k", "perturbation_robustness")
     # no 4-bit variant loses robustness significantly beyond its threshold; at 60 prompts x 2
     # samples most gates could not have detected a drop of 0.05 (power before PASS): those are
     # not checked, never passed

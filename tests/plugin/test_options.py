@@ -50,7 +50,7 @@ def test_config_file_twins(pytester):
     assert "bnb" not in result.stdout.str()
     result = pytester.runpytest("--qrel-bits=2", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-hqq-2b-g64]",
-                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-hqq-2b-g64]", "39 tests collected*"])
+                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-hqq-2b-g64]", "24 tests collected*"])
 
 
 def test_default_matrix_is_the_whole_zoo(pytester):
@@ -65,10 +65,14 @@ def test_default_matrix_is_the_whole_zoo(pytester):
                 assert f"test_confidence_shift[{model}-{vid}-{task}]" in out
             assert f"test_fuzzed_answers_agree[{model}-{vid}]" in out
             for perturbation in ("char_insertion", "leetspeak", "emoji", "slang", "translation", "word_swap"):
-                for intensity in (4, 16):
-                    assert f"test_perturbation_robustness[{model}-{vid}-{perturbation}-i{intensity}]" in out
+                assert f"test_perturbation_robustness[{model}-{vid}-{perturbation}-i4]" in out
+                assert f"test_perturbation_robustness[{model}-{vid}-{perturbation}-i16]" not in out
     # 32 variants: one KL, one fitted-law and one fuzzing test each, one calibration and one
-    # confidence test per task, one robustness test per perturbation (15) and intensity (2)
+    # confidence test per task, one robustness test per perturbation (15) at intensity 4
+    result.stdout.fnmatch_lines(["768 tests collected*"])
+    # paper 000's full matrix: intensities 4 and 16 (App. B)
+    result = pytester.runpytest("--qrel-methods=hqq,bnb", "--qrel-robustness-full", "--collect-only", "-q")
+    assert "test_perturbation_robustness[zoo-l-bnb-8b-word_swap-i16]" in result.stdout.str()
     result.stdout.fnmatch_lines(["1248 tests collected*"])
 
 
@@ -106,7 +110,7 @@ def test_tool_qrel_scalars(pytester):
     pytester.makepyprojecttoml("[tool.qrel]\nmodels = 'zoo-xs'\nmethods = 'rtn'\nbits = 4\nquant-ratio = 0.5\n")
     result = pytester.runpytest("--collect-only", "-q", "--qrel-no-cache")
     result.stdout.fnmatch_lines(["*test_kl_to_base[[]zoo-xs-rtn-4b-g64-q0.5m]",
-                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64-q0.5m]", "39 tests collected*"])
+                                 "*test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64-q0.5m]", "24 tests collected*"])
 
 
 @pytest.mark.parametrize(

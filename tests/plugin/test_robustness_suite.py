@@ -71,6 +71,9 @@ def _check_fuzzing(pytester, result):
     failed, passed = (next(r for r in _records(pytester, "answer_agreement") if r["variant"] == f"zoo-l-hqq-{b}b-g64")
                       for b in (2, 8))
     assert failed["status"] == "fail" and failed["value"] < 0.5
+    from pytest_qrel.measures.fuzz import FUZZ_SHRINK_RUNS
+
+    assert failed["fuzz_examples"] < failed["batches_run"] <= failed["fuzz_examples"] + FUZZ_SHRINK_RUNS  # it shrank, within budget
     shrunk = failed["shrunk_example"]
     assert shrunk and all(not e["agree"] and e["base_answer"] != e["answer"] for e in shrunk)
     assert len({e["prompt"] for e in shrunk}) == len(shrunk)  # distinct prompts, each once
