@@ -120,7 +120,9 @@ class ModelStore:
         except Exception as exc:  # a backend bug: keep the traceback, and the row in the report
             self.info[variant] = {"error": f"{type(exc).__name__}: {one_line(exc)}"}
             raise
-        self.info[variant] = {**info.as_dict(), "cache": cache_state}
+        # what a measure added (KL's base passes) stays when the variant is loaded again
+        kept = {k: v for k, v in self.info.get(variant, {}).items() if k != "error"}
+        self.info[variant] = {**kept, **info.as_dict(), "cache": cache_state}
         self._quantized = (variant, model)
         progress.name_model(model, variant.id)
         return model
