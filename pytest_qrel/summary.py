@@ -295,13 +295,15 @@ def shown(records: list[Record], catalog: Catalog = CATALOG) -> list[Record]:
 def robustness_summary(records: list[Record]) -> dict[str, dict]:
     """By model: ``rows`` (condition label -> {column -> (accuracy, auroc)}), ``unknown``
     (condition -> (perturbed words, unknown)), ``worst`` (variant -> intensity -> (perturbation,
-    accuracy, base accuracy)), ``fuzz`` (the fuzzing records)."""
+    accuracy, base accuracy)), ``fuzz`` (the fuzzing records), ``strata`` (prompt stratum ->
+    ``prompts`` and ``accuracy``: column -> unperturbed accuracy and perturbed: condition ->
+    accuracy), when the prompts name their strata."""
     out: dict[str, dict] = {}
     seen: set[tuple[str, str, int]] = set()
     for r in records:
         if r.property != "robustness":
             continue
-        model = out.setdefault(r.model, {"rows": {}, "unknown": {}, "worst": {}, "fuzz": []})
+        model = out.setdefault(r.model, {"rows": {}, "unknown": {}, "worst": {}, "fuzz": [], "strata": {}})
         if r.metric == "answer_agreement":
             model["fuzz"].append(r)
             continue
@@ -318,6 +320,11 @@ def robustness_summary(records: list[Record]) -> dict[str, dict]:
                             (label, "base", comp["base"]), (label, column, comp["quantized"])):
             rows.setdefault(row, {})[who] = (s["accuracy"], s.get("auroc_entropy"))
         model["unknown"][label] = (d.get("perturbed_words", 0), d.get("unknown_words", 0))
+        for stratum, acc in comp.get("strata", {}).items():
+            cells = model["strata"].setdefault(stratum, {"prompts": acc["prompts"], "accuracy": {}})["accuracy"]
+            for who, clean, perturbed in (("base", "base_unperturbed", "base"), (column, "quantized_unperturbed", "quantized")):
+                cell = cells.setdefault(who, {"unperturbed": acc[clean], "perturbed": {}})
+                cell["perturbed"][label] = acc[perturbed]
         if d.get("inserted_by"):
             model["inserted_by"] = d["inserted_by"]
         worst = model["worst"].setdefault(column, {})

@@ -1,5 +1,7 @@
 """Open-ended QA prompts with reference answers, for the robustness suite: the zoo's
-recall questions by default, or a user's JSONL file; subsampled reproducibly."""
+robustness questions by default, or a user's JSONL file; subsampled reproducibly. A prompt
+may name its stratum (the zoo's: recall, utilization, utilization_heldout, paper 002 §3),
+so the report can say which stratum perturbations hurt more."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ class QASet:
     prompts: tuple[str, ...]
     answers: tuple[tuple[str, ...], ...]
     total: int  # prompts before subsampling
+    strata: tuple[str, ...] = ()  # per prompt, or () when the set has none
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -31,22 +34,38 @@ class QASet:
             return self
         rng = np.random.default_rng([seed, zlib.crc32(self.name.encode())])
         keep = np.sort(rng.choice(len(self.prompts), size=limit, replace=False))
-        return QASet(self.name, tuple(self.prompts[i] for i in keep), tuple(self.answers[i] for i in keep), self.total)
+        return QASet(self.name, tuple(self.prompts[i] for i in keep), tuple(self.answers[i] for i in keep), self.total,
+                     tuple(self.strata[i] for i in keep) if self.strata else ())
+
+
+def zoo_stratum(row: dict) -> str:
+    """A zoo question's stratum (paper 002 §3): ``recall`` (one stored fact), ``utilization``
+    (two facts composed, trained) or ``utilization_heldout`` (composed for people whose
+    composition was never trained)."""
+    return row["task"] + ("" if row["trained"] else "_heldout")
 
 
 def zoo_qa() -> QASet:
-    """The zoo's trained recall questions (``question : where does yusuf price live ? answer :``,
-    reference ``montreal``): one stored fact each, the stratum every zoo model learned best."""
-    rows = [r for r in load_jsonl(data_dir() / "zoo_qa.jsonl") if r["task"] == "recall" and r["trained"]]
-    return QASet("zoo_qa", tuple(r["question"] for r in rows), tuple((r["answer"],) for r in rows), len(rows))
+    """The zoo's robustness questions (``question : where does yusuf price live ? answer :``,
+    reference ``montreal``): every question about the people the corpus sets apart for
+    robustness (``robustness`` in zoo_qa.jsonl), in all three strata; a corpus without that
+    field gives its trained recall questions."""
+    rows = load_jsonl(data_dir() / "zoo_qa.jsonl")
+    if any("robustness" in r for r in rows):
+        rows = [r for r in rows if r.get("robustness")]
+    else:
+        rows = [r for r in rows if r["task"] == "recall" and r["trained"]]
+    return QASet("zoo_qa", tuple(r["question"] for r in rows), tuple((r["answer"],) for r in rows), len(rows),
+                 tuple(zoo_stratum(r) for r in rows))
 
 
 def read_qa_file(path: str | Path) -> QASet:
     """A JSONL file of ``{"prompt": ..., "answers": [...]}`` rows (``question`` and ``answer``
-    are accepted for them); ValueError naming the file and the first bad row."""
+    are accepted for them), each with an optional ``stratum`` (every row or none); ValueError
+    naming the file and the first bad row."""
     path = Path(path)
     rows = load_jsonl(path)
-    prompts, answers = [], []
+    prompts, answers, strata = [], [], []
     for lineno, row in enumerate(rows, 1):
         prompt = row.get("prompt", row.get("question")) if isinstance(row, dict) else None
         refs = row.get("answers", row.get("answer")) if isinstance(row, dict) else None
@@ -57,15 +76,24 @@ def read_qa_file(path: str | Path) -> QASet:
             raise ValueError(
                 f"Expected 'answers' to be a non-empty list of non-empty strings in row {lineno} of {path}, but got {refs!r}"
             )
+        stratum = row.get("stratum")
+        if stratum is not None and (not isinstance(stratum, str) or not stratum.strip()):
+            raise ValueError(f"Expected 'stratum' to be a non-empty string in row {lineno} of {path}, but got {stratum!r}")
         prompts.append(prompt)
         answers.append(tuple(refs))
+        strata.append(stratum)
+    named = [k for k, s in enumerate(strata, 1) if s is not None]
+    if named and len(named) < len(strata):
+        row = next(k for k, s in enumerate(strata, 1) if s is None)
+        raise ValueError(f"Expected a 'stratum' in every row of {path} or in none, but row {named[0]} has one and "
+                         f"row {row} has none")
     first = {}
     for row, prompt in enumerate(prompts, 1):
         if prompt in first:
             raise ValueError(f"Expected distinct prompts in {path}, but rows {first[prompt]} and {row} are both "
                              f"{prompt[:60]!r}: a repeated prompt counts twice in every gate")
         first[prompt] = row
-    return QASet(path.stem, tuple(prompts), tuple(answers), len(prompts))
+    return QASet(path.stem, tuple(prompts), tuple(answers), len(prompts), tuple(strata) if named else ())
 
 
 _LOADED: dict[tuple, QASet] = {}

@@ -14,7 +14,7 @@ AUROC where every answer is right or every one wrong.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -218,8 +218,12 @@ class RobustnessMeasure(FamilyMeasure):
         hyps, why = hypotheses(b, q, bc, qc, self.thresholds(), self.config.seed)
         fam.hypotheses.update({(variant.id, cond, k): h for k, h in hyps.items()})
         fam.unchecked.update({(variant.id, cond, k): w for k, w in why.items()})
-        fam.comparisons[(variant.id, cond)] = {"base": b.summary(), "quantized": q.summary(),
-                                               "base_unperturbed": bc.summary(), "quantized_unperturbed": qc.summary()}
+        comparison = {"base": b.summary(), "quantized": q.summary(),
+                      "base_unperturbed": bc.summary(), "quantized_unperturbed": qc.summary()}
+        if self.qa().strata:
+            comparison["strata"] = stratum_accuracy(self.qa().strata, base=b, quantized=q, base_unperturbed=bc,
+                                                    quantized_unperturbed=qc)
+        fam.comparisons[(variant.id, cond)] = comparison
 
     def unknown_share(self, variant: Variant, cond: Condition) -> tuple[int, int]:
         return unknown_word_share(self.store.base(variant).tokenizer, self.qa().prompts, self.prompts(cond)[0])
@@ -239,3 +243,14 @@ class RobustnessMeasure(FamilyMeasure):
                 "the shipped list of semantically light words (no --qrel-insertion-model)"}
                if cond[0] == "word_insertion" else {}),
         }
+
+
+def stratum_accuracy(strata: Sequence[str], **scores: QAScores) -> dict[str, dict[str, float | int]]:
+    """Per stratum of the prompts (paper 002's recall / utilization): its prompt count and the
+    accuracy of each of ``scores`` over its prompts' sampled answers."""
+    labels = np.asarray(strata)
+    out: dict[str, dict[str, float | int]] = {}
+    for stratum in sorted(set(strata)):
+        rows = labels == stratum
+        out[stratum] = {"prompts": int(rows.sum()), **{k: float(v.correct[rows].mean()) for k, v in scores.items()}}
+    return out

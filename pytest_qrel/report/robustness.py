@@ -1,7 +1,8 @@
 """The robustness tables (paper 000 Fig. 3 as numbers): per model, accuracy and AUROC(-entropy)
 of the base and each variant on unperturbed prompts and under each perturbation and
 intensity, the share of perturbed words that became unknown tokens, each variant's
-worst-case perturbation, and the fuzzing test's shrunk examples."""
+worst-case perturbation, the fuzzing test's shrunk examples, and accuracy by prompt stratum
+(recall / utilization, paper 002) where the prompts name their strata."""
 
 from __future__ import annotations
 
@@ -45,6 +46,37 @@ def table_lines(model: str, summary: dict) -> tuple[list[str], list[list[str]], 
     return head, body, notes
 
 
+def strata_lines(summary: dict) -> tuple[list[str], list[list[str]], list[str]]:
+    """(header, rows, notes) of one model's accuracy by prompt stratum (paper 002's recall /
+    utilization): unperturbed, and the mean over every perturbed condition, per column; the
+    note names the stratum whose base loses the largest share of its accuracy."""
+    strata = summary.get("strata") or {}
+    if not strata:
+        return [], [], []
+    columns = ["base"] + sorted({c for s in strata.values() for c in s["accuracy"]} - {"base"})
+    head = ["stratum", "prompts"] + [f"{c} acc: unperturbed -> perturbed (change)" for c in columns]
+    body, lost = [], {}
+    for stratum, s in sorted(strata.items()):
+        cells = []
+        for c in columns:
+            cell = s["accuracy"].get(c)
+            if cell is None or not cell["perturbed"]:
+                cells.append("-")
+                continue
+            clean, perturbed = cell["unperturbed"], sum(cell["perturbed"].values()) / len(cell["perturbed"])
+            cells.append(f"{clean:.3f} -> {perturbed:.3f} ({perturbed - clean:+.3f})")
+            if c == "base" and clean > 0:
+                lost[stratum] = (1 - perturbed / clean, clean, perturbed, len(cell["perturbed"]))
+        body.append([stratum, str(s["prompts"]), *cells])
+    notes = []
+    if len(lost) > 1:
+        ranked = sorted(lost.items(), key=lambda kv: -kv[1][0])
+        parts = "; ".join(f"{k} {c:.3f} -> {p:.3f} ({share:.0%} lost)" for k, (share, c, p, _) in ranked)
+        notes.append(f"most fragile stratum under perturbation (base, mean over {ranked[0][1][3]} perturbed conditions): "
+                     f"{ranked[0][0]}; {parts}")
+    return head, body, notes
+
+
 def write_robustness_tables(terminalreporter, summary: dict[str, dict]) -> None:
     tr = terminalreporter
     for model, s in summary.items():
@@ -53,7 +85,11 @@ def write_robustness_tables(terminalreporter, summary: dict[str, dict]) -> None:
             write_table(tr, f"model {model}, robustness (paper 000 Fig. 3): accuracy / AUROC(-entropy) of sampled "
                             "answers; unknown words: share of perturbed words the tokenizer maps to its unknown token",
                         head, body)
-        for note in notes:
+        head, body, strata_notes = strata_lines(s)
+        if body:
+            write_table(tr, f"model {model}, robustness by prompt stratum (paper 002 §3: recall of one fact, "
+                            "utilization of two)", head, body)
+        for note in notes + strata_notes:
             tr.write_line(note)
 
 
@@ -64,5 +100,8 @@ def markdown_lines(summary: dict[str, dict]) -> list[str]:
         lines += [f"## {model}: robustness", ""]
         if body:
             lines += markdown_table(head, body)
-        lines += [f"- {n.strip()}" for n in notes] + [""]
+        head, body, strata_notes = strata_lines(s)
+        if body:
+            lines += ["", "By prompt stratum (paper 002 §3):", ""] + markdown_table(head, body)
+        lines += [f"- {n.strip()}" for n in notes + strata_notes] + [""]
     return lines

@@ -174,6 +174,35 @@ def test_qa_files_are_checked(tmp_path):
     assert len(sub) == 50 and sub == zoo_qa().subsample(50, seed=3) and sub != zoo_qa().subsample(50, seed=4)
 
 
+def test_qa_strata_are_read_kept_when_subsampled_and_all_or_none(tmp_path):
+    good = tmp_path / "qa.jsonl"
+    good.write_text("".join(f'{{"prompt": "Q{i}", "answers": ["a"], "stratum": "{"recall" if i % 3 else "utilization"}"}}\n'
+                            for i in range(30)))
+    qa = read_qa_file(good)
+    assert qa.strata == tuple("recall" if i % 3 else "utilization" for i in range(30))
+    sub = qa.subsample(10, seed=1)
+    assert [s for p, s in zip(qa.prompts, qa.strata) if p in sub.prompts] == list(sub.strata)
+    assert read_qa_file(tmp_path / "qa.jsonl").subsample(None, 0).strata == qa.strata
+    none = tmp_path / "none.jsonl"
+    none.write_text('{"prompt": "Q", "answers": ["a"]}\n')
+    assert read_qa_file(none).strata == ()
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"prompt": "Q", "answers": ["a"], "stratum": "recall"}\n{"prompt": "R", "answers": ["b"]}\n')
+    with pytest.raises(ValueError, match=r"'stratum' in every row of .*mixed.jsonl or in none, but row 1 has one and row 2"):
+        read_qa_file(mixed)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"prompt": "Q", "answers": ["a"], "stratum": " "}\n')
+    with pytest.raises(ValueError, match=r"'stratum' to be a non-empty string in row 1"):
+        read_qa_file(empty)
+
+
+def test_zoo_robustness_prompts_carry_their_strata():
+    qa = zoo_qa()
+    assert len(qa.strata) == len(qa.prompts) == qa.total
+    assert set(qa.strata) <= {"recall", "utilization", "utilization_heldout"}
+    assert all(("country" in p) == (s != "recall") for p, s in zip(qa.prompts, qa.strata))
+
+
 def test_nan_logits_are_counted_per_prompt(zoo_m, prompts):
     """A model with a NaN weight: every prompt is flagged, so the gate reports the problem
     (measures/robustness.py) instead of scoring answers drawn from garbage."""

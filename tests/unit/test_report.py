@@ -136,3 +136,33 @@ def test_kl_statistics_table_and_the_zoo_text_warning():
                      "warning: m: KL measured on the zoo's held-out sentences"]
     assert text_notes([rec]) == ["m: KL measured on the zoo's held-out sentences"]
     assert "| m-hqq-4b-g64 | 4096 | 0.0314 ± 0.0012 |" in "\n".join(kl_markdown_lines([rec]))
+
+
+def test_robustness_by_stratum_names_the_most_fragile_stratum():
+    """Paper 002's strata under perturbation: the table shows each stratum's accuracy unperturbed
+    and its mean over the perturbed conditions, per column, and the note names the stratum whose
+    base lost the largest share of its accuracy (not the largest absolute drop)."""
+    from pytest_qrel.report.robustness import strata_lines
+    from pytest_qrel.summary import robustness_summary
+
+    def rec(variant, perturbation, recall, utilization):
+        acc = lambda clean, pert, q_clean, q_pert: {"base_unperturbed": clean, "base": pert,  # noqa: E731
+                                                     "quantized_unperturbed": q_clean, "quantized": q_pert}
+        summ = {"accuracy": 0.5, "auroc_entropy": 0.6}
+        comp = {"base": summ, "quantized": summ, "base_unperturbed": summ, "quantized_unperturbed": summ,
+                "strata": {"recall": {"prompts": 80, **acc(*recall)}, "utilization": {"prompts": 20, **acc(*utilization)}}}
+        return record(property="robustness", metric="accuracy_drop", variant=variant, perturbation=perturbation,
+                      intensity=4, comparison=comp)
+
+    # recall: base 0.9 -> 0.6 and 0.5 (a third and 44% lost); utilization: 0.2 -> 0.15 and 0.15 (25% lost)
+    records = [rec("m-hqq-4b", "char_swap", (0.9, 0.6, 0.8, 0.5), (0.2, 0.15, 0.2, 0.1)),
+               rec("m-hqq-4b", "emoji", (0.9, 0.5, 0.8, 0.4), (0.2, 0.15, 0.2, 0.2)),
+               rec("m-hqq-8b", "char_swap", (0.9, 0.6, 0.9, 0.6), (0.2, 0.15, 0.2, 0.15))]
+    head, body, notes = strata_lines(robustness_summary(records)["m"])
+    assert head[:3] == ["stratum", "prompts", "base acc: unperturbed -> perturbed (change)"]
+    assert body[0] == ["recall", "80", "0.900 -> 0.550 (-0.350)", "0.800 -> 0.450 (-0.350)", "0.900 -> 0.600 (-0.300)"]
+    assert body[1] == ["utilization", "20", "0.200 -> 0.150 (-0.050)", "0.200 -> 0.150 (-0.050)", "0.200 -> 0.150 (-0.050)"]
+    assert notes[0].startswith("most fragile stratum under perturbation (base, mean over 2 perturbed conditions): recall;")
+    assert "recall 0.900 -> 0.550 (39% lost); utilization 0.200 -> 0.150 (25% lost)" in notes[0]
+    # prompts without strata: no table
+    assert strata_lines(robustness_summary(records[:0] + [record(property="robustness", metric="accuracy_drop")]).get("m", {})) == ([], [], [])

@@ -129,3 +129,20 @@ def test_robustness_defaults_and_values(tmp_path):
 def test_bad_robustness_options_are_usage_errors(tmp_path, key, value, message):
     with pytest.raises(pytest.UsageError, match=message):
         _config(tmp_path, **{key: value})
+
+
+def test_stratum_accuracy_is_each_strata_mean_over_its_prompts_answers():
+    from pytest_qrel.measures.robustness import stratum_accuracy
+
+    rng = np.random.default_rng(0)
+    strata = ["recall", "utilization", "recall", "utilization_heldout", "recall"]
+
+    def scores():
+        correct = rng.random((5, 4)) < 0.5
+        return QAScores(correct, np.zeros((5, 4)), np.zeros(5), np.zeros(5), ("a",) * 5)
+
+    b, q = scores(), scores()
+    out = stratum_accuracy(strata, base=b, quantized=q)
+    assert list(out) == ["recall", "utilization", "utilization_heldout"]
+    assert out["recall"] == {"prompts": 3, "base": b.correct[[0, 2, 4]].mean(), "quantized": q.correct[[0, 2, 4]].mean()}
+    assert out["utilization_heldout"]["base"] == b.correct[3].mean()
