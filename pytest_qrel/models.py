@@ -17,7 +17,7 @@ from .variants import id_safe
 if TYPE_CHECKING:
     import torch
 
-ZOO_MODELS = ("zoo-xs", "zoo-s", "zoo-m", "zoo-l")
+ZOO_MODELS = ("zoo-xs", "zoo-s", "zoo-m", "zoo-l", "zoo-xl", "zoo-xxl")
 
 
 class ModelLoadError(RuntimeError):

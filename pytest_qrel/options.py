@@ -203,7 +203,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(INSERTION_MODEL, "local masked LM (e.g. a RoBERTa directory, safetensors) that proposes the words "
            "word_insertion inserts, as paper 000 does (default: a shipped list of semantically light words)", None),
     Option(QA_FILE, "JSONL file of open-ended questions for the robustness suite: a 'prompt' and its "
-           "'answers' per row (default: the zoo's recall questions)", None),
+           "'answers' (and an optional 'stratum') per row (default: the zoo's robustness questions)", None),
     Option(QA_LIMIT, f"prompts of the robustness suite, drawn at random with --qrel-seed (all: every prompt) "
            f"(default: {DEFAULT_QA_LIMIT})", DEFAULT_QA_LIMIT),
     Option(ROBUSTNESS_FULL, "the full robustness run of paper 000: every prompt of the QA set, whatever "

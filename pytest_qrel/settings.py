@@ -53,7 +53,7 @@ class Robustness:
 
     perturbations: tuple[str, ...] = ()
     intensities: tuple[int, ...] = (4,)
-    qa_file: Path | None = None  # None: the zoo's recall questions
+    qa_file: Path | None = None  # None: the zoo's robustness questions
     insertion_model: Path | None = None  # a masked LM for word_insertion; None: the shipped word list
     qa_limit: int | None = 100  # None: every prompt
     samples: int = 4

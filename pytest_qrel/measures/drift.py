@@ -44,6 +44,14 @@ def per_question_brier(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return ((probs - onehot) ** 2).sum(axis=1)
 
 
+# ECE and ACE are tested by a paired bootstrap whose p-value comes from the spread of the
+# resampled differences (stats.paired_bootstrap); with a handful of questions that spread is
+# far too small (3 questions: p = 4e-4 for an ECE increase no test could establish), so below
+# this many questions they are not checked (the paired t-tests of the other metrics account
+# for small samples themselves).
+MIN_BOOTSTRAP_QUESTIONS = 30
+
+
 def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0,
                flips_threshold: float | None = None) -> dict[str, Hypothesis]:
     """Every gated metric of ``quant`` against ``base`` on the same questions, with the
@@ -167,9 +175,17 @@ class ChoiceDriftMeasure(FamilyMeasure):
         fam.comparisons[(variant.id, unit)] = comparison(base, q)
         gated = self.variant_thresholds(variant)
         hyps = hypotheses(base, q, seed=self.config.seed, flips_threshold=gated.get("flips"))
+        n = len(base.labels)
         for prop in sorted(props):
             for key in self.config.catalog[prop].keys:
-                if key in gated:  # an optional gate that is off is left out of the family
+                if key not in gated:  # an optional gate that is off is left out of the family
+                    continue
+                if hyps[key].test == "paired_bootstrap" and n < MIN_BOOTSTRAP_QUESTIONS:
+                    fam.unchecked[(variant.id, unit, key)] = (
+                        f"{key} is tested by a paired bootstrap over questions, which needs at least "
+                        f"{MIN_BOOTSTRAP_QUESTIONS} (the task has {n}); --qrel-task-limit >= "
+                        f"{MIN_BOOTSTRAP_QUESTIONS} would decide it")
+                else:
                     fam.hypotheses[(variant.id, unit, key)] = hyps[key]
 
     def detail(self, fam: Family, variant: Variant, unit: object) -> dict:

@@ -209,8 +209,8 @@ def stop_token_ids(tokenizer) -> frozenset[int]:
 def unknown_word_share(tokenizer, clean: Sequence[str], perturbed: Sequence[str]) -> tuple[int, int]:
     """(perturbed words, of them unknown to the tokenizer): the words of each perturbed prompt
     that are not words of its clean prompt, and how many encode to the unknown token. A
-    word-level tokenizer (the zoo's) turns a misspelled word into the unknown token, a
-    subword one (with byte fallback) never does: this tells tokenizer damage from fragility."""
+    word-level tokenizer turns a misspelled word into the unknown token, a byte-level one (the
+    zoo's BPE) never does: this tells tokenizer damage from fragility."""
     new = []
     for c, p in zip(clean, perturbed):
         words = set(c.split())

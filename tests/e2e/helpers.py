@@ -5,13 +5,16 @@ from pathlib import Path
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from pytest_qrel.fixtures import build_zoo
+from pytest_qrel.models import zoo_dir
 from pytest_qrel.session import QrelConfig, QrelSession
 
 
 def make_llama(path: Path, seed: int = 0) -> Path:
     """A randomly initialised 2-block Llama with the zoo's tokenizer, saved as safetensors."""
-    tok = build_zoo.build_tokenizer(path)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(zoo_dir() / "zoo-xs")
+    tok.save_pretrained(path)
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True)

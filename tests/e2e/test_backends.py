@@ -8,7 +8,7 @@ import torch
 from pytest_qrel.quant import get_backend
 from pytest_qrel.session import QrelConfig, QrelSession
 
-MODEL = "zoo-s"
+MODEL = "zoo-m"
 LADDERS = {
     "rtn": (2, 3, 4, 8),
     "hqq": (2, 3, 4, 8),

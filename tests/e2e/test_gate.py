@@ -19,7 +19,8 @@ def _results(path):
 
 
 def test_partially_quantized_variant_fails_with_the_coverage_reason(pytester):
-    # zoo-xs has hidden size 32: bitsandbytes' CPU nf4 kernel cannot run its rows
+    # zoo-xs has hidden size 16: bitsandbytes' CPU nf4 kernel cannot run its rows (only its MLP's
+    # down projection, whose rows are 64 wide: a quarter of the weights)
     result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=4", *RUN, *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*zoo-xs-bnb-4b-g64: quantized 2*% of the weights asked for, below the minimum coverage 100%; "

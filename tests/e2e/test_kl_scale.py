@@ -40,7 +40,7 @@ def _scipy_kl(session, variant) -> float:
 @pytest.fixture(scope="module")
 def exact(tmp_path_factory):
     """{variant id: exact KL} from --qrel-kl-topk=all, and its details."""
-    session = session_for("zoo-xs", tmp_path_factory.mktemp("all"), kl_topk="all", **OPTS)
+    session = session_for("zoo-s", tmp_path_factory.mktemp("all"), kl_topk="all", **OPTS)
     return {v.id: _detail(session, v) for v in session.variants}, session
 
 
@@ -56,14 +56,14 @@ def test_full_vocabulary_kl_is_scipys(exact):
 
 def test_topk_bounds_contain_the_exact_kl_and_decide_when_narrow(tmp_path, exact):
     values, _ = exact
-    session = session_for("zoo-xs", tmp_path, kl_topk="256", **OPTS)
+    session = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
     for v in session.variants:
         value, detail, info = _detail(session, v)
         truth = values[v.id][0]
         assert detail["kl_lower"] <= truth + 1e-9 and truth <= detail["kl_upper"] + 1e-9
         assert abs(value - truth) <= detail["kl_bound_width"] / 2 + 1e-9
         assert detail["kl_bound_width"] <= KL_MAX_WIDTH
-        assert detail["kl_decided"] == "bounds" and detail["kl_topk"] == 256
+        assert detail["kl_decided"] == "bounds" and detail["kl_topk"] == 512
     # the other statistics come from the same per-token values, within the bounds' width
     for key in ("top1_agreement", "dp_mean", "ln_ppl_ratio"):
         assert detail[key] == pytest.approx(values[v.id][1][key], abs=1e-9)
@@ -71,16 +71,16 @@ def test_topk_bounds_contain_the_exact_kl_and_decide_when_narrow(tmp_path, exact
 
 def test_a_straddled_threshold_or_wide_bounds_are_recomputed_exactly(tmp_path, exact):
     values, _ = exact
-    low = values["zoo-xs-rtn-2b-g64"][0]
+    low = values["zoo-s-rtn-2b-g64"][0]
     # the threshold at the exact value: the bounds straddle it, so the exact KL decides
-    session = session_for("zoo-xs", tmp_path, kl_topk="256", kl_threshold=f"2:{low},8:9", **OPTS)
+    session = session_for("zoo-s", tmp_path, kl_topk="512", kl_threshold=f"2:{low},8:9", **OPTS)
     batches = len(session.measures["kl"].text(session.variants[0]).batches)
     value, detail, info = _detail(session, session.variants[0])
-    assert detail["kl_decided"] == "exact" and value == values["zoo-xs-rtn-2b-g64"][0]
+    assert detail["kl_decided"] == "exact" and value == values["zoo-s-rtn-2b-g64"][0]
     assert detail["kl_stored_bound_width"] > 0 and detail["kl_bound_width"] == 0
     assert info["kl_base_forward_passes"] == 2 * batches  # stored once, then run live beside the variant
-    # top-16 leave most of a 309-token vocabulary in the tail: bounds too wide to report
-    session = session_for("zoo-xs", tmp_path / "k16", kl_topk="16", **OPTS)
+    # top-16 leave most of a 1024-token vocabulary in the tail: bounds too wide to report
+    session = session_for("zoo-s", tmp_path / "k16", kl_topk="16", **OPTS)
     for v in session.variants:
         value, detail, _ = _detail(session, v)
         assert detail["kl_stored_bound_width"] > KL_MAX_WIDTH and detail["kl_decided"] == "exact"
@@ -88,13 +88,13 @@ def test_a_straddled_threshold_or_wide_bounds_are_recomputed_exactly(tmp_path, e
 
 
 def test_base_outputs_are_computed_once_and_read_back(tmp_path):
-    first = session_for("zoo-xs", tmp_path, kl_topk="256", **OPTS)
+    first = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
     batches = len(first.measures["kl"].text(first.variants[0]).batches)
     run = [_detail(first, v) for v in first.variants]
     assert [r[2]["kl_base_forward_passes"] for r in run] == [batches, 0]
     shards = sorted(tmp_path.rglob("shard-*.safetensors"))
     assert len(shards) == batches
-    again = session_for("zoo-xs", tmp_path, kl_topk="256", **OPTS)
+    again = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
     rerun = [_detail(again, v) for v in again.variants]
     assert [r[2]["kl_base_forward_passes"] for r in rerun] == [0, 0]
     assert [r[0] for r in rerun] == [r[0] for r in run]
@@ -103,14 +103,14 @@ def test_base_outputs_are_computed_once_and_read_back(tmp_path):
     from pytest_qrel.cache import QrelCacheWarning
 
     with pytest.warns(QrelCacheWarning, match="checksum mismatch"):
-        third = session_for("zoo-xs", tmp_path, kl_topk="256", **OPTS)
+        third = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
         damaged = _detail(third, third.variants[0])
     assert damaged[2]["kl_base_forward_passes"] == batches and damaged[0] == run[0][0]
 
 
 def test_the_statistics_users_of_llama_cpp_read(exact):
     values, _ = exact
-    low, high = values["zoo-xs-rtn-2b-g64"][1], values["zoo-xs-rtn-8b-g64"][1]
+    low, high = values["zoo-s-rtn-2b-g64"][1], values["zoo-s-rtn-8b-g64"][1]
     for d in (low, high):
         assert d["kl_median"] <= d["kl_p90"] <= d["kl_p99"] <= d["kl_p999"] <= d["kl_max"]
         assert 0 < d["top1_agreement"] <= 1
@@ -121,7 +121,7 @@ def test_the_statistics_users_of_llama_cpp_read(exact):
 
 
 def test_p99_and_top1_gates(tmp_path):
-    session = session_for("zoo-xs", tmp_path, kl_p99_threshold="0.5", top1_threshold="0.9", **OPTS)
+    session = session_for("zoo-s", tmp_path, kl_p99_threshold="0.5", top1_threshold="0.9", **OPTS)
     low, high = session.variants
     by_metric = {g.metric: g for g in session.measures["kl"].outcome(low)}
     assert set(by_metric) == {"kl_to_base", "kl_p99", "top1_agreement"}
@@ -133,8 +133,8 @@ def test_p99_and_top1_gates(tmp_path):
 def test_kl_on_the_users_text_file_and_task(tmp_path):
     own = tmp_path / "own.jsonl"
     own.write_text("".join(json.dumps({"text": t}) + "\n" for t in heldout_texts()))
-    by_file = session_for("zoo-xs", tmp_path / "f", kl_text=str(own), kl_context="64", kl_tokens="1000", **OPTS)
-    by_task = session_for("zoo-xs", tmp_path / "t", kl_text="zoo_heldout_text", kl_context="64", kl_tokens="1000",
+    by_file = session_for("zoo-s", tmp_path / "f", kl_text=str(own), kl_context="64", kl_tokens="1000", **OPTS)
+    by_task = session_for("zoo-s", tmp_path / "t", kl_text="zoo_heldout_text", kl_context="64", kl_tokens="1000",
                           **OPTS)
     f = _detail(by_file, by_file.variants[0])
     t = _detail(by_task, by_task.variants[0])
@@ -144,7 +144,7 @@ def test_kl_on_the_users_text_file_and_task(tmp_path):
     assert t[1]["kl_text"] == "lm-eval task zoo_heldout_text, windows of 64 tokens"
     plain = tmp_path / "own.txt"
     plain.write_text("\n\n".join(heldout_texts()))
-    by_plain = session_for("zoo-xs", tmp_path / "p", kl_text=str(plain), kl_context="64", kl_tokens="1000", **OPTS)
+    by_plain = session_for("zoo-s", tmp_path / "p", kl_text=str(plain), kl_context="64", kl_tokens="1000", **OPTS)
     assert _detail(by_plain, by_plain.variants[0])[0] == f[0]
 
 
@@ -164,23 +164,23 @@ def test_bad_kl_options_are_usage_errors(tmp_path, opts, message):
         (tmp_path / "empty.txt").write_text("  \n")
         opts = {"kl_text": str(tmp_path / "empty.txt")}
     with pytest.raises(pytest.UsageError, match=message):
-        session_for("zoo-xs", tmp_path, **opts, **OPTS)
+        session_for("zoo-s", tmp_path, **opts, **OPTS)
 
 
 def test_a_text_shorter_than_a_window_or_a_context_past_the_model_is_named(tmp_path):
     short = tmp_path / "short.txt"
     short.write_text("paris is a city in france .")
-    session = session_for("zoo-xs", tmp_path, kl_text=str(short), kl_context="64", **OPTS)
+    session = session_for("zoo-s", tmp_path, kl_text=str(short), kl_context="64", **OPTS)
     with pytest.raises(VariantError, match=r"--qrel-kl-text: Expected a text of at least one window of 64 tokens"):
         session.measures["kl"].outcome(session.variants[0])
     long = tmp_path / "long.txt"
     long.write_text(" ".join(heldout_texts()))
-    session = session_for("zoo-xs", tmp_path, kl_text=str(long), kl_context="4096", **OPTS)
-    with pytest.raises(VariantError, match=r"--qrel-kl-context=4096 is more than zoo-xs's 128 positions"):
+    session = session_for("zoo-s", tmp_path, kl_text=str(long), kl_context="4096", **OPTS)
+    with pytest.raises(VariantError, match=r"--qrel-kl-context=4096 is more than zoo-s's 128 positions"):
         session.measures["kl"].outcome(session.variants[0])
     # the default's value, named by the user, is a request too: not cut to the model's length
-    session = session_for("zoo-xs", tmp_path, kl_text=str(long), kl_context="512", **OPTS)
-    with pytest.raises(VariantError, match=r"--qrel-kl-context=512 is more than zoo-xs's 128 positions"):
+    session = session_for("zoo-s", tmp_path, kl_text=str(long), kl_context="512", **OPTS)
+    with pytest.raises(VariantError, match=r"--qrel-kl-context=512 is more than zoo-s's 128 positions"):
         session.measures["kl"].outcome(session.variants[0])
 
 
@@ -188,7 +188,7 @@ def test_a_model_outside_the_zoo_on_the_zoo_text_is_said(tiny, tmp_path):
     session = session_for(tiny, tmp_path, methods="rtn", bits="8")
     _, detail, _ = _detail(session, session.variants[0])
     assert "KL measured on the zoo's held-out sentences" in detail["kl_text_note"]
-    zoo = session_for("zoo-xs", tmp_path, methods="rtn", bits="8")
+    zoo = session_for("zoo-s", tmp_path, methods="rtn", bits="8")
     assert "kl_text_note" not in _detail(zoo, zoo.variants[0])[1]
 
 
@@ -207,7 +207,7 @@ class _OOMAbove(torch.nn.Module):
 
 
 def test_out_of_memory_halves_the_batch_and_keeps_every_row(tmp_path):
-    session = session_for("zoo-xs", tmp_path, methods="rtn", bits="8")
+    session = session_for("zoo-s", tmp_path, methods="rtn", bits="8")
     base = session.base_model(session.variants[0])
     batches = encode(base.tokenizer, heldout_texts()[:40])
     plain = list(scored_rows(base.model, batches))

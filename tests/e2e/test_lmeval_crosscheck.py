@@ -73,7 +73,7 @@ def test_shipped_yaml_loads_the_same_questions_as_the_native_reader():
     ref = resolve_task(str(TASKS_DIR / "zoo_recall.yaml"), Path.cwd())
     through_lmeval, native = load_task(ref), zoo_task("zoo_recall")
     assert ref.kind == "yaml" and ref.name == "zoo_recall"
-    assert len(through_lmeval) == len(native) == 16800
+    assert len(through_lmeval) == len(native) == 3000
     assert through_lmeval.contexts == native.contexts
     assert through_lmeval.continuations == native.continuations
     assert through_lmeval.labels == native.labels

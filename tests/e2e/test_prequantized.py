@@ -149,5 +149,5 @@ def test_checkpoint_of_another_model_and_pickle_checkpoint_fail_alone(tiny, chec
     assert "has only pickle weights" in out and "--qrel-allow-pickle" in out
     # zoo-xs is not what this checkpoint quantized
     out = _run_suite(pytester, f"--qrel-models={good}", "--qrel-base=zoo-xs")
-    assert "is not a quantization of" in out and "hidden_size 64 != 32" in out, out[-3000:]
+    assert "is not a quantization of" in out and "hidden_size 64 != 16" in out, out[-3000:]
     assert "1 failed" in out

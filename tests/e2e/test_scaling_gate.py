@@ -101,17 +101,17 @@ def test_baseline_fails_exactly_the_variant_that_got_worse(pytester):
 def test_report_files_are_written(pytester):
     robustness = ["--qrel-perturbations=char_swap,word_swap,slang", "--qrel-intensities=4", "--qrel-qa-limit=20",
                   "--qrel-samples=2", "-k", "not fuzzed"]
-    result = pytester.runpytest("--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
+    result = pytester.runpytest("--qrel-models=zoo-s,zoo-m", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
                                            "--qrel-kl-threshold=4:1,8:1", "--qrel-task-limit=40", *robustness, *RUN)
     assert result.ret in (0, 1)
     report = pytester.path / "qrel-report"
     assert sorted(p.name for p in report.iterdir()) == [
-        "confidence_shift_zoo-s.png", "confidence_shift_zoo-xs.png", "journal.jsonl", "kl_to_base_vs_total_bits.png",
-        "report.md", "results.csv", "results.json", "robustness_zoo-s_i4.png", "robustness_zoo-xs_i4.png"]
+        "confidence_shift_zoo-m.png", "confidence_shift_zoo-s.png", "journal.jsonl", "kl_to_base_vs_total_bits.png",
+        "report.md", "results.csv", "results.json", "robustness_zoo-m_i4.png", "robustness_zoo-s_i4.png"]
     md = (report / "report.md").read_text()
-    assert "## zoo-xs" in md and "## Fitted laws" in md and "![kl_to_base_vs_total_bits](kl_to_base_vs_total_bits.png)" in md
+    assert "## zoo-m" in md and "## Fitted laws" in md and "![kl_to_base_vs_total_bits](kl_to_base_vs_total_bits.png)" in md
     assert "![confidence_shift_zoo-s](confidence_shift_zoo-s.png)" in md
-    assert "## zoo-s: robustness" in md and "![robustness_zoo-xs_i4](robustness_zoo-xs_i4.png)" in md
+    assert "## zoo-s: robustness" in md and "![robustness_zoo-m_i4](robustness_zoo-m_i4.png)" in md
     for png in report.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (report / "results.csv").read_text().splitlines()
@@ -120,6 +120,7 @@ def test_report_files_are_written(pytester):
     assert {r["property"] for r in records} == {"kl", "scaling", "calibration", "confidence", "robustness"}
     power = next(f for f in _results(pytester.path)["fits"] if f["law"] == "power_law")
     # paper 002 Table 1's ablation: every non-empty subset of the factors the run varies
+    assert power["fitted"], power
     assert sorted(tuple(a["factors"]) for a in power["ablation"]) == [
-        ("effective_bits",), ("model_size",), ("model_size", "effective_bits")] or not power["fitted"]
+        ("effective_bits",), ("model_size",), ("model_size", "effective_bits")]
     result.stdout.fnmatch_lines(["sweet spot for kl_to_base: *", "  <= * bits: zoo-* (*-bit *), kl_to_base *"])

@@ -12,10 +12,10 @@ def _card(name):
     return json.loads((zoo_dir() / name / "training.json").read_text())
 
 
-def test_zoo_is_four_llamas_of_increasing_size_within_budget():
+def test_zoo_is_six_llamas_of_increasing_size_within_budget():
     params = [_card(n)["params"] for n in ZOO_MODELS]
-    assert params == sorted(params) and len(set(params)) == len(params)
-    assert params[-1] >= 8 * params[0]
+    assert len(params) >= 6 and params == sorted(params) and len(set(params)) == len(params)
+    assert params[-1] >= 30 * params[0]
     total = 0
     for name in ZOO_MODELS:
         d = zoo_dir() / name
@@ -27,12 +27,15 @@ def test_zoo_is_four_llamas_of_increasing_size_within_budget():
 
 
 def test_fact_bits_exceed_smallest_capacity_and_fit_largest():
-    # ~2 bits of stored knowledge per parameter (see DESIGN.md): the smallest model cannot
-    # hold the corpus, the largest can.
-    facts = json.loads((zoo_dir() / "zoo-xs" / "training.json").read_text())
+    # ~2 bits of stored knowledge per parameter (see DESIGN.md), counted without the embedding
+    # rows (a token's row stores that token, not facts about pairs of names): the smallest
+    # model cannot hold the corpus, the largest can.
+    def body(name):
+        return _card(name)["params"] - _card(name)["embedding_params"]
+
     bits = build_zoo.fact_bits()
-    assert bits > 2 * facts["params"]
-    assert bits < 2 * _card("zoo-l")["params"]
+    assert bits > 2 * body(ZOO_MODELS[0])
+    assert bits < 2 * body(ZOO_MODELS[-1])
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +50,10 @@ def accuracies(zoo_session):
 
 def test_larger_zoo_models_answer_more_questions(accuracies):
     recall = [accuracies[n]["acc_recall"] for n in ZOO_MODELS]
-    assert recall == sorted(recall) and len(set(recall)) == len(recall), recall
-    # the largest clearly learned the facts (chance is about 1/18 on average) and holds
-    # several times what the smallest does
-    assert recall[-1] > 0.4 and recall[-1] > 3 * recall[0], recall
+    assert recall == sorted(recall) and recall[0] < recall[-1], recall
+    # the largest learned the facts (chance is about 1/18 on average) and holds several times
+    # what the smallest does
+    assert recall[-1] > 0.8 and recall[-1] > 3 * recall[0], recall
 
 
 @pytest.mark.parametrize("name", ZOO_MODELS)
@@ -64,7 +67,7 @@ def test_hqq_kl_strictly_ordered_by_bits(zoo_session, name):
 
 @pytest.mark.parametrize("method, bits", [("bnb", 4), ("bnb", 8)])
 def test_bnb_quantizes_every_linear_layer(zoo_session, method, bits):
-    variant = next(v for v in zoo_session.variants if v.model == "zoo-s" and v.method == method and v.bits == bits)
+    variant = next(v for v in zoo_session.variants if v.model == "zoo-m" and v.method == method and v.bits == bits)
     kl = zoo_session.kl_to_base(variant)
     info = zoo_session.variant_info[variant.id]
     assert info["quantized_layers"] == info["linear_layers"] > 0

@@ -53,7 +53,7 @@ def test_suites_run_per_variant_and_task_and_report(pytester):
         "verdicts (which checkpoints may ship):",
         "variant * calibration * confidence",
         "zoo-xs-hqq-8b-g64 * PASS * PASS",
-        "model zoo-xs (20,224 parameters), calibration, rows by total model bits:",
+        "model zoo-xs (20,528 parameters), calibration, rows by total model bits:",
         "zoo-xs-hqq-8b-g64 * brier_increase@zoo_recall * base 0.* PASS",
     ])
     assert "zoo-xs (base)" not in out  # the base's value of a drop is a level, not a value of the metric

@@ -24,7 +24,7 @@ def test_a_registered_property_is_collected_measured_gated_and_reported(pytester
     ])
     result.stdout.fnmatch_lines([
         "*= qrel reliability report =*",
-        "model zoo-xs (20,224 parameters), top1, rows by total model bits:",
+        "model zoo-xs (20,528 parameters), top1, rows by total model bits:",
         "zoo-xs-rtn-2b-g64 * rtn * 2 * top1_disagreement * 0.2 * FAIL: top1_disagreement = *",
         "zoo-xs-rtn-8b-g64 * rtn * 8 * top1_disagreement * 0.2 * PASS",
         "qrel: 1 passed, 1 failed thresholds, 0 errors; results in *results.json",

@@ -56,7 +56,7 @@ def test_config_file_twins(pytester):
 def test_default_matrix_is_the_whole_zoo(pytester):
     result = pytester.runpytest("--qrel-methods=hqq,bnb", "--collect-only", "-q")
     out = result.stdout.str()
-    for model in ("zoo-xs", "zoo-s", "zoo-m", "zoo-l"):
+    for model in ("zoo-xs", "zoo-s", "zoo-m", "zoo-l", "zoo-xl", "zoo-xxl"):
         for vid in ("hqq-2b-g64", "hqq-3b-g64", "hqq-4b-g64", "hqq-8b-g64", "bnb-4b-g64", "bnb-8b"):
             assert f"test_kl_to_base[{model}-{vid}]" in out
             assert f"test_within_scaling_law[kl_to_base-{model}-{vid}]" in out
@@ -67,13 +67,13 @@ def test_default_matrix_is_the_whole_zoo(pytester):
             for perturbation in ("char_insertion", "leetspeak", "emoji", "slang", "translation", "word_swap"):
                 assert f"test_perturbation_robustness[{model}-{vid}-{perturbation}-i4]" in out
                 assert f"test_perturbation_robustness[{model}-{vid}-{perturbation}-i16]" not in out
-    # 32 variants: one KL, one fitted-law and one fuzzing test each, one calibration and one
+    # 48 variants: one KL, one fitted-law and one fuzzing test each, one calibration and one
     # confidence test per task, one robustness test per perturbation (15) at intensity 4
-    result.stdout.fnmatch_lines(["768 tests collected*"])
+    result.stdout.fnmatch_lines(["1152 tests collected*"])
     # paper 000's full matrix: intensities 4 and 16 (App. B)
     result = pytester.runpytest("--qrel-methods=hqq,bnb", "--qrel-robustness-full", "--collect-only", "-q")
     assert "test_perturbation_robustness[zoo-l-bnb-8b-word_swap-i16]" in result.stdout.str()
-    result.stdout.fnmatch_lines(["1248 tests collected*"])
+    result.stdout.fnmatch_lines(["1872 tests collected*"])
 
 
 def test_plain_run_is_untouched(pytester):

@@ -11,7 +11,7 @@ import pytest
 # the KL suite (and its fitted-law tests): the calibration and confidence suites have their own
 # tests (test_drift_suites.py)
 KL_ONLY = ["-k", "test_kl_to_base"]
-FAST = ["--qrel-models=zoo-xs", "--qrel-methods=hqq,bnb", "--qrel-bits=3,8", "--qrel-cache-dir=cache", "-p", "no:randomly",
+FAST = ["--qrel-models=zoo-s", "--qrel-methods=hqq,bnb", "--qrel-bits=3,8", "--qrel-cache-dir=cache", "-p", "no:randomly",
         "-k", "test_kl_to_base or test_within_scaling_law"]
 
 
@@ -27,19 +27,19 @@ def test_suites_collected_without_a_path_and_table_printed(pytester):
     result.stdout.fnmatch_lines(
         [
             "*= qrel reliability report =*",
-            "model zoo-xs (20,224 parameters), kl, rows by total model bits:",
+            "model zoo-s (43,104 parameters), kl, rows by total model bits:",
             "variant * method * bits * eff bits * stored bits * total bits * layers * metric * value * threshold * result",
-            "zoo-xs-hqq-3b-g64 * hqq * 3 * 3.297 * 5.3* * 7/7 * kl_to_base * 0.0001 * FAIL: kl_to_base = *",
-            "zoo-xs-hqq-8b-g64 * hqq * 8 * 8.375 * 9.3* * 7/7 * kl_to_base * 0.01 * PASS",
-            "zoo-xs-bnb-8b * bnb * 8 * 8.4* * 8.* * 7/7 * kl_to_base * 0.01 * PASS",
-            "zoo-xs-bnb-3b-g64 * SKIP: bnb does not support 3-bit weights (supported: 4, 8)",
+            "zoo-s-hqq-3b-g64 * hqq * 3 * 3.297 * 5.3* * 7/7 * kl_to_base * 0.0001 * FAIL: kl_to_base = *",
+            "zoo-s-hqq-8b-g64 * hqq * 8 * 8.375 * 9.3* * 7/7 * kl_to_base * 0.01 * PASS",
+            "zoo-s-bnb-8b * bnb * 8 * 8.4* * 8.* * 7/7 * kl_to_base * 0.01 * PASS",
+            "zoo-s-bnb-3b-g64 * SKIP: bnb does not support 3-bit weights (supported: 4, 8)",
             "qrel: 2 passed, 1 failed thresholds, 0 errors, 3 not checked; results in *results.json",
         ]
     )
-    result.stdout.fnmatch_lines(["zoo-xs-hqq-3b-g64: kl_to_base = *, expected <= 0.0001"])
+    result.stdout.fnmatch_lines(["zoo-s-hqq-3b-g64: kl_to_base = *, expected <= 0.0001"])
     # Rows are sorted by total model bits (the sixth column)
     lines = result.stdout.lines
-    start = lines.index("model zoo-xs (20,224 parameters), kl, rows by total model bits:")
+    start = lines.index("model zoo-s (43,104 parameters), kl, rows by total model bits:")
     table = lines[start + 1 : lines.index("", start)]
     rows = [r for r in (line.split() for line in table) if len(r) >= 11 and r[7] == "kl_to_base"]
     totals = [float(row[5]) for row in rows]
@@ -52,27 +52,27 @@ def test_suites_collected_without_a_path_and_table_printed(pytester):
         ("log_quadratic", "3-bit", False), ("log_quadratic", "8-bit", False), ("power_law", "all", False)]
     assert all(f["reason"].startswith("Expected at least") for f in doc["fits"])
     variants = {v["id"]: v for v in doc["variants"]}
-    assert set(variants) == {"zoo-xs-hqq-3b-g64", "zoo-xs-hqq-8b-g64", "zoo-xs-bnb-3b-g64", "zoo-xs-bnb-8b"}
+    assert set(variants) == {"zoo-s-hqq-3b-g64", "zoo-s-hqq-8b-g64", "zoo-s-bnb-3b-g64", "zoo-s-bnb-8b"}
     for key in ("model", "method", "bits", "group_size", "params", "total_bits", "effective_bits", "storage_bits"):
-        assert key in variants["zoo-xs-hqq-8b-g64"]
+        assert key in variants["zoo-s-hqq-8b-g64"]
     # effective bits: paper 002 §3, b + (16 + b) / G for HQQ's asymmetric groups of 64
-    assert variants["zoo-xs-hqq-8b-g64"]["effective_bits"] == 8 + 24 / 64
-    assert variants["zoo-xs-hqq-3b-g64"]["effective_bits"] == 3 + 19 / 64
+    assert variants["zoo-s-hqq-8b-g64"]["effective_bits"] == 8 + 24 / 64
+    assert variants["zoo-s-hqq-3b-g64"]["effective_bits"] == 3 + 19 / 64
     # measured storage: HQQ keeps a float32 scale and zero per group of 64 on CPU (1 bit per
     # weight), a few bytes of metadata per layer, and packs 3-bit codes ten to an int32 with
-    # the rows of xs's small layers padded to a multiple of ten (4 bits per code here)
-    assert 9.0 < variants["zoo-xs-hqq-8b-g64"]["storage_bits"] < 9.4
-    assert 5.0 < variants["zoo-xs-hqq-3b-g64"]["storage_bits"] < 5.4
-    assert variants["zoo-xs-hqq-8b-g64"]["state_dict_bytes"] > 0
-    assert variants["zoo-xs-bnb-3b-g64"]["skip_reason"].startswith("bnb does not support 3-bit")
+    # the rows of zoo-s's small layers padded to a multiple of ten (4 bits per code here)
+    assert 9.0 < variants["zoo-s-hqq-8b-g64"]["storage_bits"] < 9.4
+    assert 5.0 < variants["zoo-s-hqq-3b-g64"]["storage_bits"] < 5.4
+    assert variants["zoo-s-hqq-8b-g64"]["state_dict_bytes"] > 0
+    assert variants["zoo-s-bnb-3b-g64"]["skip_reason"].startswith("bnb does not support 3-bit")
     # every variant carries its outcome and a one-line reason
     outcomes = {vid: (v["status"], v["reason"]) for vid, v in variants.items()}
-    assert outcomes["zoo-xs-bnb-3b-g64"] == ("skip", variants["zoo-xs-bnb-3b-g64"]["skip_reason"])
-    assert outcomes["zoo-xs-hqq-3b-g64"][0] == "fail" and outcomes["zoo-xs-hqq-3b-g64"][1].startswith("kl_to_base = ")
-    assert outcomes["zoo-xs-hqq-8b-g64"] == outcomes["zoo-xs-bnb-8b"] == ("pass", None)
+    assert outcomes["zoo-s-bnb-3b-g64"] == ("skip", variants["zoo-s-bnb-3b-g64"]["skip_reason"])
+    assert outcomes["zoo-s-hqq-3b-g64"][0] == "fail" and outcomes["zoo-s-hqq-3b-g64"][1].startswith("kl_to_base = ")
+    assert outcomes["zoo-s-hqq-8b-g64"] == outcomes["zoo-s-bnb-8b"] == ("pass", None)
     results = {r["test"]: r for r in doc["results"]}
-    r3 = results["test_kl_to_base[zoo-xs-hqq-3b-g64]"]
-    r8 = results["test_kl_to_base[zoo-xs-hqq-8b-g64]"]
+    r3 = results["test_kl_to_base[zoo-s-hqq-3b-g64]"]
+    r8 = results["test_kl_to_base[zoo-s-hqq-8b-g64]"]
     assert r3["property"] == "kl" and r3["metric"] == "kl_to_base" and r3["passed"] is False
     assert set(r3) >= {"test", "property", "model", "method", "bits", "metric", "value", "base_value", "threshold", "passed"}
     assert r3["value"] > r8["value"] > 0

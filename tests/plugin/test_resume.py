@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-ARGS = ["--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=2,8", "--qrel-cache-dir=cache",
+ARGS = ["--qrel-models=zoo-s", "--qrel-methods=hqq", "--qrel-bits=2,8", "--qrel-cache-dir=cache",
         "--qrel-tasks=zoo_recall", "--qrel-task-limit=200", "-p", "no:randomly",
         "-k", "test_kl_to_base or test_calibration_drift"]
 # a plugin (-p killer; a conftest's report hook would see only tests below it) that kills the
@@ -38,7 +38,7 @@ def test_same_results_with_xdist_and_after_a_killed_run_is_resumed(pytester, mon
     pytest.importorskip("xdist")
     pytester.makepyfile(killer=KILLER)
     whole = pytester.runpytest(*ARGS, "--qrel-report-dir=whole")
-    whole.assert_outcomes(passed=2, failed=2)  # 2-bit KL and 2-bit calibration fail on the zoo's smallest model
+    whole.assert_outcomes(passed=2, failed=2)  # 2-bit KL and 2-bit calibration fail on zoo-s
     expected = _results(pytester, "whole")
 
     parallel = pytester.runpytest(*ARGS, "--qrel-report-dir=parallel", "-n", "2")

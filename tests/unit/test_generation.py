@@ -150,13 +150,22 @@ def test_summary_ranks_against_sklearn():
     assert one_class["auroc_entropy"] is None and one_class["accuracy"] == 0.0
 
 
-def test_unknown_word_share_on_the_word_level_zoo_tokenizer(zoo_m):
-    _, tok = zoo_m
+def test_unknown_word_share_on_a_word_level_tokenizer_and_none_on_the_zoos_bpe(zoo_m):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
     clean = ["question : where does yusuf price live ? answer :"]
+    words = ["<unk>"] + sorted(set(clean[0].split()) | {"montreal"})
+    word_level = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=word_level, unk_token="<unk>")
     assert unknown_word_share(tok, clean, ["question : where does yusfu price live ? answer :"]) == (1, 1)
     # a swap makes no new word; an inserted known word is not unknown
     assert unknown_word_share(tok, clean, ["question : does where yusuf price live ? answer :"]) == (0, 0)
     assert unknown_word_share(tok, clean, ["question : where does yusuf price live montreal ? answer :"]) == (1, 0)
+    # the zoo's byte-level BPE spells any edit in known pieces
+    _, bpe = zoo_m
+    assert unknown_word_share(bpe, clean, ["question : whree dose YUSUF pr1ce 😀 live ? answer :"]) == (5, 0)
 
 
 def test_qa_files_are_checked(tmp_path):
