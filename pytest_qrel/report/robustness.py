@@ -71,7 +71,8 @@ def strata_lines(summary: dict) -> tuple[list[str], list[list[str]], list[str]]:
     notes = []
     if len(lost) > 1:
         ranked = sorted(lost.items(), key=lambda kv: -kv[1][0])
-        parts = "; ".join(f"{k} {c:.3f} -> {p:.3f} ({share:.0%} lost)" for k, (share, c, p, _) in ranked)
+        parts = "; ".join(f"{k} {c:.3f} -> {p:.3f} ({share:.0%} lost)" if share >= 0 else
+                          f"{k} {c:.3f} -> {p:.3f} ({-share:.0%} gained)" for k, (share, c, p, _) in ranked)
         notes.append(f"most fragile stratum under perturbation (base, mean over {ranked[0][1][3]} perturbed conditions): "
                      f"{ranked[0][0]}; {parts}")
     return head, body, notes

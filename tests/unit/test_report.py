@@ -164,5 +164,8 @@ def test_robustness_by_stratum_names_the_most_fragile_stratum():
     assert body[1] == ["utilization", "20", "0.200 -> 0.150 (-0.050)", "0.200 -> 0.150 (-0.050)", "0.200 -> 0.150 (-0.050)"]
     assert notes[0].startswith("most fragile stratum under perturbation (base, mean over 2 perturbed conditions): recall;")
     assert "recall 0.900 -> 0.550 (39% lost); utilization 0.200 -> 0.150 (25% lost)" in notes[0]
+    # a stratum whose base gains under perturbation says so (not "-50% lost")
+    gain = [rec("m-hqq-4b", "char_swap", (0.9, 0.6, 0.8, 0.5), (0.2, 0.3, 0.2, 0.3))]
+    assert "utilization 0.200 -> 0.300 (50% gained)" in strata_lines(robustness_summary(gain)["m"])[2][0]
     # prompts without strata: no table
     assert strata_lines(robustness_summary(records[:0] + [record(property="robustness", metric="accuracy_drop")]).get("m", {})) == ([], [], [])
