@@ -169,3 +169,22 @@ def _batch_logits(model, batch: TokenBatch, device, keep_arg: bool, first: int =
         yield from _batch_logits(model, batch, device, keep_arg, first + half, ids[half:], attn[half:])
         return
     yield first, ids, logits
+
+
+class InStep:
+    """The live base's scored rows, taken ``n`` at a time to match the variant's blocks (their
+    boundaries differ where CUDA out of memory halved one model's batch and not the other's)."""
+
+    def __init__(self, blocks: Iterator[RowBlock]) -> None:
+        self.blocks, self.pending = blocks, []
+
+    def take(self, n: int) -> RowBlock:
+        import torch
+
+        have = sum(len(b.ref) for b in self.pending)
+        while have < n:
+            self.pending.append(next(self.blocks))
+            have += len(self.pending[-1].ref)
+        parts = [torch.cat([getattr(b, f) for b in self.pending]) for f in ("sequence", "logp", "ref", "finite")]
+        self.pending = [RowBlock(*(t[n:] for t in parts))] if have > n else []
+        return RowBlock(*(t[:n] for t in parts))

@@ -48,13 +48,8 @@ def zoo_stratum(row: dict) -> str:
 def zoo_qa() -> QASet:
     """The zoo's robustness questions (``question : where does yusuf price live ? answer :``,
     reference ``montreal``): every question about the people the corpus sets apart for
-    robustness (``robustness`` in zoo_qa.jsonl), in all three strata; a corpus without that
-    field gives its trained recall questions."""
-    rows = load_jsonl(data_dir() / "zoo_qa.jsonl")
-    if any("robustness" in r for r in rows):
-        rows = [r for r in rows if r.get("robustness")]
-    else:
-        rows = [r for r in rows if r["task"] == "recall" and r["trained"]]
+    robustness (``robustness`` in zoo_qa.jsonl), in all three strata."""
+    rows = [r for r in load_jsonl(data_dir() / "zoo_qa.jsonl") if r["robustness"]]
     return QASet("zoo_qa", tuple(r["question"] for r in rows), tuple((r["answer"],) for r in rows), len(rows),
                  tuple(zoo_stratum(r) for r in rows))
 

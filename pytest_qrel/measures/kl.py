@@ -27,7 +27,7 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from .. import options, progress
 from ..cache import QuantCache, cache_key, installed_version
 from ..data import heldout_texts
 from ..engine import encode
-from ..rows import RowBlock, scored_rows, sequences_per_batch, windows
+from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
 from ..store import VariantError
@@ -390,25 +390,6 @@ def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a genera
         raise VariantError(str(exc)) from None
 
 
-class _InStep:
-    """The live base's scored rows, taken ``n`` at a time to match the variant's blocks (their
-    boundaries differ where CUDA out of memory halved one model's batch and not the other's)."""
-
-    def __init__(self, blocks: Iterator[RowBlock]) -> None:
-        self.blocks, self.pending = blocks, []
-
-    def take(self, n: int) -> RowBlock:
-        import torch
-
-        have = sum(len(b.ref) for b in self.pending)
-        while have < n:
-            self.pending.append(next(self.blocks))
-            have += len(self.pending[-1].ref)
-        parts = [torch.cat([getattr(b, f) for b in self.pending]) for f in ("sequence", "logp", "ref", "finite")]
-        self.pending = [RowBlock(*(t[n:] for t in parts))] if have > n else []
-        return RowBlock(*(t[:n] for t in parts))
-
-
 def _mean(x: np.ndarray) -> float:
     return float(np.mean(x))
 
@@ -417,4 +398,3 @@ def _pct(x: np.ndarray, q: float) -> float:
     """A percentile that is monotone in every value (linear interpolation), so the percentile
     of per-token lower (upper) bounds bounds the percentile of the exact values."""
     return float(np.percentile(x, q))
-
