@@ -9,6 +9,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# gptqmodel packs its weights with a C++ extension it compiles on first use (45-100 s with ninja
+# on a fresh machine, as CI is); its Python path packs the same bytes (measured: the state dicts
+# of zoo-m's gptq 2/4/8-bit variants hash identically either way) in no measurable extra time.
+os.environ.setdefault("GPTQMODEL_DISABLE_PACK_EXT", "1")
 # One torch thread per xdist worker (and per pytest it starts in a subprocess): `-n 2` on two
 # cores with torch's default of a thread per core ran 4 threads on 2 cores, and the zoo's small
 # matrices lose more to that contention than they gain from threads (measured: the robustness

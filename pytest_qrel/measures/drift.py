@@ -12,6 +12,7 @@ import numpy as np
 from ..data.tasks import load_task
 from ..metrics import (
     adaptive_calibration_error,
+    adaptive_calibration_error_rows,
     confidence_shift_by_bin,
     correctness_flips,
     entropy,
@@ -35,6 +36,11 @@ def _ece(probs: np.ndarray, correct: np.ndarray) -> float:
 
 def _ace(probs: np.ndarray, labels: np.ndarray) -> float:
     return adaptive_calibration_error(probs, labels, n_bins=N_BINS)
+
+
+def _aces(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``_ace`` of each resample (the leading axis) at once."""
+    return adaptive_calibration_error_rows(probs, labels, n_bins=N_BINS)
 
 
 def per_question_brier(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -62,11 +68,11 @@ def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0,
 
     out: dict[str, Hypothesis] = {}
     bp, qp = base.probs, quant.probs
-    for key, fn, a, b in (
-        ("ece", _ece, (bp, base.correct), (qp, quant.correct)),
-        ("ace", _ace, (bp, base.labels), (qp, quant.labels)),
+    for key, fn, batch, a, b in (
+        ("ece", _ece, None, (bp, base.correct), (qp, quant.correct)),
+        ("ace", _ace, _aces, (bp, base.labels), (qp, quant.labels)),
     ):
-        boot = paired_bootstrap(fn, a, b, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed)
+        boot = paired_bootstrap(fn, a, b, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed, batch_statistic=batch)
         out[key] = Hypothesis(key, boot.difference, fn(*a), fn(*b), boot.pvalue, "paired_bootstrap",
                               (boot.ci_low, boot.ci_high), se=boot.se, n=len(base.labels))
     pairs = {

@@ -155,17 +155,25 @@ def adaptive_calibration_error(probs: ArrayLike, labels: ArrayLike, n_bins: int 
     check_sums_to_one(p, "probs")
     y = as_labels(labels, "labels", n_classes=p.shape[1])
     check_same_length(p, y, "probs", "labels")
-    n, n_classes = p.shape
-    order = np.argsort(p, axis=0, kind="stable")  # column c: samples by ascending p[:, c]
-    sorted_conf = np.take_along_axis(p, order, axis=0)
-    sorted_hit = (y[order] == np.arange(n_classes)).astype(np.float64)
+    return float(adaptive_calibration_error_rows(p[None], y[None], n_bins)[0])
+
+
+def adaptive_calibration_error_rows(probs: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """``adaptive_calibration_error`` of each of ``k`` samples at once (``probs`` (k, n, C),
+    ``labels`` (k, n); a bootstrap's resamples), each value exactly the scalar's (the same
+    stable sort and in-order sums per row); inputs are not validated again."""
+    k, n, n_classes = probs.shape
+    order = np.argsort(probs, axis=1, kind="stable")  # column c: samples by ascending p[:, c]
+    sorted_conf = np.take_along_axis(probs, order, axis=1)
+    sorted_hit = (np.take_along_axis(np.broadcast_to(labels[:, :, None], probs.shape), order, axis=1)
+                  == np.arange(n_classes)).astype(np.float64)
     # Bin sizes depend only on n, so one set of cut points serves every class.
     sizes = np.array([len(chunk) for chunk in np.array_split(np.arange(n), n_bins)])
     sizes = sizes[sizes > 0]
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    mean_conf = np.add.reduceat(sorted_conf, starts, axis=0) / sizes[:, None]
-    mean_acc = np.add.reduceat(sorted_hit, starts, axis=0) / sizes[:, None]
-    return float(np.mean(np.abs(mean_acc - mean_conf)))
+    mean_conf = np.add.reduceat(sorted_conf, starts, axis=1) / sizes[None, :, None]
+    mean_acc = np.add.reduceat(sorted_hit, starts, axis=1) / sizes[None, :, None]
+    return np.array([np.mean(np.abs(a - c)) for a, c in zip(mean_acc, mean_conf)])
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,18 +19,23 @@ def _scores_and_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray
 
 def auroc_rows(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``auroc`` of each row of ``scores`` (k, m) for the row of ``labels`` (k, m) at once (NaN
-    for a row holding one class): the same average ranks and formula, so each value equals
-    ``auroc`` of that row exactly (the rank sums are sums of half-integers)."""
-    from scipy.stats import rankdata
-
+    for a row holding one class, or a NaN score): the Mann-Whitney count that ``auroc``'s rank
+    formula equals, so each value equals ``auroc`` of that row exactly (both are sums of
+    half-integers). The rows of a bootstrap share one set of values, so they are ranked once
+    together, and each row's positives and negatives are counted per value: 5x faster than
+    ranking each row (measured on 200 resamples of 400 answers: 7 ms against 37 ms)."""
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels).astype(bool)
-    ranks = rankdata(s, method="average", axis=1)
-    n_pos = y.sum(1)
-    n_neg = y.shape[1] - n_pos
+    k, m = s.shape
+    values, index = np.unique(s.ravel(), return_inverse=True)
+    cell = (np.arange(k)[:, None] * len(values) + index.reshape(k, m)).ravel()
+    pos = np.bincount(cell, weights=y.ravel().astype(float), minlength=k * len(values)).reshape(k, -1)
+    neg = np.bincount(cell, weights=(~y).ravel().astype(float), minlength=k * len(values)).reshape(k, -1)
+    below = np.cumsum(neg, 1) - neg  # negatives scored strictly lower, per value
+    n_pos, n_neg = y.sum(1), m - y.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = (np.where(y, ranks, 0.0).sum(1) - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-    return np.where((n_pos > 0) & (n_neg > 0), value, np.nan)
+        value = (pos * (below + 0.5 * neg)).sum(1) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0) & ~np.isnan(s).any(1), value, np.nan)
 
 
 def auroc(scores: ArrayLike, labels: ArrayLike) -> float:

@@ -581,6 +581,8 @@ def test_import_does_not_load_torch() -> None:
 
 
 def test_auroc_rows_equal_auroc_row_by_row_ties_and_one_class_included():
+    from sklearn.metrics import roc_auc_score
+
     from pytest_qrel.metrics.ranking import auroc_rows
 
     rng = np.random.default_rng(1)
@@ -588,12 +590,15 @@ def test_auroc_rows_equal_auroc_row_by_row_ties_and_one_class_included():
     labels = rng.random((50, 40)) < 0.3
     labels[3] = True  # one class only: NaN
     labels[4] = False
+    scores[5, 7] = np.nan  # a NaN score: NaN, as its ranks would be
+    scores[6] = rng.choice([-0.0, 0.0, 0.5], 40)  # signed zeros tie, as in ranking
     got = auroc_rows(scores, labels)
     for i in range(50):
-        if i in (3, 4):
+        if i in (3, 4, 5):
             assert np.isnan(got[i])
         else:
-            assert got[i] == auroc(scores[i], labels[i])  # exactly: the same ranks and formula
+            assert got[i] == auroc(scores[i], labels[i])  # exactly: the same count, sums of half-integers
+            assert got[i] == pytest.approx(roc_auc_score(labels[i], scores[i]), abs=1e-12)
 
 
 def test_a_batch_statistic_gives_the_same_bootstrap_exactly():
@@ -608,3 +613,19 @@ def test_a_batch_statistic_gives_the_same_bootstrap_exactly():
         one = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True)
         many = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True, batch_statistic=batch)
         assert one == many
+
+
+def test_ace_of_many_resamples_equals_the_scalar_exactly():
+    from pytest_qrel.measures.drift import _ace, _aces
+    from pytest_qrel.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(3)
+    for n in (7, 30, 233):  # fewer questions than bins, and uneven bins
+        p1 = np.round(rng.dirichlet(np.ones(4), n), 2)  # ties in every column
+        p1 /= p1.sum(1, keepdims=True)
+        p2 = rng.dirichlet(np.ones(4), n)
+        y = rng.integers(0, 4, n)
+        rows = rng.integers(0, n, (40, n))
+        assert list(_aces(p1[rows], y[rows])) == [_ace(p1[r], y[r]) for r in rows]
+        one = paired_bootstrap(_ace, (p1, y), (p2, y), n_resamples=250, seed=7)
+        assert one == paired_bootstrap(_ace, (p1, y), (p2, y), n_resamples=250, seed=7, batch_statistic=_aces)
