@@ -330,11 +330,12 @@ def sample_answers(
             alive = torch.ones(len(mask), dtype=torch.bool)
             tok = np.full((len(mask), max_new_tokens), -1, dtype=np.int64)
             ent = np.full((len(mask), max_new_tokens), np.nan)
+            row_of = torch.arange(len(mask))  # the pass's row (prompt x sample) of each sequence still run
             for t in range(max_new_tokens):
                 logits = last.double().cpu()
                 finite = torch.isfinite(logits).all(-1)
                 for r in torch.nonzero(~finite & alive).flatten().tolist():
-                    bad.add(chunk[r // samples])
+                    bad.add(chunk[int(row_of[r]) // samples])
                 logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))
                 logp = torch.log_softmax(logits, -1)
                 h = -(logp.exp() * logp).nan_to_num().sum(-1)  # eq. 3
@@ -342,13 +343,23 @@ def sample_answers(
                     step = logits.argmax(-1)
                 else:
                     cdf = torch.softmax(logits / temperature, -1).cumsum(-1)
-                    u = draws[:, t].reshape(-1)
+                    u = draws[:, t].reshape(-1)[row_of]
                     step = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).squeeze(-1).clamp(max=cdf.shape[1] - 1)
                 keep = alive.numpy()
-                tok[keep, t], ent[keep, t] = step.numpy()[keep], h.numpy()[keep]
+                rows = row_of.numpy()[keep]
+                tok[rows, t], ent[rows, t] = step.numpy()[keep], h.numpy()[keep]
                 alive &= ~torch.isin(step, stops)
                 if t + 1 == max_new_tokens or not alive.any():
                     break
+                if int(alive.sum()) <= len(alive) // 2 and hasattr(cache, "batch_select_indices"):
+                    # half the sequences have ended: run only the others from here (a variant
+                    # that rambles to max_new_tokens on a few prompts no longer costs every
+                    # row every step: zoo-xxl's 2-bit variant computed 121k rows for 18k tokens);
+                    # at most log2(rows) copies of the cache per pass
+                    going = torch.nonzero(alive).flatten()
+                    cache.batch_select_indices(going.to(device))
+                    mask, positions, step = mask[going], positions[going], step[going]
+                    row_of, alive = row_of[going], alive[going]
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
                 positions = positions[:, -1:] + 1
                 out = model(input_ids=step[:, None].to(device), attention_mask=mask, position_ids=positions,
