@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..engine import encode_pairs, sample_answers
+from ..engine import encode_pairs, encoded, sample_answers
 from ..metrics import auprc, auroc
 
 if TYPE_CHECKING:
@@ -183,7 +183,8 @@ def score_qa(model: torch.nn.Module, tokenizer, prompts: Sequence[str], answers:
              seeds: Sequence[int], settings: GenerationSettings) -> QAScores:
     """Sample ``settings.samples`` answers per prompt and score them against ``answers``."""
 
-    ids = tokenizer(list(prompts))["input_ids"]
+    texts = tuple(prompts)
+    ids = encoded(tokenizer, "prompts", texts, lambda: tokenizer(list(texts))["input_ids"])
     check_context(model, prompts, ids, settings.max_new_tokens)
     drawn = sample_answers(model, ids, seeds, settings.samples, settings.temperature, settings.max_new_tokens,
                            stop_token_ids(tokenizer))

@@ -80,3 +80,24 @@ def test_zoo_tasks_and_subsampling():
                for cs, ch, label in zip(a.continuations, a.choices, a.labels))
     with pytest.raises(ValueError, match="Expected a zoo task in"):
         zoo_task("zoo_nope")
+
+
+def test_a_tokenizer_encodes_the_same_data_once_and_keeps_only_its_last_few():
+    from pytest_qrel import engine
+
+    class Tokenizer:  # counts its calls
+        calls = 0
+
+        def __call__(self, texts):
+            Tokenizer.calls += 1
+            return {"input_ids": [[len(t)] for t in texts]}
+
+    tok, other = Tokenizer(), Tokenizer()
+    first = engine.encode_pairs(tok, [("a b", " c")])
+    assert engine.encode_pairs(tok, [("a b", " c")]) is first and Tokenizer.calls == 2  # context and whole, once
+    engine.encode_pairs(other, [("a b", " c")])  # another tokenizer encodes for itself
+    assert Tokenizer.calls == 4
+    for k in range(engine._ENCODED_KEEP):
+        engine.encode_pairs(tok, [(f"x{k}", " y")])
+    calls = Tokenizer.calls
+    assert engine.encode_pairs(tok, [("a b", " c")]) == first and Tokenizer.calls == calls + 2  # evicted: again
