@@ -282,6 +282,10 @@ class Samples:
     tokens: np.ndarray
     entropy: np.ndarray
     nonfinite: tuple[int, ...] = ()
+    # with ``first_targets``: per prompt, log P(target | prompt) and the Brier score of that
+    # first step (eq. 4 and 5 of a one-token reference), NaN where its logits were not finite
+    first_logprob: np.ndarray | None = None
+    first_brier: np.ndarray | None = None
 
 
 def sample_answers(
@@ -293,6 +297,7 @@ def sample_answers(
     max_new_tokens: int,
     stop_ids: Collection[int] = (),
     rows: int = GENERATION_ROWS,
+    first_targets: Sequence[int] | None = None,
 ) -> Samples:
     """Draw ``samples`` continuations of every prompt with multinomial sampling at
     ``temperature`` (0: greedy), batched and KV-cached: each pass left-pads up to ``rows``
@@ -306,7 +311,10 @@ def sample_answers(
 
     A sequence ends at a token of ``stop_ids`` (the end-of-sequence token, and tokens that
     hold a stop string: nothing after them is part of the answer), and every pass ends as
-    soon as all of its sequences have."""
+    soon as all of its sequences have.
+
+    ``first_targets`` (a token per prompt): also score that token as the first of the answer
+    from the prompt's own prefill (a one-token reference answer needs no forward pass of its own)."""
     import numpy as np
     import torch
 
@@ -322,6 +330,9 @@ def sample_answers(
     device = next(model.parameters()).device
     per_pass = max(1, rows // samples)
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
+    first_logprob = first_brier = None
+    if first_targets is not None:
+        first_logprob, first_brier = np.full(n, np.nan), np.full(n, np.nan)
     cache_arg = _cache_argument(model)
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]), reverse=True)
     with torch.no_grad(), progress.step("sampling", n, "prompt", model) as bar:  # not inference_mode: see next_token_logprobs
@@ -346,6 +357,8 @@ def sample_answers(
             # prompt's samples (a cache that cannot be repeated: the prompts are repeated instead)
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
             cache = out.cache if hasattr(out, "cache") else out.past_key_values
+            if first_targets is not None:
+                _score_first(out.logits[:, -1], chunk, first_targets, first_logprob, first_brier)
             if samples > 1 and hasattr(cache, "batch_repeat_interleave"):
                 cache.batch_repeat_interleave(samples)
                 last = out.logits[:, -1].repeat_interleave(samples, 0)
@@ -397,7 +410,26 @@ def sample_answers(
             tokens[chunk] = tok.reshape(len(chunk), samples, -1)
             entropy[chunk] = ent.reshape(len(chunk), samples, -1)
             bar.update(len(chunk))
-    return Samples(tokens, entropy, tuple(sorted(bad)))
+    return Samples(tokens, entropy, tuple(sorted(bad)), first_logprob, first_brier)
+
+
+def _score_first(last: torch.Tensor, chunk: Sequence[int], targets: Sequence[int], logprob: np.ndarray,
+                 brier: np.ndarray) -> None:
+    """Eq. 4 and 5 of each prompt's first answer token ``targets[i]`` from the prefill's last
+    logits (as ``measures.generation.reference_scores`` computes them, in float64)."""
+    import torch
+
+    lg = last.double().cpu()
+    finite = torch.isfinite(lg).all(-1).numpy()
+    logp = torch.log_softmax(lg, -1)
+    p = logp.exp()
+    target = torch.tensor([int(targets[i]) for i in chunk])
+    rows = torch.arange(len(chunk))
+    ll = logp[rows, target].numpy()
+    b = ((p**2).sum(-1) - 2 * p[rows, target] + 1).numpy()
+    for r, i in enumerate(chunk):
+        if finite[r]:
+            logprob[i], brier[i] = ll[r], b[r]
 
 
 def _cache_argument(model: torch.nn.Module) -> str:

@@ -183,17 +183,25 @@ def score_qa(model: torch.nn.Module, tokenizer, prompts: Sequence[str], answers:
              seeds: Sequence[int], settings: GenerationSettings) -> QAScores:
     """Sample ``settings.samples`` answers per prompt and score them against ``answers``."""
 
-    texts = tuple(prompts)
-    ids = encoded(tokenizer, "prompts", texts, lambda: tokenizer(list(texts))["input_ids"])
+    asked = tuple(prompts)
+    ids = encoded(tokenizer, "prompts", asked, lambda: tokenizer(list(asked))["input_ids"])
     check_context(model, prompts, ids, settings.max_new_tokens)
+    references = [a[0] for a in answers]
+    # one-token references after the prompt's own tokens (the zoo's: " paris") are scored from
+    # the sampling prefill; otherwise teacher-forced in a pass of their own
+    pairs = encode_pairs(tokenizer, [(p, " " + r) for p, r in zip(asked, references)])
+    one_token = all(len(cont) == 1 and list(ctx) == list(i) for (ctx, cont), i in zip(pairs, ids))
     drawn = sample_answers(model, ids, seeds, settings.samples, settings.temperature, settings.max_new_tokens,
-                           stop_token_ids(tokenizer))
+                           stop_token_ids(tokenizer), first_targets=[cont[0] for _, cont in pairs] if one_token else None)
     n, s, _ = drawn.tokens.shape
     texts = tokenizer.batch_decode([[t for t in row if t >= 0] for row in drawn.tokens.reshape(n * s, -1)],
                                    skip_special_tokens=True)
     correct = np.array([is_correct(t, answers[k // s]) for k, t in enumerate(texts)]).reshape(n, s)
     entropy = np.nanmean(drawn.entropy, axis=2)  # eq. 2: over the answer's tokens, its end included
-    loglik, brier, _ = reference_scores(model, tokenizer, prompts, [a[0] for a in answers])
+    if one_token:
+        loglik, brier = drawn.first_logprob, drawn.first_brier
+    else:
+        loglik, brier, _ = reference_scores(model, tokenizer, prompts, references)
     answers_first = tuple(answer_text(texts[k * s]).strip() for k in range(n))
     finite = np.isfinite(loglik)
     finite[list(drawn.nonfinite)] = False

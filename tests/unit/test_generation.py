@@ -267,3 +267,51 @@ def test_one_prefill_per_prompt_whatever_the_samples(zoo_m, prompts, monkeypatch
         hook.remove()
     np.testing.assert_array_equal(shared.tokens, repeated.tokens)
     np.testing.assert_array_equal(shared.entropy, repeated.entropy)
+
+
+def test_one_token_references_are_scored_from_the_sampling_prefill(zoo_m, prompts, monkeypatch):
+    """The zoo's references are one token after the prompt's own tokens: score_qa reads eq. 4
+    and 5 from the prefill it samples from (no teacher-forced pass), equal to that pass; a
+    reference of several tokens is teacher forced as before."""
+    from pytest_qrel.measures import generation
+    from pytest_qrel.measures.generation import GenerationSettings, score_qa
+
+    model, tok = zoo_m
+    answers = list(zoo_qa().answers[: len(prompts)])
+    want = reference_scores(model, tok, prompts, [a[0] for a in answers])
+    forced = []
+    monkeypatch.setattr(generation, "reference_scores", lambda *a, **k: forced.append(a) or want)
+    got = score_qa(model, tok, prompts, answers, list(range(len(prompts))), GenerationSettings(2, 0.7, 4))
+    assert not forced
+    np.testing.assert_allclose(got.ref_loglik, want[0], atol=1e-5)
+    np.testing.assert_allclose(got.ref_brier, want[1], atol=1e-5)
+    longer = [[f"{a[0]} and more"] for a in answers]
+    score_qa(model, tok, prompts, longer, list(range(len(prompts))), GenerationSettings(2, 0.7, 4))
+    assert len(forced) == 1
+
+
+def test_ended_sequences_stop_being_computed_and_the_draws_stay_the_same(zoo_m, prompts, monkeypatch):
+    """Once half of a pass's sequences have ended, the rest run alone (the KV cache keeps
+    their rows): the same tokens as running every row to the end, fewer rows computed."""
+    from transformers import cache_utils
+
+    model, tok = zoo_m
+    ids = tok(prompts)["input_ids"]
+    rows = []
+    hook = model.register_forward_pre_hook(lambda m, args, kwargs: rows.append(kwargs["input_ids"].shape[0]),
+                                           with_kwargs=True)
+    dot = tok(" .", add_special_tokens=False)["input_ids"][-1]
+    stops = [t for t in range(len(tok)) if t % 3 == 0 and t != dot]  # at 1.5: some end at once, some ramble
+    try:
+        compact = sample_answers(model, ids, list(range(len(ids))), 4, 1.5, 12, stops)
+        compact_rows = sum(rows[1:])
+        owner = next(c for c in type.mro(cache_utils.DynamicCache) if "batch_select_indices" in vars(c))
+        monkeypatch.delattr(owner, "batch_select_indices")
+        rows.clear()
+        full = sample_answers(model, ids, list(range(len(ids))), 4, 1.5, 12, stops)
+        full_rows = sum(rows[1:])
+    finally:
+        hook.remove()
+    np.testing.assert_array_equal(compact.tokens, full.tokens)
+    np.testing.assert_allclose(compact.entropy, full.entropy, atol=1e-5)
+    assert compact_rows < full_rows, (compact_rows, full_rows)
