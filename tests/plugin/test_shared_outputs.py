@@ -50,12 +50,16 @@ store.ModelStore._quantize_or_load = quantize_or_load
 # robustness (a family) and fuzzing, KL; four variants of one model
 RUN = ["suites/", "-p", "no:randomly", "-q", "--qrel-models=zoo-xs", "--qrel-methods=hqq,rtn", "--qrel-bits=4,8",
        "--qrel-perturbations=word_swap,char_swap", "--qrel-intensities=2", "--qrel-qa-limit=30", "--qrel-samples=2",
-       "--qrel-fuzz-examples=3", "--qrel-fuzz-batch=6", "--qrel-task-limit=60", "-k", "not scaling"]
+       "--qrel-fuzz-examples=3", "--qrel-fuzz-batch=6", "--qrel-task-limit=30", "-k", "not scaling"]
 
 
 def _run(pytester, monkeypatch, name, cache, *args):
     log = pytester.path / f"{name}.log"
     monkeypatch.setenv("QREL_FORWARD_LOG", str(log))
+    # one torch thread in the single process as in each worker: a sum over two threads is
+    # ordered otherwise, and a sampled answer at a probability boundary can change (the test
+    # failed when run alone, outside xdist, whose workers set this for the runs they start)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     result = pytester.runpytest_subprocess(*RUN, f"--qrel-cache-dir={cache}", f"--qrel-report-dir={name}", *args)
     assert result.ret in (0, 1), result.stdout.str()[-3000:]  # 1: a gate failed (measured all the same)
     lines = log.read_text().split() if log.exists() else []
@@ -76,7 +80,8 @@ def test_each_output_is_computed_once_across_two_workers_and_never_on_a_rerun(py
 
     one, _, one_results, _ = _run(pytester, monkeypatch, "one", "cache-one")
     two, pids, two_results, _ = _run(pytester, monkeypatch, "two", "cache-two", "-n", "2")
-    again, _, again_results, doc = _run(pytester, monkeypatch, "again", "cache-two", "-n", "2")
+    # the rerun in one process (its worker start-ups would cost 20 s and prove nothing more)
+    again, _, again_results, doc = _run(pytester, monkeypatch, "again", "cache-two")
 
     variants = {"zoo-xs-hqq-4b-g64", "zoo-xs-hqq-8b-g64", "zoo-xs-rtn-4b-g64", "zoo-xs-rtn-8b-g64"}
     assert set(one) == {"base"} | variants and one["base"] > 0
