@@ -6,7 +6,7 @@ Both draw the robustness suite's default answers: ``--qrel-samples`` (4) answers
 QA prompts (``--prompts``, default 100, the suite's default ``--qrel-qa-limit``), on the same
 model in the same process:
 
-- qrel: ``engine.sample_answers`` as the suite calls it (one prefill per prompt, its KV cache
+- qrel: ``sampling.sample_answers`` as the suite calls it (one prefill per prompt, its KV cache
   repeated for the samples, batched across prompts by length, stopping when every sequence
   has; also the per-step entropies the suite needs);
 - generate: ``model.generate(do_sample=True, temperature, num_return_sequences, max_new_tokens,
@@ -48,7 +48,7 @@ def main() -> None:
     import torch
 
     from pytest_qrel.data.qa import zoo_qa
-    from pytest_qrel.engine import GENERATION_ROWS, sample_answers
+    from pytest_qrel.sampling import GENERATION_ROWS, sample_answers
     from pytest_qrel.measures.generation import stop_token_ids
     from pytest_qrel.models import load_base, resolve_model
     from pytest_qrel.options import DEFAULT_QA_LIMIT

@@ -9,7 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..data.qa import run_qa_set
-from ..engine import sample_answers
+from ..sampling import sample_answers
 from .base import Measure, Measurement
 from .family import POWER
 from .outputs import Outputs

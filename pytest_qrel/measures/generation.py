@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..engine import encode_pairs, encoded, sample_answers
+from ..engine import encode_pairs, encoded
+from ..sampling import sample_answers, token_scores
 from ..metrics import auprc, auroc
 
 if TYPE_CHECKING:
@@ -160,14 +161,8 @@ def reference_scores(model: torch.nn.Module, tokenizer, prompts: Sequence[str], 
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
                            logits_to_keep=torch.tensor(keep, device=device)).logits
         row_at = [r for r, positions in enumerate(at) for _ in positions]
-        lg = logits[row_at, [column[t] for positions in at for t in positions]].double().cpu()
-        target = torch.tensor([t for cont in conts for t in cont])
-        logp = torch.log_softmax(lg, -1)
-        p = logp.exp()
-        scored = torch.arange(len(target))
-        token_ll = logp[scored, target].numpy()
-        token_brier = ((p**2).sum(-1) - 2 * p[scored, target] + 1).numpy()
-        finite = torch.isfinite(lg).all(-1).numpy()
+        token_ll, token_brier, finite = token_scores(logits[row_at, [column[t] for positions in at for t in positions]],
+                                                     torch.tensor([t for cont in conts for t in cont]))
         first = 0
         for i, cont in zip(chunk, conts):
             own = slice(first, first + len(cont))

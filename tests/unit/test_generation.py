@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pytest_qrel.data.qa import read_qa_file, zoo_qa
-from pytest_qrel.engine import sample_answers
+from pytest_qrel.sampling import sample_answers
 from pytest_qrel.measures.generation import (
     QAScores,
     answer_text,
