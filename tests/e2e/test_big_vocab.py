@@ -5,6 +5,8 @@ reads the zoo's held-out text as real words, and the KL suite runs on it."""
 import json
 import os
 
+import pytest
+
 from pytest_qrel.fixtures.build_big_vocab import LLAMA3_VOCAB, build_small_checkpoint
 from pytest_qrel.fixtures.peak_memory import run_pytest_measured
 
@@ -12,10 +14,16 @@ from pytest_qrel.data import heldout_texts
 from pytest_qrel.models import load_base
 
 
-def test_small_big_vocab_checkpoint_loads_offline_with_real_tokens(tmp_path):
+@pytest.fixture(scope="module")
+def big_vocab(tmp_path_factory):
+    """The checkpoint, built once for the module (about 10 s a build): the tests only read it."""
+    return build_small_checkpoint(tmp_path_factory.mktemp("checkpoint") / "big-vocab")
+
+
+def test_small_big_vocab_checkpoint_loads_offline_with_real_tokens(big_vocab):
     import torch
 
-    path = build_small_checkpoint(tmp_path / "big-vocab")
+    path = big_vocab
     config = json.loads((path / "config.json").read_text())
     assert (
         config["vocab_size"] == LLAMA3_VOCAB and config["tie_word_embeddings"] is False
@@ -30,12 +38,11 @@ def test_small_big_vocab_checkpoint_loads_offline_with_real_tokens(tmp_path):
     ) == len(heldout_texts())
 
 
-def test_kl_suite_runs_on_the_small_big_vocab_checkpoint(pytester):
-    build_small_checkpoint(pytester.path / "big-vocab")
+def test_kl_suite_runs_on_the_small_big_vocab_checkpoint(pytester, big_vocab):
     text = pytester.path / "text.txt"
     text.write_text("\n".join(heldout_texts()[:40]))
     result = pytester.runpytest(
-        "--qrel-models=./big-vocab",
+        f"--qrel-models={big_vocab}",
         "--qrel-methods=hqq",
         "--qrel-bits=8",
         "--qrel-no-cache",
@@ -59,14 +66,14 @@ def test_kl_suite_runs_on_the_small_big_vocab_checkpoint(pytester):
     )
 
 
-def test_topk_bounds_contain_the_exact_kl_at_a_real_vocabulary(tmp_path):
+def test_topk_bounds_contain_the_exact_kl_at_a_real_vocabulary(tmp_path, big_vocab):
     """On 128,256 tokens: the stored top-k bounds hold the exact full-vocabulary KL; a random
     model's nearly flat outputs leave them wide, so the gate recomputes exactly."""
     from helpers import session_for
 
     from pytest_qrel.measures.kl import KL_MAX_WIDTH
 
-    path = build_small_checkpoint(tmp_path / "big-vocab")
+    path = big_vocab
     text = tmp_path / "text.txt"
     text.write_text("\n".join(heldout_texts()[:60]))
     opts = {"methods": "hqq", "bits": "8", "kl_text": str(text), "kl_context": "64", "kl_tokens": "128",
@@ -82,7 +89,7 @@ def test_topk_bounds_contain_the_exact_kl_at_a_real_vocabulary(tmp_path):
         assert got.value == truth.value and got.detail["tokens"] == truth.detail["tokens"] == 128
 
 
-def test_kl_memory_does_not_grow_with_the_scored_tokens_on_a_128k_vocabulary(tmp_path):
+def test_kl_memory_does_not_grow_with_the_scored_tokens_on_a_128k_vocabulary(tmp_path, big_vocab):
     """Issue 16's memory bound, as a user runs it: the KL test on the 128,256-token checkpoint
     over 128 and then 1,024 scored tokens of a text file. Keeping the base's log-probs in
     memory (as before the streamed shards) would add 896 x 128,256 x 4 bytes = 460 MB for
@@ -93,7 +100,7 @@ def test_kl_memory_does_not_grow_with_the_scored_tokens_on_a_128k_vocabulary(tmp
     varies by about 0.2 GB from run to run whatever the tokens (measured: 1.03 then 0.82 GB at
     256 and 2,048 tokens, and 0.82 then 1.05 GB in CI; 0.84 and 0.81 GB with it fixed), which is
     noise of the allocator, not data the run holds."""
-    path = build_small_checkpoint(tmp_path / "big-vocab")
+    path = big_vocab
     text = tmp_path / "text.txt"
     text.write_text("\n".join(heldout_texts() * 2))
     peaks = {}
