@@ -31,25 +31,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import transformers  # noqa: E402,F401
 
 
-def _quanto_unpacks_in_torch() -> None:
-    """optimum-quanto unpacks its 2- and 4-bit weights on CPU with a C++ kernel it compiles with
-    ninja into its own site-packages folder at first use (measured: 40 s of a fresh venv's first
-    test_backends run, 70 s of its setup, the rest of CI's 135 s contention); its pure-torch
-    kernel (``quanto::unpack``'s "default": the same shifts and masks) gives the same bytes. Tests
-    use the torch kernel, as they use gptqmodel's Python packing above."""
-    try:
-        from optimum.quanto.library.extensions.cpp import ext
-    except ImportError:  # another quanto layout: it compiles as it always did
-        return
-    import types
+sys.path.insert(0, os.path.dirname(__file__))  # tests/quanto_unpack.py
+from quanto_unpack import use_torch_unpack  # noqa: E402
 
-    def unpack(packed: torch.Tensor, bits: int) -> torch.Tensor:  # quanto's default kernel (library/unpack.py)
-        return torch.cat([(packed & (2 ** (bits * (i + 1)) - 1)) >> (bits * i) for i in range(8 // bits)]).to(torch.uint8)
-
-    ext._lib = types.SimpleNamespace(unpack=unpack)
-
-
-_quanto_unpacks_in_torch()
+use_torch_unpack()
 
 pytest_plugins = ["pytester"]
 

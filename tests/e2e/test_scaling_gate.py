@@ -4,6 +4,7 @@ variant that got worse; the report has its tables, plot and fits."""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,6 +42,8 @@ def _results(path, report="qrel-report"):
 def test_damaged_checkpoint_falls_outside_the_law_and_honest_variants_pass(pytester, xdist):
     if xdist:
         pytest.importorskip("xdist")
+        # its workers load the quanto checkpoint too: the tests' torch unpack, not a ninja build
+        pytester.makeconftest((Path(__file__).parents[1] / "quanto_unpack.py").read_text() + "\nuse_torch_unpack()\n")
     _quanto_checkpoint(pytester.path / "damaged", "zoo-m", damage=3.0)
     # only the law's tests: each measures the values it fits on itself (as on an xdist worker)
     result = pytester.runpytest(
