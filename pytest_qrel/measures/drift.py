@@ -17,6 +17,7 @@ from ..metrics import (
     correctness_flips,
     entropy,
     expected_calibration_error,
+    expected_calibration_error_rows,
     js_distance,
     paired_bootstrap,
     paired_ttest,
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
 
 def _ece(probs: np.ndarray, correct: np.ndarray) -> float:
     return expected_calibration_error(probs.max(axis=1), correct, n_bins=N_BINS)
+
+
+def _eces(probs: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """``_ece`` of each resample (the leading axis) at once."""
+    return expected_calibration_error_rows(probs.max(axis=2), correct, n_bins=N_BINS)
 
 
 def _ace(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -69,7 +75,7 @@ def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0,
     out: dict[str, Hypothesis] = {}
     bp, qp = base.probs, quant.probs
     for key, fn, batch, a, b in (
-        ("ece", _ece, None, (bp, base.correct), (qp, quant.correct)),
+        ("ece", _ece, _eces, (bp, base.correct), (qp, quant.correct)),
         ("ace", _ace, _aces, (bp, base.labels), (qp, quant.labels)),
     ):
         boot = paired_bootstrap(fn, a, b, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed, batch_statistic=batch)

@@ -16,9 +16,10 @@ from .calibration import (
     brier_score,
     confidence_shift_by_bin,
     expected_calibration_error,
+    expected_calibration_error_rows,
 )
 from .divergence import js_distance, kl_divergence
-from .ranking import auprc, auroc, auroc_rows
+from .ranking import auprc, auroc, auroc_counts
 from .stats import (
     BootstrapResult,
     Flips,
@@ -49,7 +50,7 @@ __all__ = [
     "adjust_pvalues",
     "auprc",
     "auroc",
-    "auroc_rows",
+    "auroc_counts",
     "binomial_pvalue_above",
     "binomial_upper_bound",
     "brier_score",
@@ -58,6 +59,7 @@ __all__ = [
     "entropy",
     "exact_stats",
     "expected_calibration_error",
+    "expected_calibration_error_rows",
     "js_distance",
     "kl_divergence",
     "paired_bootstrap",

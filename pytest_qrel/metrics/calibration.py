@@ -129,6 +129,20 @@ def expected_calibration_error(confidences: ArrayLike, correct: ArrayLike, n_bin
     return CalibrationStats.from_batch(confidences, correct, n_bins).ece()
 
 
+def expected_calibration_error_rows(confidences: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """``expected_calibration_error`` of each of ``k`` samples at once (``confidences`` and
+    ``correct`` (k, n); a bootstrap's resamples), each value exactly the scalar's: one
+    ``bincount`` over the rows' bins offset by row sums each bin in the same order as the
+    scalar's, and each row's |n_correct - sum_conf| is summed as the scalar sums it; inputs
+    are not validated again."""
+    k, n = confidences.shape
+    n_bins = check_n_bins(n_bins)
+    idx = (_equal_width_bin_index(confidences, n_bins) + n_bins * np.arange(k)[:, None]).ravel()
+    sum_conf = np.bincount(idx, weights=confidences.ravel(), minlength=k * n_bins).reshape(k, n_bins)
+    n_correct = np.bincount(idx, weights=correct.ravel().astype(np.float64), minlength=k * n_bins).reshape(k, n_bins)
+    return np.array([float(np.sum(np.abs(c - s)) / n) for c, s in zip(n_correct, sum_conf)])
+
+
 def adaptive_calibration_error(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:
     r"""Adaptive calibration error (Nixon et al., 2019) with equal-mass bins per class.
 

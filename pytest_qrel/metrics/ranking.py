@@ -17,25 +17,41 @@ def _scores_and_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray
     return s, y
 
 
-def auroc_rows(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``auroc`` of each row of ``scores`` (k, m) for the row of ``labels`` (k, m) at once (NaN
-    for a row holding one class, or a NaN score): the Mann-Whitney count that ``auroc``'s rank
-    formula equals, so each value equals ``auroc`` of that row exactly (both are sums of
-    half-integers). The rows of a bootstrap share one set of values, so they are ranked once
-    together, and each row's positives and negatives are counted per value: 5x faster than
-    ranking each row (measured on 200 resamples of 400 answers: 7 ms against 37 ms)."""
+def auroc_counts(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray,
+                 owner: np.ndarray | None = None) -> np.ndarray:
+    """``auroc`` of each of ``k`` resamples given as ``counts`` (k, units): how many times each
+    unit is drawn, unit ``owner[i]`` holding score ``i`` (by default score ``i`` is unit ``i``;
+    a prompt's samples share their prompt's count). NaN for a resample holding one class, or a
+    drawn NaN score. The Mann-Whitney count that ``auroc``'s rank formula equals, so each value
+    equals ``auroc`` of that resample exactly (sums of half-integers), with the scores sorted
+    once instead of each resample's (200 resamples of 400 answers: 7 ms a side when the
+    resampled scores were ranked)."""
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels).astype(bool)
-    k, m = s.shape
-    values, index = np.unique(s.ravel(), return_inverse=True)
-    cell = (np.arange(k)[:, None] * len(values) + index.reshape(k, m)).ravel()
-    pos = np.bincount(cell, weights=y.ravel().astype(float), minlength=k * len(values)).reshape(k, -1)
-    neg = np.bincount(cell, weights=(~y).ravel().astype(float), minlength=k * len(values)).reshape(k, -1)
-    below = np.cumsum(neg, 1) - neg  # negatives scored strictly lower, per value
-    n_pos, n_neg = y.sum(1), m - y.sum(1)
+    c = np.asarray(counts)
+    m = len(s)
+    order = np.argsort(s, kind="stable")
+    units = order if owner is None else np.asarray(owner)[order]
+    _, first, group = np.unique(s[order], return_index=True, return_inverse=True)  # ties: one group; NaNs last
+    ends = np.append(first[1:], m)
+    # (scores in order x resamples), few temporaries, updated in place
+    neg = c.T.astype(float)[units]  # each score's count in each resample
+    pos = neg * y[order][:, None]
+    neg -= pos
+    below = np.zeros((m + 1, len(c)))
+    np.cumsum(neg, axis=0, out=below[1:])  # negatives among the first j scores
+    lower = below[first[group]]  # negatives scored strictly lower than score j
+    tied = below[ends[group]]
+    tied -= lower  # negatives scored the same
+    tied *= 0.5
+    lower += tied
+    lower *= pos
+    n_pos, n_neg = pos.sum(0), neg.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = (pos * (below + 0.5 * neg)).sum(1) / (n_pos * n_neg)
-    return np.where((n_pos > 0) & (n_neg > 0) & ~np.isnan(s).any(1), value, np.nan)
+        value = lower.sum(0) / (n_pos * n_neg)
+    nan = np.isnan(s)
+    drawn_nan = (c[:, np.unique(units[nan[order]])] > 0).any(1) if nan.any() else np.zeros(len(c), dtype=bool)
+    return np.where((n_pos > 0) & (n_neg > 0) & ~drawn_nan, value, np.nan)
 
 
 def auroc(scores: ArrayLike, labels: ArrayLike) -> float:

@@ -315,3 +315,16 @@ def test_ended_sequences_stop_being_computed_and_the_draws_stay_the_same(zoo_m, 
     np.testing.assert_array_equal(compact.tokens, full.tokens)
     np.testing.assert_allclose(compact.entropy, full.entropy, atol=1e-5)
     assert compact_rows < full_rows, (compact_rows, full_rows)
+
+
+def test_stop_tokens_are_kept_per_tokenizer_and_follow_its_vocabulary():
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(zoo_dir() / "zoo-xs")
+    stops = stop_token_ids(tok)
+    assert tok.eos_token_id in stops and stops  # a newline, "." or "," token, and the end
+    assert all(any(s in tok.decode([i]) for s in ("\n", ".", ",")) for i in stops - {tok.eos_token_id})
+    assert stop_token_ids(tok) is stops  # kept: not decoded again
+    tok.add_tokens(["zzz.stop"])  # a new token holding "."
+    grown = stop_token_ids(tok)
+    assert grown == stops | {tok.convert_tokens_to_ids("zzz.stop")}

@@ -580,38 +580,45 @@ def test_import_does_not_load_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
-def test_auroc_rows_equal_auroc_row_by_row_ties_and_one_class_included():
+def test_auroc_of_resample_counts_equals_auroc_of_each_resample_ties_and_one_class_included():
     from sklearn.metrics import roc_auc_score
 
-    from pytest_qrel.metrics.ranking import auroc_rows
+    from pytest_qrel.metrics.ranking import auroc_counts
 
     rng = np.random.default_rng(1)
-    scores = np.round(rng.random((50, 40)), 1)  # many ties
-    labels = rng.random((50, 40)) < 0.3
-    labels[3] = True  # one class only: NaN
-    labels[4] = False
-    scores[5, 7] = np.nan  # a NaN score: NaN, as its ranks would be
-    scores[6] = rng.choice([-0.0, 0.0, 0.5], 40)  # signed zeros tie, as in ranking
-    got = auroc_rows(scores, labels)
+    scores = np.round(rng.random(40), 1)  # many ties
+    scores[:4] = [-0.0, 0.0, 0.5, 0.5]  # signed zeros tie, as in ranking
+    labels = rng.random(40) < 0.3
+    rows = rng.integers(0, 40, (50, 40))
+    rows[3] = np.flatnonzero(labels)[0]  # one class only: NaN
+    rows[4] = np.flatnonzero(~labels)[:2].repeat(20)
+    counts = np.stack([np.bincount(r, minlength=40) for r in rows])
+    got = auroc_counts(scores, labels, counts)
     for i in range(50):
-        if i in (3, 4, 5):
+        if i in (3, 4):
             assert np.isnan(got[i])
         else:
-            assert got[i] == auroc(scores[i], labels[i])  # exactly: the same count, sums of half-integers
-            assert got[i] == pytest.approx(roc_auc_score(labels[i], scores[i]), abs=1e-12)
+            assert got[i] == auroc(scores[rows[i]], labels[rows[i]])  # exactly: the same count, sums of half-integers
+            assert got[i] == pytest.approx(roc_auc_score(labels[rows[i]], scores[rows[i]]), abs=1e-12)
+    with_nan = scores.copy()
+    with_nan[7] = np.nan  # a NaN score: NaN where it is drawn, as its ranks would be
+    drawn = counts[:, 7] > 0
+    got = auroc_counts(with_nan, labels, counts)
+    assert np.isnan(got[drawn]).all() and drawn.any() and not drawn.all()
+    assert np.array_equal(got[~drawn], auroc_counts(scores, labels, counts)[~drawn], equal_nan=True)
 
 
-def test_a_batch_statistic_gives_the_same_bootstrap_exactly():
+def test_a_counts_statistic_gives_the_same_bootstrap_exactly():
     from pytest_qrel.measures.robustness import _auroc, _auroc_drop, _auroc_drops, _aurocs
     from pytest_qrel.metrics import paired_bootstrap
 
     rng = np.random.default_rng(2)
     c1, c2 = rng.random((60, 4)) < 0.6, rng.random((60, 4)) < 0.5
     e1, e2 = rng.random((60, 4)), np.round(rng.random((60, 4)), 2)
-    for fn, batch, a, b in [(_auroc, _aurocs, (c1, e1), (c2, e2)),
-                            (_auroc_drop, _auroc_drops, (c1, e1, c2, e2), (c2, e2, c1, e1))]:
+    for fn, counted, a, b in [(_auroc, _aurocs, (c1, e1), (c2, e2)),
+                              (_auroc_drop, _auroc_drops, (c1, e1, c2, e2), (c2, e2, c1, e1))]:
         one = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True)
-        many = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True, batch_statistic=batch)
+        many = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True, counts_statistic=counted)
         assert one == many
 
 
@@ -629,3 +636,19 @@ def test_ace_of_many_resamples_equals_the_scalar_exactly():
         assert list(_aces(p1[rows], y[rows])) == [_ace(p1[r], y[r]) for r in rows]
         one = paired_bootstrap(_ace, (p1, y), (p2, y), n_resamples=250, seed=7)
         assert one == paired_bootstrap(_ace, (p1, y), (p2, y), n_resamples=250, seed=7, batch_statistic=_aces)
+
+
+def test_ece_of_many_resamples_equals_the_scalar_exactly():
+    from pytest_qrel.measures.drift import _ece, _eces
+    from pytest_qrel.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(4)
+    for n in (3, 30, 233):
+        p1 = np.round(rng.dirichlet(np.ones(4), n), 1)  # confidences on bin edges (0.2, 0.4, ...)
+        p1 /= p1.sum(1, keepdims=True)
+        p2 = rng.dirichlet(np.ones(4), n)
+        c1, c2 = rng.random(n) < 0.5, rng.random(n) < 0.6
+        rows = rng.integers(0, n, (40, n))
+        assert list(_eces(p1[rows], c1[rows])) == [_ece(p1[r], c1[r]) for r in rows]
+        one = paired_bootstrap(_ece, (p1, c1), (p2, c2), n_resamples=250, seed=7)
+        assert one == paired_bootstrap(_ece, (p1, c1), (p2, c2), n_resamples=250, seed=7, batch_statistic=_eces)
