@@ -12,7 +12,7 @@ import numpy as np
 from ..data.tasks import load_task
 from ..metrics import (
     adaptive_calibration_error,
-    adaptive_calibration_error_rows,
+    adaptive_calibration_error_resamples,
     confidence_shift_by_bin,
     correctness_flips,
     entropy,
@@ -35,18 +35,18 @@ def _ece(probs: np.ndarray, correct: np.ndarray) -> float:
     return expected_calibration_error(probs.max(axis=1), correct, n_bins=N_BINS)
 
 
-def _eces(probs: np.ndarray, correct: np.ndarray) -> np.ndarray:
-    """``_ece`` of each resample (the leading axis) at once."""
-    return expected_calibration_error_rows(probs.max(axis=2), correct, n_bins=N_BINS)
+def _eces(idx: np.ndarray, probs: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """``_ece`` of each resample of questions ``idx`` (k, questions) at once."""
+    return expected_calibration_error_rows(probs.max(axis=1)[idx], correct[idx], n_bins=N_BINS)
 
 
 def _ace(probs: np.ndarray, labels: np.ndarray) -> float:
     return adaptive_calibration_error(probs, labels, n_bins=N_BINS)
 
 
-def _aces(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """``_ace`` of each resample (the leading axis) at once."""
-    return adaptive_calibration_error_rows(probs, labels, n_bins=N_BINS)
+def _aces(idx: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``_ace`` of each resample of questions ``idx`` (k, questions) at once."""
+    return adaptive_calibration_error_resamples(probs, labels, idx, n_bins=N_BINS)
 
 
 def per_question_brier(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0,
         ("ece", _ece, _eces, (bp, base.correct), (qp, quant.correct)),
         ("ace", _ace, _aces, (bp, base.labels), (qp, quant.labels)),
     ):
-        boot = paired_bootstrap(fn, a, b, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed, batch_statistic=batch)
+        boot = paired_bootstrap(fn, a, b, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed, indexed_statistic=batch)
         out[key] = Hypothesis(key, boot.difference, fn(*a), fn(*b), boot.pvalue, "paired_bootstrap",
                               (boot.ci_low, boot.ci_high), se=boot.se, n=len(base.labels))
     pairs = {

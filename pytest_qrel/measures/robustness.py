@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..data.qa import run_qa_set
-from ..metrics import auroc_counts, paired_bootstrap
+from ..metrics import auroc_counts, paired_bootstrap, resample_counts
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
 from ..store import VariantError
 from .outputs import data_digest
@@ -58,16 +58,17 @@ def _auroc_drop(c_clean: np.ndarray, e_clean: np.ndarray, c_pert: np.ndarray, e_
     return _auroc(c_clean, e_clean) - _auroc(c_pert, e_pert)
 
 
-def _aurocs(counts: np.ndarray, correct: np.ndarray, entropy: np.ndarray) -> np.ndarray:
-    """``_auroc`` of each bootstrap resample of prompts, from ``counts`` (k, prompts): how many
-    times each prompt is drawn (a prompt's samples come with it)."""
-    per_unit = correct[0].size
-    return auroc_counts(-entropy.ravel(), correct.ravel(), counts, np.arange(correct.size) // per_unit)
+def _aurocs(idx: np.ndarray, correct: np.ndarray, entropy: np.ndarray) -> np.ndarray:
+    """``_auroc`` of each bootstrap resample of prompts ``idx`` (k, prompts) at once (a
+    prompt's samples come with it)."""
+    per_prompt = correct[0].size
+    return auroc_counts(-entropy.ravel(), correct.ravel(), resample_counts(idx, len(correct)),
+                        np.arange(correct.size) // per_prompt)
 
 
-def _auroc_drops(counts: np.ndarray, c_clean: np.ndarray, e_clean: np.ndarray, c_pert: np.ndarray,
+def _auroc_drops(idx: np.ndarray, c_clean: np.ndarray, e_clean: np.ndarray, c_pert: np.ndarray,
                  e_pert: np.ndarray) -> np.ndarray:
-    return _aurocs(counts, c_clean, e_clean) - _aurocs(counts, c_pert, e_pert)
+    return _aurocs(idx, c_clean, e_clean) - _aurocs(idx, c_pert, e_pert)
 
 
 def hypotheses(base: QAScores, quant: QAScores, base_clean: QAScores, quant_clean: QAScores,
@@ -109,7 +110,7 @@ def hypotheses(base: QAScores, quant: QAScores, base_clean: QAScores, quant_clea
             continue
         base_value, quant_value = fn(*a), fn(*bq)
         try:
-            r = paired_bootstrap(fn, a, bq, counts_statistic=batch, **boot)
+            r = paired_bootstrap(fn, a, bq, indexed_statistic=batch, **boot)
         except ValueError as exc:
             unchecked[key] = f"AUROC is undefined on most bootstrap resamples ({exc}); too few right or wrong answers"
             continue

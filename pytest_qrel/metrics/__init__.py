@@ -12,6 +12,7 @@ from .calibration import (
     ConfidenceShiftByBin,
     ConfidenceShiftStats,
     adaptive_calibration_error,
+    adaptive_calibration_error_resamples,
     adaptive_calibration_error_rows,
     brier_score,
     confidence_shift_by_bin,
@@ -31,6 +32,7 @@ from .stats import (
     correctness_flips,
     paired_bootstrap,
     paired_ttest,
+    resample_counts,
 )
 from .topk import TokenStats, TopK, exact_stats, summarize_topk, topk_bounds
 from .uncertainty import entropy, sequence_mean
@@ -46,6 +48,7 @@ __all__ = [
     "TokenStats",
     "TopK",
     "adaptive_calibration_error",
+    "adaptive_calibration_error_resamples",
     "adaptive_calibration_error_rows",
     "adjust_pvalues",
     "auprc",
@@ -64,6 +67,7 @@ __all__ = [
     "kl_divergence",
     "paired_bootstrap",
     "paired_ttest",
+    "resample_counts",
     "sequence_mean",
     "summarize_topk",
     "topk_bounds",

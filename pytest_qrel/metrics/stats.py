@@ -124,7 +124,13 @@ def adjust_pvalues(pvalues: ArrayLike, method: Literal["holm", "bh"] = "holm") -
     return out
 
 
-_BATCH = 100  # resamples a batch_statistic gets at once (bounds the resampled copies' memory)
+_BATCH = 100  # resamples an indexed_statistic gets at once (bounds the resampled copies' memory)
+
+
+def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """(k, n): how many times each of ``n`` samples is drawn by each row of ``idx`` (k, m)."""
+    k = len(idx)
+    return np.bincount((idx + n * np.arange(k)[:, None]).ravel(), minlength=k * n).reshape(k, n)
 
 
 class BootstrapResult(NamedTuple):
@@ -143,8 +149,7 @@ def paired_bootstrap(
     confidence: float = 0.95,
     seed: int = 0,
     omit_undefined: bool = False,
-    batch_statistic: Callable[..., np.ndarray] | None = None,
-    counts_statistic: Callable[..., np.ndarray] | None = None,
+    indexed_statistic: Callable[..., np.ndarray] | None = None,
 ) -> BootstrapResult:
     r"""Paired bootstrap of ``statistic(*b) - statistic(*a)``, for statistics of a whole
     sample whose per-sample terms are not independent (ECE and ACE: a sample's contribution
@@ -162,12 +167,12 @@ def paired_bootstrap(
     With ``omit_undefined``, resamples where the statistic is NaN (an AUROC of a resample
     holding one class only) are left out; at least half must remain, else ValueError.
 
-    ``batch_statistic``, when given, is ``statistic`` over many resamples at once (each array
-    with a leading resample axis; returns one value per resample, equal to ``statistic``'s):
-    the same resamples, drawn from the same stream, without a Python call per resample.
-    ``counts_statistic``, for a statistic of the resample as a multiset (AUROC), is
-    ``statistic`` of every resample from ``counts`` (k, n), how many times each sample is
-    drawn, and the arrays as they are: ``counts_statistic(counts, *a)``; the same resamples again.
+    ``indexed_statistic``, when given, is ``statistic`` of many resamples at once, from their
+    indices and the arrays as they are: ``indexed_statistic(idx, *a)`` with ``idx`` (k, n) the
+    samples each of ``k`` resamples draws, returns one value per resample, equal to
+    ``statistic`` of ``(x[idx[r]] for x in a)``: the same resamples, drawn from the same
+    stream, without a Python call per resample (and, knowing the indices, without sorting
+    every resample anew: ``resample_counts``).
 
     >>> stat = lambda x: float(x.mean())
     >>> r = paired_bootstrap(stat, (np.array([0.0, 1.0, 0.0, 1.0]),), (np.array([0.0, 1.0, 0.0, 1.0]),))
@@ -189,17 +194,12 @@ def paired_bootstrap(
         return BootstrapResult(0.0, 0.0, 0.0, 1.0)
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_resamples)
-    if counts_statistic is not None:
-        idx = rng.integers(0, n, (n_resamples, n))  # the same stream as n_resamples draws of n
-        counts = np.bincount((idx + n * np.arange(n_resamples)[:, None]).ravel(),
-                             minlength=n_resamples * n).reshape(n_resamples, n)
-        diffs = counts_statistic(counts, *b) - counts_statistic(counts, *a)
-    elif batch_statistic is not None:
+    if indexed_statistic is not None:
         idx = rng.integers(0, n, (n_resamples, n))  # the same stream as n_resamples draws of n
         for s in range(0, n_resamples, _BATCH):
             rows = idx[s : s + _BATCH]
-            diffs[s : s + _BATCH] = batch_statistic(*(x[rows] for x in b)) - batch_statistic(*(x[rows] for x in a))
-    for i in range(n_resamples) if batch_statistic is None and counts_statistic is None else ():
+            diffs[s : s + _BATCH] = indexed_statistic(rows, *b) - indexed_statistic(rows, *a)
+    for i in range(n_resamples) if indexed_statistic is None else ():
         idx = rng.integers(0, n, n)
         diffs[i] = statistic(*(x[idx] for x in b)) - statistic(*(x[idx] for x in a))
     observed = float(statistic(*b) - statistic(*a))

@@ -608,7 +608,7 @@ def test_auroc_of_resample_counts_equals_auroc_of_each_resample_ties_and_one_cla
     assert np.array_equal(got[~drawn], auroc_counts(scores, labels, counts)[~drawn], equal_nan=True)
 
 
-def test_a_counts_statistic_gives_the_same_bootstrap_exactly():
+def test_an_indexed_statistic_gives_the_same_bootstrap_exactly():
     from pytest_qrel.measures.robustness import _auroc, _auroc_drop, _auroc_drops, _aurocs
     from pytest_qrel.metrics import paired_bootstrap
 
@@ -618,7 +618,7 @@ def test_a_counts_statistic_gives_the_same_bootstrap_exactly():
     for fn, counted, a, b in [(_auroc, _aurocs, (c1, e1), (c2, e2)),
                               (_auroc_drop, _auroc_drops, (c1, e1, c2, e2), (c2, e2, c1, e1))]:
         one = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True)
-        many = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True, counts_statistic=counted)
+        many = paired_bootstrap(fn, a, b, n_resamples=250, seed=7, omit_undefined=True, indexed_statistic=counted)
         assert one == many
 
 
@@ -633,9 +633,9 @@ def test_ace_of_many_resamples_equals_the_scalar_exactly():
         p2 = rng.dirichlet(np.ones(4), n)
         y = rng.integers(0, 4, n)
         rows = rng.integers(0, n, (40, n))
-        assert list(_aces(p1[rows], y[rows])) == [_ace(p1[r], y[r]) for r in rows]
+        assert list(_aces(rows, p1, y)) == [_ace(p1[r], y[r]) for r in rows]
         one = paired_bootstrap(_ace, (p1, y), (p2, y), n_resamples=250, seed=7)
-        assert one == paired_bootstrap(_ace, (p1, y), (p2, y), n_resamples=250, seed=7, batch_statistic=_aces)
+        assert one == paired_bootstrap(_ace, (p1, y), (p2, y), n_resamples=250, seed=7, indexed_statistic=_aces)
 
 
 def test_ece_of_many_resamples_equals_the_scalar_exactly():
@@ -649,6 +649,6 @@ def test_ece_of_many_resamples_equals_the_scalar_exactly():
         p2 = rng.dirichlet(np.ones(4), n)
         c1, c2 = rng.random(n) < 0.5, rng.random(n) < 0.6
         rows = rng.integers(0, n, (40, n))
-        assert list(_eces(p1[rows], c1[rows])) == [_ece(p1[r], c1[r]) for r in rows]
+        assert list(_eces(rows, p1, c1)) == [_ece(p1[r], c1[r]) for r in rows]
         one = paired_bootstrap(_ece, (p1, c1), (p2, c2), n_resamples=250, seed=7)
-        assert one == paired_bootstrap(_ece, (p1, c1), (p2, c2), n_resamples=250, seed=7, batch_statistic=_eces)
+        assert one == paired_bootstrap(_ece, (p1, c1), (p2, c2), n_resamples=250, seed=7, indexed_statistic=_eces)
