@@ -124,13 +124,16 @@ def sample_answers(
                 finite = torch.isfinite(logits).all(-1)
                 for r in torch.nonzero(~finite & alive).flatten().tolist():
                     bad.add(chunk[int(row_of[r]) // samples])
-                logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))
+                if not bool(finite.all()):
+                    logits = torch.where(finite[:, None], logits, torch.zeros_like(logits))
+                # in place where it can be (the same values; fresh (rows x vocabulary) float64
+                # arrays cost page faults)
                 logp = torch.log_softmax(logits, -1)
-                h = -(logp.exp() * logp).nan_to_num().sum(-1)  # eq. 3
+                h = logp.exp().mul_(logp).nan_to_num_().sum(-1).neg_()  # eq. 3
                 if temperature == 0:
                     step = logits.argmax(-1)
                 else:
-                    cdf = torch.softmax(logits / temperature, -1).cumsum(-1)
+                    cdf = torch.softmax(logits.div(temperature), -1).cumsum_(-1)
                     u = draws[:, t].reshape(-1)[row_of]
                     step = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).squeeze(-1).clamp(max=cdf.shape[1] - 1)
                 keep = alive.numpy()

@@ -205,7 +205,7 @@ def adaptive_calibration_error_rows(probs: np.ndarray, labels: np.ndarray, n_bin
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     mean_conf = np.add.reduceat(sorted_conf, starts, axis=1) / sizes[None, :, None]
     mean_acc = np.add.reduceat(sorted_hit, starts, axis=1) / sizes[None, :, None]
-    return np.array([np.mean(np.abs(a - c)) for a, c in zip(mean_acc, mean_conf)])
+    return np.abs(mean_acc - mean_conf).reshape(k, -1).mean(axis=1)  # each row's mean as np.mean of that row
 
 
 @dataclass(frozen=True, eq=False)
