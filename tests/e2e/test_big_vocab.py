@@ -16,20 +16,19 @@ from pytest_qrel.models import load_base
 
 @pytest.fixture(scope="module")
 def big_vocab(tmp_path_factory):
-    """The checkpoint, built once for the module (about 10 s a build): the tests only read it."""
+    """The checkpoint, built once for the module (about 1 s in process): the tests only read it."""
     return build_small_checkpoint(tmp_path_factory.mktemp("checkpoint") / "big-vocab")
 
 
 def test_small_big_vocab_checkpoint_loads_offline_with_real_tokens(big_vocab):
     import torch
 
-    path = big_vocab
-    config = json.loads((path / "config.json").read_text())
+    config = json.loads((big_vocab / "config.json").read_text())
     assert (
         config["vocab_size"] == LLAMA3_VOCAB and config["tie_word_embeddings"] is False
     )
-    assert config["bos_token_id"] == 1 and any(path.glob("*.safetensors"))
-    base = load_base("big-vocab", str(path), torch.device("cpu"))
+    assert config["bos_token_id"] == 1 and any(big_vocab.glob("*.safetensors"))
+    base = load_base("big-vocab", str(big_vocab), torch.device("cpu"))
     assert len(base.tokenizer) == LLAMA3_VOCAB
     assert base.model.get_output_embeddings().weight.shape == (LLAMA3_VOCAB, 64)
     ids = [i for text in heldout_texts() for i in base.tokenizer(text)["input_ids"]]
@@ -73,15 +72,14 @@ def test_topk_bounds_contain_the_exact_kl_at_a_real_vocabulary(tmp_path, big_voc
 
     from pytest_qrel.measures.kl import KL_MAX_WIDTH
 
-    path = big_vocab
     text = tmp_path / "text.txt"
     text.write_text("\n".join(heldout_texts()[:60]))
     opts = {"methods": "hqq", "bits": "8", "kl_text": str(text), "kl_context": "64", "kl_tokens": "128",
             "kl_threshold": "8:9"}
-    exact = session_for(path, tmp_path / "all", kl_topk="all", **opts)
+    exact = session_for(big_vocab, tmp_path / "all", kl_topk="all", **opts)
     truth = exact.measures["kl"].outcome(exact.variants[0])[0].measurement
     for k in ("16", "1024"):
-        session = session_for(path, tmp_path / k, kl_topk=k, **opts)
+        session = session_for(big_vocab, tmp_path / k, kl_topk=k, **opts)
         got = session.measures["kl"].outcome(session.variants[0])[0].measurement
         stored = got.detail["kl_stored_bound_width"]
         assert stored > KL_MAX_WIDTH and got.detail["kl_decided"] == "exact"
@@ -100,13 +98,12 @@ def test_kl_memory_does_not_grow_with_the_scored_tokens_on_a_128k_vocabulary(tmp
     varies by about 0.2 GB from run to run whatever the tokens (measured: 1.03 then 0.82 GB at
     256 and 2,048 tokens, and 0.82 then 1.05 GB in CI; 0.84 and 0.81 GB with it fixed), which is
     noise of the allocator, not data the run holds."""
-    path = big_vocab
     text = tmp_path / "text.txt"
     text.write_text("\n".join(heldout_texts() * 2))
     peaks = {}
     for tokens in (128, 1024):
         run = run_pytest_measured(
-            ["-p", "no:randomly", "-p", "no:cacheprovider", "-k", "test_kl_to_base", f"--qrel-models={path}",
+            ["-p", "no:randomly", "-p", "no:cacheprovider", "-k", "test_kl_to_base", f"--qrel-models={big_vocab}",
              "--qrel-methods=hqq", "--qrel-bits=8", f"--qrel-cache-dir={tmp_path / f'cache-{tokens}'}",
              f"--qrel-report-dir={tmp_path / f'report-{tokens}'}", "--qrel-kl-topk=all", f"--qrel-kl-text={text}",
              "--qrel-kl-context=64", f"--qrel-kl-tokens={tokens}", "--qrel-kl-threshold=8:9"], cwd=tmp_path,
