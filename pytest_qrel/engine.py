@@ -158,14 +158,16 @@ _ENCODED_KEEP = 16
 
 
 def encoded(tokenizer, kind: str, data: tuple, compute):  # noqa: ANN001, ANN201
-    """``compute()``, kept per ``tokenizer`` under ``(kind, data)`` (its last few results);
+    """``compute()``, kept per ``tokenizer`` under ``(kind, data)`` (its few most recently used);
     callers must not modify what it returns."""
     try:
         memo = _ENCODED.setdefault(tokenizer, {})
     except TypeError:  # not weak-referenceable
         return compute()
     key = (kind, data)
-    if key not in memo:
+    if key in memo:
+        memo[key] = memo.pop(key)  # the most recently used last: what every call asks for stays
+    else:
         if len(memo) >= _ENCODED_KEEP:
             memo.pop(next(iter(memo)))
         memo[key] = compute()

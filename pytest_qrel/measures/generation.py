@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 import string
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
@@ -216,21 +215,11 @@ def check_context(model: torch.nn.Module, prompts: Sequence[str], ids: Sequence[
                          f"it does not fit the model's context of {context}: {prompts[longest][:80]!r}")
 
 
-_STOPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def stop_token_ids(tokenizer) -> frozenset[int]:
     """The end-of-sequence token and every token whose text holds a stop string; kept per
-    tokenizer and its vocabulary size (decoding a vocabulary token by token took the fuzzing
-    test a tenth of its time when it was done for every batch)."""
-    try:
-        size, stops = _STOPS.get(tokenizer, (None, None))
-    except TypeError:  # not weak-referenceable
-        return _stop_token_ids(tokenizer)
-    if size != len(tokenizer):
-        stops = _stop_token_ids(tokenizer)
-        _STOPS[tokenizer] = (len(tokenizer), stops)
-    return stops
+    tokenizer and its vocabulary size (``engine.encoded``: decoding a vocabulary token by token
+    took the fuzzing test a tenth of its time when it was done for every batch)."""
+    return encoded(tokenizer, "stop_tokens", (len(tokenizer),), lambda: _stop_token_ids(tokenizer))
 
 
 def _stop_token_ids(tokenizer) -> frozenset[int]:

@@ -140,7 +140,7 @@ def expected_calibration_error_rows(confidences: np.ndarray, correct: np.ndarray
     idx = (_equal_width_bin_index(confidences, n_bins) + n_bins * np.arange(k)[:, None]).ravel()
     sum_conf = np.bincount(idx, weights=confidences.ravel(), minlength=k * n_bins).reshape(k, n_bins)
     n_correct = np.bincount(idx, weights=correct.ravel().astype(np.float64), minlength=k * n_bins).reshape(k, n_bins)
-    return np.array([float(np.sum(np.abs(c - s)) / n) for c, s in zip(n_correct, sum_conf)])
+    return np.abs(n_correct - sum_conf).sum(axis=1) / n  # each row summed as the scalar sums it
 
 
 def adaptive_calibration_error(probs: ArrayLike, labels: ArrayLike, n_bins: int = 15) -> float:

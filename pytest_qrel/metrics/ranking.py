@@ -30,8 +30,9 @@ def auroc_counts(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray,
     y = np.asarray(labels).astype(bool)
     c = np.asarray(counts)
     m = len(s)
+    owners = np.arange(m) if owner is None else np.asarray(owner)
     order = np.argsort(s, kind="stable")
-    units = order if owner is None else np.asarray(owner)[order]
+    units = owners[order]
     _, first, group = np.unique(s[order], return_index=True, return_inverse=True)  # ties: one group; NaNs last
     ends = np.append(first[1:], m)
     # (scores in order x resamples), few temporaries, updated in place
@@ -49,8 +50,7 @@ def auroc_counts(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray,
     n_pos, n_neg = pos.sum(0), neg.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         value = lower.sum(0) / (n_pos * n_neg)
-    nan = np.isnan(s)
-    drawn_nan = (c[:, np.unique(units[nan[order]])] > 0).any(1) if nan.any() else np.zeros(len(c), dtype=bool)
+    drawn_nan = (c[:, owners[np.isnan(s)]] > 0).any(1)
     return np.where((n_pos > 0) & (n_neg > 0) & ~drawn_nan, value, np.nan)
 
 
