@@ -66,9 +66,9 @@ def main() -> None:
     zoo = args.zoo or zoo_dir()
     prompts = run_qa_set(None, args.prompts, 0).prompts
     limit = Robustness().max_new_tokens
-    # (intensity, perturbation): the prompts as perturbed; intensity 0 is the prompts themselves
-    cells = [(0, "none", list(prompts))] + [
-        (i, name, [perturb_prompt(q, name, i, SEED_BASE + k) for k, q in enumerate(prompts)])
+    # (intensity, the prompts under one perturbation at it); intensity 0: the prompts themselves
+    cells = [(0, list(prompts))] + [
+        (i, [perturb_prompt(q, name, i, SEED_BASE + k) for k, q in enumerate(prompts)])
         for i in range(1, args.max_intensity + 1) for name in sorted(PERTURBATIONS)]
     print(f"{len(prompts)} prompts; intensities 1-{args.max_intensity} x {len(PERTURBATIONS)} perturbations, and "
           f"unperturbed; P(pass): all {args.batches} batches of {args.batch} agree on >= {args.target:g}")
@@ -76,13 +76,13 @@ def main() -> None:
     print(f"{'variant':28} {header} {'mean':>6} {'P(pass)':>8}")
     for name in args.models.split(","):
         base = load_base(name, str(zoo / name), torch.device("cpu"))
-        reference = [greedy_answers(base.model, base.tokenizer, texts, limit) for _, _, texts in cells]
+        reference = [greedy_answers(base.model, base.tokenizer, texts, limit) for _, texts in cells]
         for method in args.methods.split(","):
             backend = get_backend(method)
             group = backend.group_size_for(args.bits, int(DEFAULT_GROUP_SIZE))  # as the suite quantizes
             model, _ = backend.quantize(base, args.bits, group)
             by_intensity: dict[int, list[bool]] = {}
-            for (intensity, _, texts), ours in zip(cells, reference):
+            for (intensity, texts), ours in zip(cells, reference):
                 theirs = greedy_answers(model, base.tokenizer, texts, limit)
                 by_intensity.setdefault(intensity, []).extend(
                     normalize_answer(a) == normalize_answer(b) for a, b in zip(ours, theirs))
