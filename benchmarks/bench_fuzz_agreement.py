@@ -18,7 +18,6 @@ draws at that agreement p, it prints the probability that all 10 batches reach t
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -29,13 +28,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 SEED_BASE = 1 << 33  # above hypothesis's seeds (< 2**32) and below build_zoo's training seeds (2**40 up)
-
-
-def pass_probability(agreement: float, batch: int, batches: int, target: float) -> float:
-    """P(every one of ``batches`` batches of ``batch`` prompts agrees on >= ``target`` of them)."""
-    from scipy import stats
-
-    return float(stats.binom(batch, agreement).sf(math.ceil(target * batch - 1e-9) - 1)) ** batches
 
 
 def main() -> None:
@@ -54,7 +46,7 @@ def main() -> None:
     import torch
 
     from pytest_qrel.data.qa import run_qa_set
-    from pytest_qrel.measures.fuzz import greedy_answers
+    from pytest_qrel.measures.fuzz import all_batches_pass, greedy_answers
     from pytest_qrel.measures.generation import normalize_answer
     from pytest_qrel.models import load_base, zoo_dir
     from pytest_qrel.options import DEFAULT_GROUP_SIZE
@@ -91,9 +83,9 @@ def main() -> None:
             mean = sum(shares) / len(shares)
             cols = " ".join(f"{s:<7.3f}" for s in shares)
             label = f"{name}-{method}-{args.bits}b-g{group}"
-            print(f"{label:28} {cols} {mean:6.3f} {pass_probability(mean, args.batch, args.batches, args.target):8.2f}",
+            print(f"{label:28} {cols} {mean:6.3f} {all_batches_pass(mean, args.batch, args.batches, args.target):8.2f}",
                   flush=True)
-    needed = next(x / 1000 for x in range(1001) if pass_probability(x / 1000, args.batch, args.batches, args.target) >= 0.5)
+    needed = next(x / 1000 for x in range(1001) if all_batches_pass(x / 1000, args.batch, args.batches, args.target) >= 0.5)
     print(f"agreement needed for an even chance that the worst batch reaches {args.target:g}: {needed:.3f}")
 
 

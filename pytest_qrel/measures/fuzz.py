@@ -144,13 +144,20 @@ class FuzzMeasure(Measure):
 FUZZ_HARM = 0.1  # the agreement shortfall the fuzzing gate must be able to catch
 
 
-def fuzz_power(batch: int, batches: int, threshold: float) -> float:
-    """The probability that ``batches`` independent batches of ``batch`` prompts catch a
-    variant agreeing with its base on ``threshold - FUZZ_HARM`` of its answers: one batch
-    passes with P(Binomial(batch, p) >= threshold x batch); the gate fails when one does not."""
+def all_batches_pass(agreement: float, batch: int, batches: int, threshold: float) -> float:
+    """The probability that every one of ``batches`` independent batches of ``batch`` prompts,
+    each prompt agreeing with the base with probability ``agreement``, agrees on at least
+    ``threshold`` of its prompts: one batch passes with P(Binomial(batch, agreement) >=
+    threshold x batch)."""
     from scipy import stats
 
-    p = max(threshold - FUZZ_HARM, 0.0)
     needed = math.ceil(threshold * batch - 1e-9)
-    passes = float(stats.binom(batch, p).sf(needed - 1)) if batch else 1.0
-    return 1.0 - passes ** max(batches, 1)
+    passes = float(stats.binom(batch, agreement).sf(needed - 1)) if batch else 1.0
+    return passes ** max(batches, 1)
+
+
+def fuzz_power(batch: int, batches: int, threshold: float) -> float:
+    """The probability that ``batches`` independent batches of ``batch`` prompts catch a
+    variant agreeing with its base on ``threshold - FUZZ_HARM`` of its answers (the gate fails
+    when one batch does not reach ``threshold``)."""
+    return 1.0 - all_batches_pass(max(threshold - FUZZ_HARM, 0.0), batch, batches, threshold)
