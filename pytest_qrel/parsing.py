@@ -107,14 +107,16 @@ def path(flag: str, value: Any, invocation_dir: Path) -> Path:
 
 
 def group_size(value: Any) -> int | None:
-    expected = "expected a power of two >= 8 (or 'none' for per-row)"
-    if isinstance(value, str) and value.strip().lower() in ("none", "0", "-1"):
+    # zero is an error like every other empty or zero value, never a default (ARCHITECTURE.md);
+    # per-row is said in words, or as -1 (GPTQ's convention)
+    expected = "expected a power of two >= 8 (or 'none' or -1 for per-row)"
+    if isinstance(value, str) and value.strip().lower() in ("none", "-1"):
         return None
     parsed = ints(options.GROUP_SIZE, value)
     if len(parsed) != 1:
         raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {value!r}")
     group = parsed[0]
-    if group in (0, -1):
+    if group == -1:
         return None
     if group < 8 or group & (group - 1):
         raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {group}")
@@ -160,8 +162,9 @@ def tolerances(flag: str, value: Any, valid: tuple[str, ...] | None = None) -> d
             number = float(text.removesuffix("%")) if not isinstance(v, bool) and text else float("nan")
         except ValueError:
             number = float("nan")
-        if not name.strip() or not number >= 0:
-            raise pytest.UsageError(f"{flag}: expected metric:N% or metric:N with N >= 0, like kl:10%, but got '{name}:{v}'")
+        if not name.strip() or not 0 <= number < math.inf:  # an infinite tolerance could never fail
+            raise pytest.UsageError(f"{flag}: expected metric:N% or metric:N with a finite N >= 0, like kl:10%, "
+                                    f"but got '{name}:{v}'")
         if valid is not None and name.strip() not in valid:
             import difflib
 

@@ -46,6 +46,9 @@ def write_results_json(
     }
     path = report_dir / "results.json"
     fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".json", dir=report_dir)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results.json from the other report files' readers
     with os.fdopen(fd, "w") as fh:
         json.dump(doc, fh, indent=1, sort_keys=True)
         fh.write("\n")

@@ -19,7 +19,7 @@ def test_help_lists_every_option(pytester):
         (["--qrel-methods=hqq,awq"], "*--qrel-methods: unknown method 'awq'; valid methods: bnb, bnb-fp4, gptq, hqq, quanto, quanto-a8, quanto-fp8, quanto-fp8-a8, rtn*"),
         (["--qrel-bits=4,5"], "*--qrel-bits: no backend quantizes to 5 bits; valid bit-widths: 2, 3, 4, 8*"),
         (["--qrel-bits=four"], "*--qrel-bits: expected comma-separated integers, but got 'four'*"),
-        (["--qrel-group-size=100"], "*--qrel-group-size: expected a power of two >= 8 (or 'none' for per-row), but got 100*"),
+        (["--qrel-group-size=100"], "*--qrel-group-size: expected a power of two >= 8 (or 'none' or -1 for per-row), but got 100*"),
         (["--qrel-kl-threshold=2:1,4:0.1", "--qrel-bits=2,3"], "*--qrel-kl-threshold: no threshold for 3-bit variants*"),
         (["--qrel-kl-threshold=4=0.1"], "*--qrel-kl-threshold: expected bits:value pairs like 4:0.1, but got '4=0.1'*"),
         (["--qrel-models=zoo-s,/a/zoo-s"], "*--qrel-models: two models would share the test id 'zoo-s' (*/zoo/zoo-s and /a/zoo-s); rename one*"),
@@ -103,7 +103,7 @@ def test_bad_tool_qrel_values_fail_at_start_up(pytester, toml, message):
 def test_empty_group_size_is_a_usage_error(pytester):
     result = pytester.runpytest("--qrel-group-size=")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--qrel-group-size: expected a power of two >= 8 (or 'none' for per-row), but got ''*"])
+    result.stderr.fnmatch_lines(["*--qrel-group-size: expected a power of two >= 8 (or 'none' or -1 for per-row), but got ''*"])
 
 
 def test_tool_qrel_scalars(pytester):

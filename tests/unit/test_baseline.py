@@ -89,7 +89,9 @@ def test_metrics_not_in_the_baseline_are_listed_and_fail_when_strict(tmp_path):
     assert results._pending[0].baseline_value == 0.01 and baseline_unmatched(results._pending, str(path)) is None
 
 
-@pytest.mark.parametrize("value", ["kl", "kl:", "kl:abc", "kl:-5%", ":10%", {"kl": True}])
+# an infinite or NaN tolerance would make the baseline check unable to fail
+@pytest.mark.parametrize("value", ["kl", "kl:", "kl:abc", "kl:-5%", ":10%", {"kl": True}, "kl:inf%", "kl:inf",
+                                   "kl:nan", {"kl": float("inf")}, "*:1e999%"])
 def test_bad_compare_fail_is_a_usage_error(tmp_path, value):
     with pytest.raises(pytest.UsageError, match=r"--qrel-compare-fail: expected metric:N% or metric:N"):
         _config(tmp_path, compare_fail=value)

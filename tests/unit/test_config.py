@@ -28,9 +28,16 @@ def test_allow_pickle_other_values_are_usage_errors(tmp_path, value):
         _config(tmp_path, allow_pickle=value)
 
 
-def test_empty_group_size_is_a_usage_error(tmp_path):
-    with pytest.raises(pytest.UsageError, match=r"--qrel-group-size: expected a power of two >= 8 .* but got ''"):
-        _config(tmp_path, group_size="")
+@pytest.mark.parametrize("value, shown", [("", "''"), ("0", "0"), (0, "0"), ("-2", "-2")])
+def test_empty_or_zero_group_size_is_a_usage_error(tmp_path, value, shown):
+    # zero once meant per-row silently: an empty or zero value is an error, never a default
+    with pytest.raises(pytest.UsageError, match=rf"--qrel-group-size: expected a power of two >= 8 .* but got {shown}"):
+        _config(tmp_path, group_size=value)
+
+
+@pytest.mark.parametrize("value", ["none", "None", "-1", -1])
+def test_per_row_group_size_is_said_in_words_or_minus_one(tmp_path, value):
+    assert _config(tmp_path, group_size=value).group_size is None
 
 
 def test_toml_scalars_are_accepted(tmp_path):

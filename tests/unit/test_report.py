@@ -42,6 +42,20 @@ def test_results_json_is_replaced_atomically_and_keeps_nonfinite_values(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # no temp files left
 
 
+def test_results_json_has_the_mode_of_the_other_report_files(tmp_path):
+    # the temp file behind the atomic write is 0600; results.json must be readable as report.md is
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = write_results_json(tmp_path, [], [], fits=[])
+        other = tmp_path / "report.md"
+        other.write_text("x")
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == oct(other.stat().st_mode & 0o777) == oct(0o644)
+
+
 def test_stable_public_api():
     import pytest_qrel
     import pytest_qrel.metrics as metrics
