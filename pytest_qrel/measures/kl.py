@@ -25,20 +25,21 @@ from __future__ import annotations
 import hashlib
 import math
 import tempfile
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from .. import options, progress
-from ..cache import QuantCache, cache_key, installed_version
+from ..cache import QrelCacheWarning, QuantCache, cache_key, installed_version
 from ..data import heldout_texts
 from ..engine import encode
 from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
 from ..models import ZOO_MODELS
-from ..store import VariantError
+from ..store import VariantError, one_line
 from .outputs import Outputs
 from .base import Gate, Measure, Measurement
 
@@ -69,12 +70,15 @@ class KLText:
 class BaseOutputs:
     """The base's stored outputs: one safetensors shard per batch in ``directory``."""
 
-    directory: Path
+    directory: Path | None  # None: the cache could not take them; they are held in ``held``
     topk: int | None  # None: every log-prob
     tokens: int
     forward_passes: int  # base forward passes this process ran to store them (0: read back)
+    held: tuple[dict[str, torch.Tensor], ...] = ()
 
     def shard(self, index: int) -> dict[str, torch.Tensor]:
+        if self.directory is None:
+            return self.held[index]
         from safetensors.torch import load_file
 
         return load_file(str(self.directory / f"shard-{index:05d}.safetensors"))
@@ -165,9 +169,10 @@ class KLMeasure(Measure):
         scratch = self.store.scratch(variant)
         if "kl_base_outputs" in scratch:
             stored: BaseOutputs = scratch["kl_base_outputs"]
-            scratch["kl_base_outputs"] = again = BaseOutputs(stored.directory, stored.topk, stored.tokens, 0)
+            scratch["kl_base_outputs"] = again = replace(stored, forward_passes=0)
             return again
-        import torch
+        from safetensors import SafetensorError
+        from safetensors.torch import save_file
 
         text, base = self.text(variant), self.store.base(variant)
         topk = self.config.kl.topk
@@ -175,37 +180,55 @@ class KLMeasure(Measure):
                          "tokens": _tokens_digest(text), "topk": topk, "device": next(base.model.parameters()).device.type,
                          "torch": installed_version("torch"), "transformers": installed_version("transformers")})
         cache = self._cache()
-        passes = 0
-        with cache.lock(key):
-            entry = cache.read(key)
-            if entry is None:
-                from safetensors.torch import save_file
+        passes = [0]
+        try:
+            with cache.lock(key):
+                entry = cache.read(key)
+                if entry is None:
+                    meta = {"kind": "kl_base", "topk": "all" if topk is None else topk, "text": text.source, "tokens": 0}
 
-                meta = {"kind": "kl_base", "topk": "all" if topk is None else topk, "text": text.source, "tokens": 0}
+                    def save(directory: Path) -> None:
+                        meta["tokens"] = self._base_shards(text, base.model, topk, passes, lambda i, shard: save_file(
+                            shard, str(directory / f"shard-{i:05d}.safetensors")))
 
-                def save(directory: Path) -> None:
-                    nonlocal passes
-                    with progress.step("KL base outputs", _scored(text), "tok", base.model) as bar:
-                        for i, batch in enumerate(text.batches):
-                            parts: dict[str, list[torch.Tensor]] = {}
-                            for block in scored_rows(base.model, [batch]):
-                                rows = ({"logp": block.logp, "ref_logp": block.logp.gather(-1, block.ref[:, None]).squeeze(-1)}
-                                        if topk is None else summarize_topk(block.logp, topk, block.ref).as_tensors())
-                                for name, t in rows.items():
-                                    parts.setdefault(name, []).append(t)
-                                meta["tokens"] += len(block.ref)
-                                bar.update(len(block.ref))
-                            passes += 1
-                            save_file({k: torch.cat(v).contiguous() for k, v in parts.items()},
-                                      str(directory / f"shard-{i:05d}.safetensors"))
-
-                try:
                     entry = cache.write(key, save, meta)
-                except (FloatingPointError, MemoryError) as exc:  # the base's own logits are NaN, or do not fit
-                    raise VariantError(f"the base model: {exc}") from None
-        outputs = BaseOutputs(entry.directory, topk, int(entry.meta["tokens"]), passes)
+            outputs = BaseOutputs(entry.directory, topk, int(entry.meta["tokens"]), passes[0])
+        except (OSError, SafetensorError) as exc:  # a full disk, a read-only or vanished cache directory
+            # the outputs are computed all the same and held in memory for this run (as a quantized
+            # entry that cannot be written is measured uncached, store.py): one warning per model
+            warnings.warn(f"pytest-qrel could not use the cache {cache.root} for {variant.model}'s KL base outputs "
+                          f"({type(exc).__name__}: {one_line(exc)}); they are computed without it", QrelCacheWarning,
+                          stacklevel=2)
+            held: list[dict[str, torch.Tensor]] = []
+            tokens = self._base_shards(text, base.model, topk, passes, lambda i, shard: held.append(shard))
+            outputs = BaseOutputs(None, topk, tokens, passes[0], tuple(held))
         scratch["kl_base_outputs"] = outputs
         return outputs
+
+    @staticmethod
+    def _base_shards(text: KLText, model: torch.nn.Module, topk: int | None, passes: list[int],
+                     put: Callable[[int, dict[str, torch.Tensor]], None]) -> int:
+        """The base's outputs on ``text``, one shard per batch handed to ``put``; the number of
+        scored tokens. ``passes[0]`` counts the forward passes (an error mid-way keeps the count)."""
+        import torch
+
+        tokens = 0
+        with progress.step("KL base outputs", _scored(text), "tok", model) as bar:
+            for i, batch in enumerate(text.batches):
+                parts: dict[str, list[torch.Tensor]] = {}
+                try:
+                    for block in scored_rows(model, [batch]):
+                        rows = ({"logp": block.logp, "ref_logp": block.logp.gather(-1, block.ref[:, None]).squeeze(-1)}
+                                if topk is None else summarize_topk(block.logp, topk, block.ref).as_tensors())
+                        for name, t in rows.items():
+                            parts.setdefault(name, []).append(t)
+                        tokens += len(block.ref)
+                        bar.update(len(block.ref))
+                except (FloatingPointError, MemoryError) as exc:  # the base's own logits are NaN, or do not fit
+                    raise VariantError(f"the base model: {exc}") from None
+                passes[0] += 1
+                put(i, {k: torch.cat(v).contiguous() for k, v in parts.items()})
+        return tokens
 
     # -- one variant ----------------------------------------------------------------------------------
 

@@ -146,3 +146,50 @@ def test_the_cache_key_does_not_depend_on_tokenizer_state(tiny, tmp_path):
     before = tokenizer_digest(tokenizer)
     tokenizer(["a b c", "a much longer text here"], padding=True, truncation=True, max_length=8)
     assert tokenizer_digest(tokenizer) == before
+
+
+def _unlockable(cache: Path) -> None:
+    # every entry's lock lives in cache/<two hex digits>/: a file in each of their places makes
+    # every lock and write an OSError, as a cache directory made read-only mid-run does (root,
+    # whom tests may run as, ignores permission bits, so those cannot show it)
+    for i in range(256):
+        (cache / f"{i:02x}").write_text("not a directory")
+
+
+def _full_disk():
+    # writes past 64 KB fail with EFBIG (Python ignores SIGXFSZ), as on a full disk: the base's
+    # safetensors shards then fail inside safetensors (SafetensorError, not an OSError)
+    import contextlib
+    import resource
+
+    @contextlib.contextmanager
+    def limited():
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+        try:
+            yield
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    return limited()
+
+
+@pytest.mark.parametrize("broken", ["unlockable", "full disk"])
+def test_kl_base_outputs_the_cache_cannot_take_are_computed_without_it(tmp_path, broken):
+    """A cache directory that cannot be locked or written (read-only, full) costs the KL tests
+    their caching, not their result: one warning, and the value of an uncached run."""
+    import contextlib
+
+    expected = session_for("zoo-xs", tmp_path / "ref", no_cache=True)
+    want = expected.kl_to_base(expected.variants[0])
+    session = session_for("zoo-xs", tmp_path / "cache")  # start-up checks the directory: it is usable then
+    if broken == "unlockable":
+        _unlockable(tmp_path / "cache")
+    with _full_disk() if broken == "full disk" else contextlib.nullcontext():
+        with pytest.warns(QrelCacheWarning) as caught:
+            got = session.kl_to_base(session.variants[0])
+    messages = [str(w.message) for w in caught]
+    assert got == want
+    assert sum("KL base outputs" in m and "computed without it" in m for m in messages) == 1, messages
+    info = session.variant_info[session.variants[0].id]
+    assert info["kl_base_forward_passes"] >= 1
