@@ -142,12 +142,9 @@ def test_every_format_honours_the_checkpoints_config_and_tensors(fmt, base, hone
         assert str(error.value).startswith(f"--qrel-models: {ckpt} does not load as it is stored: "), error.value
         assert message in str(error.value) and "\n" not in str(error.value)
 
-
-@pytest.mark.parametrize("fmt", FORMATS)
-def test_a_head_stored_beside_tied_embeddings_is_never_dropped(fmt, base, honest, tmp_path, cache):
-    """The config ties the head to the input embeddings, yet the checkpoint stores a head of
-    its own: transformers (bitsandbytes, gptqmodel) then leaves them untied and computes with
-    both, and so is measured; quanto's load writes one over the other, which is an error."""
+    # the config ties the head to the input embeddings, yet the checkpoint stores a head of its
+    # own: transformers (bitsandbytes, gptqmodel) leaves them untied and computes with both, and
+    # is measured so; quanto's load writes one over the other in the tied tensor, an error
     flipped = rewrite(honest / fmt, tmp_path / "tied-head",
                       lambda t: {**t, "lm_head.weight": t["model.embed_tokens.weight"].flip(0).contiguous()})
     if FORMATS[fmt][0] != "quanto":
@@ -156,7 +153,6 @@ def test_a_head_stored_beside_tied_embeddings_is_never_dropped(fmt, base, honest
     with pytest.raises(VariantError) as error:
         measure(flipped, cache)
     assert str(error.value).startswith(f"--qrel-models: {flipped} does not load as it is stored: its stored "), error.value
-    # both are written into the one tied tensor: the first in the file (lm_head) is overwritten
     assert "is not what the loaded model computes with (loading overwrites it, tied to " in str(error.value)
 
 
