@@ -175,7 +175,7 @@ def checkpoint_tokenizer(path: Path) -> Any | None:
 
     try:
         return tokenizer_with_padding(AutoTokenizer.from_pretrained(str(path), trust_remote_code=False))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # its files are the user's input (the tokenizers library raises its own types)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"--qrel-models: cannot load the tokenizer of {path}: {first}") from exc
 
