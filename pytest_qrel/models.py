@@ -151,6 +151,63 @@ def load_base(name: str, source: str, device: torch.device, allow_pickle: bool =
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"--qrel-models: cannot load {source!r} as a causal LM: {first}") from exc
     model.eval()
+    return LoadedModel(name, source, source, model, tokenizer_with_padding(tokenizer), device, dtype, kwargs, stored)
+
+
+def tokenizer_with_padding(tokenizer: Any) -> Any:
+    """``tokenizer``, padding with its end-of-sequence token where it has no pad token (batches need one)."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(name, source, source, model, tokenizer, device, dtype, kwargs, stored)
+    return tokenizer
+
+
+# the files a saved tokenizer consists of (any one of them means the checkpoint ships one)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                   "vocab.json", "vocab.txt", "merges.txt")
+
+
+def checkpoint_tokenizer(path: Path) -> Any | None:
+    """The tokenizer a checkpoint directory ships (as the base's is loaded: no remote code),
+    or None where it ships none (it is then used with its base's)."""
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return tokenizer_with_padding(AutoTokenizer.from_pretrained(str(path), trust_remote_code=False))
+    except Exception as exc:  # its files are the user's input (the tokenizers library raises its own types)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"--qrel-models: cannot load the tokenizer of {path}: {first}") from exc
+
+
+def tokenizer_difference(tokenizer: Any, base: Any) -> str | None:
+    """How ``tokenizer`` turns text into ids differently from ``base``'s, in a few words, or
+    None: its vocabulary (each token's id), its special tokens, then the rest of its
+    tokenizer.json pipeline (normalizer, pre-tokenizer, merges, post-processor, decoder)."""
+    vocab, base_vocab = tokenizer.get_vocab(), base.get_vocab()
+    if len(vocab) != len(base_vocab):
+        return f"its tokenizer has {len(vocab)} tokens, the base's {len(base_vocab)}"
+    for token, index in sorted(base_vocab.items(), key=lambda item: item[1]):
+        if vocab.get(token) != index:
+            return f"its tokenizer gives {token!r} the id {vocab.get(token)}, the base's {index}"
+    special, base_special = tokenizer.special_tokens_map, base.special_tokens_map
+    for name in sorted(set(special) | set(base_special)):
+        if special.get(name) != base_special.get(name):
+            return f"its {name} is {special.get(name)!r}, the base's {base_special.get(name)!r}"
+    ours, theirs = _pipeline(tokenizer), _pipeline(base)
+    for part in sorted(set(ours) | set(theirs)):
+        if ours.get(part) != theirs.get(part):
+            return f"its tokenizer's {part} differs from the base's"
+    return None
+
+
+def _pipeline(tokenizer: Any) -> dict:
+    """A fast tokenizer's tokenizer.json without its vocabulary (compared on its own) and the
+    truncation and padding state that encoding sets; {} for a slow one."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return {}
+    pipeline = json.loads(backend.to_str())
+    model = {k: v for k, v in (pipeline.get("model") or {}).items() if k != "vocab"}
+    parts = ("normalizer", "pre_tokenizer", "post_processor", "decoder")
+    return {**{k: pipeline.get(k) for k in parts}, "model (merges)": model}

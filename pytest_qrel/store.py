@@ -15,8 +15,9 @@ from .cache import QrelCacheWarning, QuantCache, cache_key, installed_version, s
 from .data import calibration_texts
 from .engine import device_for_worker, encode, reference_logprobs
 from .metrics import MeanStats
-from .models import ModelLoadError, check_checkpoint, load_base
+from .models import ModelLoadError, check_checkpoint, checkpoint_tokenizer, load_base, tokenizer_difference
 from .quant import QuantizationError, get_backend
+from .quant.base import stored_tensor_problem
 from .quant.mixed import select_layers
 
 if TYPE_CHECKING:
@@ -250,6 +251,14 @@ class ModelStore:
                 f"{options.MODELS}: {path} is not a quantization of {base.source} ({', '.join(differ)})"
             )
         try:
+            # the tokenizer it ships is the one it is deployed with: it must be the base's
+            tokenizer = checkpoint_tokenizer(path)
+        except ModelLoadError as exc:
+            raise QuantizationError(str(exc)) from None
+        difference = tokenizer_difference(tokenizer, base.tokenizer) if tokenizer is not None else None
+        if difference:
+            raise QuantizationError(f"{options.MODELS}: {path} does not tokenize as its base {base.source}: {difference}")
+        try:
             model = backend.load_checkpoint(path, base)
         except QuantizationError:
             raise
@@ -258,6 +267,10 @@ class ModelStore:
                 f"{options.MODELS}: cannot load {path} as a {variant.method} quantization of {base.source}: "
                 f"{one_line(exc)}"
             ) from exc
+        # what is measured must be what is stored: no stored tensor ignored or overwritten by the load
+        problem = stored_tensor_problem(model, path)
+        if problem:
+            raise QuantizationError(f"{options.MODELS}: {path} does not load as it is stored: {problem}")
         return model, backend.measure(base, model, variant.bits, variant.group_size)
 
     def _quantize(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:

@@ -317,6 +317,49 @@ def read_safetensors(directory: Path | str, device: torch.device | str) -> dict[
     return tensors
 
 
+def stored_tensor_problem(model: torch.nn.Module, directory: Path | str) -> str | None:
+    """Why the model loaded from a checkpoint ``directory`` does not compute with exactly the
+    tensors the directory stores, or None: a stored tensor the model has no place for (the
+    load ignored it), a stored floating-point tensor whose loaded value differs (the load
+    overwrote it, e.g. a head tied to the input embeddings by the config), or a tensor of the
+    model that is neither stored nor tied to a stored one (left at its initial value).
+    Quantized codes (integer, float8) are checked by name only: libraries repack them on load."""
+    import torch
+    from safetensors import safe_open
+
+    floats = {torch.float16, torch.bfloat16, torch.float32, torch.float64}
+    state = {k: v for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
+    # tied tensors are one storage under several names
+    names_of: dict[tuple[int, int], list[str]] = {}
+    for key, value in state.items():
+        if value.numel():
+            names_of.setdefault((value.untyped_storage().data_ptr(), value.storage_offset()), []).append(key)
+
+    def tied(key: str) -> list[str]:
+        value = state[key]
+        ident = (value.untyped_storage().data_ptr(), value.storage_offset())
+        return [k for k in names_of.get(ident, []) if k != key] if value.numel() else []
+
+    stored: set[str] = set()
+    for shard in sorted(Path(directory).glob("*.safetensors")):
+        with safe_open(str(shard), "pt", device="cpu") as f:
+            for key in f.keys():
+                stored.add(key)
+                if key not in state:
+                    return f"it stores {key}, which the model its config describes has no place for (loading ignores it)"
+                loaded = state[key]
+                if loaded.dtype not in floats:
+                    continue
+                value = f.get_tensor(key)
+                if value.shape != loaded.shape or not torch.equal(value.to(loaded.device, loaded.dtype), loaded):
+                    why = f", tied to {tied(key)[0]} by its config" if tied(key) else ""
+                    return f"its stored {key} is not what the loaded model computes with (loading overwrites it{why})"
+    for key in state:
+        if key not in stored and not any(k in stored for k in tied(key)):
+            return f"it does not store {key}, which the model its config describes has (loading leaves it unset)"
+    return None
+
+
 def storage_bytes(module: torch.nn.Module, include_bias: bool = False) -> int:
     """Bytes of the tensors in ``module``'s state dict, each storage counted once (tied
     embeddings share one); biases are left out unless asked for, as they stay unquantized."""

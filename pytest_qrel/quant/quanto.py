@@ -88,7 +88,11 @@ class QuantoBackend(Backend):
         from safetensors.torch import load_file
 
         tensors = load_file(str(directory / "layers.safetensors"), device=str(base.device))
-        return _requantize(base, tensors, json.loads((directory / "quantization_map.json").read_text()))
+        qmap = json.loads((directory / "quantization_map.json").read_text())
+        model = linearize(copy.deepcopy(base.model), list(qmap))
+        # a cache entry stores only the quantized layers: the rest is the base's
+        state = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[0] not in qmap}
+        return _requantize(model, {**state, **tensors}, qmap, base.device)
 
     def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
         """optimum-quanto's own format (``QuantizedModelForCausalLM.save_pretrained``):
@@ -106,7 +110,16 @@ class QuantoBackend(Backend):
         return None
 
     def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
-        return _requantize(base, read_safetensors(path, base.device), json.loads((path / QUANTO_QMAP).read_text()))
+        """As optimum-quanto's ``QuantizedModelForCausalLM.from_pretrained`` loads it: the model
+        the checkpoint's own config describes (``tie_word_embeddings`` included, never the
+        base's), every tensor from its files (the store then checks that none was ignored or
+        overwritten), computing in the base's dtype."""
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_config(config, dtype=base.dtype, trust_remote_code=False).to(base.device)
+        qmap = json.loads((path / QUANTO_QMAP).read_text())
+        return _requantize(linearize(model, list(qmap)), read_safetensors(path, base.device), qmap, base.device)
 
     def layer_bits(self, module: torch.nn.Module) -> int | None:
         return int(module.weight_qtype.bits)
@@ -120,16 +133,15 @@ class QuantoBackend(Backend):
         return isinstance(module, QModuleMixin)
 
 
-def _requantize(base: LoadedModel, tensors: dict, qmap: dict) -> torch.nn.Module:
-    """A copy of the base whose layers named in ``qmap`` are rebuilt from stored quantized
-    ``tensors``; the base's own tensors of those layers are left out, so that a float
-    weight can never stand in for a quantized one."""
+def _requantize(model: torch.nn.Module, state: dict, qmap: dict, device: torch.device) -> torch.nn.Module:
+    """``model`` (in place) with its layers named in ``qmap`` rebuilt from the quantized
+    tensors in ``state``, which must hold them: a float weight never stands in for a quantized one."""
     from optimum.quanto import requantize
 
-    # quanto loads non-strictly, and a layer it quantizes starts from the base's float
+    # quanto loads non-strictly, and a layer it quantizes starts from the model's float
     # weight: without its stored codes and scales it would silently be quantized afresh
     def stored(name: str, part: str) -> bool:  # int8/float8 store weight._data, int2/int4 weight._data._data
-        return any(k == f"{name}.weight.{part}" or k.startswith(f"{name}.weight.{part}.") for k in tensors)
+        return any(k == f"{name}.weight.{part}" or k.startswith(f"{name}.weight.{part}.") for k in state)
 
     missing = [n for n in qmap if qmap[n].get("weights", "none") != "none"
                and not (stored(n, "_data") and stored(n, "_scale"))]
@@ -137,11 +149,9 @@ def _requantize(base: LoadedModel, tensors: dict, qmap: dict) -> torch.nn.Module
         raise QuantizationError(
             f"the stored quanto model lacks the quantized weights of {len(missing)} layers (first: {missing[0]})"
         )
-    model = linearize(copy.deepcopy(base.model), list(qmap))
-    state = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[0] not in qmap}
-    state.update(tensors)
-    requantize(model, state, qmap, device=base.device)
-    model.tie_weights()
+    requantize(model, state, qmap, device=device)
+    if getattr(model.config, "tie_word_embeddings", True):  # as quanto's from_pretrained: only where the config ties
+        model.tie_weights()
     return model.eval()
 
 
