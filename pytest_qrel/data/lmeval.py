@@ -105,8 +105,16 @@ def task_code(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
 
 
 def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``dataset_path: json`` (or csv, parquet, text) with relative ``data_files``: taken
-    relative to the YAML file (only), so a task and its data travel together."""
+    """Local data paths of a task YAML taken relative to the YAML file (only), so a task and its
+    data travel together: relative ``data_files`` (of ``dataset_path: json``, csv, parquet,
+    text), and a relative ``dataset_path`` that names a folder beside the YAML or starts with
+    ``./`` or ``../`` (a hub id such as ``allenai/ai2_arc`` is left to the hub)."""
+    path = cfg.get("dataset_path")
+    if isinstance(path, str) and path and not Path(path).expanduser().is_absolute() and "://" not in path and (
+            path.startswith(("./", "../", ".\\", "..\\")) or path in (".", "..")
+            or (base / path).is_dir() and path not in _builders()):
+        # datasets reads a relative path from the working directory; a missing one is named beside the YAML
+        cfg = {**cfg, "dataset_path": str((base / path).resolve())}
     files = (cfg.get("dataset_kwargs") or {}).get("data_files")
     if files is None:
         return cfg
@@ -118,6 +126,14 @@ def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
         return [fix(x) for x in p] if isinstance(p, list) else {k: fix(v) for k, v in p.items()} if isinstance(p, dict) else p
 
     return {**cfg, "dataset_kwargs": {**cfg["dataset_kwargs"], "data_files": fix(files)}}
+
+
+def _builders() -> set[str]:
+    """The datasets library's own builders (json, csv, parquet, ...): ``dataset_path: json`` is
+    one of them, even beside a folder named ``json``."""
+    import datasets.packaged_modules
+
+    return set(getattr(datasets.packaged_modules, "_PACKAGED_DATASETS_MODULES", ()))
 
 
 def lmeval_task(ref: TaskRef) -> ChoiceTask:
