@@ -1,6 +1,7 @@
 """Task files do not run code unless asked (issue 15): an lm-eval task YAML whose `!function`
 (in it, or in a file it `include:`s) would import Python from beside it is refused unless
---qrel-allow-task-code, like trust_remote_code; `data_files` and a relative `dataset_path` resolve beside the YAML only.
+--qrel-allow-task-code, like trust_remote_code; `data_files` and a relative `dataset_path` resolve
+beside the YAML only."""
 
 import json
 from pathlib import Path

@@ -96,7 +96,7 @@ def test_shipped_tasks_still_load(task_dir):
 
     task = load_task(resolve_task(str(fixtures_dir() / "tasks" / "zoo_recall.yaml"), task_dir))
     assert task.questions_total > 0 and len(task.choices[0]) > 1
-    assert read_kl_text("zoo_heldout_text").text.strip()
+    assert read_kl_text("zoo_heldout_text").prefix(1000).strip()
 
 
 # lm-eval's own tasks: each template field as it ships, and a document shaped like its dataset's
