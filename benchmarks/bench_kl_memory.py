@@ -153,7 +153,9 @@ def bare_forward(checkpoint: Path, text: Path | None, tokens: int | None) -> Bar
     code = f"""
 import time, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from pathlib import Path
 from pytest_qrel.data import heldout_texts
+from pytest_qrel.data.text import KLText
 from pytest_qrel.engine import encode
 from pytest_qrel.rows import sequences_per_batch, windows
 from pytest_qrel.options import DEFAULT_KL_CONTEXT
@@ -169,7 +171,7 @@ if text is None:
     longest = min(256, max(len(tok(t)["input_ids"]) for t in texts))
     batches = encode(tok, texts, batch_size=sequences_per_batch(longest, vocab))
 else:
-    batches = windows(tok, open(text).read(), int(DEFAULT_KL_CONTEXT), {tokens}, vocab)
+    batches = windows(tok, KLText('file', Path(text)).prefix, int(DEFAULT_KL_CONTEXT), {tokens}, vocab)
 def run(m):
     with torch.no_grad():
         for b in batches:

@@ -227,8 +227,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(ALLOW_UNCHECKED, "accept a run in which no gate could be checked (all not checked or skipped), or a "
            "named model got no gate; without it such a run fails, saying what was not checked and why (default: off)",
            None, is_flag=True),
-    Option(ALLOW_TASK_CODE, "allow task YAMLs of --qrel-tasks that run Python from beside them (`!function`, also "
-           "through `include:`), like trust_remote_code (default: refuse them)", None, is_flag=True),
+    Option(ALLOW_TASK_CODE, "allow task YAMLs of --qrel-tasks and --qrel-kl-text that run Python from beside them "
+           "(`!function`, also through `include:`), and render task templates outside jinja's sandbox, like "
+           "trust_remote_code (default: refuse them; templates sandboxed)", None, is_flag=True),
     Option(ALLOW_PICKLE, "allow loading checkpoints stored as pickle (.bin) files, which can run "
            "code when loaded (default: refuse, safetensors only)", None, is_flag=True),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from .engine import TokenBatch
 
@@ -21,6 +21,11 @@ KL_BATCH_LOGITS = 1 << 25  # logits of one KL forward pass: 128 MB of float32
 # a batch whose logits fill 32 MB gives the freed heap back to the OS after it (smaller ones
 # leave no fragments worth the ~4 ms malloc_trim costs: the zoo's batches are ~1 MB)
 TRIM_LOGITS = 1 << 23
+# --qrel-kl-text is read a prefix at a time: first as many characters as this many per wanted
+# token (English runs ~4 per token on BPE vocabularies), and tokens past the wanted ones kept
+# as a margin so that a cut word is never among the tokens used
+PREFIX_CHARS_PER_TOKEN = 6
+PREFIX_MARGIN_TOKENS = 64
 
 
 def sequences_per_batch(length: int, vocab: int) -> int:
@@ -29,21 +34,24 @@ def sequences_per_batch(length: int, vocab: int) -> int:
     return max(1, min(32, KL_BATCH_LOGITS // (max(length, 1) * max(vocab, 1))))
 
 
-def windows(tokenizer, text: str, context: int, max_tokens: int, vocab: int) -> list[TokenBatch]:
-    """``text`` tokenized as one stream and cut into windows of ``context`` tokens, each
-    scoring its second half (the first half is context), as llama.cpp's perplexity tool does
-    (its first token replaced by BOS where the tokenizer has one); as many whole windows as
-    the text holds, at most enough for ``max_tokens`` scored tokens (at least one window).
+def windows(tokenizer, read: Callable[[int], str], context: int, max_tokens: int, vocab: int) -> list[TokenBatch]:
+    """The text that ``read(chars)`` gives the first ``chars`` characters of, tokenized as one
+    stream and cut into windows of ``context`` tokens, each scoring its second half (the first
+    half is context), as llama.cpp's perplexity tool does (its first token replaced by BOS
+    where the tokenizer has one); as many whole windows as the text holds, at most enough for
+    ``max_tokens`` scored tokens (at least one window). Only a prefix of the text is read and
+    tokenized: a few windows of a file of megabytes cost as much as the windows (issue 34).
     Batches of whole windows, as many per pass as ``KL_BATCH_LOGITS`` allows."""
     import torch
 
     if context < 4:
         raise ValueError(f"Expected a context of at least 4 tokens, but got {context}")
-    ids = list(tokenizer(text)["input_ids"])
     scored = context - context // 2
+    count = max(1, max_tokens // scored)
+    ids = _prefix_ids(tokenizer, read, count * context)
     if len(ids) < context:
         raise ValueError(f"Expected a text of at least one window of {context} tokens, but it has {len(ids)} tokens")
-    count = min(len(ids) // context, max(1, max_tokens // scored))
+    count = min(len(ids) // context, count)
     rows = [ids[i * context : (i + 1) * context] for i in range(count)]
     bos = getattr(tokenizer, "bos_token_id", None)
     if bos is not None:
@@ -55,6 +63,26 @@ def windows(tokenizer, text: str, context: int, max_tokens: int, vocab: int) -> 
         t = torch.tensor(rows[i : i + per_batch], dtype=torch.long)
         out.append(TokenBatch(t, torch.ones_like(t), score_from=context // 2 - 1))
     return out
+
+
+def _prefix_ids(tokenizer, read: Callable[[int], str], want: int) -> list[int]:
+    """The first ``want`` tokens of the text (all of them if it has fewer), from a prefix of it:
+    a guess of characters per token, grown until the prefix holds ``want`` tokens and a margin.
+    The prefix ends before its last white space and the margin's tokens are dropped, so a word
+    cut at the prefix's end is never among the tokens kept: they are the whole text's wherever
+    the tokenizer splits words at white space (a tokenizer's own merges across it aside)."""
+    chars = PREFIX_CHARS_PER_TOKEN * (want + PREFIX_MARGIN_TOKENS)
+    while True:
+        text = read(chars)
+        whole = len(text) < chars
+        if not whole:
+            cut = max(text.rfind(" "), text.rfind("\n"))
+            text = text[:cut] if cut > len(text) // 2 else text
+        ids = list(tokenizer(text)["input_ids"])
+        if whole or len(ids) >= want + PREFIX_MARGIN_TOKENS:
+            return ids if whole else ids[:want]
+        # the text's characters per token so far, with room, decide the next prefix
+        chars = max(2 * chars, int(chars * 1.5 * (want + PREFIX_MARGIN_TOKENS) / max(len(ids), 1)))
 
 
 def rows_per_block(vocab: int) -> int:

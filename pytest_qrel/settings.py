@@ -38,7 +38,7 @@ class KLSettings:
     the optional gates on the KL's tail and on top-1 agreement."""
 
     topk: int | None = 1024  # None: the full vocabulary (exact KL)
-    text: KLText | None = None  # --qrel-kl-text, read; None: the zoo's sentences
+    text: KLText | None = None  # --qrel-kl-text, checked (read as far as the windows need); None: the zoo's sentences
     context: int = 512
     context_given: bool = False  # --qrel-kl-context set by the user (then a model must admit it)
     tokens: int = 32768

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..models import fixtures_dir
 from .types import ZOO_TASKS, ChoiceTask, TaskRef
@@ -104,8 +105,16 @@ def task_code(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
 
 
 def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``dataset_path: json`` (or csv, parquet, text) with relative ``data_files``: taken
-    relative to the YAML file (only), so a task and its data travel together."""
+    """Local data paths of a task YAML taken relative to the YAML file (only), so a task and its
+    data travel together: relative ``data_files`` (of ``dataset_path: json``, csv, parquet,
+    text), and a relative ``dataset_path`` that names a folder beside the YAML or starts with
+    ``./`` or ``../`` (a hub id such as ``allenai/ai2_arc`` is left to the hub)."""
+    path = cfg.get("dataset_path")
+    if isinstance(path, str) and path and not Path(path).expanduser().is_absolute() and "://" not in path and (
+            path.startswith(("./", "../", ".\\", "..\\")) or path in (".", "..")
+            or (base / path).is_dir() and path not in _builders()):
+        # datasets reads a relative path from the working directory; a missing one is named beside the YAML
+        cfg = {**cfg, "dataset_path": str((base / path).resolve())}
     files = (cfg.get("dataset_kwargs") or {}).get("data_files")
     if files is None:
         return cfg
@@ -119,15 +128,24 @@ def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
     return {**cfg, "dataset_kwargs": {**cfg["dataset_kwargs"], "data_files": fix(files)}}
 
 
+def _builders() -> set[str]:
+    """The datasets library's own builders (json, csv, parquet, ...): ``dataset_path: json`` is
+    one of them, even beside a folder named ``json``."""
+    import datasets.packaged_modules
+
+    return set(getattr(datasets.packaged_modules, "_PACKAGED_DATASETS_MODULES", ()))
+
+
 def lmeval_task(ref: TaskRef) -> ChoiceTask:
     """Every question of an lm-eval multiple-choice task (named, or a local YAML) with the
     contexts and continuations lm-eval would request; ValueError saying why not."""
-    task, where = _load_task(ref)
-    if task.OUTPUT_TYPE != "multiple_choice":
-        raise ValueError(f"Expected a multiple_choice task, but {where} has output_type {task.OUTPUT_TYPE!r}")
-    if task.multiple_input or task.multiple_target:
-        raise ValueError(f"Expected one context and one gold choice per question, but {where} has several")
-    return _to_choice_task(ref.name, task, where)
+    with sandboxed_templates(ref):
+        task, where = _load_task(ref)
+        if task.OUTPUT_TYPE != "multiple_choice":
+            raise ValueError(f"Expected a multiple_choice task, but {where} has output_type {task.OUTPUT_TYPE!r}")
+        if task.multiple_input or task.multiple_target:
+            raise ValueError(f"Expected one context and one gold choice per question, but {where} has several")
+        return _to_choice_task(ref.name, task, where)
 
 
 def lmeval_docs(spec: str, allow_code: bool = False) -> list[str]:
@@ -141,14 +159,81 @@ def lmeval_docs(spec: str, allow_code: bool = False) -> list[str]:
         ref = TaskRef(read_task_yaml(path, allow_code, rolling)["task"], "yaml", str(path.resolve()), allow_code)
     else:
         ref = TaskRef(spec, "lmeval", spec)
-    task, where = _load_task(ref, build=False, output_type="loglikelihood_rolling")
-    if task.OUTPUT_TYPE != "loglikelihood_rolling":
-        raise ValueError(f"Expected a perplexity task (output_type loglikelihood_rolling, as wikitext) for "
-                         f"--qrel-kl-text, but {where} has output_type {task.OUTPUT_TYPE!r}")
-    docs = list(task.eval_docs)
-    if not docs:
-        raise ValueError(f"Expected documents in {where}, but its evaluation split is empty")
-    return [str(task.doc_to_target(doc)) for doc in docs]
+    with sandboxed_templates(ref):
+        task, where = _load_task(ref, build=False, output_type="loglikelihood_rolling")
+        if task.OUTPUT_TYPE != "loglikelihood_rolling":
+            raise ValueError(f"Expected a perplexity task (output_type loglikelihood_rolling, as wikitext) for "
+                             f"--qrel-kl-text, but {where} has output_type {task.OUTPUT_TYPE!r}")
+        docs = list(task.eval_docs)
+        if not docs:
+            raise ValueError(f"Expected documents in {where}, but its evaluation split is empty")
+        return [str(task.doc_to_target(doc)) for doc in docs]
+
+
+@contextmanager
+def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
+    """While ``ref`` is loaded and its documents formatted, lm-eval renders the task's Jinja
+    templates (``doc_to_text`` and the like) in jinja's ImmutableSandboxedEnvironment, unless
+    the user passed --qrel-allow-task-code: lm-eval's own environment is unsandboxed, so a
+    template could reach ``os`` through a global's ``__globals__`` and run a command. The
+    sandbox keeps lm-eval's settings and filters and what its tasks use (fields, items,
+    indexing, string methods such as ``split``); it refuses ``_`` attributes and calls that
+    change data. A refused template is a ValueError naming the task and the field."""
+    if ref.allow_code:
+        yield
+        return
+    _require_lm_eval(f"task {ref.name!r}")
+    import lm_eval.utils
+    from jinja2 import BaseLoader, StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+    class Sandbox(ImmutableSandboxedEnvironment):
+        source = ""  # the template being rendered: lm-eval renders each right after compiling it
+
+        def from_string(self, source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - jinja's own
+            self.source = source
+            return super().from_string(source, *args, **kwargs)
+
+    unsafe = lm_eval.utils.env
+    sandbox = Sandbox(loader=BaseLoader, undefined=StrictUndefined, keep_trailing_newline=True)
+    sandbox.filters.update({k: f for k, f in unsafe.filters.items() if k not in sandbox.filters})  # regex_replace
+    lm_eval.utils.env = sandbox
+    try:
+        yield
+    except Exception as exc:
+        refused = _in_chain(exc, SecurityError)
+        if refused is None:
+            raise
+        where = ref.source if ref.kind == "yaml" else f"lm-eval task {ref.name!r}"
+        field = _field_of(sandbox.source, _config_of(ref)) or "a"
+        raise ValueError(f"Expected task templates that pytest-qrel's sandbox renders (no attribute that starts "
+                         f"with '_', no call that changes data; --qrel-allow-task-code lifts it), but the `{field}` "
+                         f"template of {where} was refused: {str(refused).rstrip('.')}") from None
+    finally:
+        lm_eval.utils.env = unsafe
+
+
+def _in_chain(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """``exc`` or the first exception it was raised from (or during) that is a ``kind``."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, kind):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _field_of(source: str, cfg: Any, prefix: str = "") -> str | None:
+    """The config key (``doc_to_text``, ``fewshot_config.doc_to_text``) whose template is ``source``."""
+    items = cfg.items() if isinstance(cfg, dict) else enumerate(cfg) if isinstance(cfg, list) else ()
+    for key, value in items:
+        name = f"{prefix}{key}" if isinstance(key, str) else f"{prefix.rstrip('.')}[{key}]"
+        found = name if value == source else _field_of(source, value, f"{name}.")
+        if found:
+            return found
+    return None
 
 
 def _load_task(ref: TaskRef, build: bool = True, output_type: str = "multiple_choice") -> tuple[Any, str]:
@@ -178,7 +263,11 @@ def _load_task(ref: TaskRef, build: bool = True, output_type: str = "multiple_ch
         if build:
             task.build_all_requests(rank=0, world_size=1)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the task
-        raise ValueError(_load_failure(where, _dataset_of(manager, ref), exc)) from None
+        from jinja2.sandbox import SecurityError
+
+        if _in_chain(exc, SecurityError):
+            raise  # a template the sandbox refused: sandboxed_templates names the field
+        raise ValueError(_load_failure(where, (_config_of(ref, manager) or {}).get("dataset_path"), exc)) from None
     return task, where
 
 
@@ -186,15 +275,18 @@ def _zoo_names() -> list[str]:
     return list(ZOO_TASKS)
 
 
-def _dataset_of(manager: Any, ref: TaskRef) -> str | None:
-    """The dataset a task reads (for error messages), if its config says."""
+def _config_of(ref: TaskRef, manager: Any = None) -> dict[str, Any] | None:
+    """A task's config as its YAML says (for error messages: its dataset, a template's field);
+    ``manager``: the lm-eval TaskManager that indexed it, if there is one."""
     try:
-        if ref.kind == "yaml":
-            return read_task_yaml(Path(ref.source), ref.allow_code).get("dataset_path")
         from lm_eval.tasks._yaml_loader import load_yaml
 
-        entry = manager.task_index.get(ref.name)
-        return load_yaml(entry.yaml_path, resolve_func=False).get("dataset_path") if entry and entry.yaml_path else None
+        if ref.kind == "yaml":
+            return load_yaml(Path(ref.source), resolve_func=False)
+        from lm_eval.tasks import TaskManager
+
+        entry = (manager or TaskManager()).task_index.get(ref.name)
+        return load_yaml(entry.yaml_path, resolve_func=False) if entry and entry.yaml_path else None
     except Exception:  # noqa: BLE001 - only for the message
         return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from .files import data_dir
 from .lmeval import lmeval_docs
@@ -13,10 +14,60 @@ from .lmeval import lmeval_docs
 
 @dataclass(frozen=True)
 class KLText:
-    """The text and what it is, for the report (``file x.txt``, ``lm-eval task wikitext``)."""
+    """The text and what it is, for the report (``file x.txt``, ``lm-eval task wikitext``). A
+    file is read from its start only as far as the KL windows need (``prefix``): a text of
+    megabytes is neither held nor tokenized whole to score a few thousand tokens."""
 
-    text: str
     source: str
+    path: Path | None = None  # a plain-text or JSONL file, read a prefix at a time
+    docs: str = ""  # an lm-eval task's documents, joined (the dataset is in memory already)
+
+    def prefix(self, chars: int) -> str:
+        """The text's first ``chars`` characters; fewer only where the text has no more.
+        ValueError naming the file and the line or byte that is not text."""
+        if self.path is None:
+            return self.docs[:chars]
+        try:
+            with self.path.open(encoding="utf-8") as f:
+                jsonl = self.path.suffix in (".jsonl", ".json")
+                return _jsonl_prefix(self.path, f, chars) if jsonl else f.read(chars)
+        except UnicodeDecodeError:
+            raise ValueError(f"Expected {self.path} to be UTF-8 text, but byte {_bad_byte(self.path)} is not") from None
+
+
+def _jsonl_prefix(path: Path, lines: Iterable[str], chars: int) -> str:
+    """The ``text`` fields of JSONL rows, joined by blank lines, read until ``chars`` characters."""
+    parts, size = [], 0
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"Expected JSON on line {lineno} of {path}, but got: {exc}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise ValueError(f"Expected a 'text' string on line {lineno} of {path}, but got {str(row)[:80]!r}")
+        parts.append(row["text"])
+        size += len(row["text"]) + 2
+        if size >= chars:
+            break
+    return "\n\n".join(parts)[:chars]
+
+
+def _bad_byte(path: Path) -> int:
+    """The offset of the first byte of ``path`` that is not UTF-8 (read a block at a time)."""
+    import codecs
+
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            pending = len(decoder.getstate()[0])  # an unfinished character carried from the last block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                return offset - pending + exc.start
+            offset += len(block)
+    return offset - len(decoder.getstate()[0])  # the file ends inside a character
 
 
 def resolve_kl_text(spec: str, invocation_dir: Path) -> str:
@@ -33,30 +84,19 @@ def resolve_kl_text(spec: str, invocation_dir: Path) -> str:
 
 
 def read_kl_text(spec: str, allow_code: bool = False) -> KLText:
-    """The text of a resolved --qrel-kl-text value; ValueError naming the file, row or task."""
+    """The resolved --qrel-kl-text value, checked at start-up as far as its first text (a
+    missing file or task, a first line that is not JSON, a text that is empty): ValueError
+    naming the file, row or task. A file's rest is read when the KL windows need it."""
     path = Path(spec)
     if path.is_file() and path.suffix not in (".yaml", ".yml"):
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"Expected {path} to be UTF-8 text, but byte {exc.start} is not") from None
-        if path.suffix in (".jsonl", ".json"):
-            parts = []
-            for lineno, line in enumerate(raw.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise ValueError(f"Expected JSON on line {lineno} of {path}, but got: {exc}") from None
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise ValueError(f"Expected a 'text' string on line {lineno} of {path}, but got {str(row)[:80]!r}")
-                parts.append(row["text"])
-            raw = "\n\n".join(parts)
-        source = f"file {path.name}"
+        text, chars = KLText(f"file {path.name}", path), 1 << 12
+        while not (head := text.prefix(chars)).strip() and len(head) == chars:
+            chars *= 4  # leading blank space: read on to the first text
     else:
         shipped = data_dir().parent / "tasks" / f"{spec}.yaml"
-        raw, source = "\n\n".join(lmeval_docs(str(shipped) if shipped.is_file() else spec, allow_code)), f"lm-eval task {path.stem if path.is_file() else spec}"
-    if not raw.strip():
-        raise ValueError(f"Expected some text in {source}, but it is empty")
-    return KLText(raw, source)
+        docs = "\n\n".join(lmeval_docs(str(shipped) if shipped.is_file() else spec, allow_code))
+        text = KLText(f"lm-eval task {path.stem if path.is_file() else spec}", docs=docs)
+        head = docs
+    if not head.strip():
+        raise ValueError(f"Expected some text in {text.source}, but it is empty")
+    return text

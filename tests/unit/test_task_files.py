@@ -1,7 +1,9 @@
 """Task files do not run code unless asked (issue 15): an lm-eval task YAML whose `!function`
 (in it, or in a file it `include:`s) would import Python from beside it is refused unless
---qrel-allow-task-code, like trust_remote_code; `data_files` resolve beside the YAML only."""
+--qrel-allow-task-code, like trust_remote_code; `data_files` and a relative `dataset_path` resolve
+beside the YAML only."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,32 @@ def test_data_files_resolve_beside_the_yaml_only(task_dir, monkeypatch, tmp_path
     monkeypatch.chdir(elsewhere)
     cfg = _resolve_data_files({"dataset_kwargs": {"data_files": {"test": "questions.jsonl"}}}, task_dir)
     assert cfg["dataset_kwargs"]["data_files"]["test"] == str(task_dir / "questions.jsonl")
+
+
+@pytest.mark.parametrize("dataset_path", ["./ds", "ds"])
+def test_a_relative_dataset_path_is_read_beside_the_yaml(tmp_path_factory, monkeypatch, dataset_path):
+    """``dataset_path: ./ds`` (a folder of data files) is the folder beside the YAML, not one of
+    that name in the working directory (issue 34)."""
+    from pytest_qrel.data.tasks import load_task
+
+    def task_folder(question: str) -> Path:
+        root = tmp_path_factory.mktemp("task")
+        (root / "ds").mkdir()
+        row = {"question": question, "choices": ["yes", "no"], "label": 0}
+        (root / "ds" / "test.jsonl").write_text(json.dumps(row) + "\n" + json.dumps({**row, "label": 1}) + "\n")
+        return root
+
+    here, decoy = task_folder("beside the YAML?"), task_folder("in the working directory?")
+    (here / "task.yaml").write_text(f"task: relative\ndataset_path: {dataset_path}\ntest_split: test\n"
+                                    "output_type: multiple_choice\ndoc_to_text: question\n"
+                                    "doc_to_choice: choices\ndoc_to_target: label\n")
+    monkeypatch.chdir(decoy)
+    task = load_task(resolve_task(str(here / "task.yaml"), decoy))
+    assert task.contexts == ("beside the YAML?", "beside the YAML?") and task.labels == (0, 1)
+
+
+def test_a_dataset_builder_name_and_a_hub_id_are_kept(task_dir):
+    (task_dir / "json").mkdir()  # a folder that happens to share the builder's name
+    assert _resolve_data_files({"dataset_path": "json"}, task_dir)["dataset_path"] == "json"
+    assert _resolve_data_files({"dataset_path": "allenai/ai2_arc"}, task_dir)["dataset_path"] == "allenai/ai2_arc"
+    assert _resolve_data_files({"dataset_path": "../ds"}, task_dir)["dataset_path"] == str(task_dir.parent / "ds")
