@@ -53,7 +53,7 @@ def measure(model: str, topk: str, text: Path, context: int, tokens: int) -> dic
         start = time.perf_counter()
         stored = kl.base_outputs(variant)
         store_seconds = time.perf_counter() - start
-        size = sum(f.stat().st_size for f in stored.directory.glob("shard-*.safetensors"))
+        size = sum(f.stat().st_size for f in stored.entry.directory.glob("shard-*.safetensors"))
         vocab = int(s.base_model(variant).model.get_output_embeddings().weight.shape[0])
         values = kl.token_values(variant)
         return {"vocab": vocab, "tokens": stored.tokens, "bytes": size, "store_seconds": store_seconds,

@@ -24,7 +24,7 @@ import uuid
 import warnings
 from contextlib import contextmanager
 from functools import lru_cache
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -68,6 +68,24 @@ def state_dict_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+# what a config records of where and by which version it was written, not of what the model computes
+_CONFIG_PROVENANCE = frozenset({"_name_or_path", "name_or_path", "transformers_version", "_commit_hash"})
+
+
+def model_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of what a model computes with: its weights (``state_dict_digest``) and its config
+    and generation config (activation, rope, norm epsilon, head counts, stop tokens, ...): the
+    same tensors under another config compute other outputs, so they must not share a cache
+    entry (a config edited between two runs would otherwise read the first run's outputs)."""
+    configs = {}
+    for name in ("config", "generation_config"):
+        config = getattr(model, name, None)
+        if config is not None and hasattr(config, "to_dict"):
+            configs[name] = {k: v for k, v in config.to_dict().items() if k not in _CONFIG_PROVENANCE}
+    blob = json.dumps(configs, sort_keys=True, default=str)
+    return hashlib.sha256(f"{state_dict_digest(model)}|{blob}".encode()).hexdigest()
+
+
 def cache_key(parts: dict[str, Any]) -> str:
     """The key of an entry: SHA-256 of its key parts as canonical JSON."""
     blob = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
@@ -82,10 +100,27 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+class UnusableEntry(OSError):
+    """A file of an entry read after its check is gone or no longer its checksum's."""
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     directory: Path
     meta: dict[str, Any]
+    files: dict[str, str] = field(default_factory=dict)  # name -> SHA-256, from the manifest
+
+    def read_verified(self, name: str) -> bytes:
+        """The bytes of the entry's file ``name``, checked against its manifest digest at this read:
+        an entry read lazily (a file at a time, long after ``QuantCache.read`` checked it) can
+        change meanwhile (deleted, overwritten by another process); UnusableEntry if it did."""
+        try:
+            data = (self.directory / name).read_bytes()
+        except OSError as exc:
+            raise UnusableEntry(f"{name}: {type(exc).__name__}: {exc}") from None
+        if hashlib.sha256(data).hexdigest() != self.files.get(name):
+            raise UnusableEntry(f"checksum mismatch in {name}")
+        return data
 
 
 class QuantCache:
@@ -132,7 +167,7 @@ class QuantCache:
         problem = self._verify(directory)
         if problem is None:
             manifest = json.loads((directory / MANIFEST).read_text())
-            return CacheEntry(directory, manifest["meta"])
+            return CacheEntry(directory, manifest["meta"], manifest["files"])
         self.discard(key, problem)
         return None
 
@@ -175,7 +210,7 @@ class QuantCache:
             os.rename(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return CacheEntry(final, meta)
+        return CacheEntry(final, meta, files)
 
 
 ARRAYS = "arrays.npz"

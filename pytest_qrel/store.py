@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import options, progress
-from .cache import QrelCacheWarning, QuantCache, cache_key, installed_version, state_dict_digest
+from .cache import QrelCacheWarning, QuantCache, cache_key, installed_version, model_digest
 from .data import calibration_texts
 from .engine import device_for_worker, encode, reference_logprobs
 from .metrics import MeanStats
@@ -202,11 +202,12 @@ class ModelStore:
         )
 
     def weights_digest(self, variant: Variant) -> str:
-        """SHA-256 of the base's weights (and, kept beside it, of its tokenizer), once per model."""
+        """SHA-256 of the base's weights and config (cache.model_digest; and, kept beside it, of its
+        tokenizer), once per model."""
         scratch = self.scratch(variant)
         if "weights_digest" not in scratch:
             base = self.base(variant)
-            scratch["weights_digest"] = state_dict_digest(base.model)
+            scratch["weights_digest"] = model_digest(base.model)
             scratch["tokenizer_digest"] = tokenizer_digest(base.tokenizer)
         return scratch["weights_digest"]
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import options, progress
-from ..cache import QrelCacheWarning, QuantCache, cache_key, installed_version
+from ..cache import CacheEntry, QrelCacheWarning, QuantCache, UnusableEntry, cache_key, installed_version
 from ..data import heldout_texts
 from ..engine import encode
 from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
@@ -68,20 +68,22 @@ class KLText:
 
 @dataclass(frozen=True)
 class BaseOutputs:
-    """The base's stored outputs: one safetensors shard per batch in ``directory``."""
+    """The base's stored outputs: one safetensors shard per batch in a cache entry (or held in memory)."""
 
-    directory: Path | None  # None: the cache could not take them; they are held in ``held``
+    entry: CacheEntry | None  # None: the cache could not take them; they are held in ``held``
     topk: int | None  # None: every log-prob
     tokens: int
     forward_passes: int  # base forward passes this process ran to store them (0: read back)
     held: tuple[dict[str, torch.Tensor], ...] = ()
 
     def shard(self, index: int) -> dict[str, torch.Tensor]:
-        if self.directory is None:
+        """Batch ``index``'s outputs; a stored shard is checked against its digest as it is read
+        (cache.UnusableEntry if it changed since the entry was checked)."""
+        if self.entry is None:
             return self.held[index]
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
-        return load_file(str(self.directory / f"shard-{index:05d}.safetensors"))
+        return load(self.entry.read_verified(f"shard-{index:05d}.safetensors"))
 
 
 @dataclass
@@ -192,17 +194,28 @@ class KLMeasure(Measure):
                             shard, str(directory / f"shard-{i:05d}.safetensors")))
 
                     entry = cache.write(key, save, meta)
-            outputs = BaseOutputs(entry.directory, topk, int(entry.meta["tokens"]), passes[0])
+            outputs = BaseOutputs(entry, topk, int(entry.meta["tokens"]), passes[0])
         except (OSError, SafetensorError) as exc:  # a full disk, a read-only or vanished cache directory
-            # the outputs are computed all the same and held in memory for this run (as a quantized
-            # entry that cannot be written is measured uncached, store.py): one warning per model
-            warnings.warn(f"pytest-qrel could not use the cache {cache.root} for {variant.model}'s KL base outputs "
-                          f"({type(exc).__name__}: {one_line(exc)}); they are computed without it", QrelCacheWarning,
-                          stacklevel=2)
-            held: list[dict[str, torch.Tensor]] = []
-            tokens = self._base_shards(text, base.model, topk, passes, lambda i, shard: held.append(shard))
-            outputs = BaseOutputs(None, topk, tokens, passes[0], tuple(held))
+            outputs = self._held_base_outputs(variant, exc, passes[0])
         scratch["kl_base_outputs"] = outputs
+        return outputs
+
+    def _held_base_outputs(self, variant: Variant, exc: Exception, passes: int = 0) -> BaseOutputs:
+        """The base's outputs computed again and held in memory for this run, when the cache could
+        not take them or they changed there after they were checked (as a quantized entry that
+        cannot be written is measured uncached, store.py): one warning per model."""
+        import torch
+
+        warnings.warn(f"pytest-qrel could not use the cache {self._cache().root} for {variant.model}'s KL base outputs "
+                      f"({type(exc).__name__}: {one_line(exc)}); they are computed without it", QrelCacheWarning,
+                      stacklevel=3)
+        held: list[dict[str, torch.Tensor]] = []
+        count = [passes]
+        topk = self.config.kl.topk
+        tokens = self._base_shards(self.text(variant), self.store.base(variant).model, topk, count,
+                                   lambda i, shard: held.append(shard))
+        outputs = BaseOutputs(None, topk, tokens, count[0], tuple(held))
+        self.store.scratch(variant)["kl_base_outputs"] = outputs
         return outputs
 
     @staticmethod
@@ -234,7 +247,16 @@ class KLMeasure(Measure):
 
     def token_values(self, variant: Variant, exact: bool = False) -> TokenValues:
         """Per-token KL bounds and statistics of ``variant`` from the stored base outputs; with
-        ``exact``, the exact KL with the base model run live beside the variant."""
+        ``exact``, the exact KL with the base model run live beside the variant. A stored shard
+        that changed in the cache since it was checked (deleted, overwritten) is never used: the
+        base's outputs are computed again, held in memory, and the variant measured on them."""
+        try:
+            return self._token_values(variant, exact)
+        except UnusableEntry as exc:
+            self._held_base_outputs(variant, exc)
+            return self._token_values(variant, exact)
+
+    def _token_values(self, variant: Variant, exact: bool) -> TokenValues:
         text = self.text(variant)
         stored = None if exact else self.base_outputs(variant)
         model = self.store.quantized(variant)

@@ -193,3 +193,52 @@ def test_kl_base_outputs_the_cache_cannot_take_are_computed_without_it(tmp_path,
     assert sum("KL base outputs" in m and "computed without it" in m for m in messages) == 1, messages
     info = session.variant_info[session.variants[0].id]
     assert info["kl_base_forward_passes"] >= 1
+
+
+def test_a_config_edited_between_runs_is_a_cache_miss(tmp_path):
+    """The same weights under another config (here the MLP's activation) compute other outputs:
+    a rerun on the same cache must measure what a fresh cache measures, not read the first run's."""
+    import json
+    import shutil
+
+    from pytest_qrel.models import resolve_model
+
+    model = tmp_path / "mymodel"
+    shutil.copytree(resolve_model("zoo-xs")[1], model)
+    first = run_session(_session(model, tmp_path / "cache", methods="hqq", bits="4"))
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_act"] = "gelu"
+    (model / "config.json").write_text(json.dumps(config))
+    rerun = run_session(_session(model, tmp_path / "cache", methods="hqq", bits="4"))
+    fresh = run_session(_session(model, tmp_path / "fresh", methods="hqq", bits="4"))
+    (vid,) = first
+    assert rerun[vid][0] == fresh[vid][0] != first[vid][0]
+    assert rerun[vid][1]["cache"] == "miss"
+
+
+@pytest.mark.parametrize("change", ["deleted", "overwritten", "swapped"])
+def test_kl_base_outputs_changed_in_the_cache_mid_run_are_not_used(tmp_path, change):
+    """The base's KL shards are read lazily, a batch at a time, for each variant: one deleted or
+    changed in the cache after the entry was checked (another process, a cleanup) is found at its
+    read and computed again, never read as it is (a shard swapped for another verifies as a file
+    but holds the wrong batch's outputs)."""
+    import shutil
+
+    expected = session_for("zoo-xs", tmp_path / "ref", no_cache=True, methods="hqq", bits="4,8")
+    want = expected.kl_to_base(expected.variants[1])
+    session = session_for("zoo-xs", tmp_path / "cache", methods="hqq", bits="4,8")
+    session.kl_to_base(session.variants[0])
+    shards = sorted((tmp_path / "cache").rglob("shard-*.safetensors"))
+    assert len(shards) >= 2
+    if change == "deleted":
+        shutil.rmtree(tmp_path / "cache")
+    elif change == "overwritten":
+        for shard in shards:
+            shard.write_bytes(b"not a shard")
+    else:
+        first, second = shards[0].read_bytes(), shards[1].read_bytes()
+        shards[0].write_bytes(second)
+        shards[1].write_bytes(first)
+    with pytest.warns(QrelCacheWarning, match="KL base outputs .* computed without it"):
+        got = session.kl_to_base(session.variants[1])
+    assert got == want
