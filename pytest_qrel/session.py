@@ -45,7 +45,7 @@ class QrelSession:
         self._test: str | None = None
         self._measuring: tuple[str, str] | None = None  # (property, metric) of the running test
         self._computed: RunSummary | None = None  # the end-of-run summary, once every report is in
-        self.journal = Journal(config.report_dir, config.resume)
+        self.journal = Journal(config.report_dir, config.resume, config.journal_settings)
         self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
             self.merge_report_payload(payload)
@@ -125,7 +125,7 @@ class QrelSession:
         if payload is None and report.failed:  # xdist's report of a test whose worker died, with no records
             payload = self.results.lost(report.nodeid.rsplit("::", 1)[-1], matrix.variant_of_nodeid(
                 report.nodeid, self.variants), str(report.longrepr or "no report"))
-        if self.merge_report_payload(payload):
+        if self.merge_report_payload(payload) and not self.is_worker:  # the controller's journal, no worker's
             self.journal.append(payload)
 
     def merge_report_payload(self, payload: dict | None) -> bool:
@@ -185,14 +185,22 @@ class QrelSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if self.merged.failed() else pytest.ExitCode.OK
             return
         failed = any(r.status in ("fail", "error") for r in self.results.records)
-        problem = run_problem(self.results.records, self.config)
+        problem = self._problem()
+        if self.config.resume and self.journal.loaded and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK  # every test was journaled: the run's status is theirs
         if self._reporting() and (problem or failed) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _problem(self) -> str | None:
+        """summary.run_problem, with why the matrix skipped variants (e.g. a backend not installed)."""
+        skipped = next((f"e.g. {v.id}: {v.skip_reason}" for v in self.variants if v.skip_reason and v.id in self._seen),
+                       None)
+        return run_problem(self.results.records, self.config, skipped)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if self.merged is not None:
             self.merged.terminal_summary(terminalreporter, self.config.report_dir, self.config.catalog)
         elif self._reporting():
             write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog,
-                         run_problem(self.results.records, self.config))
+                         self._problem())
 
