@@ -86,7 +86,7 @@ class Journal:
             try:
                 record = Record.from_dict(r)
             except (TypeError, AttributeError) as exc:
-                raise self._error(number, f"holds a record that is not one ({exc})") from None
+                raise self._error(number, f"holds something that is not a record ({exc})") from None
             if not isinstance(record.test, str) or record.status not in STATUSES:
                 raise self._error(number, f"holds a record without a test name or a status in {STATUSES}")
         return payload
