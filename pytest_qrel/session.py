@@ -125,8 +125,8 @@ class QrelSession:
         if payload is None and report.failed:  # xdist's report of a test whose worker died, with no records
             payload = self.results.lost(report.nodeid.rsplit("::", 1)[-1], matrix.variant_of_nodeid(
                 report.nodeid, self.variants), str(report.longrepr or "no report"))
-        if self.merge_report_payload(payload) and not self.is_worker:  # the controller's journal, no worker's
-            self.journal.append(payload)
+        if self.merge_report_payload(payload) and not self.is_worker:  # the controller's journal only:
+            self.journal.append(payload)  # a worker's hook sees its own reports, which reach the controller too
 
     def merge_report_payload(self, payload: dict | None) -> bool:
         if not self.results.merge(payload):

@@ -23,8 +23,8 @@ def test_first(qrel_variant):
 def test_second(qrel_variant):
     pass
 """
-ARGS = ["test_variants.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", "--qrel-cache-dir=cache", "-p", "no:randomly",
-        "--qrel-progress=off", "-n", "2"]
+ARGS = ["test_variants.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", "--qrel-cache-dir=cache",
+        "-p", "no:randomly", "--qrel-progress=off", "-n", "2"]
 
 
 def _journal(pytester) -> list[dict]:
