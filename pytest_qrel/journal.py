@@ -22,18 +22,24 @@ from .results import Record
 JOURNAL = "journal.jsonl"
 HEADER = "qrel_journal"  # the first line: {"qrel_journal": 1, "settings": {...}}
 STATUSES = ("pass", "fail", "skip", "error")
+RESUMED = "qrel_resumed"  # an xdist worker's input: the tests the controller's journal held at the start
 
 
 class Journal:
     """Test payloads (``Results.take_pending``'s, with their variant id), one JSON line each,
     after a header line with the run's settings."""
 
-    def __init__(self, report_dir: Path, resume: bool, settings: dict[str, Any] | None = None) -> None:
+    def __init__(self, report_dir: Path, resume: bool, settings: dict[str, Any] | None = None,
+                 done: list[str] | None = None) -> None:
+        """``done``: an xdist worker's, the tests the controller read as done when the run began
+        (the worker does not read the file, which the controller appends to meanwhile: a worker
+        started later, in place of a lost one, must deselect what its run's first workers did)."""
         self.path = report_dir / JOURNAL
         self.resume = resume
         self.settings = json.loads(json.dumps(settings or {}, default=str))  # as its header line holds them
         self._complete: int | None = None  # resumed: the bytes of its complete lines (a torn last one cut)
-        self.loaded: list[dict[str, Any]] = self._read() if resume else []
+        self._done = set(done) if done is not None else None
+        self.loaded: list[dict[str, Any]] = self._read() if resume and done is None else []
         self._started = False
 
     def _read(self) -> list[dict[str, Any]]:
@@ -51,7 +57,7 @@ class Journal:
         self._check_settings(self._line(lines[0], 1))
         payloads = [self._payload(self._line(line, n), n) for n, line in enumerate(lines[1:], start=2)]
         failed = {r["test"] for p in payloads for r in p["results"] if r["status"] == "error"}
-        return [p for p in payloads if not {r["test"] for r in p["results"]} & failed]
+        return [p for p in payloads if not _tests(p) & failed]
 
     def _line(self, line: bytes, number: int) -> Any:
         try:
@@ -78,8 +84,9 @@ class Journal:
 
     def _payload(self, payload: Any, number: int) -> dict[str, Any]:
         """One test's payload, checked to be what ``append`` wrote: its records load as Records."""
-        expected = 'expected {"variant": <id>, "results": [<record>, ...], "variant_info": {...}}'
+        expected = 'expected {"variant": <id>, "test": <name>, "results": [<record>, ...], "variant_info": {...}}'
         if not (isinstance(payload, dict) and isinstance(payload.get("variant"), str)
+                and isinstance(payload.get("test", ""), str)
                 and isinstance(payload.get("results"), list) and isinstance(payload.get("variant_info", {}), dict)):
             raise self._error(number, f"is not one test's records ({expected})")
         for r in payload["results"]:
@@ -93,7 +100,7 @@ class Journal:
 
     def done(self) -> set[str]:
         """The tests (by name) whose records the journal holds."""
-        return {r["test"] for p in self.loaded for r in p["results"]}
+        return self._done if self._done is not None else {t for p in self.loaded for t in _tests(p)}
 
     def append(self, payload: dict[str, Any]) -> None:
         """Add one test's payload: a fresh run starts a fresh journal with its settings, a
@@ -109,3 +116,9 @@ class Journal:
         with self.path.open("a") as fh:
             fh.write(json.dumps(payload, default=str) + "\n")
             fh.flush()
+
+
+def _tests(payload: dict[str, Any]) -> set[str]:
+    """The tests a payload is of: its test (one that recorded nothing, e.g. skipped, is done too),
+    and its records' (a journal written before payloads named their test)."""
+    return {r["test"] for r in payload["results"]} | ({payload["test"]} if "test" in payload else set())

@@ -238,7 +238,7 @@ class Results:
             return None
         first = report.strip().splitlines()[0] if report.strip() else "no report"
         self.error(test, variant, None, None, f"worker crashed during {test} ({first})")
-        return {**self.take_pending({}), "variant": variant.id}
+        return {**self.take_pending({}), "variant": variant.id, "test": test}
 
     def recorded_value(self, variant_id: str, metric: str) -> float | None:
         """The measured ``metric`` of a variant whose test ran in this process, if any."""

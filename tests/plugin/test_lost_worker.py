@@ -24,7 +24,8 @@ def test_second(qrel_variant):
     pass
 """
 ARGS = ["test_variants.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", "--qrel-cache-dir=cache",
-        "-p", "no:randomly", "--qrel-progress=off", "-n", "2"]
+        "-p", "no:randomly", "--qrel-progress=off", "-n", "2",
+        "--qrel-allow-unchecked"]  # these tests gate nothing: only their errors may fail the run
 
 
 def _journal(pytester) -> list[dict]:
@@ -37,6 +38,7 @@ def test_only_the_controller_writes_the_journal(pytester):
     pytester.makepyfile(test_variants=TESTS)
     result = pytester.runpytest_subprocess(*ARGS, timeout=120)
     result.assert_outcomes(passed=4)
+    assert result.ret == 0
     # each test once (its payload names its variant): no worker truncated the journal or doubled a line
     assert Counter(p["variant"] for p in _journal(pytester)) == {"zoo-xs-hqq-4b-g64": 2, "zoo-xs-hqq-8b-g64": 2}
 
@@ -59,3 +61,11 @@ def test_a_killed_worker_ends_the_run_with_its_tests_errored(pytester, monkeypat
     # journaled as errors, once each: a resume runs them again
     journaled = [r["test"] for p in _journal(pytester) for r in p["results"]]
     assert sorted(journaled) == errored
+    # resumed under -n 2 (no kill now): the workers deselect what the controller's journal held at
+    # the start, so only the two errored tests run again, and the journal ends with each test once
+    monkeypatch.delenv("QREL_KILL")
+    resumed = pytester.runpytest_subprocess(*ARGS, "--qrel-resume", timeout=120)
+    resumed.assert_outcomes(passed=2)  # (xdist counts no deselected test of its workers)
+    assert resumed.ret == 0
+    assert Counter(p["variant"] for p in _journal(pytester) if all(r["status"] != "error" for r in p["results"])) \
+        == {"zoo-xs-hqq-4b-g64": 2, "zoo-xs-hqq-8b-g64": 2}
