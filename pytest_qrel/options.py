@@ -265,9 +265,9 @@ def key_of(flag: str) -> str:
 
 def run_settings(raw: dict[str, Any], ignored: frozenset[str] = PER_RUN) -> dict[str, Any]:
     """results.json's ``settings``: every option outside ``PER_RUN`` (the journal's: outside
-    ``WHERE``) by its key, as the run
-    read it (defaults applied; a flag not given is false; scalars as strings, so that 0.05 from
-    [tool.qrel] and "0.05" from the command line are one setting)."""
+    ``WHERE``) by its key, as the run read it (defaults applied; a flag not given is false;
+    scalars as strings, so that 0.05 from [tool.qrel] and "0.05" from the command line are one
+    setting)."""
     def plain(opt: Option, value: Any) -> Any:
         if opt.is_flag:
             return bool(value)
