@@ -65,6 +65,7 @@ class QrelConfig:
     progress: str = "auto"  # --qrel-progress: on, off, auto (progress.py)
     merge: tuple[Path, ...] = ()  # --qrel-merge: the results.json files joined, no test run
     settings: dict = field(default_factory=dict, compare=False)  # results.json's settings (options.run_settings)
+    journal_settings: dict = field(default_factory=dict, compare=False)  # settings and variants (journal.py)
     models_given: bool = False  # --qrel-models named the models (not the default zoo)
     catalog: Catalog = field(default=CATALOG, compare=False, repr=False)  # the run's properties
 
@@ -162,6 +163,7 @@ class QrelConfig:
             progress=parsing.choice(options.PROGRESS, raw["qrel_progress"], progress.MODES),
             merge=tuple(parsing.path(options.MERGE, p, invocation_dir) for p in raw.get("qrel_merge") or ()),
             settings=options.run_settings(raw),
+            journal_settings=options.run_settings(raw, options.WHERE),
             **drift,
             robustness=robustness_settings(raw, invocation_dir, catalog, "qrel_intensities" in given),
             kl=kl_settings(raw, invocation_dir, bits + tuple(c[4] for c in checkpoints), "qrel_kl_context" in given),

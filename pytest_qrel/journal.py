@@ -1,7 +1,12 @@
 """The run's journal: each finished test's records appended to ``journal.jsonl`` in the report
 directory as they land, so a run killed mid-way (the whole run, or a worker) can be resumed
 with --qrel-resume: the journaled tests are not run again, and the report ends as an
-uninterrupted run's would."""
+uninterrupted run's would.
+
+Its first line records the run's settings (every option but where it writes, its variants
+included: ``options.WHERE``); a resume with other settings is a usage error naming the option,
+as its journaled verdicts were made under those settings. Only the process that reports (the
+controller, or the only one) writes it."""
 
 from __future__ import annotations
 
@@ -9,45 +14,111 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from . import options
+from .results import Record
+
 JOURNAL = "journal.jsonl"
+HEADER = "qrel_journal"  # the first line: {"qrel_journal": 1, "settings": {...}}
+STATUSES = ("pass", "fail", "skip", "error")
+RESUMED = "qrel_resumed"  # an xdist worker's input: the tests the controller's journal held at the start
 
 
 class Journal:
-    """Test payloads (``Results.take_pending``'s, with their variant id), one JSON line each."""
+    """Test payloads (``Results.take_pending``'s, with their variant id), one JSON line each,
+    after a header line with the run's settings."""
 
-    def __init__(self, report_dir: Path, resume: bool) -> None:
+    def __init__(self, report_dir: Path, resume: bool, settings: dict[str, Any] | None = None,
+                 done: list[str] | None = None) -> None:
+        """``done``: an xdist worker's, the tests the controller read as done when the run began
+        (the worker does not read the file, which the controller appends to meanwhile: a worker
+        started later, in place of a lost one, must deselect what its run's first workers did)."""
         self.path = report_dir / JOURNAL
         self.resume = resume
-        self.loaded: list[dict[str, Any]] = self._read() if resume else []
+        self.settings = json.loads(json.dumps(settings or {}, default=str))  # as its header line holds them
+        self._complete: int | None = None  # resumed: the bytes of its complete lines (a torn last one cut)
+        self._done = set(done) if done is not None else None
+        self.loaded: list[dict[str, Any]] = self._read() if resume and done is None else []
         self._started = False
 
     def _read(self) -> list[dict[str, Any]]:
-        """The journal's complete lines (a run killed mid-write leaves at most a torn last one);
-        a test with an error record (a crash, a lost worker) is not done: it runs again."""
+        """The journal's complete lines (a run killed mid-write leaves at most a torn last one,
+        without its newline: it is dropped and its test runs again); a test with an error
+        record (a crash, a lost worker) is not done: it runs again. A usage error for a journal
+        of other settings, or a complete line that is not one test's records."""
         if not self.path.is_file():
             return []
-        payloads = []
-        for line in self.path.read_text(errors="replace").splitlines():
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")[:-1]  # the last piece has no newline: empty, or torn
+        if not lines:
+            return []
+        self._complete = len(data) - len(data.split(b"\n")[-1])
+        self._check_settings(self._line(lines[0], 1))
+        payloads = [self._payload(self._line(line, n), n) for n, line in enumerate(lines[1:], start=2)]
+        failed = {r["test"] for p in payloads for r in p["results"] if r["status"] == "error"}
+        return [p for p in payloads if not _tests(p) & failed]
+
+    def _line(self, line: bytes, number: int) -> Any:
+        try:
+            return json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise self._error(number, f"is not JSON ({exc})") from None
+
+    def _error(self, number: int, problem: str) -> pytest.UsageError:
+        return pytest.UsageError(f"{options.RESUME}: line {number} of {self.path} {problem}: the journal was "
+                                 "edited or written by something else; remove that line (its test runs again) "
+                                 "or run without --qrel-resume")
+
+    def _check_settings(self, header: Any) -> None:
+        """The journaled run's settings are this run's: its verdicts hold here."""
+        if not isinstance(header, dict) or header.get(HEADER) != 1 or not isinstance(header.get("settings"), dict):
+            raise pytest.UsageError(f"{options.RESUME}: {self.path} records no settings on its first line (written "
+                                    "by an older pytest-qrel, or not a journal): run without --qrel-resume")
+        theirs = header["settings"]
+        for key in sorted(set(theirs) | set(self.settings)):
+            if theirs.get(key) != self.settings.get(key):
+                raise pytest.UsageError(f"{options.RESUME}: the journaled run {self.path} was run with --qrel-{key}="
+                                        f"{theirs.get(key)!r}, this run with {self.settings.get(key)!r}: a resumed "
+                                        "run must have the settings of the run it continues")
+
+    def _payload(self, payload: Any, number: int) -> dict[str, Any]:
+        """One test's payload, checked to be what ``append`` wrote: its records load as Records."""
+        expected = 'expected {"variant": <id>, "test": <name>, "results": [<record>, ...], "variant_info": {...}}'
+        if not (isinstance(payload, dict) and isinstance(payload.get("variant"), str)
+                and isinstance(payload.get("test", ""), str)
+                and isinstance(payload.get("results"), list) and isinstance(payload.get("variant_info", {}), dict)):
+            raise self._error(number, f"is not one test's records ({expected})")
+        for r in payload["results"]:
             try:
-                payload = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(payload, dict) and isinstance(payload.get("results"), list):
-                payloads.append(payload)
-        failed = {r.get("test") for p in payloads for r in p["results"] if r.get("status") == "error"}
-        return [p for p in payloads if not {r.get("test") for r in p["results"]} & failed]
+                record = Record.from_dict(r)
+            except (TypeError, AttributeError) as exc:
+                raise self._error(number, f"holds something that is not a record ({exc})") from None
+            if not isinstance(record.test, str) or record.status not in STATUSES:
+                raise self._error(number, f"holds a record without a test name or a status in {STATUSES}")
+        return payload
 
     def done(self) -> set[str]:
         """The tests (by name) whose records the journal holds."""
-        return {r["test"] for p in self.loaded for r in p["results"] if "test" in r}
+        return self._done if self._done is not None else {t for p in self.loaded for t in _tests(p)}
 
     def append(self, payload: dict[str, Any]) -> None:
-        """Add one test's payload; a fresh run starts a fresh journal, a resumed one continues it."""
+        """Add one test's payload: a fresh run starts a fresh journal with its settings, a
+        resumed one continues it after its last complete line."""
         if not self._started:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.resume:
-                self.path.write_text("")
+            if self.resume and self._complete is not None:
+                with self.path.open("r+b") as fh:  # cut a torn last line: the record goes on a line of its own
+                    fh.truncate(self._complete)
+            else:
+                self.path.write_text(json.dumps({HEADER: 1, "settings": self.settings}, default=str) + "\n")
             self._started = True
         with self.path.open("a") as fh:
             fh.write(json.dumps(payload, default=str) + "\n")
             fh.flush()
+
+
+def _tests(payload: dict[str, Any]) -> set[str]:
+    """The tests a payload is of: its test (one that recorded nothing, e.g. skipped, is done too),
+    and its records' (a journal written before payloads named their test)."""
+    return {r["test"] for r in payload["results"]} | ({payload["test"]} if "test" in payload else set())

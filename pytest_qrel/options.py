@@ -254,6 +254,9 @@ def add_options(parser: pytest.Parser) -> None:
 # other option changes what is measured or how it is judged, so merged runs must agree on it
 PER_RUN = frozenset({MODELS, BASE, METHODS, BITS, GROUP_SIZE, QUANT_RATIO, REPORT_DIR, CACHE_DIR, NO_CACHE, PROGRESS,
                      RESUME, SAVE_BASELINE})
+# what a resumed run may change (issue 34): where it writes and how it shows progress; its variants
+# (models, methods, bits, ...) and every other setting must be the journaled run's
+WHERE = frozenset({REPORT_DIR, CACHE_DIR, NO_CACHE, PROGRESS, RESUME, SAVE_BASELINE})
 
 
 def key_of(flag: str) -> str:
@@ -261,16 +264,17 @@ def key_of(flag: str) -> str:
     return flag.removeprefix("--qrel-")
 
 
-def run_settings(raw: dict[str, Any]) -> dict[str, Any]:
-    """results.json's ``settings``: every option outside ``PER_RUN`` by its key, as the run
-    read it (defaults applied; a flag not given is false; scalars as strings, so that 0.05 from
-    [tool.qrel] and "0.05" from the command line are one setting)."""
+def run_settings(raw: dict[str, Any], ignored: frozenset[str] = PER_RUN) -> dict[str, Any]:
+    """results.json's ``settings``: every option outside ``PER_RUN`` (the journal's: outside
+    ``WHERE``) by its key, as the run read it (defaults applied; a flag not given is false;
+    scalars as strings, so that 0.05 from [tool.qrel] and "0.05" from the command line are one
+    setting)."""
     def plain(opt: Option, value: Any) -> Any:
         if opt.is_flag:
             return bool(value)
         return value if value is None or isinstance(value, (list, dict)) else str(value)
 
-    return {opt.key: plain(opt, raw.get(opt.dest)) for opt in OPTIONS if opt.flag not in PER_RUN}
+    return {opt.key: plain(opt, raw.get(opt.dest)) for opt in OPTIONS if opt.flag not in ignored}
 
 
 def _escaped(help_text: str) -> str:

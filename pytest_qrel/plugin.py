@@ -67,6 +67,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, AN
                                     shared=session.config.cache_dir is not None)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # noqa: ANN001 - xdist's WorkerController
+    node.workerinput.update(node.config.stash[SESSION_KEY].worker_input())
+
+
 def suites_dir() -> Path:
     return Path(suites.__file__).parent
 

@@ -238,7 +238,7 @@ class Results:
             return None
         first = report.strip().splitlines()[0] if report.strip() else "no report"
         self.error(test, variant, None, None, f"worker crashed during {test} ({first})")
-        return {**self.take_pending({}), "variant": variant.id}
+        return {**self.take_pending({}), "variant": variant.id, "test": test}
 
     def recorded_value(self, variant_id: str, metric: str) -> float | None:
         """The measured ``metric`` of a variant whose test ran in this process, if any."""
@@ -262,7 +262,12 @@ class Results:
         if not payload:
             return False
         self.records.extend(Record.from_dict(r) for r in payload.get("results", []))
-        self.variant_info.update(payload.get("variant_info", {}))
+        for variant_id, info in payload.get("variant_info", {}).items():
+            # key by key, as one process's store keeps them (store.quantized): a later test of the
+            # variant on another xdist worker (a fitted-law test) has not what its KL test added
+            # (kl_base_forward_passes); a quantization error replaces them, a success clears it
+            kept = {k: v for k, v in self.variant_info.get(variant_id, {}).items() if k != "error"}
+            self.variant_info[variant_id] = info if "error" in info else {**kept, **info}
         return True
 
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 from .matrix import SCALING_GROUP
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    import pytest
 
     from .variants import Variant
 
@@ -85,3 +84,31 @@ class ModelScheduling(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return self.scopes(nodeid)
+
+    def remove_node(self, node) -> str | None:  # noqa: ANN001 - xdist's WorkerController
+        """A node that finished, or died: a dead node's unfinished tests are never queued again.
+
+        xdist's scope scheduling puts a lost node's whole scope back in the queue, the test it
+        died in included, so a replacement worker runs that test again and dies again, and a
+        scope whose other workers were told to shut down waits for ever (issue 34). Here the
+        test it died in is returned (xdist reports it as crashed) and each test it had not run
+        is reported failed with why: the qrel session records both as ERROR and journals them,
+        so --qrel-resume runs them again; the rest of the run goes on, and ends."""
+        workload = self.assigned_work.pop(node)  # KeyError for an unknown node, as xdist's
+        pending = [nodeid for unit in workload.values() for nodeid, done in unit.items() if not done]
+        if not pending:
+            return None
+        for nodeid in pending[1:]:
+            self._report_lost(nodeid, node, f"worker {node.gateway.id!r} crashed while running {pending[0]!r}, "
+                                            f"before running {nodeid!r}")
+        for other in self.assigned_work:
+            self._reschedule(other)
+        return pending[0]  # the test running when it died: tests run in their assigned order
+
+    def _report_lost(self, nodeid: str, node, why: str) -> None:  # noqa: ANN001 - xdist's WorkerController
+        """Report a test a lost worker never ran as failed, as xdist reports the test it died in."""
+        fspath = nodeid.split("::")[0]
+        report = pytest.TestReport(nodeid=nodeid, location=(fspath, None, fspath), keywords={}, outcome="failed",
+                                   longrepr=why, when="call")
+        report.node = node  # the terminal names the worker, as for xdist's crash report
+        self.config.hook.pytest_runtest_logreport(report=report)

@@ -9,7 +9,7 @@ import pytest
 
 from . import matrix, merge, options, progress
 from .config import QrelConfig
-from .journal import Journal
+from .journal import RESUMED, Journal
 from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_records
@@ -30,7 +30,7 @@ class QrelSession:
     the config, the variant matrix, the model store, one measure per property, the results."""
 
     def __init__(self, config: QrelConfig, active: bool, is_worker: bool,
-                 measures: dict[str, type[Measure]] | None = None) -> None:
+                 measures: dict[str, type[Measure]] | None = None, resumed: list[str] | None = None) -> None:
         self.config = config
         self.active = active  # False: a run without --qrel-* options and no qrel test
         self.is_worker = is_worker
@@ -45,7 +45,7 @@ class QrelSession:
         self._test: str | None = None
         self._measuring: tuple[str, str] | None = None  # (property, metric) of the running test
         self._computed: RunSummary | None = None  # the end-of-run summary, once every report is in
-        self.journal = Journal(config.report_dir, config.resume)
+        self.journal = Journal(config.report_dir, config.resume, config.journal_settings, resumed)
         self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
             self.merge_report_payload(payload)
@@ -56,7 +56,7 @@ class QrelSession:
         catalog, measures = registered_properties(config)
         return cls(QrelConfig.from_values(options.raw_values(config), config.invocation_params.dir, catalog),
                    active=options.given_on_command_line(config), is_worker=hasattr(config, "workerinput"),
-                   measures=measures)
+                   measures=measures, resumed=getattr(config, "workerinput", {}).get(RESUMED))
 
     # -- collection ----------------------------------------------------------------------
 
@@ -118,15 +118,18 @@ class QrelSession:
             self.results.failed_unrecorded(item.name, variant, self._measuring, call.excinfo.value if call.excinfo else None)
         info = self.store.info.get(variant)
         setattr(report, REPORT_ATTR, {**self.results.take_pending({variant.id: info} if info else {}),
-                                      "variant": variant.id})
+                                      "variant": variant.id, "test": item.name})
+
+    def worker_input(self) -> dict[str, Any]:  # what an xdist worker starts with: a resumed run's journaled tests
+        return {RESUMED: sorted(self.journal.done())} if self.config.resume else {}
 
     def merge_report(self, report: pytest.TestReport) -> None:
         payload = getattr(report, REPORT_ATTR, None)
         if payload is None and report.failed:  # xdist's report of a test whose worker died, with no records
             payload = self.results.lost(report.nodeid.rsplit("::", 1)[-1], matrix.variant_of_nodeid(
                 report.nodeid, self.variants), str(report.longrepr or "no report"))
-        if self.merge_report_payload(payload):
-            self.journal.append(payload)
+        if self.merge_report_payload(payload) and not self.is_worker:  # the controller's journal only:
+            self.journal.append(payload)  # a worker's hook sees its own reports, which reach the controller too
 
     def merge_report_payload(self, payload: dict | None) -> bool:
         if not self.results.merge(payload):
@@ -185,14 +188,21 @@ class QrelSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if self.merged.failed() else pytest.ExitCode.OK
             return
         failed = any(r.status in ("fail", "error") for r in self.results.records)
-        problem = run_problem(self.results.records, self.config)
+        problem = self._problem()
+        if self.config.resume and self.journal.loaded and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK  # every test was journaled: the run's status is theirs
         if self._reporting() and (problem or failed) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _problem(self) -> str | None:  # summary.run_problem, with why the matrix skipped a variant that reported
+        skipped = next((f"e.g. {v.id}: {v.skip_reason}" for v in self.variants if v.skip_reason and v.id in self._seen),
+                       None)
+        return run_problem(self.results.records, self.config, skipped)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
         if self.merged is not None:
             self.merged.terminal_summary(terminalreporter, self.config.report_dir, self.config.catalog)
         elif self._reporting():
             write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog,
-                         run_problem(self.results.records, self.config))
+                         self._problem())
 

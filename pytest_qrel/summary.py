@@ -96,17 +96,19 @@ def counts(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[
             for p in props}
 
 
-def run_problem(records: list[Record], config: QrelConfig) -> str | None:
+def run_problem(records: list[Record], config: QrelConfig, skipped: str | None = None) -> str | None:
     """Why a run must not pass though no gate failed: it checked nothing, or nothing of a model
-    the user named (unless --qrel-allow-unchecked), or its baseline compared nothing."""
+    the user named (unless --qrel-allow-unchecked), or its baseline compared nothing.
+    ``skipped``: why its tests were skipped, if they were (e.g. a variant its backend lacks)."""
     named = [name for name, _ in config.models] if config.models_given else []
     baseline = str(config.baseline.path) if config.baseline else None
-    return problem_of(records, named, config.allow_unchecked, baseline)
+    return problem_of(records, named, config.allow_unchecked, baseline, skipped)
 
 
-def problem_of(records: list[Record], named: list[str], allow_unchecked: bool, baseline: str | None) -> str | None:
+def problem_of(records: list[Record], named: list[str], allow_unchecked: bool, baseline: str | None,
+               skipped: str | None = None) -> str | None:
     """``run_problem`` from its parts (a merged run has them from its runs' settings)."""
-    return (None if allow_unchecked else unchecked(records, named)) or baseline_unmatched(records, baseline)
+    return (None if allow_unchecked else unchecked(records, named, skipped)) or baseline_unmatched(records, baseline)
 
 
 def baseline_unmatched(records: list[Record], baseline: str | None) -> str | None:
@@ -117,12 +119,13 @@ def baseline_unmatched(records: list[Record], baseline: str | None) -> str | Non
     return f"the baseline {baseline} shares no test with this run: nothing was compared with it"
 
 
-def unchecked(records: list[Record], models: list[str]) -> str | None:
+def unchecked(records: list[Record], models: list[str], skipped: str | None = None) -> str | None:
     """Why the run checked nothing, or checked nothing of a model in ``models`` (the ones the
-    user named): a gate that never could fail must not let the run pass. None when every
-    model had at least one gate checked (passed or failed) or errored."""
+    user named): a gate that never could fail must not let the run pass, whatever the reason
+    (every variant one its backend lacks, a backend not installed: ``skipped`` says which).
+    None when every model had at least one gate checked (passed or failed) or errored."""
     if not records:
-        return None
+        return f"nothing was checked: no test of this run recorded a gate ({skipped or 'every test was skipped'})"
     decided = [r for r in records if r.gated or r.status == "error"]
     if not decided:
         first = next((r for r in records if r.reason), records[0])

@@ -60,3 +60,20 @@ def test_an_underpowered_gate_never_passes(pytester):
                 assert "--qrel-task-limit >= " in r["reason"], r
         if limit == "3":
             assert all(r["status"] == "skip" for r in records)  # 3 questions can show no harm's size
+
+
+def test_a_run_whose_every_test_was_skipped_fails(pytester):
+    """Issue 34: every variant one its backend lacks (bnb has no 2-bit weights), as on an
+    install without the backends: no test recorded a gate, which is nothing checked too."""
+    args = ["--qrel-models=zoo-xs", "--qrel-methods=bnb", "--qrel-bits=2", "--qrel-cache-dir=cache",
+            "-p", "no:randomly"]
+    result = pytester.runpytest(*args)
+    outcomes = result.parseoutcomes()
+    assert outcomes["skipped"] > 0 and not {"passed", "failed", "errors"} & set(outcomes)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "qrel: FAILED, nothing was checked: no test of this run recorded a gate (e.g. zoo-xs-bnb-2b-g64: bnb does not "
+        "support 2-bit weights*); pass --qrel-allow-unchecked to accept it",
+    ])
+    accepted = pytester.runpytest(*args, "--qrel-allow-unchecked")
+    assert accepted.ret == 0 and "nothing was checked" not in accepted.stdout.str()

@@ -1,0 +1,87 @@
+"""The journal --qrel-resume reads (issue 34, items 3 and 12): it records the run's settings, and
+a resume with other settings (a threshold, the methods) is a one-line usage error naming the
+option and both values; a complete line that is not one test's records is a usage error, never
+an INTERNALERROR; a torn last line is cut before the resumed run appends; resuming a journal
+that holds every test ends with the run's status, not "no tests ran".
+
+Runs pytest in process on journals its own runs wrote (tests/conftest.py keeps the libraries
+imported between runs)."""
+
+import json
+
+import pytest
+
+# zoo-xs's 4-bit KL fails a threshold of 0.001, its 8-bit KL passes 0.5: a run of one of each
+ARGS = ["--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", "--qrel-kl-threshold=4:0.001,8:0.5",
+        "--qrel-cache-dir=cache", "--qrel-progress=off", "-p", "no:randomly", "-k", "test_kl_to_base"]
+
+
+def _lines(pytester) -> list[str]:
+    return (pytester.path / "qrel-report" / "journal.jsonl").read_text().splitlines()
+
+
+@pytest.fixture
+def journaled(pytester):
+    """A finished run's report directory: its journal, its results.json."""
+    run = pytester.runpytest(*ARGS)
+    run.assert_outcomes(passed=1, failed=1)
+    assert sum('"results"' in line for line in _lines(pytester)) == 2  # one line per test
+    return json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"]
+
+
+def test_a_resume_with_other_settings_is_a_usage_error(pytester, journaled):
+    for changed, option, theirs, mine in [
+        ("--qrel-kl-threshold=4:0.002,8:0.5", "--qrel-kl-threshold", "'4:0.001,8:0.5'", "'4:0.002,8:0.5'"),
+        ("--qrel-methods=hqq,rtn", "--qrel-methods", "'hqq'", "'hqq,rtn'"),  # its records of hqq alone
+    ]:
+        args = [a for a in ARGS if not a.startswith(option + "=")] + [changed, "--qrel-resume"]
+        result = pytester.runpytest(*args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: --qrel-resume: the journaled run */journal.jsonl was run with "
+                                     f"{option}={theirs}, this run with {mine}: a resumed run must have the settings "
+                                     "of the run it continues"])
+        assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_resume_of_every_journaled_test_has_the_runs_status(pytester, journaled):
+    result = pytester.runpytest(*ARGS, "--qrel-resume")
+    assert not {"passed", "failed", "skipped"} & set(result.parseoutcomes())  # nothing left to run ...
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # ... and the journaled 4-bit failure fails it, as it did
+    assert json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"] == journaled
+
+
+def test_a_torn_last_line_is_cut_and_its_test_runs_again(pytester, journaled):
+    path = pytester.path / "qrel-report" / "journal.jsonl"
+    lines = _lines(pytester)
+    path.write_text("".join(line + "\n" for line in lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # killed mid-write
+    result = pytester.runpytest(*ARGS, "--qrel-resume")
+    ran = result.parseoutcomes()
+    assert ran.get("passed", 0) + ran.get("failed", 0) == 1  # the torn line's test, again
+    # each line whole, the torn one's test journaled again (its variant's info may differ: a cache hit)
+    records = [json.loads(line).get("results") for line in _lines(pytester)]
+    assert records == [json.loads(line).get("results") for line in lines]
+    assert json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"] == journaled
+
+
+def test_a_line_of_the_wrong_shape_is_a_usage_error(pytester, journaled):
+    path = pytester.path / "qrel-report" / "journal.jsonl"
+    whole = path.read_text()
+    record = ('"property": "kl", "variant": "v", "model": "m", "method": "hqq", "bits": 4, "group_size": 64, '
+              '"metric": "kl_to_base"')
+    for line, problem in [
+        ('{"variant": "zoo-xs-hqq-4b-g64", "results": [5]}', "holds something that is not a record"),
+        ('{"variant": "zoo-xs-hqq-4b-g64", "results": [{"test": "t", "status": "pass"}]}',
+         "holds something that is not a record"),
+        ('[1, 2]', "is not one test's records"),
+        ('{"variant": "zoo-xs-hqq-4b-g64", "results": [{"test": 1, %s, "status": "pass"}]}' % record,
+         "holds a record without a test name"),
+        ('{"variant": "zoo-xs-hqq-4b-g64", "results": [{"test": "t", %s, "status": "maybe"}]}' % record,
+         "holds a record without a test name or a status"),
+    ]:
+        path.write_text(whole + line + "\n")
+        result = pytester.runpytest(*ARGS, "--qrel-resume")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, line
+        number = len(whole.splitlines()) + 1
+        result.stderr.fnmatch_lines([f"ERROR: --qrel-resume: line {number} of */journal.jsonl {problem}*; "
+                                     "remove that line *"])
+        assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()

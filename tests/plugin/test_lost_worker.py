@@ -1,0 +1,71 @@
+"""Under xdist (issue 34, item 5): only the controller writes the journal, one line per test;
+and a worker killed mid-test under the plugin's scheduler ends the run (its tests ERROR) instead
+of hanging it.
+
+Runs pytest in a subprocess: the xdist workers are real processes, one of them killed."""
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+# two tests per variant of zoo-xs; a scope per variant (one model, two workers, a cache): the
+# 4-bit variant's worker kills itself (SIGKILL: no report, no clean-up) in its first test, so
+# its second test never runs
+TESTS = """
+import os, signal
+
+def test_first(qrel_variant):
+    if qrel_variant.bits == 4 and os.environ.get("QREL_KILL"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+def test_second(qrel_variant):
+    pass
+"""
+ARGS = ["test_variants.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8", "--qrel-cache-dir=cache",
+        "-p", "no:randomly", "--qrel-progress=off", "-n", "2",
+        "--qrel-allow-unchecked"]  # these tests gate nothing: only their errors may fail the run
+
+
+def _journal(pytester) -> list[dict]:
+    lines = (pytester.path / "qrel-report" / "journal.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines[1:]]  # after its settings
+
+
+def test_only_the_controller_writes_the_journal(pytester):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_variants=TESTS)
+    result = pytester.runpytest_subprocess(*ARGS, timeout=120)
+    result.assert_outcomes(passed=4)
+    assert result.ret == 0
+    # each test once (its payload names its variant): no worker truncated the journal or doubled a line
+    assert Counter(p["variant"] for p in _journal(pytester)) == {"zoo-xs-hqq-4b-g64": 2, "zoo-xs-hqq-8b-g64": 2}
+
+
+def test_a_killed_worker_ends_the_run_with_its_tests_errored(pytester, monkeypatch):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_variants=TESTS)
+    monkeypatch.setenv("QREL_KILL", "1")
+    start = time.monotonic()
+    result = pytester.runpytest_subprocess(*ARGS, timeout=120)  # a hang fails here
+    assert time.monotonic() - start < 60
+    result.assert_outcomes(passed=2, failed=2)
+    out = result.stdout.str()
+    assert "crashed while running 'test_variants.py::test_first[zoo-xs-hqq-4b-g64]'" in out
+    assert "before running 'test_variants.py::test_second[zoo-xs-hqq-4b-g64]'" in out
+    assert result.ret == 1
+    records = json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"]
+    errored = sorted(r["test"] for r in records if r["status"] == "error")
+    assert errored == ["test_first[zoo-xs-hqq-4b-g64]", "test_second[zoo-xs-hqq-4b-g64]"]
+    # journaled as errors, once each: a resume runs them again
+    journaled = [r["test"] for p in _journal(pytester) for r in p["results"]]
+    assert sorted(journaled) == errored
+    # resumed under -n 2 (no kill now): the workers deselect what the controller's journal held at
+    # the start, so only the two errored tests run again, and the journal ends with each test once
+    monkeypatch.delenv("QREL_KILL")
+    resumed = pytester.runpytest_subprocess(*ARGS, "--qrel-resume", timeout=120)
+    resumed.assert_outcomes(passed=2)  # (xdist counts no deselected test of its workers)
+    assert resumed.ret == 0
+    assert Counter(p["variant"] for p in _journal(pytester) if all(r["status"] != "error" for r in p["results"])) \
+        == {"zoo-xs-hqq-4b-g64": 2, "zoo-xs-hqq-8b-g64": 2}
