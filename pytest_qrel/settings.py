@@ -84,18 +84,22 @@ def kl_settings(raw: dict[str, Any], invocation_dir: Path, bits: tuple[int, ...]
             raise pytest.UsageError(f"{options.KL_TEXT}: {exc}") from None
     p99 = None
     if raw.get("qrel_kl_p99_threshold") is not None:
-        value = str(raw["qrel_kl_p99_threshold"])
-        if ":" in value:
+        value = raw["qrel_kl_p99_threshold"]  # a TOML table or list of pairs as --qrel-kl-threshold takes
+        if isinstance(value, (dict, list)) or ":" in str(value):
             p99 = parsing.bit_map(options.KL_P99_THRESHOLD, value)
             missing = [b for b in bits if b not in p99]
             if missing:
                 raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: no threshold for {missing[0]}-bit variants")
         else:
-            one = parsing.floats(options.KL_P99_THRESHOLD, value)
-            if len(one) != 1 or not 0 < one[0] < math.inf:
+            one = parsing.floats(options.KL_P99_THRESHOLD, str(value))
+            if len(one) != 1:
                 raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: expected one positive number or bits:nats "
                                         f"pairs, but got {value!r}")
             p99 = {b: one[0] for b in bits}
+        zero = next((b for b, t in p99.items() if not 0 < t < math.inf), None)
+        if zero is not None:  # a zero tail bound fails every variant: a typo, as a zero threshold is
+            raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: expected a positive, finite p99 bound for each "
+                                    f"bit-width, but got {zero}:{p99[zero]}")
     top1 = None
     if raw.get("qrel_top1_threshold") is not None:
         one = parsing.floats(options.TOP1_THRESHOLD, raw["qrel_top1_threshold"])

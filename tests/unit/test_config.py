@@ -177,3 +177,16 @@ def test_kl_context_is_given_when_named_even_at_its_default(tmp_path, values, gi
     kl = _config(tmp_path, **values).kl
     assert kl.context_given is given
     assert kl.context == int(values.get("kl_context", "512"))
+
+
+@pytest.mark.parametrize("value", ["0", "4:0,8:0.5", "4:0.5,8:0", {"4": 0.0, "8": 0.5}, "4:inf,8:1"])
+def test_a_zero_or_infinite_p99_bound_is_a_usage_error_in_every_form(tmp_path, value):
+    # "0" was refused while "4:0" was taken: a zero tail bound fails every variant, an infinite one none
+    with pytest.raises(pytest.UsageError, match=r"--qrel-kl-p99-threshold: expected"):
+        _config(tmp_path, bits="4,8", kl_p99_threshold=value)
+
+
+@pytest.mark.parametrize("value", ["4:0.5,8:0.25", {"4": 0.5, "8": 0.25}, ["4:0.5", "8:0.25"]])
+def test_p99_bounds_take_the_forms_kl_threshold_takes(tmp_path, value):
+    # a [tool.qrel] table or list was refused: settings read it through str()
+    assert _config(tmp_path, bits="4,8", kl_p99_threshold=value).kl.p99_threshold == {4: 0.5, 8: 0.25}
