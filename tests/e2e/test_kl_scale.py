@@ -14,7 +14,7 @@ from scipy.special import rel_entr
 from pytest_qrel.data import heldout_texts
 from pytest_qrel.engine import encode
 from pytest_qrel.rows import scored_rows
-from pytest_qrel.measures.kl import KL_MAX_WIDTH
+from pytest_qrel.measures.kl import KL_MAX_REL_WIDTH, KL_MAX_WIDTH
 from pytest_qrel.store import VariantError
 
 OPTS = {"methods": "rtn", "bits": "2,8"}
@@ -57,16 +57,37 @@ def test_full_vocabulary_kl_is_scipys(exact):
 def test_topk_bounds_contain_the_exact_kl_and_decide_when_narrow(tmp_path, exact):
     values, _ = exact
     session = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
+    decided = {}
     for v in session.variants:
         value, detail, info = _detail(session, v)
         truth = values[v.id][0]
         assert detail["kl_lower"] <= truth + 1e-9 and truth <= detail["kl_upper"] + 1e-9
         assert abs(value - truth) <= detail["kl_bound_width"] / 2 + 1e-9
-        assert detail["kl_bound_width"] <= KL_MAX_WIDTH
-        assert detail["kl_decided"] == "bounds" and detail["kl_topk"] == 512
+        assert detail["kl_bound_width"] <= KL_MAX_WIDTH and detail["kl_topk"] == 512
+        # bounds narrow in nats but wide for a small KL (the 8-bit one's) are recomputed (issue 34, item 6)
+        narrow = detail["kl_stored_bound_width"] <= KL_MAX_REL_WIDTH * detail["kl_stored_upper"]
+        assert detail["kl_decided"] == ("bounds" if narrow else "exact")
+        decided[v.bits] = detail["kl_decided"]
+    assert decided[2] == "bounds"
     # the other statistics come from the same per-token values, within the bounds' width
     for key in ("top1_agreement", "dp_mean", "ln_ppl_ratio"):
         assert detail[key] == pytest.approx(values[v.id][1][key], abs=1e-9)
+
+
+def test_a_value_that_its_bounds_leave_wide_open_is_recorded_exactly(tmp_path):
+    """Issue 34, item 6: a record's value is what baselines, the fitted laws and the sweet spots
+    compare, so it must be the KL, not the midpoint of bounds far wider than it. At top-768 of
+    zoo-xs's 1024 tokens both variants' bounds are 2e-5 nats wide: decisive for the 4-bit
+    variant's KL of 0.051 (the midpoint is within 0.5% of it), but for the 8-bit one's 1.46e-4
+    the midpoint was 1.56e-4, 7% off: it is recomputed exactly."""
+    opts = {"methods": "rtn", "bits": "4,8"}
+    exact = session_for("zoo-xs", tmp_path / "all", kl_topk="all", **opts)
+    truth = {v.id: _detail(exact, v)[0] for v in exact.variants}
+    session = session_for("zoo-xs", tmp_path / "k768", kl_topk="768", **opts)
+    four, eight = (_detail(session, v) for v in session.variants)
+    assert four[1]["kl_decided"] == "bounds" and four[0] == pytest.approx(truth["zoo-xs-rtn-4b-g64"], rel=0.005)
+    assert eight[1]["kl_stored_bound_width"] < KL_MAX_WIDTH  # narrow in nats: not what made it exact
+    assert eight[1]["kl_decided"] == "exact" and eight[0] == truth["zoo-xs-rtn-8b-g64"]
 
 
 def test_a_straddled_threshold_or_wide_bounds_are_recomputed_exactly(tmp_path, exact):
