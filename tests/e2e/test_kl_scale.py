@@ -74,20 +74,30 @@ def test_topk_bounds_contain_the_exact_kl_and_decide_when_narrow(tmp_path, exact
         assert detail[key] == pytest.approx(values[v.id][1][key], abs=1e-9)
 
 
-def test_a_value_that_its_bounds_leave_wide_open_is_recorded_exactly(tmp_path):
+def test_a_value_that_its_bounds_leave_wide_open_is_recorded_exactly(tmp_path, exact):
     """Issue 34, item 6: a record's value is what baselines, the fitted laws and the sweet spots
-    compare, so it must be the KL, not the midpoint of bounds far wider than it. At top-768 of
-    zoo-xs's 1024 tokens both variants' bounds are 2e-5 nats wide: decisive for the 4-bit
-    variant's KL of 0.051 (the midpoint is within 0.5% of it), but for the 8-bit one's 1.46e-4
-    the midpoint was 1.56e-4, 7% off: it is recomputed exactly."""
-    opts = {"methods": "rtn", "bits": "4,8"}
-    exact = session_for("zoo-xs", tmp_path / "all", kl_topk="all", **opts)
-    truth = {v.id: _detail(exact, v)[0] for v in exact.variants}
-    session = session_for("zoo-xs", tmp_path / "k768", kl_topk="768", **opts)
-    four, eight = (_detail(session, v) for v in session.variants)
-    assert four[1]["kl_decided"] == "bounds" and four[0] == pytest.approx(truth["zoo-xs-rtn-4b-g64"], rel=0.005)
+    compare, so it must be the KL, not the midpoint of bounds far wider than it. At top-512 both
+    variants' bounds are narrower than KL_MAX_WIDTH: decisive for the 2-bit variant's KL (the
+    midpoint is within 0.5% of it), not for the 8-bit one's far smaller KL: recomputed exactly."""
+    values, _ = exact
+    truth = {k: v[0] for k, v in values.items()}
+    session = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
+    two, eight = (_detail(session, v) for v in session.variants)
+    assert two[1]["kl_decided"] == "bounds" and two[0] == pytest.approx(truth["zoo-s-rtn-2b-g64"], rel=0.005)
     assert eight[1]["kl_stored_bound_width"] < KL_MAX_WIDTH  # narrow in nats: not what made it exact
-    assert eight[1]["kl_decided"] == "exact" and eight[0] == truth["zoo-xs-rtn-8b-g64"]
+    assert eight[1]["kl_stored_upper"] > 1.02 * truth["zoo-s-rtn-8b-g64"]  # but its midpoint would be off
+    assert eight[1]["kl_decided"] == "exact" and eight[0] == truth["zoo-s-rtn-8b-g64"]
+    # a baseline the 2-bit variant's bounds cannot be compared with (they straddle 110% of it), and a
+    # run that saves a baseline (a later run compares its values): exact too
+    old = truth["zoo-s-rtn-2b-g64"] / 1.1
+    record = {"test": "test_kl_to_base[zoo-s-rtn-2b-g64]", "variant": "zoo-s-rtn-2b-g64", "property": "kl",
+              "metric": "kl_to_base", "status": "pass", "value": old}
+    (tmp_path / "baseline.json").write_text(json.dumps({"schema": 1, "results": [record]}))
+    for opt in ({"baseline": str(tmp_path / "baseline.json")}, {"save_baseline": str(tmp_path / "saved.json")}):
+        session = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS, **opt)
+        value, detail, _ = _detail(session, session.variants[0])
+        assert detail["kl_stored_lower"] < 1.1 * old < detail["kl_stored_upper"] or "save_baseline" in opt
+        assert detail["kl_decided"] == "exact" and value == truth["zoo-s-rtn-2b-g64"]
 
 
 def test_a_straddled_threshold_or_wide_bounds_are_recomputed_exactly(tmp_path, exact):
