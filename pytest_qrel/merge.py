@@ -97,6 +97,9 @@ def _read(path: Path) -> dict:
     doc = read_results_json(path, options.MERGE)
     if not isinstance(doc.get("settings"), dict):
         raise pytest.UsageError(f"{options.MERGE}: {path} records no settings (written by an older pytest-qrel): rerun it")
+    named = doc.get("models_named")
+    if named is not None and not (isinstance(named, list) and all(isinstance(m, str) for m in named)):
+        raise pytest.UsageError(f"{options.MERGE}: {path}: expected models_named to be a list of names, but got {named!r}")
     variants = doc.get("variants", [])
     if not isinstance(variants, list):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected a list of variants, but got {type(variants).__name__}")
