@@ -178,7 +178,7 @@ class _Identity(NamedTuple):
 class _Decider:
     """The run's gate settings, read from the runs' common settings, to decide records again."""
 
-    def __init__(self, settings: dict[str, Any], variants: list[dict], catalog: Catalog) -> None:
+    def __init__(self, settings: dict[str, Any], variants: list[dict], catalog: Catalog, errored: set[str]) -> None:
         def setting(flag: str, default: str) -> Any:
             value = settings.get(options.key_of(flag))
             return default if value is None else value
@@ -191,6 +191,7 @@ class _Decider:
                                                                      options.DEFAULT_SCALING_CONFIDENCE))[0]
         self.strict = bool(settings.get(options.key_of(options.BASELINE_STRICT)))
         self.by_id = {v["id"]: v for v in variants}
+        self.errored = errored  # variants whose tests errored
         self._baseline: Baseline | None = None
 
     def baseline(self) -> Baseline | None:
@@ -222,8 +223,14 @@ class _Decider:
         variants (every model's), exactly as the single run over the union fits it."""
         metric = str(r.metric)
         own = self.by_id.get(r.variant, {})
-        others = [(values.get((v["id"], metric), math.nan), v.get("total_bits")) for v in self.by_id.values()
+        fitted = [v for v in self.by_id.values()
                   if v.get("bits") == r.bits and v["id"] != r.variant and not v.get("skip_reason")]
+        for v in fitted:  # the single run measures a variant no test of it recorded; a merge cannot
+            if (v["id"], metric) not in values and v["id"] not in self.errored:
+                raise pytest.UsageError(f"{options.MERGE}: the law bounding {r.test} is fitted on every other "
+                                        f"{r.bits}-bit variant, but no record holds {v['id']}'s {metric} (were its "
+                                        "tests deselected?): rerun its run with them")
+        others = [(values.get((v["id"], metric), math.nan), v.get("total_bits")) for v in fitted]
         value = values.get((r.variant, metric), math.nan)
         gate = law_gate(metric, r.bits, value, own.get("total_bits"), others, self.confidence,
                         self.catalog.metric(str(r.property), metric).higher_is_better)
@@ -250,7 +257,8 @@ class _Decider:
 
 def _decided_again(records: list[Record], variants: list[dict], settings: dict[str, Any], catalog: Catalog) -> list[Record]:
     """The union's records with every verdict decided again (the module's docstring says how)."""
-    decider = _Decider(settings, variants, catalog)
+    # a variant whose test errored has no value: the single run's law has one point fewer too
+    decider = _Decider(settings, variants, catalog, {r.variant for r in records if r.status == "error"})
     laws = {p.records_as for p in catalog.with_axis("scaled")}
     scaled = catalog.scaled_metrics()
     # each variant's value of a bounded metric, as the single run's law takes it: the first gated

@@ -170,3 +170,20 @@ def test_a_merge_decides_every_status_again_from_value_and_threshold(pytester):
     status = {r["variant"]: (r["status"], r["reason"]) for r in doc["results"]}
     assert status == {"zoo-xs-rtn-8b-g64": ("pass", None),
                       "zoo-s-rtn-8b-g64": ("fail", "kl_to_base = 0.5, expected <= 0.01")}
+
+
+def test_a_law_the_merge_cannot_fit_as_the_single_run_is_a_usage_error(pytester):
+    """A single run fits a law on every other variant of its bit-width, measuring one that no
+    test of it recorded; a merge has only the records: without one it cannot decide the law."""
+    variants = [{"id": f"zoo-xs-{m}-4b-g64", "model": "zoo-xs", "bits": 4, "total_bits": b}
+                for m, b in (("rtn", 1.0e5), ("hqq", 1.1e5))]
+    law = _record("zoo-xs", test="test_within_scaling_law[kl_to_base-zoo-xs-rtn-4b-g64]", property="scaling",
+                  variant="zoo-xs-rtn-4b-g64", bits=4, status="skip", reason="no 4-bit law", value=0.05,
+                  threshold=None, higher_is_better=...)
+    files = [_run_file(pytester, "a.json", "zoo-xs", variants=variants, results=[law]),
+             _run_file(pytester, "b.json", "zoo-s", results=[_record("zoo-s")])]
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qrel-merge: the law bounding test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64[]] "
+                                 "is fitted on every other 4-bit variant, but no record holds zoo-xs-hqq-4b-g64's "
+                                 "kl_to_base (were its tests deselected?): rerun its run with them"])
