@@ -7,9 +7,9 @@ log-prob; or every log-prob with ``--qrel-kl-topk=all``). A variant reads them b
 by batch beside its own full distribution, so a KL test holds the two models and one batch,
 whatever the number of tokens. From the top-k the KL is bounded per token (certified lower
 and upper bounds); the gate passes when the upper bound of the mean is within the threshold,
-fails when the lower bound is past it, and otherwise (or when the bounds leave more than
-``KL_MAX_WIDTH`` nats or ``KL_MAX_REL_WIDTH`` of the value open, or a baseline comparison needs
-the value exactly) recomputes the exact KL with the base model live before deciding, never a guess.
+fails when the lower bound is past it, and otherwise (or when the bounds are wide, or a baseline
+needs the value exactly: ``Measure.needs_exact``) recomputes the exact KL with the base model
+live before deciding, never a guess.
 
 Besides the mean (mean over sequences of each sequence's mean token KL; on windows of a
 text, where each scores the same number of tokens, the token mean) it reports the
@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import options, progress
-from ..baseline import tolerance_for
 from ..cache import QuantCache, cache_key, installed_version
 from ..data import heldout_texts
 from ..engine import encode
@@ -50,10 +49,9 @@ if TYPE_CHECKING:
     from ..variants import Variant
 
 KL_FORMAT = 2  # the stored base outputs' layout; a change is a cache miss
-# the widest mean KL bounds reported: wider ones (a base whose stored top-k leave much of its
-# mass in a tail the variant spreads differently) are recomputed exactly, as a straddle is
-KL_MAX_WIDTH = 1e-3
-KL_MAX_REL_WIDTH = 0.01  # and relative: a value laws and rankings compare is within 0.5% of the exact KL
+# the widest mean KL bounds reported, in nats and relative to the upper one (a record's value, which
+# baselines, laws and rankings compare, is within 0.5% of the KL): wider are recomputed exactly
+KL_MAX_WIDTH, KL_MAX_REL_WIDTH = 1e-3, 0.01
 MIN_P99_TOKENS = 100  # scored tokens the kl_p99 gate needs (fewer: not checked)
 ZOO_TEXT = "the zoo's held-out sentences"
 
@@ -297,11 +295,11 @@ class KLMeasure(Measure):
                      for metric, base, threshold in asked if threshold is not None]
         else:
             lower, upper = _mean(values.seq_lower), _mean(values.seq_upper)
-            undecided = (lower <= self.threshold(variant) < upper or upper - lower > KL_MAX_WIDTH
-                         or upper - lower > KL_MAX_REL_WIDTH * upper or self._compared(variant, lower, upper, "kl_to_base"))
+            undecided = (lower <= self.threshold(variant) < upper or upper - lower > min(KL_MAX_WIDTH, KL_MAX_REL_WIDTH * upper)
+                         or self.needs_exact(variant, "kl_to_base", lower, upper))
             if p99 is not None:
                 lo99, hi99 = _pct(values.lower, 99), _pct(values.upper, 99)
-                undecided |= lo99 <= p99 < hi99 or self._compared(variant, lo99, hi99, "kl_p99")
+                undecided |= lo99 <= p99 < hi99 or self.needs_exact(variant, "kl_p99", lo99, hi99)
             bound = {"kl_lower": lower, "kl_upper": upper}
             if undecided and not values.exact:
                 stored_passes = values.base_passes
@@ -314,12 +312,6 @@ class KLMeasure(Measure):
         cache.clear()  # one variant at a time
         cache[variant.id] = gates
         return gates
-
-    def _compared(self, variant: Variant, lower: float, upper: float, metric: str) -> bool:
-        """Whether ``metric`` in [lower, upper] must be exact: the run saves a baseline, or the bounds cannot decide its comparison."""
-        tolerance, baseline = tolerance_for(self.config.compare_fail, self.property, metric), self.config.baseline
-        return lower < upper and (self.config.save_baseline is not None or baseline is not None and baseline.undecided(
-            variant.id, self.property, metric, (lower, upper), False, tolerance))
 
     def _gates(self, variant: Variant, v: TokenValues, bound: dict, p99: float | None, text: KLText) -> list[Gate]:
         mid = (v.lower + v.upper) / 2
