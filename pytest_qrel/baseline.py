@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,22 +24,46 @@ class Baseline:
 
     path: Path
     values: dict[tuple[str, str], float]
+    # a value known only within certified bounds (a KL decided by its top-k bounds), by test
+    # and metric; and by (variant, property, metric), for the measure that decides whether to
+    # recompute its own value exactly before comparing
+    bounds: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    by_variant: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+
+    def interval(self, variant: str, prop: str, metric: str) -> tuple[float, float] | None:
+        """The baseline's ``metric`` of ``variant``'s ``prop`` test: its bounds (equal when exact)."""
+        key = self.by_variant.get((variant, prop, metric))
+        if key is None:
+            return None
+        return self.bounds.get(key, (self.values[key], self.values[key]))
+
+    def undecided(self, variant: str, prop: str, metric: str, bounds: tuple[float, float], higher_is_better: bool,
+                  tolerance: Tolerance | None) -> bool:
+        """Whether comparing a value known within ``bounds`` with this baseline needs it exactly."""
+        old = self.interval(variant, prop, metric)
+        return old is not None and tolerance is not None and regressed(old, bounds, higher_is_better, tolerance) is None
 
     @classmethod
     def read(cls, path: Path) -> Baseline:
         """Read a results.json; a missing, unreadable or foreign file is a usage error."""
         doc = read_results_json(path, options.BASELINE)
-        values = {}
+        values, bounds, by_variant = {}, {}, {}
         for i, record in enumerate(doc["results"]):
-            problem = _invalid(record)
+            problem = record_problem(record)
             if problem:
                 name = record.get("test") if isinstance(record, dict) else None
                 raise pytest.UsageError(f"{options.BASELINE}: record {i} of {path}" + (f" ({name})" if name else "")
                                         + f" is not valid: {problem}")
             if record["status"] in ("pass", "fail"):
                 # results.json writes a non-finite value as its name: it is read back, and compared, as such
-                values[(record["test"], str(record["metric"]))] = float(record["value"])
-        return cls(path, values)
+                key = (record["test"], str(record["metric"]))
+                values[key] = float(record["value"])
+                known = value_bounds(key[1], record)
+                if known is not None and known[0] < known[1]:
+                    bounds[key] = known
+                if isinstance(record.get("variant"), str) and isinstance(record.get("property"), str):
+                    by_variant.setdefault((record["variant"], record["property"], key[1]), key)
+        return cls(path, values, bounds, by_variant)
 
 
 SCHEMA = 1  # results.json's schema this module reads (report/results_json.py writes it)
@@ -62,8 +86,8 @@ def read_results_json(path: Path, flag: str) -> dict:
 STATUSES = ("pass", "fail", "skip", "error")
 
 
-def _invalid(record: object) -> str | None:
-    """Why a results.json record cannot be compared with, or None."""
+def record_problem(record: object) -> str | None:
+    """Why a results.json record cannot be compared with, or None (results.record_problem: read whole)."""
     if not isinstance(record, dict):
         return f"expected an object, but got {type(record).__name__}"
     for key in ("test", "status", "metric"):
@@ -78,6 +102,39 @@ def _invalid(record: object) -> str | None:
     return None
 
 
+# the fields that hold a metric's certified bounds where its value is their midpoint (the KL
+# measure's, when its top-k bounds decided it: measures/kl.py)
+BOUND_FIELDS = {"kl_to_base": ("kl_lower", "kl_upper"), "kl_p99": ("kl_p99_lower", "kl_p99_upper")}
+
+
+def value_bounds(metric: str | None, fields: dict) -> tuple[float, float] | None:
+    """The certified bounds of a record's (or measurement detail's) value, or None: a value
+    without bounds is exact."""
+    names = BOUND_FIELDS.get(metric or "")
+    if names is None:
+        return None
+    lo, hi = (fields.get(n) for n in names)
+    if isinstance(lo, bool) or isinstance(hi, bool) or not isinstance(lo, (int, float)) or not isinstance(hi, (int, float)):
+        return None
+    return float(lo), float(hi)
+
+
+def regressed(old: tuple[float, float], new: tuple[float, float], higher_is_better: bool,
+              tolerance: Tolerance) -> bool | None:
+    """Whether a value in ``new`` regressed from one in ``old`` (each a (lower, upper) interval,
+    equal ends when exact) beyond ``tolerance``: True if it did for every pair of values in the
+    two, False if for none, None if the bounds cannot tell (a value must then be known exactly)."""
+    kind, limit = tolerance
+
+    def excess(o: float, n: float) -> float:  # how far past what is allowed: > 0 is a regression
+        return (o - n if higher_is_better else n - o) - (limit * abs(o) if kind == "relative" else limit)
+
+    # linear in the new value and piecewise linear in the old (a kink at 0): extremes at the corners
+    olds = [old[0], old[1]] + ([0.0] if old[0] < 0 < old[1] else [])
+    corners = [excess(o, n) for o in olds for n in new]
+    return True if min(corners) > 0 else False if max(corners) <= 0 else None
+
+
 def tolerance_for(tolerances: dict[str, Tolerance], prop: str | None, metric: str | None) -> Tolerance | None:
     """The tolerance of ``metric`` (by metric name, else property name, else ``*``)."""
     for key in (metric, prop, "*"):
@@ -86,17 +143,26 @@ def tolerance_for(tolerances: dict[str, Tolerance], prop: str | None, metric: st
     return None
 
 
-def regression(old: float, new: float, higher_is_better: bool, tolerance: Tolerance | None) -> tuple[float, str | None]:
+def regression(old: float, new: float, higher_is_better: bool, tolerance: Tolerance | None,
+               old_bounds: tuple[float, float] | None = None,
+               new_bounds: tuple[float, float] | None = None) -> tuple[float, str | None]:
     """(change, why it fails or None): the change is new - old; it fails when it is worse
-    than ``old`` by more than the tolerance (relative to ``old``, or absolute)."""
+    than ``old`` by more than the tolerance (relative to ``old``, or absolute). A value known
+    only within certified bounds is compared by them: a regression for every value in them
+    fails, one for none passes, and one the bounds cannot tell fails, saying so (the measure
+    recomputes its own value exactly first, so only a baseline of bounds leaves it open)."""
     change = new - old
-    worse = -change if higher_is_better else change
     if tolerance is None or not math.isfinite(new):
         return change, None if math.isfinite(new) else "not finite"
     kind, limit = tolerance
-    allowed = limit * abs(old) if kind == "relative" else limit
-    if worse > allowed:
+    verdict = regressed(old_bounds or (old, old), new_bounds or (new, new), higher_is_better, tolerance)
+    shown = f"{limit:.0%}" if kind == "relative" else f"{limit:g}"
+    if verdict is None:
+        lo, hi = old_bounds or (old, old)
+        return change, (f"cannot be told from the baseline: it holds only bounds [{lo:.6g}, {hi:.6g}], and {new:.6g} "
+                        f"is within the tolerated {shown} of some of them but not of others; save the baseline with "
+                        f"--qrel-save-baseline, which records the exact value")
+    if verdict:
         pct = f" ({change / abs(old):+.1%})" if old else ""
-        shown = f"{limit:.0%}" if kind == "relative" else f"{limit:g}"
         return change, f"regressed from the baseline {old:.6g} to {new:.6g}{pct}, more than the tolerated {shown}"
     return change, None

@@ -157,7 +157,7 @@ class QrelConfig:
             scaling_confidence=confidence[0],
             baseline=baseline,
             save_baseline=save_baseline,
-            compare_fail=_compare_fail(raw, catalog),
+            compare_fail=compare_fail_tolerances(raw, catalog),
             baseline_strict=parsing.boolean(options.BASELINE_STRICT, raw.get("qrel_baseline_strict", False)),
             resume=parsing.boolean(options.RESUME, raw.get("qrel_resume", False)),
             progress=parsing.choice(options.PROGRESS, raw["qrel_progress"], progress.MODES),
@@ -190,7 +190,7 @@ def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
             )
 
 
-def _compare_fail(raw: dict[str, Any], catalog: Catalog) -> dict[str, Tolerance]:
+def compare_fail_tolerances(raw: dict[str, Any], catalog: Catalog) -> dict[str, Tolerance]:
     """The tolerances against a baseline: the default ones, and those the option names (each
     a metric, a property or ``*`` of the catalog)."""
     valid = ("*", *catalog.recorded(), *dict.fromkeys(m.name for p in catalog for m in p.metrics))

@@ -13,22 +13,36 @@ file and the difference:
 - the settings are equal: every option except those that say which variants a run tests and
   where it writes (``options.PER_RUN``); a threshold, seed, task or sample count that differs
   would make the union a mixture no single run produces;
-- each model is in one run only: its family-wise corrections, fitted-law bounds and paired
-  tests are decided over all of its variants in the run that tested them.
+- each model is in one run only: its family-wise corrections and paired tests are decided over
+  all of its variants in the run that tested them;
+- every variant and record is what results.json's schema says (results.record_problem), each
+  record of a variant its file lists, and no record twice.
+
+Nothing a file says of a verdict is taken on trust: every gated record's status is decided again
+from its value, threshold, direction, significance, baseline and its variant's coverage
+(results.gate_reasons), and every fitted-law bound is fitted again over the union, as the single
+run fits each variant's band on the other variants of its bit-width of every model
+(measures.scaling.law_gate): a band fitted on one run's variants alone is not the single run's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from . import options
-from .baseline import read_results_json
+from .baseline import Baseline, read_results_json, tolerance_for
+from .config import compare_fail_tolerances
+from .measures import Measurement
+from .measures.scaling import law_gate
+from .parsing import floats, path as option_path
+from .properties import CATALOG, Catalog
 from .report import write_run, write_tables
-from .results import Record
+from .results import Record, Results, coverage_problem, gate_reasons, of_kind, record_problem
 from .summary import RunSummary, problem_of, summarize
 
 
@@ -72,10 +86,47 @@ def run_info(config) -> dict[str, Any]:  # noqa: ANN001 - config.QrelConfig
     return {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
 
 
+# what a results.json variant must hold for a merge: its id and model, and what a law's point needs
+VARIANT_KINDS = {"id": "str", "model": "str", "bits": "int or null", "total_bits": "number or null",
+                 "skip_reason": "str or null"}
+
+
 def _read(path: Path) -> dict:
+    """One run's results.json, every variant and record checked against the schema: a usage
+    error naming the file, the entry and what was expected, never a KeyError later."""
     doc = read_results_json(path, options.MERGE)
     if not isinstance(doc.get("settings"), dict):
         raise pytest.UsageError(f"{options.MERGE}: {path} records no settings (written by an older pytest-qrel): rerun it")
+    named = doc.get("models_named")
+    if named is not None and not (isinstance(named, list) and all(isinstance(m, str) for m in named)):
+        raise pytest.UsageError(f"{options.MERGE}: {path}: expected models_named to be a list of names, but got {named!r}")
+    variants = doc.get("variants", [])
+    if not isinstance(variants, list):
+        raise pytest.UsageError(f"{options.MERGE}: {path}: expected a list of variants, but got {type(variants).__name__}")
+    models: dict[str, str] = {}
+    for i, v in enumerate(variants):
+        problem = (f"expected an object, but got {type(v).__name__}" if not isinstance(v, dict) else next(
+            (f"expected {k!r} to be {kind}, but got {v.get(k)!r}" for k, kind in VARIANT_KINDS.items()
+             if (k in v or not kind.endswith("null")) and not of_kind(v.get(k), kind)), None))
+        if problem is None and v["id"] in models:
+            problem = f"variant {v['id']} is listed twice"
+        if problem:
+            raise pytest.UsageError(f"{options.MERGE}: variant {i} of {path} is not valid: {problem}")
+        models[v["id"]] = v["model"]
+    seen: dict[tuple, int] = {}
+    for i, r in enumerate(doc["results"]):
+        problem = record_problem(r)
+        if problem is None and models.get(r["variant"]) != r["model"]:
+            problem = (f"its variant {r['variant']} is not among the file's variants" if r["variant"] not in models
+                       else f"its model {r['model']!r} is not its variant's ({models[r['variant']]!r})")
+        key = (r.get("test"), r.get("metric"), r.get("task")) if isinstance(r, dict) else None
+        if problem is None and key in seen:
+            problem = f"it repeats record {seen[key]} (a record counted twice would count as two gates)"
+        if problem:
+            name = r.get("test") if isinstance(r, dict) and isinstance(r.get("test"), str) else None
+            raise pytest.UsageError(f"{options.MERGE}: record {i} of {path}" + (f" ({name})" if name else "")
+                                    + f" is not valid: {problem}")
+        seen[key] = i
     return doc
 
 
@@ -84,7 +135,7 @@ def _number(value: Any) -> Any:
     return float(value) if isinstance(value, str) and value in ("nan", "inf", "-inf") else value
 
 
-def read_runs(paths: tuple[Path, ...]) -> MergedRun:
+def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG) -> MergedRun:
     """The union of the runs in ``paths``; a usage error if they cannot make one run."""
     if len(paths) < 2:
         raise pytest.UsageError(f"{options.MERGE}: expected at least two results.json files, but got {len(paths)}")
@@ -111,4 +162,117 @@ def read_runs(paths: tuple[Path, ...]) -> MergedRun:
         variants += doc.get("variants", [])
         records += [Record.from_dict({k: _number(v) for k, v in r.items()}) for r in doc["results"]]
         named += [m for m in doc.get("models_named") or [] if m not in named]
-    return MergedRun(tuple(paths), variants, records, settings, named)
+    return MergedRun(tuple(paths), variants, _decided_again(records, variants, settings, catalog), settings, named)
+
+
+class _Identity(NamedTuple):
+    """A record's variant as Results records it (what a Variant's id and fields give)."""
+
+    id: str
+    model: str
+    method: str
+    bits: int
+    group_size: int | None
+
+
+class _Decider:
+    """The run's gate settings, read from the runs' common settings, to decide records again."""
+
+    def __init__(self, settings: dict[str, Any], variants: list[dict], catalog: Catalog, errored: set[str]) -> None:
+        def setting(flag: str, default: str) -> Any:
+            value = settings.get(options.key_of(flag))
+            return default if value is None else value
+
+        self.catalog, self.settings = catalog, settings
+        self.tolerances = compare_fail_tolerances({"qrel_compare_fail": setting(options.COMPARE_FAIL,
+                                                                                options.DEFAULT_COMPARE_FAIL)}, catalog)
+        self.min_coverage = floats(options.MIN_COVERAGE, setting(options.MIN_COVERAGE, "1.0"))[0]
+        self.confidence = floats(options.SCALING_CONFIDENCE, setting(options.SCALING_CONFIDENCE,
+                                                                     options.DEFAULT_SCALING_CONFIDENCE))[0]
+        self.strict = bool(settings.get(options.key_of(options.BASELINE_STRICT)))
+        self.by_id = {v["id"]: v for v in variants}
+        self.errored = errored  # variants whose tests errored
+        self._baseline: Baseline | None = None
+
+    def baseline(self) -> Baseline | None:
+        """The runs' --qrel-baseline, read when a re-decided law gate needs a value of it."""
+        raw = self.settings.get(options.key_of(options.BASELINE))
+        if raw is None:
+            return None
+        if self._baseline is None:
+            self._baseline = Baseline.read(option_path(options.BASELINE, raw, Path.cwd()))
+        return self._baseline
+
+    def gated(self, r: Record) -> Record:
+        """A pass or fail record decided again from what it holds; as it was when that agrees."""
+        significant = r.detail.get("significant")
+        measurement = Measurement(float(r.value), r.base_value, None, {**r.detail, "task": r.task},
+                                  significant=significant if isinstance(significant, bool) else None)
+        held = r.detail.get("baseline_bounds")
+        reasons, change = gate_reasons(str(r.metric), measurement, float(r.threshold), bool(r.higher_is_better),
+                                       r.baseline_value, tolerance_for(self.tolerances, r.property, r.metric),
+                                       coverage_problem(self.by_id.get(r.variant), self.min_coverage),
+                                       tuple(held) if isinstance(held, list) and len(held) == 2 else None)
+        if self.strict and r.baseline_value is None and r.detail.get("baseline") == "not in the baseline":
+            reasons.append(f"{r.metric} is not in the baseline {self.settings.get('baseline')} (--qrel-baseline-strict)")
+        status = "fail" if reasons else "pass"
+        return r if status == r.status else replace(r, status=status, reason="; ".join(reasons) or None, change=change)
+
+    def law(self, r: Record, values: dict[tuple[str, str], float]) -> Record:
+        """A fitted-law record fitted again over the union: the band of its bit-width's other
+        variants (every model's), exactly as the single run over the union fits it."""
+        metric = str(r.metric)
+        own = self.by_id.get(r.variant, {})
+        fitted = [v for v in self.by_id.values()
+                  if v.get("bits") == r.bits and v["id"] != r.variant and not v.get("skip_reason")]
+        for v in fitted:  # the single run measures a variant no test of it recorded; a merge cannot
+            if (v["id"], metric) not in values and v["id"] not in self.errored:
+                raise pytest.UsageError(f"{options.MERGE}: the law bounding {r.test} is fitted on every other "
+                                        f"{r.bits}-bit variant, but no record holds {v['id']}'s {metric} (were its "
+                                        "tests deselected?): rerun its run with them")
+        others = [(values.get((v["id"], metric), math.nan), v.get("total_bits")) for v in fitted]
+        value = values.get((r.variant, metric), math.nan)
+        gate = law_gate(metric, r.bits, value, own.get("total_bits"), others, self.confidence,
+                        self.catalog.metric(str(r.property), metric).higher_is_better)
+        results, ident = Results(), _Identity(r.variant, r.model, r.method, r.bits, r.group_size)
+        m = gate.measurement
+        if m.unchecked:
+            return results.skip(r.test, ident, str(r.property), metric, m.unchecked, own, self.min_coverage,  # type: ignore[arg-type]
+                                m, gate.threshold)
+        baseline, detail = r.baseline_value, {}
+        if baseline is None and r.detail.get("baseline") == "not in the baseline":
+            detail = {"baseline": "not in the baseline"}  # its run looked it up
+        elif baseline is None and self.baseline() is not None:  # not checked in its run: never looked up
+            baseline = self.baseline().values.get((r.test, metric))  # type: ignore[union-attr]
+            detail = {} if baseline is not None else {"baseline": "not in the baseline"}
+        record = results.gate(r.test, ident, str(r.property), metric, m, gate.threshold,  # type: ignore[arg-type]
+                              self.catalog.metric(str(r.property), metric).higher_is_better, own, self.min_coverage,
+                              baseline, tolerance_for(self.tolerances, r.property, metric))
+        record.detail.update(detail)
+        if detail and self.strict:
+            why = f"{metric} is not in the baseline {self.settings.get('baseline')} (--qrel-baseline-strict)"
+            record.status, record.reason = "fail", "; ".join(filter(None, (record.reason, why)))
+        return record
+
+
+def _decided_again(records: list[Record], variants: list[dict], settings: dict[str, Any], catalog: Catalog) -> list[Record]:
+    """The union's records with every verdict decided again (the module's docstring says how)."""
+    # a variant whose test errored has no value: the single run's law has one point fewer too
+    decider = _Decider(settings, variants, catalog, {r.variant for r in records if r.status == "error"})
+    laws = {p.records_as for p in catalog.with_axis("scaled")}
+    scaled = catalog.scaled_metrics()
+    # each variant's value of a bounded metric, as the single run's law takes it: the first gated
+    # record of it (its own property's test, or its law test), else what its law test measured
+    values: dict[tuple[str, str], float] = {}
+    for r in sorted(records, key=lambda r: not r.gated):
+        if r.metric in scaled and isinstance(r.value, (int, float)) and (r.gated or r.property in laws):
+            values.setdefault((r.variant, r.metric), float(r.value))
+    out = []
+    for r in records:
+        if r.property in laws and r.metric in scaled and r.status != "error":
+            out.append(decider.law(r, values))
+        elif r.gated:
+            out.append(decider.gated(r))
+        else:
+            out.append(r)
+    return out

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from .baseline import regression, tolerance_for
+from .baseline import record_problem as comparable_problem, regression, tolerance_for, value_bounds
 from .quant import get_backend
 from .store import one_line
 from .variants import variant_record
@@ -50,6 +50,48 @@ CORE_FIELDS = ("test", "property", "variant", "model", "method", "bits", "group_
                "passed", "reason", "value", "base_value", "threshold")
 GATED_FIELDS = ("higher_is_better", "coverage", "min_coverage")  # a gated record's (pass, fail)
 BASELINE_FIELDS = ("baseline_value", "change")  # a record compared with --qrel-baseline
+
+
+# each Record field's JSON kind beyond the comparable core (baseline.record_problem), and whether
+# it is required; a number may be written "nan", "inf" or "-inf" (JSON has no non-finite numbers)
+FIELD_KINDS: dict[str, tuple[str, bool]] = {
+    "variant": ("str", True), "model": ("str", True), "method": ("str", True), "bits": ("int", True),
+    "group_size": ("int or null", True), "property": ("str or null", True), "reason": ("str or null", False),
+    "task": ("str or null", False), "higher_is_better": ("bool or null", False),
+    **{k: ("number or null", False) for k in ("value", "base_value", "threshold", "coverage", "min_coverage",
+                                              "baseline_value", "change")},
+}
+
+
+def of_kind(value: object, kind: str) -> bool:
+    """Whether a JSON ``value`` is of ``kind`` (FIELD_KINDS' words: str, int, bool, number, "or null")."""
+    if value is None:
+        return kind.endswith(" or null")
+    base = kind.removesuffix(" or null")
+    if base == "number":
+        return value in ("nan", "inf", "-inf") or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    return isinstance(value, {"str": str, "bool": bool}.get(base, int)) and (base == "bool") == isinstance(value, bool)
+
+
+def record_problem(record: object) -> str | None:
+    """Why a results.json record cannot be read back as a Record, or None: every field of the
+    schema present where required and of its kind (a gated record with its threshold and
+    direction too), so that nothing read from a file fails later with a KeyError."""
+    problem = comparable_problem(record)
+    if problem:
+        return problem
+    assert isinstance(record, dict)
+    for key, (kind, required) in FIELD_KINDS.items():
+        if key not in record:
+            if required:
+                return f"it has no {key!r}"
+        elif not of_kind(record[key], kind):
+            return f"expected {key!r} to be {kind}, but got {record[key]!r}"
+    if record["status"] in ("pass", "fail"):
+        for key in ("threshold", "higher_is_better"):
+            if record.get(key) is None:
+                return f"expected a {record['status']}ed record to have its {key!r}, but it has none"
+    return None
 
 
 @dataclass
@@ -109,6 +151,38 @@ class Record:
                    detail={k: v for k, v in d.items() if k not in known and k != "passed"})
 
 
+def gate_reasons(metric: str, measurement: Measurement, threshold: float, higher_is_better: bool,
+                 baseline: float | None, tolerance: Tolerance | None, coverage: str | None,
+                 baseline_bounds: tuple[float, float] | None = None) -> tuple[list[str], float | None]:
+    """(why a gated measurement fails, empty when it passes; its change from ``baseline``): past
+    its threshold (significantly, for a statistical gate), regressed from the baseline beyond
+    ``tolerance`` (by the certified bounds of either value where it has them:
+    baseline.regression), or ``coverage`` (why its variant quantized less than asked). A run's
+    gate and a merge's re-decision of a record both decide here."""
+    value = measurement.value
+    within = math.isfinite(value) and (value >= threshold if higher_is_better else value <= threshold)
+    if math.isfinite(value) and measurement.significant is False:
+        within = True  # past the threshold by noise alone: not significant after correction
+    reasons = []
+    if measurement.problem:
+        reasons.append(measurement.problem)
+    elif not within:
+        reasons.append(f"{metric} = {value:.6g}, expected {'>=' if higher_is_better else '<='} {threshold:.6g}")
+        if measurement.significant:
+            d = measurement.detail
+            reasons[-1] += f" on {d.get('task')}" if d.get("task") else ""
+            reasons[-1] += f" (significant: adjusted p = {d.get('adjusted_pvalue', float('nan')):.3g} <= {d.get('alpha', float('nan')):g})"
+    change = None
+    if baseline is not None:
+        change, regressed = regression(baseline, value, higher_is_better, tolerance, baseline_bounds,
+                                       value_bounds(metric, measurement.detail))
+        if regressed and not measurement.problem:
+            reasons.append(f"{metric} {regressed}")
+    if coverage:
+        reasons.append(coverage)
+    return reasons, change
+
+
 class Results:
     """The records of a run. A test's records are pending until its report takes them;
     the process that reports (the controller, or the only process) merges them."""
@@ -131,33 +205,17 @@ class Results:
         min_coverage: float,
         baseline: float | None = None,
         tolerance: Tolerance | None = None,
+        baseline_bounds: tuple[float, float] | None = None,
     ) -> Record:
         """Record one gated measurement: it passes when its value is within the threshold,
         has not regressed from the ``baseline`` value beyond ``tolerance``, and the variant
         quantized what was asked; returns the record."""
 
-        value = measurement.value
-        within = math.isfinite(value) and (value >= threshold if higher_is_better else value <= threshold)
-        if math.isfinite(value) and measurement.significant is False:
-            within = True  # past the threshold by noise alone: not significant after correction
-        reasons = []
-        if measurement.problem:
-            reasons.append(measurement.problem)
-        elif not within:
-            reasons.append(f"{metric} = {value:.6g}, expected {'>=' if higher_is_better else '<='} {threshold:.6g}")
-            if measurement.significant:
-                d = measurement.detail
-                reasons[-1] += f" on {d.get('task')}" if d.get("task") else ""
-                reasons[-1] += f" (significant: adjusted p = {d.get('adjusted_pvalue', float('nan')):.3g} <= {d.get('alpha', float('nan')):g})"
-        change = None
-        if baseline is not None:
-            change, regressed = regression(baseline, value, higher_is_better, tolerance)
-            if regressed and not measurement.problem:
-                reasons.append(f"{metric} {regressed}")
         coverage = coverage_problem(info, min_coverage)
-        if coverage:
-            reasons.append(coverage)
-        detail = dict(measurement.detail)
+        reasons, change = gate_reasons(metric, measurement, threshold, higher_is_better, baseline, tolerance, coverage,
+                                       baseline_bounds)
+        value = measurement.value
+        detail = {**measurement.detail, **({"baseline_bounds": list(baseline_bounds)} if baseline_bounds else {})}
         task = detail.pop("task", None)
         record = Record(test, prop, variant.id, variant.model, variant.method, variant.bits, variant.group_size, metric,
                         "pass" if not reasons else "fail", "; ".join(reasons) or None, value, measurement.base_value,
@@ -180,7 +238,8 @@ class Results:
             baseline = config.baseline.values.get((test, g.metric)) if config.baseline else None
             record = self.gate(test, variant, prop, g.metric, g.measurement, g.threshold,
                                spec.metric(g.metric).higher_is_better, info, config.min_coverage,
-                               baseline, tolerance_for(config.compare_fail, prop, g.metric))
+                               baseline, tolerance_for(config.compare_fail, prop, g.metric),
+                               config.baseline.bounds.get((test, g.metric)) if config.baseline else None)
             if config.baseline is not None and baseline is None:
                 # a metric the baseline does not hold is listed, and fails with --qrel-baseline-strict
                 record.detail["baseline"] = "not in the baseline"

@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from ..baseline import tolerance_for
+
 if TYPE_CHECKING:
     from ..config import QrelConfig
     from ..properties import Property
@@ -68,6 +70,14 @@ class Measure(ABC):
 
     @abstractmethod
     def measure(self, variant: Variant) -> Measurement: ...
+
+    def needs_exact(self, variant: Variant, metric: str, lower: float, upper: float) -> bool:
+        """Whether ``metric``, known within certified bounds, must be computed exactly to be
+        compared: the run saves a baseline (a later run compares with it), or its comparison
+        with this run's baseline is one the bounds cannot decide (baseline.regressed)."""
+        config, tolerance = self.config, tolerance_for(self.config.compare_fail, self.property, metric)
+        return lower < upper and (config.save_baseline is not None or config.baseline is not None and config.baseline.undecided(
+            variant.id, self.property, metric, (lower, upper), self.spec.metric(metric).higher_is_better, tolerance))
 
     def gates(self, variant: Variant, task: object = None, **params: str) -> list[Gate]:
         """Every metric the property gates on ``variant`` (on a task or a condition, for the

@@ -7,9 +7,9 @@ log-prob; or every log-prob with ``--qrel-kl-topk=all``). A variant reads them b
 by batch beside its own full distribution, so a KL test holds the two models and one batch,
 whatever the number of tokens. From the top-k the KL is bounded per token (certified lower
 and upper bounds); the gate passes when the upper bound of the mean is within the threshold,
-fails when the lower bound is past it, and otherwise (or when the bounds leave more than
-``KL_MAX_WIDTH`` nats open) recomputes the exact KL with the base model live before
-deciding, never a guess.
+fails when the lower bound is past it, and otherwise (or when the bounds are wide, or a baseline
+needs the value exactly: ``Measure.needs_exact``) recomputes the exact KL with the base model
+live before deciding, never a guess.
 
 Besides the mean (mean over sequences of each sequence's mean token KL; on windows of a
 text, where each scores the same number of tokens, the token mean) it reports the
@@ -50,9 +50,9 @@ if TYPE_CHECKING:
     from ..variants import Variant
 
 KL_FORMAT = 2  # the stored base outputs' layout; a change is a cache miss
-# the widest mean KL bounds reported: wider ones (a base whose stored top-k leave much of its
-# mass in a tail the variant spreads differently) are recomputed exactly, as a straddle is
-KL_MAX_WIDTH = 1e-3
+# the widest mean KL bounds reported, in nats and relative to the upper one (a record's value, which
+# baselines, laws and rankings compare, is within 0.5% of the KL): wider are recomputed exactly
+KL_MAX_WIDTH, KL_MAX_REL_WIDTH = 1e-3, 0.01
 MIN_P99_TOKENS = 100  # scored tokens the kl_p99 gate needs (fewer: not checked)
 ZOO_TEXT = "the zoo's held-out sentences"
 
@@ -340,9 +340,11 @@ class KLMeasure(Measure):
                      for metric, base, threshold in asked if threshold is not None]
         else:
             lower, upper = _mean(values.seq_lower), _mean(values.seq_upper)
-            undecided = lower <= self.threshold(variant) < upper or upper - lower > KL_MAX_WIDTH
+            undecided = (lower <= self.threshold(variant) < upper or upper - lower > min(KL_MAX_WIDTH, KL_MAX_REL_WIDTH * upper)
+                         or self.needs_exact(variant, "kl_to_base", lower, upper))
             if p99 is not None:
-                undecided |= _pct(values.lower, 99) <= p99 < _pct(values.upper, 99)
+                lo99, hi99 = _pct(values.lower, 99), _pct(values.upper, 99)
+                undecided |= lo99 <= p99 < hi99 or self.needs_exact(variant, "kl_p99", lo99, hi99)
             bound = {"kl_lower": lower, "kl_upper": upper}
             if undecided and not values.exact:
                 stored_passes = values.base_passes

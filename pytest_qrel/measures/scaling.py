@@ -58,32 +58,43 @@ class ScalingMeasure(Measure):
 
     def gates(self, variant: Variant, task: object = None, metric: str = "kl_to_base", **params: str) -> list[Gate]:
         """The variant's ``metric`` and the worse edge of the band fitted without it."""
-        from ..scaling import fit_log_quadratic  # scipy: only when a law is fitted
-
         if metric not in self._scaled or task is not None or params:
             raise ValueError(f"Expected a metric in {sorted(self._scaled)} and nothing else, but got "
                              f"{metric!r} {task!r} {params}")
         value, total = self.value(metric, variant)
         if not math.isfinite(value) or total is None:
-            return [Gate(metric, Measurement(value, problem=f"{metric} is not finite"), math.nan)]
+            return [law_gate(metric, variant.bits, value, total, [], self.config.scaling_confidence, False)]
         others = [self._other_value(metric, v) for v in self._variants
                   if v.bits == variant.bits and v != variant and not v.skip_reason]
-        points = [(b, y) for y, b in others if b is not None and math.isfinite(y)]
-        unchecked = None
-        if len(points) < 4:  # eq. 6 has three coefficients: a prediction band needs four points
-            unchecked = (f"no {variant.bits}-bit law to bound {metric} with: the other {variant.bits}-bit variants "
-                         f"give {len(points)} point{'s' if len(points) != 1 else ''}, and a law of 3 coefficients needs 4")
-        else:
-            try:
-                fit = fit_log_quadratic([b for b, _ in points], [y for _, y in points], name=f"{metric}-{variant.bits}b")
-            except ValueError as exc:  # FitError: degenerate points
-                unchecked = f"no {variant.bits}-bit law to bound {metric} with: {exc}"
-        if unchecked:
-            return [Gate(metric, Measurement(value, unchecked=unchecked), math.nan)]
-        lower, upper = (float(x) for x in fit.prediction_interval(total, self.config.scaling_confidence))
-        measurement = Measurement(
-            value,
-            detail={"predicted": float(fit.predict(total)), "band": [lower, upper],
-                    "confidence": self.config.scaling_confidence, "fit_points": fit.n, "fit_adj_r2": fit.adj_r2},
-        )
-        return [Gate(metric, measurement, lower if self.spec.metric(metric).higher_is_better else upper)]
+        return [law_gate(metric, variant.bits, value, total, others, self.config.scaling_confidence,
+                         self.spec.metric(metric).higher_is_better)]
+
+
+def law_gate(metric: str, bits: int, value: float, total: float | None, others: list[tuple[float, float | None]],
+             confidence: float, higher_is_better: bool) -> Gate:
+    """A variant's ``metric`` (``value`` at ``total`` model bits) against the law fitted on
+    ``others`` (each other variant of its bit-width: (value, total bits), NaN or None where it
+    has none): the gate of a run, and of a merge that re-decides it over the runs' union."""
+    from ..scaling import fit_log_quadratic  # scipy: only when a law is fitted
+
+    if not math.isfinite(value) or total is None:
+        return Gate(metric, Measurement(value, problem=f"{metric} is not finite"), math.nan)
+    points = [(b, y) for y, b in others if b is not None and math.isfinite(y)]
+    unchecked = None
+    if len(points) < 4:  # eq. 6 has three coefficients: a prediction band needs four points
+        unchecked = (f"no {bits}-bit law to bound {metric} with: the other {bits}-bit variants "
+                     f"give {len(points)} point{'s' if len(points) != 1 else ''}, and a law of 3 coefficients needs 4")
+    else:
+        try:
+            fit = fit_log_quadratic([b for b, _ in points], [y for _, y in points], name=f"{metric}-{bits}b")
+        except ValueError as exc:  # FitError: degenerate points
+            unchecked = f"no {bits}-bit law to bound {metric} with: {exc}"
+    if unchecked:
+        return Gate(metric, Measurement(value, unchecked=unchecked), math.nan)
+    lower, upper = (float(x) for x in fit.prediction_interval(total, confidence))
+    measurement = Measurement(
+        value,
+        detail={"predicted": float(fit.predict(total)), "band": [lower, upper],
+                "confidence": confidence, "fit_points": fit.n, "fit_adj_r2": fit.adj_r2},
+    )
+    return Gate(metric, measurement, lower if higher_is_better else upper)

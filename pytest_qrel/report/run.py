@@ -29,7 +29,8 @@ def write_run(report_dir: Path, summary: RunSummary, variants: list[dict], save_
     if "report.md" in errors:
         (report_dir / "report.md").write_text(f"# pytest-qrel reliability report\n\n- the report could not be drawn: "
                                               f"{errors['report.md']}; results.json has every result\n")
-    if save_baseline is not None:
+    # the report's own results.json named as the baseline is already saved: nothing to copy
+    if save_baseline is not None and save_baseline.resolve() != path.resolve():
         save_baseline.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, save_baseline)
     return path

@@ -14,7 +14,7 @@ from scipy.special import rel_entr
 from pytest_qrel.data import heldout_texts
 from pytest_qrel.engine import encode
 from pytest_qrel.rows import scored_rows
-from pytest_qrel.measures.kl import KL_MAX_WIDTH
+from pytest_qrel.measures.kl import KL_MAX_REL_WIDTH, KL_MAX_WIDTH
 from pytest_qrel.store import VariantError
 
 OPTS = {"methods": "rtn", "bits": "2,8"}
@@ -57,16 +57,47 @@ def test_full_vocabulary_kl_is_scipys(exact):
 def test_topk_bounds_contain_the_exact_kl_and_decide_when_narrow(tmp_path, exact):
     values, _ = exact
     session = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
+    decided = {}
     for v in session.variants:
         value, detail, info = _detail(session, v)
         truth = values[v.id][0]
         assert detail["kl_lower"] <= truth + 1e-9 and truth <= detail["kl_upper"] + 1e-9
         assert abs(value - truth) <= detail["kl_bound_width"] / 2 + 1e-9
-        assert detail["kl_bound_width"] <= KL_MAX_WIDTH
-        assert detail["kl_decided"] == "bounds" and detail["kl_topk"] == 512
+        assert detail["kl_bound_width"] <= KL_MAX_WIDTH and detail["kl_topk"] == 512
+        # bounds narrow in nats but wide for a small KL (the 8-bit one's) are recomputed (issue 34, item 6)
+        narrow = detail["kl_stored_bound_width"] <= KL_MAX_REL_WIDTH * detail["kl_stored_upper"]
+        assert detail["kl_decided"] == ("bounds" if narrow else "exact")
+        decided[v.bits] = detail["kl_decided"]
+    assert decided[2] == "bounds"
     # the other statistics come from the same per-token values, within the bounds' width
     for key in ("top1_agreement", "dp_mean", "ln_ppl_ratio"):
         assert detail[key] == pytest.approx(values[v.id][1][key], abs=1e-9)
+
+
+def test_a_value_that_its_bounds_leave_wide_open_is_recorded_exactly(tmp_path, exact):
+    """Issue 34, item 6: a record's value is what baselines, the fitted laws and the sweet spots
+    compare, so it must be the KL, not the midpoint of bounds far wider than it. At top-512 both
+    variants' bounds are narrower than KL_MAX_WIDTH: decisive for the 2-bit variant's KL (the
+    midpoint is within 0.5% of it), not for the 8-bit one's far smaller KL: recomputed exactly."""
+    values, _ = exact
+    truth = {k: v[0] for k, v in values.items()}
+    session = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
+    two, eight = (_detail(session, v) for v in session.variants)
+    assert two[1]["kl_decided"] == "bounds" and two[0] == pytest.approx(truth["zoo-s-rtn-2b-g64"], rel=0.005)
+    assert eight[1]["kl_stored_bound_width"] < KL_MAX_WIDTH  # narrow in nats: not what made it exact
+    assert eight[1]["kl_stored_upper"] > 1.02 * truth["zoo-s-rtn-8b-g64"]  # but its midpoint would be off
+    assert eight[1]["kl_decided"] == "exact" and eight[0] == truth["zoo-s-rtn-8b-g64"]
+    # a baseline the 2-bit variant's bounds cannot be compared with (they straddle 110% of it), and a
+    # run that saves a baseline (a later run compares its values): exact too
+    old = truth["zoo-s-rtn-2b-g64"] / 1.1
+    record = {"test": "test_kl_to_base[zoo-s-rtn-2b-g64]", "variant": "zoo-s-rtn-2b-g64", "property": "kl",
+              "metric": "kl_to_base", "status": "pass", "value": old}
+    (tmp_path / "baseline.json").write_text(json.dumps({"schema": 1, "results": [record]}))
+    for opt in ({"baseline": str(tmp_path / "baseline.json")}, {"save_baseline": str(tmp_path / "saved.json")}):
+        session = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS, **opt)
+        value, detail, _ = _detail(session, session.variants[0])
+        assert detail["kl_stored_lower"] < 1.1 * old < detail["kl_stored_upper"] or "save_baseline" in opt
+        assert detail["kl_decided"] == "exact" and value == truth["zoo-s-rtn-2b-g64"]
 
 
 def test_a_straddled_threshold_or_wide_bounds_are_recomputed_exactly(tmp_path, exact):
@@ -91,7 +122,10 @@ def test_base_outputs_are_computed_once_and_read_back(tmp_path):
     first = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)
     batches = len(first.measures["kl"].text(first.variants[0]).batches)
     run = [_detail(first, v) for v in first.variants]
-    assert [r[2]["kl_base_forward_passes"] for r in run] == [batches, 0]
+    # the 2-bit variant stores them; the 8-bit one reads them back, but its bounds are wide for its
+    # small KL, so its exact KL runs the base live beside it once (issue 34, item 6)
+    assert [r[2]["kl_base_forward_passes"] for r in run] == [batches, batches]
+    assert [r[1]["kl_decided"] for r in run] == ["bounds", "exact"]
     shards = sorted(tmp_path.rglob("shard-*.safetensors"))
     assert len(shards) == batches
     again = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)

@@ -90,3 +90,100 @@ def test_merged_runs_that_checked_nothing_fail_the_merge(pytester):
     result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*nothing was checked*"])
+
+
+LAW = ["--qrel-methods=hqq,rtn", "--qrel-bits=4", "--qrel-cache-dir=cache", "-p", "no:randomly",
+       "-k", "test_kl_to_base or test_within_scaling_law"]
+
+
+def test_a_merge_fits_every_law_over_the_union_as_the_single_run(pytester):
+    """Issue 34, item 7: each fitted-law bound is fitted on the other variants of its bit-width of
+    every model. Alone, the run of zoo-xs and zoo-s has 3 other 4-bit points per variant and the
+    run of zoo-m 1 (no law: not checked); the single run over the three has 5, and so must the
+    merge: its scaling records, verdicts, values and bands, equal the single run's."""
+    p = pytester
+    whole = p.runpytest("--qrel-models=zoo-xs,zoo-s,zoo-m", *LAW, "--qrel-report-dir=whole")
+    parts = [p.runpytest(f"--qrel-models={m}", *LAW, f"--qrel-report-dir={d}")
+             for m, d in (("zoo-xs,zoo-s", "a"), ("zoo-m", "b"))]
+    merged = p.runpytest("--qrel-merge", "a/results.json", "b/results.json", "--qrel-report-dir=merged")
+    single, joined = _doc(p, "whole"), _doc(p, "merged")
+    laws = [[r for r in doc["results"] if r["property"] == "scaling"] for doc in (single, joined)]
+    assert len(laws[0]) == 6 and all(r["status"] in ("pass", "fail") and r["fit_points"] == 5 for r in laws[0])
+    alone = [r for part in ("a", "b") for r in _doc(p, part)["results"] if r["property"] == "scaling"]
+    assert {r["status"] for r in alone} == {"skip"}  # what the runs decided alone: no law
+    assert laws[1] == laws[0]  # statuses, reasons, values, thresholds, bands, fit points
+    assert joined["results"] == single["results"] and joined["fits"] == single["fits"]
+    assert merged.ret == whole.ret and all(r.ret in (0, 1) for r in parts)
+
+
+def _record(of: str, **changes) -> dict:
+    """A passed KL record of model ``of``'s rtn 8-bit variant as a run writes it, with ``changes``."""
+    record = {"test": f"test_kl_to_base[{of}-rtn-8b-g64]", "property": "kl", "variant": f"{of}-rtn-8b-g64",
+              "model": of, "method": "rtn", "bits": 8, "group_size": 64, "metric": "kl_to_base", "status": "pass",
+              "passed": True, "reason": None, "value": 0.001, "base_value": 0.0, "threshold": 0.01,
+              "higher_is_better": False, "coverage": 1.0, "min_coverage": 1.0}
+    record.update(changes)
+    return {k: v for k, v in record.items() if v is not ...}
+
+
+@pytest.mark.parametrize(
+    "results, variants, message",
+    [
+        ([_record("zoo-s", model=...)], None, "*record 0 of */b.json (test_kl_to_base[[]zoo-s-rtn-8b-g64[]]) is not "
+                                              "valid: it has no 'model'"),
+        ([["not", "an", "object"]], None, "*record 0 of */b.json is not valid: expected an object, but got list"),
+        ([_record("zoo-s", threshold=...)], None, "*record 0 of */b.json (*) is not valid: expected a passed record "
+                                                  "to have its 'threshold', but it has none"),
+        ([_record("zoo-s", bits="8")], None, "*record 0 of */b.json (*) is not valid: expected 'bits' to be int, "
+                                             "but got '8'"),
+        ([_record("zoo-s", variant="zoo-s-rtn-2b-g64")], None, "*record 0 of */b.json (*) is not valid: its variant "
+                                                               "zoo-s-rtn-2b-g64 is not among the file's variants"),
+        ([_record("zoo-s"), _record("zoo-s")], None, "*record 1 of */b.json (*) is not valid: it repeats record 0*"),
+        ([], [{"model": "zoo-s"}], "*variant 0 of */b.json is not valid: expected 'id' to be str, but got None"),
+        ([], ["zoo-s-rtn-8b-g64"], "*variant 0 of */b.json is not valid: expected an object, but got str"),
+    ],
+    ids=["no-model", "not-an-object", "no-threshold", "bits-a-string", "unlisted-variant", "duplicate", "no-id",
+         "variant-not-an-object"],
+)
+def test_malformed_runs_are_a_one_line_usage_error(pytester, results, variants, message):
+    """Issue 34, item 11: what a merge reads is checked against results.json's schema first."""
+    a = _run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")])
+    b = _run_file(pytester, "b.json", "zoo-s", results=results,
+                  **({"variants": variants} if variants is not None else {}))
+    result = pytester.runpytest("--qrel-merge", a, b, "--qrel-report-dir=bad")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert not (pytester.path / "bad" / "results.json").exists()
+
+
+def test_a_merge_decides_every_status_again_from_value_and_threshold(pytester):
+    """Issue 34, item 11: a record that says pass though its value is past its threshold fails
+    the merge (and a fail whose value is within passes), whatever the file says."""
+    edited = _record("zoo-s", value=0.5, status="pass")  # 0.5 > 0.01: a run would have failed it
+    cleared = _record("zoo-xs", value=0.002, status="fail", reason="edited")
+    files = [_run_file(pytester, "a.json", "zoo-xs", results=[cleared]),
+             _run_file(pytester, "b.json", "zoo-s", results=[edited])]
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    doc = json.loads((pytester.path / "merged" / "results.json").read_text())
+    status = {r["variant"]: (r["status"], r["reason"]) for r in doc["results"]}
+    assert status == {"zoo-xs-rtn-8b-g64": ("pass", None),
+                      "zoo-s-rtn-8b-g64": ("fail", "kl_to_base = 0.5, expected <= 0.01")}
+
+
+def test_a_law_the_merge_cannot_fit_as_the_single_run_is_a_usage_error(pytester):
+    """A single run fits a law on every other variant of its bit-width, measuring one that no
+    test of it recorded; a merge has only the records: without one it cannot decide the law."""
+    variants = [{"id": f"zoo-xs-{m}-4b-g64", "model": "zoo-xs", "bits": 4, "total_bits": b}
+                for m, b in (("rtn", 1.0e5), ("hqq", 1.1e5))]
+    law = _record("zoo-xs", test="test_within_scaling_law[kl_to_base-zoo-xs-rtn-4b-g64]", property="scaling",
+                  variant="zoo-xs-rtn-4b-g64", bits=4, status="skip", reason="no 4-bit law", value=0.05,
+                  threshold=None, higher_is_better=...)
+    files = [_run_file(pytester, "a.json", "zoo-xs", variants=variants, results=[law]),
+             _run_file(pytester, "b.json", "zoo-s", results=[_record("zoo-s")])]
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qrel-merge: the law bounding test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64[]] "
+                                 "is fitted on every other 4-bit variant, but no record holds zoo-xs-hqq-4b-g64's "
+                                 "kl_to_base (were its tests deselected?): rerun its run with them"])

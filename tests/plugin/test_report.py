@@ -113,3 +113,15 @@ def test_remote_code_checkpoint_is_refused(pytester):
     result = pytester.runpytest("--qrel-models=./remote", "--qrel-methods=hqq", "--qrel-bits=8", *KL_ONLY)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*needs trust_remote_code (its config has auto_map); pytest-qrel never runs code from a checkpoint*"])
+
+
+def test_saving_the_baseline_to_the_reports_own_results_json_keeps_a_passing_run_passing(pytester):
+    """--qrel-save-baseline naming the report's own results.json (issue 34, item 13): it is
+    already there, nothing to copy; the run passes and the file is the run's."""
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-methods=rtn", "--qrel-bits=8", "--qrel-no-cache",
+                                *KL_ONLY, "--qrel-save-baseline=qrel-report/results.json")
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=1)
+    assert "SameFileError" not in result.stdout.str() + result.stderr.str()
+    (record,) = _results(pytester)["results"]
+    assert record["test"] == "test_kl_to_base[zoo-xs-rtn-8b-g64]" and record["status"] == "pass"

@@ -195,3 +195,49 @@ def test_a_coverage_failure_is_not_hidden_by_a_metric_that_was_not_checked(tmp_p
     failed, _ = results.record_gates("t[v]", Variant("m", "m", "bnb", 4, 64), CATALOG["calibration"], gates, partial,
                                      _config(tmp_path))
     assert "quantized 20.0% of the weights asked for" in failed[0] and "ece_increase not checked: too few" in failed[0]
+
+
+# issue 34, item 6: at k=256 an exact KL of 1.25e-5 was recorded as the bounds' midpoint 2.91e-4 and
+# its regression to an exact 3.97e-5 (+219%) as 2.91e-4 -> 3.18e-4 (+9.6%), which passed at 10%
+TEN = ("relative", 0.1)
+
+
+def test_a_regression_is_decided_by_the_bounds_only_where_they_decide_it():
+    from pytest_qrel.baseline import regressed
+
+    exact_old, exact_new = 1.25e-5, 3.97e-5
+    # the midpoints passed; the new value's bounds (around 3.18e-4) cannot tell: it must be exact
+    assert regression(2.91e-4, 3.18e-4, False, TEN)[1] is None
+    assert regressed((exact_old, exact_old), (1.0e-5, 6.2e-4), False, TEN) is None
+    # exact, it fails, also against the old bounds when they are all below it by more than 10%
+    assert "regressed from the baseline 1.25e-05 to 3.97e-05 (+217.6%)" in regression(exact_old, exact_new, False, TEN)[1]
+    assert regressed((1.2e-5, 1.3e-5), (exact_new, exact_new), False, TEN) is True
+    # bounds wholly within the tolerance pass; bounds of the old value that straddle it cannot tell
+    assert regressed((1.0e-5, 1.3e-5), (1.05e-5, 1.1e-5), False, TEN) is False
+    assert regressed((1.0e-5, 4.0e-5), (exact_new, exact_new), False, TEN) is None
+    change, why = regression(2.5e-5, exact_new, False, TEN, old_bounds=(1.0e-5, 4.0e-5))
+    assert change == pytest.approx(1.47e-5)
+    assert why.startswith("cannot be told from the baseline: it holds only bounds [1e-05, 4e-05]")
+    assert "--qrel-save-baseline, which records the exact value" in why
+    # a metric where higher is better, and an absolute tolerance around 0
+    assert regressed((0.90, 0.91), (0.70, 0.75), True, ("absolute", 0.05)) is True
+    assert regressed((-0.01, 0.01), (-0.02, 0.0), True, ("absolute", 0.05)) is False
+
+
+def test_a_baseline_keeps_the_bounds_of_a_value_decided_by_them(tmp_path):
+    records = [
+        {"test": "test_kl_to_base[zoo-s-rtn-8b-g64]", "variant": "zoo-s-rtn-8b-g64", "property": "kl",
+         "metric": "kl_to_base", "status": "pass", "value": 2.91e-4, "kl_lower": 1.6e-6, "kl_upper": 5.8e-4},
+        {"test": "test_kl_to_base[zoo-s-rtn-4b-g64]", "variant": "zoo-s-rtn-4b-g64", "property": "kl",
+         "metric": "kl_to_base", "status": "pass", "value": 0.05, "kl_lower": 0.05, "kl_upper": 0.05},
+    ]
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps({"schema": 1, "results": records}))
+    baseline = Baseline.read(path)
+    assert baseline.bounds == {("test_kl_to_base[zoo-s-rtn-8b-g64]", "kl_to_base"): (1.6e-6, 5.8e-4)}  # exact: none
+    assert baseline.interval("zoo-s-rtn-8b-g64", "kl", "kl_to_base") == (1.6e-6, 5.8e-4)
+    assert baseline.interval("zoo-s-rtn-4b-g64", "kl", "kl_to_base") == (0.05, 0.05)
+    assert baseline.interval("zoo-s-rtn-4b-g64", "scaling", "kl_to_base") is None
+    # a value within the old bounds cannot be judged against them: the measure must know its own exactly first
+    assert baseline.undecided("zoo-s-rtn-8b-g64", "kl", "kl_to_base", (3.0e-4, 3.1e-4), False, TEN)
+    assert not baseline.undecided("zoo-s-rtn-4b-g64", "kl", "kl_to_base", (0.049, 0.051), False, TEN)
