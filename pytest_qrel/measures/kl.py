@@ -22,26 +22,23 @@ tail and the agreement too.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import tempfile
-import warnings
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import options, progress
-from ..cache import CacheEntry, QrelCacheWarning, QuantCache, UnusableEntry, cache_key, installed_version
+from ..cache import UnusableEntry
 from ..data import heldout_texts
 from ..engine import encode
 from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
-from ..metrics import TopK, exact_stats, sequence_mean, summarize_topk, topk_bounds
+from ..metrics import TopK, exact_stats, sequence_mean, topk_bounds
 from ..models import ZOO_MODELS
-from ..store import VariantError, one_line
+from ..store import VariantError
 from .outputs import Outputs
 from .base import Gate, Measure, Measurement
+from .kl_base import KL_FORMAT, BaseOutputs, KLText, StoredBaseOutputs, scored_tokens, tokens_digest
 
 if TYPE_CHECKING:
     import torch
@@ -49,41 +46,11 @@ if TYPE_CHECKING:
     from ..engine import TokenBatch
     from ..variants import Variant
 
-KL_FORMAT = 2  # the stored base outputs' layout; a change is a cache miss
 # the widest mean KL bounds reported, in nats and relative to the upper one (a record's value, which
 # baselines, laws and rankings compare, is within 0.5% of the KL): wider are recomputed exactly
 KL_MAX_WIDTH, KL_MAX_REL_WIDTH = 1e-3, 0.01
 MIN_P99_TOKENS = 100  # scored tokens the kl_p99 gate needs (fewer: not checked)
 ZOO_TEXT = "the zoo's held-out sentences"
-
-
-@dataclass(frozen=True)
-class KLText:
-    """The run's KL batches for one model and what they are."""
-
-    batches: list[TokenBatch]
-    source: str
-    note: str | None = None  # a one-line warning for the summary (a model outside the zoo on the zoo's text)
-
-
-@dataclass(frozen=True)
-class BaseOutputs:
-    """The base's stored outputs: one safetensors shard per batch in a cache entry (or held in memory)."""
-
-    entry: CacheEntry | None  # None: the cache could not take them; they are held in ``held``
-    topk: int | None  # None: every log-prob
-    tokens: int
-    forward_passes: int  # base forward passes this process ran to store them (0: read back)
-    held: tuple[dict[str, torch.Tensor], ...] = ()
-
-    def shard(self, index: int) -> dict[str, torch.Tensor]:
-        """Batch ``index``'s outputs; a stored shard is checked against its digest as it is read
-        (cache.UnusableEntry if it changed since the entry was checked)."""
-        if self.entry is None:
-            return self.held[index]
-        from safetensors.torch import load
-
-        return load(self.entry.read_verified(f"shard-{index:05d}.safetensors"))
 
 
 @dataclass
@@ -119,7 +86,7 @@ class KLMeasure(Measure):
 
     def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
         super().__init__(config, store)
-        self._tmp: tempfile.TemporaryDirectory | None = None  # the base outputs' home when caching is off
+        self.stored = StoredBaseOutputs(config, store, self.text)
 
     def threshold(self, variant: Variant) -> float:
         return self.config.kl_threshold[variant.bits]
@@ -156,92 +123,8 @@ class KLMeasure(Measure):
                 scratch["kl_text"] = KLText(batches, f"{text.source}, windows of {context} tokens")
         return scratch["kl_text"]
 
-    # -- the base's stored outputs --------------------------------------------------------------------
-
-    def _cache(self) -> QuantCache:
-        if self.config.cache_dir is not None:
-            return QuantCache(self.config.cache_dir)
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="qrel-kl-")
-        return QuantCache(Path(self._tmp.name))
-
     def base_outputs(self, variant: Variant) -> BaseOutputs:
-        """The base's outputs on the KL text: read from the cache, or computed and written there
-        (once per model and run; a rerun, or another worker, reads them back)."""
-        scratch = self.store.scratch(variant)
-        if "kl_base_outputs" in scratch:
-            stored: BaseOutputs = scratch["kl_base_outputs"]
-            scratch["kl_base_outputs"] = again = replace(stored, forward_passes=0)
-            return again
-        from safetensors import SafetensorError
-        from safetensors.torch import save_file
-
-        text, base = self.text(variant), self.store.base(variant)
-        topk = self.config.kl.topk
-        key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.weights_digest(variant),
-                         "tokens": _tokens_digest(text), "topk": topk, "device": next(base.model.parameters()).device.type,
-                         "torch": installed_version("torch"), "transformers": installed_version("transformers")})
-        cache = self._cache()
-        passes = [0]
-        try:
-            with cache.lock(key):
-                entry = cache.read(key)
-                if entry is None:
-                    meta = {"kind": "kl_base", "topk": "all" if topk is None else topk, "text": text.source, "tokens": 0}
-
-                    def save(directory: Path) -> None:
-                        meta["tokens"] = self._base_shards(text, base.model, topk, passes, lambda i, shard: save_file(
-                            shard, str(directory / f"shard-{i:05d}.safetensors")))
-
-                    entry = cache.write(key, save, meta)
-            outputs = BaseOutputs(entry, topk, int(entry.meta["tokens"]), passes[0])
-        except (OSError, SafetensorError) as exc:  # a full disk, a read-only or vanished cache directory
-            outputs = self._held_base_outputs(variant, exc, passes[0])
-        scratch["kl_base_outputs"] = outputs
-        return outputs
-
-    def _held_base_outputs(self, variant: Variant, exc: Exception, passes: int = 0) -> BaseOutputs:
-        """The base's outputs computed again and held in memory for this run, when the cache could
-        not take them or they changed there after they were checked (as a quantized entry that
-        cannot be written is measured uncached, store.py): one warning per model."""
-        import torch
-
-        warnings.warn(f"pytest-qrel could not use the cache {self._cache().root} for {variant.model}'s KL base outputs "
-                      f"({type(exc).__name__}: {one_line(exc)}); they are computed without it", QrelCacheWarning,
-                      stacklevel=3)
-        held: list[dict[str, torch.Tensor]] = []
-        count = [passes]
-        topk = self.config.kl.topk
-        tokens = self._base_shards(self.text(variant), self.store.base(variant).model, topk, count,
-                                   lambda i, shard: held.append(shard))
-        outputs = BaseOutputs(None, topk, tokens, count[0], tuple(held))
-        self.store.scratch(variant)["kl_base_outputs"] = outputs
-        return outputs
-
-    @staticmethod
-    def _base_shards(text: KLText, model: torch.nn.Module, topk: int | None, passes: list[int],
-                     put: Callable[[int, dict[str, torch.Tensor]], None]) -> int:
-        """The base's outputs on ``text``, one shard per batch handed to ``put``; the number of
-        scored tokens. ``passes[0]`` counts the forward passes (an error mid-way keeps the count)."""
-        import torch
-
-        tokens = 0
-        with progress.step("KL base outputs", _scored(text), "tok", model) as bar:
-            for i, batch in enumerate(text.batches):
-                parts: dict[str, list[torch.Tensor]] = {}
-                try:
-                    for block in scored_rows(model, [batch]):
-                        rows = ({"logp": block.logp, "ref_logp": block.logp.gather(-1, block.ref[:, None]).squeeze(-1)}
-                                if topk is None else summarize_topk(block.logp, topk, block.ref).as_tensors())
-                        for name, t in rows.items():
-                            parts.setdefault(name, []).append(t)
-                        tokens += len(block.ref)
-                        bar.update(len(block.ref))
-                except (FloatingPointError, MemoryError) as exc:  # the base's own logits are NaN, or do not fit
-                    raise VariantError(f"the base model: {exc}") from None
-                passes[0] += 1
-                put(i, {k: torch.cat(v).contiguous() for k, v in parts.items()})
-        return tokens
+        return self.stored.get(variant)
 
     # -- one variant ----------------------------------------------------------------------------------
 
@@ -253,7 +136,7 @@ class KLMeasure(Measure):
         try:
             return self._token_values(variant, exact)
         except UnusableEntry as exc:
-            self._held_base_outputs(variant, exc)
+            self.stored.held(variant, exc)
             return self._token_values(variant, exact)
 
     def _token_values(self, variant: Variant, exact: bool) -> TokenValues:
@@ -263,7 +146,7 @@ class KLMeasure(Measure):
         base = self.store.base(variant)
         out: dict[str, list] = {k: [] for k in ("lower", "upper", "top1", "base_ref", "quant_ref", "seq_lower", "seq_upper")}
         nonfinite = passes = 0
-        with progress.step("KL exact" if exact else "KL", _scored(text), "tok", model) as bar:
+        with progress.step("KL exact" if exact else "KL", scored_tokens(text), "tok", model) as bar:
             for i, batch in enumerate(text.batches):
                 mask = batch.score_mask.numpy().astype(bool)
                 low, up = np.zeros(mask.shape), np.zeros(mask.shape)
@@ -311,7 +194,7 @@ class KLMeasure(Measure):
         (outputs.py: the base run live beside the variant is a base evaluation too)."""
         text = self.text(variant)
         outputs = Outputs(self.config, self.store)
-        unit = _tokens_digest(text)
+        unit = tokens_digest(text)
         return outputs.get("kl_exact", outputs.model_key(variant, base=False), [unit],
                            lambda _: {"base": outputs.model_key(variant, base=True), "kl_format": KL_FORMAT},
                            lambda units: {unit: self.token_values(variant, exact=True)},
@@ -415,18 +298,6 @@ class KLMeasure(Measure):
         if task is not None or params:
             raise TypeError(f"Expected no task or parameters for property {self.key!r}, but got {task!r} {params}")
         return self.outcome(variant)
-
-
-def _scored(text: KLText) -> int:
-    return sum(int(b.score_mask.sum()) for b in text.batches)
-
-
-def _tokens_digest(text: KLText) -> str:
-    """SHA-256 of the KL text's batches as tokens (what the base's and a variant's outputs are on)."""
-    digest = hashlib.sha256()
-    for b in text.batches:
-        digest.update(b.input_ids.numpy().tobytes() + b.attention_mask.numpy().tobytes() + f"|{b.score_from}|".encode())
-    return digest.hexdigest()
 
 
 def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a generator of rows.RowBlock

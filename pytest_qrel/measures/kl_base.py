@@ -1,0 +1,163 @@
+"""The KL measure's text and the base's outputs on it, stored once per (base weights, tokens,
+top-k): one safetensors shard per batch in a cache entry, each checked against its digest when it
+is read; computed again and held in memory where the cache cannot take them or they changed there
+(``metrics/topk.py``: what is stored of the base per token)."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from .. import progress
+from ..cache import CacheEntry, QrelCacheWarning, QuantCache, cache_key, installed_version
+from ..metrics import summarize_topk
+from ..rows import scored_rows
+from ..store import VariantError, one_line
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..config import QrelConfig
+    from ..engine import TokenBatch
+    from ..store import ModelStore
+    from ..variants import Variant
+
+KL_FORMAT = 2  # the stored base outputs' layout; a change is a cache miss
+
+
+@dataclass(frozen=True)
+class KLText:
+    """The run's KL batches for one model and what they are."""
+
+    batches: list[TokenBatch]
+    source: str
+    note: str | None = None  # a one-line warning for the summary (a model outside the zoo on the zoo's text)
+
+
+@dataclass(frozen=True)
+class BaseOutputs:
+    """The base's stored outputs: one safetensors shard per batch in a cache entry (or held in memory)."""
+
+    entry: CacheEntry | None  # None: the cache could not take them; they are held in ``held``
+    topk: int | None  # None: every log-prob
+    tokens: int
+    forward_passes: int  # base forward passes this process ran to store them (0: read back)
+    held: tuple[dict[str, torch.Tensor], ...] = ()
+
+    def shard(self, index: int) -> dict[str, torch.Tensor]:
+        """Batch ``index``'s outputs; a stored shard is checked against its digest as it is read
+        (cache.UnusableEntry if it changed since the entry was checked)."""
+        if self.entry is None:
+            return self.held[index]
+        from safetensors.torch import load
+
+        return load(self.entry.read_verified(f"shard-{index:05d}.safetensors"))
+
+
+class StoredBaseOutputs:
+    """The base's outputs on each model's KL text (``text``), once per model and run: read from
+    the cache, or computed and written there (a rerun, or another worker, reads them back)."""
+
+    def __init__(self, config: QrelConfig, store: ModelStore, text: Callable[[Variant], KLText]) -> None:
+        self.config, self.store, self.text = config, store, text
+        self._tmp: tempfile.TemporaryDirectory | None = None  # the outputs' home when caching is off
+
+    def _cache(self) -> QuantCache:
+        if self.config.cache_dir is not None:
+            return QuantCache(self.config.cache_dir)
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="qrel-kl-")
+        return QuantCache(Path(self._tmp.name))
+
+    def get(self, variant: Variant) -> BaseOutputs:
+        """The base's outputs on the KL text: read from the cache, or computed and written there
+        (once per model and run; a rerun, or another worker, reads them back)."""
+        scratch = self.store.scratch(variant)
+        if "kl_base_outputs" in scratch:
+            stored: BaseOutputs = scratch["kl_base_outputs"]
+            scratch["kl_base_outputs"] = again = replace(stored, forward_passes=0)
+            return again
+        from safetensors import SafetensorError
+        from safetensors.torch import save_file
+
+        text, base = self.text(variant), self.store.base(variant)
+        topk = self.config.kl.topk
+        key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.weights_digest(variant),
+                         "tokens": tokens_digest(text), "topk": topk, "device": next(base.model.parameters()).device.type,
+                         "torch": installed_version("torch"), "transformers": installed_version("transformers")})
+        cache = self._cache()
+        passes = [0]
+        try:
+            with cache.lock(key):
+                entry = cache.read(key)
+                if entry is None:
+                    meta = {"kind": "kl_base", "topk": "all" if topk is None else topk, "text": text.source, "tokens": 0}
+
+                    def save(directory: Path) -> None:
+                        meta["tokens"] = self._shards(text, base.model, topk, passes, lambda i, shard: save_file(
+                            shard, str(directory / f"shard-{i:05d}.safetensors")))
+
+                    entry = cache.write(key, save, meta)
+            outputs = BaseOutputs(entry, topk, int(entry.meta["tokens"]), passes[0])
+        except (OSError, SafetensorError) as exc:  # a full disk, a read-only or vanished cache directory
+            outputs = self.held(variant, exc, passes[0])
+        scratch["kl_base_outputs"] = outputs
+        return outputs
+
+    def held(self, variant: Variant, exc: Exception, passes: int = 0) -> BaseOutputs:
+        """The base's outputs computed again and held in memory for this run, when the cache could
+        not take them or they changed there after they were checked (as a quantized entry that
+        cannot be written is measured uncached, store.py): one warning per model."""
+
+        warnings.warn(f"pytest-qrel could not use the cache {self._cache().root} for {variant.model}'s KL base outputs "
+                      f"({type(exc).__name__}: {one_line(exc)}); they are computed without it", QrelCacheWarning,
+                      stacklevel=3)
+        held: list[dict[str, torch.Tensor]] = []
+        count = [passes]
+        topk = self.config.kl.topk
+        tokens = self._shards(self.text(variant), self.store.base(variant).model, topk, count,
+                                   lambda i, shard: held.append(shard))
+        outputs = BaseOutputs(None, topk, tokens, count[0], tuple(held))
+        self.store.scratch(variant)["kl_base_outputs"] = outputs
+        return outputs
+
+    @staticmethod
+    def _shards(text: KLText, model: torch.nn.Module, topk: int | None, passes: list[int],
+                     put: Callable[[int, dict[str, torch.Tensor]], None]) -> int:
+        """The base's outputs on ``text``, one shard per batch handed to ``put``; the number of
+        scored tokens. ``passes[0]`` counts the forward passes (an error mid-way keeps the count)."""
+        import torch
+
+        tokens = 0
+        with progress.step("KL base outputs", scored_tokens(text), "tok", model) as bar:
+            for i, batch in enumerate(text.batches):
+                parts: dict[str, list[torch.Tensor]] = {}
+                try:
+                    for block in scored_rows(model, [batch]):
+                        rows = ({"logp": block.logp, "ref_logp": block.logp.gather(-1, block.ref[:, None]).squeeze(-1)}
+                                if topk is None else summarize_topk(block.logp, topk, block.ref).as_tensors())
+                        for name, t in rows.items():
+                            parts.setdefault(name, []).append(t)
+                        tokens += len(block.ref)
+                        bar.update(len(block.ref))
+                except (FloatingPointError, MemoryError) as exc:  # the base's own logits are NaN, or do not fit
+                    raise VariantError(f"the base model: {exc}") from None
+                passes[0] += 1
+                put(i, {k: torch.cat(v).contiguous() for k, v in parts.items()})
+        return tokens
+
+
+def scored_tokens(text: KLText) -> int:
+    return sum(int(b.score_mask.sum()) for b in text.batches)
+
+
+def tokens_digest(text: KLText) -> str:
+    """SHA-256 of the KL text's batches as tokens (what the base's and a variant's outputs are on)."""
+    digest = hashlib.sha256()
+    for b in text.batches:
+        digest.update(b.input_ids.numpy().tobytes() + b.attention_mask.numpy().tobytes() + f"|{b.score_from}|".encode())
+    return digest.hexdigest()
