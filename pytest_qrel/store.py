@@ -50,7 +50,8 @@ def layer_mismatch(
 ) -> str | None:
     """Why the quantized ``layers`` of ``model`` are not ``variant``'s, or None: each layer's
     code width, as the backend reads it from the loaded module, must be the variant's bits,
-    and its group size the one in ``groups`` (where named; ``said`` tells where it comes from)."""
+    and its group size the one in ``groups`` (where named; ``said`` tells where it comes from;
+    None, one group per row, is a group of the row's width)."""
     backend = get_backend(variant.method)
     for name in layers:
         module = model.get_submodule(name)
@@ -58,7 +59,9 @@ def layer_mismatch(
         if bits is not None and bits != variant.bits:
             return f"its layer {name} stores {bits}-bit codes, but {variant.id} is {variant.bits}-bit"
         group = backend.layer_group_size(module, variant.bits, variant.group_size)
-        if group != groups.get(name, group):
+        expected = groups.get(name, group)
+        width = getattr(module, "in_features", None)  # one group per row: a group of the row's width
+        if group != expected and (group or width) != (expected or width):
             return f"its layer {name} has group size {group}, but {groups[name]} {said}"
     return None
 
