@@ -198,7 +198,6 @@ class ModelStore:
         """Why a cache entry is not the variant it is stored for, or None: its recorded method,
         bits, group size and base weights, and each quantized layer's code width and group size
         as measured on the loaded modules (an entry's files swapped for another's, a stale one)."""
-        backend = get_backend(variant.method)
         expected = {"method": variant.method, "bits": variant.bits, "group_size": variant.group_size,
                     "base_weights": self.scratch(variant)["weights_digest"]}
         for key, value in expected.items():
@@ -287,13 +286,14 @@ class ModelStore:
         # the bits and group size it declares label the variant and pick its thresholds: every
         # quantized layer, as loaded, must have them (a library builds layers from other files);
         # a declared group that does not split a layer's rows is the backend's to change (measure says so)
-        layers = backend.quantized_layer_names(model)
+        info = backend.measure(base, model, variant.bits, variant.group_size)
+        layers = info.quantized_layers
         declared = {n: variant.group_size for n in layers
                     if variant.group_size and not in_features(base.model.get_submodule(n)) % variant.group_size}
         problem = layer_mismatch(variant, model, layers, declared, f"is declared in {path / 'config.json'}")
         if problem:
             raise QuantizationError(f"{options.MODELS}: {path} is not what it declares: {problem}")
-        return model, backend.measure(base, model, variant.bits, variant.group_size)
+        return model, info
 
     def _quantize(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
         """Quantize ``variant``; a mixed-precision one first searches which layers go low."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
@@ -165,10 +166,6 @@ class Backend(ABC):
             regrouped=regrouped,
         )
 
-    def quantized_layer_names(self, model: torch.nn.Module) -> list[str]:
-        """The names of ``model``'s modules this backend quantized."""
-        return [name for name, module in model.named_modules() if self._is_quantized(module)]
-
     def layer_group_size(self, module: torch.nn.Module, bits: int, requested: int | None) -> int | None:
         """The group size quantized ``module`` really uses (None: one scale per row)."""
         return self.group_size_for(bits, requested)
@@ -311,30 +308,21 @@ def _dtype_bits(dtype: torch.dtype) -> int:
     return torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits
 
 
-SAFETENSORS_INDEX = "model.safetensors.index.json"
-
-
 def weight_files(directory: Path | str) -> list[Path]:
     """The safetensors files a checkpoint's library reads, as transformers, gptqmodel and
-    quanto's ``from_pretrained`` do: ``model.safetensors``, or the shards its index names;
-    QuantizationError where there is neither (nothing of the checkpoint would be loaded)."""
-    import json
-
-    directory = Path(directory)
-    index = directory / SAFETENSORS_INDEX
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-            names = sorted(set(weight_map.values()))
-        except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-            raise QuantizationError(f"{index} is not a safetensors index with a weight_map ({exc})") from None
-        outside = [n for n in names if not isinstance(n, str) or Path(n).name != n]
-        if outside:
-            raise QuantizationError(f"{index} names a shard outside its directory: {outside[0]!r}")
-        return [directory / n for n in names]
-    if (directory / "model.safetensors").is_file():
-        return [directory / "model.safetensors"]
-    raise QuantizationError(f"{directory} has no model.safetensors and no {SAFETENSORS_INDEX}: its library loads nothing")
+    quanto's ``from_pretrained`` do: ``model.safetensors``, or the shards its index names."""
+    directory, index = Path(directory), Path(directory) / "model.safetensors.index.json"
+    if not index.is_file():
+        if (directory / "model.safetensors").is_file():
+            return [directory / "model.safetensors"]
+        raise QuantizationError(f"{directory} has no model.safetensors and no {index.name}: its library loads nothing")
+    try:
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if not all(Path(name).name == name for name in names):
+            raise ValueError("a shard outside its directory")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise QuantizationError(f"{index} is not a weight_map of shards beside it ({exc})") from None
+    return [directory / name for name in names]
 
 
 def read_safetensors(directory: Path | str, device: torch.device | str) -> dict[str, torch.Tensor]:
@@ -353,8 +341,7 @@ def stored_tensor_problem(model: torch.nn.Module, directory: Path | str) -> str 
     load ignored it), a stored floating-point tensor whose loaded value differs (the load
     overwrote it, e.g. a head tied to the input embeddings by the config), or a tensor of the
     model that is neither stored nor tied to a stored one (left at its initial value).
-    Quantized codes (integer, float8) are checked by name only: libraries repack them on load.
-    Only the files the library reads are taken (``weight_files``); any other is a problem."""
+    Quantized codes (integer, float8) are checked by name only: libraries repack them on load."""
     import torch
     from safetensors import safe_open
 
@@ -372,7 +359,7 @@ def stored_tensor_problem(model: torch.nn.Module, directory: Path | str) -> str 
         return [k for k in names_of.get(ident, []) if k != key] if value.numel() else []
 
     read = weight_files(directory)
-    # a weights file the library does not read is not measured: it may be what was tested elsewhere
+    # only the files its library reads are measured: another may be what was tested elsewhere
     stray = sorted(p.name for p in Path(directory).glob("*.safetensors") if p not in read)
     if stray:
         return f"it has {stray[0]}, a weights file its library does not read (only {', '.join(p.name for p in read)})"
