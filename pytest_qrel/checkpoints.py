@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from . import options
-from .models import declared_base, resolve_model
+from .models import ZOO_MODELS, declared_base, resolve_model
 from .quant import BACKENDS
 from .quant.quanto import QUANTO_QMAP
 
@@ -68,12 +68,22 @@ def split_prequantized(
             method, bits, group = identify_checkpoint(path)
         except ValueError as exc:
             raise pytest.UsageError(f"{options.MODELS}: {exc}") from None
-        base = base_option or declared_base(path)
+        declared = None if base_option else declared_base(path)
+        base = base_option or declared
         if not base:
             raise pytest.UsageError(
                 f"{options.MODELS}: {source} is a pre-quantized checkpoint ({method}, {bits} bits); name the "
                 f"full-precision model it is compared with by {options.BASE} or a base_model field in its config.json"
             )
+        if declared and declared not in ZOO_MODELS:
+            inside = Path(declared).is_absolute() and path.resolve() in (Path(declared), *Path(declared).parents)
+            if inside or not Path(declared).is_absolute():
+                # a checkpoint never supplies its own base, nor picks a folder by a hub id's name
+                where = "lies inside the checkpoint itself" if inside else "is not a local directory"
+                raise pytest.UsageError(
+                    f"{options.MODELS}: {source} names base_model {declared!r}, which {where}; "
+                    f"pass {options.BASE}=<the full-precision model> to compare with it"
+                )
         base_name, base_source = resolve_model(base)
         if not base_option and not Path(base_source).is_dir():
             # a checkpoint's own metadata never makes the run fetch a model
@@ -86,6 +96,13 @@ def split_prequantized(
                 f"{options.BASE}: the base of {source}, {base_source}, is itself quantized; name a full-precision model"
             )
         checkpoints.append((base_name, base_source, source, method, bits, group))
+    if base_option and not checkpoints:
+        # a base no checkpoint uses means an entry meant as a checkpoint was not recognised as
+        # one (no quantization_config): it would be measured as a full-precision model
+        raise pytest.UsageError(
+            f"{options.BASE}={base_option} names the base of pre-quantized checkpoints, but no entry of "
+            f"{options.MODELS} is one (a config.json with a quantization_config, or a quanto_qmap.json)"
+        )
     sources: dict[str, str] = {}
     for name, source in [*models, *((c[0], c[1]) for c in checkpoints)]:
         if sources.setdefault(name, source) != source:

@@ -78,7 +78,8 @@ class LoadedModel:
 def declared_base(path: Path) -> str | None:
     """The base model a quantized checkpoint names: a ``base_model`` field in its
     config.json, or in the YAML front matter of its README.md (the Hugging Face model-card
-    field); a relative path is taken relative to the checkpoint."""
+    field): a zoo name, a path (absolute, or ``./``, ``../`` relative to the checkpoint), else a
+    hub id, never looked for as a directory (inside the checkpoint or the working directory)."""
     value = None
     try:
         config = json.loads((path / "config.json").read_text())
@@ -99,8 +100,9 @@ def declared_base(path: Path) -> str | None:
         return None
     if value in ZOO_MODELS:
         return value
-    relative = path / value
-    return str(relative.resolve()) if relative.exists() else value
+    if value.startswith(("/", "~", "./", "../")):
+        return str((path / Path(value).expanduser()).resolve())
+    return value  # a hub id (org/name): a checkpoint cannot make "org/name" a folder it ships
 
 
 def check_checkpoint(source: str, allow_pickle: bool) -> None:
@@ -146,12 +148,35 @@ def load_base(name: str, source: str, device: torch.device, allow_pickle: bool =
         stored = AutoConfig.from_pretrained(source, trust_remote_code=False).dtype or torch.float32
         stored = getattr(torch, stored) if isinstance(stored, str) else stored
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device)
+        model, loading = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, output_loading_info=True, **kwargs)
+        model = model.to(device)
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"--qrel-models: cannot load {source!r} as a causal LM: {first}") from exc
+    problem = loading_problem(loading)
+    if problem:
+        raise ModelLoadError(f"--qrel-models: {source!r} does not load as it is stored: {problem}")
     model.eval()
     return LoadedModel(name, source, source, model, tokenizer_with_padding(tokenizer), device, dtype, kwargs, stored)
+
+
+def loading_problem(loading: dict) -> str | None:
+    """Why a model transformers loaded (its ``output_loading_info``) does not compute with
+    exactly the weights its directory stores, or None: a stored weight the model has no place
+    for (ignored: e.g. a quantized checkpoint's codes when its config lost its
+    quantization_config), or a weight of the model that is not stored (randomly initialised).
+    Tied weights and the keys an architecture declares ignorable are not reported by transformers."""
+    unexpected, missing = sorted(loading.get("unexpected_keys") or ()), sorted(loading.get("missing_keys") or ())
+    mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in loading.get("mismatched_keys") or ())
+    if unexpected:
+        return (f"it stores {unexpected[0]} ({len(unexpected)} tensors in all), which the model its config describes "
+                "has no place for (loading ignores it; a quantized checkpoint without its quantization_config?)")
+    if missing:
+        return (f"it does not store {missing[0]} ({len(missing)} tensors in all), which the model its config "
+                "describes has (loading leaves it at a random initial value)")
+    if mismatched:
+        return f"its stored {mismatched[0]} has another shape than the model its config describes"
+    return None
 
 
 def tokenizer_with_padding(tokenizer: Any) -> Any:
@@ -182,8 +207,10 @@ def checkpoint_tokenizer(path: Path) -> Any | None:
 
 def tokenizer_difference(tokenizer: Any, base: Any) -> str | None:
     """How ``tokenizer`` turns text into ids differently from ``base``'s, in a few words, or
-    None: its vocabulary (each token's id), its special tokens, then the rest of its
-    tokenizer.json pipeline (normalizer, pre-tokenizer, merges, post-processor, decoder)."""
+    None: its vocabulary (each token's id), its special tokens, its added tokens and their
+    flags, the rest of its tokenizer.json pipeline (normalizer, pre-tokenizer, merges,
+    post-processor, decoder), then the tokenizer_config.json settings that change ids
+    (add_bos_token, add_eos_token, a shorter model_max_length, chat_template)."""
     vocab, base_vocab = tokenizer.get_vocab(), base.get_vocab()
     if len(vocab) != len(base_vocab):
         return f"its tokenizer has {len(vocab)} tokens, the base's {len(base_vocab)}"
@@ -194,11 +221,36 @@ def tokenizer_difference(tokenizer: Any, base: Any) -> str | None:
     for name in sorted(set(special) | set(base_special)):
         if special.get(name) != base_special.get(name):
             return f"its {name} is {special.get(name)!r}, the base's {base_special.get(name)!r}"
+    added, base_added = _added_tokens(tokenizer), _added_tokens(base)
+    for index in sorted(set(added) | set(base_added)):
+        if added.get(index) != base_added.get(index):
+            return f"its added token {index} is {added.get(index)}, the base's {base_added.get(index)}"
     ours, theirs = _pipeline(tokenizer), _pipeline(base)
     for part in sorted(set(ours) | set(theirs)):
         if ours.get(part) != theirs.get(part):
             return f"its tokenizer's {part} differs from the base's"
+    # tokenizer_config.json settings that change the ids a text or a chat becomes when deployed
+    # (padding_side does not: with an attention mask a causal LM scores the same either way)
+    for name in ("add_bos_token", "add_eos_token"):  # where its class honours them
+        if getattr(tokenizer, name, None) != getattr(base, name, None):
+            return f"its {name} is {getattr(tokenizer, name, None)!r}, the base's {getattr(base, name, None)!r}"
+    # whatever else sets ids: a probe text around every added token, as both encode it
+    probe = "Alice was born in Paris. " + " x ".join(t.content for t in base.added_tokens_decoder.values()) + " end"
+    if tokenizer(probe).input_ids != base(probe).input_ids:
+        return f"it turns {probe!r} into other ids than the base's"
+    if tokenizer.model_max_length < base.model_max_length:  # it cuts off text the base reads whole
+        return f"its model_max_length is {tokenizer.model_max_length}, the base's {base.model_max_length}"
+    if getattr(tokenizer, "chat_template", None) != getattr(base, "chat_template", None):
+        return "its chat_template differs from the base's"
     return None
+
+
+def _added_tokens(tokenizer: Any) -> dict[int, str]:
+    """Each added token's id -> its content and how it matches (lstrip, rstrip, single_word,
+    normalized, special): the flags change the ids around it ("a </s> b" loses its spaces)."""
+    flags = ("lstrip", "rstrip", "single_word", "normalized", "special")
+    return {index: f"{token.content!r} ({', '.join(f'{f}={getattr(token, f)}' for f in flags)})"
+            for index, token in tokenizer.added_tokens_decoder.items()}
 
 
 def _pipeline(tokenizer: Any) -> dict:

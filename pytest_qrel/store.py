@@ -17,7 +17,7 @@ from .engine import device_for_worker, encode, reference_logprobs
 from .metrics import MeanStats
 from .models import ModelLoadError, check_checkpoint, checkpoint_tokenizer, load_base, tokenizer_difference
 from .quant import QuantizationError, get_backend
-from .quant.base import stored_tensor_problem
+from .quant.base import in_features, stored_tensor_problem
 from .quant.mixed import select_layers
 
 if TYPE_CHECKING:
@@ -43,6 +43,27 @@ def variant_failure(exc: Exception) -> str:
     any other exception (a backend bug) with its type; a family keeps it for that variant's
     tests and goes on with the others."""
     return str(exc) if isinstance(exc, VariantError) else f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def layer_mismatch(
+    variant: Variant, model: torch.nn.Module, layers: list[str], groups: dict[str, int | None], said: str
+) -> str | None:
+    """Why the quantized ``layers`` of ``model`` are not ``variant``'s, or None: each layer's
+    code width, as the backend reads it from the loaded module, must be the variant's bits,
+    and its group size the one in ``groups`` (where named; ``said`` tells where it comes from;
+    None, one group per row, is a group of the row's width)."""
+    backend = get_backend(variant.method)
+    for name in layers:
+        module = model.get_submodule(name)
+        bits = backend.layer_bits(module)
+        if bits is not None and bits != variant.bits:
+            return f"its layer {name} stores {bits}-bit codes, but {variant.id} is {variant.bits}-bit"
+        group = backend.layer_group_size(module, variant.bits, variant.group_size)
+        expected = groups.get(name, group)
+        width = getattr(module, "in_features", None)  # one group per row: a group of the row's width
+        if group != expected and (group or width) != (expected or width):
+            return f"its layer {name} has group size {group}, but {groups[name]} {said}"
+    return None
 
 
 class ModelStore:
@@ -177,21 +198,12 @@ class ModelStore:
         """Why a cache entry is not the variant it is stored for, or None: its recorded method,
         bits, group size and base weights, and each quantized layer's code width and group size
         as measured on the loaded modules (an entry's files swapped for another's, a stale one)."""
-        backend = get_backend(variant.method)
         expected = {"method": variant.method, "bits": variant.bits, "group_size": variant.group_size,
                     "base_weights": self.scratch(variant)["weights_digest"]}
         for key, value in expected.items():
             if meta.get(key) != value:
                 return f"the entry records {key} {meta.get(key)!r}, but {variant.id} has {value!r}"
-        for name in layers:
-            module = model.get_submodule(name)
-            bits = backend.layer_bits(module)
-            if bits is not None and bits != variant.bits:
-                return f"its layer {name} stores {bits}-bit codes, but {variant.id} is {variant.bits}-bit"
-            group = backend.layer_group_size(module, variant.bits, variant.group_size)
-            if group != (meta.get("groups") or {}).get(name, group):
-                return f"its layer {name} has group size {group}, but {meta['groups'][name]} was stored"
-        return None
+        return layer_mismatch(variant, model, layers, meta.get("groups") or {}, "was stored")
 
     def _cache_warning(self, variant: Variant, exc: Exception) -> None:
         warnings.warn(
@@ -272,7 +284,17 @@ class ModelStore:
         problem = stored_tensor_problem(model, path)
         if problem:
             raise QuantizationError(f"{options.MODELS}: {path} does not load as it is stored: {problem}")
-        return model, backend.measure(base, model, variant.bits, variant.group_size)
+        # the bits and group size it declares label the variant and pick its thresholds: every
+        # quantized layer, as loaded, must have them (a library builds layers from other files);
+        # a declared group that does not split a layer's rows is the backend's to change (measure says so)
+        info = backend.measure(base, model, variant.bits, variant.group_size)
+        layers = info.quantized_layers
+        declared = {n: variant.group_size for n in layers
+                    if variant.group_size and not in_features(base.model.get_submodule(n)) % variant.group_size}
+        problem = layer_mismatch(variant, model, layers, declared, f"is declared in {path / 'config.json'}")
+        if problem:
+            raise QuantizationError(f"{options.MODELS}: {path} is not what it declares: {problem}")
+        return model, info
 
     def _quantize(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
         """Quantize ``variant``; a mixed-precision one first searches which layers go low."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
@@ -307,12 +308,29 @@ def _dtype_bits(dtype: torch.dtype) -> int:
     return torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits
 
 
+def weight_files(directory: Path | str) -> list[Path]:
+    """The safetensors files a checkpoint's library reads, as transformers, gptqmodel and
+    quanto's ``from_pretrained`` do: ``model.safetensors``, or the shards its index names."""
+    directory, index = Path(directory), Path(directory) / "model.safetensors.index.json"
+    if not index.is_file():
+        if (directory / "model.safetensors").is_file():
+            return [directory / "model.safetensors"]
+        raise QuantizationError(f"{directory} has no model.safetensors and no {index.name}: its library loads nothing")
+    try:
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        if not all(Path(name).name == name for name in names):
+            raise ValueError("a shard outside its directory")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise QuantizationError(f"{index} is not a weight_map of shards beside it ({exc})") from None
+    return [directory / name for name in names]
+
+
 def read_safetensors(directory: Path | str, device: torch.device | str) -> dict[str, torch.Tensor]:
-    """Every tensor of the ``*.safetensors`` files in ``directory`` (one file or shards)."""
+    """Every tensor of the safetensors files a checkpoint's library reads (``weight_files``)."""
     from safetensors.torch import load_file
 
     tensors: dict = {}
-    for shard in sorted(Path(directory).glob("*.safetensors")):
+    for shard in weight_files(directory):
         tensors.update(load_file(str(shard), device=str(device)))
     return tensors
 
@@ -340,8 +358,13 @@ def stored_tensor_problem(model: torch.nn.Module, directory: Path | str) -> str 
         ident = (value.untyped_storage().data_ptr(), value.storage_offset())
         return [k for k in names_of.get(ident, []) if k != key] if value.numel() else []
 
+    read = weight_files(directory)
+    # only the files its library reads are measured: another may be what was tested elsewhere
+    stray = sorted(p.name for p in Path(directory).glob("*.safetensors") if p not in read)
+    if stray:
+        return f"it has {stray[0]}, a weights file its library does not read (only {', '.join(p.name for p in read)})"
     stored: set[str] = set()
-    for shard in sorted(Path(directory).glob("*.safetensors")):
+    for shard in read:
         with safe_open(str(shard), "pt", device="cpu") as f:
             for key in f.keys():
                 stored.add(key)

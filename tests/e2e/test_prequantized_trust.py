@@ -193,3 +193,82 @@ def test_a_checkpoints_tokenizer_must_be_its_bases(honest, tmp_path, cache):
             measure(ckpt, cache)
         assert str(error.value).startswith(f"--qrel-models: {ckpt} does not tokenize as its base {ZOO_XS}: "), error.value
         assert difference in str(error.value), error.value
+
+
+def refused(ckpt: Path, cache: Path, **opts) -> str:
+    """The one-line error measuring ``ckpt``'s one variant ends in."""
+    session = session_for(ckpt, cache, **{"base": "zoo-xs", **opts})
+    (variant,) = session.variants
+    with pytest.raises(VariantError) as error:
+        session.kl_to_base(variant)
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+def test_only_the_files_its_library_reads_are_measured(honest, tmp_path, cache):
+    """quanto's from_pretrained reads model.safetensors (or its index's shards): an honest copy
+    of the codes in another file is not what it deploys, and neither is a folder without it."""
+    from safetensors.torch import load_file, save_file
+
+    stray = shutil.copytree(honest / "quanto-8", tmp_path / "stray")
+    good = load_file(str(stray / "model.safetensors"))
+    noise = torch.Generator().manual_seed(0)
+    save_file({k: torch.randint(-127, 127, v.shape, generator=noise, dtype=torch.int8) if v.dtype == torch.int8 else v
+               for k, v in good.items()}, str(stray / "model.safetensors"))
+    save_file({k: v for k, v in good.items() if v.dtype == torch.int8}, str(stray / "model_orig.safetensors"))
+    assert refused(stray, cache) == (f"--qrel-models: {stray} does not load as it is stored: it has model_orig.safetensors, "
+                                     "a weights file its library does not read (only model.safetensors)")
+    renamed = shutil.copytree(honest / "quanto-8", tmp_path / "renamed")
+    (renamed / "model.safetensors").rename(renamed / "weights.safetensors")
+    assert refused(renamed, cache).endswith(f"{renamed} has no model.safetensors and no model.safetensors.index.json: "
+                                            "its library loads nothing")
+
+
+def test_a_checkpoint_never_supplies_its_own_base(honest, tmp_path):
+    """A base_model field is a zoo name, a path, or a hub id: "org/zoo-xs" is never the folder
+    of that name the checkpoint ships, and a path into the checkpoint is refused."""
+    ckpt = shutil.copytree(honest / "quanto-8", tmp_path / "selfbase")
+    shutil.copytree(ZOO_XS, ckpt / "org" / "zoo-xs")
+    for declared, why in [("org/zoo-xs", "is not a local directory"),
+                          ("./org/zoo-xs", "lies inside the checkpoint itself")]:
+        config = json.loads((honest / "quanto-8" / "config.json").read_text())
+        (ckpt / "config.json").write_text(json.dumps({**config, "base_model": declared}))
+        with pytest.raises(pytest.UsageError) as error:
+            session_for(ckpt, tmp_path)
+        assert str(error.value).startswith(f"--qrel-models: {ckpt} names base_model "), error.value
+        assert why in str(error.value) and "--qrel-base=" in str(error.value)
+    # the zoo name it was meant to name still pairs it
+    (ckpt / "config.json").write_text(json.dumps({**config, "base_model": "zoo-xs"}))
+    (variant,) = session_for(ckpt, tmp_path).variants
+    assert variant.source == str(ZOO_XS)
+
+
+def test_the_bits_and_group_size_it_declares_are_its_layers(honest, tmp_path, cache):
+    """gptqmodel builds its layers from quantize_config.json and the tensors: a config.json that
+    says 2 bits (the loose 2-bit threshold) or another group size is an ERROR naming the layer."""
+    for name, edit, message in [
+        ("two-bits", lambda c: c["quantization_config"].update(bits=2), "stores 4-bit codes, but zoo-xs-gptq-2b-g64"),
+        ("group-32", lambda c: c["quantization_config"].update(group_size=32), "has group size 64, but 32 is declared in "),
+    ]:
+        ckpt = rewrite(honest / "gptq-4", tmp_path / name, config=edit)
+        error = refused(ckpt, cache)
+        assert error.startswith(f"--qrel-models: {ckpt} is not what it declares: its layer model.layers."), error
+        assert message in error, error
+
+
+def test_a_quantized_checkpoint_without_its_quantization_config_is_no_base(honest, tmp_path, cache):
+    """Without quantization_config (or quanto_qmap.json) it is a full-precision model to
+    transformers, which would ignore its codes and initialise its layers at random."""
+    noqc = rewrite(honest / "gptq-4", tmp_path / "gptq-noqc", config=lambda c: c.pop("quantization_config"))
+    error = refused(noqc, cache, base=None, methods="rtn")
+    assert error.startswith(f"--qrel-models: '{noqc}' does not load as it is stored: it stores model.layers.0."), error
+    assert "which the model its config describes has no place for" in error
+    noqmap = shutil.copytree(honest / "quanto-8", tmp_path / "quanto-noqmap")
+    (noqmap / "quanto_qmap.json").unlink()
+    for file in ("tokenizer.json", "tokenizer_config.json"):  # a base needs one, as any model does
+        shutil.copy(ZOO_XS / file, noqmap / file)
+    assert "does not load as it is stored: it stores " in refused(noqmap, cache, base=None, methods="rtn")
+    # naming a base that no checkpoint of the run uses says so, instead of measuring it as one
+    with pytest.raises(pytest.UsageError, match=r"^--qrel-base=zoo-xs names the base of pre-quantized checkpoints, "
+                                                r"but no entry of --qrel-models is one"):
+        session_for(noqc, cache, base="zoo-xs")

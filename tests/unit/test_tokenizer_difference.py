@@ -53,3 +53,30 @@ def test_no_tokenizer_files_and_an_unreadable_one(tmp_path):
     (broken / "tokenizer.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match=f"^--qrel-models: cannot load the tokenizer of {broken}: "):
         checkpoint_tokenizer(broken)
+
+
+def test_added_token_flags_and_settings_that_change_ids(tmp_path):
+    """An added token's lstrip/rstrip changes the ids around it ("a </s> b" loses its spaces);
+    a shorter model_max_length cuts text the base reads whole; a chat template changes every
+    chat's ids. padding_side does not change what a causal LM computes, and is no difference."""
+    base = checkpoint_tokenizer(ZOO_XS)
+
+    def strip(data: dict) -> None:
+        for token in data["added_tokens"]:
+            token["lstrip"] = token["rstrip"] = True
+
+    stripped = checkpoint_tokenizer(saved(tmp_path, "strip", strip))
+    assert stripped("a </s> b").input_ids != base("a </s> b").input_ids  # the difference is real
+    assert tokenizer_difference(stripped, base).startswith("its added token 0 is '<pad>' (lstrip=True, rstrip=True")
+
+    def configured(name: str, **settings) -> object:
+        directory = saved(tmp_path, name)
+        config = json.loads((directory / "tokenizer_config.json").read_text())
+        (directory / "tokenizer_config.json").write_text(json.dumps({**config, **settings}))
+        return checkpoint_tokenizer(directory)
+
+    assert tokenizer_difference(configured("short", model_max_length=16), base) == (
+        f"its model_max_length is 16, the base's {base.model_max_length}")
+    assert tokenizer_difference(configured("chat", chat_template="{{ messages }}"), base) == (
+        "its chat_template differs from the base's")
+    assert tokenizer_difference(configured("left", padding_side="left"), base) is None
