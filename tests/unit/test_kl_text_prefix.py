@@ -54,7 +54,7 @@ def test_a_big_file_is_read_and_tokenized_only_as_far_as_the_windows_need(big):
     path, whole = big
     text = read_kl_text(str(path))
     tokenizer = Recording()
-    batches = windows(tokenizer, text.prefix, CONTEXT, TOKENS, 128)
+    batches = windows(tokenizer, text.read, CONTEXT, TOKENS, 128)
     # the 512 tokens are ~2 KB of this text; every text tokenized is a bounded prefix of the 4 MB
     assert tokenizer.lengths and max(tokenizer.lengths) <= 6 * (512 + 64) < len(whole) // 1000
     got = torch.cat([b.input_ids for b in batches])
@@ -69,7 +69,7 @@ def test_the_prefix_grows_when_the_text_has_long_tokens(tmp_path):
     whole = " carpenter montreal question" * 20_000
     path = tmp_path / "spaced.txt"
     path.write_text(whole)
-    batches = windows(tokenizer, read_kl_text(str(path)).prefix, CONTEXT, TOKENS, 128)
+    batches = windows(tokenizer, read_kl_text(str(path)).read, CONTEXT, TOKENS, 128)
     assert torch.equal(torch.cat([b.input_ids for b in batches]), _expected(tokenizer.tokenizer, whole))
     assert len(tokenizer.lengths) >= 2 and max(tokenizer.lengths) < len(whole)
 
@@ -81,7 +81,7 @@ def test_jsonl_rows_past_the_windows_are_not_read(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(rows + ["{not json"]) + "\n")
     tokenizer = Recording()
-    batches = windows(tokenizer, read_kl_text(str(path)).prefix, CONTEXT, TOKENS, 128)
+    batches = windows(tokenizer, read_kl_text(str(path)).read, CONTEXT, TOKENS, 128)
     assert torch.equal(torch.cat([b.input_ids for b in batches]),
                        _expected(tokenizer.tokenizer, "\n\n".join(heldout_texts())))
     bad = tmp_path / "bad.jsonl"
