@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..models import fixtures_dir
-from .task_files import UNUSED_KEYS, _resolve_data_files, read_tree  # noqa: F401 - _resolve_data_files: its tests
+from .task_files import UNUSED_KEYS, read_tree
 from .types import ZOO_TASKS, ChoiceTask, TaskRef
 
 EXTRA = "pip install 'pytest-qrel[lmeval]'"

@@ -24,7 +24,7 @@ def read_tree(path: Path, resolve_funcs: bool = False, code: list[str] | None = 
               _seen: frozenset[Path] = frozenset()) -> dict[str, Any]:
     """The task config of ``path`` as lm-eval's ``load_yaml`` merges it (an include's keys under
     the file's own; ``task_list`` not inherited), with each file's data locations resolved beside
-    it (``_resolve_data_files``). Each ``!function`` is appended to ``code`` as ``file:line:
+    it (``resolve_data_files``). Each ``!function`` is appended to ``code`` as ``file:line:
     !function spec`` (and imported only if ``resolve_funcs``). ValueError naming the file: not a
     regular file, not YAML, not a mapping, an include cycle."""
     import yaml
@@ -56,7 +56,7 @@ def read_tree(path: Path, resolve_funcs: bool = False, code: list[str] | None = 
         raise ValueError(f"Expected valid YAML in {path}, but it has a syntax error{where}: {problem}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"Expected an lm-eval task mapping in {path}, but got {type(cfg).__name__}")
-    cfg = _resolve_data_files(cfg, path.parent, path)
+    cfg = resolve_data_files(cfg, path.parent, path)
     if "include" not in cfg:
         return cfg
     includes = cfg.pop("include")
@@ -86,7 +86,7 @@ def _read_regular(path: Path) -> bytes:
         return f.read()
 
 
-def _resolve_data_files(cfg: dict[str, Any], base: Path, source: Path | None = None) -> dict[str, Any]:
+def resolve_data_files(cfg: dict[str, Any], base: Path, source: Path | None = None) -> dict[str, Any]:
     """Local data locations named by one task YAML (``source``, in folder ``base``) taken relative
     to it, never to the working directory; ``~`` expanded. ``dataset_path``: a datasets builder
     (``json``, ``csv``...) and a Hub id ``org/name`` are kept; any other relative path is beside
