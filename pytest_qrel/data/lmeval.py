@@ -133,8 +133,8 @@ def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
             if time.monotonic() > self.deadline:
                 raise SecurityError(f"the render ran past {TEMPLATE_SECONDS:g} s")
 
-        def call(self, __context, __obj, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201, N807 - jinja's own
-            self.tick()  # every call, filter and loop's range: a template's work is bounded in time
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201, N805 - jinja's own
+            __self.tick()  # every call, filter and loop's range: a template's work is bounded in time
             return super().call(__context, __obj, *args, **kwargs)
 
         def getitem(self, obj, argument):  # noqa: ANN001, ANN201 - jinja's own
