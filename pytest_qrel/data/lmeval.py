@@ -123,7 +123,7 @@ def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
     class Sandbox(ImmutableSandboxedEnvironment):
         source = ""  # the template being rendered: lm-eval renders each right after compiling it
         deadline = 0.0  # when its render has run too long
-        intercepted_binops = frozenset(("*", "**"))  # 'a' * 10**9, 10**10**9: sized before they are made
+        intercepted_binops = frozenset(("*", "**", "+"))  # 'a' * 10**9, 10**10**9, s + s: sized before they are made
 
         def from_string(self, source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - jinja's own
             self.source, self.deadline = source, time.monotonic() + TEMPLATE_SECONDS
@@ -146,6 +146,8 @@ def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
             if operator == "*" and isinstance(left, int) and isinstance(right, sized):
                 left, right = right, left
             if operator == "*" and isinstance(left, sized) and isinstance(right, int) and len(left) * right > 1 << 20 \
+                    or operator == "+" and isinstance(left, sized) and isinstance(right, sized) \
+                    and len(left) + len(right) > 1 << 20 \
                     or operator == "**" and isinstance(left, int) and isinstance(right, int) \
                     and abs(left).bit_length() * right > 1 << 16:
                 raise SecurityError(f"{operator} would make a value too big for a template")

@@ -5,6 +5,7 @@ hang start-up (those checks run in a subprocess with a timeout, so a regression 
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -82,6 +83,10 @@ def test_no_data_location_resolves_against_the_working_directory(tmp_path, monke
     datadir = _task(yamls, "datadir", data="dataset_kwargs: {data_dir: data}\n")
     with pytest.raises(ValueError, match=r"`data_dir: data` of .*yamls/datadir.yaml beside it, at .*yamls/data, "):
         load_task(resolve_task(str(datadir), cwd))
+    _task(cwd / "org" / "name", "unused")  # a Hub id's shape, but a folder of the working directory
+    (yamls / "hubby.yaml").write_text(bare.replace("task: bare", "task: hubby").replace("mydata", "org/name"))
+    with pytest.raises(ValueError, match=r"to be a Hub dataset or a folder beside the YAML, but it names .*cwd/org/name"):
+        load_task(resolve_task(str(yamls / "hubby.yaml"), cwd))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (yamls / "tilde.yaml").write_text(bare.replace("task: bare", "task: tilde").replace("mydata", "~/ds"))
     assert load_task(resolve_task(str(yamls / "tilde.yaml"), cwd)).labels == (0, 1)
@@ -170,3 +175,14 @@ def test_templates_that_loop_or_backtrack_for_ever_are_stopped(tmp_path):
     """)
     assert out.splitlines() == ["loops the render ran past 0.5 s", "redos regex_replace ran past 0.5 s",
                                 "big range of 20000 items; a task template may have 10000"]
+
+
+@pytest.mark.parametrize("expr, op", [("'a' * 2000000", "*"), ("('a' * 1000000) + ('b' * 100000)", "+"),
+                                      ("2 ** 100000000", "**")])
+def test_a_template_cannot_make_a_huge_value(tmp_path, expr, op):
+    """Multiplying, adding or raising to a value of megabytes is refused before it is made."""
+    path = _task(tmp_path, "huge")
+    path.write_text(path.read_text().replace("doc_to_text: question", f'doc_to_text: "{{{{ {expr} }}}}{{{{question}}}}"'))
+    with pytest.raises(ValueError, match=rf"`doc_to_text` template of .*huge.yaml was refused: "
+                                         rf"{re.escape(op)} would make a value too big for a template$"):
+        load_task(resolve_task(str(path), tmp_path))
