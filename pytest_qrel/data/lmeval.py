@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..models import fixtures_dir
-from .task_files import UNUSED_KEYS, read_tree
+from .task_files import UNUSED_KEYS, read_regular, read_tree
 from .types import ZOO_TASKS, ChoiceTask, TaskRef
 
 EXTRA = "pip install 'pytest-qrel[lmeval]'"
@@ -40,9 +40,9 @@ def read_task_yaml(path: Path, allow_code: bool = False, output_type: str = "mul
     file and the problem.
     A file that would run Python (``!function``, in it or in a file it includes) is refused
     unless ``allow_code`` (or it ships with pytest-qrel)."""
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"Expected an lm-eval task YAML at {path}, but it does not exist")
-    if not path.read_text(errors="replace").strip():
+    if not read_regular(path).strip():  # a folder or FIFO is named, not read
         raise ValueError(f"Expected an lm-eval task in {path}, but the file is empty")
     _require_lm_eval(f"task file {path}")
     code: list[str] = []

@@ -33,7 +33,7 @@ def read_tree(path: Path, resolve_funcs: bool = False, code: list[str] | None = 
     path = Path(path).expanduser().resolve()
     if path in _seen:
         raise ValueError(f"Expected task YAML includes without a cycle, but {path} includes itself")
-    raw = _read_regular(path)
+    raw = read_regular(path)
     loader = _make_loader(path.parent, resolve_funcs=resolve_funcs)
     if code is not None:
         base = loader.yaml_constructors["!function"]
@@ -71,18 +71,19 @@ def read_tree(path: Path, resolve_funcs: bool = False, code: list[str] | None = 
     return {**merged, **cfg}
 
 
-def _read_regular(path: Path) -> bytes:
+def read_regular(path: Path) -> bytes:
     """The bytes of ``path`` if it is a regular file: a FIFO, device or folder would block or
     fail inside lm-eval (opened without blocking, so a FIFO is refused, not waited on)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise ValueError(f"Expected an lm-eval task YAML at {path}, but it cannot be read: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise ValueError(f"Expected an lm-eval task YAML file at {path}, but it is {kind}")
     with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
-            raise ValueError(f"Expected an lm-eval task YAML file at {path}, but it is {kind}")
         return f.read()
 
 

@@ -186,3 +186,11 @@ def test_a_template_cannot_make_a_huge_value(tmp_path, expr, op):
     with pytest.raises(ValueError, match=rf"`doc_to_text` template of .*huge.yaml was refused: "
                                          rf"{re.escape(op)} would make a value too big for a template$"):
         load_task(resolve_task(str(path), tmp_path))
+
+
+def test_a_task_yaml_that_is_a_fifo_or_a_folder_is_named(tmp_path):
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "dir.yaml").mkdir()
+    for name, kind in (("pipe.yaml", "a FIFO"), ("dir.yaml", "a folder")):
+        with pytest.raises(ValueError, match=rf"^Expected an lm-eval task YAML file at .*{name}, but it is {kind}$"):
+            resolve_task(str(tmp_path / name), tmp_path)
