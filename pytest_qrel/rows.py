@@ -34,9 +34,9 @@ def sequences_per_batch(length: int, vocab: int) -> int:
     return max(1, min(32, KL_BATCH_LOGITS // (max(length, 1) * max(vocab, 1))))
 
 
-def windows(tokenizer, read: Callable[[int], str], context: int, max_tokens: int, vocab: int) -> list[TokenBatch]:
-    """The text that ``read(chars)`` gives the first ``chars`` characters of, tokenized as one
-    stream and cut into windows of ``context`` tokens, each scoring its second half (the first
+def windows(tokenizer, read: Callable[[int], tuple[str, bool]], context: int, max_tokens: int, vocab: int) -> list[TokenBatch]:
+    """The text that ``read(chars)`` gives the first ``chars`` characters of (and whether they
+    are all of it: ``KLText.read``), tokenized as one stream and cut into windows of ``context`` tokens, each scoring its second half (the first
     half is context), as llama.cpp's perplexity tool does (its first token replaced by BOS
     where the tokenizer has one); as many whole windows as the text holds, at most enough for
     ``max_tokens`` scored tokens (at least one window). Only a prefix of the text is read and
@@ -65,7 +65,7 @@ def windows(tokenizer, read: Callable[[int], str], context: int, max_tokens: int
     return out
 
 
-def _prefix_ids(tokenizer, read: Callable[[int], str], want: int) -> list[int]:
+def _prefix_ids(tokenizer, read: Callable[[int], tuple[str, bool]], want: int) -> list[int]:
     """The first ``want`` tokens of the text (all of them if it has fewer), from a prefix of it:
     a guess of characters per token, grown until the prefix holds ``want`` tokens and a margin.
     The prefix ends before its last white space and the margin's tokens are dropped, so a word
@@ -73,8 +73,7 @@ def _prefix_ids(tokenizer, read: Callable[[int], str], want: int) -> list[int]:
     the tokenizer splits words at white space (a tokenizer's own merges across it aside)."""
     chars = PREFIX_CHARS_PER_TOKEN * (want + PREFIX_MARGIN_TOKENS)
     while True:
-        text = read(chars)
-        whole = len(text) < chars
+        text, whole = read(chars)  # said by the reader: a JSONL text's length cannot tell it
         if not whole:
             cut = max(text.rfind(" "), text.rfind("\n"))
             text = text[:cut] if cut > len(text) // 2 else text

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from ..models import fixtures_dir
+from .task_files import UNUSED_KEYS, read_regular, read_tree
 from .types import ZOO_TASKS, ChoiceTask, TaskRef
 
 EXTRA = "pip install 'pytest-qrel[lmeval]'"
+TEMPLATE_RANGE = 10_000  # items of one range() in a task template (jinja's sandbox: 100,000)
+TEMPLATE_SECONDS = 5.0  # one render of a task template (a document's prompt): loops and regexes stop there
 
 
 def _require_lm_eval(what: str) -> None:
@@ -36,25 +40,14 @@ def read_task_yaml(path: Path, allow_code: bool = False, output_type: str = "mul
     file and the problem.
     A file that would run Python (``!function``, in it or in a file it includes) is refused
     unless ``allow_code`` (or it ships with pytest-qrel)."""
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"Expected an lm-eval task YAML at {path}, but it does not exist")
-    if not path.read_text(errors="replace").strip():
+    if not read_regular(path).strip():  # a folder or FIFO is named, not read
         raise ValueError(f"Expected an lm-eval task in {path}, but the file is empty")
     _require_lm_eval(f"task file {path}")
-    import yaml
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    try:
-        cfg = load_yaml(path, resolve_func=False)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValueError(f"Expected valid YAML in {path}, but it has a syntax error{where}: {problem}") from None
-    except (ValueError, OSError) as exc:  # not a mapping, an include cycle or a missing include
-        raise ValueError(f"Expected an lm-eval task mapping in {path}, but got: {exc}") from None
-    code = [] if allow_code or _shipped(path) else task_code(path)
-    if code:
+    code: list[str] = []
+    cfg = read_tree(path, code=code)  # the files lm-eval would read, as it reads them; nothing imported
+    if code and not (allow_code or _shipped(path)):
         raise ValueError(f"{path} runs Python from a file beside it ({code[0]}); pytest-qrel runs no code from a "
                          f"task file unless you pass --qrel-allow-task-code")
     if "group" in cfg and "task" not in cfg:
@@ -74,66 +67,6 @@ def read_task_yaml(path: Path, allow_code: bool = False, output_type: str = "mul
 def _shipped(path: Path) -> bool:
     """The zoo's own task YAMLs (fixtures/tasks/) are pytest-qrel's code, trusted as the package is."""
     return path.resolve().is_relative_to((fixtures_dir() / "tasks").resolve())
-
-
-def task_code(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
-    """Every ``!function`` of a task YAML and of the files it includes (lm-eval resolves
-    ``include:`` beside the including file), as ``file:line: !function spec``."""
-    import yaml
-
-    found: list[str] = []
-
-    class Scan(yaml.SafeLoader):
-        pass
-
-    def function(loader: yaml.Loader, node: yaml.Node) -> str:
-        found.append(f"{path}:{node.start_mark.line + 1}: !function {loader.construct_scalar(node)}")
-        return ""
-
-    Scan.add_constructor("!function", function)
-    Scan.add_multi_constructor("!", lambda loader, suffix, node: None)  # other tags: not code
-    try:
-        cfg = yaml.load(path.read_text(), Loader=Scan)  # noqa: S506 - a safe loader that runs nothing
-    except (OSError, yaml.YAMLError):
-        return found
-    includes = cfg.get("include") if isinstance(cfg, dict) else None
-    for include in [includes] if isinstance(includes, str) else includes if isinstance(includes, list) else []:
-        target = Path(include) if Path(include).is_absolute() else path.parent / include
-        if target.is_file() and target.resolve() not in seen:
-            found += task_code(target, seen | {path.resolve()})
-    return found
-
-
-def _resolve_data_files(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Local data paths of a task YAML taken relative to the YAML file (only), so a task and its
-    data travel together: relative ``data_files`` (of ``dataset_path: json``, csv, parquet,
-    text), and a relative ``dataset_path`` that names a folder beside the YAML or starts with
-    ``./`` or ``../`` (a hub id such as ``allenai/ai2_arc`` is left to the hub)."""
-    path = cfg.get("dataset_path")
-    if isinstance(path, str) and path and not Path(path).expanduser().is_absolute() and "://" not in path and (
-            path.startswith(("./", "../", ".\\", "..\\")) or path in (".", "..")
-            or (base / path).is_dir() and path not in _builders()):
-        # datasets reads a relative path from the working directory; a missing one is named beside the YAML
-        cfg = {**cfg, "dataset_path": str((base / path).resolve())}
-    files = (cfg.get("dataset_kwargs") or {}).get("data_files")
-    if files is None:
-        return cfg
-
-    def fix(p: Any) -> Any:
-        # relative to the YAML only, never to the working directory: a missing file is named there
-        if isinstance(p, str) and not Path(p).is_absolute() and "://" not in p:
-            return str((base / p).resolve())
-        return [fix(x) for x in p] if isinstance(p, list) else {k: fix(v) for k, v in p.items()} if isinstance(p, dict) else p
-
-    return {**cfg, "dataset_kwargs": {**cfg["dataset_kwargs"], "data_files": fix(files)}}
-
-
-def _builders() -> set[str]:
-    """The datasets library's own builders (json, csv, parquet, ...): ``dataset_path: json`` is
-    one of them, even beside a folder named ``json``."""
-    import datasets.packaged_modules
-
-    return set(getattr(datasets.packaged_modules, "_PACKAGED_DATASETS_MODULES", ()))
 
 
 def lmeval_task(ref: TaskRef) -> ChoiceTask:
@@ -189,14 +122,72 @@ def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
 
     class Sandbox(ImmutableSandboxedEnvironment):
         source = ""  # the template being rendered: lm-eval renders each right after compiling it
+        deadline = 0.0  # when its render has run too long
+        intercepted_binops = frozenset(("*", "**", "+"))  # 'a' * 10**9, 10**10**9, s + s: sized before they are made
 
         def from_string(self, source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - jinja's own
-            self.source = source
+            self.source, self.deadline = source, time.monotonic() + TEMPLATE_SECONDS
             return super().from_string(source, *args, **kwargs)
+
+        def tick(self) -> None:
+            if time.monotonic() > self.deadline:
+                raise SecurityError(f"the render ran past {TEMPLATE_SECONDS:g} s")
+
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201, N805 - jinja's own
+            __self.tick()  # every call, filter and loop's range: a template's work is bounded in time
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def getitem(self, obj, argument):  # noqa: ANN001, ANN201 - jinja's own
+            self.tick()
+            return super().getitem(obj, argument)
+
+        def call_binop(self, context, operator, left, right):  # noqa: ANN001, ANN201 - jinja's own
+            sized = (str, bytes, list, tuple)
+            if operator == "*" and isinstance(left, int) and isinstance(right, sized):
+                left, right = right, left
+            if operator == "*" and isinstance(left, sized) and isinstance(right, int) and len(left) * right > 1 << 20 \
+                    or operator == "+" and isinstance(left, sized) and isinstance(right, sized) \
+                    and len(left) + len(right) > 1 << 20 \
+                    or operator == "**" and isinstance(left, int) and isinstance(right, int) \
+                    and abs(left).bit_length() * right > 1 << 16:
+                raise SecurityError(f"{operator} would make a value too big for a template")
+            return super().call_binop(context, operator, left, right)
+
+    class CappedRange(Sequence[int]):
+        """range(), of at most TEMPLATE_RANGE items (jinja's sandbox: 100,000), its loops timed:
+        nested loops multiply, and a task template needs few items."""
+
+        def __init__(self, *args: int) -> None:
+            self.items = range(*args)
+            if len(self.items) > TEMPLATE_RANGE:
+                raise SecurityError(f"range of {len(self.items)} items; a task template may have {TEMPLATE_RANGE}")
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, i):  # noqa: ANN001, ANN204 - range's own
+            return self.items[i]
+
+        def __iter__(self) -> Iterator[int]:
+            for n, i in enumerate(self.items):
+                if n % 1024 == 0:
+                    sandbox.tick()
+                yield i
+
+    def regex_replace(string: str, pattern: str, repl: str, count: int = 0) -> str:
+        # lm-eval's filter is re.sub, which a pattern can make backtrack for ever; `regex` has a timeout
+        import regex
+
+        try:
+            return regex.sub(pattern, repl, string, count=count, timeout=max(sandbox.deadline - time.monotonic(), 0.01))
+        except TimeoutError:
+            raise SecurityError(f"regex_replace ran past {TEMPLATE_SECONDS:g} s") from None
 
     unsafe = lm_eval.utils.env
     sandbox = Sandbox(loader=BaseLoader, undefined=StrictUndefined, keep_trailing_newline=True)
-    sandbox.filters.update({k: f for k, f in unsafe.filters.items() if k not in sandbox.filters})  # regex_replace
+    sandbox.filters.update({k: f for k, f in unsafe.filters.items() if k not in sandbox.filters})
+    sandbox.filters["regex_replace"] = regex_replace
+    sandbox.globals["range"] = CappedRange
     lm_eval.utils.env = sandbox
     try:
         yield
@@ -207,7 +198,8 @@ def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
         where = ref.source if ref.kind == "yaml" else f"lm-eval task {ref.name!r}"
         field = _field_of(sandbox.source, _config_of(ref)) or "a"
         raise ValueError(f"Expected task templates that pytest-qrel's sandbox renders (no attribute that starts "
-                         f"with '_', no call that changes data; --qrel-allow-task-code lifts it), but the `{field}` "
+                         f"with '_', no call that changes data, a range of {TEMPLATE_RANGE} items, {TEMPLATE_SECONDS:g} s "
+                         f"a render; --qrel-allow-task-code lifts it), but the `{field}` "
                          f"template of {where} was refused: {str(refused).rstrip('.')}") from None
     finally:
         lm_eval.utils.env = unsafe
@@ -240,13 +232,16 @@ def _load_task(ref: TaskRef, build: bool = True, output_type: str = "multiple_ch
     """The lm-eval task object of ``ref`` (its requests built) and how to name it."""
     _require_lm_eval(f"task {ref.name!r}")
     from lm_eval.tasks import TaskManager
-    from lm_eval.tasks._yaml_loader import load_yaml
 
     if ref.kind == "yaml":
         path = Path(ref.source)
         read_task_yaml(path, ref.allow_code, output_type)  # checked first: a malformed file, or code not allowed, is named
-        cfg = _resolve_data_files(load_yaml(path), path.parent)  # `!function` resolved beside the file
-        manager, spec, where = TaskManager(include_path=str(path.parent), include_defaults=False), cfg, str(path)
+        # `!function` imported (beside its file) only where allowed; the metrics and filters that
+        # lm-eval would resolve to code (evaluate.load) are never used here, so never resolved
+        cfg = read_tree(path, resolve_funcs=ref.allow_code or _shipped(path))
+        cfg = {k: v for k, v in cfg.items() if k not in UNUSED_KEYS}
+        # a task config needs no index: none of the YAML's folder (a FIFO or a .venv there) is read
+        manager, spec, where = TaskManager(include_defaults=False), cfg, str(path)
     else:
         manager, spec, where = TaskManager(), ref.name, f"lm-eval task {ref.name!r}"
         if ref.name not in manager.all_subtasks:
@@ -282,7 +277,7 @@ def _config_of(ref: TaskRef, manager: Any = None) -> dict[str, Any] | None:
         from lm_eval.tasks._yaml_loader import load_yaml
 
         if ref.kind == "yaml":
-            return load_yaml(Path(ref.source), resolve_func=False)
+            return read_tree(Path(ref.source))
         from lm_eval.tasks import TaskManager
 
         entry = (manager or TaskManager()).task_index.get(ref.name)

@@ -23,21 +23,30 @@ class KLText:
     docs: str = ""  # an lm-eval task's documents, joined (the dataset is in memory already)
 
     def prefix(self, chars: int) -> str:
-        """The text's first ``chars`` characters; fewer only where the text has no more.
-        ValueError naming the file and the line or byte that is not text."""
+        """The text's first ``chars`` characters; fewer only where the text has no more."""
+        return self.read(chars)[0]
+
+    def read(self, chars: int) -> tuple[str, bool]:
+        """The text's first ``chars`` characters, and whether they are the whole text (said by
+        the reader, not inferred from a length). ValueError naming the file and the line or
+        byte that is not text."""
         if self.path is None:
-            return self.docs[:chars]
+            return self.docs[:chars], len(self.docs) <= chars
         try:
             with self.path.open(encoding="utf-8") as f:
-                jsonl = self.path.suffix in (".jsonl", ".json")
-                return _jsonl_prefix(self.path, f, chars) if jsonl else f.read(chars)
+                if self.path.suffix in (".jsonl", ".json"):
+                    return _jsonl_prefix(self.path, f, chars)
+                text = f.read(chars)
+                return text, len(text) < chars or not f.read(1)
         except UnicodeDecodeError:
             raise ValueError(f"Expected {self.path} to be UTF-8 text, but byte {_bad_byte(self.path)} is not") from None
 
 
-def _jsonl_prefix(path: Path, lines: Iterable[str], chars: int) -> str:
-    """The ``text`` fields of JSONL rows, joined by blank lines, read until ``chars`` characters."""
-    parts, size = [], 0
+def _jsonl_prefix(path: Path, lines: Iterable[str], chars: int) -> tuple[str, bool]:
+    """The ``text`` fields of JSONL rows, joined by blank lines, read until more than ``chars``
+    characters (so the reader knows whether the text goes on), and whether that is all of it."""
+    parts: list[str] = []
+    size = -2  # the joined length: each row's text and the blank line before it, none before the first
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -49,9 +58,9 @@ def _jsonl_prefix(path: Path, lines: Iterable[str], chars: int) -> str:
             raise ValueError(f"Expected a 'text' string on line {lineno} of {path}, but got {str(row)[:80]!r}")
         parts.append(row["text"])
         size += len(row["text"]) + 2
-        if size >= chars:
+        if size > chars:
             break
-    return "\n\n".join(parts)[:chars]
+    return "\n\n".join(parts)[:chars], size <= chars
 
 
 def _bad_byte(path: Path) -> int:
@@ -88,10 +97,16 @@ def read_kl_text(spec: str, allow_code: bool = False) -> KLText:
     missing file or task, a first line that is not JSON, a text that is empty): ValueError
     naming the file, row or task. A file's rest is read when the KL windows need it."""
     path = Path(spec)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "a FIFO" if path.is_fifo() else "not a regular file"
+        raise ValueError(f"Expected a file (plain text, JSONL with a 'text' field, or a task YAML) or an lm-eval "
+                         f"task, but {path} is {kind}")
     if path.is_file() and path.suffix not in (".yaml", ".yml"):
         text, chars = KLText(f"file {path.name}", path), 1 << 12
-        while not (head := text.prefix(chars)).strip() and len(head) == chars:
+        head, whole = text.read(chars)
+        while not head.strip() and not whole:
             chars *= 4  # leading blank space: read on to the first text
+            head, whole = text.read(chars)
     else:
         shipped = data_dir().parent / "tasks" / f"{spec}.yaml"
         docs = "\n\n".join(lmeval_docs(str(shipped) if shipped.is_file() else spec, allow_code))

@@ -117,7 +117,7 @@ class KLMeasure(Measure):
                                        f"{limit} positions")
                 context = min(kl.context, limit)
                 try:
-                    batches = windows(base.tokenizer, text.prefix, context, kl.tokens, vocab)
+                    batches = windows(base.tokenizer, text.read, context, kl.tokens, vocab)
                 except ValueError as exc:
                     raise VariantError(f"{options.KL_TEXT}: {exc}") from None
                 scratch["kl_text"] = KLText(batches, f"{text.source}, windows of {context} tokens")

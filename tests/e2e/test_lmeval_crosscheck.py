@@ -28,10 +28,10 @@ def _lmeval_task(name: str, path: Path | None = None):
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from pytest_qrel.data.lmeval import _resolve_data_files
+    from pytest_qrel.data.task_files import resolve_data_files
 
     path = path or TASKS_DIR / f"{name}.yaml"
-    cfg = _resolve_data_files(load_yaml(path), path.parent)
+    cfg = resolve_data_files(load_yaml(path), path.parent)
     task = next(iter(TaskManager(include_path=str(path.parent), include_defaults=False).load([cfg])["tasks"].values()))
     task.build_all_requests(limit=LIMIT, rank=0, world_size=1)
     return task

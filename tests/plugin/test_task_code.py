@@ -47,3 +47,19 @@ def test_allow_task_code_honours_the_opt_in(pytester, evil, option):
     result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-no-cache", "--co", evil[option], "--qrel-allow-task-code")
     assert result.ret == pytest.ExitCode.OK
     assert (pytester.path / "pwned").exists()
+
+
+@pytest.mark.parametrize("option, output_type, target", [("--qrel-tasks", "multiple_choice", "label"),
+                                                         ("--qrel-kl-text", "loglikelihood_rolling", "{{text}}")])
+def test_a_metric_script_named_by_a_task_never_runs(pytester, option, output_type, target):
+    """lm-eval would import a metric it does not know from its path (evaluate.load): pytest-qrel
+    never uses lm-eval's metrics, so collection runs nothing of it (issue 34, round two)."""
+    mark = pytester.path / "pwned"
+    pytester.path.joinpath("evilmetric.py").write_text(f"open({str(mark)!r}, 'w').close()\n")
+    pytester.path.joinpath("rows.jsonl").write_text(ROW * 4)
+    pytester.path.joinpath("metric.yaml").write_text(
+        TASK.format(name="metric", output_type=output_type, text="{{question}}", target=target)
+        + f"metric_list:\n  - metric: {pytester.path / 'evilmetric.py'}\n    aggregation: mean\n")
+    result = pytester.runpytest("--qrel-models=zoo-xs", "--qrel-no-cache", "--co", f"{option}=metric.yaml")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    assert not mark.exists()

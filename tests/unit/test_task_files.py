@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_qrel.config import QrelConfig
-from pytest_qrel.data.lmeval import _resolve_data_files
+from pytest_qrel.data.task_files import resolve_data_files
 from pytest_qrel.data.tasks import resolve_task
 
 TASK = """task: {name}
@@ -64,7 +64,7 @@ def test_data_files_resolve_beside_the_yaml_only(task_dir, monkeypatch, tmp_path
     elsewhere = tmp_path_factory.mktemp("cwd")
     (elsewhere / "questions.jsonl").write_text("{}\n")
     monkeypatch.chdir(elsewhere)
-    cfg = _resolve_data_files({"dataset_kwargs": {"data_files": {"test": "questions.jsonl"}}}, task_dir)
+    cfg = resolve_data_files({"dataset_kwargs": {"data_files": {"test": "questions.jsonl"}}}, task_dir)
     assert cfg["dataset_kwargs"]["data_files"]["test"] == str(task_dir / "questions.jsonl")
 
 
@@ -92,6 +92,6 @@ def test_a_relative_dataset_path_is_read_beside_the_yaml(tmp_path_factory, monke
 
 def test_a_dataset_builder_name_and_a_hub_id_are_kept(task_dir):
     (task_dir / "json").mkdir()  # a folder that happens to share the builder's name
-    assert _resolve_data_files({"dataset_path": "json"}, task_dir)["dataset_path"] == "json"
-    assert _resolve_data_files({"dataset_path": "allenai/ai2_arc"}, task_dir)["dataset_path"] == "allenai/ai2_arc"
-    assert _resolve_data_files({"dataset_path": "../ds"}, task_dir)["dataset_path"] == str(task_dir.parent / "ds")
+    assert resolve_data_files({"dataset_path": "json"}, task_dir)["dataset_path"] == "json"
+    assert resolve_data_files({"dataset_path": "allenai/ai2_arc"}, task_dir)["dataset_path"] == "allenai/ai2_arc"
+    assert resolve_data_files({"dataset_path": "../ds"}, task_dir)["dataset_path"] == str(task_dir.parent / "ds")
