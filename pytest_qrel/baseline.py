@@ -99,7 +99,19 @@ def record_problem(record: object) -> str | None:
         value = record.get("value")
         if isinstance(value, bool) or not (isinstance(value, (int, float)) or value in ("nan", "inf", "-inf")):
             return f"expected a number as the value of a {record['status']}ed metric, but got {value!r}"
+        known = value_bounds(str(record["metric"]), record)
+        if known is not None and isinstance(value, (int, float)) and math.isfinite(value) and not within_bounds(float(value), *known):
+            names = BOUND_FIELDS[str(record["metric"])]
+            return f"expected its value {value!r} within its bounds {names[0]}..{names[1]} = [{known[0]!r}, {known[1]!r}]"
     return None
+
+
+def within_bounds(value: float, lower: object, upper: object) -> bool:
+    """Whether ``lower <= value <= upper`` (all finite numbers), up to float rounding of a midpoint."""
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in (value, lower, upper)):
+        return False
+    slack = 1e-9 * max(1.0, abs(lower), abs(upper))  # type: ignore[arg-type]
+    return lower - slack <= value <= upper + slack  # type: ignore[operator]
 
 
 # the fields that hold a metric's certified bounds where its value is their midpoint (the KL
@@ -152,6 +164,8 @@ def regression(old: float, new: float, higher_is_better: bool, tolerance: Tolera
     fails, one for none passes, and one the bounds cannot tell fails, saying so (the measure
     recomputes its own value exactly first, so only a baseline of bounds leaves it open)."""
     change = new - old
+    if not math.isfinite(old):  # a baseline that measured nothing: not comparable, never a regression
+        return change, None
     if tolerance is None or not math.isfinite(new):
         return change, None if math.isfinite(new) else "not finite"
     kind, limit = tolerance

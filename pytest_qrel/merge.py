@@ -35,14 +35,15 @@ from typing import Any, NamedTuple
 import pytest
 
 from . import options
-from .baseline import Baseline, read_results_json, tolerance_for
+from .baseline import Baseline, read_results_json, tolerance_for, within_bounds
 from .config import compare_fail_tolerances
 from .measures import Measurement
 from .measures.scaling import law_gate
-from .parsing import floats, path as option_path
+from .parsing import bit_map, floats, path as option_path
 from .properties import CATALOG, Catalog
 from .report import write_run, write_tables
 from .results import Record, Results, coverage_problem, gate_reasons, of_kind, record_problem
+from .settings import metric_thresholds
 from .summary import RunSummary, problem_of, summarize
 
 
@@ -71,8 +72,8 @@ class MergedRun:
     def failed(self) -> bool:
         return any(r.status in ("fail", "error") for r in self.records) or self.problem() is not None
 
-    def write(self, report_dir: Path, catalog) -> Path:  # noqa: ANN001 - properties.Catalog
-        return write_run(report_dir, self.summary(catalog), self.variants,
+    def write(self, report_dir: Path, catalog, save_baseline: Path | None = None) -> Path:  # noqa: ANN001
+        return write_run(report_dir, self.summary(catalog), self.variants, save_baseline,
                          run={"settings": self.settings, "models_named": self.models_named or None})
 
     def terminal_summary(self, terminalreporter, report_dir: Path, catalog) -> None:  # noqa: ANN001
@@ -110,6 +111,9 @@ def _read(path: Path) -> dict:
              if (k in v or not kind.endswith("null")) and not of_kind(v.get(k), kind)), None))
         if problem is None and v["id"] in models:
             problem = f"variant {v['id']} is listed twice"
+        total = _number(v.get("total_bits")) if problem is None else None
+        if total is not None and not (math.isfinite(total) and total > 0):  # a law's point: log(total_bits)
+            problem = f"expected 'total_bits' to be a finite positive number, but got {v['total_bits']!r}"
         if problem:
             raise pytest.UsageError(f"{options.MERGE}: variant {i} of {path} is not valid: {problem}")
         models[v["id"]] = v["model"]
@@ -135,8 +139,9 @@ def _number(value: Any) -> Any:
     return float(value) if isinstance(value, str) and value in ("nan", "inf", "-inf") else value
 
 
-def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG) -> MergedRun:
-    """The union of the runs in ``paths``; a usage error if they cannot make one run."""
+def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[str, Any] | None = None) -> MergedRun:
+    """The union of the runs in ``paths``; a usage error if they cannot make one run or
+    ``given`` (the settings given to the merge itself) are not the runs' own."""
     if len(paths) < 2:
         raise pytest.UsageError(f"{options.MERGE}: expected at least two results.json files, but got {len(paths)}")
     docs = [_read(p) for p in paths]
@@ -147,6 +152,16 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG) -> MergedRun:
             if mine != theirs:  # strings, lists and tables as the runs read them (options.run_settings)
                 raise pytest.UsageError(f"{options.MERGE}: {path} was run with --qrel-{key}={theirs!r}, {first} with "
                                         f"{mine!r}: runs with different settings cannot be merged")
+    for key, value in (given or {}).items():
+        if settings.get(key) != value:
+            raise pytest.UsageError(f"{options.MERGE}: --qrel-{key}={value!r} given to the merge, but the runs were run "
+                                    f"with {settings.get(key)!r}: a merge decides with the runs' settings")
+    decider = _Decider(settings, [], catalog, set())
+    for path, doc in zip(paths, docs):
+        for i, r in enumerate(doc["results"]):
+            problem = decider.problem(Record.from_dict({k: _number(v) for k, v in r.items()}))
+            if problem:
+                raise pytest.UsageError(f"{options.MERGE}: record {i} of {path} ({r['test']}) is not valid: {problem}")
     owner: dict[str, Path] = {}
     variants: list[dict] = []
     records: list[Record] = []
@@ -193,6 +208,52 @@ class _Decider:
         self.by_id = {v["id"]: v for v in variants}
         self.errored = errored  # variants whose tests errored
         self._baseline: Baseline | None = None
+        # the thresholds a run with these settings gates with (config.QrelConfig's parsing):
+        # a record's own threshold is checked against them, never trusted
+        raw = {**options.defaults(), **{"qrel_" + k.replace("-", "_"): v for k, v in settings.items() if v is not None}}
+        self.kl_threshold = bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
+        self.drift_threshold = {catalog[p].metric(key).name: t for p in ("calibration", "confidence") if p in catalog
+                                for key, t in metric_thresholds(raw, catalog[p]).items()}
+
+    def expected_threshold(self, r: Record) -> float | None:
+        """The threshold the settings give ``r``'s gate, or None where a merge cannot tell it."""
+        if r.property == "kl" and r.metric == "kl_to_base":
+            return self.kl_threshold.get(r.bits)
+        if r.property in ("calibration", "confidence"):
+            return self.drift_threshold.get(str(r.metric))
+        return None
+
+    def problem(self, r: Record) -> str | None:
+        """Why a record cannot be decided again as the settings and the catalog decide it, or None."""
+        if r.property is None or r.metric is None:
+            return None if r.status == "error" else f"expected a property and a metric of a {r.status}ped record"
+        try:
+            metric = self.catalog.metric(r.property, r.metric)
+        except ValueError:
+            return f"its metric {r.metric!r} of property {r.property!r} is not one the catalog gates"
+        laws = {p.records_as for p in self.catalog.with_axis("scaled")}
+        if r.property in laws:
+            return None  # fitted again over the union: its threshold and direction are the law's
+        if r.higher_is_better is not None and r.higher_is_better != metric.higher_is_better:
+            return (f"it says higher_is_better={r.higher_is_better}, but {r.metric} is "
+                    f"{'better higher' if metric.higher_is_better else 'better lower'}")
+        expected = self.expected_threshold(r)
+        if r.threshold is not None and expected is not None and not math.isclose(float(r.threshold), expected):
+            return (f"its threshold {r.threshold!r} is not the {expected:g} its run's settings give (a merge decides "
+                    "with the runs' settings)")
+        value = r.value if isinstance(r.value, (int, float)) else math.nan
+        if r.status == "skip" and r.threshold is not None and math.isfinite(value) and gate_reasons(
+                str(r.metric), Measurement(value, r.base_value, None, {}), float(r.threshold), metric.higher_is_better,
+                None, None, None)[0]:
+            return f"it is skipped, but its value {value:g} is past its threshold {r.threshold:g}: a run fails it"
+        held = r.detail.get("baseline_bounds")
+        if held is not None and not (isinstance(held, list) and len(held) == 2 and isinstance(r.baseline_value, (int, float))
+                                     and within_bounds(float(r.baseline_value), _number(held[0]), _number(held[1]))):
+            return f"its baseline_value {r.baseline_value!r} is not within its baseline_bounds {held!r}"
+        if r.property == "robustness" and r.detail.get("comparison") is not None and not (
+                isinstance(r.detail.get("perturbation"), str) and of_kind(r.detail.get("intensity"), "int")):
+            return "expected a robustness comparison to name its 'perturbation' and 'intensity'"
+        return None
 
     def baseline(self) -> Baseline | None:
         """The runs' --qrel-baseline, read when a re-decided law gate needs a value of it."""

@@ -187,3 +187,76 @@ def test_a_law_the_merge_cannot_fit_as_the_single_run_is_a_usage_error(pytester)
     result.stderr.fnmatch_lines(["*--qrel-merge: the law bounding test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64[]] "
                                  "is fitted on every other 4-bit variant, but no record holds zoo-xs-hqq-4b-g64's "
                                  "kl_to_base (were its tests deselected?): rerun its run with them"])
+
+
+ROBUST = {"test": "test_robustness[zoo-s-rtn-8b-g64-typos-i1]", "property": "robustness", "metric": "accuracy_drop",
+          "value": 0.01, "threshold": 0.05, "higher_is_better": False, "comparison": {"base": {"accuracy": 0.5}}}
+
+
+@pytest.mark.parametrize(
+    "results, variants, message",
+    [
+        ([_record("zoo-s", value=3.18, threshold=5.0)], None,
+         "*record 0 of */b.json (*) is not valid: its threshold 5.0 is not the 0.01 its run's settings give (a merge "
+         "decides with the runs' settings)"),
+        ([_record("zoo-s", higher_is_better=True)], None,
+         "*record 0 of */b.json (*) is not valid: it says higher_is_better=True, but kl_to_base is better lower"),
+        ([_record("zoo-s", value=5.0, status="skip", reason="edited")], None,
+         "*record 0 of */b.json (*) is not valid: it is skipped, but its value 5 is past its threshold 0.01: a run "
+         "fails it"),
+        ([_record("zoo-s", metric="kl_to_base_renamed")], None,
+         "*record 0 of */b.json (*) is not valid: its metric 'kl_to_base_renamed' of property 'kl' is not one the "
+         "catalog gates"),
+        ([_record("zoo-s", property="made_up")], None,
+         "*record 0 of */b.json (*) is not valid: its metric 'kl_to_base' of property 'made_up' is not one the "
+         "catalog gates"),
+        ([_record("zoo-s", value=0.005, kl_lower=0.002, kl_upper=0.003)], None,
+         "*record 0 of */b.json (*) is not valid: expected its value 0.005 within its bounds kl_lower..kl_upper = "
+         "[[]0.002, 0.003[]]"),
+        ([_record("zoo-s", kl_lower=0.003, kl_upper=0.0005)], None, "*record 0 of */b.json (*) is not valid: "
+                                                                    "expected its value 0.001 within its bounds*"),
+        ([_record("zoo-s", baseline_value=0.5, baseline_bounds=[0.01, 0.02])], None,
+         "*record 0 of */b.json (*) is not valid: its baseline_value 0.5 is not within its baseline_bounds "
+         "[[]0.01, 0.02[]]"),
+        ([_record("zoo-s", **ROBUST)], None,
+         "*record 0 of */b.json (*) is not valid: expected a robustness comparison to name its 'perturbation' and "
+         "'intensity'"),
+        ([], [{"id": "zoo-s-rtn-8b-g64", "model": "zoo-s", "bits": 8, "total_bits": "nan"}],
+         "*variant 0 of */b.json is not valid: expected 'total_bits' to be a finite positive number, but got 'nan'"),
+        ([], [{"id": "zoo-s-rtn-8b-g64", "model": "zoo-s", "bits": 8, "total_bits": 0}],
+         "*variant 0 of */b.json is not valid: expected 'total_bits' to be a finite positive number, but got 0"),
+        ([], [{"id": "zoo-s-rtn-8b-g64", "model": "zoo-s", "bits": 8, "total_bits": -5.0}],
+         "*variant 0 of */b.json is not valid: expected 'total_bits' to be a finite positive number, but got -5.0"),
+    ],
+    ids=["threshold-not-the-settings", "direction-flipped", "skip-hides-a-failure", "unknown-metric",
+         "unknown-property", "value-outside-bounds", "inverted-bounds", "baseline-outside-bounds",
+         "robustness-without-perturbation", "total-bits-nan", "total-bits-zero", "total-bits-negative"],
+)
+def test_a_record_the_settings_and_catalog_would_not_decide_so_is_a_usage_error(pytester, results, variants, message):
+    """Issue 34, adversarial review: a merge decides with the runs' settings and the catalog,
+    not with what a record says of its threshold, direction or status; values outside their
+    bounds, unknown metrics and unusable variants are named, never merged or a traceback."""
+    a = _run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")])
+    b = _run_file(pytester, "b.json", "zoo-s", results=results,
+                  **({"variants": variants} if variants is not None else {}))
+    result = pytester.runpytest("--qrel-merge", a, b, "--qrel-report-dir=bad")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert not (pytester.path / "bad" / "results.json").exists()
+
+
+def test_a_verdict_option_given_to_the_merge_is_a_usage_error_and_save_baseline_is_written(pytester):
+    """A merge decides with the runs' settings: a threshold given to it that is not theirs is
+    named, not silently ignored; --qrel-save-baseline writes the merged results.json there."""
+    files = [_run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")]),
+             _run_file(pytester, "b.json", "zoo-s", results=[_record("zoo-s")])]
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=bad",
+                                "--qrel-kl-threshold=2:5,3:0.2,4:0.1,8:0.01")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qrel-merge: --qrel-kl-threshold='2:5,3:0.2,4:0.1,8:0.01' given to the merge, but the runs were "
+                                 "run with '2:0.5,3:0.2,4:0.1,8:0.01': a merge decides with the runs' settings"])
+    same = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged", "--qrel-save-baseline=saved.json",
+                              "--qrel-kl-threshold=2:0.5,3:0.2,4:0.1,8:0.01")  # the runs' own: agreed
+    assert same.ret == pytest.ExitCode.OK
+    assert (pytester.path / "saved.json").read_text() == (pytester.path / "merged" / "results.json").read_text()
