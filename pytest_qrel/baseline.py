@@ -3,6 +3,7 @@ like pytest-benchmark's ``--benchmark-compare-fail``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ class Baseline:
     # recompute its own value exactly before comparing
     bounds: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     by_variant: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    sha256: str = ""  # of the file read: what a run records, so a merge re-reads the very same file
+
+    def identity(self) -> dict[str, str]:
+        """What results.json records of the baseline a run compared with (merge.run_info)."""
+        return {"path": str(self.path.resolve()), "sha256": self.sha256}
 
     def interval(self, variant: str, prop: str, metric: str) -> tuple[float, float] | None:
         """The baseline's ``metric`` of ``variant``'s ``prop`` test: its bounds (equal when exact)."""
@@ -63,7 +69,15 @@ class Baseline:
                     bounds[key] = known
                 if isinstance(record.get("variant"), str) and isinstance(record.get("property"), str):
                     by_variant.setdefault((record["variant"], record["property"], key[1]), key)
-        return cls(path, values, bounds, by_variant)
+        return cls(path, values, bounds, by_variant, digest(path))
+
+
+def digest(path: Path) -> str:
+    """The sha256 of a file (read after read_results_json read it: a usage error if it went)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise pytest.UsageError(f"{options.BASELINE}: cannot read {path} ({exc.strerror or exc})") from None
 
 
 SCHEMA = 1  # results.json's schema this module reads (report/results_json.py writes it)

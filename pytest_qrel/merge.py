@@ -39,7 +39,7 @@ from .baseline import Baseline, read_results_json, tolerance_for, within_bounds
 from .config import compare_fail_tolerances
 from .measures import Measurement
 from .measures.scaling import law_gate
-from .parsing import bit_map, floats, path as option_path
+from .parsing import bit_map, floats
 from .properties import CATALOG, Catalog
 from .report import write_run, write_tables
 from .results import Record, Results, coverage_problem, gate_reasons, of_kind, record_problem
@@ -56,6 +56,7 @@ class MergedRun:
     records: list[Record]
     settings: dict[str, Any]
     models_named: list[str]  # the models the runs named with --qrel-models (their unchecked gates fail)
+    baseline_used: dict | None = None  # the --qrel-baseline file the runs compared with (run_info)
     _summary: RunSummary | None = None
 
     def summary(self, catalog) -> RunSummary:  # noqa: ANN001 - properties.Catalog
@@ -74,7 +75,8 @@ class MergedRun:
 
     def write(self, report_dir: Path, catalog, save_baseline: Path | None = None) -> Path:  # noqa: ANN001
         return write_run(report_dir, self.summary(catalog), self.variants, save_baseline,
-                         run={"settings": self.settings, "models_named": self.models_named or None})
+                         run={"settings": self.settings, "models_named": self.models_named or None,
+                              **({"baseline_used": self.baseline_used} if self.baseline_used else {})})
 
     def terminal_summary(self, terminalreporter, report_dir: Path, catalog) -> None:  # noqa: ANN001
         terminalreporter.write_sep("=", f"pytest-qrel: {len(self.paths)} runs merged "
@@ -84,7 +86,10 @@ class MergedRun:
 
 def run_info(config) -> dict[str, Any]:  # noqa: ANN001 - config.QrelConfig
     """What results.json records of a run for a later merge: its settings and the models it named."""
-    return {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
+    info = {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
+    if config.baseline is not None:  # the settings hold the path as given, relative to the run's directory
+        info["baseline_used"] = config.baseline.identity()
+    return info
 
 
 # what a results.json variant must hold for a merge: its id and model, and what a law's point needs
@@ -101,6 +106,9 @@ def _read(path: Path) -> dict:
     named = doc.get("models_named")
     if named is not None and not (isinstance(named, list) and all(isinstance(m, str) for m in named)):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected models_named to be a list of names, but got {named!r}")
+    used = doc.get("baseline_used")
+    if used is not None and not (isinstance(used, dict) and all(isinstance(used.get(k), str) for k in ("path", "sha256"))):
+        raise pytest.UsageError(f"{options.MERGE}: {path}: expected baseline_used to hold a path and a sha256, but got {used!r}")
     variants = doc.get("variants", [])
     if not isinstance(variants, list):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected a list of variants, but got {type(variants).__name__}")
@@ -156,6 +164,15 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[s
         if settings.get(key) != value:
             raise pytest.UsageError(f"{options.MERGE}: --qrel-{key}={value!r} given to the merge, but the runs were run "
                                     f"with {settings.get(key)!r}: a merge decides with the runs' settings")
+    used = [doc.get("baseline_used") for doc in docs]
+    if settings.get(options.key_of(options.BASELINE)) is not None:
+        for path, u in zip(paths, used):
+            if u is None:
+                raise pytest.UsageError(f"{options.MERGE}: {path} records no digest of the {options.BASELINE} it "
+                                        "compared with (written by an older pytest-qrel): rerun it")
+            if u["sha256"] != used[0]["sha256"]:
+                raise pytest.UsageError(f"{options.MERGE}: {path} compared with {options.BASELINE} {u['path']}, "
+                                        f"{first} with {used[0]['path']}, a different file: they cannot be merged")
     decider = _Decider(settings, [], catalog, set())
     for path, doc in zip(paths, docs):
         for i, r in enumerate(doc["results"]):
@@ -177,7 +194,8 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[s
         variants += doc.get("variants", [])
         records += [Record.from_dict({k: _number(v) for k, v in r.items()}) for r in doc["results"]]
         named += [m for m in doc.get("models_named") or [] if m not in named]
-    return MergedRun(tuple(paths), variants, _decided_again(records, variants, settings, catalog), settings, named)
+    return MergedRun(tuple(paths), variants, _decided_again(records, variants, settings, catalog, used[0]), settings,
+                     named, used[0])
 
 
 class _Identity(NamedTuple):
@@ -193,7 +211,8 @@ class _Identity(NamedTuple):
 class _Decider:
     """The run's gate settings, read from the runs' common settings, to decide records again."""
 
-    def __init__(self, settings: dict[str, Any], variants: list[dict], catalog: Catalog, errored: set[str]) -> None:
+    def __init__(self, settings: dict[str, Any], variants: list[dict], catalog: Catalog, errored: set[str],
+                 baseline_used: dict | None = None) -> None:
         def setting(flag: str, default: str) -> Any:
             value = settings.get(options.key_of(flag))
             return default if value is None else value
@@ -208,6 +227,7 @@ class _Decider:
         self.by_id = {v["id"]: v for v in variants}
         self.errored = errored  # variants whose tests errored
         self._baseline: Baseline | None = None
+        self.baseline_used = baseline_used
         # the thresholds a run with these settings gates with (config.QrelConfig's parsing):
         # a record's own threshold is checked against them, never trusted
         raw = {**options.defaults(), **{"qrel_" + k.replace("-", "_"): v for k, v in settings.items() if v is not None}}
@@ -256,12 +276,21 @@ class _Decider:
         return None
 
     def baseline(self) -> Baseline | None:
-        """The runs' --qrel-baseline, read when a re-decided law gate needs a value of it."""
-        raw = self.settings.get(options.key_of(options.BASELINE))
-        if raw is None:
+        """The runs' --qrel-baseline, read when a re-decided law gate needs a value of it: the
+        very file they compared with (its absolute path and digest, as they recorded it), never
+        one the setting's relative path names from the merge's own directory."""
+        if self.settings.get(options.key_of(options.BASELINE)) is None or self.baseline_used is None:
             return None
         if self._baseline is None:
-            self._baseline = Baseline.read(option_path(options.BASELINE, raw, Path.cwd()))
+            path = Path(self.baseline_used["path"])
+            try:
+                self._baseline = Baseline.read(path)
+            except pytest.UsageError as exc:
+                raise pytest.UsageError(f"{options.MERGE}: cannot read the {options.BASELINE} the runs compared with "
+                                        f"({exc})") from None
+            if self._baseline.sha256 != self.baseline_used["sha256"]:
+                raise pytest.UsageError(f"{options.MERGE}: {path} is not the {options.BASELINE} the runs compared with "
+                                        "(its sha256 differs): put that file back there to merge them")
         return self._baseline
 
     def gated(self, r: Record) -> Record:
@@ -316,10 +345,11 @@ class _Decider:
         return record
 
 
-def _decided_again(records: list[Record], variants: list[dict], settings: dict[str, Any], catalog: Catalog) -> list[Record]:
+def _decided_again(records: list[Record], variants: list[dict], settings: dict[str, Any], catalog: Catalog,
+                   baseline_used: dict | None = None) -> list[Record]:
     """The union's records with every verdict decided again (the module's docstring says how)."""
     # a variant whose test errored has no value: the single run's law has one point fewer too
-    decider = _Decider(settings, variants, catalog, {r.variant for r in records if r.status == "error"})
+    decider = _Decider(settings, variants, catalog, {r.variant for r in records if r.status == "error"}, baseline_used)
     laws = {p.records_as for p in catalog.with_axis("scaled")}
     scaled = catalog.scaled_metrics()
     # each variant's value of a bounded metric, as the single run's law takes it: the first gated

@@ -260,3 +260,47 @@ def test_a_verdict_option_given_to_the_merge_is_a_usage_error_and_save_baseline_
                               "--qrel-kl-threshold=2:0.5,3:0.2,4:0.1,8:0.01")  # the runs' own: agreed
     assert same.ret == pytest.ExitCode.OK
     assert (pytester.path / "saved.json").read_text() == (pytester.path / "merged" / "results.json").read_text()
+
+
+def test_a_merge_reads_the_baseline_the_runs_compared_with_and_only_that_file(pytester):
+    """Issue 34 review: the settings hold --qrel-baseline as given (relative to the runs'
+    directory); a merge reads the file the runs recorded (absolute path and sha256), never one
+    the relative path names from the merge's directory, and refuses a file that changed since."""
+    law_test = "test_within_scaling_law[kl_to_base-zoo-xs-rtn-4b-g64]"
+
+    def baseline(path, value):  # noqa: ANN001, ANN202
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"schema": 1, "variants": [], "fits": [], "results": [
+            {"test": law_test, "metric": "kl_to_base", "status": "pass", "value": value}]}))
+        return path
+
+    import hashlib
+    theirs = baseline(pytester.path / "runs" / "base.json", 0.05)
+    baseline(pytester.path / "base.json", 0.001)  # a different file the relative path names from here
+    used = {"path": str(theirs), "sha256": hashlib.sha256(theirs.read_bytes()).hexdigest()}
+    settings = {"seed": "0", "kl-threshold": "2:0.5,3:0.2,4:0.1,8:0.01", "baseline": "base.json"}
+    points = {"zoo-xs": ("rtn", "hqq", "quanto"), "zoo-s": ("rtn", "hqq")}
+    files = []
+    for i, (model, methods) in enumerate(points.items()):
+        variants, results = [], []
+        for j, method in enumerate(methods):
+            vid = f"{model}-{method}-4b-g64"
+            variants.append({"id": vid, "model": model, "bits": 4, "total_bits": 1.0e5 * (1 + i + 0.3 * j)})
+            results.append(_record(model, test=f"test_kl_to_base[{vid}]", variant=vid, method=method, bits=4,
+                                   value=0.05 - 0.002 * (2 * i + j), threshold=0.1, baseline_value=0.05 - 0.002 * (2 * i + j)))
+        if model == "zoo-xs":
+            results.append(_record(model, test=law_test, property="scaling", variant="zoo-xs-rtn-4b-g64", bits=4,
+                                   status="skip", reason="no 4-bit law", value=0.05, threshold=None,
+                                   higher_is_better=...))
+        files.append(_run_file(pytester, f"{'ab'[i]}.json", model, variants=variants, results=results,
+                               settings=settings, baseline_used=used))
+    merged = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
+    assert merged.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), merged.stderr.str()
+    law = next(r for r in json.loads((pytester.path / "merged" / "results.json").read_text())["results"]
+               if r["test"] == law_test)
+    assert law["status"] in ("pass", "fail") and law["baseline_value"] == 0.05  # the runs' file, not ./base.json
+    baseline(theirs, 0.02)  # the runs' file changed since: its digest is not theirs
+    changed = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=changed")
+    assert changed.ret == pytest.ExitCode.USAGE_ERROR
+    changed.stderr.fnmatch_lines([f"*--qrel-merge: {theirs} is not the --qrel-baseline the runs compared with (its "
+                                  "sha256 differs): put that file back there to merge them"])
