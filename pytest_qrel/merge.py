@@ -232,14 +232,14 @@ class _Decider:
         # a record's own threshold is checked against them, never trusted
         raw = {**options.defaults(), **{"qrel_" + k.replace("-", "_"): v for k, v in settings.items() if v is not None}}
         self.kl_threshold = bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
-        self.drift_threshold = {catalog[p].metric(key).name: t for p in ("calibration", "confidence") if p in catalog
+        self.drift_threshold = {catalog[p].metric(key).name: t for p in ("calibration", "confidence", "robustness") if p in catalog
                                 for key, t in metric_thresholds(raw, catalog[p]).items()}
 
     def expected_threshold(self, r: Record) -> float | None:
         """The threshold the settings give ``r``'s gate, or None where a merge cannot tell it."""
         if r.property == "kl" and r.metric == "kl_to_base":
             return self.kl_threshold.get(r.bits)
-        if r.property in ("calibration", "confidence"):
+        if r.property in ("calibration", "confidence", "robustness"):  # by metric name; the fuzz's is per variant
             return self.drift_threshold.get(str(r.metric))
         return None
 

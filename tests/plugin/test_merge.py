@@ -221,6 +221,8 @@ ROBUST = {"test": "test_robustness[zoo-s-rtn-8b-g64-typos-i1]", "property": "rob
         ([_record("zoo-s", **ROBUST)], None,
          "*record 0 of */b.json (*) is not valid: expected a robustness comparison to name its 'perturbation' and "
          "'intensity'"),
+        ([_record("zoo-s", **{**ROBUST, "perturbation": "typos", "intensity": 1, "threshold": 0.5})], None,
+         "*record 0 of */b.json (*) is not valid: its threshold 0.5 is not the 0.05 its run's settings give*"),
         ([], [{"id": "zoo-s-rtn-8b-g64", "model": "zoo-s", "bits": 8, "total_bits": "nan"}],
          "*variant 0 of */b.json is not valid: expected 'total_bits' to be a finite positive number, but got 'nan'"),
         ([], [{"id": "zoo-s-rtn-8b-g64", "model": "zoo-s", "bits": 8, "total_bits": 0}],
@@ -230,7 +232,7 @@ ROBUST = {"test": "test_robustness[zoo-s-rtn-8b-g64-typos-i1]", "property": "rob
     ],
     ids=["threshold-not-the-settings", "direction-flipped", "skip-hides-a-failure", "unknown-metric",
          "unknown-property", "value-outside-bounds", "inverted-bounds", "baseline-outside-bounds",
-         "robustness-without-perturbation", "total-bits-nan", "total-bits-zero", "total-bits-negative"],
+         "robustness-without-perturbation", "robustness-threshold", "total-bits-nan", "total-bits-zero", "total-bits-negative"],
 )
 def test_a_record_the_settings_and_catalog_would_not_decide_so_is_a_usage_error(pytester, results, variants, message):
     """Issue 34, adversarial review: a merge decides with the runs' settings and the catalog,
