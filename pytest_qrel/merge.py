@@ -38,6 +38,7 @@ from . import options
 from .baseline import Baseline, read_results_json, tolerance_for, within_bounds
 from .config import compare_fail_tolerances
 from .measures import Measurement
+from .measures.kl import MIN_P99_TOKENS
 from .measures.scaling import law_gate
 from .parsing import bit_map, floats
 from .properties import CATALOG, Catalog
@@ -262,7 +263,7 @@ class _Decider:
             return (f"its threshold {r.threshold!r} is not the {expected:g} its run's settings give (a merge decides "
                     "with the runs' settings)")
         value = r.value if isinstance(r.value, (int, float)) else math.nan
-        if r.status == "skip" and r.threshold is not None and math.isfinite(value) and gate_reasons(
+        if r.status == "skip" and r.threshold is not None and math.isfinite(value) and _never_unchecked(r) and gate_reasons(
                 str(r.metric), Measurement(value, r.base_value, None, {}), float(r.threshold), metric.higher_is_better,
                 None, None, None)[0]:
             return f"it is skipped, but its value {value:g} is past its threshold {r.threshold:g}: a run fails it"
@@ -343,6 +344,17 @@ class _Decider:
             why = f"{metric} is not in the baseline {self.settings.get('baseline')} (--qrel-baseline-strict)"
             record.status, record.reason = "fail", "; ".join(filter(None, (record.reason, why)))
         return record
+
+
+def _never_unchecked(r: Record) -> bool:
+    """Whether a run never leaves ``r``'s metric not checked once it has its value and threshold
+    (the KL and its top-1 agreement; the KL tail only when it had enough tokens): a skip of it
+    past its threshold hides a failure. A statistical gate or the fuzz's may be left not checked
+    at any value (too few samples to decide), which a merge cannot tell from the record."""
+    if r.property != "kl":
+        return False
+    tokens = r.detail.get("tokens")
+    return r.metric != "kl_p99" or (isinstance(tokens, int) and tokens >= MIN_P99_TOKENS)
 
 
 def _decided_again(records: list[Record], variants: list[dict], settings: dict[str, Any], catalog: Catalog,

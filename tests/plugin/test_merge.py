@@ -306,3 +306,16 @@ def test_a_merge_reads_the_baseline_the_runs_compared_with_and_only_that_file(py
     assert changed.ret == pytest.ExitCode.USAGE_ERROR
     changed.stderr.fnmatch_lines([f"*--qrel-merge: {theirs} is not the --qrel-baseline the runs compared with (its "
                                   "sha256 differs): put that file back there to merge them"])
+
+
+def test_a_skip_a_run_makes_past_its_threshold_still_merges(pytester):
+    """Refusing skips that hide a failure must not refuse a run's own: a KL tail of too few
+    tokens is not checked at any value (measures/kl.py), and so merges as not checked."""
+    tail = _record("zoo-s", test="test_kl_p99[zoo-s-rtn-8b-g64]", metric="kl_p99", status="skip", value=3.0,
+                   threshold=1.0, tokens=50, reason="kl_p99 of 50 scored tokens would be their maximum")
+    files = [_run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")]),
+             _run_file(pytester, "b.json", "zoo-s", results=[_record("zoo-s"), tail])]
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    doc = json.loads((pytester.path / "merged" / "results.json").read_text())
+    assert [r["status"] for r in doc["results"] if r["metric"] == "kl_p99"] == ["skip"]
