@@ -3,6 +3,7 @@ like pytest-benchmark's ``--benchmark-compare-fail``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ class Baseline:
     # recompute its own value exactly before comparing
     bounds: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     by_variant: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
+    sha256: str = ""  # of the file read: what a run records, so a merge re-reads the very same file
+
+    def identity(self) -> dict[str, str]:
+        """What results.json records of the baseline a run compared with (merge.run_info)."""
+        return {"path": str(self.path.resolve()), "sha256": self.sha256}
 
     def interval(self, variant: str, prop: str, metric: str) -> tuple[float, float] | None:
         """The baseline's ``metric`` of ``variant``'s ``prop`` test: its bounds (equal when exact)."""
@@ -63,7 +69,15 @@ class Baseline:
                     bounds[key] = known
                 if isinstance(record.get("variant"), str) and isinstance(record.get("property"), str):
                     by_variant.setdefault((record["variant"], record["property"], key[1]), key)
-        return cls(path, values, bounds, by_variant)
+        return cls(path, values, bounds, by_variant, digest(path))
+
+
+def digest(path: Path) -> str:
+    """The sha256 of a file (read after read_results_json read it: a usage error if it went)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise pytest.UsageError(f"{options.BASELINE}: cannot read {path} ({exc.strerror or exc})") from None
 
 
 SCHEMA = 1  # results.json's schema this module reads (report/results_json.py writes it)
@@ -99,7 +113,19 @@ def record_problem(record: object) -> str | None:
         value = record.get("value")
         if isinstance(value, bool) or not (isinstance(value, (int, float)) or value in ("nan", "inf", "-inf")):
             return f"expected a number as the value of a {record['status']}ed metric, but got {value!r}"
+        known = value_bounds(str(record["metric"]), record)
+        if known is not None and isinstance(value, (int, float)) and math.isfinite(value) and not within_bounds(float(value), *known):
+            names = BOUND_FIELDS[str(record["metric"])]
+            return f"expected its value {value!r} within its bounds {names[0]}..{names[1]} = [{known[0]!r}, {known[1]!r}]"
     return None
+
+
+def within_bounds(value: float, lower: object, upper: object) -> bool:
+    """Whether ``lower <= value <= upper`` (all finite numbers), up to float rounding of a midpoint."""
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in (value, lower, upper)):
+        return False
+    slack = 1e-9 * max(1.0, abs(lower), abs(upper))  # type: ignore[arg-type]
+    return lower - slack <= value <= upper + slack  # type: ignore[operator]
 
 
 # the fields that hold a metric's certified bounds where its value is their midpoint (the KL
@@ -152,6 +178,8 @@ def regression(old: float, new: float, higher_is_better: bool, tolerance: Tolera
     fails, one for none passes, and one the bounds cannot tell fails, saying so (the measure
     recomputes its own value exactly first, so only a baseline of bounds leaves it open)."""
     change = new - old
+    if not math.isfinite(old):  # a baseline that measured nothing: not comparable, never a regression
+        return change, None
     if tolerance is None or not math.isfinite(new):
         return change, None if math.isfinite(new) else "not finite"
     kind, limit = tolerance

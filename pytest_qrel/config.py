@@ -64,6 +64,9 @@ class QrelConfig:
     resume: bool = False  # run only the tests the report directory's journal does not hold
     progress: str = "auto"  # --qrel-progress: on, off, auto (progress.py)
     merge: tuple[Path, ...] = ()  # --qrel-merge: the results.json files joined, no test run
+    # with --qrel-merge: the settings given to the merge itself (command line or [tool.qrel]),
+    # which must be the runs' own: a merge decides with the runs' settings, never others
+    merge_given: dict = field(default_factory=dict, compare=False)
     settings: dict = field(default_factory=dict, compare=False)  # results.json's settings (options.run_settings)
     journal_settings: dict = field(default_factory=dict, compare=False)  # settings and variants (journal.py)
     models_given: bool = False  # --qrel-models named the models (not the default zoo)
@@ -163,6 +166,8 @@ class QrelConfig:
             progress=parsing.choice(options.PROGRESS, raw["qrel_progress"], progress.MODES),
             merge=tuple(parsing.path(options.MERGE, p, invocation_dir) for p in raw.get("qrel_merge") or ()),
             settings=options.run_settings(raw),
+            merge_given={k: v for k, v in options.run_settings(raw).items()
+                         if "qrel_" + k.replace("-", "_") in given and k != options.key_of(options.MERGE)},
             journal_settings=options.run_settings(raw, options.WHERE),
             **drift,
             robustness=robustness_settings(raw, invocation_dir, catalog, "qrel_intensities" in given),

@@ -35,14 +35,16 @@ from typing import Any, NamedTuple
 import pytest
 
 from . import options
-from .baseline import Baseline, read_results_json, tolerance_for
+from .baseline import Baseline, read_results_json, tolerance_for, within_bounds
 from .config import compare_fail_tolerances
 from .measures import Measurement
+from .measures.kl import MIN_P99_TOKENS
 from .measures.scaling import law_gate
-from .parsing import floats, path as option_path
+from .parsing import bit_map, floats
 from .properties import CATALOG, Catalog
 from .report import write_run, write_tables
 from .results import Record, Results, coverage_problem, gate_reasons, of_kind, record_problem
+from .settings import metric_thresholds
 from .summary import RunSummary, problem_of, summarize
 
 
@@ -55,6 +57,7 @@ class MergedRun:
     records: list[Record]
     settings: dict[str, Any]
     models_named: list[str]  # the models the runs named with --qrel-models (their unchecked gates fail)
+    baseline_used: dict | None = None  # the --qrel-baseline file the runs compared with (run_info)
     _summary: RunSummary | None = None
 
     def summary(self, catalog) -> RunSummary:  # noqa: ANN001 - properties.Catalog
@@ -71,9 +74,10 @@ class MergedRun:
     def failed(self) -> bool:
         return any(r.status in ("fail", "error") for r in self.records) or self.problem() is not None
 
-    def write(self, report_dir: Path, catalog) -> Path:  # noqa: ANN001 - properties.Catalog
-        return write_run(report_dir, self.summary(catalog), self.variants,
-                         run={"settings": self.settings, "models_named": self.models_named or None})
+    def write(self, report_dir: Path, catalog, save_baseline: Path | None = None) -> Path:  # noqa: ANN001
+        return write_run(report_dir, self.summary(catalog), self.variants, save_baseline,
+                         run={"settings": self.settings, "models_named": self.models_named or None,
+                              **({"baseline_used": self.baseline_used} if self.baseline_used else {})})
 
     def terminal_summary(self, terminalreporter, report_dir: Path, catalog) -> None:  # noqa: ANN001
         terminalreporter.write_sep("=", f"pytest-qrel: {len(self.paths)} runs merged "
@@ -83,7 +87,10 @@ class MergedRun:
 
 def run_info(config) -> dict[str, Any]:  # noqa: ANN001 - config.QrelConfig
     """What results.json records of a run for a later merge: its settings and the models it named."""
-    return {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
+    info = {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
+    if config.baseline is not None:  # the settings hold the path as given, relative to the run's directory
+        info["baseline_used"] = config.baseline.identity()
+    return info
 
 
 # what a results.json variant must hold for a merge: its id and model, and what a law's point needs
@@ -100,6 +107,9 @@ def _read(path: Path) -> dict:
     named = doc.get("models_named")
     if named is not None and not (isinstance(named, list) and all(isinstance(m, str) for m in named)):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected models_named to be a list of names, but got {named!r}")
+    used = doc.get("baseline_used")
+    if used is not None and not (isinstance(used, dict) and all(isinstance(used.get(k), str) for k in ("path", "sha256"))):
+        raise pytest.UsageError(f"{options.MERGE}: {path}: expected baseline_used to hold a path and a sha256, but got {used!r}")
     variants = doc.get("variants", [])
     if not isinstance(variants, list):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected a list of variants, but got {type(variants).__name__}")
@@ -110,6 +120,9 @@ def _read(path: Path) -> dict:
              if (k in v or not kind.endswith("null")) and not of_kind(v.get(k), kind)), None))
         if problem is None and v["id"] in models:
             problem = f"variant {v['id']} is listed twice"
+        total = _number(v.get("total_bits")) if problem is None else None
+        if total is not None and not (math.isfinite(total) and total > 0):  # a law's point: log(total_bits)
+            problem = f"expected 'total_bits' to be a finite positive number, but got {v['total_bits']!r}"
         if problem:
             raise pytest.UsageError(f"{options.MERGE}: variant {i} of {path} is not valid: {problem}")
         models[v["id"]] = v["model"]
@@ -135,8 +148,9 @@ def _number(value: Any) -> Any:
     return float(value) if isinstance(value, str) and value in ("nan", "inf", "-inf") else value
 
 
-def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG) -> MergedRun:
-    """The union of the runs in ``paths``; a usage error if they cannot make one run."""
+def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[str, Any] | None = None) -> MergedRun:
+    """The union of the runs in ``paths``; a usage error if they cannot make one run or
+    ``given`` (the settings given to the merge itself) are not the runs' own."""
     if len(paths) < 2:
         raise pytest.UsageError(f"{options.MERGE}: expected at least two results.json files, but got {len(paths)}")
     docs = [_read(p) for p in paths]
@@ -147,6 +161,25 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG) -> MergedRun:
             if mine != theirs:  # strings, lists and tables as the runs read them (options.run_settings)
                 raise pytest.UsageError(f"{options.MERGE}: {path} was run with --qrel-{key}={theirs!r}, {first} with "
                                         f"{mine!r}: runs with different settings cannot be merged")
+    for key, value in (given or {}).items():
+        if settings.get(key) != value:
+            raise pytest.UsageError(f"{options.MERGE}: --qrel-{key}={value!r} given to the merge, but the runs were run "
+                                    f"with {settings.get(key)!r}: a merge decides with the runs' settings")
+    used = [doc.get("baseline_used") for doc in docs]
+    if settings.get(options.key_of(options.BASELINE)) is not None:
+        for path, u in zip(paths, used):
+            if u is None:
+                raise pytest.UsageError(f"{options.MERGE}: {path} records no digest of the {options.BASELINE} it "
+                                        "compared with (written by an older pytest-qrel): rerun it")
+            if u["sha256"] != used[0]["sha256"]:
+                raise pytest.UsageError(f"{options.MERGE}: {path} compared with {options.BASELINE} {u['path']}, "
+                                        f"{first} with {used[0]['path']}, a different file: they cannot be merged")
+    decider = _Decider(settings, [], catalog, set())
+    for path, doc in zip(paths, docs):
+        for i, r in enumerate(doc["results"]):
+            problem = decider.problem(Record.from_dict({k: _number(v) for k, v in r.items()}))
+            if problem:
+                raise pytest.UsageError(f"{options.MERGE}: record {i} of {path} ({r['test']}) is not valid: {problem}")
     owner: dict[str, Path] = {}
     variants: list[dict] = []
     records: list[Record] = []
@@ -162,7 +195,8 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG) -> MergedRun:
         variants += doc.get("variants", [])
         records += [Record.from_dict({k: _number(v) for k, v in r.items()}) for r in doc["results"]]
         named += [m for m in doc.get("models_named") or [] if m not in named]
-    return MergedRun(tuple(paths), variants, _decided_again(records, variants, settings, catalog), settings, named)
+    return MergedRun(tuple(paths), variants, _decided_again(records, variants, settings, catalog, used[0]), settings,
+                     named, used[0])
 
 
 class _Identity(NamedTuple):
@@ -178,7 +212,8 @@ class _Identity(NamedTuple):
 class _Decider:
     """The run's gate settings, read from the runs' common settings, to decide records again."""
 
-    def __init__(self, settings: dict[str, Any], variants: list[dict], catalog: Catalog, errored: set[str]) -> None:
+    def __init__(self, settings: dict[str, Any], variants: list[dict], catalog: Catalog, errored: set[str],
+                 baseline_used: dict | None = None) -> None:
         def setting(flag: str, default: str) -> Any:
             value = settings.get(options.key_of(flag))
             return default if value is None else value
@@ -193,14 +228,70 @@ class _Decider:
         self.by_id = {v["id"]: v for v in variants}
         self.errored = errored  # variants whose tests errored
         self._baseline: Baseline | None = None
+        self.baseline_used = baseline_used
+        # the thresholds a run with these settings gates with (config.QrelConfig's parsing):
+        # a record's own threshold is checked against them, never trusted
+        raw = {**options.defaults(), **{"qrel_" + k.replace("-", "_"): v for k, v in settings.items() if v is not None}}
+        self.kl_threshold = bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
+        self.drift_threshold = {catalog[p].metric(key).name: t for p in ("calibration", "confidence", "robustness") if p in catalog
+                                for key, t in metric_thresholds(raw, catalog[p]).items()}
+
+    def expected_threshold(self, r: Record) -> float | None:
+        """The threshold the settings give ``r``'s gate, or None where a merge cannot tell it."""
+        if r.property == "kl" and r.metric == "kl_to_base":
+            return self.kl_threshold.get(r.bits)
+        if r.property in ("calibration", "confidence", "robustness"):  # by metric name; the fuzz's is per variant
+            return self.drift_threshold.get(str(r.metric))
+        return None
+
+    def problem(self, r: Record) -> str | None:
+        """Why a record cannot be decided again as the settings and the catalog decide it, or None."""
+        if r.property is None or r.metric is None:
+            return None if r.status == "error" else f"expected a property and a metric of a {r.status}ped record"
+        try:
+            metric = self.catalog.metric(r.property, r.metric)
+        except ValueError:
+            return f"its metric {r.metric!r} of property {r.property!r} is not one the catalog gates"
+        laws = {p.records_as for p in self.catalog.with_axis("scaled")}
+        if r.property in laws:
+            return None  # fitted again over the union: its threshold and direction are the law's
+        if r.higher_is_better is not None and r.higher_is_better != metric.higher_is_better:
+            return (f"it says higher_is_better={r.higher_is_better}, but {r.metric} is "
+                    f"{'better higher' if metric.higher_is_better else 'better lower'}")
+        expected = self.expected_threshold(r)
+        if r.threshold is not None and expected is not None and not math.isclose(float(r.threshold), expected):
+            return (f"its threshold {r.threshold!r} is not the {expected:g} its run's settings give (a merge decides "
+                    "with the runs' settings)")
+        value = r.value if isinstance(r.value, (int, float)) else math.nan
+        if r.status == "skip" and r.threshold is not None and math.isfinite(value) and _never_unchecked(r) and gate_reasons(
+                str(r.metric), Measurement(value, r.base_value, None, {}), float(r.threshold), metric.higher_is_better,
+                None, None, None)[0]:
+            return f"it is skipped, but its value {value:g} is past its threshold {r.threshold:g}: a run fails it"
+        held = r.detail.get("baseline_bounds")
+        if held is not None and not (isinstance(held, list) and len(held) == 2 and isinstance(r.baseline_value, (int, float))
+                                     and within_bounds(float(r.baseline_value), _number(held[0]), _number(held[1]))):
+            return f"its baseline_value {r.baseline_value!r} is not within its baseline_bounds {held!r}"
+        if r.property == "robustness" and r.detail.get("comparison") is not None and not (
+                isinstance(r.detail.get("perturbation"), str) and of_kind(r.detail.get("intensity"), "int")):
+            return "expected a robustness comparison to name its 'perturbation' and 'intensity'"
+        return None
 
     def baseline(self) -> Baseline | None:
-        """The runs' --qrel-baseline, read when a re-decided law gate needs a value of it."""
-        raw = self.settings.get(options.key_of(options.BASELINE))
-        if raw is None:
+        """The runs' --qrel-baseline, read when a re-decided law gate needs a value of it: the
+        very file they compared with (its absolute path and digest, as they recorded it), never
+        one the setting's relative path names from the merge's own directory."""
+        if self.settings.get(options.key_of(options.BASELINE)) is None or self.baseline_used is None:
             return None
         if self._baseline is None:
-            self._baseline = Baseline.read(option_path(options.BASELINE, raw, Path.cwd()))
+            path = Path(self.baseline_used["path"])
+            try:
+                self._baseline = Baseline.read(path)
+            except pytest.UsageError as exc:
+                raise pytest.UsageError(f"{options.MERGE}: cannot read the {options.BASELINE} the runs compared with "
+                                        f"({exc})") from None
+            if self._baseline.sha256 != self.baseline_used["sha256"]:
+                raise pytest.UsageError(f"{options.MERGE}: {path} is not the {options.BASELINE} the runs compared with "
+                                        "(its sha256 differs): put that file back there to merge them")
         return self._baseline
 
     def gated(self, r: Record) -> Record:
@@ -255,10 +346,22 @@ class _Decider:
         return record
 
 
-def _decided_again(records: list[Record], variants: list[dict], settings: dict[str, Any], catalog: Catalog) -> list[Record]:
+def _never_unchecked(r: Record) -> bool:
+    """Whether a run never leaves ``r``'s metric not checked once it has its value and threshold
+    (the KL and its top-1 agreement; the KL tail only when it had enough tokens): a skip of it
+    past its threshold hides a failure. A statistical gate or the fuzz's may be left not checked
+    at any value (too few samples to decide), which a merge cannot tell from the record."""
+    if r.property != "kl":
+        return False
+    tokens = r.detail.get("tokens")
+    return r.metric != "kl_p99" or (isinstance(tokens, int) and tokens >= MIN_P99_TOKENS)
+
+
+def _decided_again(records: list[Record], variants: list[dict], settings: dict[str, Any], catalog: Catalog,
+                   baseline_used: dict | None = None) -> list[Record]:
     """The union's records with every verdict decided again (the module's docstring says how)."""
     # a variant whose test errored has no value: the single run's law has one point fewer too
-    decider = _Decider(settings, variants, catalog, {r.variant for r in records if r.status == "error"})
+    decider = _Decider(settings, variants, catalog, {r.variant for r in records if r.status == "error"}, baseline_used)
     laws = {p.records_as for p in catalog.with_axis("scaled")}
     scaled = catalog.scaled_metrics()
     # each variant's value of a bounded metric, as the single run's law takes it: the first gated

@@ -49,7 +49,7 @@ class QrelSession:
         self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
             self.merge_report_payload(payload)
-        self.merged = merge.read_runs(config.merge, config.catalog) if config.merge and not is_worker else None  # --qrel-merge
+        self.merged = merge.read_runs(config.merge, config.catalog, config.merge_given) if config.merge and not is_worker else None  # --qrel-merge
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
@@ -174,7 +174,7 @@ class QrelSession:
 
     def write_report(self) -> Path | None:
         if self.merged is not None:
-            return self.merged.write(self.config.report_dir, self.config.catalog)
+            return self.merged.write(self.config.report_dir, self.config.catalog, self.config.save_baseline)
         if not self._reporting():
             return None
         return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline,

@@ -187,3 +187,135 @@ def test_a_law_the_merge_cannot_fit_as_the_single_run_is_a_usage_error(pytester)
     result.stderr.fnmatch_lines(["*--qrel-merge: the law bounding test_within_scaling_law[[]kl_to_base-zoo-xs-rtn-4b-g64[]] "
                                  "is fitted on every other 4-bit variant, but no record holds zoo-xs-hqq-4b-g64's "
                                  "kl_to_base (were its tests deselected?): rerun its run with them"])
+
+
+ROBUST = {"test": "test_robustness[zoo-s-rtn-8b-g64-typos-i1]", "property": "robustness", "metric": "accuracy_drop",
+          "value": 0.01, "threshold": 0.05, "higher_is_better": False, "comparison": {"base": {"accuracy": 0.5}}}
+
+
+@pytest.mark.parametrize(
+    "results, variants, message",
+    [
+        ([_record("zoo-s", value=3.18, threshold=5.0)], None,
+         "*record 0 of */b.json (*) is not valid: its threshold 5.0 is not the 0.01 its run's settings give (a merge "
+         "decides with the runs' settings)"),
+        ([_record("zoo-s", higher_is_better=True)], None,
+         "*record 0 of */b.json (*) is not valid: it says higher_is_better=True, but kl_to_base is better lower"),
+        ([_record("zoo-s", value=5.0, status="skip", reason="edited")], None,
+         "*record 0 of */b.json (*) is not valid: it is skipped, but its value 5 is past its threshold 0.01: a run "
+         "fails it"),
+        ([_record("zoo-s", metric="kl_to_base_renamed")], None,
+         "*record 0 of */b.json (*) is not valid: its metric 'kl_to_base_renamed' of property 'kl' is not one the "
+         "catalog gates"),
+        ([_record("zoo-s", property="made_up")], None,
+         "*record 0 of */b.json (*) is not valid: its metric 'kl_to_base' of property 'made_up' is not one the "
+         "catalog gates"),
+        ([_record("zoo-s", value=0.005, kl_lower=0.002, kl_upper=0.003)], None,
+         "*record 0 of */b.json (*) is not valid: expected its value 0.005 within its bounds kl_lower..kl_upper = "
+         "[[]0.002, 0.003[]]"),
+        ([_record("zoo-s", kl_lower=0.003, kl_upper=0.0005)], None, "*record 0 of */b.json (*) is not valid: "
+                                                                    "expected its value 0.001 within its bounds*"),
+        ([_record("zoo-s", baseline_value=0.5, baseline_bounds=[0.01, 0.02])], None,
+         "*record 0 of */b.json (*) is not valid: its baseline_value 0.5 is not within its baseline_bounds "
+         "[[]0.01, 0.02[]]"),
+        ([_record("zoo-s", **ROBUST)], None,
+         "*record 0 of */b.json (*) is not valid: expected a robustness comparison to name its 'perturbation' and "
+         "'intensity'"),
+        ([_record("zoo-s", **{**ROBUST, "perturbation": "typos", "intensity": 1, "threshold": 0.5})], None,
+         "*record 0 of */b.json (*) is not valid: its threshold 0.5 is not the 0.05 its run's settings give*"),
+        ([], [{"id": "zoo-s-rtn-8b-g64", "model": "zoo-s", "bits": 8, "total_bits": "nan"}],
+         "*variant 0 of */b.json is not valid: expected 'total_bits' to be a finite positive number, but got 'nan'"),
+        ([], [{"id": "zoo-s-rtn-8b-g64", "model": "zoo-s", "bits": 8, "total_bits": 0}],
+         "*variant 0 of */b.json is not valid: expected 'total_bits' to be a finite positive number, but got 0"),
+        ([], [{"id": "zoo-s-rtn-8b-g64", "model": "zoo-s", "bits": 8, "total_bits": -5.0}],
+         "*variant 0 of */b.json is not valid: expected 'total_bits' to be a finite positive number, but got -5.0"),
+    ],
+    ids=["threshold-not-the-settings", "direction-flipped", "skip-hides-a-failure", "unknown-metric",
+         "unknown-property", "value-outside-bounds", "inverted-bounds", "baseline-outside-bounds",
+         "robustness-without-perturbation", "robustness-threshold", "total-bits-nan", "total-bits-zero", "total-bits-negative"],
+)
+def test_a_record_the_settings_and_catalog_would_not_decide_so_is_a_usage_error(pytester, results, variants, message):
+    """Issue 34, adversarial review: a merge decides with the runs' settings and the catalog,
+    not with what a record says of its threshold, direction or status; values outside their
+    bounds, unknown metrics and unusable variants are named, never merged or a traceback."""
+    a = _run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")])
+    b = _run_file(pytester, "b.json", "zoo-s", results=results,
+                  **({"variants": variants} if variants is not None else {}))
+    result = pytester.runpytest("--qrel-merge", a, b, "--qrel-report-dir=bad")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert not (pytester.path / "bad" / "results.json").exists()
+
+
+def test_a_verdict_option_given_to_the_merge_is_a_usage_error_and_save_baseline_is_written(pytester):
+    """A merge decides with the runs' settings: a threshold given to it that is not theirs is
+    named, not silently ignored; --qrel-save-baseline writes the merged results.json there."""
+    files = [_run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")]),
+             _run_file(pytester, "b.json", "zoo-s", results=[_record("zoo-s")])]
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=bad",
+                                "--qrel-kl-threshold=2:5,3:0.2,4:0.1,8:0.01")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qrel-merge: --qrel-kl-threshold='2:5,3:0.2,4:0.1,8:0.01' given to the merge, but the runs were "
+                                 "run with '2:0.5,3:0.2,4:0.1,8:0.01': a merge decides with the runs' settings"])
+    same = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged", "--qrel-save-baseline=saved.json",
+                              "--qrel-kl-threshold=2:0.5,3:0.2,4:0.1,8:0.01")  # the runs' own: agreed
+    assert same.ret == pytest.ExitCode.OK
+    assert (pytester.path / "saved.json").read_text() == (pytester.path / "merged" / "results.json").read_text()
+
+
+def test_a_merge_reads_the_baseline_the_runs_compared_with_and_only_that_file(pytester):
+    """Issue 34 review: the settings hold --qrel-baseline as given (relative to the runs'
+    directory); a merge reads the file the runs recorded (absolute path and sha256), never one
+    the relative path names from the merge's directory, and refuses a file that changed since."""
+    law_test = "test_within_scaling_law[kl_to_base-zoo-xs-rtn-4b-g64]"
+
+    def baseline(path, value):  # noqa: ANN001, ANN202
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"schema": 1, "variants": [], "fits": [], "results": [
+            {"test": law_test, "metric": "kl_to_base", "status": "pass", "value": value}]}))
+        return path
+
+    import hashlib
+    theirs = baseline(pytester.path / "runs" / "base.json", 0.05)
+    baseline(pytester.path / "base.json", 0.001)  # a different file the relative path names from here
+    used = {"path": str(theirs), "sha256": hashlib.sha256(theirs.read_bytes()).hexdigest()}
+    settings = {"seed": "0", "kl-threshold": "2:0.5,3:0.2,4:0.1,8:0.01", "baseline": "base.json"}
+    points = {"zoo-xs": ("rtn", "hqq", "quanto"), "zoo-s": ("rtn", "hqq")}
+    files = []
+    for i, (model, methods) in enumerate(points.items()):
+        variants, results = [], []
+        for j, method in enumerate(methods):
+            vid = f"{model}-{method}-4b-g64"
+            variants.append({"id": vid, "model": model, "bits": 4, "total_bits": 1.0e5 * (1 + i + 0.3 * j)})
+            results.append(_record(model, test=f"test_kl_to_base[{vid}]", variant=vid, method=method, bits=4,
+                                   value=0.05 - 0.002 * (2 * i + j), threshold=0.1, baseline_value=0.05 - 0.002 * (2 * i + j)))
+        if model == "zoo-xs":
+            results.append(_record(model, test=law_test, property="scaling", variant="zoo-xs-rtn-4b-g64", bits=4,
+                                   status="skip", reason="no 4-bit law", value=0.05, threshold=None,
+                                   higher_is_better=...))
+        files.append(_run_file(pytester, f"{'ab'[i]}.json", model, variants=variants, results=results,
+                               settings=settings, baseline_used=used))
+    merged = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
+    assert merged.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), merged.stderr.str()
+    law = next(r for r in json.loads((pytester.path / "merged" / "results.json").read_text())["results"]
+               if r["test"] == law_test)
+    assert law["status"] in ("pass", "fail") and law["baseline_value"] == 0.05  # the runs' file, not ./base.json
+    baseline(theirs, 0.02)  # the runs' file changed since: its digest is not theirs
+    changed = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=changed")
+    assert changed.ret == pytest.ExitCode.USAGE_ERROR
+    changed.stderr.fnmatch_lines([f"*--qrel-merge: {theirs} is not the --qrel-baseline the runs compared with (its "
+                                  "sha256 differs): put that file back there to merge them"])
+
+
+def test_a_skip_a_run_makes_past_its_threshold_still_merges(pytester):
+    """Refusing skips that hide a failure must not refuse a run's own: a KL tail of too few
+    tokens is not checked at any value (measures/kl.py), and so merges as not checked."""
+    tail = _record("zoo-s", test="test_kl_p99[zoo-s-rtn-8b-g64]", metric="kl_p99", status="skip", value=3.0,
+                   threshold=1.0, tokens=50, reason="kl_p99 of 50 scored tokens would be their maximum")
+    files = [_run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")]),
+             _run_file(pytester, "b.json", "zoo-s", results=[_record("zoo-s"), tail])]
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=merged")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    doc = json.loads((pytester.path / "merged" / "results.json").read_text())
+    assert [r["status"] for r in doc["results"] if r["metric"] == "kl_p99"] == ["skip"]

@@ -241,3 +241,32 @@ def test_a_baseline_keeps_the_bounds_of_a_value_decided_by_them(tmp_path):
     # a value within the old bounds cannot be judged against them: the measure must know its own exactly first
     assert baseline.undecided("zoo-s-rtn-8b-g64", "kl", "kl_to_base", (3.0e-4, 3.1e-4), False, TEN)
     assert not baseline.undecided("zoo-s-rtn-4b-g64", "kl", "kl_to_base", (0.049, 0.051), False, TEN)
+
+
+@pytest.mark.parametrize("bounds", [(0.01, 0.02), (0.02, 0.01)], ids=["value-outside", "inverted"])
+def test_a_baseline_value_outside_its_own_bounds_is_a_usage_error(tmp_path, bounds):
+    """A value decided by its bounds is their midpoint: one outside them (or inverted bounds)
+    would report an improvement as a regression; the record is named."""
+    record = {**GOOD, "value": 0.5, "kl_lower": bounds[0], "kl_upper": bounds[1]}
+    with pytest.raises(pytest.UsageError, match=r"--qrel-baseline: record 0 of .* is not valid: expected its value 0.5 "
+                                                r"within its bounds kl_lower..kl_upper"):
+        Baseline.read(_baseline(tmp_path, [record]))
+
+
+def test_a_non_finite_baseline_value_is_not_comparable_never_a_regression():
+    """A baseline variant whose KL was NaN: the fixed variant is gated by its threshold alone."""
+    for bounds in (None, (math.nan, math.nan)):
+        change, why = regression(math.nan, 0.001, False, ("relative", 0.1), bounds)
+        assert why is None and math.isnan(change)
+    assert regression(0.001, math.nan, False, ("relative", 0.1))[1] == "not finite"  # a NaN now still fails
+
+
+def test_a_run_records_the_baseline_it_compared_with_for_a_merge(tmp_path):
+    """The settings hold --qrel-baseline as given; results.json's run info records the file's
+    absolute path and sha256, so a merge made elsewhere reads that very file or refuses."""
+    from pytest_qrel.merge import run_info
+
+    path = _baseline(tmp_path, [GOOD])
+    config = QrelConfig.from_values({"qrel_baseline": "old.json", "qrel_no_cache": True}, tmp_path)
+    used = run_info(config)["baseline_used"]
+    assert used == {"path": str(path.resolve()), "sha256": __import__("hashlib").sha256(path.read_bytes()).hexdigest()}
