@@ -76,6 +76,10 @@ def suites_dir() -> Path:
     return Path(suites.__file__).parent
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION_KEY].start(session)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[SESSION_KEY].parametrize(metafunc)
 

@@ -47,7 +47,11 @@ class QrelSession:
         self._computed: RunSummary | None = None  # the end-of-run summary, once every report is in
         self.journal = Journal(config.report_dir, config.resume, config.journal_settings, resumed)
         self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
+        ids = {v.id for v in self.variants}
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
+            if payload["variant"] not in ids:  # its settings are this run's: only an edit puts it there
+                raise pytest.UsageError(f"{options.RESUME}: {self.journal.path} holds {payload['variant']}, which is "
+                                        "not in this run's matrix: run without --qrel-resume")
             self.merge_report_payload(payload)
         self.merged = merge.read_runs(config.merge, config.catalog) if config.merge and not is_worker else None  # --qrel-merge
 
@@ -57,6 +61,12 @@ class QrelSession:
         return cls(QrelConfig.from_values(options.raw_values(config), config.invocation_params.dir, catalog),
                    active=options.given_on_command_line(config), is_worker=hasattr(config, "workerinput"),
                    measures=measures, resumed=getattr(config, "workerinput", {}).get(RESUMED))
+
+    def start(self, session: pytest.Session) -> None:
+        """The controller of a fresh run (not --co, not --qrel-merge) starts a fresh journal now."""
+        if not self.is_worker and self.merged is None and not session.config.option.collectonly \
+                and (self.active or self.journal.path.exists()):
+            self.journal.reset()
 
     # -- collection ----------------------------------------------------------------------
 
