@@ -47,6 +47,7 @@ class QrelSession:
         self._computed: RunSummary | None = None  # the end-of-run summary, once every report is in
         self.journal = Journal(config.report_dir, config.resume, config.journal_settings, resumed)
         self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
+        self._selected = True  # with --qrel-resume: whether the run selected a test (journaled or to run)
         ids = {v.id for v in self.variants}
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
             if payload["variant"] not in ids:  # its settings are this run's: only an edit puts it there
@@ -85,6 +86,7 @@ class QrelSession:
         items[:], dropped = matrix.without_default_tasks(items, self.config)
         if self.config.resume:
             self._planned, done = matrix.planned_tests(items), self.journal.done()
+            self._selected = bool(items)  # False: -k/-m left nothing, journaled or not
             dropped += [i for i in items if i.name in done]
             items[:] = [i for i in items if i.name not in done]
         if dropped:
@@ -193,20 +195,28 @@ class QrelSession:
     def end_of_run(self, session: pytest.Session) -> None:
         """Write the report; a run that checked nothing fails (summary.run_problem), and so do a
         resumed run's journaled failures, as they failed the run they came from."""
+        if session.config.option.collectonly:  # --co runs nothing: no report, no status of its own
+            return
         self.write_report()
         if self.merged is not None:  # no test ran: the merged runs' outcome is the exit status
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if self.merged.failed() else pytest.ExitCode.OK
             return
         failed = any(r.status in ("fail", "error") for r in self.results.records)
         problem = self._problem()
-        if self.config.resume and self.journal.loaded and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        if self.config.resume and self.journal.loaded and self._selected \
+                and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK  # every test was journaled: the run's status is theirs
-        if self._reporting() and (problem or failed) and session.exitstatus == pytest.ExitCode.OK:
+        if self._gating() and (problem or failed) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _gating(self) -> bool:
+        """Whether this run's status is a gate's: it reported a qrel test, or it named models
+        (--qrel-models) and must check each of them even if none of its tests was selected."""
+        return self._reporting() or (self.active and not self.is_worker and self.config.models_given)
 
     def _problem(self) -> str | None:  # summary.run_problem, with why the matrix skipped a variant that reported
         skipped = next((f"e.g. {v.id}: {v.skip_reason}" for v in self.variants if v.skip_reason and v.id in self._seen),
-                       None)
+                       None if self._seen else "no qrel test was selected")
         return run_problem(self.results.records, self.config, skipped)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
@@ -215,4 +225,7 @@ class QrelSession:
         elif self._reporting():
             write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog,
                          self._problem())
+        elif self._gating() and not terminalreporter.config.option.collectonly and self._problem():
+            terminalreporter.write_line(f"qrel: FAILED, {self._problem()}; pass --qrel-allow-unchecked to accept it",
+                                        red=True)  # no qrel test ran: no report, the reason alone
 

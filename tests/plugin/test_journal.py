@@ -141,3 +141,15 @@ def test_a_line_of_the_wrong_shape_is_a_usage_error(pytester, journaled):
         result.stderr.fnmatch_lines([f"ERROR: --qrel-resume: line {number} of */journal.jsonl {problem}*; "
                                      "remove that line *"])
         assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_resume_that_selects_nothing_or_only_collects_is_not_a_pass(pytester, journaled):
+    """``-k`` that selects nothing is "no tests ran", not the journal's verdicts; --co writes no
+    report (review item 7)."""
+    report = pytester.path / "qrel-report" / "results.json"
+    report.unlink()
+    assert pytester.runpytest(*ARGS[:-1], "nomatch", "--qrel-resume").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    report.unlink(missing_ok=True)
+    assert pytester.runpytest(*ARGS, "--qrel-resume", "--co").ret in (pytest.ExitCode.OK,
+                                                                      pytest.ExitCode.NO_TESTS_COLLECTED)
+    assert not report.exists()
