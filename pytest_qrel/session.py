@@ -137,9 +137,13 @@ class QrelSession:
 
     def merge_report(self, report: pytest.TestReport) -> None:
         payload = getattr(report, REPORT_ATTR, None)
-        if payload is None and report.failed:  # xdist's report of a test whose worker died, with no records
-            payload = self.results.lost(report.nodeid.rsplit("::", 1)[-1], matrix.variant_of_nodeid(
-                report.nodeid, self.variants), str(report.longrepr or "no report"))
+        if payload is None and report.failed:  # xdist's report of a test whose worker died (when "???"), with
+            # no records, or a teardown that failed
+            test = report.nodeid.rsplit("::", 1)[-1]
+            variant = matrix.variant_of_nodeid(report.nodeid, self.variants, self.config.catalog.scaled_metrics())
+            crash = report.when not in ("setup", "call", "teardown")
+            payload = self.results.lost(test, variant, str(report.longrepr or "no report"),
+                                        f"worker crashed during {test}" if crash else f"{report.when} of {test} failed")
         if self.merge_report_payload(payload) and not self.is_worker:  # the controller's journal only:
             self.journal.append(payload)  # a worker's hook sees its own reports, which reach the controller too
 

@@ -69,3 +69,22 @@ def test_a_killed_worker_ends_the_run_with_its_tests_errored(pytester, monkeypat
     assert resumed.ret == 0
     assert Counter(p["variant"] for p in _journal(pytester) if all(r["status"] != "error" for r in p["results"])) \
         == {"zoo-xs-hqq-4b-g64": 2, "zoo-xs-hqq-8b-g64": 2}
+
+
+def test_a_teardown_failure_in_one_process_is_not_called_a_crash(pytester):
+    """Without xdist a failing teardown is said to be one, not "worker crashed" (review item 6)."""
+    pytester.makepyfile(test_variants="""
+import pytest
+
+@pytest.fixture
+def broken():
+    yield
+    raise RuntimeError("teardown broke")
+
+def test_first(qrel_variant, broken):
+    pass
+""")
+    result = pytester.runpytest(*[a for a in ARGS if a not in ("-n", "2")], "-k", "8b")
+    result.assert_outcomes(passed=1, errors=1)
+    reasons = [r["reason"] for r in json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"]]
+    assert reasons and all(r.startswith("teardown of test_first[zoo-xs-hqq-8b-g64] failed") for r in reasons), reasons
