@@ -51,8 +51,8 @@ class Journal:
     def _read(self) -> list[dict[str, Any]]:
         """The journal's complete lines (a run killed mid-write leaves at most a torn last one,
         without its newline: it is dropped and its test runs again); a test with an error
-        record (a crash, a lost worker) is not done: it runs again. A usage error for a journal
-        of other settings, or a complete line that is not one test's records."""
+        record (a crash, a lost worker) in its latest line is not done: it runs again. A usage
+        error for a journal of other settings, or a complete line that is not one test's records."""
         if not self.path.is_file():
             return []
         data = self.path.read_bytes()
@@ -62,8 +62,9 @@ class Journal:
         self._complete = len(data) - len(data.split(b"\n")[-1])
         self._check_settings(self._line(lines[0], 1))
         payloads = [self._payload(self._line(line, n), n) for n, line in enumerate(lines[1:], start=2)]
-        failed = {r["test"] for p in payloads for r in p["results"] if r["status"] == "error"}
-        return [p for p in payloads if not _tests(p) & failed]
+        latest = {t: p for p in payloads for t in _tests(p)}  # a test run again after an error: its later line
+        return [p for p in payloads if all(latest[t] is p for t in _tests(p))
+                and not any(r["status"] == "error" for r in p["results"])]
 
     def _line(self, line: bytes, number: int) -> Any:
         try:
@@ -82,21 +83,20 @@ class Journal:
                 or not isinstance(header.get("inputs"), dict):
             raise pytest.UsageError(f"{options.RESUME}: {self.path} records no settings on its first line (written "
                                     "by an older pytest-qrel, or not a journal): run without --qrel-resume")
-        ours = self.settings.get("settings", {})
-        why = next((f"with {key}={header['settings'].get(key)!r}, this run with {ours.get(key)!r}"
-                    for key in sorted(set(header["settings"]) | set(ours)) if header["settings"].get(key) != ours.get(key)),
-                   None)
-        inputs = self.settings.get("inputs", {})
+        theirs, ours = header["settings"], self.settings.get("settings", {})
+        why = next((f"with {key}={theirs.get(key)!r}, this run with {ours.get(key)!r}"
+                    for key in sorted(set(theirs) | set(ours)) if theirs.get(key) != ours.get(key)), None)
+        inputs, read = self.settings.get("inputs", {}), header["inputs"]
         why = why or next((f"on {path}, which this run does not read" if path not in inputs else
                            f"on {path}, which changed since (its content digest differs)"
-                           for path in sorted(header["inputs"]) if header["inputs"][path] != inputs.get(path)), None)
-        why = why or next((f"without {path}, which this run reads" for path in sorted(set(inputs) - set(header["inputs"]))),
-                          None)
+                           for path in sorted(read) if read[path] != inputs.get(path)), None)
+        why = why or next((f"without {path}, which this run reads" for path in sorted(set(inputs) - set(read))), None)
         if why is None and header.get("version") != self.settings.get("version"):
             why = f"by pytest-qrel {header.get('version')}, this run by {self.settings.get('version')}"
         if why:
-            raise pytest.UsageError(f"{options.RESUME}: the journaled run {self.path} was run {why}: a resumed run "
-                                    "must have the settings and inputs of the run it continues; run without --qrel-resume")
+            raise pytest.UsageError(f"{options.RESUME}: the journaled run {self.path} was run {why}: a resumed "
+                                    "run must have the settings and inputs of the run it continues; run without "
+                                    "--qrel-resume")
 
     def _payload(self, payload: Any, number: int) -> dict[str, Any]:
         """One test's payload, checked to be what ``append`` wrote: its records load as Records."""

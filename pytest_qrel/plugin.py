@@ -60,7 +60,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, AN
     for --dist loadgroup, whose grouping pytest 9.2 + xdist 3.8 lose."""
     from . import schedule
 
-    if not schedule.wants_own_scheduler(config):
+    if not schedule.wants_own_scheduler(config, qrel_run(config)):
         return None
     session = config.stash[SESSION_KEY]
     return schedule.ModelScheduling(config, log, session.variants, session.config.catalog.scaled_metrics(),

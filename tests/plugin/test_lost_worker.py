@@ -69,6 +69,24 @@ def test_a_killed_worker_ends_the_run_with_its_tests_errored(pytester, monkeypat
     assert resumed.ret == 0
     assert Counter(p["variant"] for p in _journal(pytester) if all(r["status"] != "error" for r in p["results"])) \
         == {"zoo-xs-hqq-4b-g64": 2, "zoo-xs-hqq-8b-g64": 2}
+    # the later pass of each errored test supersedes its error: a further resume runs nothing again
+    again = pytester.runpytest_subprocess(*ARGS, "--qrel-resume", timeout=120)
+    assert again.ret == 0
+    assert not {"passed", "failed"} & set(again.parseoutcomes())
+
+
+def test_a_killed_worker_under_loadscope_from_addopts_still_errors_its_tests(pytester, monkeypatch):
+    """A project's ``addopts = --dist=loadscope`` (as this repository's) does not give a qrel run
+    xdist's scheduler, which would rerun the crashed test and lose the variant's other (review item 5)."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_variants=TESTS)
+    pytester.makeini("[pytest]\naddopts = --dist=loadscope\n")
+    monkeypatch.setenv("QREL_KILL", "1")
+    result = pytester.runpytest_subprocess(*ARGS, timeout=120)
+    result.assert_outcomes(passed=2, failed=2)
+    records = json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"]
+    assert sorted(r["test"] for r in records if r["status"] == "error") == [
+        "test_first[zoo-xs-hqq-4b-g64]", "test_second[zoo-xs-hqq-4b-g64]"]
 
 
 def test_a_teardown_failure_in_one_process_is_not_called_a_crash(pytester):
