@@ -26,6 +26,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if qrel_run(config):
             engine.pin_worker_gpu(int(str(config.workerinput.get("workerid", "gw0")).removeprefix("gw") or 0))
         engine.threads_for_worker(int(config.workerinput.get("workercount", 1)))
+    if not hasattr(config, "workerinput") and config.getoption("dist", "no") == "each" and qrel_run(config):
+        # every test on every worker: each variant's verdict counted once per worker
+        raise pytest.UsageError("--dist each: runs every test on every worker, so a gate would count each variant "
+                                "once per worker; use -n alone (the plugin's scheduler) or --dist loadgroup")
     session = QrelSession.from_config(config)
     config.stash[SESSION_KEY] = session
     progress.install_for(config, session.config.progress, session.is_worker)

@@ -106,3 +106,13 @@ def test_first(qrel_variant, broken):
     result.assert_outcomes(passed=1, errors=1)
     reasons = [r["reason"] for r in json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"]]
     assert reasons and all(r.startswith("teardown of test_first[zoo-xs-hqq-8b-g64] failed") for r in reasons), reasons
+
+
+def test_dist_each_is_refused_in_a_qrel_run(pytester):
+    """--dist each runs every test on every worker: one variant would count twice (review item 10)."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_variants=TESTS)
+    result = pytester.runpytest(*ARGS, "--dist", "each")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --dist each: runs every test on every worker*"])
+    assert not (pytester.path / "qrel-report" / "results.json").exists()
