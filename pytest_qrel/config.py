@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import pytest
 
 from . import options, parsing, progress
 from .baseline import Baseline
-from .cache import default_cache_dir
+from .cache import default_cache_dir, installed_version
 from .checkpoints import Checkpoint, split_prequantized
 from .data import calibration_texts
 from .models import ZOO_MODELS, resolve_model
@@ -254,12 +255,18 @@ def effective_settings(config: QrelConfig) -> dict[str, Any]:
     differently, e.g. --qrel-intensities, is another), the package version, and a digest of
     every input file or directory the settings name (models, task YAMLs, data files, the
     baseline), by its absolute path: a model edited in place is another input."""
-    from . import __version__
-
     inputs: dict[str, str] = {}
     fields = {f.name: _plain(getattr(config, f.name), inputs) for f in dataclasses.fields(config)
               if f.name not in _WHERE_FIELDS}
-    return {"settings": _flat(fields), "inputs": inputs, "version": __version__}
+    return {"settings": _flat(fields), "inputs": inputs, "version": _version()}
+
+
+def _version() -> str:
+    """The installed pytest-qrel's version (the package's ``__version__`` is a layer above)."""
+    try:
+        return installed_version("pytest-qrel")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _plain(value: Any, inputs: dict[str, str]) -> Any:
