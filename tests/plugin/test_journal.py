@@ -153,3 +153,24 @@ def test_a_resume_that_selects_nothing_or_only_collects_is_not_a_pass(pytester, 
     assert pytester.runpytest(*ARGS, "--qrel-resume", "--co").ret in (pytest.ExitCode.OK,
                                                                       pytest.ExitCode.NO_TESTS_COLLECTED)
     assert not report.exists()
+
+
+def test_a_journal_write_that_fails_mid_run_is_one_warning(pytester):
+    """The journal turning unwritable after start-up (here: replaced by a directory, as a full
+    disk would fail it) costs the resume only: one warning, every record in results.json (item 8)."""
+    pytester.makepyfile(test_variants="""
+from pathlib import Path
+
+def test_breaks_the_journal(qrel_variant):
+    journal = Path("qrel-report/journal.jsonl")
+    if journal.is_file():  # the run's first test: the journal holds the header written at start
+        journal.unlink()
+        journal.mkdir()
+""")
+    result = pytester.runpytest("test_variants.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8",
+                                "--qrel-cache-dir=cache", "--qrel-progress=off", "-p", "no:randomly",
+                                "--qrel-allow-unchecked")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["*qrel: cannot write the journal */journal.jsonl (*): this run cannot be resumed*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+    assert (pytester.path / "qrel-report" / "results.json").is_file()
