@@ -124,6 +124,11 @@ class QrelSession:
         """Attach the test's records to its report: a failure that recorded nothing becomes
         an ERROR record with a one-line reason, so no variant vanishes from the report."""
         variant = matrix.variant_of(item)
+        if variant is not None and report.when == "teardown" and report.failed:  # an ERROR of its property
+            mark = item.get_closest_marker(matrix.PROPERTY_MARK)
+            setattr(report, REPORT_ATTR, self.results.lost(item.name, variant, str(report.longrepr or "no report"),
+                                                           f"teardown of {item.name} failed",
+                                                           str(mark.args[0]) if mark and mark.args else None))
         if variant is None or report.when == "teardown" or (report.when == "setup" and report.passed):
             return
         if report.failed and not self.results.has_pending(item.name):

@@ -94,6 +94,8 @@ def test_a_teardown_failure_in_one_process_is_not_called_a_crash(pytester):
     pytester.makepyfile(test_variants="""
 import pytest
 
+pytestmark = pytest.mark.qrel_property("kl")
+
 @pytest.fixture
 def broken():
     yield
@@ -106,6 +108,8 @@ def test_first(qrel_variant, broken):
     result.assert_outcomes(passed=1, errors=1)
     reasons = [r["reason"] for r in json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"]]
     assert reasons and all(r.startswith("teardown of test_first[zoo-xs-hqq-8b-g64] failed") for r in reasons), reasons
+    # the error counts for its test's property, not for none
+    result.stdout.fnmatch_lines(["qrel kl: 0 checked (0 passed, 0 failed), 0 not checked, 1 errors"])
 
 
 def test_dist_each_is_refused_in_a_qrel_run(pytester):
