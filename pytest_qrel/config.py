@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib.metadata
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -12,7 +15,7 @@ import pytest
 
 from . import options, parsing, progress
 from .baseline import Baseline
-from .cache import default_cache_dir
+from .cache import default_cache_dir, installed_version
 from .checkpoints import Checkpoint, split_prequantized
 from .data import calibration_texts
 from .models import ZOO_MODELS, resolve_model
@@ -68,7 +71,7 @@ class QrelConfig:
     # which must be the runs' own: a merge decides with the runs' settings, never others
     merge_given: dict = field(default_factory=dict, compare=False)
     settings: dict = field(default_factory=dict, compare=False)  # results.json's settings (options.run_settings)
-    journal_settings: dict = field(default_factory=dict, compare=False)  # settings and variants (journal.py)
+    journal_settings: dict = field(default_factory=dict, compare=False)  # effective settings and inputs (journal.py)
     models_given: bool = False  # --qrel-models named the models (not the default zoo)
     catalog: Catalog = field(default=CATALOG, compare=False, repr=False)  # the run's properties
 
@@ -137,7 +140,7 @@ class QrelConfig:
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
         drift = drift_settings(raw, invocation_dir, catalog)
         drift["flips_threshold"] = flips_threshold(raw.get("qrel_flips_threshold"), bits + tuple(c[4] for c in checkpoints))
-        return cls(
+        config = cls(
             models=resolved,
             methods=methods,
             bits=bits,
@@ -168,12 +171,12 @@ class QrelConfig:
             settings=options.run_settings(raw),
             merge_given={k: v for k, v in options.run_settings(raw).items()
                          if "qrel_" + k.replace("-", "_") in given and k != options.key_of(options.MERGE)},
-            journal_settings=options.run_settings(raw, options.WHERE),
             **drift,
             robustness=robustness_settings(raw, invocation_dir, catalog, "qrel_intensities" in given),
             kl=kl_settings(raw, invocation_dir, bits + tuple(c[4] for c in checkpoints), "qrel_kl_context" in given),
             catalog=catalog,
         )
+        return dataclasses.replace(config, journal_settings=effective_settings(config))
 
 
 def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
@@ -243,3 +246,74 @@ def _calibration_source(value: Any, invocation_dir: Path) -> tuple[Path | None, 
         return path, len(calibration_texts(path))  # exists, is JSONL, has rows with text
     except ValueError as exc:
         raise pytest.UsageError(f"{options.CALIBRATION_FILE}: {exc}") from None
+
+
+# what a run's verdicts do not depend on: where it writes, how it shows progress, whether it resumes
+_WHERE_FIELDS = frozenset({"report_dir", "cache_dir", "progress", "resume", "save_baseline", "merge", "settings",
+                           "merge_given", "journal_settings", "catalog"})
+SMALL_FILE = 4 << 20  # hashed byte by byte; a larger file (a model's weights) by its size and mtime_ns
+
+
+def effective_settings(config: QrelConfig) -> dict[str, Any]:
+    """What a run's verdicts depend on, for the journal (journal.py): every parsed field but
+    where it writes (so "4, 8", 4,8 and TOML [4, 8] are one setting, and a default applied
+    differently, e.g. --qrel-intensities, is another), the package version, and a digest of
+    every input file or directory the settings name (models, task YAMLs, data files, the
+    baseline), by its absolute path: a model edited in place is another input."""
+    inputs: dict[str, str] = {}
+    fields = {f.name: _plain(getattr(config, f.name), inputs) for f in dataclasses.fields(config)
+              if f.name not in _WHERE_FIELDS}
+    return {"settings": _flat(fields), "inputs": inputs, "version": _version()}
+
+
+def _version() -> str:
+    """The installed pytest-qrel's version (the package's ``__version__`` is a layer above)."""
+    try:
+        return installed_version("pytest-qrel")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _plain(value: Any, inputs: dict[str, str]) -> Any:
+    """``value`` as JSON, recording each existing path it names in ``inputs`` with its digest."""
+    if isinstance(value, Baseline):
+        value = value.path  # its values are the file's: the file's digest stands for them
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name), inputs) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, inputs) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, inputs) for k, v in value.items()}
+    if isinstance(value, Path) or (isinstance(value, str) and value.startswith(os.sep) and Path(value).exists()):
+        path = Path(value).resolve()
+        if path.exists():
+            inputs[str(path)] = digest(path)
+        return str(path)
+    if isinstance(value, str) and len(value) > 1000:  # a text held in memory (an lm-eval task's documents)
+        return hashlib.sha256(value.encode()).hexdigest()
+    return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
+
+
+def _flat(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings (``kl``, ``robustness``) by dotted name: a mismatch names the one that differs."""
+    flat: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, dict) and key in ("kl", "robustness"):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def digest(path: Path) -> str:
+    """A file's or a directory's content digest: each file's relative name and size, and its
+    bytes if small (configs, tokenizers, data files, small models) or else its mtime_ns (a
+    model's gigabytes of weights are not read on every resume; any write to a file changes its
+    mtime_ns)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        h.update(f"{file.relative_to(path) if file != path else file.name}\0{stat.st_size}\0".encode())
+        h.update(file.read_bytes() if stat.st_size <= SMALL_FILE else str(stat.st_mtime_ns).encode())
+    return h.hexdigest()

@@ -4,7 +4,7 @@ checkpoints paired with their base) and its parametrization of the suites."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 import pytest
 
@@ -155,11 +155,13 @@ def progress_label(item: pytest.Item, variants: list[Variant]) -> str:
     return f"{variant.model} · {where}{variant.id}"
 
 
-def variant_of_nodeid(nodeid: str, variants: list[Variant]) -> Variant | None:
+def variant_of_nodeid(nodeid: str, variants: list[Variant], scaled_metrics: Iterable[str] = ()) -> Variant | None:
     """The variant a test id names (``...::test_kl_to_base[zoo-m-hqq-4b-g64]``, with a task or a
-    perturbation after the variant id), for a report that carries nothing else (a worker died)."""
+    perturbation after the variant id, or a fitted-law test's ``<metric>-<variant id>``), for a
+    report that carries nothing else (a worker died)."""
     param = nodeid.rsplit("::", 1)[-1].partition("[")[2].rstrip("]")
-    return max((v for v in variants if param == v.id or param.startswith(f"{v.id}-")),
+    params = [param, *(param[len(m) + 1:] for m in scaled_metrics if param.startswith(f"{m}-"))]
+    return max((v for v in variants for p in params if p == v.id or p.startswith(f"{v.id}-")),
                key=lambda v: len(v.id), default=None)
 
 

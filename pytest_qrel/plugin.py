@@ -26,6 +26,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if qrel_run(config):
             engine.pin_worker_gpu(int(str(config.workerinput.get("workerid", "gw0")).removeprefix("gw") or 0))
         engine.threads_for_worker(int(config.workerinput.get("workercount", 1)))
+    if not hasattr(config, "workerinput") and config.getoption("dist", "no") == "each" and qrel_run(config):
+        # every test on every worker: each variant's verdict counted once per worker
+        raise pytest.UsageError("--dist each: runs every test on every worker, so a gate would count each variant "
+                                "once per worker; use -n alone (the plugin's scheduler) or --dist loadgroup")
     session = QrelSession.from_config(config)
     config.stash[SESSION_KEY] = session
     progress.install_for(config, session.config.progress, session.is_worker)
@@ -60,7 +64,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, AN
     for --dist loadgroup, whose grouping pytest 9.2 + xdist 3.8 lose."""
     from . import schedule
 
-    if not schedule.wants_own_scheduler(config):
+    if not schedule.wants_own_scheduler(config, qrel_run(config)):
         return None
     session = config.stash[SESSION_KEY]
     return schedule.ModelScheduling(config, log, session.variants, session.config.catalog.scaled_metrics(),
@@ -74,6 +78,10 @@ def pytest_configure_node(node) -> None:  # noqa: ANN001 - xdist's WorkerControl
 
 def suites_dir() -> Path:
     return Path(suites.__file__).parent
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION_KEY].start(session)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -290,13 +290,15 @@ class Results:
             else f"{type(exc).__name__}: {one_line(exc)}"
         self.error(test, variant, *(measuring or (None, None)), reason.removeprefix(f"{variant.id}: "))
 
-    def lost(self, test: str, variant: Variant | None, report: str) -> dict[str, Any] | None:
-        """The payload of a test whose worker died before it reported: an ERROR, never a pass
-        (None for a test of no variant)."""
+    def lost(self, test: str, variant: Variant | None, report: str, what: str = "",
+             prop: str | None = None) -> dict[str, Any] | None:
+        """The payload of a test whose worker died before it reported (or whose teardown failed:
+        ``what`` says which; ``prop``: its property, where known): an ERROR, never a pass (None
+        for a test of no variant)."""
         if variant is None:
             return None
         first = report.strip().splitlines()[0] if report.strip() else "no report"
-        self.error(test, variant, None, None, f"worker crashed during {test} ({first})")
+        self.error(test, variant, prop, None, f"{what or f'worker crashed during {test}'} ({first})")
         return {**self.take_pending({}), "variant": variant.id, "test": test}
 
     def recorded_value(self, variant_id: str, metric: str) -> float | None:

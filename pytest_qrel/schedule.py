@@ -35,12 +35,15 @@ if TYPE_CHECKING:
     from .variants import Variant
 
 
-def wants_own_scheduler(config: pytest.Config) -> bool:
-    """-n without --dist (xdist then sets ``load``), or --dist loadgroup."""
+def wants_own_scheduler(config: pytest.Config, qrel_run: bool = False) -> bool:
+    """-n without --dist (xdist then sets ``load``), or --dist loadgroup; in a qrel run
+    (``plugin.qrel_run``), also a --dist that comes from addopts rather than the command line (a
+    project's ``--dist=loadscope`` for its own tests must not give a gate xdist's scheduler,
+    which reruns a crashed test and loses a variant's others)."""
     dist = config.getoption("dist", "no")
     explicit = any(a == "--dist" or a.startswith("--dist=") or a.startswith("-d") and a[2:3] in ("", "=")
-                   for a in config.invocation_params.args)
-    return dist == "loadgroup" or (dist == "load" and not explicit)
+                   for a in config.invocation_params.args)  # the command line's, without addopts
+    return dist == "loadgroup" or (not explicit and (dist == "load" or (qrel_run and dist != "no")))
 
 
 def model_scope(nodeid: str, variants: Iterable[Variant], scaled_metrics: Iterable[str], workers: int = 1,

@@ -47,7 +47,12 @@ class QrelSession:
         self._computed: RunSummary | None = None  # the end-of-run summary, once every report is in
         self.journal = Journal(config.report_dir, config.resume, config.journal_settings, resumed)
         self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
+        self._selected = True  # with --qrel-resume: whether the run selected a test (journaled or to run)
+        ids = {v.id for v in self.variants}
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
+            if payload["variant"] not in ids:  # its settings are this run's: only an edit puts it there
+                raise pytest.UsageError(f"{options.RESUME}: {self.journal.path} holds {payload['variant']}, which is "
+                                        "not in this run's matrix: run without --qrel-resume")
             self.merge_report_payload(payload)
         self.merged = merge.read_runs(config.merge, config.catalog, config.merge_given) if config.merge and not is_worker else None  # --qrel-merge
 
@@ -57,6 +62,12 @@ class QrelSession:
         return cls(QrelConfig.from_values(options.raw_values(config), config.invocation_params.dir, catalog),
                    active=options.given_on_command_line(config), is_worker=hasattr(config, "workerinput"),
                    measures=measures, resumed=getattr(config, "workerinput", {}).get(RESUMED))
+
+    def start(self, session: pytest.Session) -> None:
+        """The controller of a fresh run (not --co, not --qrel-merge) starts a fresh journal now."""
+        if not self.is_worker and self.merged is None and not session.config.option.collectonly \
+                and (self.active or self.journal.path.exists()):
+            self.journal.reset()
 
     # -- collection ----------------------------------------------------------------------
 
@@ -75,6 +86,7 @@ class QrelSession:
         items[:], dropped = matrix.without_default_tasks(items, self.config)
         if self.config.resume:
             self._planned, done = matrix.planned_tests(items), self.journal.done()
+            self._selected = bool(items)  # False: -k/-m left nothing, journaled or not
             dropped += [i for i in items if i.name in done]
             items[:] = [i for i in items if i.name not in done]
         if dropped:
@@ -112,6 +124,11 @@ class QrelSession:
         """Attach the test's records to its report: a failure that recorded nothing becomes
         an ERROR record with a one-line reason, so no variant vanishes from the report."""
         variant = matrix.variant_of(item)
+        if variant is not None and report.when == "teardown" and report.failed:  # an ERROR of its property
+            mark = item.get_closest_marker(matrix.PROPERTY_MARK)
+            setattr(report, REPORT_ATTR, self.results.lost(item.name, variant, str(report.longrepr or "no report"),
+                                                           f"teardown of {item.name} failed",
+                                                           str(mark.args[0]) if mark and mark.args else None))
         if variant is None or report.when == "teardown" or (report.when == "setup" and report.passed):
             return
         if report.failed and not self.results.has_pending(item.name):
@@ -125,9 +142,13 @@ class QrelSession:
 
     def merge_report(self, report: pytest.TestReport) -> None:
         payload = getattr(report, REPORT_ATTR, None)
-        if payload is None and report.failed:  # xdist's report of a test whose worker died, with no records
-            payload = self.results.lost(report.nodeid.rsplit("::", 1)[-1], matrix.variant_of_nodeid(
-                report.nodeid, self.variants), str(report.longrepr or "no report"))
+        if payload is None and report.failed:  # xdist's report of a test whose worker died (when "???"), with
+            # no records, or a teardown that failed
+            test = report.nodeid.rsplit("::", 1)[-1]
+            variant = matrix.variant_of_nodeid(report.nodeid, self.variants, self.config.catalog.scaled_metrics())
+            crash = report.when not in ("setup", "call", "teardown")
+            payload = self.results.lost(test, variant, str(report.longrepr or "no report"),
+                                        f"worker crashed during {test}" if crash else f"{report.when} of {test} failed")
         if self.merge_report_payload(payload) and not self.is_worker:  # the controller's journal only:
             self.journal.append(payload)  # a worker's hook sees its own reports, which reach the controller too
 
@@ -183,20 +204,28 @@ class QrelSession:
     def end_of_run(self, session: pytest.Session) -> None:
         """Write the report; a run that checked nothing fails (summary.run_problem), and so do a
         resumed run's journaled failures, as they failed the run they came from."""
+        if session.config.option.collectonly:  # --co runs nothing: no report, no status of its own
+            return
         self.write_report()
         if self.merged is not None:  # no test ran: the merged runs' outcome is the exit status
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if self.merged.failed() else pytest.ExitCode.OK
             return
         failed = any(r.status in ("fail", "error") for r in self.results.records)
         problem = self._problem()
-        if self.config.resume and self.journal.loaded and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        if self.config.resume and self.journal.loaded and self._selected \
+                and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK  # every test was journaled: the run's status is theirs
-        if self._reporting() and (problem or failed) and session.exitstatus == pytest.ExitCode.OK:
+        if self._gating() and (problem or failed) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _gating(self) -> bool:
+        """Whether this run's status is a gate's: it reported a qrel test, or it named models
+        (--qrel-models) and must check each of them even if none of its tests was selected."""
+        return self._reporting() or (self.active and not self.is_worker and self.config.models_given)
 
     def _problem(self) -> str | None:  # summary.run_problem, with why the matrix skipped a variant that reported
         skipped = next((f"e.g. {v.id}: {v.skip_reason}" for v in self.variants if v.skip_reason and v.id in self._seen),
-                       None)
+                       None if self._seen else "no qrel test was selected")
         return run_problem(self.results.records, self.config, skipped)
 
     def terminal_summary(self, terminalreporter: Any) -> None:
@@ -205,4 +234,7 @@ class QrelSession:
         elif self._reporting():
             write_tables(terminalreporter, self._summary(), self.config.report_dir, self.config.catalog,
                          self._problem())
+        elif self._gating() and not terminalreporter.config.option.collectonly and self._problem():
+            terminalreporter.write_line(f"qrel: FAILED, {self._problem()}; pass --qrel-allow-unchecked to accept it",
+                                        red=True)  # no qrel test ran: no report, the reason alone
 

@@ -30,17 +30,73 @@ def journaled(pytester):
 
 
 def test_a_resume_with_other_settings_is_a_usage_error(pytester, journaled):
-    for changed, option, theirs, mine in [
-        ("--qrel-kl-threshold=4:0.002,8:0.5", "--qrel-kl-threshold", "'4:0.001,8:0.5'", "'4:0.002,8:0.5'"),
-        ("--qrel-methods=hqq,rtn", "--qrel-methods", "'hqq'", "'hqq,rtn'"),  # its records of hqq alone
+    for changed, option, key, theirs, mine in [
+        ("--qrel-kl-threshold=4:0.002,8:0.5", "--qrel-kl-threshold", "kl_threshold", "{'4': 0.001, '8': 0.5}",
+         "{'4': 0.002, '8': 0.5}"),
+        ("--qrel-methods=hqq,rtn", "--qrel-methods", "methods", "['hqq']", "['hqq', 'rtn']"),  # its records of hqq alone
+        # the default context and the same one given differ (a model must then admit it): they are two settings
+        ("--qrel-kl-context=512", "--qrel-kl-context", "kl.context_given", "False", "True"),
     ]:
         args = [a for a in ARGS if not a.startswith(option + "=")] + [changed, "--qrel-resume"]
         result = pytester.runpytest(*args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stderr.fnmatch_lines([f"ERROR: --qrel-resume: the journaled run */journal.jsonl was run with "
-                                     f"{option}={theirs}, this run with {mine}: a resumed run must have the settings "
-                                     "of the run it continues"])
+        assert (f"journal.jsonl was run with {key}={theirs}, this run with {mine}: a resumed run must have the "
+                "settings and inputs of the run it continues; run without --qrel-resume") in result.stderr.str()
         assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_resume_compares_the_values_as_parsed_not_as_typed(pytester, journaled):
+    """The same thresholds spelled otherwise are the same settings (issue 34, review item 9)."""
+    args = [a for a in ARGS if not a.startswith("--qrel-kl-threshold=")] + ["--qrel-kl-threshold=8:0.50, 4:0.0010"]
+    result = pytester.runpytest(*args, "--qrel-resume")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stderr.str()  # the journaled 4-bit failure, not a usage error
+    assert not {"passed", "failed"} & set(result.parseoutcomes())
+
+
+def test_a_resume_after_a_model_changed_in_place_is_a_usage_error(pytester):
+    """The journal records the digest of every input by absolute path: a model edited since
+    (same path, same option) does not keep its old verdicts (review item 1)."""
+    import shutil
+
+    from pytest_qrel.models import zoo_dir
+
+    shutil.copytree(zoo_dir() / "zoo-xs", pytester.path / "m")
+    args = ["--qrel-models=./m", *ARGS[1:-2], "-k", "test_kl_to_base and 8b"]
+    pytester.runpytest(*args).assert_outcomes(passed=1)
+    weights = pytester.path / "m" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one weight's last byte
+    weights.write_bytes(bytes(data))
+    result = pytester.runpytest(*args, "--qrel-resume")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --qrel-resume: the journaled run */journal.jsonl was run on "
+                                 f"{(pytester.path / 'm').resolve()}, which changed since (its content digest differs)*"])
+
+
+def test_a_fresh_run_starts_a_fresh_journal_before_its_first_test(pytester, journaled):
+    """A fresh run that ends before its first report (here: it selects nothing) leaves no
+    older run's verdicts for a resume to revive (review item 1)."""
+    fresh = pytester.runpytest(*ARGS[:-1], "nomatch")
+    assert fresh.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert len(_lines(pytester)) == 1  # its header alone
+    pytester.runpytest(*ARGS, "--qrel-resume").assert_outcomes(passed=1, failed=1)  # both run again
+
+
+def test_a_journaled_variant_outside_the_matrix_is_a_usage_error(pytester, journaled):
+    path = pytester.path / "qrel-report" / "journal.jsonl"
+    path.write_text(path.read_text().replace("zoo-xs-hqq-8b-g64", "zoo-xs-hqq-2b-g64"))
+    result = pytester.runpytest(*ARGS, "--qrel-resume")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --qrel-resume: */journal.jsonl holds zoo-xs-hqq-2b-g64, which is not in this "
+                                 "run's matrix*"])
+
+
+def test_a_journal_path_that_is_a_directory_is_a_usage_error(pytester):
+    (pytester.path / "qrel-report" / "journal.jsonl").mkdir(parents=True)
+    result = pytester.runpytest(*ARGS)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --qrel-report-dir: cannot write the journal */journal.jsonl: it is a directory"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
 def test_a_resume_of_every_journaled_test_has_the_runs_status(pytester, journaled):
@@ -85,3 +141,36 @@ def test_a_line_of_the_wrong_shape_is_a_usage_error(pytester, journaled):
         result.stderr.fnmatch_lines([f"ERROR: --qrel-resume: line {number} of */journal.jsonl {problem}*; "
                                      "remove that line *"])
         assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_resume_that_selects_nothing_or_only_collects_is_not_a_pass(pytester, journaled):
+    """``-k`` that selects nothing is "no tests ran", not the journal's verdicts; --co writes no
+    report (review item 7)."""
+    report = pytester.path / "qrel-report" / "results.json"
+    report.unlink()
+    assert pytester.runpytest(*ARGS[:-1], "nomatch", "--qrel-resume").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    report.unlink(missing_ok=True)
+    assert pytester.runpytest(*ARGS, "--qrel-resume", "--co").ret in (pytest.ExitCode.OK,
+                                                                      pytest.ExitCode.NO_TESTS_COLLECTED)
+    assert not report.exists()
+
+
+def test_a_journal_write_that_fails_mid_run_is_one_warning(pytester):
+    """The journal turning unwritable after start-up (here: replaced by a directory, as a full
+    disk would fail it) costs the resume only: one warning, every record in results.json (item 8)."""
+    pytester.makepyfile(test_variants="""
+from pathlib import Path
+
+def test_breaks_the_journal(qrel_variant):
+    journal = Path("qrel-report/journal.jsonl")
+    if journal.is_file():  # the run's first test: the journal holds the header written at start
+        journal.unlink()
+        journal.mkdir()
+""")
+    result = pytester.runpytest("test_variants.py", "--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=4,8",
+                                "--qrel-cache-dir=cache", "--qrel-progress=off", "-p", "no:randomly",
+                                "--qrel-allow-unchecked")
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["*qrel: cannot write the journal */journal.jsonl (*): this run cannot be resumed*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+    assert (pytester.path / "qrel-report" / "results.json").is_file()

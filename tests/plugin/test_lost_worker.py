@@ -69,3 +69,54 @@ def test_a_killed_worker_ends_the_run_with_its_tests_errored(pytester, monkeypat
     assert resumed.ret == 0
     assert Counter(p["variant"] for p in _journal(pytester) if all(r["status"] != "error" for r in p["results"])) \
         == {"zoo-xs-hqq-4b-g64": 2, "zoo-xs-hqq-8b-g64": 2}
+    # the later pass of each errored test supersedes its error: a further resume runs nothing again
+    again = pytester.runpytest_subprocess(*ARGS, "--qrel-resume", timeout=120)
+    assert again.ret == 0
+    assert not {"passed", "failed"} & set(again.parseoutcomes())
+
+
+def test_a_killed_worker_under_loadscope_from_addopts_still_errors_its_tests(pytester, monkeypatch):
+    """A project's ``addopts = --dist=loadscope`` (as this repository's) does not give a qrel run
+    xdist's scheduler, which would rerun the crashed test and lose the variant's other (review item 5)."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_variants=TESTS)
+    pytester.makeini("[pytest]\naddopts = --dist=loadscope\n")
+    monkeypatch.setenv("QREL_KILL", "1")
+    result = pytester.runpytest_subprocess(*ARGS, timeout=120)
+    result.assert_outcomes(passed=2, failed=2)
+    records = json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"]
+    assert sorted(r["test"] for r in records if r["status"] == "error") == [
+        "test_first[zoo-xs-hqq-4b-g64]", "test_second[zoo-xs-hqq-4b-g64]"]
+
+
+def test_a_teardown_failure_in_one_process_is_not_called_a_crash(pytester):
+    """Without xdist a failing teardown is said to be one, not "worker crashed" (review item 6)."""
+    pytester.makepyfile(test_variants="""
+import pytest
+
+pytestmark = pytest.mark.qrel_property("kl")
+
+@pytest.fixture
+def broken():
+    yield
+    raise RuntimeError("teardown broke")
+
+def test_first(qrel_variant, broken):
+    pass
+""")
+    result = pytester.runpytest(*[a for a in ARGS if a not in ("-n", "2")], "-k", "8b")
+    result.assert_outcomes(passed=1, errors=1)
+    reasons = [r["reason"] for r in json.loads((pytester.path / "qrel-report" / "results.json").read_text())["results"]]
+    assert reasons and all(r.startswith("teardown of test_first[zoo-xs-hqq-8b-g64] failed") for r in reasons), reasons
+    # the error counts for its test's property, not for none
+    result.stdout.fnmatch_lines(["qrel kl: 0 checked (0 passed, 0 failed), 0 not checked, 1 errors"])
+
+
+def test_dist_each_is_refused_in_a_qrel_run(pytester):
+    """--dist each runs every test on every worker: one variant would count twice (review item 10)."""
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_variants=TESTS)
+    result = pytester.runpytest(*ARGS, "--dist", "each")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --dist each: runs every test on every worker*"])
+    assert not (pytester.path / "qrel-report" / "results.json").exists()

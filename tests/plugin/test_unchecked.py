@@ -77,3 +77,16 @@ def test_a_run_whose_every_test_was_skipped_fails(pytester):
     ])
     accepted = pytester.runpytest(*args, "--qrel-allow-unchecked")
     assert accepted.ret == 0 and "nothing was checked" not in accepted.stdout.str()
+
+
+def test_a_named_model_fails_the_run_when_no_qrel_test_was_selected(pytester):
+    """A plain test file named (the suites not collected): the named model got no checked gate,
+    so the run fails with the reason, though no qrel test reported (review item 3)."""
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    args = ["--qrel-models=zoo-xs", "--qrel-methods=hqq", "--qrel-bits=8", "--qrel-cache-dir=cache", "test_plain.py"]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(passed=1)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["qrel: FAILED, nothing was checked: no test of this run recorded a gate "
+                                 "(no qrel test was selected); pass --qrel-allow-unchecked to accept it"])
+    assert pytester.runpytest(*args, "--qrel-allow-unchecked").ret == 0
