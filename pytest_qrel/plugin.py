@@ -81,7 +81,7 @@ def suites_dir() -> Path:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[SESSION_KEY].start(session)
+    session.config.stash[SESSION_KEY].start(session, qrel_run(session.config))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -33,6 +33,7 @@ class QrelSession:
                  measures: dict[str, type[Measure]] | None = None, resumed: list[str] | None = None) -> None:
         self.config = config
         self.active = active  # False: a run without --qrel-* options and no qrel test
+        self.requested = active  # --qrel-* options on the command line: a gate run, whatever it selects
         self.is_worker = is_worker
         self.variants = matrix.build_matrix(config)
         self.store = ModelStore(config)
@@ -63,10 +64,12 @@ class QrelSession:
                    active=options.given_on_command_line(config), is_worker=hasattr(config, "workerinput"),
                    measures=measures, resumed=getattr(config, "workerinput", {}).get(RESUMED))
 
-    def start(self, session: pytest.Session) -> None:
-        """The controller of a fresh run (not --co, not --qrel-merge) starts a fresh journal now."""
-        if not self.is_worker and self.merged is None and not session.config.option.collectonly \
-                and (self.active or self.journal.path.exists()):
+    def start(self, session: pytest.Session, qrel_run: bool) -> None:
+        """The controller of a fresh qrel run (--qrel-* options or the shipped suites named; not
+        --co, not --qrel-merge) starts a fresh journal now. Any other run leaves it alone: a
+        plain ``pytest`` must not wipe a killed run's journal; a run gated from [tool.qrel] alone
+        starts it fresh at its first record (Journal.append)."""
+        if not self.is_worker and self.merged is None and not session.config.option.collectonly and qrel_run:
             self.journal.reset()
 
     # -- collection ----------------------------------------------------------------------
@@ -219,9 +222,10 @@ class QrelSession:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _gating(self) -> bool:
-        """Whether this run's status is a gate's: it reported a qrel test, or it named models
-        (--qrel-models) and must check each of them even if none of its tests was selected."""
-        return self._reporting() or (self.active and not self.is_worker and self.config.models_given)
+        """Whether this run's status is a gate's: it reported a qrel test, or it was asked for on the
+        command line (--qrel-* options) with models and must check each of them even if none of its
+        tests was selected (models from [tool.qrel] alone do not make a plain ``pytest -k`` a gate)."""
+        return self._reporting() or (self.requested and not self.is_worker and self.config.models_given)
 
     def _problem(self) -> str | None:  # summary.run_problem, with why the matrix skipped a variant that reported
         skipped = next((f"e.g. {v.id}: {v.skip_reason}" for v in self.variants if v.skip_reason and v.id in self._seen),

@@ -90,3 +90,40 @@ def test_a_named_model_fails_the_run_when_no_qrel_test_was_selected(pytester):
     result.stdout.fnmatch_lines(["qrel: FAILED, nothing was checked: no test of this run recorded a gate "
                                  "(no qrel test was selected); pass --qrel-allow-unchecked to accept it"])
     assert pytester.runpytest(*args, "--qrel-allow-unchecked").ret == 0
+
+
+def _project_with_tool_qrel(pytester, table: str) -> None:
+    pytester.makepyprojecttoml(f"[tool.qrel]\n{table}\n")
+    pytester.makepyfile(test_plain="def test_plain():\n    assert 1 + 1 == 2\n")
+
+
+def test_tool_qrel_models_do_not_make_a_plain_run_a_gate(pytester):
+    """[tool.qrel] names models and the project has a qrel test of its own: `pytest -k plain`
+    deselects it and must pass as any plain run does (only --qrel-* options on the command line
+    make a run a gate that fails for having checked nothing)."""
+    _project_with_tool_qrel(pytester, 'models = ["zoo-xs"]\nmethods = ["hqq"]\nbits = [4]')
+    pytester.makepyfile(test_myqrel="from pytest_qrel.matrix import suite_marks\n\npytestmark = suite_marks('kl')\n\n"
+                                    "def test_kl(qrel, qrel_variant):\n    qrel.gate('kl', qrel_variant)\n")
+    for args in (["-k", "plain"], ["-m", "not qrel_property"]):
+        result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+        assert result.ret == 0, (args, result.stdout.str()[-2000:])
+        assert "nothing was checked" not in result.stdout.str()
+
+
+def test_tool_qrel_base_does_not_break_a_plain_run(pytester):
+    # a base kept in [tool.qrel] for the CI jobs that pass checkpoints on the command line
+    _project_with_tool_qrel(pytester, 'base = "zoo-xs"')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()[-2000:] + result.stderr.str()[-2000:]
+
+
+def test_a_plain_run_leaves_a_killed_runs_journal_alone(pytester):
+    """A killed qrel run's journal is what --qrel-resume needs: a plain pytest run in the same
+    folder must not reset it (a fresh qrel run does)."""
+    _project_with_tool_qrel(pytester, "")
+    journal = pytester.path / "qrel-report" / "journal.jsonl"
+    journal.parent.mkdir()
+    journal.write_text('{"qrel_journal": 2, "settings": {}}\n{"test": "t", "results": []}\n')
+    before = journal.read_bytes()
+    result = pytester.runpytest_subprocess("test_plain.py", "-p", "no:cacheprovider")
+    assert result.ret == 0 and journal.read_bytes() == before
