@@ -44,7 +44,7 @@ from .parsing import bit_map, floats
 from .properties import CATALOG, Catalog
 from .report import write_run, write_tables
 from .results import Record, Results, coverage_problem, gate_reasons, of_kind, record_problem
-from .settings import metric_thresholds
+from .settings import metric_thresholds, p99_thresholds, top1_threshold
 from .summary import RunSummary, problem_of, summarize
 
 
@@ -233,6 +233,8 @@ class _Decider:
         # a record's own threshold is checked against them, never trusted
         raw = {**options.defaults(), **{"qrel_" + k.replace("-", "_"): v for k, v in settings.items() if v is not None}}
         self.kl_threshold = bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
+        self.p99_setting = raw.get("qrel_kl_p99_threshold")  # parsed per record: by its bit-width
+        self.top1_threshold = top1_threshold(raw.get("qrel_top1_threshold"))
         self.drift_threshold = {catalog[p].metric(key).name: t for p in ("calibration", "confidence", "robustness") if p in catalog
                                 for key, t in metric_thresholds(raw, catalog[p]).items()}
 
@@ -240,6 +242,10 @@ class _Decider:
         """The threshold the settings give ``r``'s gate, or None where a merge cannot tell it."""
         if r.property == "kl" and r.metric == "kl_to_base":
             return self.kl_threshold.get(r.bits)
+        if r.property == "kl" and r.metric == "kl_p99" and isinstance(r.bits, int):
+            return (p99_thresholds(self.p99_setting, (r.bits,)) or {}).get(r.bits)
+        if r.property == "kl" and r.metric == "top1_agreement":
+            return self.top1_threshold
         if r.property in ("calibration", "confidence", "robustness"):  # by metric name; the fuzz's is per variant
             return self.drift_threshold.get(str(r.metric))
         return None

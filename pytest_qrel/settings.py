@@ -82,31 +82,8 @@ def kl_settings(raw: dict[str, Any], invocation_dir: Path, bits: tuple[int, ...]
                                 parsing.boolean(options.ALLOW_TASK_CODE, raw.get("qrel_allow_task_code", False)))
         except ValueError as exc:
             raise pytest.UsageError(f"{options.KL_TEXT}: {exc}") from None
-    p99 = None
-    if raw.get("qrel_kl_p99_threshold") is not None:
-        value = raw["qrel_kl_p99_threshold"]  # a TOML table or list of pairs as --qrel-kl-threshold takes
-        if isinstance(value, (dict, list)) or ":" in str(value):
-            p99 = parsing.bit_map(options.KL_P99_THRESHOLD, value)
-            missing = [b for b in bits if b not in p99]
-            if missing:
-                raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: no threshold for {missing[0]}-bit variants")
-        else:
-            one = parsing.floats(options.KL_P99_THRESHOLD, str(value))
-            if len(one) != 1:
-                raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: expected one positive number or bits:nats "
-                                        f"pairs, but got {value!r}")
-            p99 = {b: one[0] for b in bits}
-        zero = next((b for b, t in p99.items() if not 0 < t < math.inf), None)
-        if zero is not None:  # a zero tail bound fails every variant: a typo, as a zero threshold is
-            raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: expected a positive, finite p99 bound for each "
-                                    f"bit-width, but got {zero}:{p99[zero]}")
-    top1 = None
-    if raw.get("qrel_top1_threshold") is not None:
-        one = parsing.floats(options.TOP1_THRESHOLD, raw["qrel_top1_threshold"])
-        if len(one) != 1 or not 0 < one[0] <= 1:
-            raise pytest.UsageError(f"{options.TOP1_THRESHOLD}: expected one agreement in (0, 1], but got "
-                                    f"{raw['qrel_top1_threshold']!r}")
-        top1 = one[0]
+    p99 = p99_thresholds(raw.get("qrel_kl_p99_threshold"), bits)
+    top1 = top1_threshold(raw.get("qrel_top1_threshold"))
     return KLSettings(
         topk=topk,
         text=text,
@@ -261,3 +238,37 @@ def robustness_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
         fuzz_batch=parsing.integer(options.FUZZ_BATCH, raw["qrel_fuzz_batch"], minimum=1),
         fuzz_agreement=agreement[0],
     )
+
+
+def p99_thresholds(value: Any, bits: tuple[int, ...]) -> dict[int, float] | None:
+    """--qrel-kl-p99-threshold by bit-width (one bound for all, bits:nats pairs, a TOML table or
+    list); None: off. A run's settings and a merge's check of its records both read it here."""
+    if value is None:
+        return None
+    # a TOML table or list of pairs as --qrel-kl-threshold takes
+    if isinstance(value, (dict, list)) or ":" in str(value):
+        p99 = parsing.bit_map(options.KL_P99_THRESHOLD, value)
+        missing = [b for b in bits if b not in p99]
+        if missing:
+            raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: no threshold for {missing[0]}-bit variants")
+    else:
+        one = parsing.floats(options.KL_P99_THRESHOLD, str(value))
+        if len(one) != 1:
+            raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: expected one positive number or bits:nats "
+                                    f"pairs, but got {value!r}")
+        p99 = {b: one[0] for b in bits}
+    zero = next((b for b, t in p99.items() if not 0 < t < math.inf), None)
+    if zero is not None:  # a zero tail bound fails every variant: a typo, as a zero threshold is
+        raise pytest.UsageError(f"{options.KL_P99_THRESHOLD}: expected a positive, finite p99 bound for each "
+                                f"bit-width, but got {zero}:{p99[zero]}")
+    return p99
+
+
+def top1_threshold(value: Any) -> float | None:
+    """--qrel-top1-threshold: the least top-1 agreement with the base; None: off."""
+    if value is None:
+        return None
+    one = parsing.floats(options.TOP1_THRESHOLD, value)
+    if len(one) != 1 or not 0 < one[0] <= 1:
+        raise pytest.UsageError(f"{options.TOP1_THRESHOLD}: expected one agreement in (0, 1], but got {value!r}")
+    return one[0]

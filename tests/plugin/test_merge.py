@@ -319,3 +319,20 @@ def test_a_skip_a_run_makes_past_its_threshold_still_merges(pytester):
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
     doc = json.loads((pytester.path / "merged" / "results.json").read_text())
     assert [r["status"] for r in doc["results"] if r["metric"] == "kl_p99"] == ["skip"]
+
+
+@pytest.mark.parametrize("metric, edited, expected", [("kl_p99", 1e9, "0.5"), ("top1_agreement", 0.0, "0.9")])
+def test_a_kl_tail_or_top1_threshold_edited_in_a_file_is_a_usage_error(pytester, metric, edited, expected):
+    """The p99 and top-1 gates' thresholds come from the runs' --qrel-kl-p99-threshold and
+    --qrel-top1-threshold as kl_to_base's do from --qrel-kl-threshold: a file that loosens one
+    (a failing tail passed at 1e9) is named, not merged."""
+    settings = {"seed": "0", "kl-threshold": "2:0.5,3:0.2,4:0.1,8:0.01", "kl-p99-threshold": "0.5",
+                "top1-threshold": "0.9"}
+    value, better_high = (1.27, False) if metric == "kl_p99" else (0.775, True)
+    loosened = _record("zoo-s", metric=metric, value=value, threshold=edited, higher_is_better=better_high)
+    files = [_run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")], settings=settings),
+             _run_file(pytester, "b.json", "zoo-s", results=[loosened], settings=settings)]
+    result = pytester.runpytest("--qrel-merge", *files, "--qrel-report-dir=bad")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*record 0 of */b.json (*) is not valid: its threshold {edited!r} is not the "
+                                 f"{expected} its run's settings give*"])
