@@ -126,6 +126,19 @@ def _record(of: str, **changes) -> dict:
     return {k: v for k, v in record.items() if v is not ...}
 
 
+def _merge_is_refused(pytester, results: list, variants: list | None, message: str) -> None:  # noqa: ANN001
+    """Merging zoo-xs's run with a zoo-s run holding ``results`` (and ``variants``) is a one-line
+    usage error matching ``message``: no traceback, no report written."""
+    a = _run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")])
+    b = _run_file(pytester, "b.json", "zoo-s", results=results,
+                  **({"variants": variants} if variants is not None else {}))
+    result = pytester.runpytest("--qrel-merge", a, b, "--qrel-report-dir=bad")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert not (pytester.path / "bad" / "results.json").exists()
+
+
 @pytest.mark.parametrize(
     "results, variants, message",
     [
@@ -147,14 +160,7 @@ def _record(of: str, **changes) -> dict:
 )
 def test_malformed_runs_are_a_one_line_usage_error(pytester, results, variants, message):
     """Issue 34, item 11: what a merge reads is checked against results.json's schema first."""
-    a = _run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")])
-    b = _run_file(pytester, "b.json", "zoo-s", results=results,
-                  **({"variants": variants} if variants is not None else {}))
-    result = pytester.runpytest("--qrel-merge", a, b, "--qrel-report-dir=bad")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([message])
-    assert "Traceback" not in result.stderr.str() + result.stdout.str()
-    assert not (pytester.path / "bad" / "results.json").exists()
+    _merge_is_refused(pytester, results, variants, message)
 
 
 def test_a_merge_decides_every_status_again_from_value_and_threshold(pytester):
@@ -238,14 +244,7 @@ def test_a_record_the_settings_and_catalog_would_not_decide_so_is_a_usage_error(
     """Issue 34, adversarial review: a merge decides with the runs' settings and the catalog,
     not with what a record says of its threshold, direction or status; values outside their
     bounds, unknown metrics and unusable variants are named, never merged or a traceback."""
-    a = _run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")])
-    b = _run_file(pytester, "b.json", "zoo-s", results=results,
-                  **({"variants": variants} if variants is not None else {}))
-    result = pytester.runpytest("--qrel-merge", a, b, "--qrel-report-dir=bad")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([message])
-    assert "Traceback" not in result.stderr.str() + result.stdout.str()
-    assert not (pytester.path / "bad" / "results.json").exists()
+    _merge_is_refused(pytester, results, variants, message)
 
 
 def test_a_verdict_option_given_to_the_merge_is_a_usage_error_and_save_baseline_is_written(pytester):
