@@ -13,6 +13,10 @@ from . import progress
 if TYPE_CHECKING:
     import torch
 
+# What this module computes (log-probs, choice log-likelihoods, encodings), at this version: part
+# of the key of every stored output (measures/outputs.py). A change of what it computes must bump
+# it; a refactor that computes the same numbers must not (tests/e2e/test_measure_versions.py).
+VERSION = 1
 
 @dataclass(frozen=True)
 class TokenBatch:
@@ -265,6 +269,3 @@ def choice_loglikelihoods(
             bar.update(len(chunk))
     return out, len(bad)
 
-
-# sampled generation lives in sampling.py; its names stay importable from here
-from .sampling import GENERATION_ROWS, Samples, sample_answers  # noqa: E402,F401

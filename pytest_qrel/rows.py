@@ -13,6 +13,10 @@ from .engine import TokenBatch
 if TYPE_CHECKING:
     import torch
 
+# What this module computes (windows of a text, scored rows' log-probs), at this version: part of
+# the key of every stored output (measures/outputs.py) and of the KL base outputs. A change of what
+# it computes must bump it; a refactor must not (tests/e2e/test_measure_versions.py).
+VERSION = 1
 
 # logits log-softmaxed at once: (64, V) float32 rows at a 128k vocabulary (32 MB); on a small
 # vocabulary a block takes many more rows, so its fixed cost is paid once per batch, not per sentence

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     import torch
 
 
+# What this module computes (drawn answers, their entropies, reference scores), at this version:
+# part of the key of every stored output (measures/outputs.py). A change of what it computes must
+# bump it; a refactor that computes the same numbers must not (tests/e2e/test_measure_versions.py).
+VERSION = 1
 GENERATION_ROWS = 512  # sequences per batched, KV-cached generation pass
 
 

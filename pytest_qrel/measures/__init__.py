@@ -4,8 +4,7 @@ multiple-choice tasks; robustness of sampled answers to natural perturbations, a
 of their agreement with the base; fitted-law bounds over the run's variants)."""
 
 from .base import Gate, Measure, Measurement
-from .calibration import CalibrationMeasure
-from .confidence import ConfidenceMeasure
+from .drift import CalibrationMeasure, ConfidenceMeasure
 from .family import FamilyMeasure
 from .fuzz import FuzzMeasure
 from .kl import KLMeasure

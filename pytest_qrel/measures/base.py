@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ..baseline import tolerance_for
+from .outputs import Outputs
 
 if TYPE_CHECKING:
     from ..config import QrelConfig
@@ -52,6 +53,13 @@ class Measure(ABC):
     to another model)."""
 
     key: ClassVar[str]  # the catalog key: what a suite asks ``qrel.gate`` for
+    # What the measure computes, at this version: part of the key of every output it stores
+    # (outputs.py, beside engine.py's, rows.py's and sampling.py's VERSION), so that no run reads
+    # outputs computed another way. A change of what it computes (a number it stores or gates
+    # moves) must bump it; a refactor, a docstring, a rename must not (the users' caches stay warm).
+    # tests/e2e/test_measure_versions.py fails when a built-in measure's output changes and no
+    # version does. A plugin's measure that stores no outputs (FamilyMeasure.describe) needs none.
+    version: ClassVar[int] = 1
 
     def __init__(self, config: QrelConfig, store: ModelStore) -> None:
         self.config = config
@@ -70,6 +78,10 @@ class Measure(ABC):
 
     @abstractmethod
     def measure(self, variant: Variant) -> Measurement: ...
+
+    def outputs(self) -> Outputs:
+        """The run's stored outputs, keyed with this measure's ``version``."""
+        return Outputs(self.config, self.store, self.version)
 
     def needs_exact(self, variant: Variant, metric: str, lower: float, upper: float) -> bool:
         """Whether ``metric``, known within certified bounds, must be computed exactly to be

@@ -1,6 +1,8 @@
 """Drift of a quantized variant from its base on multiple-choice tasks (paper 003): the gated
 hypotheses of one task (a value in the harmful direction and its paired test's p-value), the
-report-only comparisons, and the calibration and confidence family that decides them."""
+report-only comparisons, and the calibration and confidence family that decides them: one
+measure (``ChoiceDriftMeasure``) registered under both catalog keys (``CalibrationMeasure``,
+``ConfidenceMeasure``)."""
 
 from __future__ import annotations
 
@@ -136,6 +138,10 @@ class ChoiceDriftMeasure(FamilyMeasure):
 
     family_key = "choice_family"
     members = ("calibration", "confidence")
+    # what the family computes (choices.py's scores, this module's hypotheses): in the key of the
+    # stored scores, which calibration and confidence share; bump it when they change
+    # (base.Measure.version)
+    version = 1
 
     def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
         super().__init__(config, store)
@@ -203,3 +209,19 @@ class ChoiceDriftMeasure(FamilyMeasure):
     def detail(self, fam: Family, variant: Variant, unit: object) -> dict:
         task = self.task(str(unit))
         return {"task": unit, "stratum": task.stratum, "questions": len(task)}
+
+
+class CalibrationMeasure(ChoiceDriftMeasure):
+    """Calibration drift (paper 003 Table 1, App. B; Brier: paper 000 eq. 5): gates the increase
+    of ECE and adaptive CE (paired bootstrap) and of the Brier score (paired t-test on
+    per-question terms) over the base, per task."""
+
+    key = "calibration"
+
+
+class ConfidenceMeasure(ChoiceDriftMeasure):
+    """Confidence shift (paper 003 §3.2, Table 2): gates the drop of true-class confidence and
+    the increase of predictive entropy from the base (paired t-tests on per-question values),
+    per task."""
+
+    key = "confidence"

@@ -33,7 +33,6 @@ from .hypotheses import (  # noqa: F401  (re-exported: the families and the test
     share_hypothesis,
     share_sample_size,
 )
-from .outputs import Outputs
 
 if TYPE_CHECKING:
     from ..variants import Variant
@@ -162,7 +161,7 @@ class FamilyMeasure(Measure):
     def _score_job(self, fam: Family, current: Variant, variant: Variant | None, todo: list[Unit], ahead: bool) -> bool:
         """Scores of the base (``variant`` None) or of ``variant`` on ``todo`` into ``fam``;
         False if ``ahead`` and another process is computing them now."""
-        outputs = Outputs(self.config, self.store)
+        outputs = self.outputs()
         kind = f"{self.family_key}_scores"
         kept = all(self.describe(u) is not None for u in todo)
         if variant is None:

@@ -12,7 +12,6 @@ from ..data.qa import run_qa_set
 from ..sampling import sample_answers
 from .base import Measure, Measurement
 from .family import POWER
-from .outputs import Outputs
 from .generation import answer_text, normalize_answer, stop_token_ids
 
 if TYPE_CHECKING:
@@ -46,6 +45,9 @@ class FuzzMeasure(Measure):
     failing batch's."""
 
     key = "fuzz"
+    # what it computes (greedy answers, their agreement, the batches hypothesis draws): in the key
+    # of the base's stored answers; bump it when they change (base.Measure.version)
+    version = 1
 
     def threshold(self, variant: Variant) -> float:
         return self.config.robustness.fuzz_agreement
@@ -60,7 +62,7 @@ class FuzzMeasure(Measure):
             import numpy as np
 
             base, limit = self.store.base(variant), self.config.robustness.max_new_tokens
-            outputs = Outputs(self.config, self.store)
+            outputs = self.outputs()
             memo[batch] = outputs.get(
                 "fuzz_base", outputs.model_key(variant, base=True), [batch], lambda _: {"max_new_tokens": limit},
                 lambda batches: {b: greedy_answers(base.model, base.tokenizer, list(b), limit) for b in batches},

@@ -36,9 +36,8 @@ from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, topk_bounds
 from ..models import ZOO_MODELS
 from ..store import VariantError
-from .outputs import Outputs
 from .base import Gate, Measure, Measurement
-from .kl_base import KL_FORMAT, BaseOutputs, KLText, StoredBaseOutputs, scored_tokens, tokens_digest
+from .kl_base import KL_FORMAT, BaseOutputs, KLBatches, StoredBaseOutputs, scored_tokens, tokens_digest
 
 if TYPE_CHECKING:
     import torch
@@ -83,17 +82,20 @@ class TokenValues:
 
 class KLMeasure(Measure):
     key = "kl"
+    # what kl.py and kl_base.py compute (and metrics/topk.py's bounds under them): in the key of
+    # the stored base outputs and exact KL values; bump it when they change (base.Measure.version)
+    version = 1
 
     def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
         super().__init__(config, store)
-        self.stored = StoredBaseOutputs(config, store, self.text)
+        self.stored = StoredBaseOutputs(config, store, self.text, self.version)
 
     def threshold(self, variant: Variant) -> float:
         return self.config.kl_threshold[variant.bits]
 
     # -- the text -----------------------------------------------------------------------------------
 
-    def text(self, variant: Variant) -> KLText:
+    def text(self, variant: Variant) -> KLBatches:
         """The KL batches of ``variant``'s model, once per model: windows of --qrel-kl-text, or
         the zoo's held-out sentences (for a model outside the zoo, with a note saying so)."""
         scratch = self.store.scratch(variant)
@@ -108,7 +110,7 @@ class KLMeasure(Measure):
                 texts = heldout_texts()
                 longest = min(256, max(len(base.tokenizer(t)["input_ids"]) for t in texts))
                 batches = encode(base.tokenizer, texts, batch_size=sequences_per_batch(longest, vocab))  # 32 on the zoo
-                scratch["kl_text"] = KLText(batches, ZOO_TEXT, note)
+                scratch["kl_text"] = KLBatches(batches, ZOO_TEXT, note)
             else:
                 text = kl.text
                 limit = getattr(base.model.config, "max_position_embeddings", None) or kl.context
@@ -120,7 +122,7 @@ class KLMeasure(Measure):
                     batches = windows(base.tokenizer, text.read, context, kl.tokens, vocab)
                 except ValueError as exc:
                     raise VariantError(f"{options.KL_TEXT}: {exc}") from None
-                scratch["kl_text"] = KLText(batches, f"{text.source}, windows of {context} tokens")
+                scratch["kl_text"] = KLBatches(batches, f"{text.source}, windows of {context} tokens")
         return scratch["kl_text"]
 
     def base_outputs(self, variant: Variant) -> BaseOutputs:
@@ -193,7 +195,7 @@ class KLMeasure(Measure):
         """``token_values(exact=True)``, once per (variant, text) across workers and reruns
         (outputs.py: the base run live beside the variant is a base evaluation too)."""
         text = self.text(variant)
-        outputs = Outputs(self.config, self.store)
+        outputs = self.outputs()
         unit = tokens_digest(text)
         return outputs.get("kl_exact", outputs.model_key(variant, base=False), [unit],
                            lambda _: {"base": outputs.model_key(variant, base=True), "kl_format": KL_FORMAT},
@@ -241,7 +243,7 @@ class KLMeasure(Measure):
         cache[variant.id] = gates
         return gates
 
-    def _gates(self, variant: Variant, v: TokenValues, bound: dict, p99: float | None, text: KLText) -> list[Gate]:
+    def _gates(self, variant: Variant, v: TokenValues, bound: dict, p99: float | None, text: KLBatches) -> list[Gate]:
         mid = (v.lower + v.upper) / 2
         seq_mid = (v.seq_lower + v.seq_upper) / 2
         n, seqs = mid.size, seq_mid.size

@@ -17,6 +17,7 @@ from ..cache import CacheEntry, QrelCacheWarning, QuantCache, cache_key, install
 from ..metrics import summarize_topk
 from ..rows import scored_rows
 from ..store import VariantError, one_line
+from .outputs import code_versions
 
 if TYPE_CHECKING:
     import torch
@@ -30,8 +31,9 @@ KL_FORMAT = 2  # the stored base outputs' layout; a change is a cache miss
 
 
 @dataclass(frozen=True)
-class KLText:
-    """The run's KL batches for one model and what they are."""
+class KLBatches:
+    """One model's KL batches (the zoo's sentences, or windows of --qrel-kl-text, whose source
+    is ``data.text.KLText``) and what they are, for the report."""
 
     batches: list[TokenBatch]
     source: str
@@ -62,8 +64,8 @@ class StoredBaseOutputs:
     """The base's outputs on each model's KL text (``text``), once per model and run: read from
     the cache, or computed and written there (a rerun, or another worker, reads them back)."""
 
-    def __init__(self, config: QrelConfig, store: ModelStore, text: Callable[[Variant], KLText]) -> None:
-        self.config, self.store, self.text = config, store, text
+    def __init__(self, config: QrelConfig, store: ModelStore, text: Callable[[Variant], KLBatches], version: int) -> None:
+        self.config, self.store, self.text, self.version = config, store, text, version  # version: KLMeasure's
         self._tmp: tempfile.TemporaryDirectory | None = None  # the outputs' home when caching is off
 
     def _cache(self) -> QuantCache:
@@ -88,7 +90,8 @@ class StoredBaseOutputs:
         topk = self.config.kl.topk
         key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.weights_digest(variant),
                          "tokens": tokens_digest(text), "topk": topk, "device": next(base.model.parameters()).device.type,
-                         "torch": installed_version("torch"), "transformers": installed_version("transformers")})
+                         "code": code_versions(self.version), "torch": installed_version("torch"),
+                         "transformers": installed_version("transformers")})
         cache = self._cache()
         passes = [0]
         try:
@@ -126,7 +129,7 @@ class StoredBaseOutputs:
         return outputs
 
     @staticmethod
-    def _shards(text: KLText, model: torch.nn.Module, topk: int | None, passes: list[int],
+    def _shards(text: KLBatches, model: torch.nn.Module, topk: int | None, passes: list[int],
                      put: Callable[[int, dict[str, torch.Tensor]], None]) -> int:
         """The base's outputs on ``text``, one shard per batch handed to ``put``; the number of
         scored tokens. ``passes[0]`` counts the forward passes (an error mid-way keeps the count)."""
@@ -151,11 +154,11 @@ class StoredBaseOutputs:
         return tokens
 
 
-def scored_tokens(text: KLText) -> int:
+def scored_tokens(text: KLBatches) -> int:
     return sum(int(b.score_mask.sum()) for b in text.batches)
 
 
-def tokens_digest(text: KLText) -> str:
+def tokens_digest(text: KLBatches) -> str:
     """SHA-256 of the KL text's batches as tokens (what the base's and a variant's outputs are on)."""
     digest = hashlib.sha256()
     for b in text.batches:

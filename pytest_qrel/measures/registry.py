@@ -7,8 +7,7 @@ import pytest
 
 from ..properties import BUILTIN, Catalog, Property
 from .base import Measure
-from .calibration import CalibrationMeasure
-from .confidence import ConfidenceMeasure
+from .drift import CalibrationMeasure, ConfidenceMeasure
 from .fuzz import FuzzMeasure
 from .kl import KLMeasure
 from .robustness import RobustnessMeasure

@@ -125,6 +125,10 @@ class RobustnessMeasure(FamilyMeasure):
 
     key = "robustness"
     family_key = "robust_family"
+    # what the family computes (generation.py's sampled answers and their scores, the perturbed
+    # prompts, this module's hypotheses): in the key of its stored scores; bump it when they
+    # change (base.Measure.version)
+    version = 1
     members = ("robustness",)
     unit_name = "(perturbation, intensity)"
     sample_option = "--qrel-qa-limit"
