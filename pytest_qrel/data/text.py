@@ -14,7 +14,8 @@ from .lmeval import lmeval_docs
 
 @dataclass(frozen=True)
 class KLText:
-    """The text and what it is, for the report (``file x.txt``, ``lm-eval task wikitext``). A
+    """The KL text's source (the batches cut from it are ``measures.kl_base.KLBatches``) and
+    what it is, for the report (``file x.txt``, ``lm-eval task wikitext``). A
     file is read from its start only as far as the KL windows need (``prefix``): a text of
     megabytes is neither held nor tokenized whole to score a few thousand tokens."""
 

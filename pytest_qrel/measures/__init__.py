@@ -1,7 +1,8 @@
-"""One module per reliability property: each computes its base's outputs once per model
-and its values per variant (KL to base; calibration drift and confidence shift on
-multiple-choice tasks; robustness of sampled answers to natural perturbations, and fuzzing
-of their agreement with the base; fitted-law bounds over the run's variants)."""
+"""One module per reliability property (calibration and confidence share drift.py): each
+computes its base's outputs once per model and its values per variant (KL to base;
+calibration drift and confidence shift on multiple-choice tasks; robustness of sampled answers
+to natural perturbations, and fuzzing of their agreement with the base; fitted-law bounds over
+the run's variants)."""
 
 from .base import Gate, Measure, Measurement
 from .drift import CalibrationMeasure, ConfidenceMeasure

@@ -64,8 +64,10 @@ class StoredBaseOutputs:
     """The base's outputs on each model's KL text (``text``), once per model and run: read from
     the cache, or computed and written there (a rerun, or another worker, reads them back)."""
 
-    def __init__(self, config: QrelConfig, store: ModelStore, text: Callable[[Variant], KLBatches], version: int) -> None:
-        self.config, self.store, self.text, self.version = config, store, text, version  # version: KLMeasure's
+    def __init__(self, config: QrelConfig, store: ModelStore, text: Callable[[Variant], KLBatches],
+                 version: int) -> None:
+        self.config, self.store, self.text = config, store, text
+        self.version = version  # KLMeasure's: in the stored outputs' key (outputs.code_versions)
         self._tmp: tempfile.TemporaryDirectory | None = None  # the outputs' home when caching is off
 
     def _cache(self) -> QuantCache:
