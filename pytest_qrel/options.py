@@ -120,18 +120,15 @@ MAX_KL_CONTEXT = 1 << 17
 
 @dataclass(frozen=True)
 class Option:
-    """One option, declared once: its flag (the ini name and the ``[tool.qrel]`` key follow
-    from it), help, default, how its value is parsed, and the property whose settings it sets
-    (``config.QrelConfig.property_settings[prop]``, under ``field``); everything else (the
-    command line, the ini file, ``[tool.qrel]``, --help, README's table, results.json's
-    ``settings``) is generated from these declarations."""
+    """One option, declared once: flag, help, default, parser, and the property whose settings
+    (``QrelConfig.property_settings[prop]``) it sets; its ini name, ``[tool.qrel]`` key, --help,
+    README's table row and results.json ``settings`` key are generated from it."""
 
     flag: str
     help: str
     default: str | None
     is_flag: bool = False  # on when given; parsed with parsing.boolean
-    # (flag, value) -> the typed value; None: parsed where it needs the run (a path against the
-    # invocation directory, the run's bit-widths, a file read now)
+    # (flag, value) -> typed value; None: parsed where it needs the run (paths, bit-widths, files read now)
     parse: Parser | None = None
     prop: str | None = None  # the catalog key of the property it belongs to; None: the run's own
     field: str = ""  # its name in the property's settings; "" (the default): the key, - as _
@@ -156,26 +153,30 @@ OPTIONS: tuple[Option, ...] = (
            "(default: every model of the shipped zoo)", None),
     Option(BASE, "the full-precision model that pre-quantized checkpoints in --qrel-models are "
            "compared with (default: each checkpoint's own base_model field)", None),
-    Option(METHODS, f"comma-separated quantization methods (default: {DEFAULT_METHODS})", DEFAULT_METHODS, parse=parsing.distinct_strings),
+    Option(METHODS, f"comma-separated quantization methods (default: {DEFAULT_METHODS})", DEFAULT_METHODS,
+           parse=parsing.distinct_strings),
     Option(BITS, f"comma-separated weight bit-widths (default: {DEFAULT_BITS})", DEFAULT_BITS, parse=parsing.distinct_ints),
     Option(GROUP_SIZE, f"quantization group size for group-wise methods (default: {DEFAULT_GROUP_SIZE})",
            DEFAULT_GROUP_SIZE, parse=parsing.group_size),
     Option(REPORT_DIR, f"directory for results.json and the report (default: {DEFAULT_REPORT_DIR})",
            DEFAULT_REPORT_DIR),
     Option(KL_THRESHOLD, "largest mean token KL to base per bit-width, as bits:nats pairs "
-           f"(default: {DEFAULT_KL_THRESHOLD})", DEFAULT_KL_THRESHOLD, parse=parsing.bit_map, prop=KL.key, field="threshold"),
+           f"(default: {DEFAULT_KL_THRESHOLD})", DEFAULT_KL_THRESHOLD,
+           parse=parsing.bit_map, prop=KL.key, field="threshold"),
     Option(KL_P99_THRESHOLD, "largest 99th percentile of the per-token KL to base, in nats, one number or "
            "bits:nats pairs (default: off)", None, prop=KL.key, field="p99_threshold"),
     Option(TOP1_THRESHOLD, "smallest share of tokens whose most likely next token the variant and the base "
            "agree on, in (0, 1] (default: off)", None, parse=parsing.agreement, prop=KL.key),
     Option(KL_TOPK, f"base log-probs stored per token for the KL bounds, or all for the exact full-vocabulary KL "
-           f"(default: {DEFAULT_KL_TOPK})", DEFAULT_KL_TOPK, parse=integer_in(1, MAX_KL_TOPK, all_is_none=True), prop=KL.key, field="topk"),
+           f"(default: {DEFAULT_KL_TOPK})", DEFAULT_KL_TOPK,
+           parse=integer_in(1, MAX_KL_TOPK, all_is_none=True), prop=KL.key, field="topk"),
     Option(KL_TEXT, "text of the KL suite: a file (plain text, or JSONL with a 'text' field) or an lm-eval "
            "perplexity task (e.g. wikitext), cut into windows of --qrel-kl-context tokens scoring the second half "
            "of each (default: the zoo's held-out sentences)", None, prop=KL.key, field="text"),
     Option(KL_CONTEXT, f"tokens per window of --qrel-kl-text, at most the model's maximum (default: {DEFAULT_KL_CONTEXT})",
            DEFAULT_KL_CONTEXT, parse=integer_in(4, MAX_KL_CONTEXT), prop=KL.key, field="context"),
-    Option(KL_TOKENS, f"most tokens scored on --qrel-kl-text (default: {DEFAULT_KL_TOKENS})", DEFAULT_KL_TOKENS, parse=integer_in(1), prop=KL.key, field="tokens"),
+    Option(KL_TOKENS, f"most tokens scored on --qrel-kl-text (default: {DEFAULT_KL_TOKENS})", DEFAULT_KL_TOKENS,
+           parse=integer_in(1), prop=KL.key, field="tokens"),
     Option(QUANT_RATIO, "comma-separated mixed-precision quantization ratios: the share of linear-layer "
            "weights quantized, the rest kept at base precision (paper 004; default: 1)", "1", parse=parsing.ratios),
     Option(QUANT_GRANULARITY, "what mixed precision allocates: layer (transformer blocks) or matmul "
@@ -192,7 +193,8 @@ OPTIONS: tuple[Option, ...] = (
            "quantize, else it fails with the layers left out and why (default: 1)", "1", parse=number_in(0, 1)),
     Option(SCALING_CONFIDENCE, "confidence of the prediction band a variant must stay within, fitted "
            f"on the other variants of its bit-width (paper 000 eq. 6; default: {DEFAULT_SCALING_CONFIDENCE})",
-           DEFAULT_SCALING_CONFIDENCE, parse=number_in(0, 1, open_low=True, open_high=True), prop=SCALING.key, field="band_confidence"),
+           DEFAULT_SCALING_CONFIDENCE,
+           parse=number_in(0, 1, open_low=True, open_high=True), prop=SCALING.key, field="band_confidence"),
     Option(BASELINE, "a results.json of an earlier run: each metric that regressed beyond its "
            "--qrel-compare-fail tolerance fails, and the report shows old, new and change (default: none)", None),
     Option(SAVE_BASELINE, "write this run's results.json to this path too, as a baseline for later runs "
@@ -206,13 +208,15 @@ OPTIONS: tuple[Option, ...] = (
            "holds are not run again, and the report ends as an uninterrupted run's would (default: a fresh run)",
            None, is_flag=True),
     Option(PROGRESS, "a progress line on stderr while models are quantized and evaluated: on, off, or auto "
-           "(on a terminal, in the controlling process, not under -q) (default: auto)", "auto", parse=choice_of(progress.MODES)),
+           "(on a terminal, in the controlling process, not under -q) (default: auto)", "auto",
+           parse=choice_of(progress.MODES)),
     Option(TASKS, "comma-separated multiple-choice tasks of the calibration and confidence suites: zoo tasks, "
            f"lm-eval task names or local lm-eval task YAML files (default: {DEFAULT_TASKS})", DEFAULT_TASKS),
     Option(TASK_LIMIT, "questions per task, drawn at random with --qrel-seed (all: every question) "
            f"(default: {DEFAULT_TASK_LIMIT})", DEFAULT_TASK_LIMIT, parse=integer_in(2, all_is_none=True)),
     Option(CALIBRATION_THRESHOLD, "largest increase over the base of ece, ace and brier, as metric:value "
-           f"pairs (default: {DEFAULT_CALIBRATION_THRESHOLD})", DEFAULT_CALIBRATION_THRESHOLD, parse=parsing.thresholds_of(CALIBRATION), prop=CALIBRATION.key, field="threshold"),
+           f"pairs (default: {DEFAULT_CALIBRATION_THRESHOLD})", DEFAULT_CALIBRATION_THRESHOLD,
+           parse=parsing.thresholds_of(CALIBRATION), prop=CALIBRATION.key, field="threshold"),
     Option(CONFIDENCE_THRESHOLD, "largest drop of true-class confidence (conf_true) and increase of "
            f"predictive entropy (entropy) from the base (default: {DEFAULT_CONFIDENCE_THRESHOLD})",
            DEFAULT_CONFIDENCE_THRESHOLD, parse=parsing.thresholds_of(CONFIDENCE), prop=CONFIDENCE.key, field="threshold"),
@@ -222,31 +226,40 @@ OPTIONS: tuple[Option, ...] = (
     Option(ALPHA, "significance level of the calibration and confidence gates after correction: one number, "
            f"or metric:level pairs (default: {DEFAULT_ALPHA})", DEFAULT_ALPHA),
     Option(CORRECTION, "multiple-comparison correction over a model's variants x tasks x metrics: holm "
-           "(family-wise error) or bh (Benjamini-Hochberg false discovery rate) (default: holm)", "holm", parse=choice_of(("holm", "bh"))),
+           "(family-wise error) or bh (Benjamini-Hochberg false discovery rate) (default: holm)", "holm",
+           parse=choice_of(("holm", "bh"))),
     Option(PERTURBATIONS, "comma-separated perturbations of the robustness suite (default: all 15 of "
            "paper 000: char_insertion, ..., translation)", None, prop=ROBUSTNESS.key),
     Option(INTENSITIES, f"comma-separated perturbation intensities, edits per prompt (default: {DEFAULT_INTENSITIES}, "
-           f"paper 000 Table 7's; with {ROBUSTNESS_FULL}: {FULL_INTENSITIES}, App. B)", DEFAULT_INTENSITIES, prop=ROBUSTNESS.key),
+           f"paper 000 Table 7's; with {ROBUSTNESS_FULL}: {FULL_INTENSITIES}, App. B)", DEFAULT_INTENSITIES,
+           prop=ROBUSTNESS.key),
     Option(INSERTION_MODEL, "local masked LM (e.g. a RoBERTa directory, safetensors) that proposes the words "
-           "word_insertion inserts, as paper 000 does (default: a shipped list of semantically light words)", None, prop=ROBUSTNESS.key),
+           "word_insertion inserts, as paper 000 does (default: a shipped list of semantically light words)", None,
+           prop=ROBUSTNESS.key),
     Option(QA_FILE, "JSONL file of open-ended questions for the robustness suite: a 'prompt' and its "
-           "'answers' (and an optional 'stratum') per row (default: the zoo's robustness questions)", None, prop=ROBUSTNESS.key),
+           "'answers' (and an optional 'stratum') per row (default: the zoo's robustness questions)", None,
+           prop=ROBUSTNESS.key),
     Option(QA_LIMIT, f"prompts of the robustness suite, drawn at random with --qrel-seed (all: every prompt) "
            f"(default: {DEFAULT_QA_LIMIT})", DEFAULT_QA_LIMIT, parse=integer_in(2, all_is_none=True), prop=ROBUSTNESS.key),
     Option(ROBUSTNESS_FULL, "the full robustness run of paper 000: every prompt of the QA set, whatever "
            f"--qrel-qa-limit says, and intensities {FULL_INTENSITIES} unless --qrel-intensities is given (default: off)",
            None, is_flag=True, prop=ROBUSTNESS.key, field="full"),
     Option(SAMPLES, "answers sampled per prompt (default: 4)", "4", parse=integer_in(1, MAX_SAMPLES), prop=ROBUSTNESS.key),
-    Option(TEMPERATURE, "sampling temperature of the answers, 0 for greedy (paper 000 A.2; default: 0.7)", "0.7", parse=number_in(0, MAX_TEMPERATURE), prop=ROBUSTNESS.key),
-    Option(MAX_NEW_TOKENS, "most tokens of a sampled answer (paper 000 A.2; default: 20)", "20", parse=integer_in(1, MOST_NEW_TOKENS), prop=ROBUSTNESS.key),
+    Option(TEMPERATURE, "sampling temperature of the answers, 0 for greedy (paper 000 A.2; default: 0.7)", "0.7",
+           parse=number_in(0, MAX_TEMPERATURE), prop=ROBUSTNESS.key),
+    Option(MAX_NEW_TOKENS, "most tokens of a sampled answer (paper 000 A.2; default: 20)", "20",
+           parse=integer_in(1, MOST_NEW_TOKENS), prop=ROBUSTNESS.key),
     Option(ROBUSTNESS_THRESHOLD, "largest accuracy and AUROC drop from the base under a perturbation (accuracy, "
            "auroc) and beyond the base's own drop from unperturbed prompts (robust_accuracy, robust_auroc) "
-           f"(default: {DEFAULT_ROBUSTNESS_THRESHOLD})", DEFAULT_ROBUSTNESS_THRESHOLD, parse=parsing.thresholds_of(ROBUSTNESS), prop=ROBUSTNESS.key, field="threshold"),
+           f"(default: {DEFAULT_ROBUSTNESS_THRESHOLD})", DEFAULT_ROBUSTNESS_THRESHOLD,
+           parse=parsing.thresholds_of(ROBUSTNESS), prop=ROBUSTNESS.key, field="threshold"),
     Option(FUZZ_EXAMPLES, "hypothesis examples of the fuzzing test, each a batch of perturbed prompts "
            f"(default: {DEFAULT_FUZZ_EXAMPLES})", DEFAULT_FUZZ_EXAMPLES, parse=integer_in(1), prop=FUZZ.records_as),
-    Option(FUZZ_BATCH, "distinct prompts per fuzzing example, each perturbed (default: 32)", "32", parse=integer_in(1), prop=FUZZ.records_as),
+    Option(FUZZ_BATCH, "distinct prompts per fuzzing example, each perturbed (default: 32)", "32",
+           parse=integer_in(1), prop=FUZZ.records_as),
     Option(FUZZ_AGREEMENT, "smallest share of a fuzzing batch whose greedy answers the variant and the base must "
-           f"agree on (default: {DEFAULT_FUZZ_AGREEMENT})", DEFAULT_FUZZ_AGREEMENT, parse=number_in(0, 1), prop=FUZZ.records_as),
+           f"agree on (default: {DEFAULT_FUZZ_AGREEMENT})", DEFAULT_FUZZ_AGREEMENT,
+           parse=number_in(0, 1), prop=FUZZ.records_as),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",
@@ -267,8 +280,7 @@ MERGE_HELP = ("run no test: merge the results.json of separate runs (each with i
 
 
 def threshold_option(prop: Property) -> Option:
-    """The threshold option a property's catalog entry names (``Property.threshold_option``)
-    and no declaration above holds: a plugin's property gets its option from its entry alone."""
+    """The option a property's ``threshold_option`` names where no declaration holds it (a plugin's)."""
     keys = ", ".join(prop.option_keys)
     return Option(prop.threshold_option or "", f"thresholds of {prop.title}: one number, or metric:value pairs of "
                   f"{keys} (default: {_metric_defaults(prop)})", _metric_defaults(prop),
@@ -374,10 +386,6 @@ def raw_values(config: pytest.Config, opts: tuple[Option, ...] = OPTIONS) -> dic
 def defaults(opts: tuple[Option, ...] = OPTIONS) -> dict[str, str]:
     """Every option's default, by dest (flags are off by default and have none)."""
     return {opt.dest: opt.default for opt in opts if opt.default is not None}
-
-
-def by_dest(dest: str) -> Option:
-    return next(opt for opt in OPTIONS if opt.dest == dest)
 
 
 def _tool_qrel_table(rootpath: Path) -> dict[str, Any]:
