@@ -17,15 +17,13 @@ from . import options, parsing
 from .data.qa import read_qa_file
 from .data.tasks import load_task, resolve_task
 from .data.text import KLText, read_kl_text, resolve_kl_text
-from .options import MAX_KL_CONTEXT, MAX_KL_TOPK, MAX_SAMPLES, MAX_TEMPERATURE, Option
-from .options import MOST_NEW_TOKENS as MAX_NEW_TOKENS
+from .options import Option
 from .perturb import PERTURBATIONS
 from .properties import CALIBRATION, KL, ROBUSTNESS, Catalog, Property
 
 # accepted ranges of numeric options (README: "Accepted ranges"; those a parser checks: options.py)
 ALPHA_RANGE = (1e-6, 0.5)
 MAX_INTENSITY = 64  # edits per prompt
-__all__ = ["MAX_KL_CONTEXT", "MAX_KL_TOPK", "MAX_NEW_TOKENS", "MAX_SAMPLES", "MAX_TEMPERATURE"]
 
 
 @dataclass(frozen=True)
