@@ -63,8 +63,8 @@ def main() -> None:
                                      "qrel_no_cache": True, "qrel_qa_limit": str(args.qa_pool)}, os.getcwd())
     session = QrelSession(config, active=True, is_worker=False)
     rmeasure = robustness.RobustnessMeasure(config, session.store)
-    conditions = [robustness.CLEAN] + [(p, i) for p in config.robustness.perturbations
-                                       for i in config.robustness.intensities]
+    rsettings = config.property_settings["robustness"]
+    conditions = [robustness.CLEAN] + [(p, i) for p in rsettings.perturbations for i in rsettings.intensities]
     pools = {name: zoo_task(name).subsample(args.pool, seed=12345) for name in ZOO_TASKS}
     wanted = {v.id: v for v in session.variants
               if not v.skip_reason and (v.bits == 8 or v.id == POWER_VARIANT)}
@@ -100,7 +100,7 @@ def main() -> None:
             for label in labels:
                 q = b if label == "self" else take_choices(scores[model][label][t], idx)
                 family.update({(label, t, key): h for key, h in drift.hypotheses(b, q, seed=seed).items()})
-        return family, config.drift_threshold
+        return family, session.measures["calibration"].thresholds()
 
     def robustness_family(model: str, labels: list[str], seed: int) -> tuple[dict, dict]:
         idx = np.sort(np.random.default_rng([seed, 77]).choice(args.qa_pool, size=args.qa_limit, replace=False))
@@ -112,9 +112,9 @@ def main() -> None:
             own = rows["base" if label == "self" else label]
             for cond in conditions[1:]:
                 hyps, _ = robustness.hypotheses(rows["base"][cond], own[cond], bc, own[robustness.CLEAN],
-                                                config.robustness.threshold, seed)
+                                                rsettings.threshold, seed)
                 family.update({(label, cond, key): h for key, h in hyps.items()})
-        return family, config.robustness.threshold
+        return family, rsettings.threshold
 
     builders = {"calibration": calibration_family, "robustness": robustness_family}
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import options, parsing, progress
+from . import options, parsing
 from .baseline import Baseline
 from .cache import default_cache_dir, installed_version
 from .checkpoints import Checkpoint, split_prequantized
@@ -22,8 +22,7 @@ from .models import ZOO_MODELS, resolve_model
 from .parsing import Tolerance
 from .properties import CATALOG, Catalog
 from .quant import BACKENDS, get_backend, supported_bits
-from .quant.mixed import GRANULARITIES, SELECTIONS
-from .settings import KLSettings, Robustness, drift_settings, flips_threshold, kl_settings, robustness_settings
+from .settings import PropertySettings, drift_settings, property_settings
 
 if TYPE_CHECKING:
     from .data.types import TaskRef
@@ -36,7 +35,6 @@ class QrelConfig:
     bits: tuple[int, ...]
     group_size: int | None
     report_dir: Path
-    kl_threshold: dict[int, float]
     allow_pickle: bool
     cache_dir: Path | None  # None: caching off
     quant_ratios: tuple[float, ...] = (1.0,)
@@ -48,20 +46,18 @@ class QrelConfig:
     seed: int = 0
     min_coverage: float = 1.0
     checkpoints: tuple[Checkpoint, ...] = ()
-    scaling_confidence: float = 0.99
     baseline: Baseline | None = None  # an earlier run's results, to compare with
     save_baseline: Path | None = None
     compare_fail: dict[str, Tolerance] = field(
-        default_factory=lambda: {"*": ("relative", 0.10), "robustness": ("absolute", 0.05)})
-    tasks: tuple[TaskRef, ...] = ()  # multiple-choice tasks of the calibration and confidence suites
+        default_factory=lambda: parsing.tolerances(options.COMPARE_FAIL, options.DEFAULT_COMPARE_FAIL))
+    tasks: tuple[TaskRef, ...] = ()  # multiple-choice tasks of the properties parametrized by task
     task_limit: int | None = 500  # questions per task (None: all)
-    drift_threshold: dict[str, float] = field(default_factory=dict)  # by metric key: ece, conf_true, ...
-    flips_threshold: dict[int, float] | None = None  # largest flip rate by bit-width; None: the flips gate is off
     alpha: dict[str, float] = field(default_factory=dict)  # significance level by metric key
     correction: str = "holm"
     tasks_given: bool = False  # False: the default zoo tasks, which only zoo models are tested on
-    robustness: Robustness = field(default_factory=Robustness)
-    kl: KLSettings = field(default_factory=KLSettings)
+    # each property's settings by its catalog key (what its options set: settings.property_settings);
+    # its measure reads its own entry
+    property_settings: dict[str, Any] = field(default_factory=dict)
     allow_unchecked: bool = False  # a run that checked nothing (or a named model nothing) may pass
     baseline_strict: bool = False  # a metric the baseline does not hold fails
     resume: bool = False  # run only the tests the report directory's journal does not hold
@@ -78,19 +74,23 @@ class QrelConfig:
     @classmethod
     def from_values(cls, values: dict[str, Any], invocation_dir: Path, catalog: Catalog = CATALOG) -> QrelConfig:
         """Parse ``values`` (by option dest; absent or None: the default) into a config;
-        anything malformed is a ``pytest.UsageError`` naming the option and what it expected."""
+        anything malformed is a ``pytest.UsageError`` naming the option and what it expected.
+        Each option is parsed as its declaration says (``options.Option.parse``); what needs
+        the run (paths, models, files read now, the bit-widths) is parsed here and in settings."""
+        opts = options.for_catalog(catalog)
         given = {k: v for k, v in values.items() if v is not None}
-        raw = {**options.defaults(), **given}
+        raw = {**options.defaults(opts), **given}
         models = parsing.strings(options.MODELS, raw.get("qrel_models") or "") or list(ZOO_MODELS)
         resolved, checkpoints = split_prequantized([resolve_model(m) for m in models], raw.get("qrel_base"))
         names = [name for name, _ in resolved]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise pytest.UsageError(f"{options.MODELS}: two models would share the test id {dupes[0]!r}; rename one")
-        methods = tuple(parsing.distinct(options.METHODS, parsing.strings(options.METHODS, raw["qrel_methods"])))
+        value = options.parsed(raw, opts)
+        methods = value["qrel_methods"]
         _check_methods(methods, explicit="qrel_methods" in given)
         valid_bits = supported_bits()
-        bits = tuple(parsing.distinct(options.BITS, parsing.ints(options.BITS, raw["qrel_bits"])))
+        bits = value["qrel_bits"]
         if not bits:
             raise pytest.UsageError(f"{options.BITS}: expected at least one bit-width in {valid_bits}")
         for b in bits:
@@ -98,33 +98,12 @@ class QrelConfig:
                 raise pytest.UsageError(
                     f"{options.BITS}: no backend quantizes to {b} bits; valid bit-widths: {', '.join(map(str, valid_bits))}"
                 )
-        kl_threshold = parsing.bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
-        missing = [b for b in bits + tuple(c[4] for c in checkpoints) if b not in kl_threshold]
-        if missing:
-            raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
-        quant_ratios = tuple(parsing.distinct(options.QUANT_RATIO, parsing.floats(options.QUANT_RATIO, raw["qrel_quant_ratio"])))
-        if not quant_ratios or any(not 0 < r <= 1 for r in quant_ratios):
-            raise pytest.UsageError(f"{options.QUANT_RATIO}: expected ratios in (0, 1], but got {raw['qrel_quant_ratio']!r}")
-        granularity = parsing.choice(options.QUANT_GRANULARITY, raw["qrel_quant_granularity"], GRANULARITIES)
-        selection = parsing.choice(options.QUANT_SELECT, raw["qrel_quant_select"], SELECTIONS)
-        trials = parsing.integer(options.QUANT_TRIALS, raw["qrel_quant_trials"], minimum=1)
-        samples = parsing.integer(options.CALIBRATION_SAMPLES, raw["qrel_calibration_samples"], minimum=1)
-        seed = parsing.integer(options.SEED, raw["qrel_seed"], minimum=0)
-        min_coverage = parsing.floats(options.MIN_COVERAGE, raw["qrel_min_coverage"])
-        if len(min_coverage) != 1 or not 0 <= min_coverage[0] <= 1:
-            raise pytest.UsageError(
-                f"{options.MIN_COVERAGE}: expected one number in [0, 1], but got {raw['qrel_min_coverage']!r}"
-            )
+        samples = value["qrel_calibration_samples"]
         calibration_file, available = _calibration_source(raw.get("qrel_calibration_file"), invocation_dir)
         if samples > available:
             raise pytest.UsageError(
                 f"{options.CALIBRATION_SAMPLES}: {samples} asked for, but "
                 f"{calibration_file or 'the shipped calibration set'} has {available} documents"
-            )
-        confidence = parsing.floats(options.SCALING_CONFIDENCE, raw["qrel_scaling_confidence"])
-        if len(confidence) != 1 or not 0 < confidence[0] < 1:
-            raise pytest.UsageError(
-                f"{options.SCALING_CONFIDENCE}: expected one number in (0, 1), but got {raw['qrel_scaling_confidence']!r}"
             )
         baseline = None
         if raw.get("qrel_baseline") is not None:
@@ -136,44 +115,40 @@ class QrelConfig:
         report_dir = parsing.path(options.REPORT_DIR, raw["qrel_report_dir"], invocation_dir)
         _writable_dir(options.REPORT_DIR, report_dir)
         cache_dir = None
-        if not parsing.boolean(options.NO_CACHE, raw.get("qrel_no_cache", False)):
+        if not value["qrel_no_cache"]:
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
-        drift = drift_settings(raw, invocation_dir, catalog)
-        drift["flips_threshold"] = flips_threshold(raw.get("qrel_flips_threshold"), bits + tuple(c[4] for c in checkpoints))
+        run_bits = bits + tuple(c[4] for c in checkpoints)
         config = cls(
             models=resolved,
             methods=methods,
             bits=bits,
-            group_size=parsing.group_size(raw["qrel_group_size"]),
+            group_size=value["qrel_group_size"],
             report_dir=report_dir,
-            kl_threshold=kl_threshold,
-            allow_pickle=parsing.boolean(options.ALLOW_PICKLE, raw.get("qrel_allow_pickle", False)),
-            allow_unchecked=parsing.boolean(options.ALLOW_UNCHECKED, raw.get("qrel_allow_unchecked", False)),
+            allow_pickle=value["qrel_allow_pickle"],
+            allow_unchecked=value["qrel_allow_unchecked"],
             models_given=bool(raw.get("qrel_models")),
             cache_dir=cache_dir,
-            quant_ratios=quant_ratios,
-            granularity=granularity,
-            selection=selection,
-            trials=trials,
+            quant_ratios=value["qrel_quant_ratio"],
+            granularity=value["qrel_quant_granularity"],
+            selection=value["qrel_quant_select"],
+            trials=value["qrel_quant_trials"],
             calibration_samples=samples,
             calibration_file=calibration_file,
-            seed=seed,
-            min_coverage=min_coverage[0],
+            seed=value["qrel_seed"],
+            min_coverage=value["qrel_min_coverage"],
             checkpoints=tuple(checkpoints),
-            scaling_confidence=confidence[0],
             baseline=baseline,
             save_baseline=save_baseline,
             compare_fail=compare_fail_tolerances(raw, catalog),
-            baseline_strict=parsing.boolean(options.BASELINE_STRICT, raw.get("qrel_baseline_strict", False)),
-            resume=parsing.boolean(options.RESUME, raw.get("qrel_resume", False)),
-            progress=parsing.choice(options.PROGRESS, raw["qrel_progress"], progress.MODES),
+            baseline_strict=value["qrel_baseline_strict"],
+            resume=value["qrel_resume"],
+            progress=value["qrel_progress"],
             merge=tuple(parsing.path(options.MERGE, p, invocation_dir) for p in raw.get("qrel_merge") or ()),
-            settings=options.run_settings(raw),
-            merge_given={k: v for k, v in options.run_settings(raw).items()
+            settings=options.run_settings(raw, opts=opts),
+            merge_given={k: v for k, v in options.run_settings(raw, opts=opts).items()
                          if "qrel_" + k.replace("-", "_") in given and k != options.key_of(options.MERGE)},
-            **drift,
-            robustness=robustness_settings(raw, invocation_dir, catalog, "qrel_intensities" in given),
-            kl=kl_settings(raw, invocation_dir, bits + tuple(c[4] for c in checkpoints), "qrel_kl_context" in given),
+            **drift_settings(raw, value, invocation_dir, catalog),
+            property_settings=property_settings(raw, value, opts, invocation_dir, catalog, run_bits, set(given)),
             catalog=catalog,
         )
         return dataclasses.replace(config, journal_settings=effective_settings(config))
@@ -262,8 +237,11 @@ def effective_settings(config: QrelConfig) -> dict[str, Any]:
     baseline), by its absolute path: a model edited in place is another input."""
     inputs: dict[str, str] = {}
     fields = {f.name: _plain(getattr(config, f.name), inputs) for f in dataclasses.fields(config)
-              if f.name not in _WHERE_FIELDS}
-    return {"settings": _flat(fields), "inputs": inputs, "version": _version()}
+              if f.name not in _WHERE_FIELDS | {"property_settings"}}
+    # each property's settings by its key and field (kl.topk): a mismatch names the one that differs
+    fields.update({key: _plain(value, inputs) for key, value in config.property_settings.items()})
+    return {"settings": _flat(fields, nested=frozenset(config.property_settings)), "inputs": inputs,
+            "version": _version()}
 
 
 def _version() -> str:
@@ -278,6 +256,8 @@ def _plain(value: Any, inputs: dict[str, str]) -> Any:
     """``value`` as JSON, recording each existing path it names in ``inputs`` with its digest."""
     if isinstance(value, Baseline):
         value = value.path  # its values are the file's: the file's digest stands for them
+    if isinstance(value, PropertySettings):
+        value = dict(value.values)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name), inputs) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
@@ -294,12 +274,12 @@ def _plain(value: Any, inputs: dict[str, str]) -> Any:
     return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)
 
 
-def _flat(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings (``kl``, ``robustness``) by dotted name: a mismatch names the one that differs."""
+def _flat(fields: dict[str, Any], nested: frozenset[str], prefix: str = "") -> dict[str, Any]:
+    """The ``nested`` settings (each property's) by dotted name: a mismatch names the one that differs."""
     flat: dict[str, Any] = {}
     for key, value in fields.items():
-        if isinstance(value, dict) and key in ("kl", "robustness"):
-            flat.update(_flat(value, f"{prefix}{key}."))
+        if isinstance(value, dict) and key in nested:
+            flat.update(_flat(value, frozenset(), f"{prefix}{key}."))
         else:
             flat[prefix + key] = value
     return flat

@@ -4,7 +4,7 @@ checkpoints paired with their base) and its parametrization of the suites."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pytest
 
@@ -88,7 +88,7 @@ def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], config: Qrel
             tasks = [t.name for t in config.tasks]
             metafunc.parametrize(TASK_ARG, tasks, ids=tasks)
         if PERTURB_ARG in metafunc.fixturenames:
-            r = config.robustness
+            r = _perturbed(config)
             conds = [(p, i) for p in r.perturbations for i in r.intensities]
             metafunc.parametrize(PERTURB_ARG, conds, ids=[f"{p}-i{i}" for p, i in conds])
         return True
@@ -98,6 +98,16 @@ def parametrize(metafunc: pytest.Metafunc, variants: list[Variant], config: Qrel
                                           for metric in config.catalog.scaled_metrics() for v in variants])
         return True
     return False
+
+
+def _perturbed(config: QrelConfig) -> Any:
+    """The settings that say the run's perturbations and intensities: those of the catalog's
+    property parametrized per perturbation condition."""
+    for prop in config.catalog.with_axis("condition"):
+        settings = config.property_settings.get(prop.key)
+        if hasattr(settings, "perturbations"):
+            return settings
+    raise ValueError("Expected a property of axis 'condition' whose settings name perturbations, but the catalog has none")
 
 
 def _param(value: object, v: Variant, test_id: str, group: str) -> object:
@@ -119,7 +129,9 @@ def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple
         callspec = getattr(item, "callspec", None)
         mark = item.get_closest_marker(PROPERTY_MARK)
         on_task = callspec is not None and TASK_ARG in callspec.params and not config.tasks_given
-        on_qa = mark is not None and mark.args[:1] == ("robustness",) and config.robustness.qa_file is None
+        # a property of QA prompts (its settings name a QA file) on the zoo's own prompts
+        on_qa = mark is not None and bool(mark.args) and getattr(
+            config.property_settings.get(str(mark.args[0])), "qa_file", "") is None
         foreign = v is not None and not (v.model in ZOO_MODELS and Path(v.source) == zoo_dir() / v.model)
         (dropped if (on_task or on_qa) and foreign else kept).append(item)
     return kept, dropped

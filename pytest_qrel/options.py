@@ -9,11 +9,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import pytest
 
-from .properties import CALIBRATION, CONFIDENCE, FUZZ, KL, ROBUSTNESS, Property
+from . import parsing, progress
+from .parsing import Parser, boolean, choice_of, integer_in, number_in
+from .properties import CALIBRATION, CONFIDENCE, FUZZ, KL, ROBUSTNESS, SCALING, Catalog, Property
+from .quant.mixed import GRANULARITIES, SELECTIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,7 +94,7 @@ DEFAULT_KL_THRESHOLD = ",".join(f"{b}:{t:g}" for b, t in KL.metrics[0].threshold
 DEFAULT_SCALING_CONFIDENCE = "0.99"
 # robustness metrics are differences that sit near 0: a relative tolerance of them is noise,
 # so they get an absolute one on the scale of their thresholds
-DEFAULT_COMPARE_FAIL = "*:10%,robustness:0.05"
+DEFAULT_COMPARE_FAIL = f"*:10%,{ROBUSTNESS.records_as}:0.05"
 DEFAULT_TASKS = "zoo_recall,zoo_utilization,zoo_utilization_heldout"
 DEFAULT_TASK_LIMIT = "500"
 DEFAULT_CALIBRATION_THRESHOLD = _metric_defaults(CALIBRATION)
@@ -107,16 +110,37 @@ DEFAULT_QA_LIMIT = "100"
 DEFAULT_ROBUSTNESS_THRESHOLD = _metric_defaults(ROBUSTNESS)
 DEFAULT_FUZZ_AGREEMENT = f"{FUZZ.metrics[0].threshold:g}"
 
+# accepted ranges of numeric options (README: "Accepted ranges")
+MAX_SAMPLES = 64
+MAX_TEMPERATURE = 5.0
+MOST_NEW_TOKENS = 512
+MAX_KL_TOPK = 4096  # above it, --qrel-kl-topk=all stores less per token than the ids would take
+MAX_KL_CONTEXT = 1 << 17
+
+
 @dataclass(frozen=True)
 class Option:
+    """One option, declared once: flag, help, default, parser, and the property whose settings
+    (``QrelConfig.property_settings[prop]``) it sets; its ini name, ``[tool.qrel]`` key, --help,
+    README's table row and results.json ``settings`` key are generated from it."""
+
     flag: str
     help: str
     default: str | None
-    is_flag: bool = False
+    is_flag: bool = False  # on when given; parsed with parsing.boolean
+    # (flag, value) -> typed value; None: parsed where it needs the run (paths, bit-widths, files read now)
+    parse: Parser | None = None
+    prop: str | None = None  # the catalog key of the property it belongs to; None: the run's own
+    field: str = ""  # its name in the property's settings; "" (the default): the key, - as _
 
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def name(self) -> str:
+        """Its field in the settings it sets."""
+        return self.field or self.key.replace("-", "_")
 
     @property
     def key(self) -> str:
@@ -129,43 +153,48 @@ OPTIONS: tuple[Option, ...] = (
            "(default: every model of the shipped zoo)", None),
     Option(BASE, "the full-precision model that pre-quantized checkpoints in --qrel-models are "
            "compared with (default: each checkpoint's own base_model field)", None),
-    Option(METHODS, f"comma-separated quantization methods (default: {DEFAULT_METHODS})", DEFAULT_METHODS),
-    Option(BITS, f"comma-separated weight bit-widths (default: {DEFAULT_BITS})", DEFAULT_BITS),
+    Option(METHODS, f"comma-separated quantization methods (default: {DEFAULT_METHODS})", DEFAULT_METHODS,
+           parse=parsing.distinct_strings),
+    Option(BITS, f"comma-separated weight bit-widths (default: {DEFAULT_BITS})", DEFAULT_BITS, parse=parsing.distinct_ints),
     Option(GROUP_SIZE, f"quantization group size for group-wise methods (default: {DEFAULT_GROUP_SIZE})",
-           DEFAULT_GROUP_SIZE),
+           DEFAULT_GROUP_SIZE, parse=parsing.group_size),
     Option(REPORT_DIR, f"directory for results.json and the report (default: {DEFAULT_REPORT_DIR})",
            DEFAULT_REPORT_DIR),
     Option(KL_THRESHOLD, "largest mean token KL to base per bit-width, as bits:nats pairs "
-           f"(default: {DEFAULT_KL_THRESHOLD})", DEFAULT_KL_THRESHOLD),
+           f"(default: {DEFAULT_KL_THRESHOLD})", DEFAULT_KL_THRESHOLD,
+           parse=parsing.bit_map, prop=KL.key, field="threshold"),
     Option(KL_P99_THRESHOLD, "largest 99th percentile of the per-token KL to base, in nats, one number or "
-           "bits:nats pairs (default: off)", None),
+           "bits:nats pairs (default: off)", None, prop=KL.key, field="p99_threshold"),
     Option(TOP1_THRESHOLD, "smallest share of tokens whose most likely next token the variant and the base "
-           "agree on, in (0, 1] (default: off)", None),
+           "agree on, in (0, 1] (default: off)", None, parse=parsing.agreement, prop=KL.key),
     Option(KL_TOPK, f"base log-probs stored per token for the KL bounds, or all for the exact full-vocabulary KL "
-           f"(default: {DEFAULT_KL_TOPK})", DEFAULT_KL_TOPK),
+           f"(default: {DEFAULT_KL_TOPK})", DEFAULT_KL_TOPK,
+           parse=integer_in(1, MAX_KL_TOPK, all_is_none=True), prop=KL.key, field="topk"),
     Option(KL_TEXT, "text of the KL suite: a file (plain text, or JSONL with a 'text' field) or an lm-eval "
            "perplexity task (e.g. wikitext), cut into windows of --qrel-kl-context tokens scoring the second half "
-           "of each (default: the zoo's held-out sentences)", None),
+           "of each (default: the zoo's held-out sentences)", None, prop=KL.key, field="text"),
     Option(KL_CONTEXT, f"tokens per window of --qrel-kl-text, at most the model's maximum (default: {DEFAULT_KL_CONTEXT})",
-           DEFAULT_KL_CONTEXT),
-    Option(KL_TOKENS, f"most tokens scored on --qrel-kl-text (default: {DEFAULT_KL_TOKENS})", DEFAULT_KL_TOKENS),
+           DEFAULT_KL_CONTEXT, parse=integer_in(4, MAX_KL_CONTEXT), prop=KL.key, field="context"),
+    Option(KL_TOKENS, f"most tokens scored on --qrel-kl-text (default: {DEFAULT_KL_TOKENS})", DEFAULT_KL_TOKENS,
+           parse=integer_in(1), prop=KL.key, field="tokens"),
     Option(QUANT_RATIO, "comma-separated mixed-precision quantization ratios: the share of linear-layer "
-           "weights quantized, the rest kept at base precision (paper 004; default: 1)", "1"),
+           "weights quantized, the rest kept at base precision (paper 004; default: 1)", "1", parse=parsing.ratios),
     Option(QUANT_GRANULARITY, "what mixed precision allocates: layer (transformer blocks) or matmul "
-           "(single linear layers) (default: matmul)", "matmul"),
+           "(single linear layers) (default: matmul)", "matmul", parse=choice_of(GRANULARITIES)),
     Option(QUANT_SELECT, "how mixed precision picks what to quantize: random (paper 004's random "
-           "search) or sensitivity (least sensitive first) (default: random)", "random"),
-    Option(QUANT_TRIALS, "random-search trials per mixed-precision variant (default: 20)", "20"),
+           "search) or sensitivity (least sensitive first) (default: random)", "random", parse=choice_of(SELECTIONS)),
+    Option(QUANT_TRIALS, "random-search trials per mixed-precision variant (default: 20)", "20", parse=integer_in(1)),
     Option(CALIBRATION_SAMPLES, "calibration documents for data-driven quantizers and the "
-           "mixed-precision search (default: 128)", "128"),
+           "mixed-precision search (default: 128)", "128", parse=integer_in(1)),
     Option(CALIBRATION_FILE, "JSONL file of calibration documents (a 'text' field per row) for gptq, W8A8 "
            "and the mixed-precision search (default: the shipped zoo calibration set)", None),
-    Option(SEED, "seed of the mixed-precision random search (default: 0)", "0"),
+    Option(SEED, "seed of the mixed-precision random search (default: 0)", "0", parse=integer_in(0)),
     Option(MIN_COVERAGE, "smallest share of the weights asked to be quantized that a variant must really "
-           "quantize, else it fails with the layers left out and why (default: 1)", "1"),
+           "quantize, else it fails with the layers left out and why (default: 1)", "1", parse=number_in(0, 1)),
     Option(SCALING_CONFIDENCE, "confidence of the prediction band a variant must stay within, fitted "
            f"on the other variants of its bit-width (paper 000 eq. 6; default: {DEFAULT_SCALING_CONFIDENCE})",
-           DEFAULT_SCALING_CONFIDENCE),
+           DEFAULT_SCALING_CONFIDENCE,
+           parse=number_in(0, 1, open_low=True, open_high=True), prop=SCALING.key, field="band_confidence"),
     Option(BASELINE, "a results.json of an earlier run: each metric that regressed beyond its "
            "--qrel-compare-fail tolerance fails, and the report shows old, new and change (default: none)", None),
     Option(SAVE_BASELINE, "write this run's results.json to this path too, as a baseline for later runs "
@@ -179,47 +208,58 @@ OPTIONS: tuple[Option, ...] = (
            "holds are not run again, and the report ends as an uninterrupted run's would (default: a fresh run)",
            None, is_flag=True),
     Option(PROGRESS, "a progress line on stderr while models are quantized and evaluated: on, off, or auto "
-           "(on a terminal, in the controlling process, not under -q) (default: auto)", "auto"),
+           "(on a terminal, in the controlling process, not under -q) (default: auto)", "auto",
+           parse=choice_of(progress.MODES)),
     Option(TASKS, "comma-separated multiple-choice tasks of the calibration and confidence suites: zoo tasks, "
            f"lm-eval task names or local lm-eval task YAML files (default: {DEFAULT_TASKS})", DEFAULT_TASKS),
     Option(TASK_LIMIT, "questions per task, drawn at random with --qrel-seed (all: every question) "
-           f"(default: {DEFAULT_TASK_LIMIT})", DEFAULT_TASK_LIMIT),
+           f"(default: {DEFAULT_TASK_LIMIT})", DEFAULT_TASK_LIMIT, parse=integer_in(2, all_is_none=True)),
     Option(CALIBRATION_THRESHOLD, "largest increase over the base of ece, ace and brier, as metric:value "
-           f"pairs (default: {DEFAULT_CALIBRATION_THRESHOLD})", DEFAULT_CALIBRATION_THRESHOLD),
+           f"pairs (default: {DEFAULT_CALIBRATION_THRESHOLD})", DEFAULT_CALIBRATION_THRESHOLD,
+           parse=parsing.thresholds_of(CALIBRATION), prop=CALIBRATION.key, field="threshold"),
     Option(CONFIDENCE_THRESHOLD, "largest drop of true-class confidence (conf_true) and increase of "
            f"predictive entropy (entropy) from the base (default: {DEFAULT_CONFIDENCE_THRESHOLD})",
-           DEFAULT_CONFIDENCE_THRESHOLD),
+           DEFAULT_CONFIDENCE_THRESHOLD, parse=parsing.thresholds_of(CONFIDENCE), prop=CONFIDENCE.key, field="threshold"),
     Option(FLIPS_THRESHOLD, "largest share of a task's questions whose correctness the variant changes from the "
            "base's, right to wrong plus wrong to right (flip_rate, Dutta et al. 2024), one share in (0, 1) or "
-           "bits:share pairs (default: off)", None),
+           "bits:share pairs (default: off)", None, prop=CALIBRATION.key),
     Option(ALPHA, "significance level of the calibration and confidence gates after correction: one number, "
            f"or metric:level pairs (default: {DEFAULT_ALPHA})", DEFAULT_ALPHA),
     Option(CORRECTION, "multiple-comparison correction over a model's variants x tasks x metrics: holm "
-           "(family-wise error) or bh (Benjamini-Hochberg false discovery rate) (default: holm)", "holm"),
+           "(family-wise error) or bh (Benjamini-Hochberg false discovery rate) (default: holm)", "holm",
+           parse=choice_of(("holm", "bh"))),
     Option(PERTURBATIONS, "comma-separated perturbations of the robustness suite (default: all 15 of "
-           "paper 000: char_insertion, ..., translation)", None),
+           "paper 000: char_insertion, ..., translation)", None, prop=ROBUSTNESS.key),
     Option(INTENSITIES, f"comma-separated perturbation intensities, edits per prompt (default: {DEFAULT_INTENSITIES}, "
-           f"paper 000 Table 7's; with {ROBUSTNESS_FULL}: {FULL_INTENSITIES}, App. B)", DEFAULT_INTENSITIES),
+           f"paper 000 Table 7's; with {ROBUSTNESS_FULL}: {FULL_INTENSITIES}, App. B)", DEFAULT_INTENSITIES,
+           prop=ROBUSTNESS.key),
     Option(INSERTION_MODEL, "local masked LM (e.g. a RoBERTa directory, safetensors) that proposes the words "
-           "word_insertion inserts, as paper 000 does (default: a shipped list of semantically light words)", None),
+           "word_insertion inserts, as paper 000 does (default: a shipped list of semantically light words)", None,
+           prop=ROBUSTNESS.key),
     Option(QA_FILE, "JSONL file of open-ended questions for the robustness suite: a 'prompt' and its "
-           "'answers' (and an optional 'stratum') per row (default: the zoo's robustness questions)", None),
+           "'answers' (and an optional 'stratum') per row (default: the zoo's robustness questions)", None,
+           prop=ROBUSTNESS.key),
     Option(QA_LIMIT, f"prompts of the robustness suite, drawn at random with --qrel-seed (all: every prompt) "
-           f"(default: {DEFAULT_QA_LIMIT})", DEFAULT_QA_LIMIT),
+           f"(default: {DEFAULT_QA_LIMIT})", DEFAULT_QA_LIMIT, parse=integer_in(2, all_is_none=True), prop=ROBUSTNESS.key),
     Option(ROBUSTNESS_FULL, "the full robustness run of paper 000: every prompt of the QA set, whatever "
            f"--qrel-qa-limit says, and intensities {FULL_INTENSITIES} unless --qrel-intensities is given (default: off)",
-           None, is_flag=True),
-    Option(SAMPLES, "answers sampled per prompt (default: 4)", "4"),
-    Option(TEMPERATURE, "sampling temperature of the answers, 0 for greedy (paper 000 A.2; default: 0.7)", "0.7"),
-    Option(MAX_NEW_TOKENS, "most tokens of a sampled answer (paper 000 A.2; default: 20)", "20"),
+           None, is_flag=True, prop=ROBUSTNESS.key, field="full"),
+    Option(SAMPLES, "answers sampled per prompt (default: 4)", "4", parse=integer_in(1, MAX_SAMPLES), prop=ROBUSTNESS.key),
+    Option(TEMPERATURE, "sampling temperature of the answers, 0 for greedy (paper 000 A.2; default: 0.7)", "0.7",
+           parse=number_in(0, MAX_TEMPERATURE), prop=ROBUSTNESS.key),
+    Option(MAX_NEW_TOKENS, "most tokens of a sampled answer (paper 000 A.2; default: 20)", "20",
+           parse=integer_in(1, MOST_NEW_TOKENS), prop=ROBUSTNESS.key),
     Option(ROBUSTNESS_THRESHOLD, "largest accuracy and AUROC drop from the base under a perturbation (accuracy, "
            "auroc) and beyond the base's own drop from unperturbed prompts (robust_accuracy, robust_auroc) "
-           f"(default: {DEFAULT_ROBUSTNESS_THRESHOLD})", DEFAULT_ROBUSTNESS_THRESHOLD),
+           f"(default: {DEFAULT_ROBUSTNESS_THRESHOLD})", DEFAULT_ROBUSTNESS_THRESHOLD,
+           parse=parsing.thresholds_of(ROBUSTNESS), prop=ROBUSTNESS.key, field="threshold"),
     Option(FUZZ_EXAMPLES, "hypothesis examples of the fuzzing test, each a batch of perturbed prompts "
-           f"(default: {DEFAULT_FUZZ_EXAMPLES})", DEFAULT_FUZZ_EXAMPLES),
-    Option(FUZZ_BATCH, "distinct prompts per fuzzing example, each perturbed (default: 32)", "32"),
+           f"(default: {DEFAULT_FUZZ_EXAMPLES})", DEFAULT_FUZZ_EXAMPLES, parse=integer_in(1), prop=FUZZ.records_as),
+    Option(FUZZ_BATCH, "distinct prompts per fuzzing example, each perturbed (default: 32)", "32",
+           parse=integer_in(1), prop=FUZZ.records_as),
     Option(FUZZ_AGREEMENT, "smallest share of a fuzzing batch whose greedy answers the variant and the base must "
-           f"agree on (default: {DEFAULT_FUZZ_AGREEMENT})", DEFAULT_FUZZ_AGREEMENT),
+           f"agree on (default: {DEFAULT_FUZZ_AGREEMENT})", DEFAULT_FUZZ_AGREEMENT,
+           parse=number_in(0, 1), prop=FUZZ.records_as),
     Option(CACHE_DIR, "directory of the quantized-model cache (default: the user cache dir, "
            "e.g. ~/.cache/pytest-qrel/quantized)", None),
     Option(NO_CACHE, "quantize every variant afresh: neither read nor write the cache (default: cache on)",
@@ -235,9 +275,29 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-def add_options(parser: pytest.Parser) -> None:
+MERGE_HELP = ("run no test: merge the results.json of separate runs (each with its own --qrel-models, the same other "
+              "settings) into one report in --qrel-report-dir, as one run over their union")
+
+
+def threshold_option(prop: Property) -> Option:
+    """The option a property's ``threshold_option`` names where no declaration holds it (a plugin's)."""
+    keys = ", ".join(prop.option_keys)
+    return Option(prop.threshold_option or "", f"thresholds of {prop.title}: one number, or metric:value pairs of "
+                  f"{keys} (default: {_metric_defaults(prop)})", _metric_defaults(prop),
+                  parse=parsing.thresholds_of(prop), prop=prop.key, field="threshold")
+
+
+def for_catalog(catalog: Catalog | Iterable[Property] | None) -> tuple[Option, ...]:
+    """Every option of a run with ``catalog``'s properties: the declared ones, and the threshold
+    option of each property that names one no declaration holds."""
+    declared = {opt.flag for opt in OPTIONS}
+    return OPTIONS + tuple(threshold_option(p) for p in catalog or () if p.threshold_option
+                           and p.threshold_option not in declared)
+
+
+def add_options(parser: pytest.Parser, opts: tuple[Option, ...] = OPTIONS, merge: bool = True) -> None:
     group = parser.getgroup("qrel", "quantized-model reliability gates (pytest-qrel)")
-    for opt in OPTIONS:
+    for opt in opts:
         if opt.is_flag:
             group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=_escaped(opt.help))
             parser.addini(opt.dest, opt.help, type="bool", default=None)
@@ -245,9 +305,21 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(opt.flag, action="store", default=None, dest=opt.dest, metavar="VALUE", help=_escaped(opt.help))
             # default None: an ini value that is absent is told apart from one that is set
             parser.addini(opt.dest, opt.help, default=None)
-    group.addoption(MERGE, nargs="+", default=None, dest="qrel_merge", metavar="RESULTS_JSON",
-                    help="run no test: merge the results.json of separate runs (each with its own --qrel-models, "
-                         "the same other settings) into one report in --qrel-report-dir, as one run over their union")
+    if merge:
+        group.addoption(MERGE, nargs="+", default=None, dest="qrel_merge", metavar="RESULTS_JSON", help=MERGE_HELP)
+
+
+def parsed(raw: dict[str, Any], opts: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
+    """Every option that needs no more than its declaration, parsed from ``raw`` (by dest,
+    defaults applied), by dest: a flag not given is false, an option with no value is absent."""
+    out: dict[str, Any] = {}
+    for opt in opts:
+        value = raw.get(opt.dest)
+        if opt.is_flag:
+            out[opt.dest] = boolean(opt.flag, False if value is None else value)
+        elif opt.parse is not None and value is not None:
+            out[opt.dest] = opt.parse(opt.flag, value)
+    return out
 
 
 # what a run tests and where it writes: runs joined by --qrel-merge may differ in these; every
@@ -264,7 +336,8 @@ def key_of(flag: str) -> str:
     return flag.removeprefix("--qrel-")
 
 
-def run_settings(raw: dict[str, Any], ignored: frozenset[str] = PER_RUN) -> dict[str, Any]:
+def run_settings(raw: dict[str, Any], ignored: frozenset[str] = PER_RUN,
+                 opts: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
     """results.json's ``settings``: every option outside ``PER_RUN`` (the journal's: outside
     ``WHERE``) by its key, as the run read it (defaults applied; a flag not given is false;
     scalars as strings, so that 0.05 from [tool.qrel] and "0.05" from the command line are one
@@ -274,7 +347,7 @@ def run_settings(raw: dict[str, Any], ignored: frozenset[str] = PER_RUN) -> dict
             return bool(value)
         return value if value is None or isinstance(value, (list, dict)) else str(value)
 
-    return {opt.key: plain(opt, raw.get(opt.dest)) for opt in OPTIONS if opt.flag not in ignored}
+    return {opt.key: plain(opt, raw.get(opt.dest)) for opt in opts if opt.flag not in ignored}
 
 
 def _escaped(help_text: str) -> str:
@@ -286,18 +359,18 @@ def given_on_command_line(config: pytest.Config) -> bool:
     return any(config.getoption(opt.dest) is not None for opt in OPTIONS) or bool(config.getoption("qrel_merge", None))
 
 
-def raw_values(config: pytest.Config) -> dict[str, Any]:
+def raw_values(config: pytest.Config, opts: tuple[Option, ...] = OPTIONS) -> dict[str, Any]:
     """The value of every option that is set, by dest, after the precedence above, in the
     type it was written in (a string from the command line or an ini file; a TOML bool,
     number, string, list or table from ``[tool.qrel]``). Options nobody set are absent:
     ``config.QrelConfig`` applies the defaults and checks every type."""
     table = _tool_qrel_table(config.rootpath)
-    unknown = set(table) - {opt.key for opt in OPTIONS}
+    unknown = set(table) - {opt.key for opt in opts}
     if unknown:
-        valid = ", ".join(sorted(opt.key for opt in OPTIONS))
+        valid = ", ".join(sorted(opt.key for opt in opts))
         raise pytest.UsageError(f"[tool.qrel]: unknown keys {sorted(unknown)}; expected some of: {valid}")
     values: dict[str, Any] = {}
-    for opt in OPTIONS:
+    for opt in opts:
         value = config.getoption(opt.dest)
         if value is None:
             value = table.get(opt.key)
@@ -310,13 +383,9 @@ def raw_values(config: pytest.Config) -> dict[str, Any]:
     return values
 
 
-def defaults() -> dict[str, str]:
+def defaults(opts: tuple[Option, ...] = OPTIONS) -> dict[str, str]:
     """Every option's default, by dest (flags are off by default and have none)."""
-    return {opt.dest: opt.default for opt in OPTIONS if opt.default is not None}
-
-
-def by_dest(dest: str) -> Option:
-    return next(opt for opt in OPTIONS if opt.dest == dest)
+    return {opt.dest: opt.default for opt in opts if opt.default is not None}
 
 
 def _tool_qrel_table(rootpath: Path) -> dict[str, Any]:

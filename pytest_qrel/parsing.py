@@ -6,14 +6,16 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import pytest
 
-from . import options
+from .properties import Property
 
 # a tolerated regression against a baseline: relative (0.1 = 10%) or absolute
 Tolerance = tuple[Literal["relative", "absolute"], float]
+# what an option declares (options.Option.parse): its flag and value -> the typed value
+Parser = Callable[[str, Any], Any]
 
 
 def metric_map(flag: str, value: Any, valid: tuple[str, ...]) -> dict[str, float]:
@@ -106,21 +108,58 @@ def path(flag: str, value: Any, invocation_dir: Path) -> Path:
     return path if path.is_absolute() else invocation_dir / path
 
 
-def group_size(value: Any) -> int | None:
+def group_size(flag: str, value: Any) -> int | None:
     # zero is an error like every other empty or zero value, never a default (ARCHITECTURE.md);
     # per-row is said in words, or as -1 (GPTQ's convention)
     expected = "expected a power of two >= 8 (or 'none' or -1 for per-row)"
     if isinstance(value, str) and value.strip().lower() in ("none", "-1"):
         return None
-    parsed = ints(options.GROUP_SIZE, value)
+    parsed = ints(flag, value)
     if len(parsed) != 1:
-        raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {value!r}")
+        raise pytest.UsageError(f"{flag}: {expected}, but got {value!r}")
     group = parsed[0]
     if group == -1:
         return None
     if group < 8 or group & (group - 1):
-        raise pytest.UsageError(f"{options.GROUP_SIZE}: {expected}, but got {group}")
+        raise pytest.UsageError(f"{flag}: {expected}, but got {group}")
     return group
+
+
+# -- parsers an option declares (options.Option.parse): each takes the flag and the value ------
+
+
+def integer_in(minimum: int, maximum: int | None = None, all_is_none: bool = False) -> Parser:
+    """One integer in [minimum, maximum]; with ``all_is_none``, ``all`` means no limit (None)."""
+    def parse(flag: str, value: Any) -> int | None:
+        if all_is_none and isinstance(value, str) and value.strip().lower() == "all":
+            return None
+        return integer(flag, value, minimum, maximum)
+    return parse
+
+
+def number_in(low: float, high: float, open_low: bool = False, open_high: bool = False) -> Parser:
+    """One number in the interval, e.g. [0, 1] or (0, 1)."""
+    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+    def parse(flag: str, value: Any) -> float:
+        one = floats(flag, value)
+        if len(one) != 1 or not ((low < one[0]) if open_low else (low <= one[0])) \
+                or not ((one[0] < high) if open_high else (one[0] <= high)):  # NaN too
+            raise pytest.UsageError(f"{flag}: expected one number in {interval}, but got {value!r}")
+        return one[0]
+    return parse
+
+
+def choice_of(valid: tuple[str, ...]) -> Parser:
+    return lambda flag, value: choice(flag, value, valid)
+
+
+def distinct_ints(flag: str, value: Any) -> tuple[int, ...]:
+    return tuple(distinct(flag, ints(flag, value)))
+
+
+def distinct_strings(flag: str, value: Any) -> tuple[str, ...]:
+    return tuple(distinct(flag, strings(flag, value)))
 
 
 def bit_map(flag: str, value: Any) -> dict[int, float]:
@@ -174,3 +213,39 @@ def tolerances(flag: str, value: Any, valid: tuple[str, ...] | None = None) -> d
                                     + f" (valid: {', '.join(valid)})")
         out[name.strip()] = ("relative", number / 100) if relative else ("absolute", number)
     return out
+
+
+def ratios(flag: str, value: Any) -> tuple[float, ...]:
+    """Distinct shares in (0, 1]: the mixed-precision quantization ratios."""
+    parsed = tuple(distinct(flag, floats(flag, value)))
+    if not parsed or any(not 0 < r <= 1 for r in parsed):
+        raise pytest.UsageError(f"{flag}: expected ratios in (0, 1], but got {value!r}")
+    return parsed
+
+
+def agreement(flag: str, value: Any) -> float:
+    """One share of agreement in (0, 1]: at 0 no variant could fail."""
+    one = floats(flag, value)
+    if len(one) != 1 or not 0 < one[0] <= 1:
+        raise pytest.UsageError(f"{flag}: expected one agreement in (0, 1], but got {value!r}")
+    return one[0]
+
+
+def thresholds_of(prop: Property) -> Parser:
+    """A property's thresholds by metric key: its catalog defaults and the metric:value pairs
+    given (one number, for a property with one such metric); a key the catalog does not list,
+    or a threshold no harm of its metric can reach (the gate could never fail), is an error."""
+    keys = prop.option_keys
+
+    def parse(flag: str, value: Any) -> dict[str, float]:
+        if len(keys) == 1 and isinstance(value, (str, int, float)) and not isinstance(value, bool) \
+                and ":" not in str(value):
+            value = {keys[0]: value}
+        given = metric_map(flag, value, keys)
+        for key, v in given.items():
+            upper = prop.metric(key).upper
+            if upper is not None and v >= upper:
+                raise pytest.UsageError(f"{flag}: expected {key} in [0, {upper:g}): no {prop.metric(key).name} can reach "
+                                        f"{v:g}, so that gate could never fail, but got {key}:{v:g}")
+        return {**prop.default_thresholds(), **given}
+    return parse

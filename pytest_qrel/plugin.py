@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from . import engine, hooks, options, progress, suites
+from .properties import Property
 from .session import QrelSession
 
 SESSION_KEY = pytest.StashKey[QrelSession]()
@@ -16,8 +17,31 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     options.add_options(parser)
+    pluginmanager.register(_PropertyOptions(parser), "qrel-property-options")
+
+
+class _PropertyOptions:
+    """Adds the threshold option a plugin's property declares (``Property.threshold_option``)
+    as its plugin or conftest.py is registered, so that it works on the command line, in
+    ``[tool.qrel]`` and in --help like a built-in one (pytest_plugin_registered is historic:
+    plugins registered before this one are seen too)."""
+
+    def __init__(self, parser: pytest.Parser) -> None:
+        self.parser = parser
+        self.added = {opt.flag for opt in options.OPTIONS}
+
+    def pytest_plugin_registered(self, plugin: object) -> None:
+        register_properties = getattr(plugin, "pytest_qrel_register_properties", None)
+        if not callable(register_properties):
+            return
+        props: list = []
+        # a malformed property is left to registered_properties, which makes it a usage error
+        register_properties(register=lambda prop, measure: props.append(prop) if isinstance(prop, Property) else None)
+        new = tuple(opt for opt in options.for_catalog(props) if opt.flag not in self.added)
+        self.added.update(opt.flag for opt in new)
+        options.add_options(self.parser, new, merge=False)
 
 
 @pytest.hookimpl(trylast=True)

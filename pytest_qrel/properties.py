@@ -59,7 +59,8 @@ class Property:
     title: str  # one line, for the report and --help
     metrics: tuple[Metric, ...]
     axis: Axis = "variant"
-    threshold_option: str | None = None  # e.g. --qrel-calibration-threshold (metric:value pairs)
+    # e.g. --qrel-calibration-threshold (metric:value pairs); a plugin property's option is made from it alone
+    threshold_option: str | None = None
     fitted: bool = False  # paper 000 eq. 6 / paper 002 laws are fitted on its values in the report
     records_as: str = ""  # results.json's property of its records; "" (the default): ``key``
     scales: tuple[str, ...] = field(default=())  # for axis "scaled": the properties whose laws it bounds

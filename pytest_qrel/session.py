@@ -60,7 +60,8 @@ class QrelSession:
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
         catalog, measures = registered_properties(config)
-        return cls(QrelConfig.from_values(options.raw_values(config), config.invocation_params.dir, catalog),
+        opts = options.for_catalog(catalog)  # a plugin property's threshold option too
+        return cls(QrelConfig.from_values(options.raw_values(config, opts), config.invocation_params.dir, catalog),
                    active=options.given_on_command_line(config), is_worker=hasattr(config, "workerinput"),
                    measures=measures, resumed=getattr(config, "workerinput", {}).get(RESUMED))
 
@@ -171,7 +172,9 @@ class QrelSession:
         return self.store.quantized(variant)
 
     def kl_to_base(self, variant: Variant) -> float:
-        return self.measures["kl"].measure(variant).value
+        """The variant's mean KL to base, measured by the property the catalog says measures it
+        (the fitted-law property's ``scales``: the one whose values its laws are fitted on)."""
+        return self.measures[self.config.catalog.scaled_metrics()["kl_to_base"]].measure(variant).value
 
     def calibration_texts(self) -> list[str]:
         return self.store.calibration_texts()
@@ -202,7 +205,7 @@ class QrelSession:
         if not self._reporting():
             return None
         return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline,
-                         merge.run_info(self.config))
+                         merge.run_info(self.config), self.config.catalog.fitted())
 
     def end_of_run(self, session: pytest.Session) -> None:
         """Write the report; a run that checked nothing fails (summary.run_problem), and so do a

@@ -1,14 +1,15 @@
-"""Each suite's settings parsed from its options: the calibration and confidence tasks and
-levels, the flips gate, the robustness suite and KL at real scale. ``config.QrelConfig``
-holds them; every value out of its accepted range (README: "Accepted ranges") is a
-``pytest.UsageError`` naming the option."""
+"""Each property's settings parsed from its options (``config.QrelConfig.property_settings``,
+by catalog key): what an option's declaration parses (``options.Option.parse``) goes to the
+property it names under its field; what needs the run (its bit-widths, files read now, the
+invocation directory) is parsed here. Also the run's tasks and levels. Every value out of its
+accepted range (README: "Accepted ranges") is a ``pytest.UsageError`` naming the option."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import pytest
 
@@ -16,20 +17,28 @@ from . import options, parsing
 from .data.qa import read_qa_file
 from .data.tasks import load_task, resolve_task
 from .data.text import KLText, read_kl_text, resolve_kl_text
+from .options import Option
 from .perturb import PERTURBATIONS
-from .properties import Catalog, Property
+from .properties import CALIBRATION, KL, ROBUSTNESS, Catalog, Property
 
-
-# accepted ranges of numeric options (README: "Accepted ranges")
+# accepted ranges of numeric options (README: "Accepted ranges"; those a parser checks: options.py)
 ALPHA_RANGE = (1e-6, 0.5)
 MAX_INTENSITY = 64  # edits per prompt
-MAX_TEMPERATURE = 5.0
-MAX_SAMPLES = 64
-MAX_NEW_TOKENS = 512
 
 
-MAX_KL_TOPK = 4096  # above it, --qrel-kl-topk=all stores less per token than the ids would take
-MAX_KL_CONTEXT = 1 << 17
+@dataclass(frozen=True)
+class PropertySettings:
+    """The settings of a property whose options need no more than their declarations (a
+    plugin's, or a built-in one's thresholds): each option's parsed value by its field, read
+    as an attribute (``settings.threshold``)."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(f"no setting {name!r}; set: {', '.join(self.__dict__.get('values', {}))}") from None
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class KLSettings:
     tokens: int = 32768
     p99_threshold: dict[int, float] | None = None  # by bit-width; None: off
     top1_threshold: float | None = None  # smallest agreement; None: off
+    threshold: dict[int, float] = field(default_factory=dict)  # the largest mean KL by bit-width
 
 
 @dataclass(frozen=True)
@@ -65,47 +75,60 @@ class Robustness:
     fuzz_agreement: float = 0.5
 
 
-def kl_settings(raw: dict[str, Any], invocation_dir: Path, bits: tuple[int, ...], context_given: bool) -> KLSettings:
+@dataclass(frozen=True)
+class _Run:
+    """What a property's options that need the run are parsed against."""
+
+    raw: dict[str, Any]  # every option's value by dest, defaults applied, as written
+    invocation_dir: Path
+    bits: tuple[int, ...]  # the run's bit-widths, pre-quantized checkpoints' included
+    given: set[str]  # the dests of the options the user set
+
+
+def property_settings(raw: dict[str, Any], parsed: dict[str, Any], opts: tuple[Option, ...], invocation_dir: Path,
+                      catalog: Catalog, bits: tuple[int, ...], given: set[str]) -> dict[str, Any]:
+    """Each catalog property's settings, by its key: its options' parsed values by field, and
+    for a property with options that need the run, the typed settings its builder makes."""
+    run = _Run(raw, invocation_dir, bits, given)
+    out: dict[str, Any] = {}
+    for prop in catalog:
+        fields = {opt.name: parsed[opt.dest] for opt in opts if opt.prop == prop.key and opt.dest in parsed}
+        build = _BUILDERS.get(prop.key)
+        out[prop.key] = build(fields, run) if build else PropertySettings(fields)
+    return out
+
+
+def _kl_settings(fields: dict[str, Any], run: _Run) -> KLSettings:
     """The KL suite's text, windows, stored top-k and optional gates; a missing text file or
-    an unknown task stops the run now, naming it. ``context_given``: the user set
-    --qrel-kl-context (to any value, the default's included)."""
-    topk_raw = str(raw["qrel_kl_topk"]).strip().lower()
-    topk = None if topk_raw == "all" else parsing.integer(options.KL_TOPK, raw["qrel_kl_topk"], minimum=1,
-                                                           maximum=MAX_KL_TOPK)
+    an unknown task stops the run now, naming it."""
+    missing = [b for b in run.bits if b not in fields["threshold"]]
+    if missing:
+        raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
     text = None
-    if raw.get("qrel_kl_text") is not None:
-        spec = parsing.strings(options.KL_TEXT, raw["qrel_kl_text"])
+    if run.raw.get("qrel_kl_text") is not None:
+        spec = parsing.strings(options.KL_TEXT, run.raw["qrel_kl_text"])
         if len(spec) != 1:
-            raise pytest.UsageError(f"{options.KL_TEXT}: expected one file or task, but got {raw['qrel_kl_text']!r}")
+            raise pytest.UsageError(f"{options.KL_TEXT}: expected one file or task, but got {run.raw['qrel_kl_text']!r}")
         try:  # read now: a missing file, an unknown task or an empty text stops the run before any test
-            text = read_kl_text(resolve_kl_text(spec[0], invocation_dir),
-                                parsing.boolean(options.ALLOW_TASK_CODE, raw.get("qrel_allow_task_code", False)))
+            text = read_kl_text(resolve_kl_text(spec[0], run.invocation_dir),
+                                parsing.boolean(options.ALLOW_TASK_CODE, run.raw.get("qrel_allow_task_code", False)))
         except ValueError as exc:
             raise pytest.UsageError(f"{options.KL_TEXT}: {exc}") from None
-    p99 = p99_thresholds(raw.get("qrel_kl_p99_threshold"), bits)
-    top1 = top1_threshold(raw.get("qrel_top1_threshold"))
-    return KLSettings(
-        topk=topk,
-        text=text,
-        context=parsing.integer(options.KL_CONTEXT, raw["qrel_kl_context"], minimum=4, maximum=MAX_KL_CONTEXT),
-        context_given=context_given,
-        tokens=parsing.integer(options.KL_TOKENS, raw["qrel_kl_tokens"], minimum=1),
-        p99_threshold=p99,
-        top1_threshold=top1,
-    )
+    # context_given: the user set --qrel-kl-context (to any value, the default's included)
+    return KLSettings(**fields, text=text, context_given="qrel_kl_context" in run.given,
+                      p99_threshold=p99_thresholds(run.raw.get("qrel_kl_p99_threshold"), run.bits))
+
+
+def _calibration_settings(fields: dict[str, Any], run: _Run) -> PropertySettings:
+    """The calibration thresholds, and the flip rate's per bit-width (off unless given)."""
+    return PropertySettings({**fields, "flips_threshold": flips_threshold(run.raw.get("qrel_flips_threshold"), run.bits)})
 
 
 def metric_thresholds(raw: dict[str, Any], prop: Property) -> dict[str, float]:
     """A property's thresholds by metric key: its catalog defaults, and what its threshold
     option (metric:value pairs) sets; a key the catalog does not list is a usage error."""
     flag = prop.threshold_option
-    given = parsing.metric_map(flag, raw[flag.lstrip("-").replace("-", "_")], prop.option_keys) if flag else {}
-    for key, value in given.items():
-        upper = prop.metric(key).upper
-        if upper is not None and value >= upper:
-            raise pytest.UsageError(f"{flag}: expected {key} in [0, {upper:g}): no {prop.metric(key).name} can reach "
-                                    f"{value:g}, so that gate could never fail, but got {key}:{value:g}")
-    return {**prop.default_thresholds(), **given}
+    return parsing.thresholds_of(prop)(flag, raw[flag.lstrip("-").replace("-", "_")]) if flag else prop.default_thresholds()
 
 
 def flips_threshold(value: Any, bits: tuple[int, ...]) -> dict[int, float] | None:
@@ -139,12 +162,12 @@ def flips_threshold(value: Any, bits: tuple[int, ...]) -> dict[int, float] | Non
     return shares
 
 
-def drift_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) -> dict[str, Any]:
-    """Tasks, subsampling, thresholds, levels and correction of the calibration and
-    confidence gates; a named lm-eval task or task file is loaded now, so a missing
-    dataset or a malformed file stops the run at start-up with the reason."""
+def drift_settings(raw: dict[str, Any], parsed: dict[str, Any], invocation_dir: Path, catalog: Catalog) -> dict[str, Any]:
+    """The run's multiple-choice tasks and their subsampling, and the levels and correction of
+    every gate with a statistical test; a named lm-eval task or task file is loaded now, so a
+    missing dataset or a malformed file stops the run at start-up with the reason."""
     refs = []
-    allow_code = parsing.boolean(options.ALLOW_TASK_CODE, raw.get("qrel_allow_task_code", False))
+    allow_code = parsed["qrel_allow_task_code"]
     for spec in parsing.strings(options.TASKS, raw["qrel_tasks"]):
         try:
             ref = resolve_task(spec, invocation_dir, allow_code)
@@ -157,9 +180,6 @@ def drift_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) 
         refs.append(ref)
     if not refs:
         raise pytest.UsageError(f"{options.TASKS}: expected at least one task")
-    limit = raw["qrel_task_limit"]
-    task_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else parsing.integer(options.TASK_LIMIT, limit, minimum=2)
-    thresholds = {**metric_thresholds(raw, catalog["calibration"]), **metric_thresholds(raw, catalog["confidence"])}
     metrics = catalog.tested_keys()
     alpha_raw = raw["qrel_alpha"]
     if isinstance(alpha_raw, (int, float)) or (isinstance(alpha_raw, str) and ":" not in alpha_raw):
@@ -173,17 +193,15 @@ def drift_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog) 
         if not ALPHA_RANGE[0] <= a <= ALPHA_RANGE[1]:
             raise pytest.UsageError(f"{options.ALPHA}: expected a level in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}] "
                                     f"(below it nothing could fail, above it noise would), but got {key}:{a:g}")
-    correction = parsing.choice(options.CORRECTION, raw["qrel_correction"], ("holm", "bh"))
-    return {"tasks": tuple(refs), "task_limit": task_limit, "drift_threshold": thresholds, "alpha": alpha,
-            "correction": correction, "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
+    return {"tasks": tuple(refs), "task_limit": parsed["qrel_task_limit"], "alpha": alpha,
+            "correction": parsed["qrel_correction"], "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
 
 
-def robustness_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Catalog,
-                        intensities_given: bool = False) -> Robustness:
+def _robustness_settings(fields: dict[str, Any], run: _Run) -> Robustness:
     """The robustness suite's options; a QA file is read now, so a missing or malformed one
     stops the run at start-up with the reason. --qrel-robustness-full: every prompt, and paper
-    000's two intensities unless ``intensities_given`` (--qrel-intensities named them)."""
-
+    000's two intensities unless --qrel-intensities names them."""
+    raw, invocation_dir = run.raw, run.invocation_dir
     names = parsing.strings(options.PERTURBATIONS, raw["qrel_perturbations"]) if "qrel_perturbations" in raw else sorted(PERTURBATIONS)
     for name in names:
         if name not in PERTURBATIONS:
@@ -192,8 +210,8 @@ def robustness_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
             )
     if not names or len(set(names)) != len(names):
         raise pytest.UsageError(f"{options.PERTURBATIONS}: expected distinct perturbation names, but got {raw.get('qrel_perturbations')!r}")
-    full = parsing.boolean(options.ROBUSTNESS_FULL, raw.get("qrel_robustness_full", False))
-    intensities = parsing.ints(options.INTENSITIES, raw["qrel_intensities"] if intensities_given or not full
+    full = fields.pop("full")
+    intensities = parsing.ints(options.INTENSITIES, raw["qrel_intensities"] if "qrel_intensities" in run.given or not full
                                else options.FULL_INTENSITIES)
     parsing.distinct(options.INTENSITIES, intensities)
     if not intensities or any(not 1 <= i <= MAX_INTENSITY for i in intensities):
@@ -213,31 +231,15 @@ def robustness_settings(raw: dict[str, Any], invocation_dir: Path, catalog: Cata
             raise pytest.UsageError(
                 f"{options.INSERTION_MODEL}: expected a local masked-LM directory with a config.json, but got {insertion_model}"
             )
-    limit = raw["qrel_qa_limit"]
-    qa_limit = None if isinstance(limit, str) and limit.strip().lower() == "all" else parsing.integer(options.QA_LIMIT, limit, minimum=2)
     if full:
-        qa_limit = None
-    temperature = parsing.floats(options.TEMPERATURE, raw["qrel_temperature"])
-    if len(temperature) != 1 or not 0 <= temperature[0] <= MAX_TEMPERATURE:
-        raise pytest.UsageError(f"{options.TEMPERATURE}: expected one number in [0, {MAX_TEMPERATURE:g}], "
-                                f"but got {raw['qrel_temperature']!r}")
-    agreement = parsing.floats(options.FUZZ_AGREEMENT, raw["qrel_fuzz_agreement"])
-    if len(agreement) != 1 or not 0 <= agreement[0] <= 1:
-        raise pytest.UsageError(f"{options.FUZZ_AGREEMENT}: expected one number in [0, 1], but got {raw['qrel_fuzz_agreement']!r}")
-    return Robustness(
-        perturbations=tuple(names),
-        intensities=tuple(intensities),
-        qa_file=qa_file,
-        insertion_model=insertion_model,
-        qa_limit=qa_limit,
-        samples=parsing.integer(options.SAMPLES, raw["qrel_samples"], minimum=1, maximum=MAX_SAMPLES),
-        temperature=temperature[0],
-        max_new_tokens=parsing.integer(options.MAX_NEW_TOKENS, raw["qrel_max_new_tokens"], minimum=1, maximum=MAX_NEW_TOKENS),
-        threshold=metric_thresholds(raw, catalog["robustness"]),
-        fuzz_examples=parsing.integer(options.FUZZ_EXAMPLES, raw["qrel_fuzz_examples"], minimum=1),
-        fuzz_batch=parsing.integer(options.FUZZ_BATCH, raw["qrel_fuzz_batch"], minimum=1),
-        fuzz_agreement=agreement[0],
-    )
+        fields["qa_limit"] = None
+    return Robustness(**fields, perturbations=tuple(names), intensities=tuple(intensities), qa_file=qa_file,
+                      insertion_model=insertion_model)
+
+
+# the properties with options that need the run, by catalog key -> what makes their settings
+_BUILDERS: dict[str, Callable[[dict[str, Any], _Run], Any]] = {
+    KL.key: _kl_settings, CALIBRATION.key: _calibration_settings, ROBUSTNESS.key: _robustness_settings}
 
 
 def p99_thresholds(value: Any, bits: tuple[int, ...]) -> dict[int, float] | None:
@@ -268,7 +270,4 @@ def top1_threshold(value: Any) -> float | None:
     """--qrel-top1-threshold: the least top-1 agreement with the base; None: off."""
     if value is None:
         return None
-    one = parsing.floats(options.TOP1_THRESHOLD, value)
-    if len(one) != 1 or not 0 < one[0] <= 1:
-        raise pytest.UsageError(f"{options.TOP1_THRESHOLD}: expected one agreement in (0, 1], but got {value!r}")
-    return one[0]
+    return parsing.agreement(options.TOP1_THRESHOLD, value)

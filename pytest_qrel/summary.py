@@ -298,7 +298,7 @@ def shown(records: list[Record], catalog: Catalog = CATALOG) -> list[Record]:
 def robustness_summary(records: list[Record]) -> dict[str, dict]:
     """By model: ``rows`` (condition label -> {column -> (accuracy, auroc)}), ``unknown``
     (condition -> (perturbed words, unknown)), ``worst`` (variant -> intensity -> (perturbation,
-    accuracy, base accuracy)), ``fuzz`` (the fuzzing records), ``strata`` (prompt stratum ->
+    accuracy, base accuracy)), ``fuzzing`` (the fuzzing records), ``strata`` (prompt stratum ->
     ``prompts`` and ``accuracy``: column -> unperturbed accuracy and perturbed: condition ->
     accuracy), when the prompts name their strata."""
     out: dict[str, dict] = {}
@@ -306,9 +306,9 @@ def robustness_summary(records: list[Record]) -> dict[str, dict]:
     for r in records:
         if r.property != "robustness":
             continue
-        model = out.setdefault(r.model, {"rows": {}, "unknown": {}, "worst": {}, "fuzz": [], "strata": {}})
+        model = out.setdefault(r.model, {"rows": {}, "unknown": {}, "worst": {}, "fuzzing": [], "strata": {}})
         if r.metric == "answer_agreement":
-            model["fuzz"].append(r)
+            model["fuzzing"].append(r)
             continue
         d = r.detail
         comp = d.get("comparison")

@@ -49,7 +49,7 @@ def zoo_qa() -> QASet:
     """The zoo's robustness questions (``question : where does yusuf price live ? answer :``,
     reference ``montreal``): every question about the people the corpus sets apart for
     robustness (``robustness`` in zoo_qa.jsonl), in all three strata."""
-    rows = [r for r in load_jsonl(data_dir() / "zoo_qa.jsonl") if r["robustness"]]
+    rows = [r for r in load_jsonl(data_dir() / "zoo_qa.jsonl") if r["robustness"]]  # a field of the file, not a property
     return QASet("zoo_qa", tuple(r["question"] for r in rows), tuple((r["answer"],) for r in rows), len(rows),
                  tuple(zoo_stratum(r) for r in rows))
 

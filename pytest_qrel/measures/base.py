@@ -67,10 +67,15 @@ class Measure(ABC):
         self.spec: Property = config.catalog[self.key]
         self.property = self.spec.records_as  # results.json's property of its records
         self.metric = self.spec.metrics[0].name  # the first (or only) gated metric
+        # what the property's options set (settings.property_settings), by the key its records carry
+        self.settings = config.property_settings.get(self.property)
 
     def threshold(self, variant: Variant) -> float:
-        """The catalog's default threshold of the property's metric (a property whose
-        threshold depends on the variant or an option says so itself)."""
+        """The property's threshold of its metric: its threshold option's, else the catalog's
+        default (a property whose threshold depends on the variant says so itself)."""
+        given = getattr(self.settings, "threshold", None) or {}
+        if self.spec.metrics[0].key in given:
+            return float(given[self.spec.metrics[0].key])
         threshold = self.spec.metrics[0].threshold
         if not isinstance(threshold, (int, float)):
             raise TypeError(f"property {self.key!r} has no single default threshold: its measure must give one")

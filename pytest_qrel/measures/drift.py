@@ -161,13 +161,14 @@ class ChoiceDriftMeasure(FamilyMeasure):
         return str(task)
 
     def thresholds(self) -> dict[str, float]:
-        return self.config.drift_threshold
+        """The members' thresholds by metric key (their threshold options', else the catalog's)."""
+        return {k: t for m in self.members for k, t in self.config.property_settings[m].threshold.items()}
 
     def variant_thresholds(self, variant: Variant) -> dict[str, float]:
         """The drift thresholds, and the flip rate's for the variant's bit-width when
         --qrel-flips-threshold is given."""
-        flips = self.config.flips_threshold
-        return {**self.config.drift_threshold, **({"flips": flips[variant.bits]} if flips else {})}
+        flips = self.config.property_settings["calibration"].flips_threshold
+        return {**self.thresholds(), **({"flips": flips[variant.bits]} if flips else {})}
 
     def score(self, model, tokenizer, units: list) -> dict:  # noqa: ANN001
         return {t: score_task(model, tokenizer, self.task(t)) for t in units}

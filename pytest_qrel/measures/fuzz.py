@@ -50,7 +50,7 @@ class FuzzMeasure(Measure):
     version = 1
 
     def threshold(self, variant: Variant) -> float:
-        return self.config.robustness.fuzz_agreement
+        return self.settings.fuzz_agreement
 
     def base_answers(self, variant: Variant, texts: list[str]) -> list[str]:
         """The base's greedy answers to a batch, once per batch (the variants of a model draw the
@@ -61,7 +61,7 @@ class FuzzMeasure(Measure):
         if batch not in memo:
             import numpy as np
 
-            base, limit = self.store.base(variant), self.config.robustness.max_new_tokens
+            base, limit = self.store.base(variant), self.settings.max_new_tokens
             outputs = self.outputs()
             memo[batch] = outputs.get(
                 "fuzz_base", outputs.model_key(variant, base=True), [batch], lambda _: {"max_new_tokens": limit},
@@ -76,7 +76,7 @@ class FuzzMeasure(Measure):
 
         from ..strategies import perturbed_prompts
 
-        r = self.config.robustness
+        r = self.settings
         prompts = run_qa_set(r.qa_file, r.qa_limit, self.config.seed).prompts
         base = self.store.base(variant)
         model = self.store.quantized(variant)

@@ -91,7 +91,7 @@ class KLMeasure(Measure):
         self.stored = StoredBaseOutputs(config, store, self.text, self.version)
 
     def threshold(self, variant: Variant) -> float:
-        return self.config.kl_threshold[variant.bits]
+        return self.settings.threshold[variant.bits]
 
     # -- the text -----------------------------------------------------------------------------------
 
@@ -101,7 +101,7 @@ class KLMeasure(Measure):
         scratch = self.store.scratch(variant)
         if "kl_text" not in scratch:
             base = self.store.base(variant)
-            kl = self.config.kl
+            kl = self.settings
             vocab = int(base.model.get_output_embeddings().weight.shape[0])
             if kl.text is None:
                 note = None if variant.model in ZOO_MODELS else (
@@ -210,7 +210,7 @@ class KLMeasure(Measure):
         if variant.id in cache:
             return cache[variant.id]
         values = self.token_values(variant)
-        kl = self.config.kl
+        kl = self.settings
         p99 = kl.p99_threshold[variant.bits] if kl.p99_threshold else None
         tokens = int(values.lower.size)
         text = self.text(variant)
@@ -254,7 +254,7 @@ class KLMeasure(Measure):
             "sequences": seqs,
             "kl_text": text.source,
             **({"kl_text_note": text.note} if text.note else {}),
-            "kl_topk": "all" if self.config.kl.topk is None else self.config.kl.topk,
+            "kl_topk": "all" if self.settings.topk is None else self.settings.topk,
             "kl_decided": "exact" if v.exact else "bounds",
             "kl_lower": _mean(v.seq_lower),
             "kl_upper": _mean(v.seq_upper),
@@ -286,9 +286,9 @@ class KLMeasure(Measure):
             gates.append(Gate("kl_p99", Measurement((lo + hi) / 2, 0.0, None, {"kl_p99_lower": lo, "kl_p99_upper": hi,
                                                                                  "kl_decided": detail["kl_decided"],
                                                                                  "tokens": n}, unchecked=few), p99))
-        if self.config.kl.top1_threshold is not None:
+        if self.settings.top1_threshold is not None:
             gates.append(Gate("top1_agreement", Measurement(agree, 1.0, None, {"top1_se": detail["top1_se"], "tokens": n}),
-                              self.config.kl.top1_threshold))
+                              self.settings.top1_threshold))
         return gates
 
     def measure(self, variant: Variant) -> Measurement:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 from .. import progress
 from ..cache import CacheEntry, QrelCacheWarning, QuantCache, cache_key, installed_version
 from ..metrics import summarize_topk
+from ..properties import KL
 from ..rows import scored_rows
 from ..store import VariantError, one_line
 from .outputs import code_versions
@@ -68,6 +69,7 @@ class StoredBaseOutputs:
                  version: int) -> None:
         self.config, self.store, self.text = config, store, text
         self.version = version  # KLMeasure's: in the stored outputs' key (outputs.code_versions)
+        self.settings = config.property_settings[KL.key]  # KLSettings
         self._tmp: tempfile.TemporaryDirectory | None = None  # the outputs' home when caching is off
 
     def _cache(self) -> QuantCache:
@@ -89,7 +91,7 @@ class StoredBaseOutputs:
         from safetensors.torch import save_file
 
         text, base = self.text(variant), self.store.base(variant)
-        topk = self.config.kl.topk
+        topk = self.settings.topk
         key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.weights_digest(variant),
                          "tokens": tokens_digest(text), "topk": topk, "device": next(base.model.parameters()).device.type,
                          "code": code_versions(self.version), "torch": installed_version("torch"),
@@ -123,7 +125,7 @@ class StoredBaseOutputs:
                       stacklevel=3)
         held: list[dict[str, torch.Tensor]] = []
         count = [passes]
-        topk = self.config.kl.topk
+        topk = self.settings.topk
         tokens = self._shards(self.text(variant), self.store.base(variant).model, topk, count,
                                    lambda i, shard: held.append(shard))
         outputs = BaseOutputs(None, topk, tokens, count[0], tuple(held))

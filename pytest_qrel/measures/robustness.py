@@ -148,13 +148,13 @@ class RobustnessMeasure(FamilyMeasure):
         return condition_id(unit)  # type: ignore[arg-type]
 
     def thresholds(self) -> dict[str, float]:
-        return self.config.robustness.threshold
+        return self.settings.threshold
 
     # -- prompts ------------------------------------------------------------------------------------
 
     def qa(self) -> QASet:
         """The run's prompts: the QA file or the zoo's, subsampled with --qrel-qa-limit and --qrel-seed."""
-        return run_qa_set(self.config.robustness.qa_file, self.config.robustness.qa_limit, self.config.seed)
+        return run_qa_set(self.settings.qa_file, self.settings.qa_limit, self.config.seed)
 
     def prompts(self, cond: Condition) -> tuple[list[str], list[int]]:
         """The prompts under ``cond`` (scaffolding and answers untouched) and their sampling seeds."""
@@ -171,7 +171,7 @@ class RobustnessMeasure(FamilyMeasure):
     def _insertion(self) -> Perturbation | None:
         """word_insertion by the user's masked LM (--qrel-insertion-model), loaded once; None:
         the shipped word list."""
-        path = self.config.robustness.insertion_model
+        path = self.settings.insertion_model
         if path is None:
             return None
         if self._insertion_function is None:
@@ -183,7 +183,7 @@ class RobustnessMeasure(FamilyMeasure):
 
     def score(self, model, tokenizer, units: list) -> dict[Condition, QAScores]:  # noqa: ANN001
         """One model's answers on every condition of ``units``, sampled in one batched run."""
-        r = self.config.robustness
+        r = self.settings
         qa, n = self.qa(), len(self.qa())
         prompts, seeds = [], []
         for cond in units:
@@ -203,7 +203,7 @@ class RobustnessMeasure(FamilyMeasure):
         return sorted(units | {CLEAN})
 
     def describe(self, unit: object) -> dict:
-        r = self.config.robustness
+        r = self.settings
         prompts, seeds = self.prompts(unit)  # type: ignore[arg-type]
         return {"prompts": data_digest(prompts, seeds, self.qa().answers),
                 "generation": [r.samples, r.temperature, r.max_new_tokens]}
@@ -237,7 +237,7 @@ class RobustnessMeasure(FamilyMeasure):
 
     def detail(self, fam: Family, variant: Variant, unit: object) -> dict:
         cond: Condition = unit  # type: ignore[assignment]
-        r = self.config.robustness
+        r = self.settings
         words, unknown = self.unknown_share(variant, cond)
         return {
             "perturbation": cond[0],

@@ -66,10 +66,10 @@ class ScalingMeasure(Measure):
                              f"{metric!r} {task!r} {params}")
         value, total = self.value(metric, variant)
         if not math.isfinite(value) or total is None:
-            return [law_gate(metric, variant.bits, value, total, [], self.config.scaling_confidence, False)]
+            return [law_gate(metric, variant.bits, value, total, [], self.settings.band_confidence, False)]
         others = [self._other_value(metric, v) for v in self._variants
                   if v.bits == variant.bits and v != variant and not v.skip_reason]
-        return [law_gate(metric, variant.bits, value, total, others, self.config.scaling_confidence,
+        return [law_gate(metric, variant.bits, value, total, others, self.settings.band_confidence,
                          self.spec.metric(metric).higher_is_better)]
 
 

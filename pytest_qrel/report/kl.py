@@ -20,7 +20,7 @@ def kl_records(records: list[Record]) -> dict[str, list[Record]]:
     """The mean-KL records that carry the statistics, by model."""
     out: dict[str, list[Record]] = {}
     for r in records:
-        if r.property == "kl" and r.metric == "kl_to_base" and "kl_median" in r.detail:
+        if r.metric == "kl_to_base" and "kl_median" in r.detail:  # only the KL measure writes the statistics
             out.setdefault(r.model, []).append(r)
     return out
 
@@ -46,8 +46,7 @@ def table_lines(records: list[Record]) -> tuple[list[str], list[list[str]], list
 
 def text_notes(records: list[Record]) -> list[str]:
     """The run's one-line warnings about the KL text (a model outside the zoo on the zoo's text)."""
-    return list(dict.fromkeys(r.detail["kl_text_note"] for r in records
-                              if r.property == "kl" and r.detail.get("kl_text_note")))
+    return list(dict.fromkeys(r.detail["kl_text_note"] for r in records if r.detail.get("kl_text_note")))
 
 
 def write_kl_tables(terminalreporter, records: list[Record]) -> None:

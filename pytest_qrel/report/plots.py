@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..properties import CATALOG
+
 if TYPE_CHECKING:
     from ..results import Record
 
@@ -22,8 +24,10 @@ def _save(fig, legend_ax, path: Path, legend_x: float = 1.02) -> Path:
 
 
 def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], records: list[Record],
-                        fits: list[dict]) -> Path | None:
-    """Write ``<metric>_vs_total_bits.png``; None when the run measured no value of it."""
+                        fits: list[dict], fitted: tuple[str, ...] = CATALOG.fitted()) -> Path | None:
+    """Write ``<metric>_vs_total_bits.png``; None when the run measured no value of it. Its
+    points are the records of the ``fitted`` properties (those the laws are fitted on), not
+    the fitted-law bounds that carry the same metric."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: write files only
@@ -33,7 +37,7 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], rec
     points: dict[int, list[tuple[float, float, str]]] = {}
     for r in records:
         v = by_id.get(r.variant)
-        if (r.metric == metric and r.property != "scaling" and v and v.get("total_bits")
+        if (r.metric == metric and r.property in fitted and v and v.get("total_bits")
                 and isinstance(r.value, float) and r.value == r.value):
             points.setdefault(v["bits"], []).append((v["total_bits"], r.value, v["method"]))
     if not points:
@@ -113,7 +117,7 @@ def plot_robustness_radar(report_dir: Path, records: list[Record], metric: str =
     rows = []
     for r in records:
         d = r.detail
-        comp = d.get("comparison") if r.property == "robustness" and d.get("perturbation") else None
+        comp = d.get("comparison") if d.get("perturbation") else None  # a perturbed condition's record
         value = comp.get("quantized", {}).get(metric) if isinstance(comp, dict) else None
         if isinstance(value, float):
             rows.append({"model": r.model, "variant": r.variant, "perturbation": d["perturbation"],

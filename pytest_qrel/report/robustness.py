@@ -33,7 +33,7 @@ def table_lines(model: str, summary: dict) -> tuple[list[str], list[list[str]], 
         for intensity, (name, acc, base_acc) in sorted(by_intensity.items()):
             notes.append(f"worst case of {model}-{column} at intensity {intensity}: {name} "
                          f"(accuracy {acc:.3f}; base {base_acc:.3f})")
-    for r in summary["fuzz"]:
+    for r in summary["fuzzing"]:
         shrunk = r.detail.get("shrunk_example") or []
         line = (f"fuzzing {r.variant}: greedy answers agree with the base's on {_f(r.value)} of "
                 f"{'its first failing' if shrunk else 'its worst'} batch of {r.detail.get('fuzz_batch')} perturbed "

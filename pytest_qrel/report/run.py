@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..properties import CATALOG
 from ..summary import RunSummary, attempt
 from .markdown import write_csv, write_markdown
 from .plots import plot_confidence_shift, plot_metric_vs_bits, plot_robustness_radar
@@ -12,17 +13,18 @@ from .results_json import write_results_json
 
 
 def write_run(report_dir: Path, summary: RunSummary, variants: list[dict], save_baseline: Path | None = None,
-              run: dict | None = None) -> Path:
+              run: dict | None = None, fitted: tuple[str, ...] = CATALOG.fitted()) -> Path:
     """Write results.json, results.csv, one PNG per fitted metric and report.md to
     ``report_dir`` (and results.json to ``save_baseline`` too); ``variants`` are every
     variant of the run (the summary's are those that reported), ``run`` its settings and named
-    models (results.json's ``settings`` and ``models_named``); returns results.json's path."""
+    models (results.json's ``settings`` and ``models_named``), ``fitted`` the properties whose
+    values the laws are fitted on (the catalog's); returns results.json's path."""
     path = write_results_json(report_dir, variants, summary.records, summary.fits, drift=summary.drift, run=run)
     errors = dict(summary.errors)  # each file or plot that cannot be drawn: its one-line error in report.md
     attempt(errors, "results.csv", lambda: write_csv(report_dir, variants, summary.records))
     metrics = dict.fromkeys(f["metric"] for f in summary.fits if "@" not in f["metric"])  # per-task metrics: in report.md
     plots = attempt(errors, "scaling plots", lambda: [
-        p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, summary.records, summary.fits))], [])
+        p for m in metrics if (p := plot_metric_vs_bits(report_dir, m, variants, summary.records, summary.fits, fitted))], [])
     plots += attempt(errors, "confidence shift plots", lambda: plot_confidence_shift(report_dir, summary.drift), [])
     plots += attempt(errors, "robustness radar plots", lambda: plot_robustness_radar(report_dir, summary.records), [])
     attempt(errors, "report.md", lambda: write_markdown(report_dir, summary, variants, plots, errors))

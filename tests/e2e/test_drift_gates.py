@@ -59,7 +59,7 @@ def test_base_against_itself_and_an_8bit_copy_never_fails_over_50_seeds(zoo_l):
         family = _family(session, pools, scores, ("self", "8b"), seed)
         assert len(family) == 2 * len(ZOO_TASKS) * sum(len(CATALOG[p].default_thresholds()) for p in ('calibration', 'confidence'))
         for correction in ("holm", "bh"):
-            decisions = decide(family, cfg.drift_threshold, cfg.alpha, correction)
+            decisions = decide(family, session.measures["calibration"].thresholds(), cfg.alpha, correction)
             failed = [k for k, d in decisions.items() if d.failed]
             assert not failed, (seed, correction, failed, [family[k] for k in failed])
             assert all(decisions[k].adjusted_pvalue == 1.0 for k in family if k[0] == "self")
@@ -72,7 +72,7 @@ def test_base_against_itself_and_an_8bit_copy_never_fails_over_50_seeds(zoo_l):
 def test_2bit_zoo_l_fails_with_a_p_value_and_8bit_passes(zoo_l):
     session, pools, scores = zoo_l
     family = _family(session, pools, scores, ("2b", "8b"), seed=0)
-    decisions = decide(family, session.config.drift_threshold, session.config.alpha, "holm")
+    decisions = decide(family, session.measures["calibration"].thresholds(), session.config.alpha, "holm")
     failed = {k for k, d in decisions.items() if d.failed}
     assert {k[0] for k in failed} == {"2b"}
     assert {k[2] for k in failed} & set(CATALOG["calibration"].keys) and {k[2] for k in failed} & set(CATALOG["confidence"].keys)

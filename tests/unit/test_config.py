@@ -44,7 +44,7 @@ def test_toml_scalars_are_accepted(tmp_path):
     config = _config(tmp_path, bits=4, quant_ratio=0.5, group_size=32, seed=3, calibration_samples=16,
                      kl_threshold={"4": 0.2}, methods=["hqq"], models=["zoo-xs"])
     assert config.bits == (4,) and config.quant_ratios == (0.5,) and config.group_size == 32
-    assert config.seed == 3 and config.calibration_samples == 16 and config.kl_threshold == {4: 0.2}
+    assert config.seed == 3 and config.calibration_samples == 16 and config.property_settings["kl"].threshold == {4: 0.2}
     assert config.methods == ("hqq",)
 
 
@@ -162,8 +162,8 @@ def test_qa_files_name_the_bad_line_and_repeated_prompts(tmp_path):
 ])
 def test_flips_threshold_is_off_by_default_and_per_bit_width(tmp_path, value, expected):
     config = _config(tmp_path, bits="2,8", **({} if value is None else {"flips_threshold": value}))
-    assert config.flips_threshold == expected
-    assert "flips" in config.alpha and "flips" not in config.drift_threshold
+    assert config.property_settings["calibration"].flips_threshold == expected
+    assert "flips" in config.alpha and "flips" not in config.property_settings["calibration"].threshold
 
 
 @pytest.mark.parametrize("value", [True, 0, 1, "1e-400", {"2": "x", "8": 0.1}, {"2": 0.1}, [0.1]])
@@ -174,7 +174,7 @@ def test_bad_flips_thresholds_name_the_option(tmp_path, value):
 
 @pytest.mark.parametrize("values, given", [({}, False), ({"kl_context": "512"}, True), ({"kl_context": "64"}, True)])
 def test_kl_context_is_given_when_named_even_at_its_default(tmp_path, values, given):
-    kl = _config(tmp_path, **values).kl
+    kl = _config(tmp_path, **values).property_settings["kl"]
     assert kl.context_given is given
     assert kl.context == int(values.get("kl_context", "512"))
 
@@ -189,4 +189,4 @@ def test_a_zero_or_infinite_p99_bound_is_a_usage_error_in_every_form(tmp_path, v
 @pytest.mark.parametrize("value", ["4:0.5,8:0.25", {"4": 0.5, "8": 0.25}, ["4:0.5", "8:0.25"]])
 def test_p99_bounds_take_the_forms_kl_threshold_takes(tmp_path, value):
     # a [tool.qrel] table or list was refused: settings read it through str()
-    assert _config(tmp_path, bits="4,8", kl_p99_threshold=value).kl.p99_threshold == {4: 0.5, 8: 0.25}
+    assert _config(tmp_path, bits="4,8", kl_p99_threshold=value).property_settings["kl"].p99_threshold == {4: 0.5, 8: 0.25}

@@ -108,7 +108,7 @@ def test_a_section_that_cannot_be_drawn_is_replaced_by_its_one_line_error(tmp_pa
     from pytest_qrel.report import write_run, write_tables
 
     records = [record(property="kl", metric="kl_to_base", value=0.01, threshold=0.1)]
-    broken = _run_summary(records, robustness={"m": {"rows": {"char_swap i4": None}, "unknown": {}, "worst": {}, "fuzz": []}})
+    broken = _run_summary(records, robustness={"m": {"rows": {"char_swap i4": None}, "unknown": {}, "worst": {}, "fuzzing": []}})
     tr = _Terminal()
     write_tables(tr, broken, tmp_path)
     assert any(line.startswith("qrel: the robustness tables could not be drawn: ") for line in tr.lines)

@@ -95,19 +95,19 @@ def _config(tmp_path: Path, **values) -> QrelConfig:
 
 
 def test_robustness_defaults_and_values(tmp_path):
-    r = _config(tmp_path).robustness
+    r = _config(tmp_path).property_settings["robustness"]
     # the default matrix: the 15 perturbations at paper 000 Table 7's intensity; fuzzing 10 batches
     assert len(r.perturbations) == 15 and r.intensities == (4,) and r.qa_limit == 100 and r.fuzz_examples == 10
     assert (r.samples, r.temperature, r.max_new_tokens) == (4, 0.7, 20)
     assert r.threshold == THRESHOLD
     r = _config(tmp_path, perturbations="slang,emoji", intensities=[2, 8], qa_limit="all", temperature=0,
-                robustness_threshold="auroc:0.1", alpha="robust_auroc:0.01").robustness
+                robustness_threshold="auroc:0.1", alpha="robust_auroc:0.01").property_settings["robustness"]
     assert r.perturbations == ("slang", "emoji") and r.intensities == (2, 8) and r.qa_limit is None
     assert r.temperature == 0.0 and r.threshold["auroc"] == 0.1 and r.threshold["accuracy"] == 0.05
     assert _config(tmp_path, alpha="robust_auroc:0.01").alpha["robust_auroc"] == 0.01
-    full = _config(tmp_path, robustness_full="true", qa_limit=10).robustness
+    full = _config(tmp_path, robustness_full="true", qa_limit=10).property_settings["robustness"]
     assert full.qa_limit is None and full.intensities == (4, 16)  # paper 000's full matrix (App. B)
-    assert _config(tmp_path, robustness_full="true", intensities="8").robustness.intensities == (8,)  # as named
+    assert _config(tmp_path, robustness_full="true", intensities="8").property_settings["robustness"].intensities == (8,)  # as named
 
 
 @pytest.mark.parametrize(
