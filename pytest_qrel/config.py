@@ -99,7 +99,7 @@ class QrelConfig:
                     f"{options.BITS}: no backend quantizes to {b} bits; valid bit-widths: {', '.join(map(str, valid_bits))}"
                 )
         kl_threshold = parsing.bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
-        missing = [b for b in bits + tuple(c[4] for c in checkpoints) if b not in kl_threshold]
+        missing = [b for b in bits + tuple(c.bits for c in checkpoints) if b not in kl_threshold]
         if missing:
             raise pytest.UsageError(f"{options.KL_THRESHOLD}: no threshold for {missing[0]}-bit variants")
         quant_ratios = tuple(parsing.distinct(options.QUANT_RATIO, parsing.floats(options.QUANT_RATIO, raw["qrel_quant_ratio"])))
@@ -139,7 +139,7 @@ class QrelConfig:
         if not parsing.boolean(options.NO_CACHE, raw.get("qrel_no_cache", False)):
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
         drift = drift_settings(raw, invocation_dir, catalog)
-        drift["flips_threshold"] = flips_threshold(raw.get("qrel_flips_threshold"), bits + tuple(c[4] for c in checkpoints))
+        drift["flips_threshold"] = flips_threshold(raw.get("qrel_flips_threshold"), bits + tuple(c.bits for c in checkpoints))
         config = cls(
             models=resolved,
             methods=methods,
@@ -173,7 +173,7 @@ class QrelConfig:
                          if "qrel_" + k.replace("-", "_") in given and k != options.key_of(options.MERGE)},
             **drift,
             robustness=robustness_settings(raw, invocation_dir, catalog, "qrel_intensities" in given),
-            kl=kl_settings(raw, invocation_dir, bits + tuple(c[4] for c in checkpoints), "qrel_kl_context" in given),
+            kl=kl_settings(raw, invocation_dir, bits + tuple(c.bits for c in checkpoints), "qrel_kl_context" in given),
             catalog=catalog,
         )
         return dataclasses.replace(config, journal_settings=effective_settings(config))

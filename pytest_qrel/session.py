@@ -13,7 +13,8 @@ from .journal import RESUMED, Journal
 from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_records
-from .store import ModelStore, VariantError
+from .errors import VariantError
+from .store import ModelStore
 from .summary import RunSummary, run_problem, summarize
 
 if TYPE_CHECKING:

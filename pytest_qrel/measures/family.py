@@ -17,7 +17,7 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..store import VariantError, variant_failure
+from ..errors import VariantError, variant_failure
 from .base import Gate, Measure, Measurement
 from .hypotheses import (  # noqa: F401  (re-exported: the families and the tests import them from here)
     BOOTSTRAP_RESAMPLES,

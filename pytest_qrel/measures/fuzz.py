@@ -9,6 +9,7 @@ import math
 from typing import TYPE_CHECKING
 
 from ..data.qa import run_qa_set
+from ..errors import ShrinkBudgetSpent
 from ..sampling import sample_answers
 from .base import Measure, Measurement
 from .family import POWER
@@ -33,11 +34,6 @@ def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) ->
 # first failing batch as drawn. 8, not 16: the default run's 12 failing variants took ~20 s less
 # (benchmarks/README.md), their examples a little less shrunk (some still perturbed).
 FUZZ_SHRINK_RUNS = 8
-
-
-class _ShrinkBudgetSpent(BaseException):
-    """Ends hypothesis's shrinking (a BaseException: hypothesis lets it through, as it does
-    KeyboardInterrupt); the smallest failing batch so far is the example."""
 
 
 class FuzzMeasure(Measure):
@@ -108,7 +104,7 @@ class FuzzMeasure(Measure):
                 if runs[0] >= r.fuzz_examples + FUZZ_SHRINK_RUNS:
                     # past the shrinking budget: stop hypothesis here (a passing batch would only
                     # make its shrinker draw ~200 more batches before it gives up)
-                    raise _ShrinkBudgetSpent
+                    raise ShrinkBudgetSpent
                 runs[0] += 1
                 results[key] = check(batch)
                 rates.append(sum(e["agree"] for e in results[key]) / len(batch))
@@ -120,7 +116,7 @@ class FuzzMeasure(Measure):
         detail = {"fuzz_examples": r.fuzz_examples, "fuzz_batch": size}
         try:
             agree()
-        except (AssertionError, _ShrinkBudgetSpent):
+        except (AssertionError, ShrinkBudgetSpent):
             if not last_failing:
                 raise
             # the value: the first failing batch as hypothesis drew it (shrinking then makes

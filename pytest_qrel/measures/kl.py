@@ -29,13 +29,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import options, progress
-from ..cache import UnusableEntry
 from ..data import heldout_texts
 from ..engine import encode
+from ..errors import UnusableEntry, VariantError
 from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, topk_bounds
 from ..models import ZOO_MODELS
-from ..store import VariantError
 from .outputs import Outputs
 from .base import Gate, Measure, Measurement
 from .kl_base import KL_FORMAT, BaseOutputs, KLText, StoredBaseOutputs, scored_tokens, tokens_digest

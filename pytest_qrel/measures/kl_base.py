@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .. import progress
-from ..cache import CacheEntry, QrelCacheWarning, QuantCache, cache_key, installed_version
+from ..cache import CacheEntry, QuantCache, cache_key, installed_version
+from ..errors import QrelCacheWarning, VariantError, one_line
 from ..metrics import summarize_topk
 from ..rows import scored_rows
-from ..store import VariantError, one_line
 
 if TYPE_CHECKING:
     import torch

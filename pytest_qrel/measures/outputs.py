@@ -21,7 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, TypeVar
 
-from ..cache import QrelCacheWarning, QuantCache, cache_key, installed_version, read_arrays, write_arrays
+from ..cache import QuantCache, cache_key, installed_version, read_arrays, write_arrays
+from ..errors import QrelCacheWarning
 
 if TYPE_CHECKING:
     from ..config import QrelConfig

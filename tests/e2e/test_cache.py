@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import make_llama, run_session, session_for
-from pytest_qrel.cache import QrelCacheWarning
+from pytest_qrel.errors import QrelCacheWarning
 
 ALL_METHODS = "rtn,hqq,bnb,bnb-fp4,gptq,quanto,quanto-fp8,quanto-a8,quanto-fp8-a8"
 
