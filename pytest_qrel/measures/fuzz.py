@@ -6,10 +6,12 @@ test's record (and so the report) keeps."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..data.qa import run_qa_set
 from ..errors import ShrinkBudgetSpent
+from ..model_state import ModelState
 from ..sampling import sample_answers
 from .base import Measure, Measurement
 from .family import POWER
@@ -36,6 +38,14 @@ def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) ->
 FUZZ_SHRINK_RUNS = 8
 
 
+@dataclass
+class FuzzState(ModelState):
+    """What the fuzzing measure keeps per base model (dropped with the base when the store moves on)."""
+
+    # the base's greedy answers by fuzzed batch: added by base_answers() as hypothesis draws batches
+    base_answers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+
+
 class FuzzMeasure(Measure):
     """``answer_agreement``: the share of a fuzzed batch on which the variant answers as
     its base does (normalized match); the lowest share hypothesis found, or its minimal
@@ -50,7 +60,8 @@ class FuzzMeasure(Measure):
         """The base's greedy answers to a batch, once per batch (the variants of a model draw the
         same batches; outputs.py keeps them across workers and reruns). Per batch, not per
         prompt: the answers are those of the batch as it is padded, exactly as if recomputed."""
-        memo = self.store.scratch(variant).setdefault("fuzz_base_answers", {})
+        self.store.base(variant)
+        memo = self.store.state(variant, FuzzState).base_answers
         batch = tuple(texts)
         if batch not in memo:
             import numpy as np

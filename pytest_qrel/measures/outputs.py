@@ -70,8 +70,8 @@ class Outputs:
         loaded = self.store.base(variant)
         device = next(loaded.model.parameters()).device.type
         if base:
-            digest = self.store.weights_digest(variant)
-            return f"base:{digest}:{self.store.scratch(variant)['tokenizer_digest']}:{device}"
+            digests = self.store.digests(variant)
+            return f"base:{digests.weights}:{digests.tokenizer}:{device}"
         return f"variant:{self.store.cache_key(variant)}:{device}"
 
     def get(
