@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 from . import options
 from .errors import ModelLoadError, QuantizationError, one_line
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def layer_mismatch(
-    variant: Variant, model: torch.nn.Module, layers: list[str], groups: dict[str, int | None], said: str
+    variant: Variant, model: torch.nn.Module, layers: list[str], groups: Mapping[str, int | None], said: str
 ) -> str | None:
     """Why the quantized ``layers`` of ``model`` are not ``variant``'s, or None: each layer's
     code width, as the backend reads it from the loaded module, must be the variant's bits,

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
     from .config import QrelConfig
     from .models import LoadedModel
-    from .variants import QuantizedInfo, Variant
+    from .variant_cache import BaseDigests
+    from .variants import CacheState, QuantizedInfo, Variant
 
 
 class ModelStore:
@@ -119,7 +120,7 @@ class ModelStore:
         """How many base forward passes ``variant``'s KL test ran, kept in its info."""
         self.info.setdefault(variant, VariantInfo()).kl_base_forward_passes = passes
 
-    def _quantize_or_load(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, str]:
+    def _quantize_or_load(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, CacheState]:
         """Load the variant from the cache, or quantize it and store it there; a
         pre-quantized checkpoint is loaded as it is."""
         if variant.checkpoint:

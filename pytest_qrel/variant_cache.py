@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .config import QrelConfig
     from .models import LoadedModel
     from .quantize import Calibration
-    from .variants import QuantizedInfo, Variant
+    from .variants import CacheState, QuantizedInfo, Variant
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def base_digests(base: LoadedModel) -> BaseDigests:
 def tokenizer_digest(tokenizer: Any) -> str:
     """SHA-256 of what decides how text becomes tokens: the vocabulary, the special tokens
     and the tokenizer's class (calibration and the mixed-precision search tokenize text)."""
-    parts = {
+    parts: dict[str, Any] = {
         "class": type(tokenizer).__name__,
         "vocab": sorted(tokenizer.get_vocab().items()),
         "special": sorted((str(k), str(v)) for k, v in tokenizer.special_tokens_map.items()),
@@ -85,7 +85,7 @@ def variant_key(variant: Variant, base_weights: str, tokenizer: str, config: Qre
 def cached_or_quantized(
     variant: Variant, base: LoadedModel, cache_dir: Path, key: str, base_weights: str,
     quantize: Callable[[], tuple[torch.nn.Module, QuantizedInfo]],
-) -> tuple[torch.nn.Module, QuantizedInfo, str]:
+) -> tuple[torch.nn.Module, QuantizedInfo, CacheState]:
     """``variant`` loaded from its entry ``key`` ("hit"), or quantized and stored there ("miss");
     an entry that is not the variant is discarded; a cache that cannot be locked or written
     warns, and the variant is measured without it ("off" when it could not be locked)."""
