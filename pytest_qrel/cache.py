@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from .errors import QrelCacheWarning, UnusableEntry
+
 if TYPE_CHECKING:
     import torch
 
@@ -43,10 +45,6 @@ def installed_version(package: str) -> str:
     from importlib.metadata import version
 
     return version(package)
-
-
-class QrelCacheWarning(UserWarning):
-    """A cache entry could not be used and is being rebuilt."""
 
 
 def default_cache_dir() -> Path:
@@ -98,10 +96,6 @@ def _file_digest(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-class UnusableEntry(OSError):
-    """A file of an entry read after its check is gone or no longer its checksum's."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ paired with the full-precision base it is compared with."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,19 @@ from .models import ZOO_MODELS, declared_base, resolve_model
 from .quant import BACKENDS
 from .quant.quanto import QUANTO_QMAP
 
-# (base name, base source, checkpoint dir, method, bits, group size) of a pre-quantized checkpoint
-Checkpoint = tuple[str, str, str, str, int, "int | None"]
-
 __all__ = ["Checkpoint", "identify_checkpoint", "is_prequantized", "split_prequantized"]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A pre-quantized checkpoint of --qrel-models, paired with the base it is compared with."""
+
+    base_name: str  # the base's model name (a test id's first part)
+    base_source: str  # where the base loads from (zoo directory, local directory, hub id)
+    path: str  # the checkpoint directory, as given
+    method: str  # the backend that made it (read from its quantization_config)
+    bits: int
+    group_size: int | None
 
 
 def identify_checkpoint(path: Path) -> tuple[str, int, int | None]:
@@ -95,15 +105,15 @@ def split_prequantized(
             raise pytest.UsageError(
                 f"{options.BASE}: the base of {source}, {base_source}, is itself quantized; name a full-precision model"
             )
-        checkpoints.append((base_name, base_source, source, method, bits, group))
+        checkpoints.append(Checkpoint(base_name, base_source, source, method, bits, group))
     sources: dict[str, str] = {}
-    for name, source in [*models, *((c[0], c[1]) for c in checkpoints)]:
+    for name, source in [*models, *((c.base_name, c.base_source) for c in checkpoints)]:
         if sources.setdefault(name, source) != source:
             raise pytest.UsageError(
                 f"{options.MODELS}: two models would share the test id {name!r} ({sources[name]} and {source}); "
                 "rename one directory"
             )
-    ckpt_ids = [(c[0], c[3], c[4], Path(c[2]).name) for c in checkpoints]
+    ckpt_ids = [(c.base_name, c.method, c.bits, Path(c.path).name) for c in checkpoints]
     for i, key in enumerate(ckpt_ids):
         if key in ckpt_ids[:i]:
             raise pytest.UsageError(

@@ -117,7 +117,7 @@ class QrelConfig:
         cache_dir = None
         if not value["qrel_no_cache"]:
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
-        run_bits = bits + tuple(c[4] for c in checkpoints)
+        run_bits = bits + tuple(c.bits for c in checkpoints)
         config = cls(
             models=resolved,
             methods=methods,

@@ -52,16 +52,16 @@ def build_matrix(config: QrelConfig) -> list[Variant]:
                             skip_reason=backend.unsupported_reason(bits),
                         )
                     )
-    for base_name, base_source, checkpoint, method, bits, group in config.checkpoints:
+    for c in config.checkpoints:
         out.append(
             Variant(
-                model=base_name,
-                source=base_source,
-                method=method,
-                bits=bits,
-                group_size=group,
-                checkpoint=checkpoint,
-                skip_reason=get_backend(method).unsupported_reason(bits),
+                model=c.base_name,
+                source=c.base_source,
+                method=c.method,
+                bits=c.bits,
+                group_size=c.group_size,
+                checkpoint=c.path,
+                skip_reason=get_backend(c.method).unsupported_reason(c.bits),
             )
         )
     seen: dict[str, Variant] = {}

@@ -12,16 +12,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import ModelLoadError
 from .variants import id_safe
 
 if TYPE_CHECKING:
     import torch
 
 ZOO_MODELS = ("zoo-xs", "zoo-s", "zoo-m", "zoo-l", "zoo-xl", "zoo-xxl")
-
-
-class ModelLoadError(RuntimeError):
-    """A model named in --qrel-models cannot be loaded (the message says why)."""
 
 
 def fixtures_dir() -> Path:

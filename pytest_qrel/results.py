@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .baseline import record_problem as comparable_problem, regression, tolerance_for, value_bounds
 from .quant import get_backend
-from .store import one_line
+from .errors import one_line
 from .variants import variant_record
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from .journal import RESUMED, Journal
 from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_records
-from .store import ModelStore, VariantError
+from .errors import VariantError
+from .store import ModelStore
 from .summary import RunSummary, run_problem, summarize
 
 if TYPE_CHECKING:
@@ -117,7 +118,8 @@ class QrelSession:
         except VariantError as exc:
             pytest.fail(f"{variant.id}: {exc}", pytrace=False)
         test = self._test or variant.id
-        failed, unchecked = self.results.record_gates(test, variant, measure.spec, gated, self.store.info.get(variant),
+        info = self.store.info.get(variant)
+        failed, unchecked = self.results.record_gates(test, variant, measure.spec, gated, info.as_dict() if info else None,
                                                       self.config)
         if failed:
             pytest.fail(f"{variant.id}: {'; '.join(dict.fromkeys(failed))}", pytrace=False)
@@ -138,7 +140,7 @@ class QrelSession:
         if report.failed and not self.results.has_pending(item.name):
             self.results.failed_unrecorded(item.name, variant, self._measuring, call.excinfo.value if call.excinfo else None)
         info = self.store.info.get(variant)
-        setattr(report, REPORT_ATTR, {**self.results.take_pending({variant.id: info} if info else {}),
+        setattr(report, REPORT_ATTR, {**self.results.take_pending({variant.id: info.as_dict()} if info else {}),
                                       "variant": variant.id, "test": item.name})
 
     def worker_input(self) -> dict[str, Any]:  # what an xdist worker starts with: a resumed run's journaled tests
@@ -177,12 +179,12 @@ class QrelSession:
         return self.measures[self.config.catalog.scaled_metrics()["kl_to_base"]].measure(variant).value
 
     def calibration_texts(self) -> list[str]:
-        return self.store.calibration_texts()
+        return self.store.calibration.texts()
 
     @property
     def variant_info(self) -> dict[str, dict]:
         """What each variant's quantization measured, by id: merged from reports and local."""
-        return {**self.results.variant_info, **{v.id: info for v, info in self.store.info.items()}}
+        return {**self.results.variant_info, **{v.id: info.as_dict() for v, info in self.store.info.items()}}
 
     # -- report ----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 
 def effective_bits(bits: int, group_size: int | None, scale_bits: int = 16, symmetric: bool = False) -> float:
@@ -109,6 +109,32 @@ class QuantizedInfo:
             "skipped": dict(self.skipped),
             "regrouped": dict(self.regrouped),
         }
+
+
+# where a variant's weights came from: its cache entry ("hit"), quantized and stored ("miss"),
+# quantized without a cache ("off"), or a pre-quantized checkpoint loaded as it is
+CacheState = Literal["hit", "miss", "off", "prequantized"]
+
+
+@dataclass
+class VariantInfo:
+    """What one process learned of a variant: what its quantization measured and where its
+    weights came from, or why it could not be quantized; and the base forward passes its KL
+    test ran. ``as_dict`` is the form a test's report and results.json's "variants" carry."""
+
+    quantized: QuantizedInfo | None = None
+    cache: CacheState | None = None
+    error: str | None = None  # one line; set alone (a quantization error replaces the rest)
+    # base forward passes of its KL test, 0 when the stored base outputs were read back
+    # (run-dependent, like the cache state); kept when the variant is quantized again
+    kl_base_forward_passes: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {} if self.error is None else {"error": self.error}
+        out.update(self.quantized.as_dict() if self.quantized is not None else {})
+        out.update({} if self.cache is None else {"cache": self.cache})
+        out.update({} if self.kl_base_forward_passes is None else {"kl_base_forward_passes": self.kl_base_forward_passes})
+        return out
 
 
 def variant_record(variant: Variant, info: Mapping | None) -> dict:

@@ -49,8 +49,9 @@ class Measure(ABC):
 
     ``key`` names the property's catalog entry (``config.catalog``), which says its gated
     metrics, their direction and default thresholds. Base outputs are computed once per
-    model and kept in the store's per-model scratch space (released when the worker moves
-    to another model)."""
+    model and kept in the measure's declared per-model state (a ``ModelState`` the store
+    holds with the base: ``store.state(variant, kind)``, dropped when the worker moves to
+    another model)."""
 
     key: ClassVar[str]  # the catalog key: what a suite asks ``qrel.gate`` for
     # What the measure computes, at this version: part of the key of every output it stores

@@ -17,7 +17,8 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..store import VariantError, variant_failure
+from ..errors import VariantError, variant_failure
+from ..model_state import ModelState
 from .base import Gate, Measure, Measurement
 from .hypotheses import (  # noqa: F401  (re-exported: the families and the tests import them from here)
     BOOTSTRAP_RESAMPLES,
@@ -58,12 +59,21 @@ class Family:
                 or variant.id in self.errors)
 
 
+@dataclass
+class FamilyState(ModelState):
+    """What the family measures keep per base model (dropped with the base when the store moves on)."""
+
+    # each family of the model by its measures' family_key (calibration and confidence share
+    # one): made at the family's first test, extended when a test asks for what it lacks
+    families: dict[str, Family] = field(default_factory=dict)
+
+
 class FamilyMeasure(Measure):
     """A property decided family-wise per model. Subclasses say which catalog properties share
     the family (``members``), how a model is scored on units, and which hypotheses a variant's
     scores give; this class plans, scores every variant once, corrects and answers each test."""
 
-    family_key: ClassVar[str]  # the store scratch key of the family (members share it)
+    family_key: ClassVar[str]  # the family's key in FamilyState.families (members share it)
     members: ClassVar[tuple[str, ...]]  # results.json properties decided in one family
 
     def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
@@ -118,13 +128,14 @@ class FamilyMeasure(Measure):
     # -- the family ---------------------------------------------------------------------------------
 
     def family(self, variant: Variant, unit: Unit) -> Family:
-        scratch = self.store.scratch(variant)
-        fam: Family | None = scratch.get(self.family_key)
+        self.store.base(variant)  # held before its state is asked for (VariantError if it cannot load)
+        state = self.store.state(variant, FamilyState)
+        fam = state.families.get(self.family_key)
         if fam is None or not fam.has(variant, unit):
             # the model's planned tests, and this one (a test nobody planned, e.g. called directly)
             planned = {(v, u, p) for v, u, p in self._planned if v.model == variant.model and not v.skip_reason}
             planned.add((variant, unit, self.property))
-            scratch[self.family_key] = fam = self._extend(fam or Family(), variant, planned)
+            state.families[self.family_key] = fam = self._extend(fam or Family(), variant, planned)
         return fam
 
     def _extend(self, fam: Family, current: Variant, planned: set[tuple[Variant, Unit, str]]) -> Family:

@@ -6,9 +6,12 @@ test's record (and so the report) keeps."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..data.qa import run_qa_set
+from ..errors import ShrinkBudgetSpent
+from ..model_state import ModelState
 from ..sampling import sample_answers
 from .base import Measure, Measurement
 from .family import POWER
@@ -34,9 +37,12 @@ def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) ->
 FUZZ_SHRINK_RUNS = 8
 
 
-class _ShrinkBudgetSpent(BaseException):
-    """Ends hypothesis's shrinking (a BaseException: hypothesis lets it through, as it does
-    KeyboardInterrupt); the smallest failing batch so far is the example."""
+@dataclass
+class FuzzState(ModelState):
+    """What the fuzzing measure keeps per base model (dropped with the base when the store moves on)."""
+
+    # the base's greedy answers by fuzzed batch: added by base_answers() as hypothesis draws batches
+    base_answers: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
 
 
 class FuzzMeasure(Measure):
@@ -56,7 +62,8 @@ class FuzzMeasure(Measure):
         """The base's greedy answers to a batch, once per batch (the variants of a model draw the
         same batches; outputs.py keeps them across workers and reruns). Per batch, not per
         prompt: the answers are those of the batch as it is padded, exactly as if recomputed."""
-        memo = self.store.scratch(variant).setdefault("fuzz_base_answers", {})
+        self.store.base(variant)
+        memo = self.store.state(variant, FuzzState).base_answers
         batch = tuple(texts)
         if batch not in memo:
             import numpy as np
@@ -110,7 +117,7 @@ class FuzzMeasure(Measure):
                 if runs[0] >= r.fuzz_examples + FUZZ_SHRINK_RUNS:
                     # past the shrinking budget: stop hypothesis here (a passing batch would only
                     # make its shrinker draw ~200 more batches before it gives up)
-                    raise _ShrinkBudgetSpent
+                    raise ShrinkBudgetSpent
                 runs[0] += 1
                 results[key] = check(batch)
                 rates.append(sum(e["agree"] for e in results[key]) / len(batch))
@@ -122,7 +129,7 @@ class FuzzMeasure(Measure):
         detail = {"fuzz_examples": r.fuzz_examples, "fuzz_batch": size}
         try:
             agree()
-        except (AssertionError, _ShrinkBudgetSpent):
+        except (AssertionError, ShrinkBudgetSpent):
             if not last_failing:
                 raise
             # the value: the first failing batch as hypothesis drew it (shrinking then makes

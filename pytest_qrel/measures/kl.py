@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import options, progress
-from ..cache import UnusableEntry
 from ..data import heldout_texts
 from ..engine import encode
+from ..errors import UnusableEntry, VariantError
 from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, topk_bounds
+from ..model_state import ModelState
 from ..models import ZOO_MODELS
-from ..store import VariantError
 from .base import Gate, Measure, Measurement
 from .kl_base import KL_FORMAT, BaseOutputs, KLBatches, StoredBaseOutputs, scored_tokens, tokens_digest
 
@@ -80,6 +80,15 @@ class TokenValues:
         return cls(*(a[k] for k in cls.ARRAYS), bool(a["exact"]), int(a["nonfinite"]), 0)
 
 
+@dataclass
+class KLState(ModelState):
+    """What the KL measure keeps per base model (dropped with the base when the store moves on)."""
+
+    text: KLBatches | None = None  # the model's KL batches: made by text() at its first KL test
+    # the gates of the last variant decided, by id: its mean, p99 and top-1 tests decide once
+    gates: tuple[str, list[Gate]] | None = None
+
+
 class KLMeasure(Measure):
     key = "kl"
     # what kl.py and kl_base.py compute (and metrics/topk.py's bounds under them): in the key of
@@ -98,9 +107,9 @@ class KLMeasure(Measure):
     def text(self, variant: Variant) -> KLBatches:
         """The KL batches of ``variant``'s model, once per model: windows of --qrel-kl-text, or
         the zoo's held-out sentences (for a model outside the zoo, with a note saying so)."""
-        scratch = self.store.scratch(variant)
-        if "kl_text" not in scratch:
-            base = self.store.base(variant)
+        base = self.store.base(variant)
+        state = self.store.state(variant, KLState)
+        if state.text is None:
             kl = self.settings
             vocab = int(base.model.get_output_embeddings().weight.shape[0])
             if kl.text is None:
@@ -110,7 +119,7 @@ class KLMeasure(Measure):
                 texts = heldout_texts()
                 longest = min(256, max(len(base.tokenizer(t)["input_ids"]) for t in texts))
                 batches = encode(base.tokenizer, texts, batch_size=sequences_per_batch(longest, vocab))  # 32 on the zoo
-                scratch["kl_text"] = KLBatches(batches, ZOO_TEXT, note)
+                state.text = KLBatches(batches, ZOO_TEXT, note)
             else:
                 text = kl.text
                 limit = getattr(base.model.config, "max_position_embeddings", None) or kl.context
@@ -122,8 +131,8 @@ class KLMeasure(Measure):
                     batches = windows(base.tokenizer, text.read, context, kl.tokens, vocab)
                 except ValueError as exc:
                     raise VariantError(f"{options.KL_TEXT}: {exc}") from None
-                scratch["kl_text"] = KLBatches(batches, f"{text.source}, windows of {context} tokens")
-        return scratch["kl_text"]
+                state.text = KLBatches(batches, f"{text.source}, windows of {context} tokens")
+        return state.text
 
     def base_outputs(self, variant: Variant) -> BaseOutputs:
         return self.stored.get(variant)
@@ -205,10 +214,10 @@ class KLMeasure(Measure):
     def outcome(self, variant: Variant) -> list[Gate]:
         """The variant's gates, decided by the bounds, or by the exact KL where the bounds
         straddle a threshold."""
-        scratch = self.store.scratch(variant)
-        cache = scratch.setdefault("kl_gates", {})
-        if variant.id in cache:
-            return cache[variant.id]
+        self.store.base(variant)
+        state = self.store.state(variant, KLState)
+        if state.gates is not None and state.gates[0] == variant.id:
+            return state.gates[1]
         values = self.token_values(variant)
         kl = self.settings
         p99 = kl.p99_threshold[variant.bits] if kl.p99_threshold else None
@@ -237,10 +246,9 @@ class KLMeasure(Measure):
                 values.base_passes += stored_passes
             # how many base forward passes this variant's KL took: 0 when the stored outputs
             # were read back (run-dependent, like the cache's hit or miss)
-            self.store.info.setdefault(variant, {})["kl_base_forward_passes"] = values.base_passes
+            self.store.record_kl_base_passes(variant, values.base_passes)
             gates = self._gates(variant, values, bound, p99, text)
-        cache.clear()  # one variant at a time
-        cache[variant.id] = gates
+        state.gates = (variant.id, gates)  # one variant at a time
         return gates
 
     def _gates(self, variant: Variant, v: TokenValues, bound: dict, p99: float | None, text: KLBatches) -> list[Gate]:

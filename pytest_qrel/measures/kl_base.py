@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .. import progress
-from ..cache import CacheEntry, QrelCacheWarning, QuantCache, cache_key, installed_version
+from ..cache import CacheEntry, QuantCache, cache_key, installed_version
+from ..errors import QrelCacheWarning, VariantError, one_line
 from ..metrics import summarize_topk
+from ..model_state import ModelState
 from ..properties import KL
 from ..rows import scored_rows
-from ..store import VariantError, one_line
 from .outputs import code_versions
 
 if TYPE_CHECKING:
@@ -61,6 +62,15 @@ class BaseOutputs:
         return load(self.entry.read_verified(f"shard-{index:05d}.safetensors"))
 
 
+@dataclass
+class StoredOutputsState(ModelState):
+    """What ``StoredBaseOutputs`` keeps per base model (dropped with the base when the store moves on)."""
+
+    # the base's outputs on the model's KL text: set by get() (or held()) at the model's first KL
+    # test; its forward_passes is set to 0 once read, so only the first variant counts them
+    outputs: BaseOutputs | None = None
+
+
 class StoredBaseOutputs:
     """The base's outputs on each model's KL text (``text``), once per model and run: read from
     the cache, or computed and written there (a rerun, or another worker, reads them back)."""
@@ -82,17 +92,17 @@ class StoredBaseOutputs:
     def get(self, variant: Variant) -> BaseOutputs:
         """The base's outputs on the KL text: read from the cache, or computed and written there
         (once per model and run; a rerun, or another worker, reads them back)."""
-        scratch = self.store.scratch(variant)
-        if "kl_base_outputs" in scratch:
-            stored: BaseOutputs = scratch["kl_base_outputs"]
-            scratch["kl_base_outputs"] = again = replace(stored, forward_passes=0)
+        self.store.base(variant)
+        state = self.store.state(variant, StoredOutputsState)
+        if state.outputs is not None:
+            state.outputs = again = replace(state.outputs, forward_passes=0)
             return again
         from safetensors import SafetensorError
         from safetensors.torch import save_file
 
         text, base = self.text(variant), self.store.base(variant)
         topk = self.settings.topk
-        key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.weights_digest(variant),
+        key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.digests(variant).weights,
                          "tokens": tokens_digest(text), "topk": topk, "device": next(base.model.parameters()).device.type,
                          "code": code_versions(self.version), "torch": installed_version("torch"),
                          "transformers": installed_version("transformers")})
@@ -112,7 +122,7 @@ class StoredBaseOutputs:
             outputs = BaseOutputs(entry, topk, int(entry.meta["tokens"]), passes[0])
         except (OSError, SafetensorError) as exc:  # a full disk, a read-only or vanished cache directory
             outputs = self.held(variant, exc, passes[0])
-        scratch["kl_base_outputs"] = outputs
+        state.outputs = outputs
         return outputs
 
     def held(self, variant: Variant, exc: Exception, passes: int = 0) -> BaseOutputs:
@@ -129,7 +139,7 @@ class StoredBaseOutputs:
         tokens = self._shards(self.text(variant), self.store.base(variant).model, topk, count,
                                    lambda i, shard: held.append(shard))
         outputs = BaseOutputs(None, topk, tokens, count[0], tuple(held))
-        self.store.scratch(variant)["kl_base_outputs"] = outputs
+        self.store.state(variant, StoredOutputsState).outputs = outputs
         return outputs
 
     @staticmethod

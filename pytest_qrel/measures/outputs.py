@@ -25,7 +25,8 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, TypeVar
 
 from .. import engine, rows, sampling
-from ..cache import QrelCacheWarning, QuantCache, cache_key, installed_version, read_arrays, write_arrays
+from ..cache import QuantCache, cache_key, installed_version, read_arrays, write_arrays
+from ..errors import QrelCacheWarning
 
 if TYPE_CHECKING:
     from ..config import QrelConfig
@@ -86,8 +87,8 @@ class Outputs:
         loaded = self.store.base(variant)
         device = next(loaded.model.parameters()).device.type
         if base:
-            digest = self.store.weights_digest(variant)
-            return f"base:{digest}:{self.store.scratch(variant)['tokenizer_digest']}:{device}"
+            digests = self.store.digests(variant)
+            return f"base:{digests.weights}:{digests.tokenizer}:{device}"
         return f"variant:{self.store.cache_key(variant)}:{device}"
 
     def get(

@@ -21,7 +21,7 @@ import numpy as np
 from ..data.qa import run_qa_set
 from ..metrics import auroc_counts, paired_bootstrap, resample_counts
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
-from ..store import VariantError
+from ..errors import VariantError
 from .outputs import data_digest
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
 from .generation import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable
 
-from ..store import VariantError
+from ..errors import VariantError
 from .base import Gate, Measure, Measurement
 
 if TYPE_CHECKING:

@@ -5,7 +5,8 @@ raises too. Backends import their libraries only when they quantize, so the regi
 (and option validation) costs nothing at start-up.
 """
 
-from .base import Backend, QuantizationError
+from ..errors import QuantizationError
+from .base import Backend
 from .registry import BACKENDS, get_backend, register, supported_bits
 
 __all__ = [

@@ -10,16 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
 
 from ..cache import installed_version
+from ..errors import QuantizationError
 from ..variants import QuantizedInfo, effective_bits, total_model_bits
 
 if TYPE_CHECKING:
     import torch
 
     from ..models import LoadedModel
-
-
-class QuantizationError(RuntimeError):
-    """A backend could not produce the variant asked for (the message says why)."""
 
 
 class Backend(ABC):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .base import Backend, QuantizationError, in_features
+from ..errors import QuantizationError
+from .base import Backend, in_features
 
 
 class _DropInt8CastNotice(logging.Filter):

@@ -23,7 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import Backend, QuantizationError, in_features, read_safetensors
+from ..errors import QuantizationError
+from .base import Backend, in_features, read_safetensors
 
 if TYPE_CHECKING:
     import torch

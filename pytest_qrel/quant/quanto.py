@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ..cache import installed_version
 from ..engine import encode
-from .base import Backend, QuantizationError, linearize, read_safetensors
+from ..errors import QuantizationError
+from .base import Backend, linearize, read_safetensors
 
 if TYPE_CHECKING:
     from pathlib import Path

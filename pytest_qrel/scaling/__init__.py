@@ -39,7 +39,8 @@ fit towards itself, so judging a variant against a band fitted without it is str
 """
 
 
-from .fit import AblationRow, FitError, ScalingFit
+from ..errors import FitError
+from .fit import AblationRow, ScalingFit
 from .laws import (
     POWER_LAW_FACTORS,
     ablate_power_law,

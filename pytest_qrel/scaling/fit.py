@@ -13,17 +13,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize, stats
 
+from ..errors import FitError
+
 
 Side = Literal["both", "below", "above"]
 
 # Above this condition number of the column-scaled Jacobian the data do not pin down
 # every coefficient (e.g. one group size for all points, or a single total_bits).
 _MAX_CONDITION = 1e10
-
-
-class FitError(ValueError):
-    """The data cannot determine the law: too few points, degenerate inputs, or no
-    convergence. The caller reports such a law as not fitted."""
 
 
 @dataclass(frozen=True)

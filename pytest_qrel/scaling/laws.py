@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..errors import FitError
 from .fit import (
     AblationRow,
-    FitError,
     Law,
     ScalingFit,
     check_finite,
@@ -55,7 +55,7 @@ def fit_log_quadratic(total_bits: ArrayLike, values: ArrayLike, *, name: str = "
     >>> fit_log_quadratic([1e6, 1e7, 1e8], [0.1, 0.2, 0.3])
     Traceback (most recent call last):
     ...
-    pytest_qrel.scaling.fit.FitError: Expected at least 4 points to fit 3 coefficients, but got 3
+    pytest_qrel.errors.FitError: Expected at least 4 points to fit 3 coefficients, but got 3
     """
     u = _LOG_QUADRATIC.design(total_bits)
     y = law_values(values, u.shape[-1])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers import make_llama, run_session, session_for
-from pytest_qrel.cache import QrelCacheWarning
+from pytest_qrel.errors import QrelCacheWarning
 
 ALL_METHODS = "rtn,hqq,bnb,bnb-fp4,gptq,quanto,quanto-fp8,quanto-a8,quanto-fp8-a8"
 
@@ -139,7 +139,7 @@ def test_an_entry_holding_another_variant_is_discarded_and_requantized(tiny, tmp
 
 def test_the_cache_key_does_not_depend_on_tokenizer_state(tiny, tmp_path):
     """Encoding text sets padding and truncation on a fast tokenizer: the key stays the same."""
-    from pytest_qrel.store import tokenizer_digest
+    from pytest_qrel.variant_cache import tokenizer_digest
 
     session = _session(tiny, tmp_path, methods="hqq", bits="4")
     tokenizer = session.store.base(session.variants[0]).tokenizer

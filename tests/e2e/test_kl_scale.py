@@ -15,7 +15,7 @@ from pytest_qrel.data import heldout_texts
 from pytest_qrel.engine import encode
 from pytest_qrel.rows import scored_rows
 from pytest_qrel.measures.kl import KL_MAX_REL_WIDTH, KL_MAX_WIDTH
-from pytest_qrel.store import VariantError
+from pytest_qrel.errors import VariantError
 
 OPTS = {"methods": "rtn", "bits": "2,8"}
 
@@ -134,7 +134,7 @@ def test_base_outputs_are_computed_once_and_read_back(tmp_path):
     assert [r[0] for r in rerun] == [r[0] for r in run]
     # a damaged shard is found by the cache's checksums and computed again
     shards[0].write_bytes(shards[0].read_bytes()[:100])
-    from pytest_qrel.cache import QrelCacheWarning
+    from pytest_qrel.errors import QrelCacheWarning
 
     with pytest.warns(QrelCacheWarning, match="checksum mismatch"):
         third = session_for("zoo-s", tmp_path, kl_topk="512", **OPTS)

@@ -6,6 +6,7 @@ import shutil
 import weakref
 
 from helpers import make_llama, session_for
+from pytest_qrel.measures.kl import KLState
 
 
 def test_moving_to_another_model_releases_the_last_one(tmp_path):
@@ -13,7 +14,7 @@ def test_moving_to_another_model_releases_the_last_one(tmp_path):
     xs, s = session.variants
     session.kl_to_base(xs)
     held = [weakref.ref(session.base_model(xs).model), weakref.ref(session.quantized_model(xs))]
-    outputs = weakref.ref(session.store.scratch(xs)["kl_text"])  # the KL text's token batches
+    outputs = weakref.ref(session.store.state(xs, KLState).text)  # the KL text's token batches
     session.kl_to_base(s)
     gc.collect()
     assert [r() for r in held] == [None, None] and outputs() is None

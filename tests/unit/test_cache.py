@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from pytest_qrel.cache import QrelCacheWarning, QuantCache, cache_key
+from pytest_qrel.cache import QuantCache, cache_key
+from pytest_qrel.errors import QrelCacheWarning
 
 
 def _save(text):

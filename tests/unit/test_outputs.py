@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pytest_qrel.cache import ARRAYS, QrelCacheWarning, QuantCache, write_arrays
+from pytest_qrel.cache import ARRAYS, QuantCache, write_arrays
+from pytest_qrel.errors import QrelCacheWarning
 from pytest_qrel.measures.choices import ChoiceScores
 from pytest_qrel.measures.generation import QAScores
 from pytest_qrel.measures.kl import TokenValues

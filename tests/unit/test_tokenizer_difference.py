@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_qrel.models import ModelLoadError, checkpoint_tokenizer, tokenizer_difference, zoo_dir
+from pytest_qrel.errors import ModelLoadError
+from pytest_qrel.models import checkpoint_tokenizer, tokenizer_difference, zoo_dir
 
 ZOO_XS = zoo_dir() / "zoo-xs"
 
