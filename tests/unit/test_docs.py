@@ -50,7 +50,7 @@ def test_ci_runs_the_readmes_install_and_test_commands():
 def test_the_options_table_has_its_own_section_between_the_generators_markers():
     options = _section(README.read_text(), "Options")
     table = options.split("<!-- options-table:start -->\n", 1)[1].split("<!-- options-table:end -->", 1)[0]
-    assert table.startswith("| option | default | meaning |")
+    assert table.startswith("| option | default | what it does | `[tool.qrel]` key |")
 
 
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
