@@ -46,7 +46,7 @@ def device_for_worker() -> torch.device:
     return torch.device("cuda", index)
 
 
-def visible_gpus(environ: dict | None = None, device_count=None) -> list[str]:  # noqa: ANN001
+def visible_gpus(environ: dict | None = None, device_count=None) -> list[str]:
     """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries: the user's list when
     set (indices or UUIDs; empty: none), else every device the driver counts."""
     env = os.environ if environ is None else environ
@@ -62,7 +62,7 @@ def visible_gpus(environ: dict | None = None, device_count=None) -> list[str]:  
     return [str(i) for i in range(device_count())]
 
 
-def pin_worker_gpu(worker: int, environ: dict | None = None, device_count=None) -> str | None:  # noqa: ANN001
+def pin_worker_gpu(worker: int, environ: dict | None = None, device_count=None) -> str | None:
     """On xdist worker ``worker``: make one GPU of the user's visible ones its only one (round
     robin: worker i takes entry i mod n of ``CUDA_VISIBLE_DEVICES``, never a device outside
     it), before CUDA initialises in this process. Returns the entry, or None (no GPU, or CUDA
@@ -157,7 +157,7 @@ _ENCODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ENCODED_KEEP = 16
 
 
-def encoded(tokenizer, kind: str, data: tuple, compute):  # noqa: ANN001, ANN201
+def encoded(tokenizer, kind: str, data: tuple, compute):
     """``compute()``, kept per ``tokenizer`` under ``(kind, data)`` (its few most recently used);
     callers must not modify what it returns."""
     try:

@@ -177,7 +177,7 @@ def order_items(items: list[pytest.Item], variants: list[Variant]) -> None:
         v = variant_of(item)
         if v is None or v not in position:
             return (-1, -1, i)
-        if SCALED_ARG in getattr(item, "callspec").params:  # after every value it fits on
+        if SCALED_ARG in item.callspec.params:  # after every value it fits on
             return (len(models), position[v], i)
         return (models.index(v.model), position[v], i)
 

@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from .baseline import record_problem as comparable_problem, regression, tolerance_for, value_bounds
+from .baseline import record_problem as comparable_problem
+from .baseline import regression, tolerance_for, value_bounds
 from .quant import get_backend
 from .store import one_line
 from .variants import variant_record
@@ -15,8 +16,8 @@ from .variants import variant_record
 if TYPE_CHECKING:
     from .config import QrelConfig
     from .measures import Gate, Measurement
-    from .properties import Property
     from .parsing import Tolerance
+    from .properties import Property
     from .variants import Variant
 
 Status = Literal["pass", "fail", "error", "skip"]

@@ -172,8 +172,8 @@ def release_freed_memory() -> None:
 _MALLOC_TRIM = None
 
 
-def _batch_logits(model, batch: TokenBatch, device, keep_arg: bool, first: int = 0,  # noqa: ANN001
-                  ids=None, attn=None):  # noqa: ANN001
+def _batch_logits(model, batch: TokenBatch, device, keep_arg: bool, first: int = 0,
+                  ids=None, attn=None):
     """(index of the first sequence, input ids, logits of positions score_from .. T-2) of
     ``batch``, or of its halves when CUDA runs out of memory (recursively)."""
     import torch

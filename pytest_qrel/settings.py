@@ -19,7 +19,6 @@ from .data.text import KLText, read_kl_text, resolve_kl_text
 from .perturb import PERTURBATIONS
 from .properties import Catalog, Property
 
-
 # accepted ranges of numeric options (README: "Accepted ranges")
 ALPHA_RANGE = (1e-6, 0.5)
 MAX_INTENSITY = 64  # edits per prompt

@@ -48,7 +48,7 @@ def read_tree(path: Path, resolve_funcs: bool = False, code: list[str] | None = 
         yaml.add_constructor("!function", function, Loader=Scan)
         loader = Scan
     try:
-        cfg = yaml.load(raw, Loader=loader)  # noqa: S506 - lm-eval's loader; !function imports only if resolve_funcs
+        cfg = yaml.load(raw, Loader=loader)  # lm-eval's loader; !function imports only if resolve_funcs
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

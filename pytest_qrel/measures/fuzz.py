@@ -12,14 +12,14 @@ from ..data.qa import run_qa_set
 from ..sampling import sample_answers
 from .base import Measure, Measurement
 from .family import POWER
-from .outputs import Outputs
 from .generation import answer_text, normalize_answer, stop_token_ids
+from .outputs import Outputs
 
 if TYPE_CHECKING:
     from ..variants import Variant
 
 
-def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:  # noqa: ANN001
+def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
     """Each prompt's greedy answer (deterministic, so agreement is not sampling noise)."""
 
     drawn = sample_answers(model, tokenizer(prompts)["input_ids"], [0] * len(prompts), 1, 0.0, max_new_tokens,

@@ -32,13 +32,14 @@ from .. import options, progress
 from ..cache import UnusableEntry
 from ..data import heldout_texts
 from ..engine import encode
-from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, topk_bounds
 from ..models import ZOO_MODELS
+from ..rows import InStep as _InStep
+from ..rows import scored_rows, sequences_per_batch, windows
 from ..store import VariantError
-from .outputs import Outputs
 from .base import Gate, Measure, Measurement
 from .kl_base import KL_FORMAT, BaseOutputs, KLText, StoredBaseOutputs, scored_tokens, tokens_digest
+from .outputs import Outputs
 
 if TYPE_CHECKING:
     import torch
@@ -84,7 +85,7 @@ class TokenValues:
 class KLMeasure(Measure):
     key = "kl"
 
-    def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
+    def __init__(self, config, store) -> None:  # config, store: as Measure.__init__
         super().__init__(config, store)
         self.stored = StoredBaseOutputs(config, store, self.text)
 
@@ -300,7 +301,7 @@ class KLMeasure(Measure):
         return self.outcome(variant)
 
 
-def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a generator of rows.RowBlock
+def _rows(model: torch.nn.Module, batch: TokenBatch):  # a generator of rows.RowBlock
     """The variant's scored rows of one batch; a sequence that does not fit is the variant's error."""
     try:
         yield from scored_rows(model, [batch], check_finite=False)

@@ -22,7 +22,6 @@ from ..data.qa import run_qa_set
 from ..metrics import auroc_counts, paired_bootstrap, resample_counts
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
 from ..store import VariantError
-from .outputs import data_digest
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
 from .generation import (
     GenerationSettings,
@@ -32,6 +31,7 @@ from .generation import (
     score_qa,
     unknown_word_share,
 )
+from .outputs import data_digest
 
 if TYPE_CHECKING:
     from ..data.qa import QASet
@@ -129,7 +129,7 @@ class RobustnessMeasure(FamilyMeasure):
     unit_name = "(perturbation, intensity)"
     sample_option = "--qrel-qa-limit"
 
-    def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
+    def __init__(self, config, store) -> None:  # config, store: as Measure.__init__
         super().__init__(config, store)
         self._prompts: dict[Condition, tuple[list[str], list[int]]] = {}
         self._insertion_function: Perturbation | None = None  # the masked-LM insertion, once loaded
@@ -177,7 +177,7 @@ class RobustnessMeasure(FamilyMeasure):
                 raise VariantError(f"--qrel-insertion-model: {exc}") from None
         return self._insertion_function
 
-    def score(self, model, tokenizer, units: list) -> dict[Condition, QAScores]:  # noqa: ANN001
+    def score(self, model, tokenizer, units: list) -> dict[Condition, QAScores]:
         """One model's answers on every condition of ``units``, sampled in one batched run."""
         r = self.config.robustness
         qa, n = self.qa(), len(self.qa())

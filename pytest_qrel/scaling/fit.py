@@ -13,7 +13,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import optimize, stats
 
-
 Side = Literal["both", "below", "above"]
 
 # Above this condition number of the column-scaled Jacobian the data do not pin down
