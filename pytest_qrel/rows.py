@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence
 
 from .engine import TokenBatch
 
@@ -169,7 +169,7 @@ def release_freed_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-_MALLOC_TRIM = None
+_MALLOC_TRIM: Callable[[int], int] | Literal[False] | None = None
 
 
 def _batch_logits(model, batch: TokenBatch, device, keep_arg: bool, first: int = 0,
@@ -203,7 +203,7 @@ class InStep:
     boundaries differ where CUDA out of memory halved one model's batch and not the other's)."""
 
     def __init__(self, blocks: Iterator[RowBlock]) -> None:
-        self.blocks, self.pending = blocks, []
+        self.blocks, self.pending = blocks, list[RowBlock]()
 
     def take(self, n: int) -> RowBlock:
         import torch

@@ -113,5 +113,5 @@ class ModelScheduling(LoadScopeScheduling):
         fspath = nodeid.split("::")[0]
         report = pytest.TestReport(nodeid=nodeid, location=(fspath, None, fspath), keywords={}, outcome="failed",
                                    longrepr=why, when="call")
-        report.node = node  # the terminal names the worker, as for xdist's crash report
+        report.node = node  # type: ignore[attr-defined]  # the terminal names the worker, as for xdist's crash report
         self.config.hook.pytest_runtest_logreport(report=report)

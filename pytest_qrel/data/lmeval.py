@@ -241,6 +241,7 @@ def _load_task(ref: TaskRef, build: bool = True, output_type: str = "multiple_ch
         cfg = read_tree(path, resolve_funcs=ref.allow_code or _shipped(path))
         cfg = {k: v for k, v in cfg.items() if k not in UNUSED_KEYS}
         # a task config needs no index: none of the YAML's folder (a FIFO or a .venv there) is read
+        spec: dict[str, Any] | str
         manager, spec, where = TaskManager(include_defaults=False), cfg, str(path)
     else:
         manager, spec, where = TaskManager(), ref.name, f"lm-eval task {ref.name!r}"
@@ -287,7 +288,8 @@ def _config_of(ref: TaskRef, manager: Any = None) -> dict[str, Any] | None:
 
 
 def _load_failure(where: str, dataset: str | None, exc: BaseException) -> str:
-    chain, e = [], exc
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
     while e is not None and len(chain) < 8:
         chain.append(e)
         e = e.__cause__ or e.__context__

@@ -38,7 +38,7 @@ def read_tree(path: Path, resolve_funcs: bool = False, code: list[str] | None = 
     if code is not None:
         base = loader.yaml_constructors["!function"]
 
-        class Scan(loader):  # type: ignore[valid-type, misc] - lm-eval's own loader, listing what it would import
+        class Scan(loader):  # type: ignore[valid-type, misc]  # lm-eval's own loader, listing what it would import
             pass
 
         def function(scan: Any, node: Any) -> Any:
