@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def best(fn, repeats: int) -> float:  # noqa: ANN001
+def best(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
@@ -48,10 +48,10 @@ def main() -> None:
     import torch
 
     from pytest_qrel.data.qa import zoo_qa
-    from pytest_qrel.sampling import GENERATION_ROWS, sample_answers
     from pytest_qrel.measures.generation import stop_token_ids
     from pytest_qrel.models import load_base, resolve_model
     from pytest_qrel.options import DEFAULT_QA_LIMIT
+    from pytest_qrel.sampling import GENERATION_ROWS, sample_answers
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="zoo-m,zoo-l")

@@ -52,8 +52,8 @@ SUITE = ROOT / "suites" / "test_kl.py"
 sys.path.insert(0, str(ROOT / "fixtures"))
 sys.path.insert(0, str(ROOT))
 
-from build_big_vocab import SMALL, build_big_vocab_checkpoint, build_padded_checkpoint
-from peak_memory import run_measured, run_pytest_measured
+from build_big_vocab import SMALL, build_big_vocab_checkpoint, build_padded_checkpoint  # noqa: E402 - from the path above
+from peak_memory import run_measured, run_pytest_measured  # noqa: E402
 
 
 @dataclass

@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def session(model: str, methods: str, bits: str, cache: Path):  # noqa: ANN201
+def session(model: str, methods: str, bits: str, cache: Path):
     from pytest_qrel.session import QrelConfig, QrelSession
 
     values = {"qrel_models": model, "qrel_methods": methods, "qrel_bits": bits, "qrel_cache_dir": str(cache),
@@ -41,7 +41,7 @@ def session(model: str, methods: str, bits: str, cache: Path):  # noqa: ANN201
     return QrelSession(QrelConfig.from_values(values, Path.cwd()), active=True, is_worker=False)
 
 
-def forward_seconds(model, batches) -> float:  # noqa: ANN001
+def forward_seconds(model, batches) -> float:
     import torch
 
     start = time.perf_counter()

@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def session(model: str, topk: str, text: Path, context: int, tokens: int, cache: Path):  # noqa: ANN201
+def session(model: str, topk: str, text: Path, context: int, tokens: int, cache: Path):
     from pytest_qrel.session import QrelConfig, QrelSession
 
     values = {"qrel_models": model, "qrel_methods": "hqq", "qrel_bits": "8", "qrel_cache_dir": str(cache),

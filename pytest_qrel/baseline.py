@@ -53,7 +53,9 @@ class Baseline:
     def read(cls, path: Path) -> Baseline:
         """Read a results.json; a missing, unreadable or foreign file is a usage error."""
         doc = read_results_json(path, options.BASELINE)
-        values, bounds, by_variant = {}, {}, {}
+        values: dict[tuple[str, str], float] = {}
+        bounds: dict[tuple[str, str], tuple[float, float]] = {}
+        by_variant: dict[tuple[str, str, str], tuple[str, str]] = {}
         for i, record in enumerate(doc["results"]):
             problem = record_problem(record)
             if problem:

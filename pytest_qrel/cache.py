@@ -23,8 +23,8 @@ import shutil
 import uuid
 import warnings
 from contextlib import contextmanager
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -215,7 +215,8 @@ def write_arrays(cache: QuantCache, key: str, arrays: dict[str, Any], meta: dict
     import numpy as np
 
     def save(directory: Path) -> None:
-        np.savez(directory / ARRAYS, **{k: np.asarray(v) for k, v in arrays.items()})
+        # mypy matches the **kwargs to savez's allow_pickle: bool
+        np.savez(directory / ARRAYS, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
 
     return cache.write(key, save, meta)
 

@@ -6,7 +6,7 @@ import math
 import os
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Mapping, MutableMapping, Sequence
 
 from . import progress
 
@@ -50,7 +50,7 @@ def device_for_worker() -> torch.device:
     return torch.device("cuda", index)
 
 
-def visible_gpus(environ: dict | None = None, device_count=None) -> list[str]:  # noqa: ANN001
+def visible_gpus(environ: Mapping[str, str] | None = None, device_count=None) -> list[str]:
     """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries: the user's list when
     set (indices or UUIDs; empty: none), else every device the driver counts."""
     env = os.environ if environ is None else environ
@@ -66,7 +66,7 @@ def visible_gpus(environ: dict | None = None, device_count=None) -> list[str]:  
     return [str(i) for i in range(device_count())]
 
 
-def pin_worker_gpu(worker: int, environ: dict | None = None, device_count=None) -> str | None:  # noqa: ANN001
+def pin_worker_gpu(worker: int, environ: MutableMapping[str, str] | None = None, device_count=None) -> str | None:
     """On xdist worker ``worker``: make one GPU of the user's visible ones its only one (round
     robin: worker i takes entry i mod n of ``CUDA_VISIBLE_DEVICES``, never a device outside
     it), before CUDA initialises in this process. Returns the entry, or None (no GPU, or CUDA
@@ -161,7 +161,7 @@ _ENCODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _ENCODED_KEEP = 16
 
 
-def encoded(tokenizer, kind: str, data: tuple, compute):  # noqa: ANN001, ANN201
+def encoded(tokenizer, kind: str, data: tuple, compute):
     """``compute()``, kept per ``tokenizer`` under ``(kind, data)`` (its few most recently used);
     callers must not modify what it returns."""
     try:
@@ -249,6 +249,8 @@ def choice_loglikelihoods(
             chunk, i = rows[i : i + size], i + size
             ids = torch.zeros((len(chunk), len(chunk[0][0])), dtype=torch.long)
             mask = torch.zeros_like(ids)
+            row_at: list[int]
+            pos_at: list[int]
             row_at, pos_at, tok_at, owner = [], [], [], []
             for r, (seq, targets) in enumerate(chunk):
                 ids[r, : len(seq)] = torch.tensor(seq)

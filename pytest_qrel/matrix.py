@@ -123,7 +123,8 @@ def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple
     confidence once --qrel-tasks names its tasks (e.g. hellaswag or a local YAML), and on
     robustness once --qrel-qa-file gives its questions."""
 
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         v = variant_of(item)
         callspec = getattr(item, "callspec", None)
@@ -143,7 +144,7 @@ def planned_tests(items: list[pytest.Item]) -> set[tuple[Variant, str | None, st
     for item in items:
         v, mark = variant_of(item), item.get_closest_marker(PROPERTY_MARK)
         if v is not None and mark is not None and mark.args:
-            params = item.callspec.params
+            params = item.callspec.params  # type: ignore[attr-defined]  # a parametrized pytest.Function
             out.add((v, params.get(TASK_ARG, params.get(PERTURB_ARG)), str(mark.args[0])))
     return out
 
@@ -189,7 +190,7 @@ def order_items(items: list[pytest.Item], variants: list[Variant]) -> None:
         v = variant_of(item)
         if v is None or v not in position:
             return (-1, -1, i)
-        if SCALED_ARG in getattr(item, "callspec").params:  # after every value it fits on
+        if SCALED_ARG in item.callspec.params:  # type: ignore[attr-defined]  # after every value it fits on
             return (len(models), position[v], i)
         return (models.index(v.model), position[v], i)
 

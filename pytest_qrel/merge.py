@@ -60,7 +60,7 @@ class MergedRun:
     baseline_used: dict | None = None  # the --qrel-baseline file the runs compared with (run_info)
     _summary: RunSummary | None = None
 
-    def summary(self, catalog) -> RunSummary:  # noqa: ANN001 - properties.Catalog
+    def summary(self, catalog) -> RunSummary:  # properties.Catalog
         if self._summary is None:
             seen = {r.variant for r in self.records}
             self._summary = summarize([v for v in self.variants if v["id"] in seen], self.records, catalog)
@@ -74,18 +74,18 @@ class MergedRun:
     def failed(self) -> bool:
         return any(r.status in ("fail", "error") for r in self.records) or self.problem() is not None
 
-    def write(self, report_dir: Path, catalog, save_baseline: Path | None = None) -> Path:  # noqa: ANN001
+    def write(self, report_dir: Path, catalog, save_baseline: Path | None = None) -> Path:
         return write_run(report_dir, self.summary(catalog), self.variants, save_baseline,
                          run={"settings": self.settings, "models_named": self.models_named or None,
                               **({"baseline_used": self.baseline_used} if self.baseline_used else {})})
 
-    def terminal_summary(self, terminalreporter, report_dir: Path, catalog) -> None:  # noqa: ANN001
+    def terminal_summary(self, terminalreporter, report_dir: Path, catalog) -> None:
         terminalreporter.write_sep("=", f"pytest-qrel: {len(self.paths)} runs merged "
                                         f"({', '.join(str(p) for p in self.paths)})")
         write_tables(terminalreporter, self.summary(catalog), report_dir, catalog, self.problem())
 
 
-def run_info(config) -> dict[str, Any]:  # noqa: ANN001 - config.QrelConfig
+def run_info(config) -> dict[str, Any]:  # config.QrelConfig
     """What results.json records of a run for a later merge: its settings and the models it named."""
     info = {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
     if config.baseline is not None:  # the settings hold the path as given, relative to the run's directory

@@ -83,7 +83,7 @@ def qrel_run(config: pytest.Config) -> bool:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's hook
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # xdist's hook
     """Every test of one qrel model on one worker (``schedule.py``): for -n without --dist and
     for --dist loadgroup, whose grouping pytest 9.2 + xdist 3.8 lose."""
     from . import schedule
@@ -96,7 +96,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, AN
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:  # noqa: ANN001 - xdist's WorkerController
+def pytest_configure_node(node) -> None:  # xdist's WorkerController
     node.workerinput.update(node.config.stash[SESSION_KEY].worker_input())
 
 

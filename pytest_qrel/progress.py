@@ -34,7 +34,7 @@ class _Terminal:
     def __init__(self, capture: Any) -> None:  # pytest's CaptureManager, or None
         self.capture = capture
 
-    def _suspended(self):  # noqa: ANN202
+    def _suspended(self):
         return self.capture.global_and_fixture_disabled() if self.capture is not None else contextlib.nullcontext()
 
     def write(self, text: str) -> None:
@@ -78,7 +78,7 @@ _active = Progress()
 _labels: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> "base" or a variant's id
 
 
-def step(what: str, total: int | None = None, unit: str = "it", model: Any = None):  # noqa: ANN201 - a bar's context
+def step(what: str, total: int | None = None, unit: str = "it", model: Any = None):  # a bar's context
     """A progress bar for one step of the running test, on ``model`` if given (named by
     ``name_model``); a no-op when progress is off."""
     return _active.step(what, total, unit, model)

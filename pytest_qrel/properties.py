@@ -170,7 +170,7 @@ class Catalog:
         except KeyError:
             raise ValueError(f"unknown property {key!r}; valid: {', '.join(self._by_key)}") from None
 
-    def __iter__(self):  # noqa: ANN204 - Iterator[Property]
+    def __iter__(self):  # Iterator[Property]
         return iter(self._by_key.values())
 
     def __contains__(self, key: object) -> bool:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from . import progress
 from .data import calibration_texts
 from .engine import encode, reference_logprobs
 from .metrics import MeanStats
 from .quant import get_backend
-from .quant.mixed import select_layers
+from .quant.mixed import Granularity, Selection, select_layers
 
 if TYPE_CHECKING:
     import torch
@@ -55,8 +55,8 @@ def quantize(
             full,
             base.linear_layer_names,
             variant.quant_ratio,
-            variant.granularity,
-            config.selection,
+            cast(Granularity, variant.granularity),
+            cast(Selection, config.selection),
             config.trials,
             config.seed,
             loss=lambda model: _mean_nll(model, batches),
@@ -68,8 +68,6 @@ def quantize(
 def _mean_nll(model: torch.nn.Module, batches: list) -> float:
     """Mean negative log-likelihood per reference token (paper 000 §3.1): the search loss."""
 
-    stats = sum(
-        MeanStats.from_batch(-lp.numpy(), batch.target_mask.numpy())
-        for batch, lp in zip(batches, reference_logprobs(model, batches))
-    )
-    return float(stats.mean())
+    parts = [MeanStats.from_batch(-lp.numpy(), batch.target_mask.numpy())
+             for batch, lp in zip(batches, reference_logprobs(model, batches))]
+    return float(sum(parts[1:], parts[0]).mean())

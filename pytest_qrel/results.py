@@ -3,20 +3,22 @@ records sent with its report (so an xdist worker that dies loses nothing finishe
 
 from __future__ import annotations
 
+import builtins
 import math
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from .baseline import record_problem as comparable_problem, regression, tolerance_for, value_bounds
-from .quant import get_backend
+from .baseline import record_problem as comparable_problem
+from .baseline import regression, tolerance_for, value_bounds
 from .errors import one_line
+from .quant import get_backend
 from .variants import variant_record
 
 if TYPE_CHECKING:
     from .config import QrelConfig
     from .measures import Gate, Measurement
-    from .properties import Property
     from .parsing import Tolerance
+    from .properties import Property
     from .variants import Variant
 
 Status = Literal["pass", "fail", "error", "skip"]
@@ -121,11 +123,11 @@ class Record:
     change: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @builtins.property  # the field `property` hides the builtin here
     def passed(self) -> bool:
         return self.status == "pass"
 
-    @property
+    @builtins.property
     def gated(self) -> bool:
         """Whether the record holds a gated value (pass or fail), not an error or a skip."""
         return self.status in ("pass", "fail")
@@ -227,13 +229,15 @@ class Results:
     def record_gates(self, test: str, variant: Variant, spec: Property, gated: list[Gate], info: dict | None,
                      config: QrelConfig) -> tuple[list[str], list[str]]:
         """Record every gate of one test: (reasons of the failed ones, of the not checked ones)."""
-        failed, unchecked = [], []
+        failed: list[str] = []
+        unchecked: list[str] = []
         prop = spec.records_as
         for g in gated:
             if g.measurement.unchecked:
                 record = self.skip(test, variant, prop, g.metric, g.measurement.unchecked, info, config.min_coverage,
                                    g.measurement, g.threshold)
-                (unchecked if record.status == "skip" else failed).append(record.reason)
+                # a failed or skipped record always has its reason
+                (unchecked if record.status == "skip" else failed).append(cast(str, record.reason))
                 continue
             baseline = config.baseline.values.get((test, g.metric)) if config.baseline else None
             record = self.gate(test, variant, prop, g.metric, g.measurement, g.threshold,
@@ -247,7 +251,7 @@ class Results:
                     why = f"{g.metric} is not in the baseline {config.baseline.path} (--qrel-baseline-strict)"
                     record.status, record.reason = "fail", "; ".join(filter(None, (record.reason, why)))
             if not record.passed:
-                failed.append(record.reason)
+                failed.append(cast(str, record.reason))
         return failed, unchecked
 
     def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str, info: dict | None = None,
@@ -288,7 +292,8 @@ class Results:
 
         reason = "unknown failure" if exc is None else one_line(exc) if isinstance(exc, pytest.fail.Exception) \
             else f"{type(exc).__name__}: {one_line(exc)}"
-        self.error(test, variant, *(measuring or (None, None)), reason.removeprefix(f"{variant.id}: "))
+        prop, metric = measuring or (None, None)
+        self.error(test, variant, prop, metric, reason.removeprefix(f"{variant.id}: "))
 
     def lost(self, test: str, variant: Variant | None, report: str, what: str = "",
              prop: str | None = None) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence
 
 from .engine import TokenBatch
 
@@ -173,11 +173,11 @@ def release_freed_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-_MALLOC_TRIM = None
+_MALLOC_TRIM: Callable[[int], int] | Literal[False] | None = None
 
 
-def _batch_logits(model, batch: TokenBatch, device, keep_arg: bool, first: int = 0,  # noqa: ANN001
-                  ids=None, attn=None):  # noqa: ANN001
+def _batch_logits(model, batch: TokenBatch, device, keep_arg: bool, first: int = 0,
+                  ids=None, attn=None):
     """(index of the first sequence, input ids, logits of positions score_from .. T-2) of
     ``batch``, or of its halves when CUDA runs out of memory (recursively)."""
     import torch
@@ -207,7 +207,7 @@ class InStep:
     boundaries differ where CUDA out of memory halved one model's batch and not the other's)."""
 
     def __init__(self, blocks: Iterator[RowBlock]) -> None:
-        self.blocks, self.pending = blocks, []
+        self.blocks, self.pending = blocks, list[RowBlock]()
 
     def take(self, n: int) -> RowBlock:
         import torch

@@ -107,7 +107,7 @@ def sample_answers(
             # prompt's samples (a cache that cannot be repeated: the prompts are repeated instead)
             out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
             cache = out.cache if hasattr(out, "cache") else out.past_key_values
-            if first_targets is not None:
+            if first_targets is not None and first_logprob is not None and first_brier is not None:
                 _score_first(out.logits[:, -1], chunk, first_targets, first_logprob, first_brier)
             if samples > 1 and hasattr(cache, "batch_repeat_interleave"):
                 cache.batch_repeat_interleave(samples)

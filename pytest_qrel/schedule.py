@@ -80,7 +80,7 @@ class Scopes:
 class ModelScheduling(LoadScopeScheduling):
     """xdist's scope scheduling (a scope runs whole on one worker) with qrel models as scopes."""
 
-    def __init__(self, config: pytest.Config, log=None, variants: Iterable[Variant] = (),  # noqa: ANN001
+    def __init__(self, config: pytest.Config, log=None, variants: Iterable[Variant] = (),
                  scaled_metrics: Iterable[str] = (), shared: bool = True) -> None:
         super().__init__(config, log)
         self.scopes = Scopes(variants, scaled_metrics, self.numnodes, shared)
@@ -88,7 +88,7 @@ class ModelScheduling(LoadScopeScheduling):
     def _split_scope(self, nodeid: str) -> str:
         return self.scopes(nodeid)
 
-    def remove_node(self, node) -> str | None:  # noqa: ANN001 - xdist's WorkerController
+    def remove_node(self, node) -> str | None:  # xdist's WorkerController
         """A node that finished, or died: a dead node's unfinished tests are never queued again.
 
         xdist's scope scheduling puts a lost node's whole scope back in the queue, the test it
@@ -108,10 +108,10 @@ class ModelScheduling(LoadScopeScheduling):
             self._reschedule(other)
         return pending[0]  # the test running when it died: tests run in their assigned order
 
-    def _report_lost(self, nodeid: str, node, why: str) -> None:  # noqa: ANN001 - xdist's WorkerController
+    def _report_lost(self, nodeid: str, node, why: str) -> None:  # xdist's WorkerController
         """Report a test a lost worker never ran as failed, as xdist reports the test it died in."""
         fspath = nodeid.split("::")[0]
         report = pytest.TestReport(nodeid=nodeid, location=(fspath, None, fspath), keywords={}, outcome="failed",
                                    longrepr=why, when="call")
-        report.node = node  # the terminal names the worker, as for xdist's crash report
+        report.node = node  # type: ignore[attr-defined]  # the terminal names the worker, as for xdist's crash report
         self.config.hook.pytest_runtest_logreport(report=report)

@@ -9,11 +9,11 @@ import pytest
 
 from . import matrix, merge, options, progress
 from .config import QrelConfig
+from .errors import VariantError
 from .journal import RESUMED, Journal
 from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .results import REPORT_ATTR, Results, variant_records
-from .errors import VariantError
 from .store import ModelStore
 from .summary import RunSummary, run_problem, summarize
 

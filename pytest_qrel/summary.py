@@ -44,7 +44,7 @@ def attempt(errors: dict[str, str], name: str, compute: Callable[[], Any], empty
     a report that cannot be computed or drawn never costs the rest (or results.json)."""
     try:
         return compute()
-    except Exception as exc:  # noqa: BLE001 - the error is reported in its place
+    except Exception as exc:  # the error is reported in its place
         errors[name] = f"{type(exc).__name__}: {exc}"
         return empty
 

@@ -22,17 +22,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # pytester's in-process runs drop the modules a run imported; C extensions such as numpy
 # and torch cannot be imported twice in one process, so they are imported here once.
-import numpy  # noqa: E402,F401
-import scipy.stats  # noqa: E402,F401
-import torch  # noqa: E402,F401
+import numpy  # noqa: F401
+import scipy.stats  # noqa: F401
+import torch
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-import transformers  # noqa: E402,F401
-
+import transformers  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(__file__))  # tests/quanto_unpack.py
-from quanto_unpack import use_torch_unpack  # noqa: E402
+from quanto_unpack import use_torch_unpack
 
 use_torch_unpack()
 

@@ -125,7 +125,7 @@ def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
         deadline = 0.0  # when its render has run too long
         intercepted_binops = frozenset(("*", "**", "+"))  # 'a' * 10**9, 10**10**9, s + s: sized before they are made
 
-        def from_string(self, source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201 - jinja's own
+        def from_string(self, source, *args, **kwargs):  # jinja's own signature
             self.source, self.deadline = source, time.monotonic() + TEMPLATE_SECONDS
             return super().from_string(source, *args, **kwargs)
 
@@ -133,15 +133,15 @@ def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
             if time.monotonic() > self.deadline:
                 raise SecurityError(f"the render ran past {TEMPLATE_SECONDS:g} s")
 
-        def call(__self, __context, __obj, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201, N805 - jinja's own
+        def call(__self, __context, __obj, *args, **kwargs):  # jinja's own signature
             __self.tick()  # every call, filter and loop's range: a template's work is bounded in time
             return super().call(__context, __obj, *args, **kwargs)
 
-        def getitem(self, obj, argument):  # noqa: ANN001, ANN201 - jinja's own
+        def getitem(self, obj, argument):  # jinja's own signature
             self.tick()
             return super().getitem(obj, argument)
 
-        def call_binop(self, context, operator, left, right):  # noqa: ANN001, ANN201 - jinja's own
+        def call_binop(self, context, operator, left, right):  # jinja's own signature
             sized = (str, bytes, list, tuple)
             if operator == "*" and isinstance(left, int) and isinstance(right, sized):
                 left, right = right, left
@@ -165,7 +165,7 @@ def sandboxed_templates(ref: TaskRef) -> Iterator[None]:
         def __len__(self) -> int:
             return len(self.items)
 
-        def __getitem__(self, i):  # noqa: ANN001, ANN204 - range's own
+        def __getitem__(self, i):  # range's own signature
             return self.items[i]
 
         def __iter__(self) -> Iterator[int]:
@@ -241,6 +241,7 @@ def _load_task(ref: TaskRef, build: bool = True, output_type: str = "multiple_ch
         cfg = read_tree(path, resolve_funcs=ref.allow_code or _shipped(path))
         cfg = {k: v for k, v in cfg.items() if k not in UNUSED_KEYS}
         # a task config needs no index: none of the YAML's folder (a FIFO or a .venv there) is read
+        spec: dict[str, Any] | str
         manager, spec, where = TaskManager(include_defaults=False), cfg, str(path)
     else:
         manager, spec, where = TaskManager(), ref.name, f"lm-eval task {ref.name!r}"
@@ -257,7 +258,7 @@ def _load_task(ref: TaskRef, build: bool = True, output_type: str = "multiple_ch
         task = next(iter(manager.load([spec])["tasks"].values()))
         if build:
             task.build_all_requests(rank=0, world_size=1)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line naming the task
+    except Exception as exc:  # every failure becomes one line naming the task
         from jinja2.sandbox import SecurityError
 
         if _in_chain(exc, SecurityError):
@@ -282,12 +283,13 @@ def _config_of(ref: TaskRef, manager: Any = None) -> dict[str, Any] | None:
 
         entry = (manager or TaskManager()).task_index.get(ref.name)
         return load_yaml(entry.yaml_path, resolve_func=False) if entry and entry.yaml_path else None
-    except Exception:  # noqa: BLE001 - only for the message
+    except Exception:  # only for the message
         return None
 
 
 def _load_failure(where: str, dataset: str | None, exc: BaseException) -> str:
-    chain, e = [], exc
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
     while e is not None and len(chain) < 8:
         chain.append(e)
         e = e.__cause__ or e.__context__

@@ -79,16 +79,17 @@ def read_qa_file(path: str | Path) -> QASet:
         strata.append(stratum)
     named = [k for k, s in enumerate(strata, 1) if s is not None]
     if named and len(named) < len(strata):
-        row = next(k for k, s in enumerate(strata, 1) if s is None)
+        unnamed = next(k for k, s in enumerate(strata, 1) if s is None)
         raise ValueError(f"Expected a 'stratum' in every row of {path} or in none, but row {named[0]} has one and "
-                         f"row {row} has none")
-    first = {}
-    for row, prompt in enumerate(prompts, 1):
+                         f"row {unnamed} has none")
+    first: dict[str, int] = {}
+    for number, prompt in enumerate(prompts, 1):
         if prompt in first:
-            raise ValueError(f"Expected distinct prompts in {path}, but rows {first[prompt]} and {row} are both "
+            raise ValueError(f"Expected distinct prompts in {path}, but rows {first[prompt]} and {number} are both "
                              f"{prompt[:60]!r}: a repeated prompt counts twice in every gate")
-        first[prompt] = row
-    return QASet(path.stem, tuple(prompts), tuple(answers), len(prompts), tuple(strata) if named else ())
+        first[prompt] = number
+    return QASet(path.stem, tuple(prompts), tuple(answers), len(prompts),
+                 tuple(s for s in strata if s is not None) if named else ())
 
 
 _LOADED: dict[tuple, QASet] = {}

@@ -38,7 +38,7 @@ def read_tree(path: Path, resolve_funcs: bool = False, code: list[str] | None = 
     if code is not None:
         base = loader.yaml_constructors["!function"]
 
-        class Scan(loader):  # type: ignore[valid-type, misc] - lm-eval's own loader, listing what it would import
+        class Scan(loader):  # type: ignore[valid-type, misc]  # lm-eval's own loader, listing what it would import
             pass
 
         def function(scan: Any, node: Any) -> Any:
@@ -48,7 +48,7 @@ def read_tree(path: Path, resolve_funcs: bool = False, code: list[str] | None = 
         yaml.add_constructor("!function", function, Loader=Scan)
         loader = Scan
     try:
-        cfg = yaml.load(raw, Loader=loader)  # noqa: S506 - lm-eval's loader; !function imports only if resolve_funcs
+        cfg = yaml.load(raw, Loader=loader)  # lm-eval's loader; !function imports only if resolve_funcs
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -9,8 +9,8 @@ from .drift import CalibrationMeasure, ConfidenceMeasure
 from .family import FamilyMeasure
 from .fuzz import FuzzMeasure
 from .kl import KLMeasure
-from .robustness import RobustnessMeasure
 from .registry import MEASURES, registered_properties
+from .robustness import RobustnessMeasure
 from .scaling import ScalingMeasure
 
 __all__ = ["MEASURES", "CalibrationMeasure", "ConfidenceMeasure", "FamilyMeasure", "FuzzMeasure", "Gate",

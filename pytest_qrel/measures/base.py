@@ -104,5 +104,5 @@ class Measure(ABC):
             raise TypeError(f"Expected no task or parameters for property {self.key!r}, but got {task!r} {params}")
         return [Gate(self.metric, self.measure(variant), self.threshold(variant))]
 
-    def plan(self, planned: set[tuple[Variant, object, str]]) -> None:
+    def plan(self, planned: set[tuple[Variant, object, str]]) -> None:  # noqa: B027 - a hook most measures leave empty
         """Learn the run's (variant, task or condition, property) tests once collection is done."""

@@ -25,8 +25,8 @@ from ..metrics import (
     paired_ttest,
 )
 from .choices import N_BINS, ChoiceScores, score_task, summary
-from .outputs import data_digest
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis, share_hypothesis
+from .outputs import data_digest
 
 if TYPE_CHECKING:
     from ..data.types import ChoiceTask
@@ -143,7 +143,7 @@ class ChoiceDriftMeasure(FamilyMeasure):
     # (base.Measure.version)
     version = 1
 
-    def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
+    def __init__(self, config, store) -> None:  # config, store: as Measure.__init__
         super().__init__(config, store)
         self._tasks: dict[str, ChoiceTask] = {}
 
@@ -170,7 +170,7 @@ class ChoiceDriftMeasure(FamilyMeasure):
         flips = self.config.property_settings["calibration"].flips_threshold
         return {**self.thresholds(), **({"flips": flips[variant.bits]} if flips else {})}
 
-    def score(self, model, tokenizer, units: list) -> dict:  # noqa: ANN001
+    def score(self, model, tokenizer, units: list) -> dict:
         return {t: score_task(model, tokenizer, self.task(t)) for t in units}
 
     def base_units(self, units: set) -> list:

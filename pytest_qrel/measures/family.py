@@ -76,7 +76,7 @@ class FamilyMeasure(Measure):
     family_key: ClassVar[str]  # the family's key in FamilyState.families (members share it)
     members: ClassVar[tuple[str, ...]]  # results.json properties decided in one family
 
-    def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
+    def __init__(self, config, store) -> None:  # config, store: as Measure.__init__
         super().__init__(config, store)
         self._planned: set[tuple[Variant, Unit, str]] = set()
 
@@ -105,7 +105,7 @@ class FamilyMeasure(Measure):
         return self.thresholds()
 
     @abstractmethod
-    def score(self, model, tokenizer, units: list[Unit]) -> dict[Unit, Any]:  # noqa: ANN001
+    def score(self, model, tokenizer, units: list[Unit]) -> dict[Unit, Any]:
         """One model's scores on each of ``units`` (the base's and each variant's)."""
 
     @abstractmethod
@@ -191,7 +191,7 @@ class FamilyMeasure(Measure):
             got = outputs.get(kind, outputs.model_key(variant, base=False) if kept else None, todo, self.describe,
                               lambda us: self.score(self.store.quantized(variant), self.store.base(variant).tokenizer, us),
                               self.encode, self.decode, ahead)
-        except Exception as exc:  # noqa: BLE001 - that variant's tests show it, the rest go on
+        except Exception as exc:  # that variant's tests show it, the rest go on
             fam.errors[variant.id] = variant_failure(exc)
             return True
         if got is None:

@@ -18,10 +18,11 @@ from .family import POWER
 from .generation import answer_text, normalize_answer, stop_token_ids
 
 if TYPE_CHECKING:
+    from ..settings import Robustness
     from ..variants import Variant
 
 
-def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:  # noqa: ANN001
+def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
     """Each prompt's greedy answer (deterministic, so agreement is not sampling noise)."""
 
     drawn = sample_answers(model, tokenizer(prompts)["input_ids"], [0] * len(prompts), 1, 0.0, max_new_tokens,
@@ -51,6 +52,7 @@ class FuzzMeasure(Measure):
     failing batch's."""
 
     key = "fuzz"
+    settings: Robustness  # its entry of config.property_settings
     # what it computes (greedy answers, their agreement, the batches hypothesis draws): in the key
     # of the base's stored answers; bump it when they change (base.Measure.version)
     version = 1

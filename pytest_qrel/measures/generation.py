@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..engine import encode_pairs, encoded
-from ..sampling import sample_answers, token_scores
 from ..metrics import auprc, auroc
+from ..sampling import sample_answers, token_scores
 
 if TYPE_CHECKING:
     import torch

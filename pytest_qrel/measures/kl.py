@@ -32,10 +32,11 @@ from .. import options, progress
 from ..data import heldout_texts
 from ..engine import encode
 from ..errors import UnusableEntry, VariantError
-from ..rows import InStep as _InStep, scored_rows, sequences_per_batch, windows
 from ..metrics import TopK, exact_stats, sequence_mean, topk_bounds
 from ..model_state import ModelState
 from ..models import ZOO_MODELS
+from ..rows import InStep as _InStep
+from ..rows import scored_rows, sequences_per_batch, windows
 from .base import Gate, Measure, Measurement
 from .kl_base import KL_FORMAT, BaseOutputs, KLBatches, StoredBaseOutputs, scored_tokens, tokens_digest
 
@@ -95,7 +96,7 @@ class KLMeasure(Measure):
     # the stored base outputs and exact KL values; bump it when they change (base.Measure.version)
     version = 1
 
-    def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
+    def __init__(self, config, store) -> None:  # config, store: as Measure.__init__
         super().__init__(config, store)
         self.stored = StoredBaseOutputs(config, store, self.text, self.version)
 
@@ -310,7 +311,7 @@ class KLMeasure(Measure):
         return self.outcome(variant)
 
 
-def _rows(model: torch.nn.Module, batch: TokenBatch):  # noqa: ANN202 - a generator of rows.RowBlock
+def _rows(model: torch.nn.Module, batch: TokenBatch):  # a generator of rows.RowBlock
     """The variant's scored rows of one batch; a sequence that does not fit is the variant's error."""
     try:
         yield from scored_rows(model, [batch], check_finite=False)

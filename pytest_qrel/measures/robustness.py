@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..data.qa import run_qa_set
+from ..errors import VariantError
 from ..metrics import auroc_counts, paired_bootstrap, resample_counts
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
-from ..errors import VariantError
-from .outputs import data_digest
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
 from .generation import (
     GenerationSettings,
@@ -32,10 +31,12 @@ from .generation import (
     score_qa,
     unknown_word_share,
 )
+from .outputs import data_digest
 
 if TYPE_CHECKING:
     from ..data.qa import QASet
     from ..perturb import Perturbation
+    from ..settings import Robustness
     from ..variants import Variant
 
 CLEAN: tuple[str, int] = ("none", 0)
@@ -124,6 +125,7 @@ class RobustnessMeasure(FamilyMeasure):
     """Gates the four robustness metrics of one variant under one (perturbation, intensity)."""
 
     key = "robustness"
+    settings: Robustness  # its entry of config.property_settings
     family_key = "robust_family"
     # what the family computes (generation.py's sampled answers and their scores, the perturbed
     # prompts, this module's hypotheses): in the key of its stored scores; bump it when they
@@ -133,7 +135,7 @@ class RobustnessMeasure(FamilyMeasure):
     unit_name = "(perturbation, intensity)"
     sample_option = "--qrel-qa-limit"
 
-    def __init__(self, config, store) -> None:  # noqa: ANN001 - as Measure
+    def __init__(self, config, store) -> None:  # config, store: as Measure.__init__
         super().__init__(config, store)
         self._prompts: dict[Condition, tuple[list[str], list[int]]] = {}
         self._insertion_function: Perturbation | None = None  # the masked-LM insertion, once loaded
@@ -181,7 +183,7 @@ class RobustnessMeasure(FamilyMeasure):
                 raise VariantError(f"--qrel-insertion-model: {exc}") from None
         return self._insertion_function
 
-    def score(self, model, tokenizer, units: list) -> dict[Condition, QAScores]:  # noqa: ANN001
+    def score(self, model, tokenizer, units: list) -> dict[Condition, QAScores]:
         """One model's answers on every condition of ``units``, sampled in one batched run."""
         r = self.settings
         qa, n = self.qa(), len(self.qa())

@@ -10,6 +10,7 @@ from ..errors import VariantError
 from .base import Gate, Measure, Measurement
 
 if TYPE_CHECKING:
+    from ..settings import PropertySettings
     from ..variants import Variant
 
 # (variant id, metric) -> the value a test of this process recorded, or None
@@ -22,6 +23,8 @@ class ScalingMeasure(Measure):
     ``--qrel-scaling-confidence`` on the worse side: a checkpoint worse than the law predicts
     for its total bits is a regression. Each variant's value is taken from the test that
     measured it in this process, or measured here (on another xdist worker's model)."""
+
+    settings: PropertySettings  # its entry of config.property_settings
 
     key = "scaling"
     # what it computes (the leave-one-out band): it stores no outputs (its values come from the

@@ -24,7 +24,7 @@ class SufficientStats:
 
     def __post_init__(self) -> None:
         for name, dtype in self._dtypes.items():
-            value = np.array(getattr(self, name), dtype=dtype)  # copy: never alias the caller's array
+            value: np.ndarray = np.array(getattr(self, name), dtype=dtype)  # copy: never alias the caller's array
             if value.ndim == 0:
                 converted: Any = value.item()
             else:

@@ -225,7 +225,7 @@ class Flips(NamedTuple):
     n: int
 
     @property
-    def count(self) -> int:
+    def count(self) -> int:  # type: ignore[override]  # the flips, not tuple.count
         return self.right_to_wrong + self.wrong_to_right
 
     @property

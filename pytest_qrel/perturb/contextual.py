@@ -9,12 +9,12 @@ from pathlib import Path
 
 from .registry import Perturbation
 from .vocab import filler_word_list
-from .word import word_tokens, word_spans
+from .word import word_spans, word_tokens
 
 TOP_K = 10  # the inserted word is drawn among the masked LM's most likely whole words
 
 
-def load_masked_lm(path: str | Path):  # noqa: ANN201 - (model, tokenizer)
+def load_masked_lm(path: str | Path):  # returns (model, tokenizer)
     """A local masked LM in safetensors, loaded without running code from it; ValueError
     naming the path when it is not one."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
@@ -32,7 +32,7 @@ def load_masked_lm(path: str | Path):  # noqa: ANN201 - (model, tokenizer)
     return model, tokenizer
 
 
-def masked_lm_insertion(model, tokenizer, top_k: int = TOP_K) -> Perturbation:  # noqa: ANN001
+def masked_lm_insertion(model, tokenizer, top_k: int = TOP_K) -> Perturbation:
     """A ``word_insertion`` whose words come from ``model``: at each of ``min(intensity,
     #words)`` positions drawn by ``rng`` a mask is put before a word, and the inserted word
     is drawn by ``rng`` among the ``top_k`` most likely predictions there that are whole

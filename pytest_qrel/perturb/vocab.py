@@ -16,7 +16,7 @@ from typing import Mapping
 
 
 def _read(name: str) -> str:
-    return resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("data").joinpath(name).read_text(encoding="utf-8")
 
 
 def _lines(name: str) -> tuple[str, ...]:

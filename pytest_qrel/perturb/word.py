@@ -25,7 +25,9 @@ def word_tokens(text: str) -> list[str]:
 
 
 def _parts(token: str) -> tuple[str, str, str]:
-    prefix, core, suffix = _WORD.match(token).groups()
+    match = _WORD.match(token)
+    assert match is not None  # every group may be empty: it matches any token
+    prefix, core, suffix = match.groups()
     return prefix, core, suffix
 
 

@@ -4,7 +4,7 @@ at 4 bits, LLM.int8 at 8."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import QuantizationError
 from .base import Backend, in_features
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 class BitsAndBytesBackend(Backend):
     name = "bnb"
-    bits = (4, 8)
+    bits: ClassVar[tuple[int, ...]] = (4, 8)
     requires = ("bitsandbytes",)
     extra = "bnb"
     # nf4 quantizes blocks of 64 weights (transformers does not expose the block size);

@@ -108,6 +108,7 @@ def select_layers(
             value = loss_of(candidate)
             if best is None or value < best[0]:
                 best = (value, candidate)
+        assert best is not None  # at least one trial
         chosen = best[1]
     else:
         raise ValueError(f"Expected a selection in {SELECTIONS}, but got {selection!r}")

@@ -35,7 +35,7 @@ QUANTO_QMAP = "quanto_qmap.json"  # what QuantizedModelForCausalLM.save_pretrain
 
 class QuantoBackend(Backend):
     name = "quanto"
-    bits = (2, 4, 8)
+    bits: ClassVar[tuple[int, ...]] = (2, 4, 8)
     requires = ("optimum.quanto",)
     extra = "quanto"
     fixed_group_size = {2: 128, 4: 128, 8: None}

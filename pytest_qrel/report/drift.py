@@ -9,6 +9,7 @@ grouped and printed."""
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 
 def _f(x, spec: str = ".3f") -> str:
@@ -117,7 +118,7 @@ def _which(k: dict) -> str:
     return "memorization" if m > u else "utilization" if u > m else "equal"
 
 
-def _table(tr, head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _table(tr, head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
     tr.write_line("  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip())
     for r in rows:

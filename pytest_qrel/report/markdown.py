@@ -54,11 +54,11 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
         ordered = sorted((v for v in variants if v["model"] == model),
                          key=lambda v: (v["total_bits"] is None, v["total_bits"] or 0))
         for v in ordered:
-            head = f"| {v['id']} | {v['method']} | {v['bits']} | {_cell(v['effective_bits'], '.3f')} | {_cell(v['total_bits'])} |"
-            rows = [(r.property, r.label(), r.value, r.threshold, r.status, r.reason) for r in by_variant.get(v["id"], [])]
-            for prop, metric, value, threshold, status, reason in rows or [(None, None, None, None, v.get("status"), v.get("reason"))]:
+            lead = f"| {v['id']} | {v['method']} | {v['bits']} | {_cell(v['effective_bits'], '.3f')} | {_cell(v['total_bits'])} |"
+            cells: list[tuple] = [(r.property, r.label(), r.value, r.threshold, r.status, r.reason) for r in by_variant.get(v["id"], [])]
+            for prop, metric, value, threshold, status, reason in cells or [(None, None, None, None, v.get("status"), v.get("reason"))]:
                 outcome = (status or "").upper() + (f": {reason}" if reason else "")
-                lines.append(f"{head} {_cell(prop)} | {_cell(metric)} | {_cell(value)} | {_cell(threshold)} | {_cell(outcome)} |")
+                lines.append(f"{lead} {_cell(prop)} | {_cell(metric)} | {_cell(value)} | {_cell(threshold)} | {_cell(outcome)} |")
         lines.append("")
     section_errors: dict[str, str] = {}
     lines += attempt(section_errors, "calibration and confidence tables", lambda: drift_markdown_lines(summary.drift), [])

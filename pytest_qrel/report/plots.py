@@ -119,7 +119,7 @@ def plot_robustness_radar(report_dir: Path, records: list[Record], metric: str =
         d = r.detail
         comp = d.get("comparison") if d.get("perturbation") else None  # a perturbed condition's record
         value = comp.get("quantized", {}).get(metric) if isinstance(comp, dict) else None
-        if isinstance(value, float):
+        if isinstance(value, float) and isinstance(comp, dict):
             rows.append({"model": r.model, "variant": r.variant, "perturbation": d["perturbation"],
                          "intensity": d.get("intensity"), "value": value, "base_value": comp.get("base", {}).get(metric)})
     if not rows:
@@ -140,10 +140,10 @@ def plot_robustness_radar(report_dir: Path, records: list[Record], metric: str =
         angles = [2 * math.pi * i / len(names) for i in range(len(names))] + [0.0]
         fig, ax = plt.subplots(figsize=(7, 6), dpi=120, subplot_kw={"projection": "polar"})
         series: dict[str, dict[str, float]] = {}
-        for r in group:
-            series.setdefault(r["variant"], {})[r["perturbation"]] = r["value"]
-            if isinstance(r.get("base_value"), float):
-                series.setdefault("base", {})[r["perturbation"]] = r["base_value"]
+        for row in group:
+            series.setdefault(row["variant"], {})[row["perturbation"]] = row["value"]
+            if isinstance(row.get("base_value"), float):
+                series.setdefault("base", {})[row["perturbation"]] = row["base_value"]
         colors = plt.get_cmap("viridis")
         for i, (label, values) in enumerate(sorted(series.items(), key=lambda kv: kv[0] != "base")):
             ys = [values.get(n, math.nan) for n in names]

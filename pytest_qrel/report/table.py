@@ -14,7 +14,7 @@ def markdown_table(head: list[str], body: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(row) + " |" for row in body), ""]
 
 
-def write_table(terminalreporter, title: str, head: list[str], body: list[list[str]]) -> None:  # noqa: ANN001
+def write_table(terminalreporter, title: str, head: list[str], body: list[list[str]]) -> None:
     """A blank line, the title and the aligned table, in the terminal summary."""
     terminalreporter.write_line("")
     terminalreporter.write_line(title)

@@ -5,6 +5,7 @@ spot per total-bit budget and the baseline comparison. Nothing here computes a m
 from __future__ import annotations
 
 from pathlib import Path
+from typing import AbstractSet
 
 from ..properties import CATALOG, Catalog
 from ..results import Record
@@ -26,7 +27,7 @@ def _outcome(record: Record) -> str:
     return status.upper() + (f": {reason}" if reason and status != "pass" else "")
 
 
-def _delta(record: Record, changes: set[tuple[str | None, str | None]] = frozenset()) -> str:
+def _delta(record: Record, changes: AbstractSet[tuple[str | None, str | None]] = frozenset()) -> str:
     value, base = record.value, record.base_value
     if (record.property, record.metric) in changes and isinstance(base, (int, float)):
         # the value is already a change from the base: show the base's level, not value - level
@@ -38,12 +39,12 @@ def _delta(record: Record, changes: set[tuple[str | None, str | None]] = frozens
 
 
 def _rows(model: str, variants: list[dict], results: list[Record], prop: str | None = None,
-          changes: set[tuple[str | None, str | None]] = frozenset()) -> list[tuple[str, ...]]:
+          changes: AbstractSet[tuple[str | None, str | None]] = frozenset()) -> list[tuple[str, ...]]:
     by_variant: dict[str, list[Record]] = {}
     for r in results:
         if prop is None or r.property in (prop, None):
             by_variant.setdefault(r.variant, []).append(r)
-    rows = []
+    rows: list[tuple[str, ...]] = []
     ordered = sorted(
         (v for v in variants if v["model"] == model),
         key=lambda v: (v["total_bits"] is None, v["total_bits"] or 0, v["method"], v["bits"]),
@@ -139,7 +140,7 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
 def _write_model_tables(tr, summary: RunSummary, catalog: Catalog) -> None:
     variants, results = summary.variants, shown(summary.records, catalog)
     present = {r.property for r in results if r.property}
-    props = [p for p in catalog.recorded() if p in present] + sorted(present - set(catalog.recorded())) or [None]
+    props: list[str | None] = [*(p for p in catalog.recorded() if p in present), *sorted(present - set(catalog.recorded()))] or [None]
     # a property whose metrics are changes from the base (a drop, an increase) has no base row:
     # the base's value of such a metric is its level, not a value of the metric
     changes = {p.records_as for p in catalog if all(m.change for m in p.metrics)}

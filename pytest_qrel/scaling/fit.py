@@ -15,7 +15,6 @@ from scipy import optimize, stats
 
 from ..errors import FitError
 
-
 Side = Literal["both", "below", "above"]
 
 # Above this condition number of the column-scaled Jacobian the data do not pin down

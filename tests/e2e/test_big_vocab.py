@@ -7,10 +7,9 @@ import os
 
 import pytest
 
+from pytest_qrel.data import heldout_texts
 from pytest_qrel.fixtures.build_big_vocab import LLAMA3_VOCAB, build_small_checkpoint
 from pytest_qrel.fixtures.peak_memory import run_pytest_measured
-
-from pytest_qrel.data import heldout_texts
 from pytest_qrel.models import load_base
 
 
@@ -69,7 +68,6 @@ def test_topk_bounds_contain_the_exact_kl_at_a_real_vocabulary(tmp_path, big_voc
     """On 128,256 tokens: the stored top-k bounds hold the exact full-vocabulary KL; a random
     model's nearly flat outputs leave them wide, so the gate recomputes exactly."""
     from helpers import session_for
-
     from pytest_qrel.measures.kl import KL_MAX_WIDTH
 
     text = tmp_path / "text.txt"

@@ -98,7 +98,7 @@ def test_concurrent_processes_quantize_once(tiny, tmp_path):
         """
     )
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    lines = [next(l for l in p.communicate(timeout=300)[0].splitlines() if l.startswith("STATE")) for p in procs]
+    lines = [next(ln for ln in p.communicate(timeout=300)[0].splitlines() if ln.startswith("STATE")) for p in procs]
     states = sorted(line.split()[1] for line in lines)
     assert states == ["hit", "miss"]
     assert lines[0].split()[2] == lines[1].split()[2]

@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import session_for
 from scipy.special import rel_entr
 
+from helpers import session_for
 from pytest_qrel.data import heldout_texts
 from pytest_qrel.engine import encode
-from pytest_qrel.rows import scored_rows
-from pytest_qrel.measures.kl import KL_MAX_REL_WIDTH, KL_MAX_WIDTH
 from pytest_qrel.errors import VariantError
+from pytest_qrel.measures.kl import KL_MAX_REL_WIDTH, KL_MAX_WIDTH
+from pytest_qrel.rows import scored_rows
 
 OPTS = {"methods": "rtn", "bits": "2,8"}
 

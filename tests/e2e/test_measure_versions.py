@@ -103,10 +103,9 @@ def _owner(cls: type[Measure]) -> str:
 
 
 def _differences(recorded: dict[str, float], now: dict[str, float]) -> list[str]:
-    out = [f"{p}: recorded {recorded.get(p)!r}, now {now.get(p)!r}" for p in sorted(set(recorded) | set(now))
+    return [f"{p}: recorded {recorded.get(p)!r}, now {now.get(p)!r}" for p in sorted(set(recorded) | set(now))
            if p not in recorded or p not in now or not (
                math.isclose(recorded[p], now[p], rel_tol=REL_TOL) or math.isnan(recorded[p]) and math.isnan(now[p]))]
-    return out
 
 
 def _installed() -> dict[str, str]:

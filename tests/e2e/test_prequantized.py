@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from helpers import run_session, session_for
+from pytest_qrel.errors import VariantError
 from pytest_qrel.models import load_base
 from pytest_qrel.quant import get_backend
-from pytest_qrel.errors import VariantError
 
 
 @pytest.fixture(scope="module")

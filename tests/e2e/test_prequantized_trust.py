@@ -12,9 +12,9 @@ import torch
 
 from helpers import session_for
 from pytest_qrel.data import calibration_texts
+from pytest_qrel.errors import VariantError
 from pytest_qrel.models import load_base, zoo_dir
 from pytest_qrel.quant import get_backend
-from pytest_qrel.errors import VariantError
 
 ZOO_XS = zoo_dir() / "zoo-xs"
 # checkpoint directory -> (method, bits): every format pytest-qrel loads pre-quantized

@@ -6,14 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+# imported once per process: quanto's torch operators cannot be registered a second time (pytester's
+# runs keep it imported: tests/conftest.py)
+import optimum.quanto as optimum_quanto
 import pytest
 import torch
 
 from pytest_qrel.models import zoo_dir
-
-# imported once per process: quanto's torch operators cannot be registered a second time (pytester's
-# runs keep it imported: tests/conftest.py)
-import optimum.quanto as optimum_quanto  # noqa: E402
 
 RUN = ["-p", "no:randomly", "--qrel-no-cache"]
 

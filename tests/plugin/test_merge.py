@@ -38,7 +38,7 @@ def test_the_merge_equals_the_single_run_field_by_field(pytester):
     merged.stdout.fnmatch_lines(["*pytest-qrel: 2 runs merged*", "*kl_to_base*"])
 
 
-def _run_file(p, name: str, model: str, **changes) -> str:  # noqa: ANN001
+def _run_file(p, name: str, model: str, **changes) -> str:
     """A minimal results.json of a run of ``model`` (no records), with ``changes`` made."""
     doc = {"schema": 1, "variants": [{"id": f"{model}-rtn-8b-g64", "model": model}], "results": [], "fits": [],
            "settings": {"seed": "0", "kl-threshold": "2:0.5,3:0.2,4:0.1,8:0.01"}, "models_named": [model]}
@@ -126,7 +126,7 @@ def _record(of: str, **changes) -> dict:
     return {k: v for k, v in record.items() if v is not ...}
 
 
-def _merge_is_refused(pytester, results: list, variants: list | None, message: str) -> None:  # noqa: ANN001
+def _merge_is_refused(pytester, results: list, variants: list | None, message: str) -> None:
     """Merging zoo-xs's run with a zoo-s run holding ``results`` (and ``variants``) is a one-line
     usage error matching ``message``: no traceback, no report written."""
     a = _run_file(pytester, "a.json", "zoo-xs", results=[_record("zoo-xs")])
@@ -269,7 +269,7 @@ def test_a_merge_reads_the_baseline_the_runs_compared_with_and_only_that_file(py
     the relative path names from the merge's directory, and refuses a file that changed since."""
     law_test = "test_within_scaling_law[kl_to_base-zoo-xs-rtn-4b-g64]"
 
-    def baseline(path, value):  # noqa: ANN001, ANN202
+    def baseline(path, value):
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps({"schema": 1, "variants": [], "fits": [], "results": [
             {"test": law_test, "metric": "kl_to_base", "status": "pass", "value": value}]}))

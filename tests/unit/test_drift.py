@@ -9,7 +9,6 @@ import scipy.stats
 from pytest_qrel.measures.choices import ChoiceScores, summary
 from pytest_qrel.measures.drift import hypotheses, per_question_brier
 from pytest_qrel.measures.family import decide
-from pytest_qrel.properties import CATALOG
 from pytest_qrel.metrics import (
     adaptive_calibration_error,
     adjust_pvalues,
@@ -18,6 +17,7 @@ from pytest_qrel.metrics import (
     paired_bootstrap,
     paired_ttest,
 )
+from pytest_qrel.properties import CATALOG
 
 
 def _holm_by_definition(p: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from pytest_qrel.data.qa import read_qa_file, zoo_qa
-from pytest_qrel.sampling import sample_answers
 from pytest_qrel.measures.generation import (
     QAScores,
     answer_text,
@@ -19,6 +18,7 @@ from pytest_qrel.measures.generation import (
     unknown_word_share,
 )
 from pytest_qrel.models import zoo_dir
+from pytest_qrel.sampling import sample_answers
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ class Recording:
         self.bos_token_id = self.tokenizer.bos_token_id
         self.lengths: list[int] = []
 
-    def __call__(self, text: str):  # noqa: ANN204 - the tokenizer's own encoding
+    def __call__(self, text: str):  # the tokenizer's own encoding
         self.lengths.append(len(text))
         return self.tokenizer(text)
 

@@ -225,7 +225,7 @@ def test_filler_deletion_never_deletes_a_non_filler_word():
     assert {"and", "to", "also", "actually"} <= fillers
     texts = [TEXT, "And actually, where (really) does Yusuf live? I think, basically, in Paris.", *ZOO_PROMPTS]
     for text in texts:
-        core = lambda w: re.sub(r"^\W+|\W+$", "", w).lower()
+        core = lambda w: re.sub(r"^\W+|\W+$", "", w).lower()  # noqa: E731
         before = [core(w) for w in text.split() if core(w)]
         for seed in range(5):
             after = [core(w) for w in perturb(text, "word_deletion", 16, seed).split() if core(w)]

@@ -1,6 +1,6 @@
-import pytest
-
 import json
+
+import pytest
 
 from pytest_qrel.checkpoints import identify_checkpoint, is_prequantized
 from pytest_qrel.quant import BACKENDS, get_backend, register, supported_bits

@@ -198,7 +198,7 @@ def test_asking_for_state_loads_nothing(monkeypatch):
     from pytest_qrel.measures.kl import KLState
     from pytest_qrel.variants import Variant
 
-    def load_base(*args, **kwargs):  # noqa: ANN002, ANN003
+    def load_base(*args, **kwargs):
         raise AssertionError("state() loaded a base")
 
     monkeypatch.setattr(store, "load_base", load_base)
