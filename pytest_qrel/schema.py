@@ -8,7 +8,8 @@ table, as TypedDicts; and one check per entry kind, which every reader uses.
 
 A key marked ``NotRequired`` may be absent from a file a reader is given (a run writes some of
 them always: a reader must not count on them); every key present must be of its type. JSON
-has no NaN or infinity: a ``Number`` is written as ``"nan"``, ``"inf"`` or ``"-inf"`` then.
+has no NaN or infinity: a ``Number`` is written as ``"nan"``, ``"inf"`` or ``"-inf"`` then
+(and so may any float of a record's details, which the readers do not check: a measure's own).
 No ``from __future__ import annotations`` here: the checks read these annotations at run time.
 """
 
@@ -149,6 +150,18 @@ class KLStatistics(TypedDict):
     ln_ppl_ratio: float
 
 
+class KLTailDetail(TypedDict, total=False):
+    """A ``kl_p99`` record's bounds (the value is their midpoint) and a ``top1_agreement``'s error."""
+
+    kl_p99_lower: float
+    kl_p99_upper: float
+    kl_decided: Literal["exact", "bounds"]
+    tokens: int
+    top1_se: float
+    nonfinite_tokens: int  # tokens whose quantized logits were NaN or infinite (the value is NaN)
+    kl_text: str
+
+
 class ChoiceSummary(TypedDict):
     """One model's numbers on a multiple-choice task (paper 003; measures/choices.py)."""
 
@@ -158,7 +171,7 @@ class ChoiceSummary(TypedDict):
     ace: float
     brier: float
     conf: float
-    conf_err: float
+    conf_err: Number  # NaN when every answer is right
     conf_true: float
     entropy: float
 

@@ -41,6 +41,7 @@ from .base import Gate, Measure, Measurement
 from .kl_base import KL_FORMAT, BaseOutputs, KLText, StoredBaseOutputs, scored_tokens, tokens_digest
 
 if TYPE_CHECKING:
+    from ..schema import KLStatistics
     import torch
 
     from ..engine import TokenBatch
@@ -247,7 +248,7 @@ class KLMeasure(Measure):
         n, seqs = mid.size, seq_mid.size
         agree = float(v.top1.mean())
         dp = np.exp(v.quant_ref) - np.exp(v.base_ref)
-        detail = {
+        detail: KLStatistics = {
             "tokens": n,
             "sequences": seqs,
             "kl_text": text.source,
