@@ -53,14 +53,14 @@ class VariantEntry(TypedDict):
     reason: NotRequired[str | None]
     params: NotRequired[int | None]
     total_bits: NotRequired[Number | None]  # quantized weights at effective bits, the rest at their dtype
-    effective_bits: NotRequired[Number | None]  # paper 002's b + (16 + z) / G over the quantized weights
+    effective_bits: NotRequired[float | None]  # paper 002's b + (16 + z) / G over the quantized weights
     quantized_layers: NotRequired[int]
     linear_layers: NotRequired[int]
-    storage_bits: NotRequired[Number]  # what the quantized weights store per weight on this device
-    base_total_bits: NotRequired[Number]
+    storage_bits: NotRequired[float]  # what the quantized weights store per weight on this device
+    base_total_bits: NotRequired[float]
     state_dict_bytes: NotRequired[int]
-    quantized_fraction: NotRequired[Number]
-    coverage: NotRequired[Number]  # share of the weights asked for that were quantized
+    quantized_fraction: NotRequired[float]
+    coverage: NotRequired[float]  # share of the weights asked for that were quantized
     skipped: NotRequired[dict[str, str]]  # layer left at full precision -> why
     regrouped: NotRequired[dict[str, str]]  # layer quantized with another group size -> why
     cache: NotRequired[str]  # hit or miss: run-dependent
