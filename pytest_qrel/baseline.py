@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import options
-from .schema import GATED, SCHEMA_VERSION, ResultsDocument, result_problem
+from .schema import GATED, SCHEMA_VERSION, ResultsDocument
+from .schema_check import result_problem
 
 if TYPE_CHECKING:
     from .parsing import Tolerance
@@ -100,7 +101,7 @@ def read_results_json(path: Path, flag: str) -> ResultsDocument:
 
 
 def record_problem(record: object) -> str | None:
-    """Why a results.json record cannot be compared with, or None: what schema.result_problem
+    """Why a results.json record cannot be compared with, or None: what schema_check.result_problem
     checks of a compared record, and a value within its own certified bounds (results.
     record_problem reads it whole)."""
     problem = result_problem(record, whole=False)

@@ -44,7 +44,8 @@ from .parsing import bit_map, floats
 from .properties import CATALOG, Catalog, Metric
 from .report import write_run, write_tables
 from .results import Record, Results, coverage_problem, gate_reasons, record_problem
-from .schema import BaselineUsed, ResultsDocument, RobustnessDetail, RunInfo, VariantEntry, number, of_type, variant_problem
+from .schema import BaselineUsed, ResultsDocument, RobustnessDetail, RunInfo, VariantEntry, number
+from .schema_check import of_type, variant_problem
 from .settings import metric_thresholds, p99_thresholds, top1_threshold
 from .summary import RunSummary, problem_of, summarize
 

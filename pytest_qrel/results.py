@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from .baseline import record_problem as comparable_problem, regression, tolerance_for, value_bounds
 from .quant import get_backend
-from .schema import BASELINE_KEYS, GATED_KEYS, OWN_KEYS, ResultEntry, Status, VariantEntry, keys_of, result_problem
+from .schema import BASELINE_KEYS, GATED_KEYS, OWN_KEYS, ResultEntry, Status, VariantEntry, keys_of
+from .schema_check import result_problem
 from .store import one_line
 from .variants import variant_record
 

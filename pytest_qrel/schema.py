@@ -1,27 +1,20 @@
-"""results.json's schema, written down once (as lm-eval's ``result_schema.py``): the document,
-each variant, each result record with its measure's details, each fitted law and the drift
-table, as TypedDicts; and one check per entry kind, which every reader uses.
-
-``report/results_json.py`` writes the document through these types; ``--qrel-merge``
-(``merge.py``) and ``--qrel-baseline`` (``baseline.py``) read it back through
-``variant_problem`` and ``result_problem``. docs/results-json.md documents it for a user.
-
-A key marked ``NotRequired`` may be absent from a file a reader is given (a run writes some of
-them always: a reader must not count on them); every key present must be of its type. JSON
-has no NaN or infinity: a ``Number`` is written as ``"nan"``, ``"inf"`` or ``"-inf"`` then
-(and so may any float of a record's details, which the readers do not check: a measure's own).
-No ``from __future__ import annotations`` here: the checks read these annotations at run time.
-"""
+"""results.json's schema, written down once (as lm-eval's ``result_schema.py``), as TypedDicts
+(a leaf): the document, each variant, each record with its measure's details, each fitted law,
+the drift table. report/results_json.py writes through them; --qrel-merge and --qrel-baseline
+read through ``schema_check.py``; docs/results-json.md documents it. A ``NotRequired`` key may
+be absent from a file a reader is given (a run writes some always); a key present is of its
+type. JSON has no NaN or infinity: a ``Number`` is written as ``"nan"``, ``"inf"`` or ``"-inf"``
+(so may any float of a record's details, which readers do not check). No ``from __future__
+import annotations``: the checks read these annotations at run time."""
 
 import functools
 import sys
-import types
-from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_type_hints
 
 if sys.version_info >= (3, 11):
-    from typing import NotRequired, TypedDict, is_typeddict
+    from typing import NotRequired, TypedDict
 else:  # typing's TypedDict of 3.10 does not know NotRequired
-    from typing_extensions import NotRequired, TypedDict, is_typeddict
+    from typing_extensions import NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 
@@ -33,10 +26,8 @@ GATED: tuple[str, ...] = ("pass", "fail")  # the statuses of a record that holds
 
 
 class VariantEntry(TypedDict):
-    """One variant of ``variants``: what it is (``variants.variant_record``), what its
-    quantization measured (``variants.QuantizedInfo.as_dict``, once it was quantized) and its
-    overall outcome (``results.variant_outcome``). A merge needs only ``id`` and ``model``."""
-
+    """One of ``variants`` (variants.variant_record, QuantizedInfo.as_dict once quantized,
+    results.variant_outcome). A merge needs only ``id`` and ``model``."""
     id: str  # the test ids' variant, e.g. zoo-m-hqq-4b-g64
     model: str
     source: NotRequired[str]  # the model's directory or hub id
@@ -70,7 +61,6 @@ class VariantEntry(TypedDict):
 
 class ComparedEntry(TypedDict):
     """What a baseline reads of a record: its test, status, metric and value."""
-
     test: str
     status: Status
     metric: str | None
@@ -78,9 +68,7 @@ class ComparedEntry(TypedDict):
 
 
 class ResultEntry(ComparedEntry):
-    """One record of ``results``: one metric of one test (``results.Record.as_dict``). A record
-    also holds its measure's details beside these keys (the ``*Detail`` TypedDicts below)."""
-
+    """One of ``results``: one metric of one test (Record.as_dict), its measure's details beside."""
     variant: str
     model: str
     method: str
@@ -101,14 +89,12 @@ class ResultEntry(ComparedEntry):
     change: NotRequired[Number | None]
 
 
-GATED_KEYS = ("higher_is_better", "coverage", "min_coverage")  # written when a record is gated
-BASELINE_KEYS = ("baseline_value", "change")  # written when a record was compared with a baseline
-OWN_KEYS = ("task",)  # written when set
+# which of ResultEntry's keys a record writes when gated, when compared with a baseline, when set
+GATED_KEYS, BASELINE_KEYS, OWN_KEYS = ("higher_is_better", "coverage", "min_coverage"), ("baseline_value", "change"), ("task",)
 
 
 class TestDetail(TypedDict, total=False):
     """A statistical gate's test and the family's decision (measures/hypotheses.py)."""
-
     quant_value: float  # the variant's own level (the value is its change from the base)
     pvalue: float
     adjusted_pvalue: float  # after the family-wise correction
@@ -124,7 +110,6 @@ class TestDetail(TypedDict, total=False):
 
 class KLStatistics(TypedDict):
     """A ``kl_to_base`` record's statistics (measures/kl.py; llama.cpp's --kl-divergence)."""
-
     tokens: int
     sequences: int
     kl_text: str
@@ -152,7 +137,6 @@ class KLStatistics(TypedDict):
 
 class KLTailDetail(TypedDict, total=False):
     """A ``kl_p99`` record's bounds (the value is their midpoint) and a ``top1_agreement``'s error."""
-
     kl_p99_lower: float
     kl_p99_upper: float
     kl_decided: Literal["exact", "bounds"]
@@ -164,7 +148,6 @@ class KLTailDetail(TypedDict, total=False):
 
 class ChoiceSummary(TypedDict):
     """One model's numbers on a multiple-choice task (paper 003; measures/choices.py)."""
-
     accuracy: float
     accuracy_norm: float
     ece: float
@@ -178,7 +161,6 @@ class ChoiceSummary(TypedDict):
 
 class Flips(TypedDict):
     """Questions whose correctness changed (Dutta et al. 2024 §3): shares and counts."""
-
     right_to_wrong: float
     wrong_to_right: float
     flip_rate: float
@@ -189,7 +171,6 @@ class Flips(TypedDict):
 
 class ShiftByBin(TypedDict):
     """Mean true-class confidence shift per bin of base confidence (paper 003 Fig. 1)."""
-
     bin_edges: list[float]
     counts: list[int]
     mean_base: list[float | None]
@@ -198,7 +179,6 @@ class ShiftByBin(TypedDict):
 
 class DriftComparison(TypedDict):
     """What a calibration or confidence record shows beside its gate (measures/drift.py)."""
-
     base: ChoiceSummary
     quantized: ChoiceSummary
     delta: ChoiceSummary  # quantized - base
@@ -210,7 +190,6 @@ class DriftComparison(TypedDict):
 
 class DriftDetail(TypedDict, total=False):
     """A calibration or confidence record's details."""
-
     stratum: str | None  # the task's knowledge stratum: memorization or utilization
     questions: int
     comparison: DriftComparison
@@ -218,7 +197,6 @@ class DriftDetail(TypedDict, total=False):
 
 class QASummary(TypedDict):
     """One model's sampled answers under one condition (measures/generation.py)."""
-
     accuracy: float
     entropy: float
     ref_loglik: float
@@ -232,7 +210,6 @@ class QASummary(TypedDict):
 
 class StratumAccuracy(TypedDict):
     """Accuracy over one prompt stratum's prompts (paper 002's recall / utilization)."""
-
     prompts: int
     base: float
     quantized: float
@@ -242,7 +219,6 @@ class StratumAccuracy(TypedDict):
 
 class RobustnessComparison(TypedDict):
     """A robustness record's four summaries: both models perturbed and unperturbed."""
-
     base: QASummary
     quantized: QASummary
     base_unperturbed: QASummary
@@ -252,7 +228,6 @@ class RobustnessComparison(TypedDict):
 
 class RobustnessDetail(TypedDict, total=False):
     """A robustness record's condition and what it was measured on."""
-
     perturbation: str
     intensity: int
     prompts: int
@@ -265,7 +240,6 @@ class RobustnessDetail(TypedDict, total=False):
 
 class ShrunkExample(TypedDict):
     """One prompt of the fuzzing test's shrunk failing batch."""
-
     prompt: str
     perturbed: str
     perturbation: str
@@ -278,7 +252,6 @@ class ShrunkExample(TypedDict):
 
 class FuzzDetail(TypedDict, total=False):
     """The fuzzing record's batches (measures/fuzz.py)."""
-
     fuzz_examples: int
     fuzz_batch: int
     batches_run: int
@@ -288,7 +261,6 @@ class FuzzDetail(TypedDict, total=False):
 
 class LawDetail(TypedDict, total=False):
     """A fitted-law bound's band (measures/scaling.py, paper 000 eq. 6)."""
-
     predicted: float
     band: list[float]
     confidence: float
@@ -298,14 +270,12 @@ class LawDetail(TypedDict, total=False):
 
 class BaselineDetail(TypedDict, total=False):
     """What a record says of --qrel-baseline beyond its baseline_value."""
-
     baseline: Literal["not in the baseline"]
     baseline_bounds: list[Number]  # the baseline's certified bounds of its value
 
 
 class FitStatistics(TypedDict):
     """A fitted law (``scaling.ScalingFit.as_dict``); a non-finite statistic is None."""
-
     name: str
     form: str
     coefficients: dict[str, float | None]
@@ -319,7 +289,6 @@ class FitStatistics(TypedDict):
 
 class AblationEntry(TypedDict):
     """One factor subset of a power law (paper 002 Table 1)."""
-
     factors: list[str]
     fitted: bool
     adj_r2: float | None
@@ -327,7 +296,6 @@ class AblationEntry(TypedDict):
 
 class FitEntry(TypedDict):
     """One law of ``fits`` (summary.run_fits), with the fit's statistics when fitted."""
-
     metric: str  # kl_to_base, or ece_increase@zoo_recall for a per-task metric
     law: Literal["log_quadratic", "power_law", "quantization_ratio"]
     family: str  # "<bits>-bit", or "all"
@@ -351,7 +319,6 @@ class FitEntry(TypedDict):
 
 class GateOutcome(TypedDict):
     """One gated metric of a drift row."""
-
     value: float | None
     threshold: float | None
     status: Status
@@ -363,7 +330,6 @@ class GateOutcome(TypedDict):
 
 class DriftRow(DriftComparison):
     """One (variant, task) of ``drift.tasks`` (summary.drift_summary)."""
-
     model: str
     variant: str
     method: str
@@ -377,7 +343,6 @@ class DriftRow(DriftComparison):
 
 class KnowledgeRow(TypedDict):
     """Per model and bit-width, the mean accuracy drop by knowledge stratum (paper 002)."""
-
     model: str
     bits: int
     accuracy_drop_memorization: float | None
@@ -388,21 +353,18 @@ class KnowledgeRow(TypedDict):
 
 class DriftTable(TypedDict):
     """``drift``: the calibration and confidence tables (paper 003 Tables 1-2)."""
-
     tasks: list[DriftRow]
     knowledge: list[KnowledgeRow]
 
 
 class BaselineUsed(TypedDict):
     """The --qrel-baseline a run compared with: its absolute path and sha256."""
-
     path: str
     sha256: str
 
 
 class RunInfo(TypedDict):
     """What a run records for a later merge (merge.run_info)."""
-
     settings: dict[str, Any]  # option (without --qrel-) -> value as given: string, bool, list, table
     models_named: list[str] | None  # the models named with --qrel-models
     baseline_used: NotRequired[BaselineUsed]
@@ -410,7 +372,6 @@ class RunInfo(TypedDict):
 
 class ResultsDocument(TypedDict):
     """The whole of results.json."""
-
     schema: int  # SCHEMA_VERSION
     variants: list[VariantEntry]
     results: list[ResultEntry]
@@ -421,117 +382,17 @@ class ResultsDocument(TypedDict):
     baseline_used: NotRequired[BaselineUsed]
 
 
-# -- the checks ---------------------------------------------------------------------------------
-
-
-_UNIONS = (Union, types.UnionType)  # Optional[int], and int | None
-
-
-@functools.cache
-def _hints(kind: type) -> dict[str, Any]:
-    """The keys ``kind`` declares and their types, in order."""
+@functools.cache  # a TypedDict's hints never change
+def hints(kind: type) -> dict[str, Any]:
+    """The keys ``kind`` (a TypedDict) declares and their types, in order."""
     return get_type_hints(kind)
 
 
-def conforms(value: object, hint: Any) -> bool:
-    """Whether a JSON ``value`` is of the type ``hint`` (a TypedDict: each of its keys)."""
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if is_typeddict(hint):
-        return entry_problem(value, hint) is None
-    origin = get_origin(hint)
-    if origin in _UNIONS:
-        return any(conforms(value, arm) for arm in get_args(hint))
-    if origin is Literal:
-        return any(value == a and type(value) is type(a) for a in get_args(hint))
-    if origin is list:
-        (item,) = get_args(hint)
-        return isinstance(value, list) and all(conforms(v, item) for v in value)
-    if origin is dict:
-        key, item = get_args(hint)
-        return isinstance(value, dict) and all(conforms(k, key) and conforms(v, item) for k, v in value.items())
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def describe(hint: Any) -> str:
-    """A type in the words of a message: ``int or null``, ``number``, ``str``."""
-    if hint is type(None):
-        return "null"
-    if is_typeddict(hint) or get_origin(hint) is dict:
-        return "an object"
-    if get_origin(hint) is list:
-        return "a list"
-    if get_origin(hint) is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(hint))
-    if get_origin(hint) in _UNIONS:
-        arms = [a for a in get_args(hint) if a is not type(None) and a != NonFinite]
-        words = ["number" if a is float else describe(a) for a in arms]
-        return " or ".join(words + (["null"] if type(None) in get_args(hint) else []))
-    return {float: "number"}.get(hint, getattr(hint, "__name__", str(hint)))
-
-
-def entry_problem(entry: object, kind: type, missing_as_null: bool = False) -> str | None:
-    """Why ``entry`` is not a ``kind`` (a TypedDict), or None: an object, every required key
-    present (``missing_as_null``: read as null, said as such), every key it declares of its
-    type. Keys it does not declare (a measure's details, a newer run's) are left alone."""
-    if not isinstance(entry, dict):
-        return f"expected an object, but got {type(entry).__name__}"
-    for key, hint in _hints(kind).items():
-        if key not in entry:
-            if key not in kind.__required_keys__:
-                continue
-            if not missing_as_null:
-                return f"it has no {key!r}"
-        value = entry.get(key)
-        if not conforms(value, hint):
-            return f"expected {key!r} to be {describe(hint)}, but got {value!r}"
-    return None
-
-
-def variant_problem(variant: object) -> str | None:
-    """Why a results.json variant cannot be read back, or None."""
-    return entry_problem(variant, VariantEntry, missing_as_null=True)
-
-
-def result_problem(record: object, whole: bool = True) -> str | None:
-    """Why a results.json record cannot be read back, or None: what a baseline compares (its
-    test, status, metric and, gated, a number as its value; ``whole=False``), then every key of
-    ``ResultEntry`` (a gated record with its threshold and direction too)."""
-    if not isinstance(record, dict):
-        return f"expected an object, but got {type(record).__name__}"
-    for key in (k for k in _hints(ComparedEntry) if k in ComparedEntry.__required_keys__):
-        if key not in record:
-            return f"it has no {key!r}"
-    if not isinstance(record["test"], str) or record["status"] not in STATUSES:
-        return f"expected a test name and a status in {STATUSES}, but got {record['test']!r}, {record['status']!r}"
-    if record["status"] in GATED and not conforms(record.get("value"), Number):
-        return f"expected a number as the value of a {record['status']}ed metric, but got {record.get('value')!r}"
-    if not whole:
-        return None
-    problem = entry_problem(record, ResultEntry)
-    if problem is None and record["status"] in GATED:
-        for key in ("threshold", "higher_is_better"):
-            if record.get(key) is None:
-                return f"expected a {record['status']}ed record to have its {key!r}, but it has none"
-    return problem
+def keys_of(kind: type) -> tuple[str, ...]:
+    """The keys ``kind`` declares, in order."""
+    return tuple(hints(kind))
 
 
 def number(value: Any) -> Any:
     """A value as the run held it: results.json writes NaN and infinities as their names."""
     return float(value) if isinstance(value, str) and value in get_args(NonFinite) else value
-
-
-def keys_of(kind: type) -> tuple[str, ...]:
-    """The keys ``kind`` declares, in order."""
-    return tuple(_hints(kind))
-
-
-def of_type(value: object, kind: type, key: str) -> bool:
-    """Whether ``value`` is what ``kind`` declares for ``key``."""
-    return conforms(value, _hints(kind)[key])

@@ -24,7 +24,7 @@ def _variant_entry() -> dict:
 
 
 def test_what_a_run_writes_of_a_variant_and_a_record_is_what_the_schema_declares(tmp_path):
-    from pytest_qrel import schema
+    from pytest_qrel import schema, schema_check
     from pytest_qrel.report import write_run
     from pytest_qrel.results import Record
     from pytest_qrel.summary import summarize
@@ -40,9 +40,9 @@ def test_what_a_run_writes_of_a_variant_and_a_record_is_what_the_schema_declares
     summary = summarize([{**variant, "id": "m-hqq-4b-g64"}], records)
     write_run(tmp_path, summary, summary.variants, run={"settings": {"seed": "0"}, "models_named": None})
     doc = json.loads((tmp_path / "results.json").read_text())
-    assert schema.entry_problem(doc, schema.ResultsDocument) is None
-    assert [schema.result_problem(r) for r in doc["results"]] == [None, None]
-    assert all(schema.entry_problem(f, schema.FitEntry) is None for f in doc["fits"])
+    assert schema_check.entry_problem(doc, schema.ResultsDocument) is None
+    assert [schema_check.result_problem(r) for r in doc["results"]] == [None, None]
+    assert all(schema_check.entry_problem(f, schema.FitEntry) is None for f in doc["fits"])
 
 
 @pytest.mark.parametrize("variant, record, message", [
@@ -74,7 +74,7 @@ def test_the_merge_reads_every_key_the_schema_declares(tmp_path, variant, record
 def test_a_baseline_and_a_merge_read_a_record_through_one_check():
     """The baseline's check is the schema's check of a compared record (plus a KL value's
     bounds); the merge's is the same, then every key of the record."""
-    from pytest_qrel import baseline, results, schema
+    from pytest_qrel import baseline, results, schema_check as schema
 
     compared = {"test": "t", "metric": "kl_to_base", "status": "pass", "value": "abc"}
     assert baseline.record_problem(compared) == schema.result_problem(compared, whole=False) == \
