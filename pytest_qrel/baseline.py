@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import options
+from .schema import GATED, SCHEMA_VERSION, ResultsDocument
+from .schema_check import result_problem
 
 if TYPE_CHECKING:
     from .parsing import Tolerance
@@ -62,7 +64,7 @@ class Baseline:
                 name = record.get("test") if isinstance(record, dict) else None
                 raise pytest.UsageError(f"{options.BASELINE}: record {i} of {path}" + (f" ({name})" if name else "")
                                         + f" is not valid: {problem}")
-            if record["status"] in ("pass", "fail"):
+            if record["status"] in GATED:
                 # results.json writes a non-finite value as its name: it is read back, and compared, as such
                 key = (record["test"], str(record["metric"]))
                 values[key] = float(record["value"])
@@ -82,12 +84,10 @@ def digest(path: Path) -> str:
         raise pytest.UsageError(f"{options.BASELINE}: cannot read {path} ({exc.strerror or exc})") from None
 
 
-SCHEMA = 1  # results.json's schema this module reads (report/results_json.py writes it)
-
-
-def read_results_json(path: Path, flag: str) -> dict:
-    """A pytest-qrel results.json of this schema, read for option ``flag``; a missing,
-    unreadable or foreign file is a usage error naming it."""
+def read_results_json(path: Path, flag: str) -> ResultsDocument:
+    """A pytest-qrel results.json of this schema (schema.py), read for option ``flag``; a
+    missing, unreadable or foreign file is a usage error naming it. Its entries are checked
+    by their readers (``record_problem`` here, merge's variants and records)."""
     try:
         doc = json.loads(path.read_text())
     except OSError as exc:
@@ -96,29 +96,24 @@ def read_results_json(path: Path, flag: str) -> dict:
         raise pytest.UsageError(f"{flag}: {path} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list) or "schema" not in doc:
         raise pytest.UsageError(f"{flag}: {path} is not a pytest-qrel results.json (no schema and results)")
-    if doc["schema"] != SCHEMA:
-        raise pytest.UsageError(f"{flag}: {path} has schema {doc['schema']!r}, but this pytest-qrel reads schema {SCHEMA}")
-    return doc
-STATUSES = ("pass", "fail", "skip", "error")
+    if doc["schema"] != SCHEMA_VERSION:
+        raise pytest.UsageError(f"{flag}: {path} has schema {doc['schema']!r}, but this pytest-qrel reads schema "
+                                f"{SCHEMA_VERSION}")
+    return doc  # type: ignore[no-any-return]
 
 
 def record_problem(record: object) -> str | None:
-    """Why a results.json record cannot be compared with, or None (results.record_problem: read whole)."""
-    if not isinstance(record, dict):
-        return f"expected an object, but got {type(record).__name__}"
-    for key in ("test", "status", "metric"):
-        if key not in record:
-            return f"it has no {key!r}"
-    if not isinstance(record["test"], str) or record["status"] not in STATUSES:
-        return f"expected a test name and a status in {STATUSES}, but got {record['test']!r}, {record['status']!r}"
-    if record["status"] in ("pass", "fail"):
-        value = record.get("value")
-        if isinstance(value, bool) or not (isinstance(value, (int, float)) or value in ("nan", "inf", "-inf")):
-            return f"expected a number as the value of a {record['status']}ed metric, but got {value!r}"
-        known = value_bounds(str(record["metric"]), record)
-        if known is not None and isinstance(value, (int, float)) and math.isfinite(value) and not within_bounds(float(value), *known):
-            names = BOUND_FIELDS[str(record["metric"])]
-            return f"expected its value {value!r} within its bounds {names[0]}..{names[1]} = [{known[0]!r}, {known[1]!r}]"
+    """Why a results.json record cannot be compared with, or None: what schema_check.result_problem
+    checks of a compared record, and a value within its own certified bounds (results.
+    record_problem reads it whole)."""
+    problem = result_problem(record, whole=False)
+    if problem is not None or not isinstance(record, dict) or record["status"] not in GATED:
+        return problem
+    value = record.get("value")
+    known = value_bounds(str(record["metric"]), record)
+    if known is not None and isinstance(value, (int, float)) and math.isfinite(value) and not within_bounds(float(value), *known):
+        names = BOUND_FIELDS[str(record["metric"])]
+        return f"expected its value {value!r} within its bounds {names[0]}..{names[1]} = [{known[0]!r}, {known[1]!r}]"
     return None
 
 
@@ -131,7 +126,7 @@ def within_bounds(value: float, lower: object, upper: object) -> bool:
 
 
 # the fields that hold a metric's certified bounds where its value is their midpoint (the KL
-# measure's, when its top-k bounds decided it: measures/kl.py)
+# measure's, when its top-k bounds decided it: measures/kl.py; schema.KLStatistics, KLTailDetail)
 BOUND_FIELDS = {"kl_to_base": ("kl_lower", "kl_upper"), "kl_p99": ("kl_p99_lower", "kl_p99_upper")}
 
 

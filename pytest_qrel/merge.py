@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import pytest
 
@@ -41,9 +41,11 @@ from .measures import Measurement
 from .measures.kl import MIN_P99_TOKENS
 from .measures.scaling import law_gate
 from .parsing import bit_map, floats
-from .properties import CATALOG, Catalog
+from .properties import CATALOG, Catalog, Metric
 from .report import write_run, write_tables
-from .results import Record, Results, coverage_problem, gate_reasons, of_kind, record_problem
+from .results import Record, Results, coverage_problem, gate_reasons, record_problem
+from .schema import BaselineUsed, ResultsDocument, RobustnessDetail, RunInfo, VariantEntry, number
+from .schema_check import of_type, variant_problem
 from .settings import metric_thresholds, p99_thresholds, top1_threshold
 from .summary import RunSummary, problem_of, summarize
 
@@ -53,11 +55,11 @@ class MergedRun:
     """The union of several runs' results.json: their variants, records and common settings."""
 
     paths: tuple[Path, ...]
-    variants: list[dict]
+    variants: list[VariantEntry]
     records: list[Record]
     settings: dict[str, Any]
     models_named: list[str]  # the models the runs named with --qrel-models (their unchecked gates fail)
-    baseline_used: dict | None = None  # the --qrel-baseline file the runs compared with (run_info)
+    baseline_used: BaselineUsed | None = None  # the --qrel-baseline file the runs compared with (run_info)
     _summary: RunSummary | None = None
 
     def summary(self, catalog) -> RunSummary:  # properties.Catalog
@@ -75,9 +77,10 @@ class MergedRun:
         return any(r.status in ("fail", "error") for r in self.records) or self.problem() is not None
 
     def write(self, report_dir: Path, catalog, save_baseline: Path | None = None) -> Path:
-        return write_run(report_dir, self.summary(catalog), self.variants, save_baseline,
-                         run={"settings": self.settings, "models_named": self.models_named or None,
-                              **({"baseline_used": self.baseline_used} if self.baseline_used else {})})
+        run: RunInfo = {"settings": self.settings, "models_named": self.models_named or None}
+        if self.baseline_used:
+            run["baseline_used"] = self.baseline_used
+        return write_run(report_dir, self.summary(catalog), self.variants, save_baseline, run=run)
 
     def terminal_summary(self, terminalreporter, report_dir: Path, catalog) -> None:
         terminalreporter.write_sep("=", f"pytest-qrel: {len(self.paths)} runs merged "
@@ -85,42 +88,35 @@ class MergedRun:
         write_tables(terminalreporter, self.summary(catalog), report_dir, catalog, self.problem())
 
 
-def run_info(config) -> dict[str, Any]:  # config.QrelConfig
+def run_info(config) -> RunInfo:  # config.QrelConfig
     """What results.json records of a run for a later merge: its settings and the models it named."""
-    info = {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
+    info: RunInfo = {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
     if config.baseline is not None:  # the settings hold the path as given, relative to the run's directory
         info["baseline_used"] = config.baseline.identity()
     return info
 
 
-# what a results.json variant must hold for a merge: its id and model, and what a law's point needs
-VARIANT_KINDS = {"id": "str", "model": "str", "bits": "int or null", "total_bits": "number or null",
-                 "skip_reason": "str or null"}
-
-
-def _read(path: Path) -> dict:
-    """One run's results.json, every variant and record checked against the schema: a usage
-    error naming the file, the entry and what was expected, never a KeyError later."""
+def _read(path: Path) -> ResultsDocument:
+    """One run's results.json, every variant and record checked against the schema (schema.py):
+    a usage error naming the file, the entry and what was expected, never a KeyError later."""
     doc = read_results_json(path, options.MERGE)
     if not isinstance(doc.get("settings"), dict):
         raise pytest.UsageError(f"{options.MERGE}: {path} records no settings (written by an older pytest-qrel): rerun it")
     named = doc.get("models_named")
-    if named is not None and not (isinstance(named, list) and all(isinstance(m, str) for m in named)):
+    if not of_type(named, ResultsDocument, "models_named"):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected models_named to be a list of names, but got {named!r}")
     used = doc.get("baseline_used")
-    if used is not None and not (isinstance(used, dict) and all(isinstance(used.get(k), str) for k in ("path", "sha256"))):
+    if used is not None and not of_type(used, ResultsDocument, "baseline_used"):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected baseline_used to hold a path and a sha256, but got {used!r}")
     variants = doc.get("variants", [])
     if not isinstance(variants, list):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected a list of variants, but got {type(variants).__name__}")
     models: dict[str, str] = {}
     for i, v in enumerate(variants):
-        problem = (f"expected an object, but got {type(v).__name__}" if not isinstance(v, dict) else next(
-            (f"expected {k!r} to be {kind}, but got {v.get(k)!r}" for k, kind in VARIANT_KINDS.items()
-             if (k in v or not kind.endswith("null")) and not of_kind(v.get(k), kind)), None))
+        problem = variant_problem(v)
         if problem is None and v["id"] in models:
             problem = f"variant {v['id']} is listed twice"
-        total = _number(v.get("total_bits")) if problem is None else None
+        total = number(v.get("total_bits")) if problem is None else None
         if total is not None and not (math.isfinite(total) and total > 0):  # a law's point: log(total_bits)
             problem = f"expected 'total_bits' to be a finite positive number, but got {v['total_bits']!r}"
         if problem:
@@ -141,11 +137,6 @@ def _read(path: Path) -> dict:
                                     + f" is not valid: {problem}")
         seen[key] = i
     return doc
-
-
-def _number(value: Any) -> Any:
-    """A value as the run held it: results.json writes NaN and infinities as strings."""
-    return float(value) if isinstance(value, str) and value in ("nan", "inf", "-inf") else value
 
 
 def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[str, Any] | None = None) -> MergedRun:
@@ -177,11 +168,11 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[s
     decider = _Decider(settings, [], catalog, set())
     for path, doc in zip(paths, docs):
         for i, r in enumerate(doc["results"]):
-            problem = decider.problem(Record.from_dict({k: _number(v) for k, v in r.items()}))
+            problem = decider.problem(Record.from_dict({k: number(v) for k, v in r.items()}))
             if problem:
                 raise pytest.UsageError(f"{options.MERGE}: record {i} of {path} ({r['test']}) is not valid: {problem}")
     owner: dict[str, Path] = {}
-    variants: list[dict] = []
+    variants: list[VariantEntry] = []
     records: list[Record] = []
     named: list[str] = []
     for path, doc in zip(paths, docs):
@@ -193,7 +184,7 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[s
                                         "are decided over all of its variants)")
             owner[model] = path
         variants += doc.get("variants", [])
-        records += [Record.from_dict({k: _number(v) for k, v in r.items()}) for r in doc["results"]]
+        records += [Record.from_dict({k: number(v) for k, v in r.items()}) for r in doc["results"]]
         named += [m for m in doc.get("models_named") or [] if m not in named]
     return MergedRun(tuple(paths), variants, _decided_again(records, variants, settings, catalog, used[0]), settings,
                      named, used[0])
@@ -212,8 +203,8 @@ class _Identity(NamedTuple):
 class _Decider:
     """The run's gate settings, read from the runs' common settings, to decide records again."""
 
-    def __init__(self, settings: dict[str, Any], variants: list[dict], catalog: Catalog, errored: set[str],
-                 baseline_used: dict | None = None) -> None:
+    def __init__(self, settings: dict[str, Any], variants: list[VariantEntry], catalog: Catalog, errored: set[str],
+                 baseline_used: BaselineUsed | None = None) -> None:
         def setting(flag: str, default: str) -> Any:
             value = settings.get(options.key_of(flag))
             return default if value is None else value
@@ -232,23 +223,36 @@ class _Decider:
         # the thresholds a run with these settings gates with (config.QrelConfig's parsing):
         # a record's own threshold is checked against them, never trusted
         raw = {**options.defaults(), **{"qrel_" + k.replace("-", "_"): v for k, v in settings.items() if v is not None}}
-        self.kl_threshold = bit_map(options.KL_THRESHOLD, raw["qrel_kl_threshold"])
-        self.p99_setting = raw.get("qrel_kl_p99_threshold")  # parsed per record: by its bit-width
-        self.top1_threshold = top1_threshold(raw.get("qrel_top1_threshold"))
-        self.drift_threshold = {catalog[p].metric(key).name: t for p in ("calibration", "confidence", "robustness") if p in catalog
-                                for key, t in metric_thresholds(raw, catalog[p]).items()}
+        # by (results.json property, metric): each property's threshold option, per bit-width or
+        # by metric (metric:value pairs); a metric with an option of its own, by that option (a
+        # metric whose threshold no option sets, as the fuzz's, is not checked: None)
+        self.by_bits: dict[tuple[str, str], dict[int, float]] = {}
+        self.by_metric: dict[tuple[str, str], float] = {}
+        for p in catalog:
+            dest = "qrel_" + options.key_of(p.threshold_option or "").replace("-", "_")
+            if p.threshold_option is None or dest not in raw:
+                continue
+            own = [m for m in p.metrics if m.option is None]
+            if any(m.per_bit_width for m in own):
+                table = bit_map(p.threshold_option, raw[dest])
+                self.by_bits.update({(p.records_as, m.name): table for m in own})
+            else:
+                self.by_metric.update({(p.records_as, p.metric(k).name): t for k, t in metric_thresholds(raw, p).items()})
+        p99, top1 = raw.get("qrel_kl_p99_threshold"), top1_threshold(raw.get("qrel_top1_threshold"))
+        self.by_option: dict[str, Callable[[int], float | None]] = {
+            options.KL_P99_THRESHOLD: lambda bits: (p99_thresholds(p99, (bits,)) or {}).get(bits),  # by its bit-width
+            options.TOP1_THRESHOLD: lambda bits: top1,
+        }
 
-    def expected_threshold(self, r: Record) -> float | None:
-        """The threshold the settings give ``r``'s gate, or None where a merge cannot tell it."""
-        if r.property == "kl" and r.metric == "kl_to_base":
-            return self.kl_threshold.get(r.bits)
-        if r.property == "kl" and r.metric == "kl_p99" and isinstance(r.bits, int):
-            return (p99_thresholds(self.p99_setting, (r.bits,)) or {}).get(r.bits)
-        if r.property == "kl" and r.metric == "top1_agreement":
-            return self.top1_threshold
-        if r.property in ("calibration", "confidence", "robustness"):  # by metric name; the fuzz's is per variant
-            return self.drift_threshold.get(str(r.metric))
-        return None
+    def expected_threshold(self, r: Record, metric: Metric) -> float | None:
+        """The threshold the settings give ``r``'s gate (of ``metric``), or None where a merge cannot tell it."""
+        key = (str(r.property), str(r.metric))
+        if key in self.by_bits:
+            return self.by_bits[key].get(r.bits)
+        if key in self.by_metric:
+            return self.by_metric[key]
+        parse = self.by_option.get(metric.option or "")
+        return parse(r.bits) if parse is not None and isinstance(r.bits, int) else None
 
     def problem(self, r: Record) -> str | None:
         """Why a record cannot be decided again as the settings and the catalog decide it, or None."""
@@ -264,21 +268,23 @@ class _Decider:
         if r.higher_is_better is not None and r.higher_is_better != metric.higher_is_better:
             return (f"it says higher_is_better={r.higher_is_better}, but {r.metric} is "
                     f"{'better higher' if metric.higher_is_better else 'better lower'}")
-        expected = self.expected_threshold(r)
+        expected = self.expected_threshold(r, metric)
         if r.threshold is not None and expected is not None and not math.isclose(float(r.threshold), expected):
             return (f"its threshold {r.threshold!r} is not the {expected:g} its run's settings give (a merge decides "
                     "with the runs' settings)")
         value = r.value if isinstance(r.value, (int, float)) else math.nan
-        if r.status == "skip" and r.threshold is not None and math.isfinite(value) and _never_unchecked(r) and gate_reasons(
+        if r.status == "skip" and r.threshold is not None and math.isfinite(value) and _never_unchecked(r, metric) and gate_reasons(
                 str(r.metric), Measurement(value, r.base_value, None, {}), float(r.threshold), metric.higher_is_better,
                 None, None, None)[0]:
             return f"it is skipped, but its value {value:g} is past its threshold {r.threshold:g}: a run fails it"
         held = r.detail.get("baseline_bounds")
         if held is not None and not (isinstance(held, list) and len(held) == 2 and isinstance(r.baseline_value, (int, float))
-                                     and within_bounds(float(r.baseline_value), _number(held[0]), _number(held[1]))):
+                                     and within_bounds(float(r.baseline_value), number(held[0]), number(held[1]))):
             return f"its baseline_value {r.baseline_value!r} is not within its baseline_bounds {held!r}"
-        if r.property == "robustness" and r.detail.get("comparison") is not None and not (
-                isinstance(r.detail.get("perturbation"), str) and of_kind(r.detail.get("intensity"), "int")):
+        conditions = {p.records_as for p in self.catalog.with_axis("condition")}
+        if r.property in conditions and r.detail.get("comparison") is not None and not (
+                of_type(r.detail.get("perturbation"), RobustnessDetail, "perturbation")
+                and of_type(r.detail.get("intensity"), RobustnessDetail, "intensity")):
             return "expected a robustness comparison to name its 'perturbation' and 'intensity'"
         return None
 
@@ -352,19 +358,20 @@ class _Decider:
         return record
 
 
-def _never_unchecked(r: Record) -> bool:
+def _never_unchecked(r: Record, metric: Metric) -> bool:
     """Whether a run never leaves ``r``'s metric not checked once it has its value and threshold
-    (the KL and its top-1 agreement; the KL tail only when it had enough tokens): a skip of it
-    past its threshold hides a failure. A statistical gate or the fuzz's may be left not checked
-    at any value (too few samples to decide), which a merge cannot tell from the record."""
-    if r.property != "kl":
+    (the catalog's ``checked_when_measured``: the KL and its top-1 agreement; the KL tail only
+    when it had enough tokens): a skip of it past its threshold hides a failure. A statistical
+    gate or the fuzz's may be left not checked at any value (too few samples to decide), which a
+    merge cannot tell from the record."""
+    if not metric.checked_when_measured:
         return False
     tokens = r.detail.get("tokens")
     return r.metric != "kl_p99" or (isinstance(tokens, int) and tokens >= MIN_P99_TOKENS)
 
 
-def _decided_again(records: list[Record], variants: list[dict], settings: dict[str, Any], catalog: Catalog,
-                   baseline_used: dict | None = None) -> list[Record]:
+def _decided_again(records: list[Record], variants: list[VariantEntry], settings: dict[str, Any], catalog: Catalog,
+                   baseline_used: BaselineUsed | None = None) -> list[Record]:
     """The union's records with every verdict decided again (the module's docstring says how)."""
     # a variant whose test errored has no value: the single run's law has one point fewer too
     decider = _Decider(settings, variants, catalog, {r.variant for r in records if r.status == "error"}, baseline_used)

@@ -42,10 +42,19 @@ class Metric:
     # the option that sets this metric's threshold on its own, instead of the property's
     # threshold option; with no default threshold the metric is off unless it is given
     option: str | None = None
+    # True: a measured value with its threshold is always decided (no significance test or
+    # sample-size power leaves it not checked): a record "not checked" past its threshold hides
+    # a failure (--qrel-merge refuses it)
+    checked_when_measured: bool = False
 
     @property
     def higher_is_better(self) -> bool:
         return self.harm == "lower"
+
+    @property
+    def per_bit_width(self) -> bool:
+        """Whether its threshold is one per bit-width (its option takes bits:value pairs)."""
+        return isinstance(self.threshold, Mapping)
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,10 @@ class Property:
 # base and fail 2-bit variants that do not (mean token KL in nats, per bit-width).
 KL = Property(
     "kl", "KL to base: mean token KL(P_base || P_quant) on held-out text (paper 000 eq. 7)",
-    (Metric("kl_to_base", "kl", threshold={2: 0.5, 3: 0.2, 4: 0.1, 8: 0.01}),
+    (Metric("kl_to_base", "kl", threshold={2: 0.5, 3: 0.2, 4: 0.1, 8: 0.01}, checked_when_measured=True),
      # off unless their options set a threshold: the KL's tail and top-1 agreement (issue 16)
-     Metric("kl_p99", "kl_p99", option="--qrel-kl-p99-threshold"),
-     Metric("top1_agreement", "top1", harm="lower", option="--qrel-top1-threshold")),
+     Metric("kl_p99", "kl_p99", option="--qrel-kl-p99-threshold", checked_when_measured=True),
+     Metric("top1_agreement", "top1", harm="lower", option="--qrel-top1-threshold", checked_when_measured=True)),
     threshold_option="--qrel-kl-threshold", fitted=True,
 )
 # Paper 003: 4-bit GPTQ costs 7B models 1-3 points of true-class confidence (Tables 2, 5) and

@@ -6,12 +6,14 @@ from __future__ import annotations
 import builtins
 import math
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Mapping, cast
 
 from .baseline import record_problem as comparable_problem
 from .baseline import regression, tolerance_for, value_bounds
 from .errors import one_line
 from .quant import get_backend
+from .schema import BASELINE_KEYS, GATED_KEYS, OWN_KEYS, ResultEntry, Status, VariantEntry, keys_of
+from .schema_check import result_problem
 from .variants import variant_record
 
 if TYPE_CHECKING:
@@ -21,7 +23,6 @@ if TYPE_CHECKING:
     from .properties import Property
     from .variants import Variant
 
-Status = Literal["pass", "fail", "error", "skip"]
 REPORT_ATTR = "qrel"  # the attribute of a test report that carries its records
 
 
@@ -46,54 +47,18 @@ def coverage_problem(info: dict | None, min_coverage: float) -> str | None:
     )
 
 
-# the fields every record has; a measure's own details (task, p-values, comparison, ...)
-# are kept in ``detail`` and written beside them in results.json
-CORE_FIELDS = ("test", "property", "variant", "model", "method", "bits", "group_size", "metric", "status",
-               "passed", "reason", "value", "base_value", "threshold")
-GATED_FIELDS = ("higher_is_better", "coverage", "min_coverage")  # a gated record's (pass, fail)
-BASELINE_FIELDS = ("baseline_value", "change")  # a record compared with --qrel-baseline
-
-
-# each Record field's JSON kind beyond the comparable core (baseline.record_problem), and whether
-# it is required; a number may be written "nan", "inf" or "-inf" (JSON has no non-finite numbers)
-FIELD_KINDS: dict[str, tuple[str, bool]] = {
-    "variant": ("str", True), "model": ("str", True), "method": ("str", True), "bits": ("int", True),
-    "group_size": ("int or null", True), "property": ("str or null", True), "reason": ("str or null", False),
-    "task": ("str or null", False), "higher_is_better": ("bool or null", False),
-    **{k: ("number or null", False) for k in ("value", "base_value", "threshold", "coverage", "min_coverage",
-                                              "baseline_value", "change")},
-}
-
-
-def of_kind(value: object, kind: str) -> bool:
-    """Whether a JSON ``value`` is of ``kind`` (FIELD_KINDS' words: str, int, bool, number, "or null")."""
-    if value is None:
-        return kind.endswith(" or null")
-    base = kind.removesuffix(" or null")
-    if base == "number":
-        return value in ("nan", "inf", "-inf") or (isinstance(value, (int, float)) and not isinstance(value, bool))
-    return isinstance(value, {"str": str, "bool": bool}.get(base, int)) and (base == "bool") == isinstance(value, bool)
+# the fields every record has (schema.ResultEntry); a measure's own details (task, p-values,
+# comparison, ...) are kept in ``detail`` and written beside them in results.json
+CORE_FIELDS = tuple(k for k in keys_of(ResultEntry) if k not in (*GATED_KEYS, *BASELINE_KEYS, *OWN_KEYS))
+GATED_FIELDS = GATED_KEYS  # a gated record's (pass, fail)
+BASELINE_FIELDS = BASELINE_KEYS  # a record compared with --qrel-baseline
 
 
 def record_problem(record: object) -> str | None:
-    """Why a results.json record cannot be read back as a Record, or None: every field of the
-    schema present where required and of its kind (a gated record with its threshold and
-    direction too), so that nothing read from a file fails later with a KeyError."""
-    problem = comparable_problem(record)
-    if problem:
-        return problem
-    assert isinstance(record, dict)
-    for key, (kind, required) in FIELD_KINDS.items():
-        if key not in record:
-            if required:
-                return f"it has no {key!r}"
-        elif not of_kind(record[key], kind):
-            return f"expected {key!r} to be {kind}, but got {record[key]!r}"
-    if record["status"] in ("pass", "fail"):
-        for key in ("threshold", "higher_is_better"):
-            if record.get(key) is None:
-                return f"expected a {record['status']}ed record to have its {key!r}, but it has none"
-    return None
+    """Why a results.json record cannot be read back as a Record, or None: what a baseline
+    compares (baseline.record_problem), then every key of schema.ResultEntry, so that nothing
+    read from a file fails later with a KeyError."""
+    return comparable_problem(record) or result_problem(record)
 
 
 @dataclass
@@ -136,7 +101,7 @@ class Record:
         """The metric as the report names it: ``ece_increase@zoo_recall`` for a per-task one."""
         return (self.metric or "-") + (f"@{self.task}" if self.task else "")
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ResultEntry:
         out = {k: getattr(self, k) for k in CORE_FIELDS}
         if self.gated:
             out.update({k: getattr(self, k) for k in GATED_FIELDS})
@@ -144,10 +109,10 @@ class Record:
             out.update({k: getattr(self, k) for k in BASELINE_FIELDS})
         if self.task is not None:
             out["task"] = self.task
-        return {**out, **self.detail}
+        return {**out, **self.detail}  # type: ignore[return-value] # schema.ResultEntry and its details
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Record:
+    def from_dict(cls, d: Mapping[str, Any]) -> Record:
         known = {f.name for f in fields(cls)} - {"detail"}
         return cls(**{k: v for k, v in d.items() if k in known},
                    detail={k: v for k, v in d.items() if k not in known and k != "passed"})
@@ -337,7 +302,7 @@ class Results:
         return True
 
 
-def variant_outcome(variant: dict, records: list[Record]) -> tuple[str, str | None]:
+def variant_outcome(variant: VariantEntry, records: list[Record]) -> tuple[str, str | None]:
     """A variant's overall status and one-line reason for results.json: ``skip`` (a pair its
     backend lacks), ``error``, ``fail`` or ``pass`` from its tests' records (the worst one
     wins; the reason is the first such record's by test and metric), or ``not run`` when none
@@ -360,7 +325,7 @@ def variant_outcome(variant: dict, records: list[Record]) -> tuple[str, str | No
     return "not run", None
 
 
-def variant_records(variants: list[Variant], info: dict[str, dict], records: list[Record]) -> list[dict]:
+def variant_records(variants: list[Variant], info: dict[str, dict], records: list[Record]) -> list[VariantEntry]:
     """results.json's ``variants``: each variant with what its quantization measured, its
     backend's formats, and its overall status and reason."""
     out = []

@@ -8,10 +8,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from statistics import mean
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, cast
 
 from .properties import CATALOG, Catalog
 from .results import Record
+from .schema import DriftRow, DriftTable, FitEntry, KnowledgeRow, RobustnessComparison, VariantEntry
 
 if TYPE_CHECKING:
     from .config import QrelConfig
@@ -22,20 +23,79 @@ UNPERTURBED = "unperturbed"
 DRIFT_PROPERTIES = tuple(p.records_as for p in CATALOG.with_axis("task"))
 
 
+# a variant's verdict on one property: "-" where the run gated none of it
+Verdict = Literal["PASS", "FAIL", "ERROR", "not checked", "SKIP", "-"]
+
+
+@dataclass(frozen=True)
+class SweetSpot:
+    """The best variant within one total-bit budget (``sweet_spots``)."""
+    total_bits: float
+    variant: str
+    bits: int
+    method: str
+    model: str
+    value: float
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """One property's records: passed, failed, not checked (skip) and errored."""
+    passed: int
+    failed: int
+    not_checked: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """A variant's worst perturbation at one intensity, by its accuracy."""
+    perturbation: str
+    accuracy: float
+    base_accuracy: float
+
+
+@dataclass
+class StratumCell:
+    """One column's accuracy on a prompt stratum: unperturbed, and per perturbed condition."""
+    unperturbed: float
+    perturbed: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class StratumTable:
+    """One prompt stratum (paper 002's recall / utilization): its prompts, accuracy by column."""
+    prompts: int
+    accuracy: dict[str, StratumCell] = field(default_factory=dict)
+
+
+@dataclass
+class RobustnessTable:
+    """One model's robustness tables (paper 000 Fig. 3); a column is ``base`` or a variant id
+    without the model's prefix, a condition ``char_swap i4`` or ``unperturbed``."""
+
+    rows: dict[str, dict[str, tuple[float, float | None]]] = field(default_factory=dict)  # condition -> column -> (accuracy, auroc)
+    unknown: dict[str, tuple[int, int]] = field(default_factory=dict)  # condition -> (perturbed words, unknown)
+    worst: dict[str, dict[int, WorstCase]] = field(default_factory=dict)  # column -> intensity -> worst case
+    fuzz: list[Record] = field(default_factory=list)  # the property's other records: the fuzzing test's
+    strata: dict[str, StratumTable] = field(default_factory=dict)  # when the prompts name their strata
+    inserted_by: str | None = None  # word_insertion's source of words
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """Everything the report presents, computed once: the variants that reported, every
     record (results.json's ``results``), the fitted laws, the sweet spot per bounded metric,
     the calibration / confidence tables and the robustness tables by model."""
 
-    variants: list[dict]
+    variants: list[VariantEntry]
     records: list[Record]
-    fits: list[dict]
-    sweet: dict[str, list[dict]]
-    drift: dict
-    robustness: dict[str, dict]
-    counts: dict[str, dict[str, int]]  # property -> pass, fail, skip (not checked), error
-    verdicts: dict[str, dict[str, str]]  # variant id -> property -> PASS, FAIL, not checked, ERROR
+    fits: list[FitEntry]
+    sweet: dict[str, list[SweetSpot]]  # metric -> frontier
+    drift: DriftTable
+    robustness: dict[str, RobustnessTable]  # by model
+    counts: dict[str, StatusCounts]  # by results.json property
+    verdicts: dict[str, dict[str, Verdict]]  # variant id -> property -> verdict
     errors: dict[str, str] = field(default_factory=dict)  # a part that could not be computed -> why
 
 
@@ -49,7 +109,7 @@ def attempt(errors: dict[str, str], name: str, compute: Callable[[], Any], empty
         return empty
 
 
-def summarize(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> RunSummary:
+def summarize(variants: list[VariantEntry], records: list[Record], catalog: Catalog = CATALOG) -> RunSummary:
     """Everything the report shows; a part that cannot be computed is left empty and its
     error kept in ``errors``, so the rest of the report (and results.json) is still written."""
     errors: dict[str, str] = {}
@@ -65,20 +125,20 @@ def summarize(variants: list[dict], records: list[Record], catalog: Catalog = CA
                                                 for m in scaled}, {}),
         attempt(errors, "calibration and confidence summary", lambda: drift_summary(records, variants),
                 {"tasks": [], "knowledge": []}),
-        attempt(errors, "robustness summary", lambda: robustness_summary(records), {}),
+        attempt(errors, "robustness summary", lambda: robustness_summary(records, catalog), {}),
         counts(records, catalog),
         attempt(errors, "verdicts", lambda: verdicts(variants, records, catalog), {}),
         errors,
     )
 
 
-def verdicts(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[str, str]]:
+def verdicts(variants: list[VariantEntry], records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[str, Verdict]]:
     """Which checkpoints may ship, at a glance: per variant (in the run's order) and property, ERROR if a test errored, FAIL if a metric failed, PASS if one passed, else
     ``not checked``; ``-`` where the run gated none of it (SKIP for a pair its backend lacks)."""
     props = list(counts(records, catalog))
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, dict[str, Verdict]] = {}
     for v in variants:
-        row = {}
+        row: dict[str, Verdict] = {}
         for prop in props:
             statuses = {r.status for r in records if r.variant == v["id"] and r.property == prop}
             row[prop] = ("ERROR" if "error" in statuses else "FAIL" if "fail" in statuses else "PASS" if "pass" in statuses
@@ -87,12 +147,12 @@ def verdicts(variants: list[dict], records: list[Record], catalog: Catalog = CAT
     return out
 
 
-def counts(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[str, int]]:
+def counts(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, StatusCounts]:
     """Per results.json property (catalog order, then any other): how many records passed,
     failed, were not checked (skip) and errored."""
     props = [p for p in catalog.recorded() if any(r.property == p for r in records)]
     props += sorted({r.property for r in records if r.property and r.property not in props})
-    return {p: {s: sum(r.property == p and r.status == s for r in records) for s in ("pass", "fail", "skip", "error")}
+    return {p: StatusCounts(*(sum(r.property == p and r.status == s for r in records) for s in ("pass", "fail", "skip", "error")))
             for p in props}
 
 
@@ -139,7 +199,7 @@ def unchecked(records: list[Record], models: list[str], skipped: str | None = No
     return None
 
 
-def _metric_values(records: list[Record], by_id: dict[str, dict], catalog: Catalog) -> dict[str, dict[str, tuple[float, float | None]]]:
+def _metric_values(records: list[Record], by_id: dict[str, VariantEntry], catalog: Catalog) -> dict[str, dict[str, tuple[float, float | None]]]:
     """Per metric label (``kl_to_base``, or ``ece@zoo_recall`` for a per-task metric), each
     measured variant's (value, threshold): from its own property's test, else its law test."""
     out: dict[str, dict[str, tuple[float, float | None]]] = {}
@@ -157,7 +217,7 @@ def _metric_values(records: list[Record], by_id: dict[str, dict], catalog: Catal
     return out
 
 
-def run_fits(variants: list[dict], records: list[Record], catalog: Catalog = CATALOG) -> list[dict]:
+def run_fits(variants: list[VariantEntry], records: list[Record], catalog: Catalog = CATALOG) -> list[FitEntry]:
     """The laws of the run, for results.json and the report: for every metric of results.json
     (KL, and each calibration and confidence metric per task), the log-quadratic law per
     bit-width (paper 000 eq. 6) and the multiplicative law in model size and effective bits
@@ -167,7 +227,7 @@ def run_fits(variants: list[dict], records: list[Record], catalog: Catalog = CAT
     from .scaling import ablate_power_law, fit_log_quadratic, fit_power_law  # scipy: only at the end of a run
 
     by_id = {v["id"]: v for v in variants}
-    fits: list[dict] = []
+    fits: list[Any] = []  # schema.FitEntry, with the fit's statistics (ScalingFit.as_dict) when fitted
     for metric, values in _metric_values(records, by_id, catalog).items():
         rows = [(by_id[vid], value) for vid, (value, _) in values.items()]
         for bits in sorted({v["bits"] for v, _ in rows}):
@@ -203,7 +263,7 @@ def run_fits(variants: list[dict], records: list[Record], catalog: Catalog = CAT
     return fits
 
 
-def _ratio_fits(metric: str, rows: list[tuple[dict, float]], threshold: dict[str, float | None]) -> list[dict]:
+def _ratio_fits(metric: str, rows: list[tuple[VariantEntry, float]], threshold: dict[str, float | None]) -> list[FitEntry]:
     """Paper 004 §4.2 (Scaling Law 1), when the run has a mixed-precision ratio axis: per
     bit-width, each model's largest quantization ratio whose value stays within the metric's
     threshold (the loss budget), and model size against it, N = exp(k (1 - Q_r) + c)."""
@@ -211,7 +271,7 @@ def _ratio_fits(metric: str, rows: list[tuple[dict, float]], threshold: dict[str
 
     if len({v.get("quant_ratio") for v, _ in rows}) < 2:
         return []
-    fits = []
+    fits: list[Any] = []
     for bits in sorted({v["bits"] for v, _ in rows}):
         tolerable: dict[str, tuple[float, float]] = {}  # model -> (params, largest ratio within budget)
         for v, y in rows:
@@ -230,7 +290,8 @@ def _ratio_fits(metric: str, rows: list[tuple[dict, float]], threshold: dict[str
     return fits
 
 
-def sweet_spots(variants: list[dict], records: list[Record], metric: str, higher_is_better: bool = False) -> list[dict]:
+def sweet_spots(variants: list[VariantEntry], records: list[Record], metric: str,
+                higher_is_better: bool = False) -> list[SweetSpot]:
     """The best variant for each total-bit budget (paper 000's "4-bit peak" question): the
     variants no other variant beats with as few or fewer total bits, by total bits."""
     by_id = {v["id"]: v for v in variants}
@@ -244,22 +305,21 @@ def sweet_spots(variants: list[dict], records: list[Record], metric: str, higher
     for total, value, v in rows:
         if best is None or (value > best if higher_is_better else value < best):
             best = value
-            frontier.append({"total_bits": total, "variant": v["id"], "bits": v["bits"], "method": v["method"],
-                             "model": v["model"], "value": value})
+            frontier.append(SweetSpot(total, v["id"], v["bits"], v["method"], v["model"], value))
     return frontier
 
 
-def drift_summary(records: list[Record], variants: list[dict]) -> dict:
+def drift_summary(records: list[Record], variants: list[VariantEntry]) -> DriftTable:
     """results.json's ``drift`` section: one row per (variant, task) with both models'
     numbers, the deltas, every gated metric's p-values and outcome, and per model the
     accuracy drop per bit-width by knowledge stratum."""
     bits_of = {v["id"]: v for v in variants}
-    rows: dict[tuple[str, str], dict] = {}
+    rows: dict[tuple[str, str], DriftRow] = {}
     for r in records:
         if r.property not in DRIFT_PROPERTIES or "comparison" not in r.detail:
             continue
         key = (r.variant, r.task)
-        row = rows.setdefault(key, {
+        row = rows.setdefault(key, {  # type: ignore[typeddict-item] # the comparison's keys (schema.DriftComparison)
             "model": r.model, "variant": r.variant, "method": r.method, "bits": r.bits,
             "total_bits": (bits_of.get(r.variant) or {}).get("total_bits"),
             "task": r.task, "stratum": r.detail.get("stratum"), "questions": r.detail.get("questions"),
@@ -271,11 +331,11 @@ def drift_summary(records: list[Record], variants: list[dict]) -> dict:
     knowledge = []
     for model in dict.fromkeys(x["model"] for x in table):
         for bits in sorted({x["bits"] for x in table if x["model"] == model}):
-            entry: dict = {"model": model, "bits": bits}
+            entry = cast(KnowledgeRow, {"model": model, "bits": bits})
             for stratum, heldout in (("memorization", False), ("utilization", False), ("utilization_heldout", True)):
                 drops = [-x["delta"]["accuracy"] for x in table if x["model"] == model and x["bits"] == bits
                          and x["stratum"] == stratum.removesuffix("_heldout") and _heldout(x["task"]) == heldout]
-                entry[f"accuracy_drop_{stratum}"] = mean(drops) if drops else None
+                entry[f"accuracy_drop_{stratum}"] = mean(drops) if drops else None  # type: ignore[literal-required]
             drops_true = [x["delta"]["conf_true"] for x in table if x["model"] == model and x["bits"] == bits]
             entry["conf_true_drop"] = -mean(drops_true) if drops_true else None
             knowledge.append(entry)
@@ -295,43 +355,44 @@ def shown(records: list[Record], catalog: Catalog = CATALOG) -> list[Record]:
     return [r for r in records if (r.property, r.metric) not in many or r.status in ("fail", "error")]
 
 
-def robustness_summary(records: list[Record]) -> dict[str, dict]:
-    """By model: ``rows`` (condition label -> {column -> (accuracy, auroc)}), ``unknown``
-    (condition -> (perturbed words, unknown)), ``worst`` (variant -> intensity -> (perturbation,
-    accuracy, base accuracy)), ``fuzzing`` (the fuzzing records), ``strata`` (prompt stratum ->
-    ``prompts`` and ``accuracy``: column -> unperturbed accuracy and perturbed: condition ->
-    accuracy), when the prompts name their strata."""
-    out: dict[str, dict] = {}
+def robustness_summary(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, RobustnessTable]:
+    """By model, the tables of the per-condition properties (catalog axis ``condition``): their
+    records' comparisons (schema.RobustnessComparison) as rows, unknown words, worst cases and
+    strata; and the other gated records of their property (the fuzzing test's)."""
+    conditions = catalog.with_axis("condition")
+    recorded = {p.records_as for p in conditions}
+    others = {(p.records_as, m.name) for p in catalog if p.records_as in recorded and p.axis != "condition"
+              for m in p.metrics}
+    out: dict[str, RobustnessTable] = {}
     seen: set[tuple[str, str, int]] = set()
     for r in records:
-        if r.property != "robustness":
+        if r.property not in recorded:
             continue
-        model = out.setdefault(r.model, {"rows": {}, "unknown": {}, "worst": {}, "fuzzing": [], "strata": {}})
-        if r.metric == "answer_agreement":
-            model["fuzzing"].append(r)
+        model = out.setdefault(r.model, RobustnessTable())
+        if (r.property, r.metric) in others:
+            model.fuzz.append(r)
             continue
         d = r.detail
-        comp = d.get("comparison")
+        comp: RobustnessComparison | None = d.get("comparison")
         key = (r.variant, d.get("perturbation"), d.get("intensity"))
         if not comp or key in seen:
             continue
-        seen.add(key)
+        seen.add(key)  # type: ignore[arg-type]
         label = f"{d['perturbation']} i{d['intensity']}"
         column = r.variant.removeprefix(f"{r.model}-")
-        rows = model["rows"]
         for row, who, s in ((UNPERTURBED, "base", comp["base_unperturbed"]), (UNPERTURBED, column, comp["quantized_unperturbed"]),
                             (label, "base", comp["base"]), (label, column, comp["quantized"])):
-            rows.setdefault(row, {})[who] = (s["accuracy"], s.get("auroc_entropy"))
-        model["unknown"][label] = (d.get("perturbed_words", 0), d.get("unknown_words", 0))
+            model.rows.setdefault(row, {})[who] = (s["accuracy"], s.get("auroc_entropy"))
+        model.unknown[label] = (d.get("perturbed_words", 0), d.get("unknown_words", 0))
         for stratum, acc in comp.get("strata", {}).items():
-            cells = model["strata"].setdefault(stratum, {"prompts": acc["prompts"], "accuracy": {}})["accuracy"]
-            for who, clean, perturbed in (("base", "base_unperturbed", "base"), (column, "quantized_unperturbed", "quantized")):
-                cell = cells.setdefault(who, {"unperturbed": acc[clean], "perturbed": {}})
-                cell["perturbed"][label] = acc[perturbed]
+            cells = model.strata.setdefault(stratum, StratumTable(acc["prompts"])).accuracy
+            for who, clean, perturbed in ((("base", acc["base_unperturbed"], acc["base"]),
+                                           (column, acc["quantized_unperturbed"], acc["quantized"]))):
+                cells.setdefault(who, StratumCell(clean)).perturbed[label] = perturbed
         if d.get("inserted_by"):
-            model["inserted_by"] = d["inserted_by"]
-        worst = model["worst"].setdefault(column, {})
+            model.inserted_by = d["inserted_by"]
+        worst = model.worst.setdefault(column, {})
         current = worst.get(d["intensity"])
-        if current is None or comp["quantized"]["accuracy"] < current[1]:
-            worst[d["intensity"]] = (d["perturbation"], comp["quantized"]["accuracy"], comp["base"]["accuracy"])
+        if current is None or comp["quantized"]["accuracy"] < current.accuracy:
+            worst[d["intensity"]] = WorstCase(d["perturbation"], comp["quantized"]["accuracy"], comp["base"]["accuracy"])
     return out

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping, cast
+
+from .schema import VariantEntry
 
 
 def effective_bits(bits: int, group_size: int | None, scale_bits: int = 16, symmetric: bool = False) -> float:
@@ -137,9 +139,10 @@ class VariantInfo:
         return out
 
 
-def variant_record(variant: Variant, info: Mapping | None) -> dict:
-    """The ``variants`` entry of results.json for one variant (DESIGN.md schema)."""
-    rec: dict = {
+def variant_record(variant: Variant, info: Mapping | None) -> VariantEntry:
+    """The ``variants`` entry of results.json for one variant (schema.VariantEntry), with
+    ``info``: what its quantization measured."""
+    rec: VariantEntry = {
         "id": variant.id,
         "model": variant.model,
         "source": variant.source,
@@ -154,9 +157,7 @@ def variant_record(variant: Variant, info: Mapping | None) -> dict:
         "effective_bits": None,
         "skip_reason": variant.skip_reason,
     }
-    if info:
-        rec.update(info)
-    return rec
+    return cast(VariantEntry, {**rec, **info}) if info else rec
 
 
 def id_safe(name: str) -> str:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..data.types import ChoiceTask
+    from ..schema import ChoiceSummary
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def score_task(model: torch.nn.Module, tokenizer, task: ChoiceTask, batch_size: 
 N_BINS = 10  # paper 003 App. B leaves the number of bins open; tenths, as its Fig. 1 bins
 
 
-def summary(scores: ChoiceScores) -> dict[str, float]:
+def summary(scores: ChoiceScores) -> ChoiceSummary:
     """One model's numbers on one task, paper 003 Tables 1-2: accuracy (and lm-eval's
     acc_norm), ECE, adaptive CE, Brier, mean confidence in the prediction (Conf), in wrong
     predictions (Conf_err), in the true class (Conf_true), and mean predictive entropy H."""

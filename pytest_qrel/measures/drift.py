@@ -30,6 +30,7 @@ from .outputs import data_digest
 
 if TYPE_CHECKING:
     from ..data.types import ChoiceTask
+    from ..schema import DriftComparison, Flips
     from ..variants import Variant
 
 
@@ -97,7 +98,7 @@ def hypotheses(base: ChoiceScores, quant: ChoiceScores, seed: int = 0,
     return out
 
 
-def flips(base: ChoiceScores, quant: ChoiceScores) -> dict:
+def flips(base: ChoiceScores, quant: ChoiceScores) -> Flips:
     """The questions whose correctness changes from base to variant, each way apart and
     together (Dutta et al. 2024, arXiv 2407.09141, §3 "flips"): shares of the task's questions
     and counts. The accuracy change is wrong_to_right - right_to_wrong; the flip rate, their
@@ -107,7 +108,7 @@ def flips(base: ChoiceScores, quant: ChoiceScores) -> dict:
             "right_to_wrong_count": f.right_to_wrong, "wrong_to_right_count": f.wrong_to_right, "questions": f.n}
 
 
-def comparison(base: ChoiceScores, quant: ChoiceScores) -> dict:
+def comparison(base: ChoiceScores, quant: ChoiceScores) -> DriftComparison:
     """What the report shows beside the gates (paper 003 Tables 1-2, Fig. 1, App. B): both
     models' numbers, their deltas, the questions whose correctness flips (Dutta et al. 2024),
     the Jensen-Shannon distance of true-class probabilities, and the mean confidence shift
@@ -119,7 +120,7 @@ def comparison(base: ChoiceScores, quant: ChoiceScores) -> dict:
     return {
         "base": b,
         "quantized": q,
-        "delta": {k: q[k] - b[k] for k in b},
+        "delta": {k: q[k] - b[k] for k in b},  # type: ignore[misc] # every key of schema.ChoiceSummary
         "flips": flips(base, quant),
         "conf_pvalue": conf_t.pvalue,
         "js_distance_true_class": js_distance(base.true_class_confidence, quant.true_class_confidence),

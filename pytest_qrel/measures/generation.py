@@ -20,6 +20,8 @@ from ..sampling import sample_answers, token_scores
 if TYPE_CHECKING:
     import torch
 
+    from ..schema import QASummary
+
 # An answer ends at the first of these (lm-eval's TriviaQA task: `until: ["\n", ".", ","]`).
 STOP_STRINGS: tuple[str, ...] = ("\n", ".", ",")
 
@@ -101,7 +103,7 @@ class QAScores:
     def per_prompt_accuracy(self) -> np.ndarray:
         return self.correct.mean(axis=1)
 
-    def summary(self) -> dict[str, float | None]:
+    def summary(self) -> QASummary:
         """Accuracy, mean uncertainty, and AUROC / AUPRC of -entropy and of the reference
         log-likelihood as scores of correctness, pooled over every sampled answer (paper 000
         "AUCROC (Entropy)", Tables 4-6); None where all answers are right or all wrong."""

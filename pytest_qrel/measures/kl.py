@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..engine import TokenBatch
+    from ..schema import KLStatistics
     from ..variants import Variant
 
 # the widest mean KL bounds reported, in nats and relative to the upper one (a record's value, which
@@ -258,7 +259,7 @@ class KLMeasure(Measure):
         n, seqs = mid.size, seq_mid.size
         agree = float(v.top1.mean())
         dp = np.exp(v.quant_ref) - np.exp(v.base_ref)
-        detail = {
+        detail: KLStatistics = {
             "tokens": n,
             "sequences": seqs,
             "kl_text": text.source,

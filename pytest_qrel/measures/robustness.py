@@ -14,7 +14,7 @@ AUROC where every answer is right or every one wrong.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, cast
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from ..data.qa import run_qa_set
 from ..errors import VariantError
 from ..metrics import auroc_counts, paired_bootstrap, resample_counts
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
+from ..schema import RobustnessComparison, StratumAccuracy
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
 from .generation import (
     GenerationSettings,
@@ -227,8 +228,8 @@ class RobustnessMeasure(FamilyMeasure):
         hyps, why = hypotheses(b, q, bc, qc, self.thresholds(), self.config.seed)
         fam.hypotheses.update({(variant.id, cond, k): h for k, h in hyps.items()})
         fam.unchecked.update({(variant.id, cond, k): w for k, w in why.items()})
-        comparison = {"base": b.summary(), "quantized": q.summary(),
-                      "base_unperturbed": bc.summary(), "quantized_unperturbed": qc.summary()}
+        comparison: RobustnessComparison = {"base": b.summary(), "quantized": q.summary(),
+                                            "base_unperturbed": bc.summary(), "quantized_unperturbed": qc.summary()}
         if self.qa().strata:
             comparison["strata"] = stratum_accuracy(self.qa().strata, base=b, quantized=q, base_unperturbed=bc,
                                                     quantized_unperturbed=qc)
@@ -254,12 +255,14 @@ class RobustnessMeasure(FamilyMeasure):
         }
 
 
-def stratum_accuracy(strata: Sequence[str], **scores: QAScores) -> dict[str, dict[str, float | int]]:
+def stratum_accuracy(strata: Sequence[str], **scores: QAScores) -> dict[str, StratumAccuracy]:
     """Per stratum of the prompts (paper 002's recall / utilization): its prompt count and the
-    accuracy of each of ``scores`` over its prompts' sampled answers."""
+    accuracy of each of ``scores`` (schema.StratumAccuracy's: base, quantized and both
+    unperturbed) over its prompts' sampled answers."""
     labels = np.asarray(strata)
-    out: dict[str, dict[str, float | int]] = {}
+    out: dict[str, StratumAccuracy] = {}
     for stratum in sorted(set(strata)):
         rows = labels == stratum
-        out[stratum] = {"prompts": int(rows.sum()), **{k: float(v.correct[rows].mean()) for k, v in scores.items()}}
+        out[stratum] = cast(StratumAccuracy, {"prompts": int(rows.sum()),
+                                              **{k: float(v.correct[rows].mean()) for k, v in scores.items()}})
     return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from ..schema import DriftRow, DriftTable, KnowledgeRow
+
 
 def _f(x, spec: str = ".3f") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
@@ -20,28 +22,28 @@ def _d(x) -> str:
     return "-" if x is None else f"{x:+.3f}"
 
 
-def _flips(x: dict) -> tuple[str, str, str]:
+def _flips(x: DriftRow) -> tuple[str, str, str]:
     """Right to wrong, wrong to right and the flip rate, as shares of the task's questions."""
-    f = x.get("flips") or {}  # a row journaled before flips were recorded has none
+    f = x.get("flips") or {}  # a row journaled before flips were recorded has none (schema: NotRequired)
     return _f(f.get("right_to_wrong")), _f(f.get("wrong_to_right")), _f(f.get("flip_rate"))
 
 
-def _result(x: dict) -> str:
+def _result(x: DriftRow) -> str:
     failed = [m for m, v in x["gates"].items() if v["status"] == "fail"]
     return ("FAIL: " + ", ".join(failed)) if failed else "PASS"
 
 
-def _by_task(table: list[dict]) -> list[tuple[str, str, list[dict]]]:
+def _by_task(table: list[DriftRow]) -> list[tuple[str, str | None, list[DriftRow]]]:
     return [(model, task, [x for x in table if x["model"] == model and x["task"] == task])
             for model, task in dict.fromkeys((x["model"], x["task"]) for x in table)]
 
 
-def _title(model: str, rows: list[dict]) -> str:
+def _title(model: str, rows: list[DriftRow]) -> str:
     return (f"model {model}, task {rows[0]['task']} ({rows[0]['questions']} questions"
             + (f", {rows[0]['stratum']}" if rows[0].get("stratum") else "") + "), rows by total model bits:")
 
 
-def write_drift_tables(terminalreporter, summary: dict) -> None:
+def write_drift_tables(terminalreporter, summary: DriftTable) -> None:
     tr, table = terminalreporter, summary["tasks"]
     if not table:
         return
@@ -85,7 +87,7 @@ def write_drift_tables(terminalreporter, summary: dict) -> None:
                           f"ones ({low['conf_true_drop']:+.3f} vs {high['conf_true_drop']:+.3f}, mean over tasks and methods)")
 
 
-def drift_markdown_lines(summary: dict) -> list[str]:
+def drift_markdown_lines(summary: DriftTable) -> list[str]:
     """report.md's calibration and confidence section: per model and task, accuracy with the
     questions whose correctness flipped beside it (Dutta et al. 2024 §3), calibration and
     true-class confidence, and the gates' outcome."""
@@ -111,7 +113,7 @@ def drift_markdown_lines(summary: dict) -> list[str]:
     return lines
 
 
-def _which(k: dict) -> str:
+def _which(k: KnowledgeRow) -> str:
     m, u = k["accuracy_drop_memorization"], k["accuracy_drop_utilization"]
     if m is None or u is None:
         return "-"

@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 from ..results import Record
+from ..schema import VariantEntry
 from ..summary import RunSummary, attempt, shown
 from .drift import drift_markdown_lines
 from .kl import kl_markdown_lines
@@ -18,14 +19,14 @@ CSV_COLUMNS = ("test", "property", "variant", "model", "method", "bits", "group_
                "base_value", "threshold", "status", "reason", "total_bits", "effective_bits", "storage_bits")
 
 
-def write_csv(report_dir: Path, variants: list[dict], records: list[Record]) -> Path:
-    by_id = {v["id"]: v for v in variants}
+def write_csv(report_dir: Path, variants: list[VariantEntry], records: list[Record]) -> Path:
+    by_id: dict[str, VariantEntry] = {v["id"]: v for v in variants}
     path = report_dir / "results.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in records:
-            v = by_id.get(r.variant, {})
+            v = by_id.get(r.variant) or {}
             writer.writerow({**{k: v.get(k) for k in ("total_bits", "effective_bits", "storage_bits")}, **r.as_dict()})
     return path
 
@@ -34,7 +35,7 @@ def _cell(value, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value).replace("|", "\\|")
 
 
-def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], plots: list[Path],
+def write_markdown(report_dir: Path, summary: RunSummary, variants: list[VariantEntry], plots: list[Path],
                    errors: dict[str, str] | None = None) -> Path:
     """report.md: ``variants`` (every variant of the run) with their records, the robustness
     tables, the fitted laws, the sweet spots and the plots."""
@@ -80,7 +81,7 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[dict], 
         if frontier:
             lines += [f"## Sweet spot: {metric}", "", "| total-bit budget | best variant | bits | method | value |",
                       "|---|---|---|---|---|"]
-            lines += [f"| <= {s['total_bits']:.4g} | {s['variant']} | {s['bits']} | {s['method']} | {s['value']:.4g} |"
+            lines += [f"| <= {s.total_bits:.4g} | {s.variant} | {s.bits} | {s.method} | {s.value:.4g} |"
                       for s in frontier]
             lines.append("")
     for plot in plots:

@@ -10,6 +10,7 @@ from ..properties import CATALOG
 
 if TYPE_CHECKING:
     from ..results import Record
+    from ..schema import DriftTable, FitEntry, VariantEntry
 
 
 def _save(fig, legend_ax, path: Path, legend_x: float = 1.02) -> Path:
@@ -23,8 +24,8 @@ def _save(fig, legend_ax, path: Path, legend_x: float = 1.02) -> Path:
     return path
 
 
-def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], records: list[Record],
-                        fits: list[dict], fitted: tuple[str, ...] = CATALOG.fitted()) -> Path | None:
+def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[VariantEntry], records: list[Record],
+                        fits: list[FitEntry], fitted: tuple[str, ...] = CATALOG.fitted()) -> Path | None:
     """Write ``<metric>_vs_total_bits.png``; None when the run measured no value of it. Its
     points are the records of the ``fitted`` properties (those the laws are fitted on), not
     the fitted-law bounds that carry the same metric."""
@@ -71,7 +72,7 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[dict], rec
     return _save(fig, ax, report_dir / f"{metric}_vs_total_bits.png")
 
 
-def plot_confidence_shift(report_dir: Path, drift: dict | None) -> list[Path]:
+def plot_confidence_shift(report_dir: Path, drift: DriftTable | None) -> list[Path]:
     """Write ``confidence_shift_<model>.png``: per task, the mean change of true-class
     confidence from the base per bin of base confidence, one bar per variant (paper 003
     Fig. 1). None written when the run had no calibration or confidence tests."""

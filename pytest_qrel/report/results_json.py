@@ -1,4 +1,5 @@
-"""results.json: the machine-readable record of a run (schema in DESIGN.md)."""
+"""results.json: the machine-readable record of a run, written through the TypedDicts of
+``pytest_qrel/schema.py`` (its schema, written down once; docs/results-json.md documents it)."""
 
 from __future__ import annotations
 
@@ -7,43 +8,50 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..schema import SCHEMA_VERSION, ResultsDocument
 
 if TYPE_CHECKING:
     from ..results import Record
+    from ..schema import DriftTable, FitEntry, ResultEntry, RunInfo, VariantEntry
 
-SCHEMA_VERSION = 1
+T = TypeVar("T")
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN/inf; keep them readable, never silently null
+        return str(value)  # JSON has no NaN/inf; keep them readable, never silently null (schema.Number)
     return value
 
 
-def _nan_free(value):
+def _nan_free(value: T) -> T:
+    """``value`` with every non-finite float written as its name, nested in objects and lists."""
     if isinstance(value, dict):
-        return {k: _nan_free(v) for k, v in value.items()}
+        return {k: _nan_free(v) for k, v in value.items()}  # type: ignore[return-value]
     if isinstance(value, list):
-        return [_nan_free(v) for v in value]
-    return _jsonable(value)
+        return [_nan_free(v) for v in value]  # type: ignore[return-value]
+    return _jsonable(value)  # type: ignore[no-any-return]
 
 
 def write_results_json(
-    report_dir: Path, variants: list[dict], results: list[Record], fits: list[dict], drift: dict | None = None,
-    run: dict | None = None,
+    report_dir: Path, variants: list[VariantEntry], results: list[Record], fits: list[FitEntry],
+    drift: DriftTable | None = None, run: RunInfo | None = None,
 ) -> Path:
-    """Write ``report_dir/results.json`` atomically (temp file + rename): a reader never
-    sees half a file and an earlier complete report survives a crash mid-write."""
+    """Write ``report_dir/results.json`` (schema.ResultsDocument) atomically (temp file +
+    rename): a reader never sees half a file and an earlier complete report survives a crash
+    mid-write."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "schema": SCHEMA_VERSION,
-        "variants": variants,
-        "results": [{k: _nan_free(v) for k, v in r.as_dict().items()} for r in results],
-        "fits": _nan_free(fits),
-        **({"drift": _nan_free(drift)} if drift else {}),
-        **_nan_free(run or {}),  # settings (what --qrel-merge compares) and models_named
-    }
+    records: list[ResultEntry] = [_nan_free(r.as_dict()) for r in results]
+    doc: ResultsDocument = {"schema": SCHEMA_VERSION, "variants": variants, "results": records, "fits": _nan_free(fits)}
+    if drift:
+        doc["drift"] = _nan_free(drift)
+    if run:  # settings (what --qrel-merge compares), models_named and the baseline compared with
+        run = _nan_free(run)
+        doc["settings"] = run["settings"]
+        doc["models_named"] = run["models_named"]
+        if "baseline_used" in run:
+            doc["baseline_used"] = run["baseline_used"]
     path = report_dir / "results.json"
     fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".json", dir=report_dir)
     umask = os.umask(0)

@@ -6,14 +6,15 @@ import shutil
 from pathlib import Path
 
 from ..properties import CATALOG
+from ..schema import RunInfo, VariantEntry
 from ..summary import RunSummary, attempt
 from .markdown import write_csv, write_markdown
 from .plots import plot_confidence_shift, plot_metric_vs_bits, plot_robustness_radar
 from .results_json import write_results_json
 
 
-def write_run(report_dir: Path, summary: RunSummary, variants: list[dict], save_baseline: Path | None = None,
-              run: dict | None = None, fitted: tuple[str, ...] = CATALOG.fitted()) -> Path:
+def write_run(report_dir: Path, summary: RunSummary, variants: list[VariantEntry], save_baseline: Path | None = None,
+              run: RunInfo | None = None, fitted: tuple[str, ...] = CATALOG.fitted()) -> Path:
     """Write results.json, results.csv, one PNG per fitted metric and report.md to
     ``report_dir`` (and results.json to ``save_baseline`` too); ``variants`` are every
     variant of the run (the summary's are those that reported), ``run`` its settings and named

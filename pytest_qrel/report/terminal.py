@@ -9,7 +9,8 @@ from typing import AbstractSet
 
 from ..properties import CATALOG, Catalog
 from ..results import Record
-from ..summary import RunSummary, attempt, shown
+from ..schema import FitEntry, VariantEntry
+from ..summary import RunSummary, SweetSpot, Verdict, attempt, shown
 from .drift import write_drift_tables
 from .kl import text_notes, write_kl_tables
 from .robustness import write_robustness_tables
@@ -38,7 +39,7 @@ def _delta(record: Record, changes: AbstractSet[tuple[str | None, str | None]] =
     return "-" if predicted is None else f"law {predicted:.4g}"
 
 
-def _rows(model: str, variants: list[dict], results: list[Record], prop: str | None = None,
+def _rows(model: str, variants: list[VariantEntry], results: list[Record], prop: str | None = None,
           changes: AbstractSet[tuple[str | None, str | None]] = frozenset()) -> list[tuple[str, ...]]:
     by_variant: dict[str, list[Record]] = {}
     for r in results:
@@ -71,7 +72,7 @@ def _rows(model: str, variants: list[dict], results: list[Record], prop: str | N
     return rows
 
 
-def _base_row(model: str, variants: list[dict], records: list[Record]) -> tuple[str, ...] | None:
+def _base_row(model: str, variants: list[VariantEntry], records: list[Record]) -> tuple[str, ...] | None:
     total = next((v.get("base_total_bits") for v in variants if v["model"] == model and v.get("base_total_bits")), None)
     base = next((r for r in records if r.base_value is not None and r.variant in
                  {v["id"] for v in variants if v["model"] == model}), None)
@@ -93,7 +94,7 @@ def _table(tr, title: str, rows: list[tuple[str, ...]]) -> None:
         tr.write_line(line, **markup)
 
 
-def _regrouped_notes(model: str, variants: list[dict]) -> list[str]:
+def _regrouped_notes(model: str, variants: list[VariantEntry]) -> list[str]:
     """One line per variant that quantized some layers with another group size than asked
     (a row narrower than the group): quantized all the same, and said so."""
     notes = []
@@ -170,11 +171,11 @@ def _write_counts(tr, summary: RunSummary, report_dir: Path) -> None:
     for note in text_notes(summary.records):
         tr.write_line(f"qrel: warning: {note}", yellow=True)
     for prop, c in summary.counts.items():
-        tr.write_line(f"qrel {prop}: {c['pass'] + c['fail']} checked ({c['pass']} passed, {c['fail']} failed), "
-                      f"{c['skip']} not checked, {c['error']} errors")
+        tr.write_line(f"qrel {prop}: {c.passed + c.failed} checked ({c.passed} passed, {c.failed} failed), "
+                      f"{c.not_checked} not checked, {c.errors} errors")
 
 
-def _write_fits(tr, fits: list[dict]) -> None:
+def _write_fits(tr, fits: list[FitEntry]) -> None:
     """Every law of a gated metric in full; one line per per-task metric (results.json and
     report.md have them all in full)."""
     if not fits:
@@ -200,14 +201,14 @@ def _write_fits(tr, fits: list[dict]) -> None:
         tr.write_line(f"  {metric} (adjusted R²): {'; '.join(laws)}")
 
 
-def _write_sweet_spots(tr, sweet: dict[str, list[dict]]) -> None:
+def _write_sweet_spots(tr, sweet: dict[str, list[SweetSpot]]) -> None:
     for metric, frontier in sweet.items():
         if not frontier:
             continue
         tr.write_line("")
         tr.write_line(f"sweet spot for {metric}: the best variant within each total-bit budget (paper 000's 4-bit question)")
         for s in frontier:
-            tr.write_line(f"  <= {s['total_bits']:.4g} bits: {s['variant']} ({s['bits']}-bit {s['method']}), {metric} {s['value']:.4g}")
+            tr.write_line(f"  <= {s.total_bits:.4g} bits: {s.variant} ({s.bits}-bit {s.method}), {metric} {s.value:.4g}")
 
 
 def _write_baseline(tr, results: list[Record]) -> None:
@@ -228,13 +229,13 @@ def _write_baseline(tr, results: list[Record]) -> None:
                       f"{'PASS' if r.passed else _outcome(r)}")
 
 
-def verdict_rows(verdicts: dict[str, dict[str, str]]) -> tuple[list[str], list[list[str]]]:
+def verdict_rows(verdicts: dict[str, dict[str, Verdict]]) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the verdict matrix: a row per variant, a column per property."""
     props = list(dict.fromkeys(p for row in verdicts.values() for p in row))
     return ["variant", *props], [[vid, *(row.get(p, "-") for p in props)] for vid, row in verdicts.items()]
 
 
-def _write_verdicts(tr, verdicts: dict[str, dict[str, str]]) -> None:
+def _write_verdicts(tr, verdicts: dict[str, dict[str, Verdict]]) -> None:
     head, rows = verdict_rows(verdicts)
     if not rows or len(head) < 2:
         return

@@ -20,9 +20,9 @@ def test_sweet_spots_are_the_best_variant_within_each_budget():
                for i, v in [("a", 0.9), ("b", 1.2), ("c", 0.1), ("d", 0.001), ("e", 0.2)]]
     frontier = sweet_spots(variants, typed(records), "kl")
     # b is worse than the cheaper a; e is worse than the cheaper c: neither is a sweet spot
-    assert [(s["variant"], s["total_bits"]) for s in frontier] == [("a", 100.0), ("c", 200.0), ("d", 400.0)]
+    assert [(s.variant, s.total_bits) for s in frontier] == [("a", 100.0), ("c", 200.0), ("d", 400.0)]
     higher = sweet_spots(variants, typed(records), "kl", higher_is_better=True)
-    assert [s["variant"] for s in higher] == ["a", "b"]
+    assert [s.variant for s in higher] == ["a", "b"]
 
 
 def test_quantization_ratio_law_is_fitted_when_the_run_varies_the_ratio():
