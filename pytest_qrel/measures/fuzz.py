@@ -36,6 +36,12 @@ def greedy_answers(model, tokenizer, prompts: list[str], max_new_tokens: int) ->
 # first failing batch as drawn. 8, not 16: the default run's 12 failing variants took ~20 s less
 # (benchmarks/README.md), their examples a little less shrunk (some still perturbed).
 FUZZ_SHRINK_RUNS = 8
+# The seed of hypothesis's draws. derandomize=True alone seeds them from a digest of the test
+# function's source text, so an edit that changes nothing it computes (a renamed exception)
+# drew other batches and moved the gate's numbers (issue 35: behaviour never follows source
+# text). This is the seed that digest gave up to issue 35, kept so the batches stay the ones
+# drawn before; a change of it changes what FuzzMeasure computes: bump its version.
+FUZZ_SEED = 25008428937697275426340983297473409368591991416395756730544580969033470384669596904811353350103125010885199454758582
 
 
 @dataclass
@@ -80,7 +86,7 @@ class FuzzMeasure(Measure):
         return memo[batch]
 
     def measure(self, variant: Variant) -> Measurement:
-        from hypothesis import HealthCheck, Phase, given, settings
+        from hypothesis import HealthCheck, Phase, given, seed, settings
         from hypothesis import strategies as st
 
         from ..strategies import perturbed_prompts
@@ -108,6 +114,7 @@ class FuzzMeasure(Measure):
         size = min(r.fuzz_batch, len(prompts))
 
         # No explain phase (it re-runs the test hundreds of times to annotate the example).
+        @seed(FUZZ_SEED)
         @settings(max_examples=r.fuzz_examples, derandomize=True, database=None, deadline=None,
                   suppress_health_check=list(HealthCheck), print_blob=False,
                   phases=(Phase.explicit, Phase.generate, Phase.shrink))
