@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 from ..baseline import tolerance_for
 from .outputs import Outputs
@@ -30,7 +30,7 @@ class Measurement:
     value: float
     base_value: float | None = None
     problem: str | None = None
-    detail: dict = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)  # a schema.py TypedDict, or a plugin's dict
     significant: bool | None = None
     unchecked: str | None = None
 
