@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 REPORT_ATTR = "qrel"  # the attribute of a test report that carries its records
 
 
-def coverage_problem(info: dict | None, min_coverage: float) -> str | None:
+def coverage_problem(info: Mapping[str, Any] | None, min_coverage: float) -> str | None:
     """Why a variant quantized less than asked, or None. ``coverage`` is the share of the
     weights asked to be quantized (every linear layer, or a mixed-precision selection)
     that the backend really quantized; ``skipped`` says which layers stayed and why."""
@@ -168,7 +168,7 @@ class Results:
         measurement: Measurement,
         threshold: float,
         higher_is_better: bool,
-        info: dict | None,
+        info: Mapping[str, Any] | None,
         min_coverage: float,
         baseline: float | None = None,
         tolerance: Tolerance | None = None,
@@ -219,7 +219,7 @@ class Results:
                 failed.append(cast(str, record.reason))
         return failed, unchecked
 
-    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str, info: dict | None = None,
+    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str, info: Mapping[str, Any] | None = None,
              min_coverage: float = 0.0, measurement: Measurement | None = None, threshold: float | None = None) -> Record:
         """Record a metric that could not be checked (the reason says why), with what was
         measured of it: not checked, unless the variant quantized less than asked, which

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, cast
+from typing import TYPE_CHECKING, AbstractSet, Any, Callable, ClassVar, Mapping, cast
 
 from ..errors import VariantError, variant_failure
 from ..model_state import ModelState
@@ -80,7 +80,7 @@ class FamilyMeasure(Measure):
         super().__init__(config, store)
         self._planned: set[tuple[Variant, Unit, str]] = set()
 
-    def plan(self, planned: set[tuple[Variant, object, str]]) -> None:
+    def plan(self, planned: AbstractSet[tuple[Variant, object, str]]) -> None:
         """Every measure of the run gets the same set; the members of a family keep theirs."""
         self._planned = {(v, u, p) for v, u, p in planned if p in self.members and self.is_unit(u)}
 
