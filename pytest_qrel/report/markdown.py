@@ -32,7 +32,7 @@ def write_csv(report_dir: Path, variants: list[VariantEntry], records: list[Reco
     return path
 
 
-def _cell(value, spec: str = ".4g") -> str:
+def _cell(value: object, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value).replace("|", "\\|")
 
 
