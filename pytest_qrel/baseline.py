@@ -8,12 +8,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping, cast
 
 import pytest
 
 from . import options
-from .schema import GATED, SCHEMA_VERSION, ResultsDocument
+from .schema import GATED, SCHEMA_VERSION, Number, ResultsDocument
 from .schema_check import result_problem
 
 if TYPE_CHECKING:
@@ -67,12 +67,13 @@ class Baseline:
             if record["status"] in GATED:
                 # results.json writes a non-finite value as its name: it is read back, and compared, as such
                 key = (record["test"], str(record["metric"]))
-                values[key] = float(record["value"])
+                values[key] = float(cast("Number", record["value"]))  # record_problem: a gated record's is a Number
                 known = value_bounds(key[1], record)
                 if known is not None and known[0] < known[1]:
                     bounds[key] = known
-                if isinstance(record.get("variant"), str) and isinstance(record.get("property"), str):
-                    by_variant.setdefault((record["variant"], record["property"], key[1]), key)
+                variant, prop = record.get("variant"), record.get("property")
+                if isinstance(variant, str) and isinstance(prop, str):
+                    by_variant.setdefault((variant, prop, key[1]), key)
         return cls(path, values, bounds, by_variant, digest(path))
 
 
@@ -99,7 +100,7 @@ def read_results_json(path: Path, flag: str) -> ResultsDocument:
     if doc["schema"] != SCHEMA_VERSION:
         raise pytest.UsageError(f"{flag}: {path} has schema {doc['schema']!r}, but this pytest-qrel reads schema "
                                 f"{SCHEMA_VERSION}")
-    return doc  # type: ignore[no-any-return]
+    return cast(ResultsDocument, doc)  # its entries are checked by their readers
 
 
 def record_problem(record: object) -> str | None:
@@ -130,7 +131,7 @@ def within_bounds(value: float, lower: object, upper: object) -> bool:
 BOUND_FIELDS = {"kl_to_base": ("kl_lower", "kl_upper"), "kl_p99": ("kl_p99_lower", "kl_p99_upper")}
 
 
-def value_bounds(metric: str | None, fields: dict) -> tuple[float, float] | None:
+def value_bounds(metric: str | None, fields: Mapping[str, Any]) -> tuple[float, float] | None:
     """The certified bounds of a record's (or measurement detail's) value, or None: a value
     without bounds is exact."""
     names = BOUND_FIELDS.get(metric or "")

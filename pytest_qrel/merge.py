@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, cast
 
 import pytest
 
@@ -44,7 +44,7 @@ from .parsing import bit_map, floats
 from .properties import CATALOG, Catalog, Metric
 from .report import write_run, write_tables
 from .results import Record, Results, coverage_problem, gate_reasons, record_problem
-from .schema import BaselineUsed, ResultsDocument, RobustnessDetail, RunInfo, VariantEntry, number
+from .schema import BaselineUsed, ResultsDocument, RobustnessDetail, RunInfo, Status, VariantEntry, number
 from .schema_check import of_type, variant_problem
 from .settings import metric_thresholds, p99_thresholds, top1_threshold
 from .summary import RunSummary, problem_of, summarize
@@ -158,13 +158,15 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[s
                                     f"with {settings.get(key)!r}: a merge decides with the runs' settings")
     used = [doc.get("baseline_used") for doc in docs]
     if settings.get(options.key_of(options.BASELINE)) is not None:
+        reference: BaselineUsed | None = None  # the first run's
         for path, u in zip(paths, used):
             if u is None:
                 raise pytest.UsageError(f"{options.MERGE}: {path} records no digest of the {options.BASELINE} it "
                                         "compared with (written by an older pytest-qrel): rerun it")
-            if u["sha256"] != used[0]["sha256"]:
+            reference = u if reference is None else reference
+            if u["sha256"] != reference["sha256"]:
                 raise pytest.UsageError(f"{options.MERGE}: {path} compared with {options.BASELINE} {u['path']}, "
-                                        f"{first} with {used[0]['path']}, a different file: they cannot be merged")
+                                        f"{first} with {reference['path']}, a different file: they cannot be merged")
     decider = _Decider(settings, [], catalog, set())
     for path, doc in zip(paths, docs):
         for i, r in enumerate(doc["results"]):
@@ -309,23 +311,25 @@ class _Decider:
     def gated(self, r: Record) -> Record:
         """A pass or fail record decided again from what it holds; as it was when that agrees."""
         significant = r.detail.get("significant")
-        measurement = Measurement(float(r.value), r.base_value, None, {**r.detail, "task": r.task},
+        # a gated record has both (result_problem checked them when its file was read)
+        value, threshold = cast(float, r.value), cast(float, r.threshold)
+        measurement = Measurement(float(value), r.base_value, None, {**r.detail, "task": r.task},
                                   significant=significant if isinstance(significant, bool) else None)
         held = r.detail.get("baseline_bounds")
-        reasons, change = gate_reasons(str(r.metric), measurement, float(r.threshold), bool(r.higher_is_better),
+        reasons, change = gate_reasons(str(r.metric), measurement, float(threshold), bool(r.higher_is_better),
                                        r.baseline_value, tolerance_for(self.tolerances, r.property, r.metric),
                                        coverage_problem(self.by_id.get(r.variant), self.min_coverage),
                                        tuple(held) if isinstance(held, list) and len(held) == 2 else None)
         if self.strict and r.baseline_value is None and r.detail.get("baseline") == "not in the baseline":
             reasons.append(f"{r.metric} is not in the baseline {self.settings.get('baseline')} (--qrel-baseline-strict)")
-        status = "fail" if reasons else "pass"
+        status: Status = "fail" if reasons else "pass"
         return r if status == r.status else replace(r, status=status, reason="; ".join(reasons) or None, change=change)
 
     def law(self, r: Record, values: dict[tuple[str, str], float]) -> Record:
         """A fitted-law record fitted again over the union: the band of its bit-width's other
         variants (every model's), exactly as the single run over the union fits it."""
         metric = str(r.metric)
-        own = self.by_id.get(r.variant, {})
+        own: Mapping[str, Any] = self.by_id.get(r.variant, {})
         fitted = [v for v in self.by_id.values()
                   if v.get("bits") == r.bits and v["id"] != r.variant and not v.get("skip_reason")]
         for v in fitted:  # the single run measures a variant no test of it recorded; a merge cannot
@@ -333,7 +337,8 @@ class _Decider:
                 raise pytest.UsageError(f"{options.MERGE}: the law bounding {r.test} is fitted on every other "
                                         f"{r.bits}-bit variant, but no record holds {v['id']}'s {metric} (were its "
                                         "tests deselected?): rerun its run with them")
-        others = [(values.get((v["id"], metric), math.nan), v.get("total_bits")) for v in fitted]
+        # total bits as _read accepted them: a number or None (it refuses a non-finite one's name)
+        others = [(values.get((v["id"], metric), math.nan), cast("float | None", v.get("total_bits"))) for v in fitted]
         value = values.get((r.variant, metric), math.nan)
         gate = law_gate(metric, r.bits, value, own.get("total_bits"), others, self.confidence,
                         self.catalog.metric(str(r.property), metric).higher_is_better)

@@ -12,7 +12,7 @@ hook (see ``hooks.py``) with its ``Measure`` class.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Iterator, Literal, Mapping
 
 # How a property's tests are parametrized: one per variant; per variant and multiple-choice
 # task (ids <variant>-<task>); per variant and (perturbation, intensity) (ids
@@ -179,7 +179,7 @@ class Catalog:
         except KeyError:
             raise ValueError(f"unknown property {key!r}; valid: {', '.join(self._by_key)}") from None
 
-    def __iter__(self):  # Iterator[Property]
+    def __iter__(self) -> Iterator[Property]:
         return iter(self._by_key.values())
 
     def __contains__(self, key: object) -> bool:

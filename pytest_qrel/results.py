@@ -12,7 +12,7 @@ from .baseline import record_problem as comparable_problem
 from .baseline import regression, tolerance_for, value_bounds
 from .errors import one_line
 from .quant import get_backend
-from .schema import BASELINE_KEYS, GATED_KEYS, OWN_KEYS, ResultEntry, Status, VariantEntry, keys_of
+from .schema import BASELINE_KEYS, GATED_KEYS, OWN_KEYS, ResultEntry, Status, VariantEntry, VariantStatus, keys_of
 from .schema_check import result_problem
 from .variants import variant_record
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 REPORT_ATTR = "qrel"  # the attribute of a test report that carries its records
 
 
-def coverage_problem(info: dict | None, min_coverage: float) -> str | None:
+def coverage_problem(info: Mapping[str, Any] | None, min_coverage: float) -> str | None:
     """Why a variant quantized less than asked, or None. ``coverage`` is the share of the
     weights asked to be quantized (every linear layer, or a mixed-precision selection)
     that the backend really quantized; ``skipped`` says which layers stayed and why."""
@@ -102,14 +102,14 @@ class Record:
         return (self.metric or "-") + (f"@{self.task}" if self.task else "")
 
     def as_dict(self) -> ResultEntry:
-        out = {k: getattr(self, k) for k in CORE_FIELDS}
+        out: dict[str, Any] = {k: getattr(self, k) for k in CORE_FIELDS}
         if self.gated:
             out.update({k: getattr(self, k) for k in GATED_FIELDS})
         if self.baseline_value is not None:
             out.update({k: getattr(self, k) for k in BASELINE_FIELDS})
         if self.task is not None:
             out["task"] = self.task
-        return {**out, **self.detail}  # type: ignore[return-value] # schema.ResultEntry and its details
+        return cast(ResultEntry, {**out, **self.detail})  # schema.ResultEntry and its measure's details
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Record:
@@ -168,7 +168,7 @@ class Results:
         measurement: Measurement,
         threshold: float,
         higher_is_better: bool,
-        info: dict | None,
+        info: Mapping[str, Any] | None,
         min_coverage: float,
         baseline: float | None = None,
         tolerance: Tolerance | None = None,
@@ -219,7 +219,7 @@ class Results:
                 failed.append(cast(str, record.reason))
         return failed, unchecked
 
-    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str, info: dict | None = None,
+    def skip(self, test: str, variant: Variant, prop: str, metric: str, reason: str, info: Mapping[str, Any] | None = None,
              min_coverage: float = 0.0, measurement: Measurement | None = None, threshold: float | None = None) -> Record:
         """Record a metric that could not be checked (the reason says why), with what was
         measured of it: not checked, unless the variant quantized less than asked, which
@@ -302,7 +302,7 @@ class Results:
         return True
 
 
-def variant_outcome(variant: VariantEntry, records: list[Record]) -> tuple[str, str | None]:
+def variant_outcome(variant: VariantEntry, records: list[Record]) -> tuple[VariantStatus, str | None]:
     """A variant's overall status and one-line reason for results.json: ``skip`` (a pair its
     backend lacks), ``error``, ``fail`` or ``pass`` from its tests' records (the worst one
     wins; the reason is the first such record's by test and metric), or ``not run`` when none
@@ -312,10 +312,11 @@ def variant_outcome(variant: VariantEntry, records: list[Record]) -> tuple[str, 
     # in test order, not arrival order: the same reason whether the tests ran in one process or
     # on xdist workers, whose reports arrive interleaved
     own = sorted((r for r in records if r.variant == variant["id"]), key=lambda r: (r.test, r.metric or ""))
-    for status in ("error", "fail"):
-        bad = [r for r in own if r.status == status]
-        if bad:
-            return status, bad[0].reason
+    errors, failures = [r for r in own if r.status == "error"], [r for r in own if r.status == "fail"]
+    if errors:
+        return "error", errors[0].reason
+    if failures:
+        return "fail", failures[0].reason
     if any(r.passed for r in own):
         return "pass", None
     if own:

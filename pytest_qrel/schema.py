@@ -23,6 +23,7 @@ Number = float | NonFinite  # a float, or the name of a non-finite one
 Status = Literal["pass", "fail", "skip", "error"]
 STATUSES: tuple[str, ...] = get_args(Status)
 GATED: tuple[str, ...] = ("pass", "fail")  # the statuses of a record that holds a gated value
+VariantStatus = Literal["pass", "fail", "skip", "error", "not run"]  # a variant's overall status
 
 
 class VariantEntry(TypedDict):
@@ -40,7 +41,7 @@ class VariantEntry(TypedDict):
     skip_reason: NotRequired[str | None]  # why its backend cannot produce it
     weight_format: NotRequired[str]
     activation_bits: NotRequired[int | None]
-    status: NotRequired[Literal["pass", "fail", "skip", "error", "not run"]]
+    status: NotRequired[VariantStatus]
     reason: NotRequired[str | None]
     params: NotRequired[int | None]
     total_bits: NotRequired[Number | None]  # quantized weights at effective bits, the rest at their dtype

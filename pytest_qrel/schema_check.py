@@ -59,8 +59,8 @@ def describe(hint: Any) -> str:
     return {float: "number"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
-def entry_problem(entry: object, kind: type, missing_as_null: bool = False) -> str | None:
-    """Why ``entry`` is not a ``kind`` (a TypedDict), or None: an object, every required key
+def entry_problem(entry: object, kind: Any, missing_as_null: bool = False) -> str | None:
+    """Why ``entry`` is not a ``kind`` (a TypedDict class: typing has no type for one), or None: an object, every required key
     present (``missing_as_null``: read as null, said as such), every key it declares of its
     type. Keys it does not declare (a measure's details, a newer run's) are left alone."""
     if not isinstance(entry, dict):

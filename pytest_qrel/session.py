@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from .models import LoadedModel
+    from .schema import VariantEntry
     from .variants import Variant
 
 __all__ = ["QrelConfig", "QrelSession"]
@@ -48,7 +49,7 @@ class QrelSession:
         self._measuring: tuple[str, str] | None = None  # (property, metric) of the running test
         self._computed: RunSummary | None = None  # the end-of-run summary, once every report is in
         self.journal = Journal(config.report_dir, config.resume, config.journal_settings, resumed)
-        self._planned: set | None = None  # with --qrel-resume: every test, the journaled ones too
+        self._planned: set[tuple[Variant, str | None, str]] | None = None  # with --qrel-resume: every test, the journaled ones too
         self._selected = True  # with --qrel-resume: whether the run selected a test (journaled or to run)
         ids = {v.id for v in self.variants}
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
@@ -155,11 +156,11 @@ class QrelSession:
             crash = report.when not in ("setup", "call", "teardown")
             payload = self.results.lost(test, variant, str(report.longrepr or "no report"),
                                         f"worker crashed during {test}" if crash else f"{report.when} of {test} failed")
-        if self.merge_report_payload(payload) and not self.is_worker:  # the controller's journal only:
+        if payload is not None and self.merge_report_payload(payload) and not self.is_worker:  # the controller's journal only:
             self.journal.append(payload)  # a worker's hook sees its own reports, which reach the controller too
 
     def merge_report_payload(self, payload: dict | None) -> bool:
-        if not self.results.merge(payload):
+        if payload is None or not self.results.merge(payload):
             return False
         self.active = True
         self._seen.add(payload["variant"])
@@ -188,7 +189,7 @@ class QrelSession:
 
     # -- report ----------------------------------------------------------------------------
 
-    def variant_records(self, only_seen: bool = False) -> list[dict]:
+    def variant_records(self, only_seen: bool = False) -> list[VariantEntry]:
         variants = [v for v in self.variants if not only_seen or v.id in self._seen]
         return variant_records(variants, self.variant_info, self.results.records)
 

@@ -17,6 +17,7 @@ from . import options, parsing
 from .data.qa import read_qa_file
 from .data.tasks import load_task, resolve_task
 from .data.text import KLText, read_kl_text, resolve_kl_text
+from .data.types import TaskRef
 from .options import Option
 from .perturb import PERTURBATIONS
 from .properties import CALIBRATION, KL, ROBUSTNESS, Catalog, Property
@@ -145,7 +146,7 @@ def flips_threshold(value: Any, bits: tuple[int, ...]) -> dict[int, float] | Non
     elif isinstance(value, (int, float, str)) and ":" not in str(value):
         pairs = [("*", value)]
     else:
-        pairs = [tuple(p.partition(":")[::2]) for p in parsing.strings(flag, value)]
+        pairs = [(b, v) for b, _, v in (p.partition(":") for p in parsing.strings(flag, value))]
     shares: dict[int, float] = {}
     for b, v in pairs:
         try:
@@ -166,7 +167,7 @@ def drift_settings(raw: dict[str, Any], parsed: dict[str, Any], invocation_dir: 
     """The run's multiple-choice tasks and their subsampling, and the levels and correction of
     every gate with a statistical test; a named lm-eval task or task file is loaded now, so a
     missing dataset or a malformed file stops the run at start-up with the reason."""
-    refs = []
+    refs: list[TaskRef] = []
     allow_code = parsed["qrel_allow_task_code"]
     for spec in parsing.strings(options.TASKS, raw["qrel_tasks"]):
         try:

@@ -207,7 +207,7 @@ def _metric_values(records: list[Record], by_id: dict[str, VariantEntry], catalo
     for r in records:
         if (r.property not in (*catalog.fitted(), *scaled) or not r.gated
                 or not isinstance(r.value, float) or not math.isfinite(r.value)
-                or not by_id.get(r.variant, {}).get("total_bits")):
+                or not (r.variant in by_id and by_id[r.variant].get("total_bits"))):
             continue
         label = r.label()
         values = out.setdefault(label, {})
@@ -215,6 +215,14 @@ def _metric_values(records: list[Record], by_id: dict[str, VariantEntry], catalo
             threshold = r.threshold if r.property not in scaled else None
             values[r.variant] = (float(r.value), threshold if isinstance(threshold, float) else None)
     return out
+
+
+def measured(v: VariantEntry, key: Literal["total_bits", "params", "effective_bits"]) -> float:
+    """What a quantized variant measured (variants.QuantizedInfo), as a law's coordinate: only the
+    records of a variant with total bits reach a law or a sweet spot, and such a variant has all
+    three. schema.VariantEntry allows a non-finite total's name, but that is only how results.json
+    could spell one, and a merge's reader refuses it: in memory these are numbers."""
+    return cast(float, v[key])
 
 
 def run_fits(variants: list[VariantEntry], records: list[Record], catalog: Catalog = CATALOG) -> list[FitEntry]:
@@ -231,7 +239,7 @@ def run_fits(variants: list[VariantEntry], records: list[Record], catalog: Catal
     for metric, values in _metric_values(records, by_id, catalog).items():
         rows = [(by_id[vid], value) for vid, (value, _) in values.items()]
         for bits in sorted({v["bits"] for v, _ in rows}):
-            family = [(v["total_bits"], y) for v, y in rows if v["bits"] == bits]
+            family = [(measured(v, "total_bits"), y) for v, y in rows if v["bits"] == bits]
             entry = {"metric": metric, "law": "log_quadratic", "family": f"{bits}-bit", "bits": bits,
                      "points": [[b, y] for b, y in family]}
             try:
@@ -244,11 +252,11 @@ def run_fits(variants: list[VariantEntry], records: list[Record], catalog: Catal
             fits.append({**entry, "fitted": True, **fit.as_dict(),
                          "curve": [[b, float(fit.predict(b))] for b in grid]})
         fits += _ratio_fits(metric, rows, {vid: t for vid, (_, t) in values.items()})
-        factors = {"model_size": [float(v["params"]) for v, _ in rows],
-                   "effective_bits": [float(v["effective_bits"]) for v, _ in rows]}
+        factors = {"model_size": [float(measured(v, "params")) for v, _ in rows],
+                   "effective_bits": [float(measured(v, "effective_bits")) for v, _ in rows]}
         groups = [v.get("group_size") for v, _ in rows]
         if None not in groups and len(set(groups)) > 1:
-            factors["group_size"] = [float(g) for g in groups]
+            factors["group_size"] = [float(g) for g in groups if g is not None]  # none is None: for the checker
         entry = {"metric": metric, "law": "power_law", "family": "all", "factors": sorted(factors)}
         try:
             fit = fit_power_law(factors, [y for _, y in rows], name=f"{metric}-power-law")
@@ -278,7 +286,7 @@ def _ratio_fits(metric: str, rows: list[tuple[VariantEntry, float]], threshold: 
             budget = threshold.get(v["id"])
             if v["bits"] == bits and budget is not None and y <= budget:
                 best = tolerable.get(v["model"], (0.0, 0.0))[1]
-                tolerable[v["model"]] = (float(v["params"]), max(best, float(v.get("quant_ratio") or 1.0)))
+                tolerable[v["model"]] = (float(measured(v, "params")), max(best, float(v.get("quant_ratio") or 1.0)))
         entry = {"metric": metric, "law": "quantization_ratio", "family": f"{bits}-bit", "bits": bits,
                  "points": [[q, n] for n, q in tolerable.values()]}
         try:
@@ -296,9 +304,9 @@ def sweet_spots(variants: list[VariantEntry], records: list[Record], metric: str
     variants no other variant beats with as few or fewer total bits, by total bits."""
     by_id = {v["id"]: v for v in variants}
     rows = sorted(
-        ((by_id[r.variant]["total_bits"], r.value, by_id[r.variant]) for r in records
+        ((measured(by_id[r.variant], "total_bits"), r.value, by_id[r.variant]) for r in records
          if r.metric == metric and r.gated and isinstance(r.value, float)
-         and math.isfinite(r.value) and by_id.get(r.variant, {}).get("total_bits")),
+         and math.isfinite(r.value) and r.variant in by_id and by_id[r.variant].get("total_bits")),
         key=lambda row: (row[0], -row[1] if higher_is_better else row[1]),
     )
     frontier, best = [], None
@@ -314,19 +322,22 @@ def drift_summary(records: list[Record], variants: list[VariantEntry]) -> DriftT
     numbers, the deltas, every gated metric's p-values and outcome, and per model the
     accuracy drop per bit-width by knowledge stratum."""
     bits_of = {v["id"]: v for v in variants}
-    rows: dict[tuple[str, str], DriftRow] = {}
+    rows: dict[tuple[str, str | None], DriftRow] = {}
     for r in records:
         if r.property not in DRIFT_PROPERTIES or "comparison" not in r.detail:
             continue
         key = (r.variant, r.task)
-        row = rows.setdefault(key, {  # type: ignore[typeddict-item] # the comparison's keys (schema.DriftComparison)
+        row = rows.setdefault(key, cast(DriftRow, {  # with the comparison's keys (schema.DriftComparison)
             "model": r.model, "variant": r.variant, "method": r.method, "bits": r.bits,
-            "total_bits": (bits_of.get(r.variant) or {}).get("total_bits"),
+            "total_bits": bits_of[r.variant].get("total_bits") if r.variant in bits_of else None,
             "task": r.task, "stratum": r.detail.get("stratum"), "questions": r.detail.get("questions"),
             **r.detail["comparison"], "gates": {},
-        })
-        row["gates"][r.metric] = {"value": r.value, "threshold": r.threshold, "status": r.status,
-                                  **{k: r.detail.get(k) for k in ("pvalue", "adjusted_pvalue", "alpha", "significant")}}
+        }))
+        # a record with a comparison is a measured one: it has its metric
+        row["gates"][cast(str, r.metric)] = {
+            "value": r.value, "threshold": r.threshold, "status": r.status, "pvalue": r.detail.get("pvalue"),
+            "adjusted_pvalue": r.detail.get("adjusted_pvalue"), "alpha": r.detail.get("alpha"),
+            "significant": r.detail.get("significant")}
     table = sorted(rows.values(), key=lambda x: (x["model"], x["task"], x["total_bits"] or math.inf, x["variant"]))
     knowledge = []
     for model in dict.fromkeys(x["model"] for x in table):
@@ -342,9 +353,9 @@ def drift_summary(records: list[Record], variants: list[VariantEntry]) -> DriftT
     return {"tasks": table, "knowledge": knowledge}
 
 
-def _heldout(task: str) -> bool:
+def _heldout(task: str | None) -> bool:
     """Held-out people (the zoo's ``*_heldout`` tasks) are reported apart from trained ones."""
-    return task.endswith("_heldout")
+    return task is not None and task.endswith("_heldout")
 
 
 def shown(records: list[Record], catalog: Catalog = CATALOG) -> list[Record]:

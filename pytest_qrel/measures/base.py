@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, AbstractSet, Any, ClassVar, Mapping
 
 from ..baseline import tolerance_for
 from .outputs import Outputs
@@ -30,7 +30,7 @@ class Measurement:
     value: float
     base_value: float | None = None
     problem: str | None = None
-    detail: dict = field(default_factory=dict)
+    detail: Mapping[str, Any] = field(default_factory=dict)  # a schema.py TypedDict, or a plugin's dict
     significant: bool | None = None
     unchecked: str | None = None
 
@@ -104,5 +104,5 @@ class Measure(ABC):
             raise TypeError(f"Expected no task or parameters for property {self.key!r}, but got {task!r} {params}")
         return [Gate(self.metric, self.measure(variant), self.threshold(variant))]
 
-    def plan(self, planned: set[tuple[Variant, object, str]]) -> None:  # noqa: B027 - a hook most measures leave empty
+    def plan(self, planned: AbstractSet[tuple[Variant, object, str]]) -> None:  # noqa: B027 - a hook most measures leave empty
         """Learn the run's (variant, task or condition, property) tests once collection is done."""

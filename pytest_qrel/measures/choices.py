@@ -65,7 +65,7 @@ class ChoiceScores:
         """Conf_true per question: the probability of the true choice (paper 003 Table 2)."""
         return self.probs[np.arange(len(self.labels)), self.labels]
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, np.ndarray | np.int64]:
         """What the cache keeps (``from_arrays`` reads it back, bit for bit)."""
         return {"loglik": self.loglik, "lengths": self.lengths, "labels": self.labels, "nonfinite": np.int64(self.nonfinite)}
 

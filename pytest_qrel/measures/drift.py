@@ -7,7 +7,7 @@ measure (``ChoiceDriftMeasure``) registered under both catalog keys (``Calibrati
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from .outputs import data_digest
 
 if TYPE_CHECKING:
     from ..data.types import ChoiceTask
-    from ..schema import DriftComparison, Flips
+    from ..schema import ChoiceSummary, DriftComparison, Flips
     from ..variants import Variant
 
 
@@ -115,12 +115,15 @@ def comparison(base: ChoiceScores, quant: ChoiceScores) -> DriftComparison:
     per bin of base confidence."""
 
     b, q = summary(base), summary(quant)
+    # the deltas key by key: in memory every value of a ChoiceSummary is a float (conf_err's NaN
+    # too; only results.json writes it as "nan", schema.Number)
+    bf, qf = cast("dict[str, float]", b), cast("dict[str, float]", q)
     shift = confidence_shift_by_bin(base.probs.max(axis=1), quant.probs.max(axis=1), n_bins=N_BINS)
     conf_t = paired_ttest(quant.probs.max(axis=1), base.probs.max(axis=1))
     return {
         "base": b,
         "quantized": q,
-        "delta": {k: q[k] - b[k] for k in b},  # type: ignore[misc] # every key of schema.ChoiceSummary
+        "delta": cast("ChoiceSummary", {k: qf[k] - bf[k] for k in bf}),
         "flips": flips(base, quant),
         "conf_pvalue": conf_t.pvalue,
         "js_distance_true_class": js_distance(base.true_class_confidence, quant.true_class_confidence),

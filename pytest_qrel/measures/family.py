@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, AbstractSet, Any, Callable, ClassVar, Mapping, cast
 
 from ..errors import VariantError, variant_failure
 from ..model_state import ModelState
@@ -49,7 +49,7 @@ class Family:
     thresholds: dict[tuple[str, Unit, str], float] = field(default_factory=dict)  # each hypothesis's
     decisions: dict[tuple, Decision] = field(default_factory=dict)
     unchecked: dict[tuple[str, Unit, str], str] = field(default_factory=dict)
-    comparisons: dict[tuple[str, Unit], dict] = field(default_factory=dict)
+    comparisons: dict[tuple[str, Unit], Mapping[str, Any]] = field(default_factory=dict)  # schema.DriftComparison, ...
     problems: dict[tuple[str, Unit], str] = field(default_factory=dict)  # NaN logits
     errors: dict[str, str] = field(default_factory=dict)  # variant id -> one-line reason
 
@@ -80,7 +80,7 @@ class FamilyMeasure(Measure):
         super().__init__(config, store)
         self._planned: set[tuple[Variant, Unit, str]] = set()
 
-    def plan(self, planned: set[tuple[Variant, object, str]]) -> None:
+    def plan(self, planned: AbstractSet[tuple[Variant, object, str]]) -> None:
         """Every measure of the run gets the same set; the members of a family keep theirs."""
         self._planned = {(v, u, p) for v, u, p in planned if p in self.members and self.is_unit(u)}
 
@@ -175,9 +175,11 @@ class FamilyMeasure(Measure):
         outputs = self.outputs()
         kind = f"{self.family_key}_scores"
         kept = all(self.describe(u) is not None for u in todo)
+        # outputs.get describes a unit only to key what it keeps: with a model key, i.e. when kept
+        describe = cast("Callable[[Unit], dict[str, Any]]", self.describe)
         if variant is None:
             base = self.store.base(current)
-            got = outputs.get(kind, outputs.model_key(current, base=True) if kept else None, todo, self.describe,
+            got = outputs.get(kind, outputs.model_key(current, base=True) if kept else None, todo, describe,
                               lambda us: self.score(base.model, base.tokenizer, us), self.encode, self.decode, ahead)
             if got is None:
                 return False
@@ -188,7 +190,7 @@ class FamilyMeasure(Measure):
                 fam.scores[("base", u)] = s
             return True
         try:
-            got = outputs.get(kind, outputs.model_key(variant, base=False) if kept else None, todo, self.describe,
+            got = outputs.get(kind, outputs.model_key(variant, base=False) if kept else None, todo, describe,
                               lambda us: self.score(self.store.quantized(variant), self.store.base(variant).tokenizer, us),
                               self.encode, self.decode, ahead)
         except Exception as exc:  # that variant's tests show it, the rest go on
@@ -250,4 +252,4 @@ class FamilyMeasure(Measure):
 
     def unit(self, task: object) -> Unit:
         """The unit a test's parameter names (checked by ``is_unit``)."""
-        return task  # type: ignore[return-value]
+        return task

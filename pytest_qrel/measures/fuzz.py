@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..data.qa import run_qa_set
 from ..errors import ShrinkBudgetSpent
@@ -135,7 +135,7 @@ class FuzzMeasure(Measure):
                 last_failing.append(key)
                 raise AssertionError(f"answers agree on {rate:.0%} of the batch, below {threshold:.0%}")
 
-        detail = {"fuzz_examples": r.fuzz_examples, "fuzz_batch": size}
+        detail: dict[str, Any] = {"fuzz_examples": r.fuzz_examples, "fuzz_batch": size}
         try:
             agree()
         except (AssertionError, ShrinkBudgetSpent):

@@ -197,6 +197,7 @@ def score_qa(model: torch.nn.Module, tokenizer, prompts: Sequence[str], answers:
     entropy = np.nanmean(drawn.entropy, axis=2)  # eq. 2: over the answer's tokens, its end included
     if one_token:
         loglik, brier = drawn.first_logprob, drawn.first_brier
+        assert loglik is not None and brier is not None  # sampled with first_targets: scored
     else:
         loglik, brier, _ = reference_scores(model, tokenizer, prompts, references)
     answers_first = tuple(answer_text(texts[k * s]).strip() for k in range(n))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     from ..engine import TokenBatch
     from ..schema import KLStatistics
+    from ..settings import KLSettings
     from ..variants import Variant
 
 # the widest mean KL bounds reported, in nats and relative to the upper one (a record's value, which
@@ -79,7 +80,8 @@ class TokenValues:
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> TokenValues:
         """Values read back: no base forward pass was run for them."""
-        return cls(*(a[k] for k in cls.ARRAYS), bool(a["exact"]), int(a["nonfinite"]), 0)
+        return cls(a["lower"], a["upper"], a["top1"], a["base_ref"], a["quant_ref"], a["seq_lower"], a["seq_upper"],
+                   bool(a["exact"]), int(a["nonfinite"]), 0)
 
 
 @dataclass
@@ -93,6 +95,7 @@ class KLState(ModelState):
 
 class KLMeasure(Measure):
     key = "kl"
+    settings: KLSettings  # its entry of config.property_settings
     # what kl.py and kl_base.py compute (and metrics/topk.py's bounds under them): in the key of
     # the stored base outputs and exact KL values; bump it when they change (base.Measure.version)
     version = 1
@@ -178,6 +181,8 @@ class KLMeasure(Measure):
                         continue
                     if b is not None:
                         stats, base_ref = exact_stats(b.logp, block.logp, block.ref), b.logp.gather(-1, block.ref[:, None]).squeeze(-1)
+                    elif stored is None or shard is None:  # never: without a live base, the stored outputs
+                        raise RuntimeError("Expected the base's stored outputs")
                     elif stored.topk is None:
                         stats, base_ref = exact_stats(shard["logp"][part], block.logp, block.ref), shard["ref_logp"][part]
                     else:
@@ -199,8 +204,9 @@ class KLMeasure(Measure):
                     out["seq_lower"].append(sequence_mean(low, mask))
                     out["seq_upper"].append(sequence_mean(up, mask))
         arrays = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
-        return TokenValues(**arrays, exact=exact or stored.topk is None, nonfinite=nonfinite,
-                           base_passes=passes if exact else stored.forward_passes)
+        if stored is None:  # exact: the base ran live beside the variant
+            return TokenValues(**arrays, exact=True, nonfinite=nonfinite, base_passes=passes)
+        return TokenValues(**arrays, exact=stored.topk is None, nonfinite=nonfinite, base_passes=stored.forward_passes)
 
     def exact_values(self, variant: Variant) -> TokenValues:
         """``token_values(exact=True)``, once per (variant, text) across workers and reruns
@@ -259,7 +265,8 @@ class KLMeasure(Measure):
         n, seqs = mid.size, seq_mid.size
         agree = float(v.top1.mean())
         dp = np.exp(v.quant_ref) - np.exp(v.base_ref)
-        detail: KLStatistics = {
+        # cast: kl_text_note (a model outside the zoo) spread in its place, after kl_text
+        detail = cast("KLStatistics", {
             "tokens": n,
             "sequences": seqs,
             "kl_text": text.source,
@@ -284,7 +291,7 @@ class KLMeasure(Measure):
             "dp_mean": float(dp.mean()),
             "dp_rms": float(np.sqrt((dp**2).mean())),
             "ln_ppl_ratio": float((v.base_ref - v.quant_ref).mean()),
-        }
+        })
         value = _mean(seq_mid)
         gates = [Gate(self.metric, Measurement(value, 0.0, None, detail), self.threshold(variant))]
         if p99 is not None:

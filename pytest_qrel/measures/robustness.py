@@ -14,7 +14,7 @@ AUROC where every answer is right or every one wrong.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence, cast
+from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from ..errors import VariantError
 from ..metrics import auroc_counts, paired_bootstrap, resample_counts
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
 from ..schema import RobustnessComparison, StratumAccuracy
-from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis
+from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, Unit, paired_hypothesis
 from .generation import (
     GenerationSettings,
     QAScores,
@@ -95,8 +95,9 @@ def hypotheses(base: QAScores, quant: QAScores, base_clean: QAScores, quant_clea
                                         f"the variant could not pass the threshold {threshold['robust_accuracy']:g}")
     else:
         out["robust_accuracy"] = paired_hypothesis("robust_accuracy", db, dq, 1.0)
-    boot = dict(n_resamples=BOOTSTRAP_RESAMPLES, seed=seed, omit_undefined=True)
-    pairs = {
+    boot: dict[str, Any] = dict(n_resamples=BOOTSTRAP_RESAMPLES, seed=seed, omit_undefined=True)
+    # key -> (base's arrays, variant's, the statistic, its batched form over resamples, sign)
+    pairs: dict[str, tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...], Callable[..., float], Callable[..., np.ndarray], float]] = {
         "auroc": ((base.correct, base.entropy), (quant.correct, quant.entropy), _auroc, _aurocs, -1.0),
         "robust_auroc": ((base_clean.correct, base_clean.entropy, base.correct, base.entropy),
                          (quant_clean.correct, quant_clean.entropy, quant.correct, quant.entropy), _auroc_drop,
@@ -184,7 +185,7 @@ class RobustnessMeasure(FamilyMeasure):
                 raise VariantError(f"--qrel-insertion-model: {exc}") from None
         return self._insertion_function
 
-    def score(self, model, tokenizer, units: list) -> dict[Condition, QAScores]:
+    def score(self, model, tokenizer, units: list) -> dict[Unit, QAScores]:
         """One model's answers on every condition of ``units``, sampled in one batched run."""
         r = self.settings
         qa, n = self.qa(), len(self.qa())
@@ -195,11 +196,12 @@ class RobustnessMeasure(FamilyMeasure):
             seeds += s
         scored = score_qa(model, tokenizer, prompts, qa.answers * len(units), seeds,
                           GenerationSettings(r.samples, r.temperature, r.max_new_tokens))
-        out = {}
+        out: dict[Unit, QAScores] = {}  # by condition
         for k, cond in enumerate(units):
             part = slice(k * n, (k + 1) * n)
             out[cond] = QAScores(scored.correct[part], scored.entropy[part], scored.ref_loglik[part],
-                                 scored.ref_brier[part], scored.answers[part], scored.finite[part])
+                                 scored.ref_brier[part], scored.answers[part],
+                                 None if scored.finite is None else scored.finite[part])
         return out
 
     def base_units(self, units: set) -> list:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import string
+from typing import Callable
 
 from .registry import register
 from .vocab import emoji, leetspeak_map
@@ -27,7 +28,7 @@ KEYBOARD_NEIGHBOURS: dict[str, str] = {
 NOISE_CHARACTERS = string.punctuation + string.digits
 
 
-def _positions(text: str, keep) -> list[int]:
+def _positions(text: str, keep: Callable[[str], bool]) -> list[int]:
     return [i for i, char in enumerate(text) if keep(char)]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Callable
 
 from .registry import register
 from .vocab import filler_word_list, filler_words, slang_terms, translation_languages, translations
@@ -36,7 +37,8 @@ def word_spans(tokens: list[str]) -> list[int]:
     return [i for i in range(0, len(tokens), 2) if _parts(tokens[i])[1]]
 
 
-def _edit_cores(text: str, rng: random.Random, intensity: int, eligible, edit) -> str:
+def _edit_cores(text: str, rng: random.Random, intensity: int, eligible: Callable[[str], bool],
+                edit: Callable[[str, str, str, random.Random], str]) -> str:
     """Apply ``edit(prefix, core, suffix, rng) -> token`` to ``min(intensity, #eligible)``
     distinct words whose core satisfies ``eligible``."""
     tokens = word_tokens(text)

@@ -4,7 +4,7 @@ at 4 bits, LLM.int8 at 8."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import QuantizationError
 from .base import Backend, in_features
@@ -108,7 +108,7 @@ class BitsAndBytesBackend(Backend):
         return model
 
     @staticmethod
-    def _load(path: str, base: LoadedModel, **kwargs) -> torch.nn.Module:
+    def _load(path: str, base: LoadedModel, **kwargs: Any) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(

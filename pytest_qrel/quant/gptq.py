@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import QuantizationError
 from .base import Backend, in_features, read_safetensors
@@ -169,7 +169,7 @@ def _configure_workers() -> None:
 
 
 @contextlib.contextmanager
-def _logs_outside_cwd():
+def _logs_outside_cwd() -> Iterator[None]:
     """gptqmodel writes a log file per quantized layer group under ./logs of the current
     directory (``loop_processor._PROJECT_LOG_DIR``): send them to a temporary directory, so
     a user's checkout is not filled with them."""

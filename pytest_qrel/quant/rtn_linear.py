@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -67,7 +69,7 @@ class RTNLinear(torch.nn.Module):
             self._weight = w.reshape(self.out_features, self.in_features).to(self.dtype).to(self.qweight.device)
         return self._weight
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
         self._weight = None
         super()._load_from_state_dict(*args, **kwargs)
 

@@ -24,7 +24,9 @@ def _d(x) -> str:
 
 def _flips(x: DriftRow) -> tuple[str, str, str]:
     """Right to wrong, wrong to right and the flip rate, as shares of the task's questions."""
-    f = x.get("flips") or {}  # a row journaled before flips were recorded has none (schema: NotRequired)
+    f = x.get("flips")  # a row journaled before flips were recorded has none (schema: NotRequired)
+    if not f:
+        return _f(None), _f(None), _f(None)
     return _f(f.get("right_to_wrong")), _f(f.get("wrong_to_right")), _f(f.get("flip_rate"))
 
 
@@ -58,7 +60,7 @@ def write_drift_tables(terminalreporter, summary: DriftTable) -> None:
                   _f(b["conf_true"]), "-", "-", "-", "-", "")]
         for x in rows:
             q, d, g = x["quantized"], x["delta"], x["gates"]
-            p = (g.get("conf_true_drop") or {}).get("pvalue")
+            p = g["conf_true_drop"].get("pvalue") if g.get("conf_true_drop") else None
             lines.append((x["variant"], str(x["bits"]), _f(q["accuracy"]), _d(d["accuracy"]), *_flips(x), _f(q["ece"]),
                           _d(d["ece"]), _f(q["ace"]), _d(d["ace"]), _d(d["brier"]), _f(q["conf_true"]), _d(d["conf_true"]),
                           _f(p, ".2g"), _d(d["entropy"]), _f(x["js_distance_true_class"]), _result(x)))
@@ -79,12 +81,12 @@ def write_drift_tables(terminalreporter, summary: DriftTable) -> None:
                [(k["model"], str(k["bits"]), _d(k["accuracy_drop_memorization"]), _d(k["accuracy_drop_utilization"]),
                  _d(k["accuracy_drop_utilization_heldout"]), _d(k["conf_true_drop"]), _which(k)) for k in knowledge])
     for model in dict.fromkeys(k["model"] for k in knowledge):
-        rows = [k for k in knowledge if k["model"] == model and k["conf_true_drop"] is not None]
-        if len(rows) >= 2:
-            low, high = rows[0], rows[-1]  # sorted by bits
-            verdict = "more" if low["conf_true_drop"] > high["conf_true_drop"] else "not more"
-            tr.write_line(f"{model}: {low['bits']}-bit variants lose {verdict} true-class confidence than {high['bits']}-bit "
-                          f"ones ({low['conf_true_drop']:+.3f} vs {high['conf_true_drop']:+.3f}, mean over tasks and methods)")
+        known = [(k["bits"], drop) for k in knowledge if k["model"] == model and (drop := k["conf_true_drop"]) is not None]
+        if len(known) >= 2:
+            (low_bits, low), (high_bits, high) = known[0], known[-1]  # sorted by bits
+            verdict = "more" if low > high else "not more"
+            tr.write_line(f"{model}: {low_bits}-bit variants lose {verdict} true-class confidence than {high_bits}-bit "
+                          f"ones ({low:+.3f} vs {high:+.3f}, mean over tasks and methods)")
 
 
 def drift_markdown_lines(summary: DriftTable) -> list[str]:

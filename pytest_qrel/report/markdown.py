@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any, Mapping
 
 from ..results import Record
 from ..schema import VariantEntry
@@ -26,12 +27,12 @@ def write_csv(report_dir: Path, variants: list[VariantEntry], records: list[Reco
         writer = csv.DictWriter(fh, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in records:
-            v = by_id.get(r.variant) or {}
+            v: Mapping[str, Any] = by_id.get(r.variant) or {}
             writer.writerow({**{k: v.get(k) for k in ("total_bits", "effective_bits", "storage_bits")}, **r.as_dict()})
     return path
 
 
-def _cell(value, spec: str = ".4g") -> str:
+def _cell(value: object, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec) if isinstance(value, (int, float)) else str(value).replace("|", "\\|")
 
 

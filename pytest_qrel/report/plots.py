@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..properties import CATALOG
+from ..summary import measured
 
 if TYPE_CHECKING:
     from ..results import Record
@@ -40,7 +41,7 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[VariantEnt
         v = by_id.get(r.variant)
         if (r.metric == metric and r.property in fitted and v and v.get("total_bits")
                 and isinstance(r.value, float) and r.value == r.value):
-            points.setdefault(v["bits"], []).append((v["total_bits"], r.value, v["method"]))
+            points.setdefault(v["bits"], []).append((measured(v, "total_bits"), r.value, v["method"]))
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
@@ -76,8 +77,8 @@ def plot_confidence_shift(report_dir: Path, drift: DriftTable | None) -> list[Pa
     """Write ``confidence_shift_<model>.png``: per task, the mean change of true-class
     confidence from the base per bin of base confidence, one bar per variant (paper 003
     Fig. 1). None written when the run had no calibration or confidence tests."""
-    rows = (drift or {}).get("tasks") or []
-    rows = [r for r in rows if (r.get("shift_by_bin") or {}).get("mean_shift")]
+    rows = (drift.get("tasks") if drift else None) or []
+    rows = [r for r in rows if (shift := r.get("shift_by_bin")) and shift.get("mean_shift")]
     if not rows:
         return []
     import matplotlib

@@ -31,7 +31,7 @@ def _nan_free(value: T) -> T:
         return {k: _nan_free(v) for k, v in value.items()}  # type: ignore[return-value]
     if isinstance(value, list):
         return [_nan_free(v) for v in value]  # type: ignore[return-value]
-    return _jsonable(value)  # type: ignore[no-any-return]
+    return _jsonable(value)
 
 
 def write_results_json(
