@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-from . import engine, hooks, options, progress, suites
+from . import engine, hooks, options, progress
 from .properties import Property
 from .session import QrelSession
 
@@ -101,7 +102,12 @@ def pytest_configure_node(node) -> None:  # xdist's WorkerController
 
 
 def suites_dir() -> Path:
-    return Path(suites.__file__).parent
+    # found, not imported: pytest_qrel.suites is suites/ mapped by setuptools' package-dir
+    # (pyproject.toml), which a type checker run on a checkout does not see
+    spec = importlib.util.find_spec("pytest_qrel.suites")
+    if spec is None or spec.origin is None:
+        raise pytest.UsageError("pytest-qrel: its shipped suites (pytest_qrel.suites) are not installed")
+    return Path(spec.origin).parent
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
