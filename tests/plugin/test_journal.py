@@ -31,7 +31,7 @@ def journaled(pytester):
 
 def test_a_resume_with_other_settings_is_a_usage_error(pytester, journaled):
     for changed, option, key, theirs, mine in [
-        ("--qrel-kl-threshold=4:0.002,8:0.5", "--qrel-kl-threshold", "kl_threshold", "{'4': 0.001, '8': 0.5}",
+        ("--qrel-kl-threshold=4:0.002,8:0.5", "--qrel-kl-threshold", "kl.threshold", "{'4': 0.001, '8': 0.5}",
          "{'4': 0.002, '8': 0.5}"),
         ("--qrel-methods=hqq,rtn", "--qrel-methods", "methods", "['hqq']", "['hqq', 'rtn']"),  # its records of hqq alone
         # the default context and the same one given differ (a model must then admit it): they are two settings
