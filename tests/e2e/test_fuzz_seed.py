@@ -34,7 +34,7 @@ def _fuzz_records(package_root: Path, work: Path) -> list[dict]:
     """The fuzzing record of zoo-xs's rtn 2-bit variant (it fails: its batch is shrunk, along a
     path the draws choose), run with the package under ``package_root``."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-k", "fuzz",
-           "--qrel-models=zoo-xs", "--qrel-methods=rtn", "--qrel-bits=2",
+           "--qrel-models=zoo-xs", "--qrel-methods=rtn", "--qrel-bits=2", "--qrel-qa-limit=24", "--qrel-fuzz-batch=8",
            f"--qrel-cache-dir={work / 'cache'}", f"--qrel-report-dir={work / 'report'}"]
     env = {**os.environ, "PYTHONPATH": str(package_root), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     out = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
