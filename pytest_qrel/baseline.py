@@ -14,7 +14,7 @@ import pytest
 
 from . import options
 from .schema import GATED, SCHEMA_VERSION, Number, ResultsDocument
-from .schema_check import result_problem
+from .schema_check import result_problem, valueless_failure
 
 if TYPE_CHECKING:
     from .parsing import Tolerance
@@ -64,7 +64,7 @@ class Baseline:
                 name = record.get("test") if isinstance(record, dict) else None
                 raise pytest.UsageError(f"{options.BASELINE}: record {i} of {path}" + (f" ({name})" if name else "")
                                         + f" is not valid: {problem}")
-            if record["status"] in GATED:
+            if record["status"] in GATED and not valueless_failure(record):  # no value: nothing to compare with
                 # results.json writes a non-finite value as its name: it is read back, and compared, as such
                 key = (record["test"], str(record["metric"]))
                 values[key] = float(cast("Number", record["value"]))  # record_problem: a gated record's is a Number

@@ -310,6 +310,8 @@ class _Decider:
 
     def gated(self, r: Record) -> Record:
         """A pass or fail record decided again from what it holds; as it was when that agrees."""
+        if r.status == "fail" and r.value is None:  # failed by its variant's coverage, no value to decide again
+            return r  # (schema_check.valueless_failure: only such a record is read back without a value)
         significant = r.detail.get("significant")
         # a gated record has both (result_problem checked them when its file was read)
         value, threshold = cast(float, r.value), cast(float, r.threshold)

@@ -4,6 +4,7 @@ read through; the keys and their types come from the TypedDicts alone."""
 
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .schema import GATED, STATUSES, ComparedEntry, NonFinite, Number, ResultEntry, VariantEntry, hints
@@ -93,16 +94,23 @@ def result_problem(record: object, whole: bool = True) -> str | None:
             return f"it has no {key!r}"
     if not isinstance(record["test"], str) or record["status"] not in STATUSES:
         return f"expected a test name and a status in {STATUSES}, but got {record['test']!r}, {record['status']!r}"
-    if record["status"] in GATED and not conforms(record.get("value"), Number):
+    if record["status"] in GATED and not conforms(record.get("value"), Number) and not valueless_failure(record):
         return f"expected a number as the value of a {record['status']}ed metric, but got {record.get('value')!r}"
     if not whole:
         return None
     problem = entry_problem(record, ResultEntry)
-    if problem is None and record["status"] in GATED:
+    if problem is None and record["status"] in GATED and not valueless_failure(record):
         for key in ("threshold", "higher_is_better"):
             if record.get(key) is None:
                 return f"expected a {record['status']}ed record to have its {key!r}, but it has none"
     return problem
+
+
+def valueless_failure(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` failed without a value: its variant failed a check of its own (it
+    quantized less than --qrel-min-coverage asks) on a metric that could not be checked, so
+    the run wrote it as failed (its reason says both) with no value to compare or decide again."""
+    return record["status"] == "fail" and record.get("value") is None and bool(record.get("reason"))
 
 
 def of_type(value: object, kind: type, key: str) -> bool:

@@ -125,3 +125,43 @@ def test_docs_name_every_key_of_the_schema():
     assert "schema.py" in doc
     # and the writer's docstring points there, not to a DESIGN.md the repository does not hold
     assert "schema.py" in (ROOT / "pytest_qrel" / "report" / "results_json.py").read_text().split('"""')[1]
+
+
+def _coverage_failed_run(tmp_path: Path, name: str, model: str) -> Path:
+    """A run's results.json as the default zoo run writes it where bnb's CPU kernel leaves
+    layers unquantized: a robustness metric that could not be checked fails with the variant's
+    coverage, no value and no direction (record 329 of that run's file)."""
+    vid = f"{model}-bnb-4b-g64"
+    common = {"property": "robustness", "variant": vid, "model": model, "method": "bnb", "bits": 4, "group_size": 64,
+              "perturbation": "case_change", "intensity": 4}
+    failed = {**common, "test": f"test_perturbation_robustness[{vid}-case_change-i4]", "metric": "accuracy_drop",
+              "status": "fail", "passed": False, "value": None, "base_value": None, "threshold": 0.05,
+              "higher_is_better": None, "coverage": None, "min_coverage": None,
+              "reason": "quantized 25.0% of the weights asked for, below the minimum coverage 100%; ... "
+                        "(accuracy_drop not checked: the base's accuracy under this perturbation is 0.0375)"}
+    doc = {"schema": 1, "variants": [{"id": vid, "model": model}], "results": [failed], "fits": [],
+           "settings": {"seed": "0"}, "models_named": [model]}
+    (tmp_path / name).write_text(json.dumps(doc))
+    return tmp_path / name
+
+
+def test_a_record_failed_by_its_variants_coverage_without_a_value_is_read_back(tmp_path):
+    """The default zoo run's own results.json was refused as --qrel-baseline and by --qrel-merge
+    ("expected a number as the value of a failed metric, but got None"): a record that failed
+    by its variant's coverage on a metric that could not be checked has no value. It is read
+    back, kept failed by the merge, and compares with nothing; a passed one without a value, or
+    a failed one without its reason, is still refused."""
+    from pytest_qrel import schema_check
+    from pytest_qrel.baseline import Baseline
+    from pytest_qrel.merge import read_runs
+
+    path = _coverage_failed_run(tmp_path, "a.json", "ma")
+    record = json.loads(path.read_text())["results"][0]
+    assert schema_check.result_problem(record) is None
+    assert Baseline.read(path).values == {}  # nothing to compare with
+    merged = read_runs((path, _coverage_failed_run(tmp_path, "b.json", "mb")))
+    assert [(r.status, r.value) for r in merged.records if r.metric == "accuracy_drop"] == [("fail", None)] * 2
+    assert schema_check.result_problem({**record, "status": "pass", "passed": True}) == \
+        "expected a number as the value of a passed metric, but got None"
+    assert schema_check.result_problem({**record, "reason": None}) == \
+        "expected a number as the value of a failed metric, but got None"
