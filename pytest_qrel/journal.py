@@ -23,7 +23,10 @@ from . import options
 from .results import Record
 
 JOURNAL = "journal.jsonl"
-HEADER = "qrel_journal"  # the first line: {"qrel_journal": 2, "settings": {...}, "inputs": {...}, "version": ...}
+# the journal's format: 3 since issue 35 named the per-property settings after their property
+# (kl.threshold, not kl_threshold): an older journal is refused as older, not as other settings
+FORMAT = 3
+HEADER = "qrel_journal"  # the first line: {"qrel_journal": FORMAT, "settings": {...}, "inputs": {...}, "version": ...}
 STATUSES = ("pass", "fail", "skip", "error")
 RESUMED = "qrel_resumed"  # an xdist worker's input: the tests the controller's journal held at the start
 
@@ -79,7 +82,7 @@ class Journal:
 
     def _check_settings(self, header: Any) -> None:
         """The journaled run's settings, inputs and version are this run's: its verdicts hold here."""
-        if not isinstance(header, dict) or header.get(HEADER) != 2 or not isinstance(header.get("settings"), dict) \
+        if not isinstance(header, dict) or header.get(HEADER) != FORMAT or not isinstance(header.get("settings"), dict) \
                 or not isinstance(header.get("inputs"), dict):
             raise pytest.UsageError(f"{options.RESUME}: {self.path} records no settings on its first line (written "
                                     "by an older pytest-qrel, or not a journal): run without --qrel-resume")
@@ -130,7 +133,7 @@ class Journal:
             with self.path.open("r+b") as fh:  # cut a torn last line: the record goes on a line of its own
                 fh.truncate(self._complete)
         else:
-            self.path.write_text(json.dumps({HEADER: 2, **self.settings}, default=str) + "\n")
+            self.path.write_text(json.dumps({HEADER: FORMAT, **self.settings}, default=str) + "\n")
         self._started = True
 
     def append(self, payload: dict[str, Any]) -> None:

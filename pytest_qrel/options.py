@@ -282,17 +282,30 @@ MERGE_HELP = ("run no test: merge the results.json of separate runs (each with i
 def threshold_option(prop: Property) -> Option:
     """The option a property's ``threshold_option`` names where no declaration holds it (a plugin's)."""
     keys = ", ".join(prop.option_keys)
-    return Option(prop.threshold_option or "", f"thresholds of {prop.title}: one number, or metric:value pairs of "
-                  f"{keys} (default: {_metric_defaults(prop)})", _metric_defaults(prop),
+    return Option(prop.threshold_option or "", f"thresholds of {prop.title}: "
+                  + ("one number, or " if len(prop.option_keys) == 1 else "")
+                  + f"metric:value pairs of {keys} (default: {_metric_defaults(prop)})", _metric_defaults(prop),
                   parse=parsing.thresholds_of(prop), prop=prop.key, field="threshold")
 
 
 def for_catalog(catalog: Catalog | Iterable[Property] | None) -> tuple[Option, ...]:
     """Every option of a run with ``catalog``'s properties: the declared ones, and the threshold
     option of each property that names one no declaration holds."""
-    declared = {opt.flag for opt in OPTIONS}
-    return OPTIONS + tuple(threshold_option(p) for p in catalog or () if p.threshold_option
-                           and p.threshold_option not in declared)
+    declared = {opt.flag: opt for opt in OPTIONS}
+    generated: dict[str, str] = {}
+    for p in catalog or ():
+        flag = p.threshold_option
+        if not flag:
+            continue
+        owner = declared[flag].prop if flag in declared else generated.get(flag)
+        if (flag in declared or flag in generated) and owner != p.key:
+            # the flag would set another property's (or the run's) setting, and this one's none
+            whose = f"property {owner!r}'s" if owner else "the run's own"
+            raise pytest.UsageError(f"property {p.key!r}: its threshold_option {flag} is already {whose} option; "
+                                    "name one of its own")
+        if flag not in declared:
+            generated[flag] = p.key
+    return OPTIONS + tuple(threshold_option(p) for p in catalog or () if p.threshold_option in generated)
 
 
 def add_options(parser: pytest.Parser, opts: tuple[Option, ...] = OPTIONS, merge: bool = True) -> None:
@@ -343,8 +356,8 @@ def run_settings(raw: dict[str, Any], ignored: frozenset[str] = PER_RUN,
     scalars as strings, so that 0.05 from [tool.qrel] and "0.05" from the command line are one
     setting)."""
     def plain(opt: Option, value: Any) -> Any:
-        if opt.is_flag:
-            return bool(value)
+        if opt.is_flag:  # as the run reads it: a TOML or ini "false" is false (bool("false") is not)
+            return boolean(opt.flag, False if value is None else value)
         return value if value is None or isinstance(value, (list, dict)) else str(value)
 
     return {opt.key: plain(opt, raw.get(opt.dest)) for opt in opts if opt.flag not in ignored}

@@ -174,3 +174,17 @@ def test_breaks_the_journal(qrel_variant):
     result.stdout.fnmatch_lines(["*qrel: cannot write the journal */journal.jsonl (*): this run cannot be resumed*"])
     assert "INTERNALERROR" not in result.stdout.str()
     assert (pytester.path / "qrel-report" / "results.json").is_file()
+
+
+def test_a_journal_of_an_older_format_is_refused_as_older(pytester, journaled):
+    """Issue 35 renamed the journaled settings (kl_threshold -> kl.threshold): a run killed
+    before the upgrade was refused as if a setting differed ("calibration.threshold=None");
+    format 3 refuses it as written by an older pytest-qrel (review of issue 35)."""
+    path = pytester.path / "qrel-report" / "journal.jsonl"
+    header, *rest = path.read_text().splitlines()
+    assert json.loads(header)["qrel_journal"] == 3
+    path.write_text("\n".join([json.dumps({**json.loads(header), "qrel_journal": 2}), *rest]) + "\n")
+    result = pytester.runpytest(*ARGS, "--qrel-resume")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qrel-resume: * records no settings on its first line (written by an older "
+                                 "pytest-qrel, or not a journal): run without --qrel-resume*"])

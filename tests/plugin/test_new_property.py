@@ -7,6 +7,8 @@ Runs pytest in process (tests/conftest.py keeps the libraries imported between r
 
 import json
 
+import pytest
+
 CONFTEST = '"""A property from outside the package: top-1 disagreement of next-token predictions."""\n\nfrom pytest_qrel.data import heldout_texts\nfrom pytest_qrel.engine import encode, next_token_logprobs\nfrom pytest_qrel.measures import Measure, Measurement\nfrom pytest_qrel.properties import Metric, Property\n\n\nclass Top1Disagreement(Measure):\n    key = "top1"\n\n    def measure(self, variant):\n        base = self.store.base(variant)\n        batches = encode(base.tokenizer, heldout_texts()[:16])\n        model = self.store.quantized(variant)\n        differ = total = 0\n        for batch, lb, lq in zip(batches, next_token_logprobs(base.model, batches), next_token_logprobs(model, batches)):\n            mask = batch.target_mask.bool()\n            differ += int(((lb.argmax(-1) != lq.argmax(-1)) & mask).sum())\n            total += int(mask.sum())\n        return Measurement(differ / total, 0.0)\n\n\ndef pytest_qrel_register_properties(register):\n    register(Property("top1", "top-1 disagreement of next-token predictions with the base",\n                      (Metric("top1_disagreement", "top1", threshold=THRESHOLD),),\n                      threshold_option="--qrel-top1-disagreement-threshold"), Top1Disagreement)\n\n\nTHRESHOLD = 0.2\n'
 
 TEST_FILE = 'from pytest_qrel.matrix import suite_marks\n\npytestmark = suite_marks("top1")\n\n\ndef test_top1_agreement(qrel, qrel_variant):\n    qrel.gate("top1", qrel_variant)\n'
@@ -67,3 +69,15 @@ def test_a_registered_property_declares_its_threshold_option_in_its_catalog_entr
     assert threshold() == 0.25
     bad = pytester.runpytest(*args, "--qrel-top1-disagreement-threshold=top2:0.1")
     bad.stderr.fnmatch_lines(["*--qrel-top1-disagreement-threshold: unknown metric 'top2'; expected some of: top1*"])
+
+
+@pytest.mark.parametrize("flag, whose", [("--qrel-top1-threshold", "property 'kl''s"), ("--qrel-bits", "the run's own")])
+def test_a_threshold_option_that_is_already_another_options_is_a_usage_error(pytester, flag, whose):
+    """A plugin naming a declared flag (KL's top-1 gate, the run's bit-widths) would set that
+    option's setting and leave its own property's empty, silently (review of issue 35)."""
+    pytester.makeconftest(CONFTEST.replace('"--qrel-top1-disagreement-threshold"', f'"{flag}"'))
+    pytester.makepyfile(test_top1=TEST_FILE)
+    result = pytester.runpytest("test_top1.py", "--qrel-models=zoo-xs", "--qrel-methods=rtn", "--qrel-bits=8")
+    result.stderr.fnmatch_lines([f"*property 'top1': its threshold_option {flag} is already {whose} option; "
+                                 "name one of its own*"])
+    assert result.ret == 4 and "Traceback" not in result.stderr.str()

@@ -190,3 +190,12 @@ def test_a_zero_or_infinite_p99_bound_is_a_usage_error_in_every_form(tmp_path, v
 def test_p99_bounds_take_the_forms_kl_threshold_takes(tmp_path, value):
     # a [tool.qrel] table or list was refused: settings read it through str()
     assert _config(tmp_path, bits="4,8", kl_p99_threshold=value).property_settings["kl"].p99_threshold == {4: 0.5, 8: 0.25}
+
+
+def test_results_settings_record_a_flag_as_the_run_reads_it():
+    """[tool.qrel] allow-pickle = "false" was read as false but recorded as true in results.json's
+    settings (bool("false")), so two runs meaning the same disagreed in --qrel-merge's check."""
+    from pytest_qrel import options
+
+    for raw, expected in (("false", False), ("no", False), ("true", True), (True, True), (None, False)):
+        assert options.run_settings({"qrel_allow_pickle": raw})["allow-pickle"] is expected, raw
