@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pytest_qrel.quant import get_backend
-from pytest_qrel.quant.smoothquant_linear import W8A8Linear, apply_fold, llama_folds, quantize_rows
+from pytest_qrel.quant.smoothquant_linear import W8A8Linear, apply_fold, llama_folds
 
 
 def test_weights_are_quantos_qint8_codes_and_scales():
