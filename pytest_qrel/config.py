@@ -43,6 +43,7 @@ class QrelConfig:
     trials: int = 20
     calibration_samples: int = 128
     calibration_file: Path | None = None  # None: the shipped zoo calibration set
+    smoothquant_alpha: float = 0.5  # --qrel-smoothquant-alpha: smoothquant's migration strength
     seed: int = 0
     min_coverage: float = 1.0
     checkpoints: tuple[Checkpoint, ...] = ()
@@ -89,6 +90,7 @@ class QrelConfig:
         value = options.parsed(raw, opts)
         methods = value["qrel_methods"]
         _check_methods(methods, explicit="qrel_methods" in given)
+        _check_mixed_precision(methods, value["qrel_quant_ratio"])
         valid_bits = supported_bits()
         bits = value["qrel_bits"]
         if not bits:
@@ -134,6 +136,7 @@ class QrelConfig:
             trials=value["qrel_quant_trials"],
             calibration_samples=samples,
             calibration_file=calibration_file,
+            smoothquant_alpha=value["qrel_smoothquant_alpha"],
             seed=value["qrel_seed"],
             min_coverage=value["qrel_min_coverage"],
             checkpoints=tuple(checkpoints),
@@ -170,6 +173,17 @@ def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
             raise pytest.UsageError(
                 f"{options.METHODS}: {method} needs {', '.join(missing)}, which is not installed: "
                 f"pip install 'pytest-qrel[{backend.extra}]'"
+            )
+
+
+def _check_mixed_precision(methods: tuple[str, ...], ratios: tuple[float, ...]) -> None:
+    """A ratio below 1 only with backends whose single quantized layers the search can swap in."""
+    below = [r for r in ratios if r < 1]
+    for method in methods:
+        if below and not get_backend(method).mixed_precision:
+            raise pytest.UsageError(
+                f"{options.QUANT_RATIO}: {method} cannot be searched at ratio {below[0]:g}: its quantized layers "
+                "depend on the model around them (smoothing folded into the norms); give it ratio 1"
             )
 
 

@@ -44,6 +44,7 @@ QUANT_SELECT = "--qrel-quant-select"
 QUANT_TRIALS = "--qrel-quant-trials"
 CALIBRATION_SAMPLES = "--qrel-calibration-samples"
 CALIBRATION_FILE = "--qrel-calibration-file"
+SMOOTHQUANT_ALPHA = "--qrel-smoothquant-alpha"
 SEED = "--qrel-seed"
 PERTURBATIONS = "--qrel-perturbations"
 INTENSITIES = "--qrel-intensities"
@@ -188,6 +189,9 @@ OPTIONS: tuple[Option, ...] = (
            "mixed-precision search (default: 128)", "128", parse=integer_in(1)),
     Option(CALIBRATION_FILE, "JSONL file of calibration documents (a 'text' field per row) for gptq, W8A8 "
            "and the mixed-precision search (default: the shipped zoo calibration set)", None),
+    Option(SMOOTHQUANT_ALPHA, "migration strength of smoothquant, in [0, 1]: its smoothing factors are "
+           "max|X_j|^alpha / max|W_j|^(1-alpha) per input channel (Xiao et al. 2023 eq. 4; default: 0.5)", "0.5",
+           parse=number_in(0, 1)),
     Option(SEED, "seed of the mixed-precision random search (default: 0)", "0", parse=integer_in(0)),
     Option(MIN_COVERAGE, "smallest share of the weights asked to be quantized that a variant must really "
            "quantize, else it fails with the layers left out and why (default: 1)", "1", parse=number_in(0, 1)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from . import progress
 from .data import calibration_texts
@@ -38,6 +38,11 @@ class Calibration:
         return hashlib.sha256("\n".join(self.texts()).encode()).hexdigest()
 
 
+def backend_settings(method: str, config: QrelConfig) -> dict[str, Any]:
+    """The run's settings that ``method``'s backend quantizes with (its ``settings_fields``)."""
+    return {name: getattr(config, name) for name in get_backend(method).settings_fields}
+
+
 def quantize(
     variant: Variant, base: LoadedModel, config: QrelConfig, calibration: Calibration
 ) -> tuple[torch.nn.Module, QuantizedInfo]:
@@ -45,10 +50,11 @@ def quantize(
     with progress.step(f"quantizing {variant.id}"):
         backend = get_backend(variant.method)
         texts = calibration.texts() if backend.needs_calibration else None
+        settings = backend_settings(variant.method, config)
         if variant.quant_ratio >= 1:
-            return backend.quantize(base, variant.bits, variant.group_size, calibration=texts)
+            return backend.quantize(base, variant.bits, variant.group_size, calibration=texts, settings=settings)
 
-        full, _ = backend.quantize(base, variant.bits, variant.group_size, calibration=texts)
+        full, _ = backend.quantize(base, variant.bits, variant.group_size, calibration=texts, settings=settings)
         batches = encode(base.tokenizer, calibration.texts())
         layers = select_layers(
             base.model,
@@ -62,7 +68,8 @@ def quantize(
             loss=lambda model: _mean_nll(model, batches),
         )
         del full
-        return backend.quantize(base, variant.bits, variant.group_size, layers=layers, calibration=texts)
+        return backend.quantize(base, variant.bits, variant.group_size, layers=layers, calibration=texts,
+                                settings=settings)
 
 
 def _mean_nll(model: torch.nn.Module, batches: list) -> float:

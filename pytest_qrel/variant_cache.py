@@ -13,6 +13,7 @@ from .cache import QuantCache, cache_key, installed_version, model_digest
 from .errors import QrelCacheWarning, one_line
 from .prequantized import layer_mismatch
 from .quant import get_backend
+from .quantize import backend_settings
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,8 +59,9 @@ def tokenizer_digest(tokenizer: Any) -> str:
 def variant_key(variant: Variant, base_weights: str, tokenizer: str, config: QrelConfig, calibration: Calibration) -> str:
     """Everything the quantized weights of ``variant`` depend on, hashed (see cache.py): the
     base's weights and tokenizer digests, the libraries, the backend, and the calibration and
-    layer search where they take part."""
+    layer search where they take part, and the run's settings the backend reads."""
     backend = get_backend(variant.method)
+    settings = backend_settings(variant.method, config)
     calibrated = backend.needs_calibration or variant.quant_ratio < 1
     mixed = variant.quant_ratio < 1
     return cache_key(
@@ -73,6 +75,7 @@ def variant_key(variant: Variant, base_weights: str, tokenizer: str, config: Qre
             "backend_config": backend.config_version,
             "bits": variant.bits,
             "group_size": variant.group_size,
+            **({"backend_settings": settings} if settings else {}),
             **({"calibration": calibration.digest(),
                 "calibration_samples": config.calibration_samples} if calibrated else {}),
             **({"quant_ratio": variant.quant_ratio, "granularity": variant.granularity,

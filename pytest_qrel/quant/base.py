@@ -7,7 +7,7 @@ import importlib.util
 import json
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from ..cache import installed_version
 from ..errors import QuantizationError
@@ -42,6 +42,11 @@ class Backend(ABC):
     # bump when what this backend does changes without its library's version changing
     # (its fixed settings, how it calibrates): part of every cache key
     config_version: ClassVar[int] = 1
+    # the run's settings (QrelConfig fields) its quantization reads: passed to ``_quantize`` as
+    # keywords, and part of its variants' cache keys
+    settings_fields: ClassVar[tuple[str, ...]] = ()
+    # whether the mixed-precision search (quantize.py) may swap its single quantized layers into the base
+    mixed_precision: ClassVar[bool] = True
 
     def missing_packages(self) -> list[str]:
         return [pkg for pkg in self.requires if importlib.util.find_spec(pkg) is None]
@@ -91,17 +96,19 @@ class Backend(ABC):
         group_size: int | None,
         layers: list[str] | None = None,
         calibration: list[str] | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> tuple[torch.nn.Module, QuantizedInfo]:
         """Quantize the linear ``layers`` of ``base`` (default: every linear layer outside the
         output head) and measure what was done; nothing quantized is an error. Backends that
-        need calibration data take it as ``calibration`` texts."""
+        need calibration data take it as ``calibration`` texts, those with ``settings_fields``
+        their values as ``settings``."""
         reason = self.unsupported_reason(bits)
         if reason:
             raise QuantizationError(reason)
         if self.needs_calibration and not calibration:
             raise QuantizationError(f"{self.name} needs calibration texts, but got none")
         layers = base.linear_layer_names if layers is None else list(layers)
-        model = self._quantize(base, bits, group_size, layers, calibration)
+        model = self._quantize(base, bits, group_size, layers, calibration, **(settings or {}))
         return model, self.measure(base, model, bits, group_size, requested=layers)
 
     def measure(

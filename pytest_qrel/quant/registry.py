@@ -13,6 +13,7 @@ from .quanto import (
     QuantoW8A8Backend,
 )
 from .rtn import RTNBackend
+from .smoothquant import SmoothQuantBackend
 
 BACKENDS: dict[str, Backend] = {}
 
@@ -45,5 +46,6 @@ for _backend in (
     QuantoFloat8Backend,
     QuantoW8A8Backend,
     QuantoFloat8W8A8Backend,
+    SmoothQuantBackend,
 ):
     register(_backend())

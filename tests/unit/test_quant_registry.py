@@ -8,7 +8,7 @@ from pytest_qrel.quant import BACKENDS, get_backend, register, supported_bits
 
 def test_lookup_miss_lists_valid_names():
     with pytest.raises(ValueError, match=r"Expected a quantization method in \['bnb', 'bnb-fp4', 'gptq', 'hqq', 'quanto', 'quanto-a8', "
-                       r"'quanto-fp8', 'quanto-fp8-a8', 'rtn'\], but got 'awq'"):
+                       r"'quanto-fp8', 'quanto-fp8-a8', 'rtn', 'smoothquant'\], but got 'awq'"):
         get_backend("awq")
 
 
