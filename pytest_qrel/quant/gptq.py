@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, ClassVar, Iterator
 
 from ..errors import QuantizationError
 from .base import Backend, in_features, read_safetensors
@@ -42,6 +42,7 @@ class GPTQBackend(Backend):
     extra = "gptq"
     needs_calibration = True
     symmetric = {b: True for b in bits}  # sym=True (paper 003 App. A)
+    kernel: ClassVar[str] = "GPTQ_TORCH"  # gptqmodel's BACKEND member _load runs: its plain torch kernel
 
     def layer_bits(self, module: torch.nn.Module) -> int | None:
         return int(module.bits)
@@ -106,8 +107,8 @@ class GPTQBackend(Backend):
     ) -> torch.nn.Module:
         return self._load(str(directory), base)
 
-    @staticmethod
-    def _load(path: str, base: LoadedModel) -> torch.nn.Module:
+    @classmethod
+    def _load(cls, path: str, base: LoadedModel) -> torch.nn.Module:
         """Load a gptqmodel checkpoint with its plain torch kernel (dequantize, then matmul:
         the one that runs every bit-width on every device), computing in the base's dtype.
 
@@ -121,7 +122,7 @@ class GPTQBackend(Backend):
         from gptqmodel import BACKEND, GPTQModel
 
         model = GPTQModel.load(
-            path, device=str(base.device), dtype=torch.float16, backend=BACKEND.GPTQ_TORCH, trust_remote_code=False
+            path, device=str(base.device), dtype=torch.float16, backend=getattr(BACKEND, cls.kernel), trust_remote_code=False
         ).model
         from gptqmodel.nn_modules.qlinear import BaseQuantLinear
 
