@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import QuantizationError
-from .gptq import CALIBRATION_BATCH, GPTQBackend, _configure_workers, _logs_outside_cwd
+from .gptq import CALIBRATION_BATCH, GPTQBackend, configure_workers, logs_outside_cwd
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +52,7 @@ class AWQBackend(GPTQBackend):
         import torch
 
         self._check_rows(base, layers)
-        _configure_workers()
+        configure_workers()
         from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
 
         config = QuantizeConfig(
@@ -66,7 +66,7 @@ class AWQBackend(GPTQBackend):
         )
         out = tempfile.TemporaryDirectory(prefix="qrel-awq-")
         try:
-            with _logs_outside_cwd(), _fallbacks_recorded() as fallback:
+            with logs_outside_cwd(), _fallbacks_recorded() as fallback:
                 # float16: gptqmodel's AWQ packer refuses float32 weights
                 model = GPTQModel.load(
                     base.path, config, device=str(base.device), dtype=torch.float16, trust_remote_code=False

@@ -53,7 +53,7 @@ class GPTQBackend(Backend):
     def _quantize(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
     ) -> torch.nn.Module:
-        _configure_workers()
+        configure_workers()
         from gptqmodel import GPTQModel, QuantizeConfig
 
         config = QuantizeConfig(
@@ -68,7 +68,7 @@ class GPTQBackend(Backend):
         )
         out = tempfile.TemporaryDirectory(prefix="qrel-gptq-")
         try:
-            with _logs_outside_cwd():
+            with logs_outside_cwd():
                 model = GPTQModel.load(
                     base.path, config, device=str(base.device), dtype=base.dtype, trust_remote_code=False
                 )
@@ -118,7 +118,7 @@ class GPTQBackend(Backend):
         checkpoint itself, which stores them at the base's precision."""
         import torch
 
-        _configure_workers()
+        configure_workers()
         from gptqmodel import BACKEND, GPTQModel
 
         model = GPTQModel.load(
@@ -161,7 +161,7 @@ class GPTQBackend(Backend):
         return isinstance(module, BaseQuantLinear)
 
 
-def _configure_workers() -> None:
+def configure_workers() -> None:
     """gptqmodel's CPU pool defaults to one worker on a 2-core machine while its model
     loader asks for two ("Virtual pool 'model_loader:cpu' requests 2 workers but parent
     'cpu' only has 1"): give it at least two, unless the user chose. Set before gptqmodel
@@ -170,7 +170,7 @@ def _configure_workers() -> None:
 
 
 @contextlib.contextmanager
-def _logs_outside_cwd() -> Iterator[None]:
+def logs_outside_cwd() -> Iterator[None]:
     """gptqmodel writes a log file per quantized layer group under ./logs of the current
     directory (``loop_processor._PROJECT_LOG_DIR``): send them to a temporary directory, so
     a user's checkout is not filled with them."""

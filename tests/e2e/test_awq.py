@@ -95,9 +95,9 @@ def test_prequantized_awq_checkpoint_is_gated(tmp_path, pytester):
     from gptqmodel import BACKEND, GPTQModel, QuantizeConfig
 
     from pytest_qrel.data import calibration_texts
-    from pytest_qrel.quant.gptq import _configure_workers
+    from pytest_qrel.quant.gptq import configure_workers
 
-    _configure_workers()
+    configure_workers()
     base = load_base("zoo-m", str(zoo_dir() / "zoo-m"), torch.device("cpu"))
     ckpt = tmp_path / "zoo-m-awq"
     config = QuantizeConfig(bits=4, group_size=32, quant_method="awq", format="gemm", sym=False,

@@ -74,6 +74,7 @@ def _ckpt(tmp_path, qc, files=()):
     [
         ({"quant_method": "gptq", "bits": 3, "group_size": 128}, (), ("gptq", 3, 128)),
         ({"quant_method": "gptq", "bits": 4, "group_size": -1}, (), ("gptq", 4, None)),
+        ({"quant_method": "awq", "bits": 4, "group_size": 32, "version": "gemm"}, (), ("awq", 4, 32)),
         ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, (), ("bnb", 4, 64)),
         ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "fp4"}, (), ("bnb-fp4", 4, 64)),
         ({"quant_method": "bitsandbytes", "load_in_8bit": True}, (), ("bnb", 8, None)),
@@ -91,6 +92,6 @@ def test_checkpoint_method_and_bits_read_from_config(tmp_path, qc, files, expect
 
 def test_unknown_checkpoint_format_is_named(tmp_path):
     assert not is_prequantized(_ckpt(tmp_path / "plain", None))
-    path = _ckpt(tmp_path / "awq", {"quant_method": "awq", "bits": 4})
-    with pytest.raises(ValueError, match="quant_method 'awq', which pytest-qrel does not load"):
+    path = _ckpt(tmp_path / "aqlm", {"quant_method": "aqlm", "bits": 4})  # awq is loaded now
+    with pytest.raises(ValueError, match="quant_method 'aqlm', which pytest-qrel does not load"):
         identify_checkpoint(path)
