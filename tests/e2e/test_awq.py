@@ -122,3 +122,12 @@ def test_named_without_gptqmodel_is_a_usage_error(tmp_path, monkeypatch):
                                                 r"pip install 'pytest-qrel\[gptq\]'"):
         session_for("zoo-m", tmp_path, methods="awq")
     assert get_backend("awq").describe()["extra"] == "gptq"
+
+
+def test_rows_gptqmodel_cannot_clip_are_refused_with_the_reason():
+    from pytest_qrel.errors import QuantizationError
+
+    base = load_base("zoo-s", str(zoo_dir() / "zoo-s"), torch.device("cpu"))  # hidden size 32
+    with pytest.raises(QuantizationError, match=r"awq cannot quantize zoo-s: its layer model.layers.0.self_attn.v_proj "
+                                                r"has 32 output rows, and gptqmodel's AWQ clipping search needs a multiple of 64"):
+        get_backend("awq").quantize(base, 4, 32, calibration=["some text"])
