@@ -8,7 +8,7 @@ The first run quantizes every variant and stores it; the second loads them. Scen
 ``mixed`` (default): mixed-precision variants (paper 004) whose layer choice is a 20-trial
 random search, each trial scored on the calibration text, over gptq, hqq and quanto on the two
 larger zoo models; ``gptq``: quantization-dominated, gptq at 2, 3 and 4 bits with that search
-(ratios 0.5 and 0.9) on zoo-l (issue 17: a rerun must be >= 5x faster); ``plain``: plain quantization of the tiny zoo
+(ratios 0.5 and 0.9) on zoo-l (issue 17: a rerun must be >= 5x faster); ``plain``: plain quantization (awq among them) of the tiny zoo
 models, cheap next to loading libraries and evaluating, so a smaller ratio.
 
     python benchmarks/bench_cache.py
@@ -30,11 +30,11 @@ from pathlib import Path
 
 SUITE = Path(__file__).resolve().parent.parent / "suites" / "test_kl.py"
 MIXED = ["--qrel-quant-ratio=0.5,0.9", "--qrel-quant-trials=20"]
-LIBRARIES = {"gptq": "gptqmodel", "quanto": "optimum.quanto", "bnb": "bitsandbytes"}  # hqq: always imported
+LIBRARIES = {"gptq": "gptqmodel", "awq": "gptqmodel", "quanto": "optimum.quanto", "bnb": "bitsandbytes"}  # hqq: always imported
 SCENARIOS = {  # models, methods, bits, more options, the target of first / second (None: none)
     "mixed": ("zoo-m,zoo-l", "gptq,hqq,quanto", "2,4", MIXED, None),
     "gptq": ("zoo-l", "gptq", "2,3,4", MIXED, 5.0),
-    "plain": ("zoo-m,zoo-l", "gptq,hqq,quanto", "2,4", [], None),
+    "plain": ("zoo-m,zoo-l", "gptq,awq,hqq,quanto", "2,4", [], None),
 }
 
 

@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, ClassVar, Iterator
 
 from ..errors import QuantizationError
 from .base import Backend, in_features, read_safetensors
@@ -42,6 +42,7 @@ class GPTQBackend(Backend):
     extra = "gptq"
     needs_calibration = True
     symmetric = {b: True for b in bits}  # sym=True (paper 003 App. A)
+    kernel: ClassVar[str] = "GPTQ_TORCH"  # gptqmodel's BACKEND member _load runs: its plain torch kernel
 
     def layer_bits(self, module: torch.nn.Module) -> int | None:
         return int(module.bits)
@@ -52,7 +53,7 @@ class GPTQBackend(Backend):
     def _quantize(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
     ) -> torch.nn.Module:
-        _configure_workers()
+        configure_workers()
         from gptqmodel import GPTQModel, QuantizeConfig
 
         config = QuantizeConfig(
@@ -67,7 +68,7 @@ class GPTQBackend(Backend):
         )
         out = tempfile.TemporaryDirectory(prefix="qrel-gptq-")
         try:
-            with _logs_outside_cwd():
+            with logs_outside_cwd():
                 model = GPTQModel.load(
                     base.path, config, device=str(base.device), dtype=base.dtype, trust_remote_code=False
                 )
@@ -106,8 +107,8 @@ class GPTQBackend(Backend):
     ) -> torch.nn.Module:
         return self._load(str(directory), base)
 
-    @staticmethod
-    def _load(path: str, base: LoadedModel) -> torch.nn.Module:
+    @classmethod
+    def _load(cls, path: str, base: LoadedModel) -> torch.nn.Module:
         """Load a gptqmodel checkpoint with its plain torch kernel (dequantize, then matmul:
         the one that runs every bit-width on every device), computing in the base's dtype.
 
@@ -117,11 +118,11 @@ class GPTQBackend(Backend):
         checkpoint itself, which stores them at the base's precision."""
         import torch
 
-        _configure_workers()
+        configure_workers()
         from gptqmodel import BACKEND, GPTQModel
 
         model = GPTQModel.load(
-            path, device=str(base.device), dtype=torch.float16, backend=BACKEND.GPTQ_TORCH, trust_remote_code=False
+            path, device=str(base.device), dtype=torch.float16, backend=getattr(BACKEND, cls.kernel), trust_remote_code=False
         ).model
         from gptqmodel.nn_modules.qlinear import BaseQuantLinear
 
@@ -160,7 +161,7 @@ class GPTQBackend(Backend):
         return isinstance(module, BaseQuantLinear)
 
 
-def _configure_workers() -> None:
+def configure_workers() -> None:
     """gptqmodel's CPU pool defaults to one worker on a 2-core machine while its model
     loader asks for two ("Virtual pool 'model_loader:cpu' requests 2 workers but parent
     'cpu' only has 1"): give it at least two, unless the user chose. Set before gptqmodel
@@ -169,7 +170,7 @@ def _configure_workers() -> None:
 
 
 @contextlib.contextmanager
-def _logs_outside_cwd() -> Iterator[None]:
+def logs_outside_cwd() -> Iterator[None]:
     """gptqmodel writes a log file per quantized layer group under ./logs of the current
     directory (``loop_processor._PROJECT_LOG_DIR``): send them to a temporary directory, so
     a user's checkout is not filled with them."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .awq import AWQBackend
 from .base import Backend
 from .bnb import BitsAndBytesBackend, BitsAndBytesFP4Backend
 from .gptq import GPTQBackend
@@ -42,6 +43,7 @@ for _backend in (
     BitsAndBytesBackend,
     BitsAndBytesFP4Backend,
     GPTQBackend,
+    AWQBackend,
     QuantoBackend,
     QuantoFloat8Backend,
     QuantoW8A8Backend,

@@ -123,13 +123,13 @@ def test_ambiguous_names_and_malformed_configs_are_usage_errors(tiny, checkpoint
 def test_no_base_and_unknown_format_are_usage_errors(checkpoints, tmp_path):
     with pytest.raises(pytest.UsageError, match=r"pre-quantized checkpoint \(gptq, 4 bits\); name the full-precision"):
         session_for(checkpoints / "gptq-4", tmp_path)
-    awq = tmp_path / "awq"
-    shutil.copytree(checkpoints / "bnb-4", awq)
-    config = json.loads((awq / "config.json").read_text())
-    config["quantization_config"] = {"quant_method": "awq", "bits": 4}
-    (awq / "config.json").write_text(json.dumps(config))
-    with pytest.raises(pytest.UsageError, match="quant_method 'awq', which pytest-qrel does not load"):
-        session_for(awq, tmp_path, base="zoo-xs")
+    aqlm = tmp_path / "aqlm"  # awq is loaded now (test_awq.py): aqlm is not
+    shutil.copytree(checkpoints / "bnb-4", aqlm)
+    config = json.loads((aqlm / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "aqlm", "bits": 4}
+    (aqlm / "config.json").write_text(json.dumps(config))
+    with pytest.raises(pytest.UsageError, match="quant_method 'aqlm', which pytest-qrel does not load"):
+        session_for(aqlm, tmp_path, base="zoo-xs")
 
 
 def _run_suite(pytester, *args) -> str:

@@ -7,9 +7,9 @@ from pytest_qrel.quant import BACKENDS, get_backend, register, supported_bits
 
 
 def test_lookup_miss_lists_valid_names():
-    with pytest.raises(ValueError, match=r"Expected a quantization method in \['bnb', 'bnb-fp4', 'gptq', 'hqq', 'quanto', 'quanto-a8', "
-                       r"'quanto-fp8', 'quanto-fp8-a8', 'rtn', 'smoothquant'\], but got 'awq'"):
-        get_backend("awq")
+    with pytest.raises(ValueError, match=r"Expected a quantization method in \['awq', 'bnb', 'bnb-fp4', 'gptq', 'hqq', 'quanto', 'quanto-a8', "
+                       r"'quanto-fp8', 'quanto-fp8-a8', 'rtn', 'smoothquant'\], but got 'aqlm'"):
+        get_backend("aqlm")
 
 
 def test_duplicate_registration_raises():
@@ -38,7 +38,7 @@ def test_backends_group_sizes():
     assert get_backend("hqq").group_size_for(4, 128) == 128
 
 
-@pytest.mark.parametrize("method, extra", [("gptq", "gptq"), ("quanto-a8", "quanto"), ("bnb-fp4", "bnb")])
+@pytest.mark.parametrize("method, extra", [("gptq", "gptq"), ("awq", "gptq"), ("quanto-a8", "quanto"), ("bnb-fp4", "bnb")])
 def test_missing_library_skips_with_its_extra(monkeypatch, method, extra):
     # the library cannot be imported: the backend is skipped with the extra to install
     import importlib.util
@@ -54,6 +54,7 @@ def test_missing_library_skips_with_its_extra(monkeypatch, method, extra):
 def test_registry_describes_each_backend():
     rows = {name: b.describe() for name, b in BACKENDS.items()}
     assert rows["gptq"]["needs_calibration"] and not rows["hqq"]["needs_calibration"]
+    assert rows["awq"]["needs_calibration"] and rows["awq"]["bits"] == [2, 3, 4, 8] and rows["awq"]["extra"] == "gptq"
     assert rows["quanto-a8"]["activation_bits"] == 8 and rows["quanto"]["activation_bits"] is None
     assert rows["quanto-fp8"]["weight_format"] == "float8" and rows["bnb-fp4"]["weight_format"] == "fp4"
     assert rows["bnb"]["group_size"] == {4: 64, 8: None} and rows["hqq"]["group_size"] == "any"
@@ -73,6 +74,7 @@ def _ckpt(tmp_path, qc, files=()):
     [
         ({"quant_method": "gptq", "bits": 3, "group_size": 128}, (), ("gptq", 3, 128)),
         ({"quant_method": "gptq", "bits": 4, "group_size": -1}, (), ("gptq", 4, None)),
+        ({"quant_method": "awq", "bits": 4, "group_size": 32, "version": "gemm"}, (), ("awq", 4, 32)),
         ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}, (), ("bnb", 4, 64)),
         ({"quant_method": "bitsandbytes", "load_in_4bit": True, "bnb_4bit_quant_type": "fp4"}, (), ("bnb-fp4", 4, 64)),
         ({"quant_method": "bitsandbytes", "load_in_8bit": True}, (), ("bnb", 8, None)),
@@ -90,6 +92,6 @@ def test_checkpoint_method_and_bits_read_from_config(tmp_path, qc, files, expect
 
 def test_unknown_checkpoint_format_is_named(tmp_path):
     assert not is_prequantized(_ckpt(tmp_path / "plain", None))
-    path = _ckpt(tmp_path / "awq", {"quant_method": "awq", "bits": 4})
-    with pytest.raises(ValueError, match="quant_method 'awq', which pytest-qrel does not load"):
+    path = _ckpt(tmp_path / "aqlm", {"quant_method": "aqlm", "bits": 4})  # awq is loaded now
+    with pytest.raises(ValueError, match="quant_method 'aqlm', which pytest-qrel does not load"):
         identify_checkpoint(path)
