@@ -124,15 +124,6 @@ class AWQBackend(GPTQBackend):
         info.skipped.update({n: fallback[n] for n in asked})
         return info
 
-    def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
-        qc = quantization_config or {}
-        if qc.get("quant_method") != "awq":
-            return None
-        if "bits" not in qc:
-            raise ValueError(f"{path}: its awq quantization_config has no 'bits'")
-        group = qc.get("group_size", 128)
-        return int(qc["bits"]), (None if group in (-1, None) else int(group))
-
     def load_checkpoint(self, path: Path, base: LoadedModel) -> torch.nn.Module:
         model = self._load(str(path), base)
         model._qrel_awq_fallback = read_fallback(path)

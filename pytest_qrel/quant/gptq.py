@@ -145,10 +145,10 @@ class GPTQBackend(Backend):
 
     def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
         qc = quantization_config or {}
-        if qc.get("quant_method") != "gptq":
+        if qc.get("quant_method") != self.name:  # gptq, or awq (a subclass): both load through gptqmodel
             return None
         if "bits" not in qc:
-            raise ValueError(f"{path}: its gptq quantization_config has no 'bits'")
+            raise ValueError(f"{path}: its {self.name} quantization_config has no 'bits'")
         group = qc.get("group_size", 128)
         return int(qc["bits"]), (None if group in (-1, None) else int(group))
 
