@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping, cast
 import pytest
 
 from . import options
-from .schema import GATED, SCHEMA_VERSION, Number, ResultsDocument
+from .schema import GATED, SCHEMA_VERSION, BaselineUsed, Number, ResultsDocument
 from .schema_check import result_problem, valueless_failure
 
 if TYPE_CHECKING:
@@ -34,8 +34,8 @@ class Baseline:
     by_variant: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)
     sha256: str = ""  # of the file read: what a run records, so a merge re-reads the very same file
 
-    def identity(self) -> dict[str, str]:
-        """What results.json records of the baseline a run compared with (merge.run_info)."""
+    def identity(self) -> BaselineUsed:
+        """What results.json records of the baseline a run compared with (report.run.run_info)."""
         return {"path": str(self.path.resolve()), "sha256": self.sha256}
 
     def interval(self, variant: str, prop: str, metric: str) -> tuple[float, float] | None:

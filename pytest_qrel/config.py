@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import options, parsing
+from . import catalog_options, options, parsing
 from .baseline import Baseline
 from .cache import default_cache_dir, installed_version
 from .checkpoints import Checkpoint, split_prequantized
@@ -78,7 +78,7 @@ class QrelConfig:
         anything malformed is a ``pytest.UsageError`` naming the option and what it expected.
         Each option is parsed as its declaration says (``options.Option.parse``); what needs
         the run (paths, models, files read now, the bit-widths) is parsed here and in settings."""
-        opts = options.for_catalog(catalog)
+        opts = catalog_options.for_catalog(catalog)
         given = {k: v for k, v in values.items() if v is not None}
         raw = {**options.defaults(opts), **given}
         models = parsing.strings(options.MODELS, raw.get("qrel_models") or "") or list(ZOO_MODELS)

@@ -88,14 +88,6 @@ class MergedRun:
         write_tables(terminalreporter, self.summary(catalog), report_dir, catalog, self.problem())
 
 
-def run_info(config) -> RunInfo:  # config.QrelConfig
-    """What results.json records of a run for a later merge: its settings and the models it named."""
-    info: RunInfo = {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
-    if config.baseline is not None:  # the settings hold the path as given, relative to the run's directory
-        info["baseline_used"] = config.baseline.identity()
-    return info
-
-
 def _read(path: Path) -> ResultsDocument:
     """One run's results.json, every variant and record checked against the schema (schema.py):
     a usage error naming the file, the entry and what was expected, never a KeyError later."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 
 from . import parsing, progress
 from .parsing import Parser, boolean, choice_of, integer_in, number_in
-from .properties import CALIBRATION, CONFIDENCE, FUZZ, KL, ROBUSTNESS, SCALING, Catalog, Property
+from .properties import CALIBRATION, CONFIDENCE, FUZZ, KL, ROBUSTNESS, SCALING, Property
 from .quant.mixed import GRANULARITIES, SELECTIONS
 
 if sys.version_info >= (3, 11):
@@ -85,7 +85,7 @@ DEFAULT_GROUP_SIZE = "64"
 DEFAULT_REPORT_DIR = "qrel-report"
 
 
-def _metric_defaults(prop: Property) -> str:
+def metric_defaults(prop: Property) -> str:
     """A property's default thresholds as its option writes them (metric:value pairs)."""
     return ",".join(f"{key}:{value:g}" for key, value in prop.default_thresholds().items())
 
@@ -98,8 +98,8 @@ DEFAULT_SCALING_CONFIDENCE = "0.99"
 DEFAULT_COMPARE_FAIL = f"*:10%,{ROBUSTNESS.records_as}:0.05"
 DEFAULT_TASKS = "zoo_recall,zoo_utilization,zoo_utilization_heldout"
 DEFAULT_TASK_LIMIT = "500"
-DEFAULT_CALIBRATION_THRESHOLD = _metric_defaults(CALIBRATION)
-DEFAULT_CONFIDENCE_THRESHOLD = _metric_defaults(CONFIDENCE)
+DEFAULT_CALIBRATION_THRESHOLD = metric_defaults(CALIBRATION)
+DEFAULT_CONFIDENCE_THRESHOLD = metric_defaults(CONFIDENCE)
 DEFAULT_ALPHA = f"{CALIBRATION.metrics[0].alpha:g}"
 DEFAULT_KL_TOPK = "1024"
 DEFAULT_KL_CONTEXT = "512"
@@ -108,7 +108,7 @@ DEFAULT_INTENSITIES = "4"  # paper 000 Table 7's (its recommendations average th
 FULL_INTENSITIES = "4,16"  # paper 000 App. B: --qrel-robustness-full
 DEFAULT_FUZZ_EXAMPLES = "10"
 DEFAULT_QA_LIMIT = "100"
-DEFAULT_ROBUSTNESS_THRESHOLD = _metric_defaults(ROBUSTNESS)
+DEFAULT_ROBUSTNESS_THRESHOLD = metric_defaults(ROBUSTNESS)
 DEFAULT_FUZZ_AGREEMENT = f"{FUZZ.metrics[0].threshold:g}"
 
 # accepted ranges of numeric options (README: "Accepted ranges")
@@ -281,35 +281,6 @@ OPTIONS: tuple[Option, ...] = (
 
 MERGE_HELP = ("run no test: merge the results.json of separate runs (each with its own --qrel-models, the same other "
               "settings) into one report in --qrel-report-dir, as one run over their union")
-
-
-def threshold_option(prop: Property) -> Option:
-    """The option a property's ``threshold_option`` names where no declaration holds it (a plugin's)."""
-    keys = ", ".join(prop.option_keys)
-    return Option(prop.threshold_option or "", f"thresholds of {prop.title}: "
-                  + ("one number, or " if len(prop.option_keys) == 1 else "")
-                  + f"metric:value pairs of {keys} (default: {_metric_defaults(prop)})", _metric_defaults(prop),
-                  parse=parsing.thresholds_of(prop), prop=prop.key, field="threshold")
-
-
-def for_catalog(catalog: Catalog | Iterable[Property] | None) -> tuple[Option, ...]:
-    """Every option of a run with ``catalog``'s properties: the declared ones, and the threshold
-    option of each property that names one no declaration holds."""
-    declared = {opt.flag: opt for opt in OPTIONS}
-    generated: dict[str, str] = {}
-    for p in catalog or ():
-        flag = p.threshold_option
-        if not flag:
-            continue
-        owner = declared[flag].prop if flag in declared else generated.get(flag)
-        if (flag in declared or flag in generated) and owner != p.key:
-            # the flag would set another property's (or the run's) setting, and this one's none
-            whose = f"property {owner!r}'s" if owner else "the run's own"
-            raise pytest.UsageError(f"property {p.key!r}: its threshold_option {flag} is already {whose} option; "
-                                    "name one of its own")
-        if flag not in declared:
-            generated[flag] = p.key
-    return OPTIONS + tuple(threshold_option(p) for p in catalog or () if p.threshold_option in generated)
 
 
 def add_options(parser: pytest.Parser, opts: tuple[Option, ...] = OPTIONS, merge: bool = True) -> None:

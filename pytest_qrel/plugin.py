@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from . import engine, hooks, options, progress
+from . import catalog_options, engine, hooks, options, progress
 from .properties import Property
 from .session import QrelSession
 
@@ -40,7 +40,7 @@ class _PropertyOptions:
         props: list = []
         # a malformed property is left to registered_properties, which makes it a usage error
         register_properties(register=lambda prop, measure: props.append(prop) if isinstance(prop, Property) else None)
-        new = tuple(opt for opt in options.for_catalog(props) if opt.flag not in self.added)
+        new = tuple(opt for opt in catalog_options.for_catalog(props) if opt.flag not in self.added)
         self.added.update(opt.flag for opt in new)
         options.add_options(self.parser, new, merge=False)
 

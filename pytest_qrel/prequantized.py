@@ -10,7 +10,8 @@ from . import options
 from .errors import ModelLoadError, QuantizationError, one_line
 from .models import check_checkpoint, checkpoint_tokenizer, tokenizer_difference
 from .quant import get_backend
-from .quant.base import in_features, stored_tensor_problem
+from .quant.base import in_features
+from .quant.stored import stored_tensor_problem
 
 if TYPE_CHECKING:
     import torch

@@ -330,7 +330,7 @@ class GateOutcome(TypedDict):
 
 
 class DriftRow(DriftComparison):
-    """One (variant, task) of ``drift.tasks`` (summary.drift_summary)."""
+    """One (variant, task) of ``drift.tasks`` (drift_table.drift_summary)."""
     model: str
     variant: str
     method: str
@@ -365,7 +365,7 @@ class BaselineUsed(TypedDict):
 
 
 class RunInfo(TypedDict):
-    """What a run records for a later merge (merge.run_info)."""
+    """What a run records for a later merge (report.run.run_info)."""
     settings: dict[str, Any]  # option (without --qrel-) -> value as given: string, bool, list, table
     models_named: list[str] | None  # the models named with --qrel-models
     baseline_used: NotRequired[BaselineUsed]

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import matrix, merge, options, progress
+from . import catalog_options, matrix, merge, options, progress
 from .config import QrelConfig
 from .errors import VariantError
 from .journal import RESUMED, Journal
 from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
+from .report.run import run_info
 from .results import REPORT_ATTR, Results, variant_records
 from .store import ModelStore
 from .summary import RunSummary, run_problem, summarize
@@ -62,7 +63,7 @@ class QrelSession:
     @classmethod
     def from_config(cls, config: pytest.Config) -> QrelSession:
         catalog, measures = registered_properties(config)
-        opts = options.for_catalog(catalog)  # a plugin property's threshold option too
+        opts = catalog_options.for_catalog(catalog)  # a plugin property's threshold option too
         return cls(QrelConfig.from_values(options.raw_values(config, opts), config.invocation_params.dir, catalog),
                    active=options.given_on_command_line(config), is_worker=hasattr(config, "workerinput"),
                    measures=measures, resumed=getattr(config, "workerinput", {}).get(RESUMED))
@@ -208,7 +209,7 @@ class QrelSession:
         if not self._reporting():
             return None
         return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline,
-                         merge.run_info(self.config), self.config.catalog.fitted())
+                         run_info(self.config), self.config.catalog.fitted())
 
     def end_of_run(self, session: pytest.Session) -> None:
         """Write the report; a run that checked nothing fails (summary.run_problem), and so do a

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Iterator
 
 from ..errors import QuantizationError
-from .base import Backend, in_features, read_safetensors
+from .base import Backend, in_features
+from .stored import read_safetensors
 
 if TYPE_CHECKING:
     import torch

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, ClassVar
 from ..cache import installed_version
 from ..engine import encode
 from ..errors import QuantizationError
-from .base import Backend, linearize, read_safetensors
+from .base import Backend, linearize
+from .stored import read_safetensors
 
 if TYPE_CHECKING:
     from pathlib import Path

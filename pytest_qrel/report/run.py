@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..properties import CATALOG
 from ..schema import RunInfo, VariantEntry
@@ -11,6 +12,9 @@ from ..summary import RunSummary, attempt
 from .markdown import write_csv, write_markdown
 from .plots import plot_confidence_shift, plot_metric_vs_bits, plot_robustness_radar
 from .results_json import write_results_json
+
+if TYPE_CHECKING:
+    from ..config import QrelConfig
 
 
 def write_run(report_dir: Path, summary: RunSummary, variants: list[VariantEntry], save_baseline: Path | None = None,
@@ -37,3 +41,11 @@ def write_run(report_dir: Path, summary: RunSummary, variants: list[VariantEntry
         save_baseline.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, save_baseline)
     return path
+
+
+def run_info(config: QrelConfig) -> RunInfo:
+    """What results.json records of a run for a later merge: its settings and the models it named."""
+    info: RunInfo = {"settings": config.settings, "models_named": [n for n, _ in config.models] if config.models_given else None}
+    if config.baseline is not None:  # the settings hold the path as given, relative to the run's directory
+        info["baseline_used"] = config.baseline.identity()
+    return info

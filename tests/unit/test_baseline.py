@@ -264,7 +264,7 @@ def test_a_non_finite_baseline_value_is_not_comparable_never_a_regression():
 def test_a_run_records_the_baseline_it_compared_with_for_a_merge(tmp_path):
     """The settings hold --qrel-baseline as given; results.json's run info records the file's
     absolute path and sha256, so a merge made elsewhere reads that very file or refuses."""
-    from pytest_qrel.merge import run_info
+    from pytest_qrel.report.run import run_info
 
     path = _baseline(tmp_path, [GOOD])
     config = QrelConfig.from_values({"qrel_baseline": "old.json", "qrel_no_cache": True}, tmp_path)
