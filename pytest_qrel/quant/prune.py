@@ -212,7 +212,7 @@ def prune(base: LoadedModel, method: str, sparsity: Sparsity, calibration: list[
             weight.copy_(pruned)
         info.sparsity[name] = float((weight == 0).sum()) / weight.numel()
     info.numel = {n: model.get_submodule(n).weight.numel() for n in requested}
-    info.total_bits, info.base_total_bits = _bits(base, model, info)
+    info.total_bits, info.base_total_bits = pruned_bits(base, model, info)
     return model, info
 
 
@@ -242,30 +242,28 @@ def _input_gram(model: torch.nn.Module, module: torch.nn.Module, batches: list) 
     return state["xtx"], state["tokens"]
 
 
-def _bits(base: LoadedModel, model: torch.nn.Module, info: PrunedInfo) -> tuple[float, float]:
-    """Total bits of the pruned model and of its base. A pruned weight stores its kept values
-    at the checkpoint's dtype plus its mask: unstructured, the non-zero values and a 1-bit map
-    of every weight; n:m, (m - n) values per group of m, each with a ceil(log2 m)-bit index
-    (2:4: 2 values and two 2-bit indices per 4 weights, as sparse kernels store them).
-    Every other tensor counts at the checkpoint's dtype; tied tensors once."""
+def weight_bits(weight: torch.Tensor, asked: Sparsity, dtype_bits: int) -> int:
+    """Bits a pruned weight stores: unstructured, its non-zero values at ``dtype_bits`` and a
+    1-bit map of every weight; n:m, (m - n) values of each group of m, each with a
+    ceil(log2 m)-bit index (2:4: 2 values and two 2-bit indices per 4 weights, as sparse
+    kernels store them, whatever else is zero)."""
+    if asked.m:
+        kept = weight.numel() * (asked.m - asked.n) // asked.m
+        return kept * (dtype_bits + math.ceil(math.log2(asked.m)))
+    return int((weight != 0).sum()) * dtype_bits + weight.numel()
+
+
+def pruned_bits(base: LoadedModel, model: torch.nn.Module, info: PrunedInfo) -> tuple[float, float]:
+    """Total bits of the pruned model and of its base: each pruned weight as ``weight_bits``
+    says, every other tensor at the checkpoint's dtype; tied tensors once."""
     import torch
 
+    assert base.checkpoint_dtype is not None
     dtype_bits = torch.finfo(base.checkpoint_dtype).bits
-    index_bits = math.ceil(math.log2(info.asked.m)) if info.asked.m else 0
     total, dense = 0.0, 0.0
-    seen: set[int] = set()
-    for pname, p in model.named_parameters(remove_duplicate=True):
-        ptr = p.untyped_storage().data_ptr()
-        if ptr in seen:
-            continue
-        seen.add(ptr)
+    for pname, p in model.named_parameters():  # a tied tensor is named once
         dense += p.numel() * dtype_bits
         module, _, leaf = pname.rpartition(".")
-        if leaf != "weight" or module not in info.sparsity:
-            total += p.numel() * dtype_bits
-        elif info.asked.m:
-            kept = p.numel() * (info.asked.m - info.asked.n) // info.asked.m
-            total += kept * (dtype_bits + index_bits)
-        else:
-            total += int((p != 0).sum()) * dtype_bits + p.numel()
+        pruned = leaf == "weight" and module in info.sparsity
+        total += weight_bits(p, info.asked, dtype_bits) if pruned else p.numel() * dtype_bits
     return total, dense
