@@ -140,34 +140,29 @@ METHODS: dict[str, Callable[[torch.Tensor, torch.Tensor, int, Sparsity], torch.T
 
 @dataclass
 class PrunedInfo:
-    """What pruning did, measured on the pruned weights: each pruned layer's share of zeros,
-    the asked-for layers left dense and why, and the bits the pruned model stores."""
+    """What pruning did, measured on the pruned weights (``measure``): each pruned layer's share
+    of zeros, each asked-for layer not pruned as asked and why, and the bits the model stores."""
 
     method: str
     asked: Sparsity
     sparsity: dict[str, float]  # measured per pruned layer: zeros / weights
     requested_layers: list[str]
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # asked-for layer -> why not pruned as asked
     numel: dict[str, int] = field(default_factory=dict)  # weights of each asked-for layer
     total_bits: float = 0.0
     base_total_bits: float = 0.0
 
     @property
     def measured(self) -> float:
-        """The share of zeros over the asked-for layers' weights, dense ones counting none."""
-        numel = self.numel
-        return sum(self.sparsity[n] * numel[n] for n in self.sparsity) / max(sum(numel.values()), 1)
+        """The share of zeros over the asked-for layers' weights, those not pruned counting none."""
+        return sum(self.sparsity[n] * self.numel[n] for n in self.sparsity) / max(sum(self.numel.values()), 1)
 
     def shortfall(self) -> str | None:
         """Why the measured sparsity falls short of what was asked, or None."""
-        short = {n: s for n, s in self.sparsity.items() if s < self.asked.fraction - 1e-9}
-        if self.skipped:
-            name, why = next(iter(self.skipped.items()))
-            return f"{len(self.skipped)} asked-for layer(s) left dense, e.g. {name}: {why}"
-        if short:
-            name, s = min(short.items(), key=lambda kv: kv[1])
-            return f"{len(short)} layer(s) below the asked sparsity {self.asked.fraction:g}, e.g. {name} at {s:.4f}"
-        return None
+        if not self.skipped:
+            return None
+        name, why = next(iter(self.skipped.items()))
+        return f"{len(self.skipped)} asked-for layer(s) not pruned as asked, e.g. {name}: {why}"
 
 
 def protected(model: torch.nn.Module) -> set[int]:
@@ -180,11 +175,54 @@ def protected(model: torch.nn.Module) -> set[int]:
     return out
 
 
+def _row_major(module: torch.nn.Module) -> torch.Tensor:
+    """``module``'s weight as (out, in): a transformers Conv1D (GPT-2) stores it transposed."""
+    import torch
+
+    return module.weight if isinstance(module, torch.nn.Linear) else module.weight.T
+
+
+def _refusal(model: torch.nn.Module, name: str, sparsity: Sparsity, keep: set[int]) -> str | None:
+    """Why layer ``name`` is not pruned at all, or None."""
+    module = model.get_submodule(name)
+    if module.weight.untyped_storage().data_ptr() in keep:
+        return "the output head or the input embeddings (tied to the head): never pruned"
+    width = _row_major(module).shape[1]
+    if sparsity.m and width % sparsity.m:
+        return f"its rows of {width} weights do not split into groups of {sparsity.m}"
+    return None
+
+
+def measure(base: LoadedModel, model: torch.nn.Module, method: str, sparsity: Sparsity,
+            requested: list[str] | None = None) -> PrunedInfo:
+    """What ``model`` (``base`` pruned) stores, from its weights alone (so a model read back from
+    the cache measures the same): an asked-for layer is pruned when its share of zeros reaches
+    what was asked; one refused, left dense or below it is skipped, with the reason."""
+    requested = base.linear_layer_names if requested is None else list(requested)
+    keep = protected(model)
+    info = PrunedInfo(method, sparsity, {}, requested)
+    for name in requested:
+        weight = model.get_submodule(name).weight
+        info.numel[name] = weight.numel()
+        zeros = float((weight == 0).sum()) / weight.numel()
+        why = _refusal(model, name, sparsity, keep)
+        if why is None and zeros == 0:
+            why = f"{method} left it dense"
+        elif why is None and zeros < sparsity.fraction - 1e-9:
+            why = f"measured sparsity {zeros:.4f}, below the asked {sparsity.fraction:g}"
+        if why is None:
+            info.sparsity[name] = zeros
+        else:
+            info.skipped[name] = why
+    info.total_bits, info.base_total_bits = pruned_bits(base, model, info)
+    return info
+
+
 def prune(base: LoadedModel, method: str, sparsity: Sparsity, calibration: list[str],
           layers: list[str] | None = None) -> tuple[torch.nn.Module, PrunedInfo]:
     """A pruned copy of ``base`` (its ``layers``, default every linear layer outside the head),
     each layer pruned in turn on its inputs from the calibration texts through the model pruned
-    so far; and what was done (``PrunedInfo``). The base is left as it was."""
+    so far; and what was done (``measure``). The base is left as it was."""
     import torch
 
     if method not in METHODS:
@@ -195,25 +233,15 @@ def prune(base: LoadedModel, method: str, sparsity: Sparsity, calibration: list[
     requested = base.linear_layer_names if layers is None else list(layers)
     batches = encode(base.tokenizer, calibration)
     keep = protected(model)
-    info = PrunedInfo(method, sparsity, {}, requested)
     for name in requested:
+        if _refusal(model, name, sparsity, keep) is not None:
+            continue
         module = model.get_submodule(name)
-        if module.weight.untyped_storage().data_ptr() in keep:
-            info.skipped[name] = "the output head or the input embeddings (tied to the head): never pruned"
-            continue
-        # (out, in): a transformers Conv1D (GPT-2) stores its weight transposed
-        weight = module.weight if isinstance(module, torch.nn.Linear) else module.weight.T
-        if sparsity.m and weight.shape[1] % sparsity.m:
-            info.skipped[name] = f"its rows of {weight.shape[1]} weights do not split into groups of {sparsity.m}"
-            continue
         xtx, tokens = _input_gram(model, module, batches)
+        weight = _row_major(module)
         with torch.no_grad():
-            pruned = METHODS[method](weight.detach(), xtx, tokens, sparsity)
-            weight.copy_(pruned)
-        info.sparsity[name] = float((weight == 0).sum()) / weight.numel()
-    info.numel = {n: model.get_submodule(n).weight.numel() for n in requested}
-    info.total_bits, info.base_total_bits = pruned_bits(base, model, info)
-    return model, info
+            weight.copy_(METHODS[method](weight.detach(), xtx, tokens, sparsity))
+    return model, measure(base, model, method, sparsity, requested)
 
 
 def _input_gram(model: torch.nn.Module, module: torch.nn.Module, batches: list) -> tuple[torch.Tensor, int]:

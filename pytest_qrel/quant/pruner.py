@@ -12,7 +12,7 @@ from ..cache import installed_version
 from ..errors import QuantizationError
 from ..variants import QuantizedInfo
 from .base import replace_layers, storage_bytes
-from .prune import METHODS, PrunedInfo, Sparsity, protected, prune, pruned_bits, weight_bits
+from .prune import METHODS, PrunedInfo, Sparsity, measure, prune, weight_bits
 
 if TYPE_CHECKING:
     import torch
@@ -42,8 +42,8 @@ class Pruner:
               layers: list[str] | None = None) -> tuple[torch.nn.Module, QuantizedInfo, PrunedInfo]:
         """A pruned copy of ``base``'s ``layers`` (default: every linear layer outside the head)
         and what was done, measured on its weights."""
-        model, _ = prune(base, self.name, sparsity, list(calibration or []), layers)
-        return (model, *self.measure(base, model, sparsity, layers))
+        model, info = prune(base, self.name, sparsity, list(calibration or []), layers)
+        return model, self._as_quantized(base, model, info), info
 
     def measure(self, base: LoadedModel, model: torch.nn.Module, sparsity: Sparsity,
                 requested: list[str] | None = None) -> tuple[QuantizedInfo, PrunedInfo]:
@@ -51,31 +51,24 @@ class Pruner:
         back from the cache measures the same. An asked-for layer counts as pruned when its
         zeros reach what was asked; one that does not, or that was left dense, lowers the
         coverage, and a variant with too little coverage fails as a partly quantized one does."""
-        requested = base.linear_layer_names if requested is None else list(requested)
-        numel = {n: model.get_submodule(n).weight.numel() for n in requested}
-        measured = {n: float((model.get_submodule(n).weight == 0).sum()) / numel[n] for n in requested}
-        skipped, keep = {}, protected(model)
-        for name in requested:
-            if model.get_submodule(name).weight.untyped_storage().data_ptr() in keep:
-                skipped[name] = "the output head or the input embeddings (tied to the head): never pruned"
-            elif measured[name] == 0:
-                skipped[name] = f"{self.name} left it dense"
-            elif measured[name] < sparsity.fraction - 1e-9:
-                skipped[name] = f"measured sparsity {measured[name]:.4f}, below the asked {sparsity.fraction:g}"
-        pruned = [n for n in requested if n not in skipped]
-        info = PrunedInfo(self.name, sparsity, {n: measured[n] for n in pruned}, requested, skipped, numel)
-        info.total_bits, info.base_total_bits = pruned_bits(base, model, info)
+        info = measure(base, model, self.name, sparsity, requested)
+        return self._as_quantized(base, model, info), info
+
+    @staticmethod
+    def _as_quantized(base: LoadedModel, model: torch.nn.Module, info: PrunedInfo) -> QuantizedInfo:
+        """``info`` as the measure of a quantized variant: pruned layers as its quantized ones."""
         import torch
 
+        numel, pruned = info.numel, list(info.sparsity)
         assert base.checkpoint_dtype is not None
         dtype_bits = torch.finfo(base.checkpoint_dtype).bits
-        kept_bits = sum(weight_bits(model.get_submodule(n).weight, sparsity, dtype_bits) for n in pruned)
+        kept_bits = sum(weight_bits(model.get_submodule(n).weight, info.asked, dtype_bits) for n in pruned)
         pruned_weights = sum(numel[n] for n in pruned)
         all_linear = sum(base.model.get_submodule(n).weight.numel() for n in base.linear_layer_names)
         asked = sum(numel.values())
-        quantized = QuantizedInfo(
+        return QuantizedInfo(
             quantized_layers=sorted(pruned),
-            requested_layers=requested,
+            requested_layers=list(info.requested_layers),
             linear_layers=len(base.linear_layer_names),
             group_size=None,
             # bits per pruned weight: its kept values and its mask, over all its weights
@@ -87,9 +80,8 @@ class Pruner:
             state_dict_bytes=storage_bytes(model, include_bias=True),
             quantized_fraction=pruned_weights / all_linear if all_linear else 0.0,
             coverage=pruned_weights / asked if asked else 1.0,
-            skipped=skipped,
+            skipped=dict(info.skipped),
         )
-        return quantized, info
 
     # -- the cache: the pruned layers' weights and biases, in safetensors ------------------------
 
