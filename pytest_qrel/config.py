@@ -21,8 +21,9 @@ from .data import calibration_texts
 from .models import ZOO_MODELS, resolve_model
 from .parsing import Tolerance
 from .properties import CATALOG, Catalog
-from .quant import BACKENDS, get_backend, supported_bits
+from .quant import BACKENDS, PRUNERS, get_backend, supported_bits
 from .settings import PropertySettings, drift_settings, property_settings
+from .variants import PRUNED_BITS, Sparsity
 
 if TYPE_CHECKING:
     from .data.types import TaskRef
@@ -38,6 +39,7 @@ class QrelConfig:
     allow_pickle: bool
     cache_dir: Path | None  # None: caching off
     quant_ratios: tuple[float, ...] = (1.0,)
+    sparsities: tuple[Sparsity, ...] = ()  # of the pruning methods' variants (--qrel-sparsities)
     granularity: str = "matmul"
     selection: str = "random"
     trials: int = 20
@@ -119,11 +121,14 @@ class QrelConfig:
         cache_dir = None
         if not value["qrel_no_cache"]:
             cache_dir = _writable_cache_dir(raw.get("qrel_cache_dir"), invocation_dir)
-        run_bits = bits + tuple(c.bits for c in checkpoints)
+        # pruned variants are gated at the 8-bit thresholds (variants.PRUNED_BITS)
+        pruned = (PRUNED_BITS,) if any(m in PRUNERS for m in methods) else ()
+        run_bits = tuple(dict.fromkeys(bits + pruned + tuple(c.bits for c in checkpoints)))
         config = cls(
             models=resolved,
             methods=methods,
             bits=bits,
+            sparsities=value["qrel_sparsities"],
             group_size=value["qrel_group_size"],
             report_dir=report_dir,
             allow_pickle=value["qrel_allow_pickle"],
@@ -160,13 +165,16 @@ class QrelConfig:
 def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
     """Known methods only; a method the user named whose library is missing is an error
     (the gate must not go green having checked nothing); the default list may skip."""
+    valid = sorted([*BACKENDS, *PRUNERS])
     if not methods:
-        raise pytest.UsageError(f"{options.METHODS}: expected at least one method in {sorted(BACKENDS)}")
+        raise pytest.UsageError(f"{options.METHODS}: expected at least one method in {valid}")
     for method in methods:
-        if method not in BACKENDS:
+        if method not in valid:
             raise pytest.UsageError(
-                f"{options.METHODS}: unknown method {method!r}; valid methods: {', '.join(sorted(BACKENDS))}"
+                f"{options.METHODS}: unknown method {method!r}; valid methods: {', '.join(valid)}"
             )
+        if method in PRUNERS:  # torch only: nothing to install
+            continue
         backend = get_backend(method)
         missing = backend.missing_packages()
         if explicit and missing:
@@ -180,7 +188,7 @@ def _check_mixed_precision(methods: tuple[str, ...], ratios: tuple[float, ...]) 
     """A ratio below 1 only with backends whose single quantized layers the search can swap in."""
     below = [r for r in ratios if r < 1]
     for method in methods:
-        if below and not get_backend(method).mixed_precision:
+        if below and method not in PRUNERS and not get_backend(method).mixed_precision:
             raise pytest.UsageError(
                 f"{options.QUANT_RATIO}: {method} cannot be searched at ratio {below[0]:g}: its quantized layers "
                 "depend on the model around them (smoothing folded into the norms); give it ratio 1"

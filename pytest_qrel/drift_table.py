@@ -40,14 +40,17 @@ def drift_summary(records: list[Record], variants: list[VariantEntry]) -> DriftT
             "significant": r.detail.get("significant")}
     table = sorted(rows.values(), key=lambda x: (x["model"], x["task"], x["total_bits"] or math.inf, x["variant"]))
     knowledge = []
-    for model in dict.fromkeys(x["model"] for x in table):
-        for bits in sorted({x["bits"] for x in table if x["model"] == model}):
+    # paper 002's strata are of quantization bit-widths: a pruned variant is in the task rows only
+    pruned = {v["id"] for v in variants if v.get("sparsity") is not None}
+    quantized = [x for x in table if x["variant"] not in pruned]
+    for model in dict.fromkeys(x["model"] for x in quantized):
+        for bits in sorted({x["bits"] for x in quantized if x["model"] == model}):
             entry = cast(KnowledgeRow, {"model": model, "bits": bits})
             for stratum, heldout in (("memorization", False), ("utilization", False), ("utilization_heldout", True)):
-                drops = [-x["delta"]["accuracy"] for x in table if x["model"] == model and x["bits"] == bits
+                drops = [-x["delta"]["accuracy"] for x in quantized if x["model"] == model and x["bits"] == bits
                          and x["stratum"] == stratum.removesuffix("_heldout") and _heldout(x["task"]) == heldout]
                 entry[f"accuracy_drop_{stratum}"] = mean(drops) if drops else None  # type: ignore[literal-required]
-            drops_true = [x["delta"]["conf_true"] for x in table if x["model"] == model and x["bits"] == bits]
+            drops_true = [x["delta"]["conf_true"] for x in quantized if x["model"] == model and x["bits"] == bits]
             entry["conf_true_drop"] = -mean(drops_true) if drops_true else None
             knowledge.append(entry)
     return {"tasks": table, "knowledge": knowledge}

@@ -10,8 +10,8 @@ import pytest
 
 from . import options
 from .models import ZOO_MODELS, zoo_dir
-from .quant import get_backend
-from .variants import Variant
+from .quant import PRUNERS, get_backend
+from .variants import PRUNED_BITS, Variant
 
 if TYPE_CHECKING:
     from .config import QrelConfig
@@ -37,6 +37,10 @@ def build_matrix(config: QrelConfig) -> list[Variant]:
     out = []
     for name, source in config.models:
         for method in config.methods:
+            if method in PRUNERS:  # one variant per sparsity, gated at the 8-bit thresholds
+                out += [Variant(model=name, source=source, method=method, bits=PRUNED_BITS, group_size=None,
+                                sparsity=s) for s in config.sparsities]
+                continue
             backend = get_backend(method)
             for bits in config.bits:
                 for ratio in config.quant_ratios:
@@ -67,6 +71,9 @@ def build_matrix(config: QrelConfig) -> list[Variant]:
     seen: dict[str, Variant] = {}
     for v in out:
         other = seen.setdefault(v.id, v)
+        if other is not v and v.sparsity is not None:
+            raise pytest.UsageError(f"{options.SPARSITIES}: {other.sparsity.text} and {v.sparsity.text} would "  # type: ignore[union-attr]
+                                    f"share the test id {v.id!r}; give sparsities that differ in a percent")
         if other is not v:
             raise pytest.UsageError(
                 f"{options.QUANT_RATIO}: ratios {other.quant_ratio!r} and {v.quant_ratio!r} would share the test id "

@@ -48,6 +48,7 @@ from .schema import BaselineUsed, ResultsDocument, RobustnessDetail, RunInfo, St
 from .schema_check import of_type, variant_problem
 from .settings import metric_thresholds, p99_thresholds, top1_threshold
 from .summary import RunSummary, problem_of, summarize
+from .variants import law_family
 
 
 @dataclass
@@ -324,8 +325,9 @@ class _Decider:
         variants (every model's), exactly as the single run over the union fits it."""
         metric = str(r.metric)
         own: Mapping[str, Any] = self.by_id.get(r.variant, {})
-        fitted = [v for v in self.by_id.values()
-                  if v.get("bits") == r.bits and v["id"] != r.variant and not v.get("skip_reason")]
+        # pruned variants are fitted over their sparsity's (a variant entry without one is not pruned)
+        fitted = [v for v in self.by_id.values() if v.get("bits") == r.bits and v.get("sparsity") == own.get("sparsity")
+                  and v["id"] != r.variant and not v.get("skip_reason")]
         for v in fitted:  # the single run measures a variant no test of it recorded; a merge cannot
             if (v["id"], metric) not in values and v["id"] not in self.errored:
                 raise pytest.UsageError(f"{options.MERGE}: the law bounding {r.test} is fitted on every other "
@@ -334,7 +336,7 @@ class _Decider:
         # total bits as _read accepted them: a number or None (it refuses a non-finite one's name)
         others = [(values.get((v["id"], metric), math.nan), cast("float | None", v.get("total_bits"))) for v in fitted]
         value = values.get((r.variant, metric), math.nan)
-        gate = law_gate(metric, r.bits, value, own.get("total_bits"), others, self.confidence,
+        gate = law_gate(metric, law_family({"bits": r.bits, "sparsity": own.get("sparsity")}), value, own.get("total_bits"), others, self.confidence,
                         self.catalog.metric(str(r.property), metric).higher_is_better)
         results, ident = Results(), _Identity(r.variant, r.model, r.method, r.bits, r.group_size)
         m = gate.measurement

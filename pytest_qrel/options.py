@@ -26,6 +26,7 @@ else:  # pragma: no cover
 MODELS = "--qrel-models"
 METHODS = "--qrel-methods"
 BITS = "--qrel-bits"
+SPARSITIES = "--qrel-sparsities"
 GROUP_SIZE = "--qrel-group-size"
 REPORT_DIR = "--qrel-report-dir"
 KL_THRESHOLD = "--qrel-kl-threshold"
@@ -81,6 +82,7 @@ CORRECTION = "--qrel-correction"
 
 DEFAULT_METHODS = "hqq,bnb"
 DEFAULT_BITS = "2,3,4,8"
+DEFAULT_SPARSITIES = "0.1,0.3,0.5,2:4"  # paper 000 §4.2's (Figs. 9-10)
 DEFAULT_GROUP_SIZE = "64"
 DEFAULT_REPORT_DIR = "qrel-report"
 
@@ -157,6 +159,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(METHODS, f"comma-separated quantization methods (default: {DEFAULT_METHODS})", DEFAULT_METHODS,
            parse=parsing.distinct_strings),
     Option(BITS, f"comma-separated weight bit-widths (default: {DEFAULT_BITS})", DEFAULT_BITS, parse=parsing.distinct_ints),
+    Option(SPARSITIES, "comma-separated sparsities of the pruning methods (wanda, sparsegpt): shares in (0, 1) or n:m "
+           f"patterns; each pruned variant is gated at the 8-bit thresholds (default: {DEFAULT_SPARSITIES})",
+           DEFAULT_SPARSITIES, parse=parsing.sparsities),
     Option(GROUP_SIZE, f"quantization group size for group-wise methods (default: {DEFAULT_GROUP_SIZE})",
            DEFAULT_GROUP_SIZE, parse=parsing.group_size),
     Option(REPORT_DIR, f"directory for results.json and the report (default: {DEFAULT_REPORT_DIR})",
@@ -312,7 +317,7 @@ def parsed(raw: dict[str, Any], opts: tuple[Option, ...] = OPTIONS) -> dict[str,
 
 # what a run tests and where it writes: runs joined by --qrel-merge may differ in these; every
 # other option changes what is measured or how it is judged, so merged runs must agree on it
-PER_RUN = frozenset({MODELS, BASE, METHODS, BITS, GROUP_SIZE, QUANT_RATIO, REPORT_DIR, CACHE_DIR, NO_CACHE, PROGRESS,
+PER_RUN = frozenset({MODELS, BASE, METHODS, BITS, SPARSITIES, GROUP_SIZE, QUANT_RATIO, REPORT_DIR, CACHE_DIR, NO_CACHE, PROGRESS,
                      RESUME, SAVE_BASELINE})
 # what a resumed run may change (issue 34): where it writes and how it shows progress; its variants
 # (models, methods, bits, ...) and every other setting must be the journaled run's

@@ -11,6 +11,7 @@ from typing import Any, Callable, Literal
 import pytest
 
 from .properties import Property
+from .variants import Sparsity
 
 # a tolerated regression against a baseline: relative (0.1 = 10%) or absolute
 Tolerance = tuple[Literal["relative", "absolute"], float]
@@ -160,6 +161,19 @@ def distinct_ints(flag: str, value: Any) -> tuple[int, ...]:
 
 def distinct_strings(flag: str, value: Any) -> tuple[str, ...]:
     return tuple(distinct(flag, strings(flag, value)))
+
+
+def sparsities(flag: str, value: Any) -> tuple[Sparsity, ...]:
+    """Sparsities of the pruning methods: shares in (0, 1) or n:m patterns ("0.5,2:4")."""
+    out = []
+    for text in strings(flag, value):
+        try:
+            out.append(Sparsity.parse(text.strip()))
+        except ValueError:
+            raise pytest.UsageError(
+                f"{flag}: expected sparsities in (0, 1) or n:m patterns with 0 < n < m (e.g. 0.5,2:4), but got {text!r}"
+            ) from None
+    return tuple(distinct(flag, out))
 
 
 def bit_map(flag: str, value: Any) -> dict[int, float]:

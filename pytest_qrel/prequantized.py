@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Mapping
 from . import options
 from .errors import ModelLoadError, QuantizationError, one_line
 from .models import check_checkpoint, checkpoint_tokenizer, tokenizer_difference
-from .quant import get_backend
+from .quant import backend_for, get_backend
 from .quant.base import in_features
 from .quant.stored import stored_tensor_problem
 
@@ -27,7 +27,7 @@ def layer_mismatch(
     code width, as the backend reads it from the loaded module, must be the variant's bits,
     and its group size the one in ``groups`` (where named; ``said`` tells where it comes from;
     None, one group per row, is a group of the row's width)."""
-    backend = get_backend(variant.method)
+    backend = backend_for(variant)
     for name in layers:
         module = model.get_submodule(name)
         bits = backend.layer_bits(module)

@@ -9,7 +9,7 @@ from . import progress
 from .data import calibration_texts
 from .engine import encode, reference_logprobs
 from .metrics import MeanStats
-from .quant import get_backend
+from .quant import backend_for
 from .quant.mixed import Granularity, Selection, select_layers
 
 if TYPE_CHECKING:
@@ -38,9 +38,9 @@ class Calibration:
         return hashlib.sha256("\n".join(self.texts()).encode()).hexdigest()
 
 
-def backend_settings(method: str, config: QrelConfig) -> dict[str, Any]:
-    """The run's settings that ``method``'s backend quantizes with (its ``settings_fields``)."""
-    return {name: getattr(config, name) for name in get_backend(method).settings_fields}
+def backend_settings(variant: Variant, config: QrelConfig) -> dict[str, Any]:
+    """The run's settings that ``variant``'s backend quantizes with (its ``settings_fields``)."""
+    return {name: getattr(config, name) for name in backend_for(variant).settings_fields}
 
 
 def quantize(
@@ -48,9 +48,9 @@ def quantize(
 ) -> tuple[torch.nn.Module, QuantizedInfo]:
     """Quantize ``variant``; a mixed-precision one first searches which layers go low."""
     with progress.step(f"quantizing {variant.id}"):
-        backend = get_backend(variant.method)
+        backend = backend_for(variant)
         texts = calibration.texts() if backend.needs_calibration else None
-        settings = backend_settings(variant.method, config)
+        settings = backend_settings(variant, config)
         if variant.quant_ratio >= 1:
             return backend.quantize(base, variant.bits, variant.group_size, calibration=texts, settings=settings)
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Mapping, cast
 from .baseline import record_problem as comparable_problem
 from .baseline import regression, tolerance_for, value_bounds
 from .errors import one_line
-from .quant import get_backend
+from .quant import backend_for
 from .schema import BASELINE_KEYS, GATED_KEYS, OWN_KEYS, ResultEntry, Status, VariantEntry, VariantStatus, keys_of
 from .schema_check import result_problem
 from .variants import variant_record
@@ -331,7 +331,7 @@ def variant_records(variants: list[Variant], info: dict[str, dict], records: lis
     backend's formats, and its overall status and reason."""
     out = []
     for v in variants:
-        backend = get_backend(v.method)
+        backend = backend_for(v)
         known = {"weight_format": backend.weight_format, "activation_bits": backend.activation_bits}
         record = variant_record(v, {**known, **info.get(v.id, {})})
         record["status"], record["reason"] = variant_outcome(record, records)

@@ -38,6 +38,7 @@ class VariantEntry(TypedDict):
     quant_ratio: NotRequired[float]  # share of linear weights quantized (paper 004's Q_r)
     granularity: NotRequired[str | None]  # mixed precision's unit: layer or matmul (None at ratio 1)
     checkpoint: NotRequired[str | None]  # a pre-quantized checkpoint's directory
+    sparsity: NotRequired[str | None]  # a pruned variant's asked sparsity ("0.5", "2:4"); its bits are 8
     skip_reason: NotRequired[str | None]  # why its backend cannot produce it
     weight_format: NotRequired[str]
     activation_bits: NotRequired[int | None]
@@ -55,6 +56,7 @@ class VariantEntry(TypedDict):
     coverage: NotRequired[float]  # share of the weights asked for that were quantized
     skipped: NotRequired[dict[str, str]]  # layer left at full precision -> why
     regrouped: NotRequired[dict[str, str]]  # layer quantized with another group size -> why
+    measured_sparsity: NotRequired[float]  # a pruned variant: zeros over the weights asked to be pruned
     cache: NotRequired[str]  # hit or miss: run-dependent
     kl_base_forward_passes: NotRequired[int]  # run-dependent: 0 when the base's outputs were read back
     error: NotRequired[str]  # why it could not be quantized
@@ -299,9 +301,10 @@ class FitEntry(TypedDict):
     """One law of ``fits`` (summary.run_fits), with the fit's statistics when fitted."""
     metric: str  # kl_to_base, or ece_increase@zoo_recall for a per-task metric
     law: Literal["log_quadratic", "power_law", "quantization_ratio"]
-    family: str  # "<bits>-bit", or "all"
+    family: str  # "<bits>-bit", "sparsity <s>" (pruned variants, variants.law_family), or "all"
     fitted: bool
     bits: NotRequired[int]
+    sparsity: NotRequired[str]  # a pruned family's asked sparsity
     points: NotRequired[list[list[float]]]  # (total bits, value); (ratio, params) for the ratio law
     factors: NotRequired[list[str]]
     reason: NotRequired[str]  # why it was not fitted

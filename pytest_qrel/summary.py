@@ -13,6 +13,7 @@ from .drift_table import drift_summary
 from .properties import CATALOG, Catalog
 from .results import Record
 from .schema import DriftTable, FitEntry, RobustnessComparison, VariantEntry
+from .variants import law_family
 
 if TYPE_CHECKING:
     from .config import QrelConfig
@@ -237,19 +238,28 @@ def run_fits(variants: list[VariantEntry], records: list[Record], catalog: Catal
     fits: list[Any] = []  # schema.FitEntry, with the fit's statistics (ScalingFit.as_dict) when fitted
     for metric, values in _metric_values(records, by_id, catalog).items():
         rows = [(by_id[vid], value) for vid, (value, _) in values.items()]
-        for bits in sorted({v["bits"] for v, _ in rows}):
-            family = [(measured(v, "total_bits"), y) for v, y in rows if v["bits"] == bits]
-            entry = {"metric": metric, "law": "log_quadratic", "family": f"{bits}-bit", "bits": bits,
-                     "points": [[b, y] for b, y in family]}
+        firsts = {law_family(v): v for v, _ in sorted(rows, key=lambda r: (r[0].get("sparsity") is not None, r[0]["bits"]))}
+        for name, first in firsts.items():
+            bits = first["bits"]
+            family = [(measured(v, "total_bits"), y) for v, y in rows if law_family(v) == name]
+            law = {"metric": metric, "law": "log_quadratic", "family": name, "bits": bits,
+                   **({"sparsity": first["sparsity"]} if first.get("sparsity") is not None else {}),
+                   "points": [[b, y] for b, y in family]}
             try:
-                fit = fit_log_quadratic([b for b, _ in family], [y for _, y in family], name=f"{metric}-{bits}b")
+                fit = fit_log_quadratic([b for b, _ in family], [y for _, y in family],
+                                        name=f"{metric}-{bits}b" if "sparsity" not in law else
+                                        f"{metric}-sparsity-{first['sparsity']}")
             except ValueError as exc:  # FitError: too few or degenerate points
-                fits.append({**entry, "fitted": False, "reason": str(exc)})
+                fits.append({**law, "fitted": False, "reason": str(exc)})
                 continue
             lo, hi = min(b for b, _ in family), max(b for b, _ in family)
             grid = [lo * (hi / lo) ** (i / (CURVE_POINTS - 1)) for i in range(CURVE_POINTS)]
-            fits.append({**entry, "fitted": True, **fit.as_dict(),
+            fits.append({**law, "fitted": True, **fit.as_dict(),
                          "curve": [[b, float(fit.predict(b))] for b in grid]})
+        # paper 002's and 004's laws are of quantization: a pruned variant is in its sparsity's law only
+        rows = [(v, y) for v, y in rows if v.get("sparsity") is None]
+        if not rows:
+            continue
         fits += _ratio_fits(metric, rows, {vid: t for vid, (_, t) in values.items()})
         factors = {"model_size": [float(measured(v, "params")) for v, _ in rows],
                    "effective_bits": [float(measured(v, "effective_bits")) for v, _ in rows]}

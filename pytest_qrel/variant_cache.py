@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .cache import QuantCache, cache_key, installed_version, model_digest
 from .errors import QrelCacheWarning, one_line
 from .prequantized import layer_mismatch
-from .quant import get_backend
+from .quant import backend_for
 from .quantize import backend_settings
 
 if TYPE_CHECKING:
@@ -60,8 +60,8 @@ def variant_key(variant: Variant, base_weights: str, tokenizer: str, config: Qre
     """Everything the quantized weights of ``variant`` depend on, hashed (see cache.py): the
     base's weights and tokenizer digests, the libraries, the backend, and the calibration and
     layer search where they take part, and the run's settings the backend reads."""
-    backend = get_backend(variant.method)
-    settings = backend_settings(variant.method, config)
+    backend = backend_for(variant)
+    settings = backend_settings(variant, config)
     calibrated = backend.needs_calibration or variant.quant_ratio < 1
     mixed = variant.quant_ratio < 1
     return cache_key(
@@ -75,6 +75,7 @@ def variant_key(variant: Variant, base_weights: str, tokenizer: str, config: Qre
             "backend_config": backend.config_version,
             "bits": variant.bits,
             "group_size": variant.group_size,
+            **({"sparsity": variant.sparsity.text} if variant.sparsity is not None else {}),
             **({"backend_settings": settings} if settings else {}),
             **({"calibration": calibration.digest(),
                 "calibration_samples": config.calibration_samples} if calibrated else {}),
@@ -92,7 +93,7 @@ def cached_or_quantized(
     """``variant`` loaded from its entry ``key`` ("hit"), or quantized and stored there ("miss");
     an entry that is not the variant is discarded; a cache that cannot be locked or written
     warns, and the variant is measured without it ("off" when it could not be locked)."""
-    backend = get_backend(variant.method)
+    backend = backend_for(variant)
     cache = QuantCache(cache_dir)
     with contextlib.ExitStack() as stack:
         try:
@@ -121,6 +122,7 @@ def cached_or_quantized(
                 {"layers": info.quantized_layers, "requested": info.requested_layers,
                  "variant": variant.id, "source": variant.source, "method": variant.method, "bits": variant.bits,
                  "group_size": variant.group_size, "base_weights": base_weights,
+                 **({"sparsity": variant.sparsity.text} if variant.sparsity is not None else {}),
                  "groups": {n: backend.layer_group_size(model.get_submodule(n), variant.bits, variant.group_size)
                             for n in info.quantized_layers}},
             )
@@ -134,7 +136,8 @@ def _mismatch(variant: Variant, meta: dict, model: torch.nn.Module, layers: list
     bits, group size and base weights, and each quantized layer's code width and group size
     as measured on the loaded modules (an entry's files swapped for another's, a stale one)."""
     expected = {"method": variant.method, "bits": variant.bits, "group_size": variant.group_size,
-                "base_weights": base_weights}
+                "base_weights": base_weights,
+                **({"sparsity": variant.sparsity.text} if variant.sparsity is not None else {})}
     for key, value in expected.items():
         if meta.get(key) != value:
             return f"the entry records {key} {meta.get(key)!r}, but {variant.id} has {value!r}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,49 @@ def total_model_bits(param_bits: Iterable[tuple[int, float]]) -> float:
 
 
 @dataclass(frozen=True)
+class Sparsity:
+    """What is asked: a share ``fraction`` of the weights pruned, unstructured (``m == 0``) or
+    ``n`` of each ``m`` consecutive weights of a row."""
+
+    fraction: float
+    n: int = 0
+    m: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Sparsity:
+        """``"0.5"`` (unstructured) or ``"2:4"`` (n:m)."""
+        if ":" in text:
+            n, m = (int(p) for p in text.split(":"))
+            if not 0 < n < m:
+                raise ValueError(f"Expected n:m with 0 < n < m, but got {text!r}")
+            return cls(n / m, n, m)
+        value = float(text)
+        if not 0 < value < 1:
+            raise ValueError(f"Expected a sparsity in (0, 1) or n:m, but got {text!r}")
+        return cls(value)
+
+    @property
+    def text(self) -> str:
+        """How the option and results.json write it: ``"0.5"``, ``"2:4"``."""
+        return f"{self.n}:{self.m}" if self.m else repr(self.fraction)
+
+    @property
+    def label(self) -> str:
+        """What a variant id says: ``s50`` for 0.5, ``2of4`` for 2:4."""
+        return f"{self.n}of{self.m}" if self.m else f"s{self.fraction * 100:g}"
+
+    def row_count(self, width: int) -> int:
+        """Weights pruned of a ``width``-wide row (unstructured): never fewer than asked."""
+        return min(width, math.ceil(self.fraction * width - 1e-9))
+
+
+# A pruned variant is gated at the thresholds of this bit-width (its ``bits``): a 16-bit weight
+# pruned to 50% costs 8 bits of values and 1 of mask, the size of an 8-bit quantized one, and
+# paper 000 §4.2 (Figs. 9-10 against Fig. 6) compares pruning with quantization at equal size.
+PRUNED_BITS = 8
+
+
+@dataclass(frozen=True)
 class Variant:
     """One quantized variant of a model: what a test id names.
 
@@ -58,10 +102,19 @@ class Variant:
     quant_ratio: float = 1.0  # share of linear weights quantized (paper 004's Q_r)
     granularity: str = "matmul"  # what mixed precision allocates: "layer" or "matmul"
     checkpoint: str | None = None  # a pre-quantized checkpoint's directory: loaded, not quantized
+    # a pruned variant's asked sparsity (its bits are then PRUNED_BITS, the thresholds it is gated at)
+    sparsity: Sparsity | None = None
     skip_reason: str | None = field(default=None, compare=False)
 
     @property
+    def family(self) -> str:
+        """Which variants one fitted law spans (law_family): its bit-width's, or its sparsity's."""
+        return law_family({"bits": self.bits, "sparsity": None if self.sparsity is None else self.sparsity.text})
+
+    @property
     def id(self) -> str:
+        if self.sparsity is not None:
+            return f"{self.model}-{self.method}-{self.sparsity.label}"
         group = f"-g{self.group_size}" if self.group_size else ""
         mixed = f"-q{self.quant_ratio:g}{self.granularity[0]}" if self.quant_ratio < 1 else ""
         ckpt = f"-ckpt-{id_safe(Path(self.checkpoint).name)}" if self.checkpoint else ""
@@ -94,6 +147,8 @@ class QuantizedInfo:
     base_total_bits: float = 0.0  # the full-precision base: every tensor at the checkpoint's dtype
     skipped: dict[str, str] = field(default_factory=dict)
     regrouped: dict[str, str] = field(default_factory=dict)
+    # a pruned variant: the share of zeros over the weights asked to be pruned (None: not pruned)
+    measured_sparsity: float | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -110,6 +165,7 @@ class QuantizedInfo:
             "coverage": round(self.coverage, 6),
             "skipped": dict(self.skipped),
             "regrouped": dict(self.regrouped),
+            **({} if self.measured_sparsity is None else {"measured_sparsity": round(self.measured_sparsity, 6)}),
         }
 
 
@@ -152,12 +208,28 @@ def variant_record(variant: Variant, info: Mapping | None) -> VariantEntry:
         "quant_ratio": variant.quant_ratio,
         "granularity": variant.granularity if variant.quant_ratio < 1 else None,
         "checkpoint": variant.checkpoint,
+        "sparsity": None if variant.sparsity is None else variant.sparsity.text,
         "params": None,
         "total_bits": None,
         "effective_bits": None,
         "skip_reason": variant.skip_reason,
     }
     return cast(VariantEntry, {**rec, **info}) if info else rec
+
+
+def bits_label(v: Mapping[str, Any]) -> str:
+    """A variant entry's bits as the tables show them: its bit-width, or a pruned variant's
+    asked sparsity and, once pruned, what was measured (e.g. ``0.1 sparse (0.109)``)."""
+    if v.get("sparsity") is None:
+        return str(v["bits"])
+    measured = v.get("measured_sparsity")
+    return f"{v['sparsity']} sparse" + ("" if measured is None else f" ({measured:.3f})")
+
+
+def law_family(v: Mapping[str, Any]) -> str:
+    """Which variants one fitted law spans (paper 000 eq. 6 is fitted per bit-width over the
+    models): those of a bit-width, or a pruned variant's, those of its sparsity."""
+    return f"{v['bits']}-bit" if v.get("sparsity") is None else f"sparsity {v['sparsity']}"
 
 
 def id_safe(name: str) -> str:

@@ -69,18 +69,20 @@ class ScalingMeasure(Measure):
                              f"{metric!r} {task!r} {params}")
         value, total = self.value(metric, variant)
         if not math.isfinite(value) or total is None:
-            return [law_gate(metric, variant.bits, value, total, [], self.settings.band_confidence, False)]
+            return [law_gate(metric, variant.family, value, total, [], self.settings.band_confidence, False)]
+        # each bit-width's law over every model; a pruned variant's over its sparsity's
         others = [self._other_value(metric, v) for v in self._variants
-                  if v.bits == variant.bits and v != variant and not v.skip_reason]
-        return [law_gate(metric, variant.bits, value, total, others, self.settings.band_confidence,
+                  if v.family == variant.family and v != variant and not v.skip_reason]
+        return [law_gate(metric, variant.family, value, total, others, self.settings.band_confidence,
                          self.spec.metric(metric).higher_is_better)]
 
 
-def law_gate(metric: str, bits: int, value: float, total: float | None, others: list[tuple[float, float | None]],
+def law_gate(metric: str, family: str, value: float, total: float | None, others: list[tuple[float, float | None]],
              confidence: float, higher_is_better: bool) -> Gate:
     """A variant's ``metric`` (``value`` at ``total`` model bits) against the law fitted on
-    ``others`` (each other variant of its bit-width: (value, total bits), NaN or None where it
-    has none): the gate of a run, and of a merge that re-decides it over the runs' union."""
+    ``others`` (each other variant of its ``family``, variants.law_family: (value, total bits),
+    NaN or None where it has none): the gate of a run, and of a merge that re-decides it over
+    the runs' union."""
     from ..scaling import fit_log_quadratic  # scipy: only when a law is fitted
 
     if not math.isfinite(value) or total is None:
@@ -88,13 +90,13 @@ def law_gate(metric: str, bits: int, value: float, total: float | None, others: 
     points = [(b, y) for y, b in others if b is not None and math.isfinite(y)]
     unchecked = None
     if len(points) < 4:  # eq. 6 has three coefficients: a prediction band needs four points
-        unchecked = (f"no {bits}-bit law to bound {metric} with: the other {bits}-bit variants "
+        unchecked = (f"no {family} law to bound {metric} with: the other {family} variants "
                      f"give {len(points)} point{'s' if len(points) != 1 else ''}, and a law of 3 coefficients needs 4")
     else:
         try:
-            fit = fit_log_quadratic([b for b, _ in points], [y for _, y in points], name=f"{metric}-{bits}b")
+            fit = fit_log_quadratic([b for b, _ in points], [y for _, y in points], name=f"{metric}-{family}")
         except ValueError as exc:  # FitError: degenerate points
-            unchecked = f"no {bits}-bit law to bound {metric} with: {exc}"
+            unchecked = f"no {family} law to bound {metric} with: {exc}"
     if unchecked:
         return Gate(metric, Measurement(value, unchecked=unchecked), math.nan)
     lower, upper = (float(x) for x in fit.prediction_interval(total, confidence))

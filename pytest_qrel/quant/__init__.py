@@ -7,12 +7,15 @@ raises too. Backends import their libraries only when they quantize, so the regi
 
 from ..errors import QuantizationError
 from .base import Backend
-from .registry import BACKENDS, get_backend, register, supported_bits
+from .pruner import PRUNERS
+from .registry import BACKENDS, backend_for, get_backend, register, supported_bits
 
 __all__ = [
     "BACKENDS",
     "Backend",
+    "PRUNERS",
     "QuantizationError",
+    "backend_for",
     "get_backend",
     "register",
     "supported_bits",

@@ -185,14 +185,7 @@ class Backend(ABC):
     # -- cache serialization: the quantized layers' state dicts, in safetensors ------------
 
     def save_quantized(self, model: torch.nn.Module, layers: list[str], directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        tensors = {
-            f"{name}::{key}": value.detach().cpu().contiguous()
-            for name in layers
-            for key, value in model.get_submodule(name).state_dict().items()
-        }
-        save_file(tensors, str(directory / "layers.safetensors"))
+        save_layers(model, layers, directory)
 
     def load_quantized(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], directory: Path
@@ -242,6 +235,18 @@ class Backend(ABC):
 
     @abstractmethod
     def _is_quantized(self, module: torch.nn.Module) -> bool: ...
+
+
+def save_layers(model: torch.nn.Module, layers: list[str], directory: Path) -> None:
+    """The state dicts of ``model``'s ``layers`` in ``directory``/layers.safetensors (a cache entry)."""
+    from safetensors.torch import save_file
+
+    tensors = {
+        f"{name}::{key}": value.detach().cpu().contiguous()
+        for name in layers
+        for key, value in model.get_submodule(name).state_dict().items()
+    }
+    save_file(tensors, str(directory / "layers.safetensors"))
 
 
 def replace_layers(

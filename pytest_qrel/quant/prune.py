@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..engine import encode
 from ..errors import QuantizationError
+from ..variants import Sparsity
 
 if TYPE_CHECKING:
     import torch
@@ -36,38 +37,6 @@ if TYPE_CHECKING:
 
 BLOCK = 128  # SparseGPT's lazy-update block of columns (its reference code's default)
 DAMP = 0.01  # SparseGPT's dampening: this share of the Hessian's mean diagonal is added to it
-
-
-@dataclass(frozen=True)
-class Sparsity:
-    """What is asked: a share ``fraction`` of the weights pruned, unstructured (``m == 0``) or
-    ``n`` of each ``m`` consecutive weights of a row."""
-
-    fraction: float
-    n: int = 0
-    m: int = 0
-
-    @classmethod
-    def parse(cls, text: str) -> Sparsity:
-        """``"0.5"`` (unstructured) or ``"2:4"`` (n:m)."""
-        if ":" in text:
-            n, m = (int(p) for p in text.split(":"))
-            if not 0 < n < m:
-                raise ValueError(f"Expected n:m with 0 < n < m, but got {text!r}")
-            return cls(n / m, n, m)
-        value = float(text)
-        if not 0 < value < 1:
-            raise ValueError(f"Expected a sparsity in (0, 1) or n:m, but got {text!r}")
-        return cls(value)
-
-    @property
-    def label(self) -> str:
-        """What a variant id says: ``s50`` for 0.5, ``2of4`` for 2:4."""
-        return f"{self.n}of{self.m}" if self.m else f"s{self.fraction * 100:g}"
-
-    def row_count(self, width: int) -> int:
-        """Weights pruned of a ``width``-wide row (unstructured): never fewer than asked."""
-        return min(width, math.ceil(self.fraction * width - 1e-9))
 
 
 def wanda_mask(weight: torch.Tensor, xtx: torch.Tensor, sparsity: Sparsity) -> torch.Tensor:

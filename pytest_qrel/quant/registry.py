@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .awq import AWQBackend
 from .base import Backend
 from .bnb import BitsAndBytesBackend, BitsAndBytesFP4Backend
 from .gptq import GPTQBackend
 from .hqq import HQQBackend
+from .pruner import PRUNERS, Pruner
 from .quanto import (
     QuantoBackend,
     QuantoFloat8Backend,
@@ -15,6 +18,9 @@ from .quanto import (
 )
 from .rtn import RTNBackend
 from .smoothquant import SmoothQuantBackend
+
+if TYPE_CHECKING:
+    from ..variants import Variant
 
 BACKENDS: dict[str, Backend] = {}
 
@@ -31,6 +37,14 @@ def get_backend(name: str) -> Backend:
         return BACKENDS[name]
     except KeyError:
         raise ValueError(f"Expected a quantization method in {sorted(BACKENDS)}, but got {name!r}") from None
+
+
+def backend_for(variant: Variant) -> Backend | Pruner:
+    """What builds, measures, stores and reads back ``variant``: its method's backend, or its
+    pruning method bound to its sparsity."""
+    if variant.sparsity is not None:
+        return PRUNERS[variant.method].at(variant.sparsity)
+    return get_backend(variant.method)
 
 
 def supported_bits() -> list[int]:

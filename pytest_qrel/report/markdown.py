@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from ..results import Record
 from ..schema import VariantEntry
 from ..summary import RunSummary, attempt, shown
+from ..variants import bits_label
 from .drift import drift_markdown_lines
 from .kl import kl_markdown_lines
 from .robustness import markdown_lines
@@ -56,7 +57,7 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[Variant
         ordered = sorted((v for v in variants if v["model"] == model),
                          key=lambda v: (v["total_bits"] is None, v["total_bits"] or 0))
         for v in ordered:
-            lead = f"| {v['id']} | {v['method']} | {v['bits']} | {_cell(v['effective_bits'], '.3f')} | {_cell(v['total_bits'])} |"
+            lead = f"| {v['id']} | {v['method']} | {bits_label(v)} | {_cell(v['effective_bits'], '.3f')} | {_cell(v['total_bits'])} |"
             cells: list[tuple] = [(r.property, r.label(), r.value, r.threshold, r.status, r.reason) for r in by_variant.get(v["id"], [])]
             for prop, metric, value, threshold, status, reason in cells or [(None, None, None, None, v.get("status"), v.get("reason"))]:
                 outcome = (status or "").upper() + (f": {reason}" if reason else "")

@@ -1,5 +1,6 @@
 """PNG scaling plots: each metric against total model bits (log axis), one colour per
-bit-width, with the law fitted per bit-width (paper 000 Fig. 3 style). Only presents."""
+bit-width (and per sparsity of pruned variants), with the law fitted per family (paper 000
+Fig. 3 style). Only presents."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..properties import CATALOG
 from ..summary import measured
+from ..variants import law_family
 
 if TYPE_CHECKING:
     from ..results import Record
@@ -36,17 +38,18 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[VariantEnt
     import matplotlib.pyplot as plt
 
     by_id = {v["id"]: v for v in variants}
-    points: dict[int, list[tuple[float, float, str]]] = {}
+    points: dict[str, list[tuple[float, float, str]]] = {}
     for r in records:
         v = by_id.get(r.variant)
         if (r.metric == metric and r.property in fitted and v and v.get("total_bits")
                 and isinstance(r.value, float) and r.value == r.value):
-            points.setdefault(v["bits"], []).append((measured(v, "total_bits"), r.value, v["method"]))
+            points.setdefault(law_family(v), []).append((measured(v, "total_bits"), r.value, v["method"]))
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     colors = plt.get_cmap("viridis")
-    bits_list = sorted(points)
+    # bit-widths ascending, then the pruned variants' sparsities
+    bits_list = sorted(points, key=lambda f: (f.startswith("sparsity"), 0 if f.startswith("sparsity") else int(f[:-4]), f))
     markers = {m: "osD^vP*X"[i % 8] for i, m in enumerate(sorted({p[2] for ps in points.values() for p in ps}))}
     for i, bits in enumerate(bits_list):
         color = colors(i / max(1, len(bits_list) - 1) * 0.9)
@@ -55,10 +58,11 @@ def plot_metric_vs_bits(report_dir: Path, metric: str, variants: list[VariantEnt
             ys = [y for _, y, m in points[bits] if m == method]
             if xs:
                 ax.scatter(xs, ys, color=color, marker=marker, s=36, zorder=3,
-                           label=f"{bits}-bit {method}")
-        fit = next((f for f in fits if f.get("metric") == metric and f.get("bits") == bits and f.get("fitted")), None)
+                           label=f"{bits} {method}")
+        fit = next((f for f in fits if f.get("metric") == metric and f.get("family") == bits
+                    and f.get("law") == "log_quadratic" and f.get("fitted")), None)
         if fit and fit.get("curve"):
-            label = f"{bits}-bit law" + (f" (adj. R² {fit['adj_r2']:.2f})" if fit.get("adj_r2") is not None else "")
+            label = f"{bits} law" + (f" (adj. R² {fit['adj_r2']:.2f})" if fit.get("adj_r2") is not None else "")
             curve = [c for c in fit["curve"] if c[1] > 0]  # a log axis shows no value at or below 0
             ax.plot([c[0] for c in curve], [c[1] for c in curve], color=color, lw=1.5, label=label)
     ax.set_xscale("log")

@@ -11,6 +11,7 @@ from ..properties import CATALOG, Catalog
 from ..results import Record
 from ..schema import FitEntry, VariantEntry
 from ..summary import RunSummary, SweetSpot, Verdict, attempt, shown
+from ..variants import bits_label
 from .drift import write_drift_tables
 from .kl import text_notes, write_kl_tables
 from .robustness import write_robustness_tables
@@ -54,7 +55,7 @@ def _rows(model: str, variants: list[VariantEntry], results: list[Record], prop:
         head = (
             v["id"],
             v["method"],
-            str(v["bits"]),
+            bits_label(v),
             _fmt(v["effective_bits"], ".3f"),
             _fmt(v.get("storage_bits"), ".3f"),
             _fmt(v["total_bits"], ".4g"),

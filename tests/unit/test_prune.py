@@ -9,7 +9,8 @@ import torch
 
 from pytest_qrel.data import calibration_texts
 from pytest_qrel.models import load_base, zoo_dir
-from pytest_qrel.quant.prune import Sparsity, prune, sparsegpt_prune, wanda_mask
+from pytest_qrel.quant.prune import prune, sparsegpt_prune, wanda_mask
+from pytest_qrel.variants import Sparsity
 
 UNSTRUCTURED, SEMI = Sparsity(0.3), Sparsity.parse("2:4")
 
