@@ -81,6 +81,11 @@ ALPHA = "--qrel-alpha"
 CORRECTION = "--qrel-correction"
 
 DEFAULT_METHODS = "hqq,bnb"
+# what --qrel-methods takes, as its help lists it: quant.BACKENDS and quant.PRUNERS (a layer up;
+# tests/unit/test_sparsity_axis.py checks that this is their list)
+QUANT_METHODS = ("rtn", "hqq", "bnb", "bnb-fp4", "gptq", "awq", "quanto", "quanto-fp8", "quanto-a8", "quanto-fp8-a8",
+                 "smoothquant")
+PRUNE_METHODS = ("wanda", "sparsegpt")
 DEFAULT_BITS = "2,3,4,8"
 DEFAULT_SPARSITIES = "0.1,0.3,0.5,2:4"  # paper 000 §4.2's (Figs. 9-10)
 DEFAULT_GROUP_SIZE = "64"
@@ -156,7 +161,8 @@ OPTIONS: tuple[Option, ...] = (
            "(default: every model of the shipped zoo)", None),
     Option(BASE, "the full-precision model that pre-quantized checkpoints in --qrel-models are "
            "compared with (default: each checkpoint's own base_model field)", None),
-    Option(METHODS, f"comma-separated quantization methods (default: {DEFAULT_METHODS})", DEFAULT_METHODS,
+    Option(METHODS, f"comma-separated compression methods: quantization ({', '.join(QUANT_METHODS)}) or pruning "
+           f"({', '.join(PRUNE_METHODS)}, at each of --qrel-sparsities) (default: {DEFAULT_METHODS})", DEFAULT_METHODS,
            parse=parsing.distinct_strings),
     Option(BITS, f"comma-separated weight bit-widths (default: {DEFAULT_BITS})", DEFAULT_BITS, parse=parsing.distinct_ints),
     Option(SPARSITIES, "comma-separated sparsities of the pruning methods (wanda, sparsegpt): shares in (0, 1) or n:m "

@@ -202,41 +202,62 @@ def prune(base: LoadedModel, method: str, sparsity: Sparsity, calibration: list[
     requested = base.linear_layer_names if layers is None else list(layers)
     batches = encode(base.tokenizer, calibration)
     keep = protected(model)
-    for name in requested:
-        if _refusal(model, name, sparsity, keep) is not None:
-            continue
-        module = model.get_submodule(name)
-        xtx, tokens = _input_gram(model, module, batches)
-        weight = _row_major(module)
-        with torch.no_grad():
-            weight.copy_(METHODS[method](weight.detach(), xtx, tokens, sparsity))
+    remaining = [n for n in requested if _refusal(model, n, sparsity, keep) is None]
+    while remaining:
+        # the next layer the calibration batches reach, with those that read the same input
+        # tensor (q, k, v; gate, up): pruning one cannot change the others' inputs
+        for name, (xtx, tokens) in _input_grams(model, remaining, batches).items():
+            weight = _row_major(model.get_submodule(name))
+            with torch.no_grad():
+                weight.copy_(METHODS[method](weight.detach(), xtx, tokens, sparsity))
+            remaining.remove(name)
     return model, measure(base, model, method, sparsity, requested)
 
 
-def _input_gram(model: torch.nn.Module, module: torch.nn.Module, batches: list) -> tuple[torch.Tensor, int]:
-    """``XᵀX`` of ``module``'s inputs over the real tokens of ``batches``, and their count."""
+class _Reached(Exception):
+    """Raised in a hook to stop a forward pass once the layers it was run for have their inputs."""
+
+
+def _input_grams(model: torch.nn.Module, names: list[str], batches: list) -> dict[str, tuple[torch.Tensor, int]]:
+    """``XᵀX`` over the real tokens of ``batches``, and their count, of the first of ``names``
+    the forward pass reaches and of every other one that reads the very same input tensor; the
+    pass stops at the first layer past them (what comes after is not needed)."""
     import torch
 
     device = next(model.parameters()).device
-    state: dict = {"xtx": None, "tokens": 0, "mask": None}
+    grams: dict[str, list] = {}  # name -> [xtx, tokens]
+    state: dict = {"mask": None, "input": None}
 
-    def hook(_module: torch.nn.Module, args: tuple) -> None:
-        x = args[0].detach().float()
-        x = x[state["mask"]] if x.shape[:-1] == state["mask"].shape else x.reshape(-1, x.shape[-1])
-        state["xtx"] = x.T @ x if state["xtx"] is None else state["xtx"] + x.T @ x
-        state["tokens"] += x.shape[0]
+    def hook(name: str) -> Callable[[torch.nn.Module, tuple], None]:
+        def record(_module: torch.nn.Module, args: tuple) -> None:
+            if state["input"] is None:  # the first layer this batch reaches
+                state["input"] = args[0]
+            # another input, or (after the first batch, which decides them) a layer of none of them
+            if args[0] is not state["input"] or (name not in grams and not state["first"]):
+                raise _Reached
+            x = args[0].detach().float()
+            x = x[state["mask"]] if x.shape[:-1] == state["mask"].shape else x.reshape(-1, x.shape[-1])
+            gram = grams.setdefault(name, [None, 0])
+            gram[0] = x.T @ x if gram[0] is None else gram[0] + x.T @ x
+            gram[1] += x.shape[0]
 
-    handle = module.register_forward_pre_hook(hook)
+        return record
+
+    handles = [model.get_submodule(n).register_forward_pre_hook(hook(n)) for n in names]
     try:
         with torch.no_grad():
-            for batch in batches:
-                state["mask"] = batch.attention_mask.to(device).bool()
-                model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))
+            for i, batch in enumerate(batches):
+                state.update(mask=batch.attention_mask.to(device).bool(), input=None, first=i == 0)
+                try:
+                    model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))
+                except _Reached:
+                    pass
     finally:
-        handle.remove()
-    if state["xtx"] is None:
+        for handle in handles:
+            handle.remove()
+    if not grams:
         raise QuantizationError("the calibration texts never reached a layer to prune")
-    return state["xtx"], state["tokens"]
+    return {n: (xtx, tokens) for n, (xtx, tokens) in grams.items()}
 
 
 def weight_bits(weight: torch.Tensor, asked: Sparsity, dtype_bits: int) -> int:
