@@ -9,11 +9,13 @@ The first run quantizes every variant and stores it; the second loads them. Scen
 random search, each trial scored on the calibration text, over gptq, hqq and quanto on the two
 larger zoo models; ``gptq``: quantization-dominated, gptq at 2, 3 and 4 bits with that search
 (ratios 0.5 and 0.9) on zoo-l (issue 17: a rerun must be >= 5x faster); ``plain``: plain quantization (awq among them) of the tiny zoo
-models, cheap next to loading libraries and evaluating, so a smaller ratio.
+models, cheap next to loading libraries and evaluating, so a smaller ratio; ``compress``: awq and
+smoothquant at 4 and 8 bits, wanda and sparsegpt at 0.5 and 2:4, on zoo-m and zoo-l.
 
     python benchmarks/bench_cache.py
     python benchmarks/bench_cache.py --scenario gptq
     python benchmarks/bench_cache.py --scenario plain
+    python benchmarks/bench_cache.py --scenario compress
     python benchmarks/bench_cache.py --models zoo-s --methods hqq --bits 4 -- --qrel-seed=1
 """
 
@@ -35,6 +37,8 @@ SCENARIOS = {  # models, methods, bits, more options, the target of first / seco
     "mixed": ("zoo-m,zoo-l", "gptq,hqq,quanto", "2,4", MIXED, None),
     "gptq": ("zoo-l", "gptq", "2,3,4", MIXED, 5.0),
     "plain": ("zoo-m,zoo-l", "gptq,awq,hqq,quanto", "2,4", [], None),
+    # issue 36's methods: calibrated quantization and pruning, each re-done or read back
+    "compress": ("zoo-m,zoo-l", "awq,smoothquant,wanda,sparsegpt", "4,8", ["--qrel-sparsities=0.5,2:4"], None),
 }
 
 
