@@ -11,7 +11,7 @@ terminal says), and a test skipped before it recorded anything is ``skip``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pytest
 
@@ -29,7 +29,7 @@ METRIC_FIELDS = ("value", "base_value", "threshold", "status", "reason", "baseli
 _RECORDS = pytest.StashKey[list[dict[str, Any]]]()
 
 
-def properties(variant: Variant, info: Mapping[str, Any] | None, records: list[Mapping[str, Any]],
+def properties(variant: Variant, info: Mapping[str, Any] | None, records: Sequence[Mapping[str, Any]],
                skip_reason: str | None = None, prop: str | None = None) -> list[tuple[str, str]]:
     """The JUnit properties of one test of ``variant`` (``info``: what its quantization
     measured) from its ``records`` in results.json form: the variant, the test's status and
@@ -57,7 +57,7 @@ def properties(variant: Variant, info: Mapping[str, Any] | None, records: list[M
 
 
 def add(item: pytest.Item, report: pytest.TestReport, variant: Variant, info: Mapping[str, Any] | None,
-        records: list[Mapping[str, Any]]) -> None:
+        records: Sequence[Mapping[str, Any]]) -> None:
     """Set the test's qrel properties from every record it made so far (``records``: this
     report's) on the item and on ``report``: pytest's JUnit writer reads the teardown report,
     which takes the item's; replacing them keeps one set when a failed teardown adds an ERROR."""
@@ -67,7 +67,7 @@ def add(item: pytest.Item, report: pytest.TestReport, variant: Variant, info: Ma
     mark = item.get_closest_marker(PROPERTY_MARK)
     props = properties(variant, info, kept, skip_reason, str(mark.args[0]) if mark and mark.args else None)
     for target in (item.user_properties, report.user_properties):
-        target[:] = [p for p in target if not str(p[0]).startswith(PREFIX)] + props
+        target[:] = [*(p for p in target if not str(p[0]).startswith(PREFIX)), *props]
 
 
 def _reason(report: pytest.TestReport) -> str | None:
