@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import catalog_options, matrix, merge, options, progress
+from . import catalog_options, junit, matrix, merge, options, progress
 from .config import QrelConfig
 from .errors import VariantError
 from .journal import RESUMED, Journal
@@ -129,21 +129,26 @@ class QrelSession:
             pytest.skip(f"{variant.id}: {unchecked[0]}")
 
     def finish(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
-        """Attach the test's records to its report: a failure that recorded nothing becomes
-        an ERROR record with a one-line reason, so no variant vanishes from the report."""
+        """Attach the test's records to its report, and to its JUnit properties: a failure that
+        recorded nothing becomes an ERROR record with a one-line reason, so no variant vanishes
+        from the report."""
         variant = matrix.variant_of(item)
         if variant is not None and report.when == "teardown" and report.failed:  # an ERROR of its property
             mark = item.get_closest_marker(matrix.PROPERTY_MARK)
             setattr(report, REPORT_ATTR, self.results.lost(item.name, variant, str(report.longrepr or "no report"),
                                                            f"teardown of {item.name} failed",
                                                            str(mark.args[0]) if mark and mark.args else None))
+            junit.add(item, report, variant, self.variant_info.get(variant.id), getattr(report, REPORT_ATTR)["results"])
         if variant is None or report.when == "teardown" or (report.when == "setup" and report.passed):
             return
         if report.failed and not self.results.has_pending(item.name):
             self.results.failed_unrecorded(item.name, variant, self._measuring, call.excinfo.value if call.excinfo else None)
         info = self.store.info.get(variant)
-        setattr(report, REPORT_ATTR, {**self.results.take_pending({variant.id: info.as_dict()} if info else {}),
-                                      "variant": variant.id, "test": item.name})
+        payload = {**self.results.take_pending({variant.id: info.as_dict()} if info else {}),
+                   "variant": variant.id, "test": item.name}
+        setattr(report, REPORT_ATTR, payload)
+        # its JUnit properties (--junitxml), from the same records
+        junit.add(item, report, variant, self.variant_info.get(variant.id), payload["results"])
 
     def worker_input(self) -> dict[str, Any]:  # what an xdist worker starts with: a resumed run's journaled tests
         return {RESUMED: sorted(self.journal.done())} if self.config.resume else {}
