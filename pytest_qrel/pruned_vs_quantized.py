@@ -121,8 +121,8 @@ def accuracy_drops(rows: list[DriftRow]) -> dict[str, float]:
 def _points(variants: list[VariantEntry], records: list[Record], drops: dict[str, float],
             catalog: Catalog) -> list[Point]:
     fitted = catalog.fitted()  # KL's own records, not the fitted-law bounds that carry the same metric
-    kl = {r.variant: v for r in records if r.metric == KL_METRIC and r.property in fitted and r.gated
-          and (v := _finite(r.value)) is not None}
+    kl = {r.variant: value for r in records if r.metric == KL_METRIC and r.property in fitted and r.gated
+          and (value := _finite(r.value)) is not None}
     points = []
     for v in variants:
         total = _finite(v.get("total_bits"))

@@ -5,8 +5,13 @@ and accuracy drop, and one line saying whether 000's finding holds. Only present
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..pruned_vs_quantized import ACCURACY_DROP, FINDING_SPARSITIES, KL_METRIC, ModelComparison, Point, winner
 from .table import markdown_table, write_table
+
+if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
 
 HEAD = ["pruned variant", "sparsity", "total bits", "KL", "acc drop", "vs", "quantized variant", "total bits", "KL",
         "acc drop", "better KL", "better acc"]
@@ -60,7 +65,7 @@ def finding_line(c: ModelComparison) -> str:
             + "): " + "; ".join(parts))
 
 
-def write_pruned_tables(terminalreporter, comparisons: list[ModelComparison]) -> None:
+def write_pruned_tables(terminalreporter: TerminalReporter, comparisons: list[ModelComparison]) -> None:
     tr = terminalreporter
     for c in comparisons:
         base = "" if c.base_total_bits is None else f"; base {c.base_total_bits:.4g} bits"

@@ -121,18 +121,6 @@ def test_without_tasks_the_finding_is_decided_on_kl_alone_and_a_variant_missing_
     assert "m-rtn-4b-g64" not in drops and drops["m-rtn-8b-g64"] == pytest.approx(0.005)
 
 
-def test_no_comparison_without_both_pruned_and_quantized_variants(tmp_path):
-    from pytest_qrel.report import write_run
-
-    for rows in ([r for r in ROWS if r[3] is None], [r for r in ROWS if r[3] is not None]):
-        summary = _compare(rows)
-        assert summary.pruned_vs_quantized == []
-        write_run(tmp_path, summary, summary.variants)
-        assert "pruned_vs_quantized" not in json.loads((tmp_path / "results.json").read_text())
-        assert "Pruned vs quantized" not in (tmp_path / "report.md").read_text()
-        assert not list(tmp_path.glob("pruned_vs_quantized_*.png"))
-
-
 def test_the_report_writes_the_section_the_json_and_the_plot(tmp_path):
     import matplotlib.image
 
@@ -160,6 +148,14 @@ def test_the_report_writes_the_section_the_json_and_the_plot(tmp_path):
     write_run(tmp_path / "kl", summary, summary.variants)
     one_panel = matplotlib.image.imread(tmp_path / "kl" / "pruned_vs_quantized_m.png").shape
     assert two_panels[1] > one_panel[1] * 1.5
+    # a run without pruned variants, or without quantized ones, has no section, key or plot
+    for rows in ([r for r in ROWS if r[3] is None], [r for r in ROWS if r[3] is not None]):
+        summary = _compare(rows)
+        assert summary.pruned_vs_quantized == []
+        write_run(tmp_path / "none", summary, summary.variants)
+        assert "pruned_vs_quantized" not in json.loads((tmp_path / "none" / "results.json").read_text())
+        assert "Pruned vs quantized" not in (tmp_path / "none" / "report.md").read_text()
+        assert not list((tmp_path / "none").glob("pruned_vs_quantized_*.png"))
 
 
 def test_the_terminal_summary_shows_the_section(tmp_path):
