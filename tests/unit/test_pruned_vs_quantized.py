@@ -22,6 +22,7 @@ def _variant(vid: str, method: str, bits: int, total: float, sparsity: str | Non
 # (id, method, bits, sparsity, total bits, KL, accuracy drop on each task)
 ROWS = [("rtn-4b-g64", "rtn", 4, None, 100.0, 0.02, 0.01),
         ("rtn-8b-g64", "rtn", 8, None, 150.0, 0.001, 0.005),
+        ("rtn-3b-g64", "rtn", 3, None, 180.0, 0.1, 0.06),  # nearer in size to the 50%-pruned one, but worse
         ("wanda-s50", "wanda", 8, "0.5", 200.0, 0.3, 0.05),
         ("wanda-2of4", "wanda", 8, "2:4", 200.0, 0.9, 0.1),
         ("hqq-8b-g16", "hqq", 8, None, 250.0, 0.0005, 0.0),
@@ -59,7 +60,7 @@ def test_each_pruned_variant_is_paired_with_the_best_quantized_no_larger_and_the
     (c,) = _compare().pruned_vs_quantized
     assert c.model == "m" and c.base_total_bits == 400.0
     pairs = {p.pruned.variant: (p.smaller and p.smaller.variant, p.larger and p.larger.variant) for p in c.pairs}
-    # the lowest KL at <= 200 bits is the 8-bit rtn (not the larger-KL 4-bit); hqq is the next larger
+    # the lowest KL at <= 200 bits is the 8-bit rtn (not the nearer 3-bit, nor the 4-bit); hqq is the next larger
     assert pairs == {"m-wanda-s50": ("m-rtn-8b-g64", "m-hqq-8b-g16"), "m-wanda-2of4": ("m-rtn-8b-g64", "m-hqq-8b-g16"),
                      "m-wanda-s10": ("m-hqq-8b-g16", None)}
     s50 = c.point("m-wanda-s50")
