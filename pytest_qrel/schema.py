@@ -361,6 +361,46 @@ class DriftTable(TypedDict):
     knowledge: list[KnowledgeRow]
 
 
+class PrunedPoint(TypedDict):
+    """One variant of ``pruned_vs_quantized.points`` (pruned_vs_quantized.Point)."""
+    variant: str
+    method: str
+    bits: int
+    sparsity: str | None  # a pruned variant's asked sparsity; null for a quantized one
+    total_bits: float
+    kl_to_base: float | None
+    accuracy_drop: float | None  # mean over the run's tasks of base accuracy minus its own
+
+
+Winner = Literal["quantized", "pruned", "equal"]
+
+
+class PrunedPair(TypedDict):
+    """A pruned variant and the quantized ones it is compared with at equal total bits."""
+    pruned: str
+    smaller: str | None  # the lowest-KL quantized variant with at most its total bits
+    larger: str | None  # the nearest quantized variant with more total bits
+    better_smaller: dict[str, Winner | None]  # metric -> which is better (null: not measured)
+    better_larger: dict[str, Winner | None]
+
+
+class PrunedFinding(TypedDict):
+    """Paper 000's finding on one model: each 50%/2:4-pruned variant beaten by a quantized one no larger."""
+    holds: bool | None  # null: no such pruned variant (reason)
+    metrics: list[str]  # what it was decided on: kl_to_base, and accuracy_drop with tasks
+    beaten_by: dict[str, str | None]  # pruned variant -> the lowest-KL quantized one beating it, or null
+    reason: str | None
+
+
+class PrunedVsQuantized(TypedDict):
+    """One model of ``pruned_vs_quantized`` (paper 000 §4.2, Figs. 9-10 against Fig. 6)."""
+    model: str
+    base_total_bits: float | None
+    points: list[PrunedPoint]
+    pairs: list[PrunedPair]
+    finding: PrunedFinding
+
+
 class BaselineUsed(TypedDict):
     """The --qrel-baseline a run compared with: its absolute path and sha256."""
     path: str
@@ -381,6 +421,7 @@ class ResultsDocument(TypedDict):
     results: list[ResultEntry]
     fits: NotRequired[list[FitEntry]]
     drift: NotRequired[DriftTable]  # when the run had calibration or confidence records
+    pruned_vs_quantized: NotRequired[list[PrunedVsQuantized]]  # when a model has pruned and quantized variants
     settings: NotRequired[dict[str, Any]]  # a merge needs them
     models_named: NotRequired[list[str] | None]
     baseline_used: NotRequired[BaselineUsed]

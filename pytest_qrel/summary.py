@@ -1,7 +1,7 @@
 """What the report shows beyond single records, computed once at the end of a run from the
 records and variants: the fitted laws and sweet spots (paper 000 eq. 6, paper 002 eq. 2,
 paper 004), the calibration and confidence tables (paper 003), the robustness tables
-(paper 000 Fig. 3). report/ only presents these."""
+(paper 000 Fig. 3), pruned against quantized variants (paper 000 §4.2). report/ only presents these."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, cast
 
 from .drift_table import drift_summary
 from .properties import CATALOG, Catalog
+from .pruned_vs_quantized import ModelComparison, compare
 from .results import Record
 from .schema import DriftTable, FitEntry, RobustnessComparison, VariantEntry
 from .variants import law_family
@@ -86,7 +87,8 @@ class RobustnessTable:
 class RunSummary:
     """Everything the report presents, computed once: the variants that reported, every
     record (results.json's ``results``), the fitted laws, the sweet spot per bounded metric,
-    the calibration / confidence tables and the robustness tables by model."""
+    the calibration / confidence tables, the robustness tables by model and, per model with
+    pruned and quantized variants, their comparison at equal total bits."""
 
     variants: list[VariantEntry]
     records: list[Record]
@@ -97,6 +99,7 @@ class RunSummary:
     counts: dict[str, StatusCounts]  # by results.json property
     verdicts: dict[str, dict[str, Verdict]]  # variant id -> property -> verdict
     errors: dict[str, str] = field(default_factory=dict)  # a part that could not be computed -> why
+    pruned_vs_quantized: list[ModelComparison] = field(default_factory=list)  # paper 000 §4.2, per model
 
 
 def attempt(errors: dict[str, str], name: str, compute: Callable[[], Any], empty: Any = None) -> Any:
@@ -118,17 +121,20 @@ def summarize(variants: list[VariantEntry], records: list[Record], catalog: Cata
     # same run gives the same results.json
     position = {v["id"]: i for i, v in enumerate(variants)}
     records = sorted(records, key=lambda r: (position.get(r.variant, len(position)), r.test, r.metric or ""))
+    drift: DriftTable = attempt(errors, "calibration and confidence summary", lambda: drift_summary(records, variants),
+                                {"tasks": [], "knowledge": []})
     return RunSummary(
         variants, records,
         attempt(errors, "fitted laws", lambda: run_fits(variants, records, catalog), []),
         attempt(errors, "sweet spots", lambda: {m.name: sweet_spots(variants, records, m.name, m.higher_is_better)
                                                 for m in scaled}, {}),
-        attempt(errors, "calibration and confidence summary", lambda: drift_summary(records, variants),
-                {"tasks": [], "knowledge": []}),
+        drift,
         attempt(errors, "robustness summary", lambda: robustness_summary(records, catalog), {}),
         counts(records, catalog),
         attempt(errors, "verdicts", lambda: verdicts(variants, records, catalog), {}),
         errors,
+        attempt(errors, "pruned vs quantized comparison",
+                lambda: compare(variants, records, drift["tasks"], catalog), []),
     )
 
 

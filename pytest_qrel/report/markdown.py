@@ -13,6 +13,7 @@ from ..summary import RunSummary, attempt, shown
 from ..variants import bits_label
 from .drift import drift_markdown_lines
 from .kl import kl_markdown_lines
+from .pruned import pruned_markdown_lines
 from .robustness import markdown_lines
 from .table import markdown_table
 from .terminal import verdict_rows
@@ -40,7 +41,7 @@ def _cell(value: object, spec: str = ".4g") -> str:
 def write_markdown(report_dir: Path, summary: RunSummary, variants: list[VariantEntry], plots: list[Path],
                    errors: dict[str, str] | None = None) -> Path:
     """report.md: ``variants`` (every variant of the run) with their records, the robustness
-    tables, the fitted laws, the sweet spots and the plots."""
+    tables, the pruned-vs-quantized comparison, the fitted laws, the sweet spots and the plots."""
     records, fits, sweet = summary.records, summary.fits, summary.sweet
     lines = ["# pytest-qrel reliability report", ""]
     lines += [f"- the {name} could not be drawn: {error}" for name, error in (errors or summary.errors).items()]
@@ -67,6 +68,8 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[Variant
     lines += attempt(section_errors, "calibration and confidence tables", lambda: drift_markdown_lines(summary.drift), [])
     lines += attempt(section_errors, "KL statistics", lambda: kl_markdown_lines(records), [])
     lines += attempt(section_errors, "robustness tables", lambda: markdown_lines(summary.robustness), [])
+    lines += attempt(section_errors, "pruned vs quantized tables",
+                     lambda: pruned_markdown_lines(summary.pruned_vs_quantized), [])
     lines += [f"- the {name} could not be drawn: {error}" for name, error in section_errors.items()]
     if fits:
         lines += ["## Fitted laws", "", "| metric | law | family | form | coefficients | n | adjusted R² |",

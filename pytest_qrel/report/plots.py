@@ -1,6 +1,6 @@
 """PNG scaling plots: each metric against total model bits (log axis), one colour per
 bit-width (and per sparsity of pruned variants), with the law fitted per family (paper 000
-Fig. 3 style). Only presents."""
+Fig. 3 style); pruned against quantized variants per model (paper 000 Figs. 9-10). Only presents."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..properties import CATALOG
+from ..pruned_vs_quantized import ACCURACY_DROP, KL_METRIC
 from ..summary import measured
 from ..variants import law_family
 
 if TYPE_CHECKING:
+    from ..pruned_vs_quantized import ModelComparison
     from ..results import Record
     from ..schema import DriftTable, FitEntry, VariantEntry
 
@@ -159,4 +161,56 @@ def plot_robustness_radar(report_dir: Path, records: list[Record], metric: str =
         ax.set_xticks(angles[:-1], [n.replace("_", " ") for n in names], fontsize=7)
         ax.set_title(f"{model}: {metric} under perturbation (intensity {intensity})", fontsize=10)
         paths.append(_save(fig, ax, report_dir / f"robustness_{model}_i{intensity}.png", legend_x=1.1))
+    return paths
+
+
+def plot_pruned_vs_quantized(report_dir: Path, comparisons: list[ModelComparison]) -> list[Path]:
+    """Write ``pruned_vs_quantized_<model>.png`` per compared model (paper 000 Figs. 9-10 against
+    Fig. 6): KL to base (log) against total model bits (log), each quantization method a line
+    through its bit-widths, each pruning method its own marker annotated with the sparsity, the
+    base's total bits a vertical line; a second panel with the accuracy drop when the run had tasks."""
+    if not comparisons:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for c in comparisons:
+        panels = [m for m in (KL_METRIC, ACCURACY_DROP) if any(p.value(m) is not None for p in c.points)]
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels) + 1.8, 4.6), dpi=120, squeeze=False)
+        quantized = sorted({p.method for p in c.points if p.sparsity is None})
+        pruned = sorted({p.method for p in c.points if p.sparsity is not None})
+        colors = plt.get_cmap("tab10")
+        for ax, metric in zip(axes[0], panels):
+            log_y = metric == KL_METRIC  # an accuracy drop may be 0 or negative
+            shown = [p for p in c.points if (v := p.value(metric)) is not None and (v > 0 or not log_y)]
+            for i, method in enumerate(quantized):
+                pts = [p for p in shown if p.sparsity is None and p.method == method]
+                if pts:
+                    ax.plot([p.total_bits for p in pts], [p.value(metric) for p in pts], "-o", color=colors(i % 10),
+                            ms=5, label=f"{method} (quantized)")
+                    for p in pts:
+                        ax.annotate(f"{p.bits}b", (p.total_bits, p.value(metric)), fontsize=7,
+                                    textcoords="offset points", xytext=(4, -9))
+            for j, method in enumerate(pruned):
+                pts = [p for p in shown if p.sparsity is not None and p.method == method]
+                if pts:
+                    ax.scatter([p.total_bits for p in pts], [p.value(metric) for p in pts], marker="^sDvP"[j % 5], s=44,
+                               color=colors((len(quantized) + j) % 10), zorder=3, label=f"{method} (pruned)")
+                    for p in pts:
+                        ax.annotate(p.sparsity or "", (p.total_bits, p.value(metric)), fontsize=7,
+                                    textcoords="offset points", xytext=(5 if j % 2 == 0 else -22, 4))  # methods apart
+            if c.base_total_bits is not None:
+                ax.axvline(c.base_total_bits, color="black", ls="--", lw=1, label="base (full precision)")
+            ax.set_xscale("log")
+            if log_y:
+                ax.set_yscale("log")
+            ax.set_xlabel("total model bits (log scale)")
+            ax.set_ylabel("KL to base (nats, log scale)" if log_y else "accuracy drop (mean over tasks)")
+            ax.grid(True, which="both", alpha=0.3)
+        fig.suptitle(f"{c.model}: pruned vs quantized at equal total bits (paper 000 Figs. 9-10 against Fig. 6)",
+                     fontsize=10)
+        paths.append(_save(fig, axes[0][-1], report_dir / f"pruned_vs_quantized_{c.model}.png"))
     return paths

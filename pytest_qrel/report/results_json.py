@@ -14,7 +14,7 @@ from ..schema import SCHEMA_VERSION, ResultsDocument
 
 if TYPE_CHECKING:
     from ..results import Record
-    from ..schema import DriftTable, FitEntry, ResultEntry, RunInfo, VariantEntry
+    from ..schema import DriftTable, FitEntry, PrunedVsQuantized, ResultEntry, RunInfo, VariantEntry
 
 T = TypeVar("T")
 
@@ -37,6 +37,7 @@ def _nan_free(value: T) -> T:
 def write_results_json(
     report_dir: Path, variants: list[VariantEntry], results: list[Record], fits: list[FitEntry],
     drift: DriftTable | None = None, run: RunInfo | None = None,
+    pruned_vs_quantized: list[PrunedVsQuantized] | None = None,
 ) -> Path:
     """Write ``report_dir/results.json`` (schema.ResultsDocument) atomically (temp file +
     rename): a reader never sees half a file and an earlier complete report survives a crash
@@ -46,6 +47,8 @@ def write_results_json(
     doc: ResultsDocument = {"schema": SCHEMA_VERSION, "variants": variants, "results": records, "fits": _nan_free(fits)}
     if drift:
         doc["drift"] = _nan_free(drift)
+    if pruned_vs_quantized:  # only a run with pruned and quantized variants of a model
+        doc["pruned_vs_quantized"] = _nan_free(pruned_vs_quantized)
     if run:  # settings (what --qrel-merge compares), models_named and the baseline compared with
         run = _nan_free(run)
         doc["settings"] = run["settings"]

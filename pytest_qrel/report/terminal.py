@@ -14,6 +14,7 @@ from ..summary import RunSummary, SweetSpot, Verdict, attempt, shown
 from ..variants import bits_label
 from .drift import write_drift_tables
 from .kl import text_notes, write_kl_tables
+from .pruned import write_pruned_tables
 from .robustness import write_robustness_tables
 
 COLUMNS = ("variant", "method", "bits", "eff bits", "stored bits", "total bits", "layers", "metric", "value",
@@ -112,8 +113,8 @@ def _regrouped_notes(model: str, variants: list[VariantEntry]) -> list[str]:
 def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalog: Catalog = CATALOG,
                  problem: str | None = None) -> None:
     """The verdict matrix; per model, one table per property in catalog order; then the
-    robustness tables, the fitted laws, sweet spots, the baseline comparison, the counts and
-    the paper 003 tables. A section that cannot be drawn is replaced by its one-line error."""
+    robustness tables, the fitted laws, sweet spots, the baseline comparison, the counts, the
+    paper 003 tables and the pruned-vs-quantized comparison (paper 000 §4.2). A section that cannot be drawn is replaced by its one-line error."""
     tr = terminalreporter
     tr.write_sep("=", "qrel reliability report")
     for name, error in summary.errors.items():
@@ -128,6 +129,7 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
         ("baseline comparison", lambda: _write_baseline(tr, summary.records)),
         ("counts", lambda: _write_counts(tr, summary, report_dir)),
         ("calibration and confidence tables", lambda: write_drift_tables(tr, summary.drift)),
+        ("pruned vs quantized tables", lambda: write_pruned_tables(tr, summary.pruned_vs_quantized)),
     )
     for name, draw in sections:
         errors: dict[str, str] = {}

@@ -119,7 +119,8 @@ def test_docs_name_every_key_of_the_schema():
     kinds = [schema.ResultsDocument, schema.VariantEntry, schema.ResultEntry, schema.FitEntry, schema.DriftRow,
              schema.KnowledgeRow, schema.GateOutcome, schema.KLStatistics, schema.KLTailDetail, schema.TestDetail,
              schema.DriftDetail, schema.RobustnessDetail, schema.FuzzDetail, schema.LawDetail, schema.BaselineDetail,
-             schema.RobustnessComparison]
+             schema.RobustnessComparison, schema.PrunedVsQuantized, schema.PrunedPoint, schema.PrunedPair,
+             schema.PrunedFinding]
     missing = {k.__name__: [key for key in schema.keys_of(k) if f"`{key}`" not in doc] for k in kinds}
     assert {k: v for k, v in missing.items() if v} == {}
     assert "schema.py" in doc
