@@ -5,6 +5,7 @@ from __future__ import annotations
 from .awq import AWQBackend
 from .base import Backend
 from .bnb import BitsAndBytesBackend, BitsAndBytesFP4Backend
+from .compressed import CT_BACKENDS
 from .gptq import GPTQBackend
 from .hqq import HQQBackend
 from .quanto import (
@@ -49,5 +50,6 @@ for _backend in (
     QuantoW8A8Backend,
     QuantoFloat8W8A8Backend,
     SmoothQuantBackend,
+    *CT_BACKENDS,
 ):
     register(_backend())
