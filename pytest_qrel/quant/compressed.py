@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from ..cache import installed_version
 from ..errors import QuantizationError
 from .base import Backend
 
@@ -97,8 +98,6 @@ class CompressedTensorsBackend(Backend):
         return [] if importlib.util.find_spec("compressed_tensors") else ["compressed-tensors"]
 
     def version(self) -> str:
-        from ..cache import installed_version
-
         return f"compressed-tensors={installed_version('compressed-tensors')}"
 
     def read_checkpoint(self, path: Path, quantization_config: dict | None) -> tuple[int, int | None] | None:
