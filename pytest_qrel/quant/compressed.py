@@ -3,8 +3,8 @@ transformers with the compressed-tensors package, their scheme read from ``quant
 
 Loading only: these backends do not quantize (``quantizes = False``); a checkpoint directory
 given to ``--qrel-models`` is their input. One backend per kind of scheme, so that a variant's
-method says what it computes: ``ct`` (int weights, symmetric: W4A16, W8A16, ...), ``ct-asym``
-(int weights with zero points: W4A16_ASYM), ``ct-a8`` (int weights and int8 activations: W8A8),
+method says what it computes: ``ct`` (int weights, symmetric: W4A16, W8A16, ...), ``ct-a8``
+(int weights and int8 activations: W8A8),
 ``ct-fp8`` (float8 weights) and ``ct-fp8-a8`` (float8 weights and activations: FP8_DYNAMIC).
 Bits and group size come from the config's weights (strategy ``group``: its group size;
 ``channel``: a scale per row).
@@ -67,17 +67,22 @@ def read_scheme(quantization_config: dict) -> tuple[str, int, int | None]:
         raise ValueError(f"its weights have strategy {strategy!r}; pytest-qrel accounts bits for 'group' and "
                          "'channel' (a scale per group or per row)")
     group = int(group_size) if strategy == "group" else None
+    if not symmetric:
+        # compressed-tensors packs the zero points, transformers builds the layers for unpacked
+        # ones and refuses the stored shape (llm-compressor issue #1618): nothing to measure
+        raise ValueError("its weights are asymmetric (zero points), which transformers cannot load from "
+                         "compressed-tensors' packed format; pytest-qrel loads symmetric schemes")
     if kind == "float" and bits == 8:
         method = "ct-fp8"
     elif kind == "int" and bits in CompressedTensorsBackend.bits:
-        method = "ct" if symmetric else "ct-asym"
+        method = "ct"
     else:
         raise ValueError(f"its weights are {bits}-bit {kind}; pytest-qrel loads int 2, 3, 4, 8 and float 8")
     if acts is not None:
         a_bits, a_kind = acts[0], acts[1]
-        if (a_bits, a_kind) != (8, kind) or method == "ct-asym":
+        if (a_bits, a_kind) != (8, kind):
             raise ValueError(f"its activations are {a_bits}-bit {a_kind} with {kind} weights; pytest-qrel loads "
-                             "int8 activations with symmetric int weights (W8A8) and float8 with float8 (FP8)")
+                             "int8 activations with int weights (W8A8) and float8 with float8 (FP8)")
         method += "-a8"
     return method, int(bits), group
 
@@ -158,13 +163,6 @@ class CompressedTensorsBackend(Backend):
         return scheme is not None and scheme.weights is not None
 
 
-class CompressedTensorsAsymBackend(CompressedTensorsBackend):
-    """Int weights with a zero point per group (W4A16_ASYM)."""
-
-    name = "ct-asym"
-    symmetric = {b: False for b in CompressedTensorsBackend.bits}
-
-
 class CompressedTensorsW8A8Backend(CompressedTensorsBackend):
     """Symmetric int weights and int8 activations (W8A8; W4A8)."""
 
@@ -188,5 +186,5 @@ class CompressedTensorsFP8A8Backend(CompressedTensorsFP8Backend):
     activation_bits = 8
 
 
-CT_BACKENDS = (CompressedTensorsBackend, CompressedTensorsAsymBackend, CompressedTensorsW8A8Backend,
+CT_BACKENDS = (CompressedTensorsBackend, CompressedTensorsW8A8Backend,
                CompressedTensorsFP8Backend, CompressedTensorsFP8A8Backend)

@@ -28,7 +28,6 @@ def ct_config(preset: str, group_size: int | None = None, **extra) -> dict:
     ("W4A16", 64, ("ct", 4, 64)),
     ("W4A16", None, ("ct", 4, 128)),
     ("W8A16", 32, ("ct", 8, 32)),
-    ("W4A16_ASYM", None, ("ct-asym", 4, 128)),
     ("W8A8", None, ("ct-a8", 8, None)),  # int8 weights, a scale per row; int8 activations
     ("W4A8", 64, ("ct-a8", 4, 64)),
     ("FP8_DYNAMIC", None, ("ct-fp8-a8", 8, None)),
@@ -46,6 +45,7 @@ def test_float8_weights_alone_are_ct_fp8():
 @pytest.mark.parametrize("qc, message", [
     (ct_config("FP8"), "its weights have strategy 'tensor'; pytest-qrel accounts bits for 'group' and 'channel'"),
     (ct_config("NVFP4A16"), "its weights have strategy 'tensor_group'"),
+    (ct_config("W4A16_ASYM"), "its weights are asymmetric (zero points), which transformers cannot load"),
     (ct_config("W4A16", kv_cache_scheme={"num_bits": 8}), "it has a quantized KV cache (kv_cache_scheme)"),
     ({**ct_config("W4A16"), "config_groups": {}}, "its config_groups name no quantization scheme"),
     ({**ct_config("W4A16"), "config_groups": {**ct_config("W4A16")["config_groups"],
@@ -71,7 +71,7 @@ def test_a_checkpoint_directory_is_identified_by_its_config(tmp_path):
 
 
 def test_the_loaders_are_no_methods_to_quantize_with(tmp_path: Path):
-    assert {n for n, b in BACKENDS.items() if not b.quantizes} == {"ct", "ct-asym", "ct-a8", "ct-fp8", "ct-fp8-a8"}
+    assert {n for n, b in BACKENDS.items() if not b.quantizes} == {"ct", "ct-a8", "ct-fp8", "ct-fp8-a8"}
     assert BACKENDS["ct-a8"].describe()["activation_bits"] == 8 and BACKENDS["ct"].describe()["activation_bits"] is None
     assert BACKENDS["ct-fp8"].describe()["weight_format"] == "float8"
     with pytest.raises(pytest.UsageError, match=r"^--qrel-methods: ct-a8 loads pre-quantized checkpoints and does not "
