@@ -153,6 +153,9 @@ class CompressedTensorsBackend(Backend):
         columns = module.weight_scale.shape[-1] if module.weight_scale.dim() > 1 else 1
         return None if columns == 1 else int(module.in_features) // int(columns)
 
+    def skip_reason(self, base: LoadedModel, name: str, bits: int, group_size: int | None) -> str:
+        return "the checkpoint stores it at full precision (its config's ignore list, or no target matches it)"
+
     def _quantize(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
     ) -> torch.nn.Module:

@@ -12,9 +12,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from pytest_qrel.models import zoo_dir
 
 
-def make_ct_checkpoint(zoo: str, preset: str, out: Path, group_size: int | None = None) -> Path:
+def make_ct_checkpoint(zoo: str, preset: str, out: Path, group_size: int | None = None, ignore: tuple = ()) -> Path:
     """``zoo`` quantized with compressed-tensors' ``preset`` scheme (W4A16, W8A8, FP8_DYNAMIC,
-    ...; ``group_size`` replaces a group scheme's) on every linear layer but the head, saved to ``out``."""
+    ...; ``group_size`` replaces a group scheme's) on every linear layer but the head and those
+    ``ignore`` names (compressed-tensors' names or ``re:`` patterns), saved to ``out``."""
     from compressed_tensors.compressors import ModelCompressor
     from compressed_tensors.quantization import (
         QuantizationConfig,
@@ -29,7 +30,7 @@ def make_ct_checkpoint(zoo: str, preset: str, out: Path, group_size: int | None 
     scheme = preset_name_to_scheme(preset, ["Linear"])
     if group_size and scheme.weights.strategy == QuantizationStrategy.GROUP:
         scheme.weights.group_size = group_size
-    apply_quantization_config(model, QuantizationConfig(config_groups={"group_0": scheme}, ignore=["lm_head"]))
+    apply_quantization_config(model, QuantizationConfig(config_groups={"group_0": scheme}, ignore=["lm_head", *ignore]))
     with torch.no_grad():
         for module in model.modules():
             args = getattr(getattr(module, "quantization_scheme", None), "weights", None)

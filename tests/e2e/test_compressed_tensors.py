@@ -58,6 +58,14 @@ def test_each_scheme_is_a_variant_with_the_configs_bits_kl_ordered_by_bits(ckpts
     assert measured["w4a16"][1] > 5 * max(measured["w8a8"][1], measured["fp8"][1]) > 0
 
 
+def test_layers_it_leaves_at_full_precision_are_out_of_its_coverage(tmp_path, cache):
+    ckpt = make_ct_checkpoint("zoo-xs", "W8A8", tmp_path / "no-down", ignore=("re:.*down_proj$",))
+    _, _, info = kl_of(ckpt, cache)
+    assert info["quantized_layers"] == 6 and info["linear_layers"] == 7 and 0 < info["coverage"] < 1
+    assert info["skipped"] == {"model.layers.0.mlp.down_proj": "the checkpoint stores it at full precision (its "
+                                                                 "config's ignore list, or no target matches it)"}
+
+
 def test_w8a8_activations_are_quantized_on_a_cpu(ckpts):
     """compressed-tensors' forward quantizes each layer's input to int8 per token (W8A8) after
     decompressing the weights: with that switched off the same weights are closer to the base."""
