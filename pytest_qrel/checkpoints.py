@@ -49,7 +49,8 @@ def identify_checkpoint(path: Path) -> tuple[str, int, int | None]:
     method = (qc or {}).get("quant_method", "unknown")
     raise ValueError(
         f"{path} is quantized with quant_method {method!r}, which pytest-qrel does not load; "
-        "it loads gptq and awq (gptqmodel), bitsandbytes (nf4, fp4, int8) and optimum-quanto checkpoints"
+        "it loads gptq and awq (gptqmodel), bitsandbytes (nf4, fp4, int8), optimum-quanto and compressed-tensors "
+        "checkpoints"
     )
 
 

@@ -176,6 +176,11 @@ def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
         if method in PRUNERS:  # torch only: nothing to install
             continue
         backend = get_backend(method)
+        if not backend.quantizes:
+            raise pytest.UsageError(
+                f"{options.METHODS}: {method} loads pre-quantized checkpoints and does not quantize; "
+                f"give the checkpoint's directory to {options.MODELS}"
+            )
         missing = backend.missing_packages()
         if explicit and missing:
             raise pytest.UsageError(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from .awq import AWQBackend
 from .base import Backend
 from .bnb import BitsAndBytesBackend, BitsAndBytesFP4Backend
+from .compressed import CT_BACKENDS
 from .gptq import GPTQBackend
 from .hqq import HQQBackend
 from .pruner import PRUNERS, Pruner
@@ -63,5 +64,6 @@ for _backend in (
     QuantoW8A8Backend,
     QuantoFloat8W8A8Backend,
     SmoothQuantBackend,
+    *CT_BACKENDS,
 ):
     register(_backend())

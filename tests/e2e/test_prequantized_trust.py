@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from compressed_checkpoints import make_ct_checkpoint
 from helpers import session_for
 from pytest_qrel.data import calibration_texts
 from pytest_qrel.errors import VariantError
@@ -19,7 +20,9 @@ from pytest_qrel.quant import get_backend
 ZOO_XS = zoo_dir() / "zoo-xs"
 # checkpoint directory -> (method, bits): every format pytest-qrel loads pre-quantized
 FORMATS = {"quanto-8": ("quanto", 8), "gptq-4": ("gptq", 4), "bnb-4": ("bnb", 4), "bnb-fp4-4": ("bnb-fp4", 4),
-           "bnb-8": ("bnb", 8)}
+           "bnb-8": ("bnb", 8), "ct-4": ("ct", 4), "ct-a8-8": ("ct-a8", 8)}
+# the compressed-tensors ones: (its preset, group size), made with compressed-tensors' own API
+CT_PRESETS = {"ct-4": ("W4A16", 16), "ct-a8-8": ("W8A8", None)}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,8 @@ def base():
 @pytest.fixture(scope="module")
 def honest(base, tmp_path_factory) -> Path:
     """zoo-xs quantized by each library and saved by its own save: quanto qint8 through
-    ``QuantizedModelForCausalLM``, gptqmodel's and transformers' (bitsandbytes) saves."""
+    ``QuantizedModelForCausalLM``, gptqmodel's and transformers' (bitsandbytes) saves,
+    compressed-tensors' ModelCompressor."""
     from optimum.quanto import QuantizedModelForCausalLM, qint8
     from transformers import AutoModelForCausalLM
 
@@ -39,6 +43,9 @@ def honest(base, tmp_path_factory) -> Path:
         AutoModelForCausalLM.from_pretrained(ZOO_XS), weights=qint8, exclude="lm_head"
     ).save_pretrained(out / "quanto-8")
     for name, (method, bits) in list(FORMATS.items())[1:]:
+        if name in CT_PRESETS:
+            make_ct_checkpoint("zoo-xs", CT_PRESETS[name][0], out / name, CT_PRESETS[name][1])
+            continue
         backend = get_backend(method)
         model, info = backend.quantize(base, bits, 64, calibration=calibration_texts()[:32])
         (out / name).mkdir()
