@@ -160,12 +160,14 @@ class QrelConfig:
 def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
     """Known methods only; a method the user named whose library is missing is an error
     (the gate must not go green having checked nothing); the default list may skip."""
+    valid = sorted(name for name, backend in BACKENDS.items() if backend.quantizes)
     if not methods:
-        raise pytest.UsageError(f"{options.METHODS}: expected at least one method in {sorted(BACKENDS)}")
+        raise pytest.UsageError(f"{options.METHODS}: expected at least one method in {valid}")
     for method in methods:
-        if method not in BACKENDS:
+        if method not in valid:
+            loads = f" ({method} files are loaded as they are: name them in {options.MODELS})" if method in BACKENDS else ""
             raise pytest.UsageError(
-                f"{options.METHODS}: unknown method {method!r}; valid methods: {', '.join(sorted(BACKENDS))}"
+                f"{options.METHODS}: unknown method {method!r}{loads}; valid methods: {', '.join(valid)}"
             )
         backend = get_backend(method)
         missing = backend.missing_packages()

@@ -46,6 +46,8 @@ class Backend(ABC):
     settings_fields: ClassVar[tuple[str, ...]] = ()
     # whether the mixed-precision search (quantize.py) may swap its single quantized layers into the base
     mixed_precision: ClassVar[bool] = True
+    # False for a format only loaded from files (gguf): not a --qrel-methods value, its bits not --qrel-bits
+    quantizes: ClassVar[bool] = True
 
     def missing_packages(self) -> list[str]:
         return [pkg for pkg in self.requires if importlib.util.find_spec(pkg) is None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .awq import AWQBackend
 from .base import Backend
 from .bnb import BitsAndBytesBackend, BitsAndBytesFP4Backend
+from .gguf import GGUFBackend
 from .gptq import GPTQBackend
 from .hqq import HQQBackend
 from .quanto import (
@@ -34,7 +35,7 @@ def get_backend(name: str) -> Backend:
 
 
 def supported_bits() -> list[int]:
-    return sorted({b for backend in BACKENDS.values() for b in backend.bits})
+    return sorted({b for backend in BACKENDS.values() if backend.quantizes for b in backend.bits})
 
 
 for _backend in (
@@ -49,5 +50,6 @@ for _backend in (
     QuantoW8A8Backend,
     QuantoFloat8W8A8Backend,
     SmoothQuantBackend,
+    GGUFBackend,
 ):
     register(_backend())
