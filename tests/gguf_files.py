@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -26,11 +27,14 @@ def _permute(weights: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def write_gguf(model_dir: Path | str, qtype: str, out: Path | str, types: dict[str, str] | None = None,
-               embd: str | None = None, base_name: str | None = None, architecture: str = "llama") -> Path:
+               embd: str | None = None, base_name: str | None = None, architecture: str = "llama",
+               change: Callable[[str, np.ndarray], np.ndarray] | None = None,
+               tokens: Callable[[list[str]], list[str]] | None = None) -> Path:
     """``model_dir`` (a zoo Llama) as a GGUF file at ``out``: every linear weight of its blocks
     in ``qtype`` (or the type ``types`` gives its GGUF name's end, e.g. ``ffn_down``), the
     token embeddings in ``embd`` (default: ``qtype``), the norms in F32; ``base_name`` written
-    as its general.base_model.0.name."""
+    as its general.base_model.0.name. For files that must be refused: ``change`` gives each
+    tensor's stored value from its GGUF name and value, ``tokens`` the token list written."""
     import gguf
     from safetensors.numpy import load_file
 
@@ -59,13 +63,13 @@ def write_gguf(model_dir: Path | str, qtype: str, out: Path | str, types: dict[s
     writer.add_file_type(int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", gguf.LlamaFileType.ALL_F32)))
 
     vocab = tokenizer["model"]["vocab"]
-    tokens = sorted(vocab, key=vocab.get)
+    vocab_list = sorted(vocab, key=vocab.get)
     added = {t["id"]: t for t in tokenizer["added_tokens"]}
     merges = [m if isinstance(m, str) else " ".join(m) for m in tokenizer["model"]["merges"]]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("default")
-    writer.add_token_list(tokens)
-    writer.add_token_types([gguf.TokenType.CONTROL if i in added else gguf.TokenType.NORMAL for i in range(len(tokens))])
+    writer.add_token_list(tokens(list(vocab_list)) if tokens else vocab_list)
+    writer.add_token_types([gguf.TokenType.CONTROL if i in added else gguf.TokenType.NORMAL for i in range(len(vocab_list))])
     writer.add_token_merges(merges)
     special = {t["content"]: t["id"] for t in tokenizer["added_tokens"]}
     writer.add_bos_token_id(special["<s>"])
@@ -82,6 +86,7 @@ def write_gguf(model_dir: Path | str, qtype: str, out: Path | str, types: dict[s
         if name.endswith(("attn_q.weight", "attn_k.weight")):
             heads = config["num_attention_heads" if "attn_q" in name else "num_key_value_heads"]
             data = _permute(data, heads)
+        data = change(name, data) if change else data
         if data.ndim == 1:
             kind = "F32"
         elif name.startswith("token_embd"):
@@ -89,7 +94,8 @@ def write_gguf(model_dir: Path | str, qtype: str, out: Path | str, types: dict[s
         else:
             kind = next((t for end, t in (types or {}).items() if name.endswith(f"{end}.weight")), qtype)
         qt = gguf.GGMLQuantizationType[kind]
-        stored = data if qt == gguf.GGMLQuantizationType.F32 else gguf.quants.quantize(data, qt)
+        raw = qt == gguf.GGMLQuantizationType.F32 or data.dtype == np.uint8  # uint8: blocks given by `change`
+        stored = data if raw else gguf.quants.quantize(data, qt)
         writer.add_tensor(name, stored, raw_dtype=qt)
 
     writer.write_header_to_file()

@@ -189,7 +189,9 @@ def hf_names(contents: GGUFContents, names: list[str]) -> dict[str, str]:
     those it has one."""
     import gguf
 
-    arch = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == contents.architecture)
+    arch = next((k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == contents.architecture), None)
+    if arch is None:  # an architecture llama.cpp does not name: none of its tensors has a place
+        return {}
     blocks = contents.fields.get(f"{contents.architecture}.block_count")
     name_map = gguf.get_tensor_name_map(arch, int(blocks) if isinstance(blocks, int) else 0)
     out = {}
