@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Mapping
 from . import options
 from .errors import ModelLoadError, QuantizationError, one_line
 from .models import check_checkpoint, checkpoint_tokenizer, tokenizer_difference
-from .quant import get_backend
-from .quant import gguf
+from .quant import get_backend, gguf
 from .quant.base import in_features
 from .quant.stored import stored_tensor_problem
 

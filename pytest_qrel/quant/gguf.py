@@ -149,7 +149,7 @@ def qtype_bytes(type_name: str) -> int:
     return int(GGML_QUANT_SIZES[GGMLQuantizationType[type_name]][1])
 
 
-def identify_gguf(path: Path) -> tuple[GGUFContents, int, int, str | None]:
+def identify_gguf(path: Path) -> tuple[GGUFContents, int, int | None, str | None]:
     """(contents, bits, group size, the base it names) of a GGUF file; ValueError naming it
     when it cannot be a variant: not GGUF, an architecture transformers does not load from
     GGUF, or no linear weight stored quantized. ``bits`` is the integer width of the type most

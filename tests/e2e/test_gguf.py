@@ -17,7 +17,7 @@ from pytest_qrel.models import load_base, zoo_dir
 from pytest_qrel.quant.gguf import bits_per_weight
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/gguf_files.py
-from gguf_files import PYTHON_TYPES, write_gguf  # noqa: E402
+from gguf_files import PYTHON_TYPES, write_gguf
 
 gguf = pytest.importorskip("gguf", reason="GGUF files need the gguf extra")
 

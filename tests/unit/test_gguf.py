@@ -14,7 +14,7 @@ from pytest_qrel.models import zoo_dir
 from pytest_qrel.quant.gguf import bits_per_weight, nominal_bits, read_gguf, tokenizer_difference
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/gguf_files.py
-from gguf_files import PYTHON_TYPES, write_gguf  # noqa: E402
+from gguf_files import PYTHON_TYPES, write_gguf
 
 pytest.importorskip("gguf", reason="GGUF files need the gguf extra")
 
