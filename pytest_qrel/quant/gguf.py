@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import QuantizationError
+from ..models import base_reference, loading_problem
 from ..variants import QuantizedInfo, total_model_bits
 from .base import Backend
+from .stored import weight_files
 
 if TYPE_CHECKING:
     import torch
@@ -171,8 +173,6 @@ def identify_gguf(path: Path) -> tuple[GGUFContents, int, int | None, str | None
 def declared_gguf_base(contents: GGUFContents) -> str | None:
     """The base model a GGUF file names (general.base_model.0.name, or its repo_url), where it
     names exactly one; read by the same rules as a directory's base_model field."""
-    from ..models import base_reference
-
     if contents.fields.get("general.base_model.count") != 1:
         return None
     value = contents.fields.get("general.base_model.0.name") or contents.fields.get("general.base_model.0.repo_url")
@@ -236,8 +236,6 @@ def base_dir_mismatch(contents: GGUFContents, directory: Path) -> str | None:
     """``base_mismatch`` against a base directory, from its config.json and its safetensors
     headers (no weight read)."""
     from safetensors import safe_open
-
-    from .stored import weight_files
 
     try:
         config = json.loads((directory / "config.json").read_text())
@@ -303,8 +301,6 @@ class GGUFBackend(Backend):
         dequantized, in the base's dtype and on its device; QuantizationError when the load
         leaves a weight unset."""
         from transformers import AutoModelForCausalLM, GgufConfig
-
-        from ..models import loading_problem
 
         model, loading = AutoModelForCausalLM.from_pretrained(
             str(path.parent), gguf_file=str(path), dtype=base.dtype, trust_remote_code=False,
