@@ -85,9 +85,7 @@ def is_gguf(path: Path) -> bool:
 def bits_per_weight(type_name: str) -> float:
     """What one weight of a ggml type stores: its block's bytes x 8 over its block's weights
     (Q8_0: 34 bytes per 32 weights, 8.5; Q4_0 4.5; Q4_K 4.5; Q6_K 6.5625)."""
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
-    weights, nbytes = GGML_QUANT_SIZES[GGMLQuantizationType[type_name]]
+    weights, nbytes = _block(type_name)
     return nbytes * 8 / weights
 
 
@@ -102,9 +100,15 @@ def nominal_bits(type_name: str) -> int:
 
 def block_size(type_name: str) -> int:
     """The weights one block of a ggml type holds (a scale's group)."""
+    return _block(type_name)[0]
+
+
+def _block(type_name: str) -> tuple[int, int]:
+    """(weights, bytes) of one block of a ggml type, as gguf defines them."""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-    return int(GGML_QUANT_SIZES[GGMLQuantizationType[type_name]][0])
+    weights, nbytes = GGML_QUANT_SIZES[GGMLQuantizationType[type_name]]
+    return int(weights), int(nbytes)
 
 
 def read_gguf(path: Path) -> GGUFContents:
@@ -135,7 +139,7 @@ def read_gguf(path: Path) -> GGUFContents:
     for name, tensor in tensors.items():
         qtype = GGMLQuantizationType[tensor.type]
         try:  # transformers dequantizes each tensor with gguf's own dequantize: one empty block tells
-            dequantize(np.zeros((1, qtype_bytes(tensor.type)), dtype=np.uint8), qtype)
+            dequantize(np.zeros((1, _block(tensor.type)[1]), dtype=np.uint8), qtype)
         except NotImplementedError:
             raise ValueError(f"{path} stores {name} as {tensor.type}, a type transformers cannot dequantize "
                              "(gguf's dequantize does not implement it)") from None
@@ -143,12 +147,6 @@ def read_gguf(path: Path) -> GGUFContents:
     if not isinstance(architecture, str):
         raise ValueError(f"{path} has no general.architecture: not a model llama.cpp or transformers loads")
     return GGUFContents(path, architecture, fields, tensors)
-
-
-def qtype_bytes(type_name: str) -> int:
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
-
-    return int(GGML_QUANT_SIZES[GGMLQuantizationType[type_name]][1])
 
 
 def identify_gguf(path: Path) -> tuple[GGUFContents, int, int | None, str | None]:
@@ -171,11 +169,12 @@ def identify_gguf(path: Path) -> tuple[GGUFContents, int, int | None, str | None
 
 
 def declared_gguf_base(contents: GGUFContents) -> str | None:
-    """The base model a GGUF file names (general.base_model.0.name, or its repo_url), where it
-    names exactly one; read by the same rules as a directory's base_model field."""
+    """The base model a GGUF file names (general.base_model.0.repo_url, a hub address read as its
+    hub id, or its name), where it names exactly one; read by the rules of a directory's
+    base_model field (a zoo name, a path, else a hub id)."""
     if contents.fields.get("general.base_model.count") != 1:
         return None
-    value = contents.fields.get("general.base_model.0.name") or contents.fields.get("general.base_model.0.repo_url")
+    value = contents.fields.get("general.base_model.0.repo_url") or contents.fields.get("general.base_model.0.name")
     if not isinstance(value, str) or not value.strip():
         return None
     value = value.strip()
