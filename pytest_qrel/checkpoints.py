@@ -1,6 +1,6 @@
 """What a --qrel-models entry is: a full-precision model (zoo name, local directory, hub id)
-or a pre-quantized checkpoint directory, identified by its config's quantization_config and
-paired with the full-precision base it is compared with."""
+or a pre-quantized checkpoint (a directory, identified by its config's quantization_config, or
+a GGUF file, by its tensor types) paired with the full-precision base it is compared with."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from . import options
 from .models import ZOO_MODELS, declared_base, resolve_model
 from .quant import BACKENDS
+from .quant.gguf import GGUFBackend, base_dir_mismatch, identify_gguf
 from .quant.quanto import QUANTO_QMAP
 
 __all__ = ["Checkpoint", "identify_checkpoint", "is_prequantized", "split_prequantized"]
@@ -72,19 +73,25 @@ def split_prequantized(
     models, checkpoints = [], []
     for name, source in resolved:
         path = Path(source)
-        if not (path.is_dir() and is_prequantized(path)):
+        gguf = path.is_file()  # a file is never a model directory: a GGUF file, or refused now
+        if not (gguf or path.is_dir() and is_prequantized(path)):
             models.append((name, source))
             continue
         try:
-            method, bits, group = identify_checkpoint(path)
+            if gguf:
+                contents, bits, group, declared = identify_gguf(path)
+                method, declared = GGUFBackend.name, None if base_option else declared
+            else:
+                method, bits, group = identify_checkpoint(path)
+                declared = None if base_option else declared_base(path)
         except ValueError as exc:
             raise pytest.UsageError(f"{options.MODELS}: {exc}") from None
-        declared = None if base_option else declared_base(path)
         base = base_option or declared
         if not base:
+            field = "general.base_model.0.name field" if gguf else "base_model field in its config.json"
             raise pytest.UsageError(
                 f"{options.MODELS}: {source} is a pre-quantized checkpoint ({method}, {bits} bits); name the "
-                f"full-precision model it is compared with by {options.BASE} or a base_model field in its config.json"
+                f"full-precision model it is compared with by {options.BASE} or a {field}"
             )
         if declared and declared not in ZOO_MODELS:
             inside = Path(declared).is_absolute() and path.resolve() in (Path(declared), *Path(declared).parents)
@@ -106,6 +113,10 @@ def split_prequantized(
             raise pytest.UsageError(
                 f"{options.BASE}: the base of {source}, {base_source}, is itself quantized; name a full-precision model"
             )
+        # a GGUF file of another model is refused now (a hub base is compared once it is loaded)
+        problem = base_dir_mismatch(contents, Path(base_source)) if gguf and Path(base_source).is_dir() else None
+        if problem:
+            raise pytest.UsageError(f"{options.MODELS}: {source} is not a quantization of {base_source}: {problem}")
         checkpoints.append(Checkpoint(base_name, base_source, source, method, bits, group))
     sources: dict[str, str] = {}
     for name, source in [*models, *((c.base_name, c.base_source) for c in checkpoints)]:

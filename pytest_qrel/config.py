@@ -165,10 +165,15 @@ class QrelConfig:
 def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
     """Known methods only; a method the user named whose library is missing is an error
     (the gate must not go green having checked nothing); the default list may skip."""
-    valid = sorted([*BACKENDS, *PRUNERS])
+    valid = sorted([*(name for name, backend in BACKENDS.items() if backend.quantizes), *PRUNERS])
     if not methods:
         raise pytest.UsageError(f"{options.METHODS}: expected at least one method in {valid}")
     for method in methods:
+        if method in BACKENDS and not get_backend(method).quantizes:  # compressed-tensors, gguf
+            raise pytest.UsageError(
+                f"{options.METHODS}: {method} loads pre-quantized checkpoints and does not quantize; "
+                f"give the checkpoint (its directory, or a .gguf file) to {options.MODELS}"
+            )
         if method not in valid:
             raise pytest.UsageError(
                 f"{options.METHODS}: unknown method {method!r}; valid methods: {', '.join(valid)}"
@@ -176,11 +181,6 @@ def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
         if method in PRUNERS:  # torch only: nothing to install
             continue
         backend = get_backend(method)
-        if not backend.quantizes:
-            raise pytest.UsageError(
-                f"{options.METHODS}: {method} loads pre-quantized checkpoints and does not quantize; "
-                f"give the checkpoint's directory to {options.MODELS}"
-            )
         missing = backend.missing_packages()
         if explicit and missing:
             raise pytest.UsageError(

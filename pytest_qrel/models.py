@@ -95,10 +95,16 @@ def declared_base(path: Path) -> str | None:
                     value = rest.strip().strip("'\"")
     if not value or not isinstance(value, str):
         return None
+    return base_reference(value, path)
+
+
+def base_reference(value: str, directory: Path) -> str:
+    """A base a checkpoint in ``directory`` names: a zoo name, a path (absolute, or ``./``,
+    ``../`` relative to ``directory``, resolved), else a hub id, as it is."""
     if value in ZOO_MODELS:
         return value
     if value.startswith(("/", "~", "./", "../")):
-        return str((path / Path(value).expanduser()).resolve())
+        return str((directory / Path(value).expanduser()).resolve())
     return value  # a hub id (org/name): a checkpoint cannot make "org/name" a folder it ships
 
 

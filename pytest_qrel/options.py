@@ -157,8 +157,8 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option(MODELS, "comma-separated models: zoo names, local HF model directories or hub ids "
-           "(default: every model of the shipped zoo)", None),
+    Option(MODELS, "comma-separated models: zoo names, local HF model directories, hub ids "
+           "or GGUF files (default: every model of the shipped zoo)", None),
     Option(BASE, "the full-precision model that pre-quantized checkpoints in --qrel-models are "
            "compared with (default: each checkpoint's own base_model field)", None),
     Option(METHODS, f"comma-separated compression methods: quantization ({', '.join(QUANT_METHODS)}) or pruning "

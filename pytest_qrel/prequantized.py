@@ -1,4 +1,5 @@
-"""A pre-quantized checkpoint loaded as its variant, checked against its base and against what it declares."""
+"""A pre-quantized checkpoint (a directory or a GGUF file) loaded as its variant, checked
+against its base and against what it declares."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Mapping
 from . import options
 from .errors import ModelLoadError, QuantizationError, one_line
 from .models import check_checkpoint, checkpoint_tokenizer, tokenizer_difference
-from .quant import backend_for, get_backend
+from .quant import backend_for, get_backend, gguf
 from .quant.base import in_features
 from .quant.stored import stored_tensor_problem
 
@@ -47,6 +48,8 @@ def load_checkpoint(variant: Variant, base: LoadedModel, allow_pickle: bool) -> 
     does not load as stored, or is not what its config.json declares."""
     backend = get_backend(variant.method)
     path = Path(str(variant.checkpoint))
+    if isinstance(backend, gguf.GGUFBackend):
+        return load_gguf(variant, base)
     try:
         check_checkpoint(str(path), allow_pickle)
     except ModelLoadError as exc:
@@ -90,3 +93,29 @@ def load_checkpoint(variant: Variant, base: LoadedModel, allow_pickle: bool) -> 
     if problem:
         raise QuantizationError(f"{options.MODELS}: {path} is not what it declares: {problem}")
     return model, info
+
+
+def load_gguf(variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo]:
+    """``variant``'s GGUF file loaded through transformers (dequantized), and what it stores;
+    QuantizationError naming --qrel-models when it is not a quantization of ``base`` (its
+    architecture, sizes, tensors) or its embedded tokenizer is not the base's."""
+    path = Path(str(variant.checkpoint))
+    try:
+        contents = gguf.read_gguf(path)
+    except (OSError, ValueError) as exc:
+        raise QuantizationError(f"{options.MODELS}: {exc}") from None
+    shapes = {name: tuple(t.shape) for name, t in base.model.state_dict().items()}
+    problem = gguf.base_mismatch(contents, base.model.config.to_dict(), shapes)
+    if problem:
+        raise QuantizationError(f"{options.MODELS}: {path} is not a quantization of {base.source}: {problem}")
+    # llama.cpp tokenizes with the tokenizer the file embeds: it must be the base's, which is used
+    difference = gguf.tokenizer_difference(contents, base.tokenizer)
+    if difference:
+        raise QuantizationError(f"{options.MODELS}: {path} does not tokenize as its base {base.source}: {difference}")
+    try:
+        model = get_backend(variant.method).load_checkpoint(path, base)
+    except QuantizationError:
+        raise
+    except Exception as exc:  # a damaged file: the user's input, not a bug of ours
+        raise QuantizationError(f"{options.MODELS}: cannot load {path} through transformers: {one_line(exc)}") from exc
+    return model, gguf.measure_gguf(contents, base)

@@ -46,7 +46,8 @@ class Backend(ABC):
     settings_fields: ClassVar[tuple[str, ...]] = ()
     # whether the mixed-precision search (quantize.py) may swap its single quantized layers into the base
     mixed_precision: ClassVar[bool] = True
-    # False: it only loads pre-quantized checkpoints (compressed-tensors), no --qrel-methods entry
+    # False: it only loads pre-quantized checkpoints (compressed-tensors) or files (gguf): not a
+    # --qrel-methods value, its bits not --qrel-bits
     quantizes: ClassVar[bool] = True
 
     def missing_packages(self) -> list[str]:

@@ -8,6 +8,7 @@ from .awq import AWQBackend
 from .base import Backend
 from .bnb import BitsAndBytesBackend, BitsAndBytesFP4Backend
 from .compressed import CT_BACKENDS
+from .gguf import GGUFBackend
 from .gptq import GPTQBackend
 from .hqq import HQQBackend
 from .pruner import PRUNERS, Pruner
@@ -49,7 +50,7 @@ def backend_for(variant: Variant) -> Backend | Pruner:
 
 
 def supported_bits() -> list[int]:
-    return sorted({b for backend in BACKENDS.values() for b in backend.bits})
+    return sorted({b for backend in BACKENDS.values() if backend.quantizes for b in backend.bits})
 
 
 for _backend in (
@@ -65,5 +66,6 @@ for _backend in (
     QuantoFloat8W8A8Backend,
     SmoothQuantBackend,
     *CT_BACKENDS,
+    GGUFBackend,
 ):
     register(_backend())

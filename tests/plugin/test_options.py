@@ -16,7 +16,7 @@ def test_help_lists_every_option(pytester):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--qrel-methods=hqq,aqlm"], "*--qrel-methods: unknown method 'aqlm'; valid methods: awq, bnb, bnb-fp4, ct, ct-a8, ct-fp8, ct-fp8-a8, gptq, hqq, quanto, quanto-a8, quanto-fp8, quanto-fp8-a8, rtn, smoothquant*"),
+        (["--qrel-methods=hqq,aqlm"], "*--qrel-methods: unknown method 'aqlm'; valid methods: awq, bnb, bnb-fp4, gptq, hqq, quanto, quanto-a8, quanto-fp8, quanto-fp8-a8, rtn, smoothquant, sparsegpt, wanda*"),
         (["--qrel-bits=4,5"], "*--qrel-bits: no backend quantizes to 5 bits; valid bit-widths: 2, 3, 4, 8*"),
         (["--qrel-bits=four"], "*--qrel-bits: expected comma-separated integers, but got 'four'*"),
         (["--qrel-group-size=100"], "*--qrel-group-size: expected a power of two >= 8 (or 'none' or -1 for per-row), but got 100*"),

@@ -71,9 +71,9 @@ def test_a_checkpoint_directory_is_identified_by_its_config(tmp_path):
 
 
 def test_the_loaders_are_no_methods_to_quantize_with(tmp_path: Path):
-    assert {n for n, b in BACKENDS.items() if not b.quantizes} == {"ct", "ct-a8", "ct-fp8", "ct-fp8-a8"}
+    assert {n for n, b in BACKENDS.items() if not b.quantizes} == {"ct", "ct-a8", "ct-fp8", "ct-fp8-a8", "gguf"}
     assert BACKENDS["ct-a8"].describe()["activation_bits"] == 8 and BACKENDS["ct"].describe()["activation_bits"] is None
     assert BACKENDS["ct-fp8"].describe()["weight_format"] == "float8"
     with pytest.raises(pytest.UsageError, match=r"^--qrel-methods: ct-a8 loads pre-quantized checkpoints and does not "
-                                                r"quantize; give the checkpoint's directory to --qrel-models$"):
+                                                r"quantize; give the checkpoint \(its directory, or a .gguf file\) to --qrel-models$"):
         QrelConfig.from_values({"qrel_models": "zoo-xs", "qrel_no_cache": True, "qrel_methods": "rtn,ct-a8"}, tmp_path)

@@ -8,7 +8,7 @@ from pytest_qrel.quant import BACKENDS, get_backend, register, supported_bits
 
 def test_lookup_miss_lists_valid_names():
     with pytest.raises(ValueError, match=r"Expected a quantization method in \['awq', 'bnb', 'bnb-fp4', 'ct', 'ct-a8', 'ct-fp8', "
-                       r"'ct-fp8-a8', 'gptq', 'hqq', 'quanto', 'quanto-a8', "
+                       r"'ct-fp8-a8', 'gguf', 'gptq', 'hqq', 'quanto', 'quanto-a8', "
                        r"'quanto-fp8', 'quanto-fp8-a8', 'rtn', 'smoothquant'\], but got 'aqlm'"):
         get_backend("aqlm")
 
