@@ -40,13 +40,12 @@ def test_new_methods_run_under_two_workers_with_the_plugins_scheduler(pytester):
     result = pytester.runpytest("--qrel-models=zoo-xs,zoo-m", "--qrel-methods=wanda,sparsegpt,smoothquant,awq",
                                 "--qrel-bits=8", "--qrel-sparsities=0.3", "--qrel-calibration-samples=16",
                                 "--qrel-cache-dir=cache", "-p", "no:randomly", "-n", "2", "-v",
-                                "-k", "(test_kl_to_base or test_calibration_drift) and (zoo-xs or zoo-m-awq) "
-                                      "and not zoo-xs-awq",
+                                "-k", "test_kl_to_base and (zoo-xs or zoo-m-awq) and not zoo-xs-awq",
                                 "--qrel-kl-threshold=2:0.5,3:0.2,4:0.1,8:9")
     out = result.stdout.str()
     outcomes = result.parseoutcomes()
     assert "error" not in outcomes and "errors" not in outcomes, out[-3000:]
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 4 * (1 + 3), out[-3000:]  # KL + 3 tasks each
+    assert outcomes.get("passed", 0) == 4, out[-3000:]
     results = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
     ran = {r["variant"] for r in results["results"]}
     variants = {v["id"]: v for v in results["variants"] if v["id"] in ran}
