@@ -114,7 +114,8 @@ class KLStatistics(TypedDict):
     tokens: int
     sequences: int
     kl_text: str
-    kl_text_note: NotRequired[str]  # a model outside the zoo measured on the zoo's text
+    kl_text_note: NotRequired[str]  # a model outside the zoo measured on the shipped prose
+    kl_unknown_share: NotRequired[float]  # of the text's tokens, the tokenizer's unknown token (> 0.05: not checked)
     kl_topk: int | Literal["all"]
     kl_decided: Literal["exact", "bounds"]
     kl_lower: float  # certified bounds of the mean; the value is their midpoint
@@ -369,6 +370,7 @@ class RunInfo(TypedDict):
     settings: dict[str, Any]  # option (without --qrel-) -> value as given: string, bool, list, table
     models_named: list[str] | None  # the models named with --qrel-models
     baseline_used: NotRequired[BaselineUsed]
+    not_run: NotRequired[dict[str, dict[str, str]]]  # model -> property -> why its tests were not run (matrix.NotRun)
 
 
 class ResultsDocument(TypedDict):
@@ -381,6 +383,7 @@ class ResultsDocument(TypedDict):
     settings: NotRequired[dict[str, Any]]  # a merge needs them
     models_named: NotRequired[list[str] | None]
     baseline_used: NotRequired[BaselineUsed]
+    not_run: NotRequired[dict[str, dict[str, str]]]  # as RunInfo's: only when a property was not run
 
 
 @functools.cache  # a TypedDict's hints never change
