@@ -123,3 +123,26 @@ def test_a_model_outside_the_zoo_is_measured_on_the_shipped_prose(pytester, bpe_
     assert kl["kl_unknown_share"] == 0.0
     md = (pytester.path / "qrel-report" / "report.md").read_text()
     assert "- KL text: the shipped prose alice_in_wonderland.txt (Alice's Adventures in Wonderland, public domain)" in md
+
+
+def test_tasks_and_a_qa_file_the_tokenizer_cannot_read_are_not_checked(pytester, word_model):
+    """Named tasks and a QA file run (nothing is listed as not run), but the word-level model
+    reads the zoo's questions mostly as its unknown token: every gate of them is not checked."""
+    rows = [{"prompt": f"question : where does person {n} live ? answer :", "answers": ["paris"]}
+            for n in ("anna", "boris", "chen", "dara", "emil", "fatima")]
+    (pytester.path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pytester.runpytest(f"--qrel-models={word_model}", *RUN, "--qrel-tasks=zoo_recall", "--qrel-task-limit=8",
+                       "--qrel-qa-file=qa.jsonl", "--qrel-perturbations=char_swap", "--qrel-samples=1",
+                       "--qrel-fuzz-examples=2", "-k", "not test_kl_to_base and not scaling")
+    doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
+    assert "not_run" not in doc
+    by_property: dict[str, list[dict]] = {}
+    for r in doc["results"]:
+        by_property.setdefault(r["property"], []).append(r)
+    assert set(by_property) == {"calibration", "confidence", "robustness"}
+    for r in by_property["calibration"] + by_property["confidence"]:
+        assert r["status"] == "skip", r
+        assert "of the tokens of task zoo_recall are the tokenizer's unknown token (more than 5%)" in r["reason"], r
+    for r in by_property["robustness"]:
+        assert r["status"] == "skip", r
+        assert "of the tokens of the QA prompts and answers (qa) are the tokenizer's unknown token" in r["reason"], r
