@@ -10,6 +10,7 @@ import pytest
 from . import options
 from .models import is_zoo_model
 from .quant import get_backend
+from .schema import NotRun
 from .variants import Variant
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ PROPERTY_MARK = "qrel_property"  # @pytest.mark.qrel_property("calibration") on 
 # why a property of a model outside the zoo was not run: the default tasks and QA prompts are the zoo's
 NEEDS_TASKS = f"name its tasks with {options.TASKS}=…"  # lm-eval task names or task YAMLs
 NEEDS_QA = f"give {options.QA_FILE}=…"  # a JSONL file of questions and answers
-NotRun = dict[str, dict[str, str]]  # model -> property -> why its tests were not run (results.json's not_run)
 # raised while the quantization libraries import their dependencies: not the user's concern
 SUITE_WARNINGS = ("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning",)
 
