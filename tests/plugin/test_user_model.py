@@ -146,3 +146,15 @@ def test_tasks_and_a_qa_file_the_tokenizer_cannot_read_are_not_checked(pytester,
     for r in by_property["robustness"]:
         assert r["status"] == "skip", r
         assert "of the tokens of the QA prompts and answers (qa) are the tokenizer's unknown token" in r["reason"], r
+
+
+def test_under_xdist_the_controller_learns_what_its_workers_did_not_run(pytester, word_model):
+    """The controller of -n collects nothing: the workers' deselections reach it at their end
+    (tests a user deselects with -k are the user's choice, not a gap: not listed)."""
+    result = pytester.runpytest(f"--qrel-models={word_model}", *RUN, "--qrel-kl-tokens=256", "-n", "2")
+    result.stdout.fnmatch_lines([
+        f"qrel: calibration, confidence: not run for {word_model.name}: name its tasks with --qrel-tasks=…",
+        f"qrel: robustness: not run for {word_model.name}: give --qrel-qa-file=…",
+    ])
+    doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
+    assert list(doc["not_run"][word_model.name]) == ["calibration", "confidence", "robustness"]
