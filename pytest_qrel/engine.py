@@ -6,7 +6,7 @@ import math
 import os
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, MutableMapping, Sequence
 
 from . import progress
 
@@ -186,6 +186,18 @@ def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]]) -> list[tuple[list
     Kept per tokenizer (``encoded``): do not modify the lists."""
     pairs = tuple(pairs)
     return encoded(tokenizer, "pairs", pairs, lambda: _encode_pairs(tokenizer, pairs))
+
+
+def unknown_share(tokenizer, sequences: Iterable[Sequence[int]]) -> float:
+    """The share of the token ids in ``sequences`` that are ``tokenizer``'s unknown token (0 for
+    none, or a tokenizer without one: a byte-level BPE, the zoo's, never needs it). A word-level
+    vocabulary turns every word it lacks into that token: a score over them says nothing of the model."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    total = unknown = 0
+    for ids in sequences:
+        total += len(ids)
+        unknown += 0 if unk is None else sum(1 for i in ids if i == unk)
+    return unknown / total if total else 0.0
 
 
 def _encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:

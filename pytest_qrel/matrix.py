@@ -3,14 +3,14 @@ checkpoints paired with their base) and its parametrization of the suites."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 import pytest
 
 from . import options
-from .models import ZOO_MODELS, zoo_dir
+from .models import is_zoo_model
 from .quant import PRUNERS, get_backend
+from .schema import NotRun
 from .variants import PRUNED_BITS, Variant
 
 if TYPE_CHECKING:
@@ -22,6 +22,9 @@ SCALING_GROUP = "qrel-scaling"
 TASK_ARG = "qrel_task"  # the multiple-choice task of a calibration or confidence test
 PERTURB_ARG = "qrel_perturbation"  # the (perturbation, intensity) of a robustness test
 PROPERTY_MARK = "qrel_property"  # @pytest.mark.qrel_property("calibration") on a suite's test
+# why a property of a model outside the zoo was not run: the default tasks and QA prompts are the zoo's
+NEEDS_TASKS = f"name its tasks with {options.TASKS}=…"  # lm-eval task names or task YAMLs
+NEEDS_QA = f"give {options.QA_FILE}=…"  # a JSONL file of questions and answers
 # raised while the quantization libraries import their dependencies: not the user's concern
 SUITE_WARNINGS = ("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning",)
 
@@ -124,14 +127,17 @@ def _param(value: object, v: Variant, test_id: str, group: str) -> object:
     return pytest.param(value, id=test_id, marks=marks)
 
 
-def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple[list[pytest.Item], list[pytest.Item]]:
-    """(kept, deselected): the default tasks and QA prompts are the zoo's synthetic facts,
+def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple[list[pytest.Item], list[pytest.Item], NotRun]:
+    """(kept, deselected, not run): the default tasks and QA prompts are the zoo's synthetic facts,
     meaningful for zoo models only; a model of the user's is tested on calibration and
     confidence once --qrel-tasks names its tasks (e.g. hellaswag or a local YAML), and on
-    robustness once --qrel-qa-file gives its questions."""
+    robustness once --qrel-qa-file gives its questions. Not run: per model, each property whose
+    tests were deselected so and what would run them, for the summary, report.md and
+    results.json (no property of a user's model vanishes silently)."""
 
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
+    not_run: NotRun = {}
     for item in items:
         v = variant_of(item)
         callspec = getattr(item, "callspec", None)
@@ -140,9 +146,13 @@ def without_default_tasks(items: list[pytest.Item], config: QrelConfig) -> tuple
         # a property of QA prompts (its settings name a QA file) on the zoo's own prompts
         on_qa = mark is not None and bool(mark.args) and getattr(
             config.property_settings.get(str(mark.args[0])), "qa_file", "") is None
-        foreign = v is not None and not (v.model in ZOO_MODELS and Path(v.source) == zoo_dir() / v.model)
-        (dropped if (on_task or on_qa) and foreign else kept).append(item)
-    return kept, dropped
+        if v is None or not (on_task or on_qa) or is_zoo_model(v.model, v.source):
+            kept.append(item)
+            continue
+        dropped.append(item)
+        if mark is not None and mark.args:
+            not_run.setdefault(v.model, {})[str(mark.args[0])] = NEEDS_TASKS if on_task else NEEDS_QA
+    return kept, dropped, not_run
 
 
 def planned_tests(items: list[pytest.Item]) -> set[tuple[Variant, str | None, str]]:

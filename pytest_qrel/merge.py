@@ -28,7 +28,7 @@ run fits each variant's band on the other variants of its bit-width of every mod
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, cast
 
@@ -61,12 +61,13 @@ class MergedRun:
     settings: dict[str, Any]
     models_named: list[str]  # the models the runs named with --qrel-models (their unchecked gates fail)
     baseline_used: BaselineUsed | None = None  # the --qrel-baseline file the runs compared with (run_info)
+    not_run: dict[str, dict[str, str]] = field(default_factory=dict)  # the runs' not_run (each model in one run)
     _summary: RunSummary | None = None
 
     def summary(self, catalog) -> RunSummary:  # properties.Catalog
         if self._summary is None:
             seen = {r.variant for r in self.records}
-            self._summary = summarize([v for v in self.variants if v["id"] in seen], self.records, catalog)
+            self._summary = summarize([v for v in self.variants if v["id"] in seen], self.records, catalog, self.not_run)
         return self._summary
 
     def problem(self) -> str | None:
@@ -81,6 +82,8 @@ class MergedRun:
         run: RunInfo = {"settings": self.settings, "models_named": self.models_named or None}
         if self.baseline_used:
             run["baseline_used"] = self.baseline_used
+        if self.not_run:
+            run["not_run"] = self.not_run
         return write_run(report_dir, self.summary(catalog), self.variants, save_baseline, run=run)
 
     def terminal_summary(self, terminalreporter, report_dir: Path, catalog) -> None:
@@ -101,6 +104,8 @@ def _read(path: Path) -> ResultsDocument:
     used = doc.get("baseline_used")
     if used is not None and not of_type(used, ResultsDocument, "baseline_used"):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected baseline_used to hold a path and a sha256, but got {used!r}")
+    if not of_type(doc.get("not_run", {}), ResultsDocument, "not_run"):
+        raise pytest.UsageError(f"{options.MERGE}: {path}: expected not_run to map models to properties and reasons")
     variants = doc.get("variants", [])
     if not isinstance(variants, list):
         raise pytest.UsageError(f"{options.MERGE}: {path}: expected a list of variants, but got {type(variants).__name__}")
@@ -181,8 +186,9 @@ def read_runs(paths: tuple[Path, ...], catalog: Catalog = CATALOG, given: dict[s
         variants += doc.get("variants", [])
         records += [Record.from_dict({k: number(v) for k, v in r.items()}) for r in doc["results"]]
         named += [m for m in doc.get("models_named") or [] if m not in named]
+    not_run = {m: props for doc in docs for m, props in (doc.get("not_run") or {}).items()}
     return MergedRun(tuple(paths), variants, _decided_again(records, variants, settings, catalog, used[0]), settings,
-                     named, used[0])
+                     named, used[0], not_run)
 
 
 class _Identity(NamedTuple):

@@ -29,6 +29,12 @@ def zoo_dir() -> Path:
     return fixtures_dir() / "zoo"
 
 
+def is_zoo_model(name: str, source: str) -> bool:
+    """Whether a model is the shipped zoo's own (its name and directory): the default tasks, QA
+    prompts and KL sentences are the zoo's, meaningful for it only."""
+    return name in ZOO_MODELS and Path(source) == zoo_dir() / name
+
+
 def resolve_model(spec: str) -> tuple[str, str]:
     """(short name for test ids, source) for one --qrel-models entry."""
     spec = spec.strip()

@@ -184,7 +184,8 @@ OPTIONS: tuple[Option, ...] = (
            parse=integer_in(1, MAX_KL_TOPK, all_is_none=True), prop=KL.key, field="topk"),
     Option(KL_TEXT, "text of the KL suite: a file (plain text, or JSONL with a 'text' field) or an lm-eval "
            "perplexity task (e.g. wikitext), cut into windows of --qrel-kl-context tokens scoring the second half "
-           "of each (default: the zoo's held-out sentences)", None, prop=KL.key, field="text"),
+           "of each (default: the zoo's held-out sentences; for a model outside the zoo, the shipped prose)", None,
+           prop=KL.key, field="text"),
     Option(KL_CONTEXT, f"tokens per window of --qrel-kl-text, at most the model's maximum (default: {DEFAULT_KL_CONTEXT})",
            DEFAULT_KL_CONTEXT, parse=integer_in(4, MAX_KL_CONTEXT), prop=KL.key, field="context"),
     Option(KL_TOKENS, f"most tokens scored on --qrel-kl-text (default: {DEFAULT_KL_TOKENS})", DEFAULT_KL_TOKENS,

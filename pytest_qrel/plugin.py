@@ -101,6 +101,11 @@ def pytest_configure_node(node) -> None:  # xdist's WorkerController
     node.workerinput.update(node.config.stash[SESSION_KEY].worker_input())
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # xdist's: a worker ended, with its workeroutput
+    node.config.stash[SESSION_KEY].worker_finished(getattr(node, "workeroutput", None) or {})
+
+
 def suites_dir() -> Path:
     # found, not imported: pytest_qrel.suites is suites/ mapped by setuptools' package-dir
     # (pyproject.toml), which a type checker run on a checkout does not see

@@ -1,11 +1,9 @@
-"""results.json's schema, written down once (as lm-eval's ``result_schema.py``), as TypedDicts
-(a leaf): the document, each variant, each record with its measure's details, each fitted law,
-the drift table. report/results_json.py writes through them; --qrel-merge and --qrel-baseline
-read through ``schema_check.py``; docs/results-json.md documents it. A ``NotRequired`` key may
-be absent from a file a reader is given (a run writes some always); a key present is of its
-type. JSON has no NaN or infinity: a ``Number`` is written as ``"nan"``, ``"inf"`` or ``"-inf"``
-(so may any float of a record's details, which readers do not check). No ``from __future__
-import annotations``: the checks read these annotations at run time."""
+"""results.json's schema, written down once (as lm-eval's ``result_schema.py``), as TypedDicts (a leaf): the
+document, each variant, each record with its measure's details, each fitted law, the drift table.
+report/results_json.py writes through them; --qrel-merge and --qrel-baseline read through ``schema_check.py``;
+docs/results-json.md documents it. A ``NotRequired`` key may be absent from a file a reader is given; a key
+present is of its type. JSON has no NaN or infinity: a ``Number`` (or any float of a record's details, which
+readers do not check) is "nan", "inf" or "-inf". No ``__future__`` annotations: the checks read them at run time."""
 
 import functools
 import sys
@@ -77,6 +75,7 @@ Status = Literal["pass", "fail", "skip", "error"]
 STATUSES: tuple[str, ...] = get_args(Status)
 GATED: tuple[str, ...] = ("pass", "fail")  # the statuses of a record that holds a gated value
 VariantStatus = Literal["pass", "fail", "skip", "error", "not run"]  # a variant's overall status
+NotRun = dict[str, dict[str, str]]  # model -> property -> why its tests were not run (matrix.without_default_tasks)
 
 
 class VariantEntry(TypedDict):
@@ -136,12 +135,10 @@ class ResultEntry(ComparedEntry):
     base_value: NotRequired[Number | None]
     threshold: NotRequired[Number | None]
     task: NotRequired[str | None]  # a per-task record's multiple-choice task
-    # a gated (pass or fail) record's
-    higher_is_better: NotRequired[bool | None]
+    higher_is_better: NotRequired[bool | None]  # this and the next two: a gated (pass or fail) record's
     coverage: NotRequired[Number | None]
     min_coverage: NotRequired[Number | None]
-    # a record compared with --qrel-baseline
-    baseline_value: NotRequired[Number | None]
+    baseline_value: NotRequired[Number | None]  # this and the next: a record compared with --qrel-baseline
     change: NotRequired[Number | None]
 
 
@@ -284,6 +281,7 @@ class RunInfo(TypedDict):
     settings: dict[str, Any]  # option (without --qrel-) -> value as given: string, bool, list, table
     models_named: list[str] | None  # the models named with --qrel-models
     baseline_used: NotRequired[BaselineUsed]
+    not_run: NotRequired[NotRun]
 
 
 class ResultsDocument(TypedDict):
@@ -297,6 +295,7 @@ class ResultsDocument(TypedDict):
     settings: NotRequired[dict[str, Any]]  # a merge needs them
     models_named: NotRequired[list[str] | None]
     baseline_used: NotRequired[BaselineUsed]
+    not_run: NotRequired[NotRun]  # only when a property was not run
 
 
 @functools.cache  # a TypedDict's hints never change

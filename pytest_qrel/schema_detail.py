@@ -35,7 +35,8 @@ class KLStatistics(TypedDict):
     tokens: int
     sequences: int
     kl_text: str
-    kl_text_note: NotRequired[str]  # a model outside the zoo measured on the zoo's text
+    kl_text_note: NotRequired[str]  # a model outside the zoo measured on the shipped prose
+    kl_unknown_share: NotRequired[float]  # of the text's tokens, the tokenizer's unknown token (> 0.05: not checked)
     kl_topk: int | Literal["all"]
     kl_decided: Literal["exact", "bounds"]
     kl_lower: float  # certified bounds of the mean; the value is their midpoint

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["QrelConfig", "QrelSession"]
 
+NOT_RUN = "qrel_not_run"  # a worker's workeroutput key: its properties not run (matrix.NotRun)
+
 
 class QrelSession:
     """One per pytest process (controller and each xdist worker), kept in ``config.stash``:
@@ -52,6 +54,9 @@ class QrelSession:
         self.journal = Journal(config.report_dir, config.resume, config.journal_settings, resumed)
         self._planned: set[tuple[Variant, str | None, str]] | None = None  # with --qrel-resume: every test, the journaled ones too
         self._selected = True  # with --qrel-resume: whether the run selected a test (journaled or to run)
+        # per model, the properties whose tests were deselected for want of data, and why (the
+        # controller of -n learns them from its workers: worker_finished)
+        self.not_run: matrix.NotRun = {}
         ids = {v.id for v in self.variants}
         for payload in [] if is_worker else self.journal.loaded:  # a resumed run's finished tests
             if payload["variant"] not in ids:  # its settings are this run's: only an edit puts it there
@@ -90,7 +95,10 @@ class QrelSession:
             measure.plan(planned)
 
     def order(self, items: list[pytest.Item]) -> None:
-        items[:], dropped = matrix.without_default_tasks(items, self.config)
+        items[:], dropped, not_run = matrix.without_default_tasks(items, self.config)
+        self._add_not_run(not_run)
+        if self.is_worker and dropped:  # the controller of -n collects nothing: it reads them at the worker's end
+            dropped[0].config.workeroutput[NOT_RUN] = self.not_run  # type: ignore[attr-defined]  # xdist's
         if self.config.resume:
             self._planned, done = matrix.planned_tests(items), self.journal.done()
             self._selected = bool(items)  # False: -k/-m left nothing, journaled or not
@@ -150,6 +158,14 @@ class QrelSession:
         # its JUnit properties (--junitxml), from the same records
         junit.add(item, report, variant, self.variant_info.get(variant.id), payload["results"])
 
+    def worker_finished(self, output: dict[str, Any]) -> None:
+        """An xdist worker ended: what it did not run (its workeroutput)."""
+        self._add_not_run(output.get(NOT_RUN) or {})
+
+    def _add_not_run(self, not_run: matrix.NotRun) -> None:
+        for model, props in not_run.items():
+            self.not_run.setdefault(model, {}).update(props)
+
     def worker_input(self) -> dict[str, Any]:  # what an xdist worker starts with: a resumed run's journaled tests
         return {RESUMED: sorted(self.journal.done())} if self.config.resume else {}
 
@@ -205,7 +221,8 @@ class QrelSession:
     def _summary(self) -> RunSummary:
         """The records and what the report shows of them (fits, sweet spots, tables), computed once."""
         if self._computed is None:
-            self._computed = summarize(self.variant_records(only_seen=True), self.results.records, self.config.catalog)
+            self._computed = summarize(self.variant_records(only_seen=True), self.results.records, self.config.catalog,
+                                       self._not_run())
         return self._computed
 
     def write_report(self) -> Path | None:
@@ -213,8 +230,19 @@ class QrelSession:
             return self.merged.write(self.config.report_dir, self.config.catalog, self.config.save_baseline)
         if not self._reporting():
             return None
+        run = run_info(self.config)
+        if self.not_run:
+            run["not_run"] = self._not_run()
         return write_run(self.config.report_dir, self._summary(), self.variant_records(), self.config.save_baseline,
-                         run_info(self.config), self.config.catalog.fitted())
+                         run, self.config.catalog.fitted())
+
+    def _not_run(self) -> matrix.NotRun:
+        """``not_run`` in the matrix's model order and the catalog's property order (whatever
+        order the workers ended in: the same run writes the same results.json)."""
+        models = list(dict.fromkeys(v.model for v in self.variants))
+        order = {p: i for i, p in enumerate(self.config.catalog.recorded())}
+        return {m: dict(sorted(self.not_run[m].items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+                for m in sorted(self.not_run, key=lambda m: (models.index(m) if m in models else len(models), m))}
 
     def end_of_run(self, session: pytest.Session) -> None:
         """Write the report; a run that checked nothing fails (summary.run_problem), and so do a

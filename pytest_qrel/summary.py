@@ -24,8 +24,9 @@ UNPERTURBED = "unperturbed"
 # the per-task properties whose records carry paper 003's comparison
 
 
-# a variant's verdict on one property: "-" where the run gated none of it
-Verdict = Literal["PASS", "FAIL", "ERROR", "not checked", "SKIP", "-"]
+# a variant's verdict on one property: PASS, FAIL, ERROR, not checked, SKIP; "-" where the run gated
+# none of it; "not run (why)" where its tests were not run for want of data (matrix.without_default_tasks)
+Verdict = str
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class RunSummary:
     verdicts: dict[str, dict[str, Verdict]]  # variant id -> property -> verdict
     errors: dict[str, str] = field(default_factory=dict)  # a part that could not be computed -> why
     pruned_vs_quantized: list[ModelComparison] = field(default_factory=list)  # paper 000 §4.2, per model
+    not_run: dict[str, dict[str, str]] = field(default_factory=dict)  # model -> property -> why (matrix.NotRun)
 
 
 def attempt(errors: dict[str, str], name: str, compute: Callable[[], Any], empty: Any = None) -> Any:
@@ -112,9 +114,11 @@ def attempt(errors: dict[str, str], name: str, compute: Callable[[], Any], empty
         return empty
 
 
-def summarize(variants: list[VariantEntry], records: list[Record], catalog: Catalog = CATALOG) -> RunSummary:
+def summarize(variants: list[VariantEntry], records: list[Record], catalog: Catalog = CATALOG,
+              not_run: dict[str, dict[str, str]] | None = None) -> RunSummary:
     """Everything the report shows; a part that cannot be computed is left empty and its
-    error kept in ``errors``, so the rest of the report (and results.json) is still written."""
+    error kept in ``errors``, so the rest of the report (and results.json) is still written.
+    ``not_run``: per model, the properties whose tests were not run and why."""
     errors: dict[str, str] = {}
     scaled = [m for p in catalog.with_axis("scaled") for m in p.metrics]
     # in the variants' (the matrix's) order, whatever order the reports came in (xdist): the
@@ -131,26 +135,46 @@ def summarize(variants: list[VariantEntry], records: list[Record], catalog: Cata
         drift,
         attempt(errors, "robustness summary", lambda: robustness_summary(records, catalog), {}),
         counts(records, catalog),
-        attempt(errors, "verdicts", lambda: verdicts(variants, records, catalog), {}),
+        attempt(errors, "verdicts", lambda: verdicts(variants, records, catalog, not_run), {}),
         errors,
         attempt(errors, "pruned vs quantized comparison",
                 lambda: compare(variants, records, drift["tasks"], catalog), []),
+        dict(not_run or {}),
     )
 
 
-def verdicts(variants: list[VariantEntry], records: list[Record], catalog: Catalog = CATALOG) -> dict[str, dict[str, Verdict]]:
+def verdicts(variants: list[VariantEntry], records: list[Record], catalog: Catalog = CATALOG,
+             not_run: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, Verdict]]:
     """Which checkpoints may ship, at a glance: per variant (in the run's order) and property, ERROR if a test errored, FAIL if a metric failed, PASS if one passed, else
-    ``not checked``; ``-`` where the run gated none of it (SKIP for a pair its backend lacks)."""
-    props = list(counts(records, catalog))
+    ``not checked``; ``-`` where the run gated none of it (SKIP for a pair its backend lacks);
+    ``not run (why)`` where ``not_run`` says its model's tests of it were not run (a column of its own
+    when no model ran it: a property the run asked for never vanishes from the matrix)."""
+    not_run = not_run or {}
+    asked = {p for props in not_run.values() for p in props}
+    counted = list(counts(records, catalog))
+    props = [p for p in catalog.recorded() if p in counted or p in asked]  # catalog order, then any other
+    props += list(dict.fromkeys(p for p in [*counted, *sorted(asked)] if p not in props))
     out: dict[str, dict[str, Verdict]] = {}
     for v in variants:
         row: dict[str, Verdict] = {}
         for prop in props:
             statuses = {r.status for r in records if r.variant == v["id"] and r.property == prop}
+            why = not_run.get(v["model"], {}).get(prop)
             row[prop] = ("ERROR" if "error" in statuses else "FAIL" if "fail" in statuses else "PASS" if "pass" in statuses
-                         else "not checked" if statuses else "SKIP" if v.get("skip_reason") else "-")
+                         else "not checked" if statuses else f"not run ({why})" if why
+                         else "SKIP" if v.get("skip_reason") else "-")
         out[v["id"]] = row
     return out
+
+
+def not_run_lines(not_run: dict[str, dict[str, str]]) -> list[str]:
+    """The summary's and report.md's lines of what was not run and why, one per model and reason:
+    ``calibration, confidence: not run for my-model: name its tasks with --qrel-tasks=…``."""
+    lines = []
+    for model, props in not_run.items():
+        for why in dict.fromkeys(props.values()):
+            lines.append(f"{', '.join(p for p, w in props.items() if w == why)}: not run for {model}: {why}")
+    return lines
 
 
 def counts(records: list[Record], catalog: Catalog = CATALOG) -> dict[str, StatusCounts]:

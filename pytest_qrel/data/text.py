@@ -43,6 +43,18 @@ class KLText:
             raise ValueError(f"Expected {self.path} to be UTF-8 text, but byte {_bad_byte(self.path)} is not") from None
 
 
+# the KL text of a model outside the zoo when --qrel-kl-text is not given: real English prose,
+# public domain (Project Gutenberg eBook #11, its license header and footer stripped; docs/kl.md)
+SHIPPED_PROSE = "alice_in_wonderland.txt"
+
+
+def shipped_prose() -> KLText:
+    """The shipped prose (Lewis Carroll's Alice's Adventures in Wonderland, 1865; public
+    domain, about 26,000 words) as a KL text."""
+    return KLText(f"the shipped prose {SHIPPED_PROSE} (Alice's Adventures in Wonderland, public domain)",
+                  data_dir() / SHIPPED_PROSE)
+
+
 def _jsonl_prefix(path: Path, lines: Iterable[str], chars: int) -> tuple[str, bool]:
     """The ``text`` fields of JSONL rows, joined by blank lines, read until more than ``chars``
     characters (so the reader knows whether the text goes on), and whether that is all of it."""

@@ -17,6 +17,20 @@ if TYPE_CHECKING:
     from ..variants import Variant
 
 
+# above this share of unknown tokens in a gate's data (the KL text, a task, a QA file) its gates are
+# not checked: a score over what the tokenizer cannot read says nothing about the model
+MAX_UNKNOWN_SHARE = 0.05
+
+
+def unreadable(share: float, what: str) -> str | None:
+    """Why the gates on ``what`` are not checked, with the share of its tokens that are the
+    tokenizer's unknown token; None at or below ``MAX_UNKNOWN_SHARE``."""
+    if share <= MAX_UNKNOWN_SHARE:
+        return None
+    return (f"{share:.1%} of the tokens of {what} are the tokenizer's unknown token (more than "
+            f"{MAX_UNKNOWN_SHARE:.0%}): a score over them says nothing about the model; give data in its vocabulary")
+
+
 @dataclass(frozen=True)
 class Measurement:
     """One measured value of a variant, with the base's value it is compared with.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from ..data.tasks import load_task
+from ..engine import encode_pairs, unknown_share
 from ..metrics import (
     adaptive_calibration_error,
     adaptive_calibration_error_resamples,
@@ -24,6 +25,7 @@ from ..metrics import (
     paired_bootstrap,
     paired_ttest,
 )
+from .base import unreadable
 from .choices import N_BINS, ChoiceScores, score_task, summary
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, paired_hypothesis, share_hypothesis
 from .outputs import data_digest
@@ -199,17 +201,27 @@ class ChoiceDriftMeasure(FamilyMeasure):
         gated = self.variant_thresholds(variant)
         hyps = hypotheses(base, q, seed=self.config.seed, flips_threshold=gated.get("flips"))
         n = len(base.labels)
+        unknown = unreadable(self.unknown_share(variant, unit), f"task {unit}")
         for prop in sorted(props):
             for key in self.config.catalog[prop].keys:
                 if key not in gated:  # an optional gate that is off is left out of the family
                     continue
-                if hyps[key].test == "paired_bootstrap" and n < MIN_BOOTSTRAP_QUESTIONS:
+                if unknown:  # questions the tokenizer cannot read say nothing about the model
+                    fam.unchecked[(variant.id, unit, key)] = unknown
+                elif hyps[key].test == "paired_bootstrap" and n < MIN_BOOTSTRAP_QUESTIONS:
                     fam.unchecked[(variant.id, unit, key)] = (
                         f"{key} is tested by a paired bootstrap over questions, which needs at least "
                         f"{MIN_BOOTSTRAP_QUESTIONS} (the task has {n}); --qrel-task-limit >= "
                         f"{MIN_BOOTSTRAP_QUESTIONS} would decide it")
                 else:
                     fam.hypotheses[(variant.id, unit, key)] = hyps[key]
+
+    def unknown_share(self, variant: Variant, unit: object) -> float:
+        """Of the task's tokens (each context and continuation, encoded as they are scored), the
+        share that are the model's tokenizer's unknown token."""
+        task, tokenizer = self.task(str(unit)), self.store.base(variant).tokenizer
+        pairs = encode_pairs(tokenizer, [(c, k) for c, ks in zip(task.contexts, task.continuations) for k in ks])
+        return unknown_share(tokenizer, (ctx + cont for ctx, cont in pairs))
 
     def detail(self, fam: Family, variant: Variant, unit: object) -> dict:
         task = self.task(str(unit))

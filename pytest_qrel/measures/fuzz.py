@@ -13,9 +13,9 @@ from ..data.qa import run_qa_set
 from ..errors import ShrinkBudgetSpent
 from ..model_state import ModelState
 from ..sampling import sample_answers
-from .base import Measure, Measurement
+from .base import Measure, Measurement, unreadable
 from .family import POWER
-from .generation import answer_text, normalize_answer, stop_token_ids
+from .generation import answer_text, normalize_answer, qa_unknown_share, stop_token_ids
 
 if TYPE_CHECKING:
     from ..settings import Robustness
@@ -92,8 +92,13 @@ class FuzzMeasure(Measure):
         from ..strategies import perturbed_prompts
 
         r = self.settings
-        prompts = run_qa_set(r.qa_file, r.qa_limit, self.config.seed).prompts
+        qa = run_qa_set(r.qa_file, r.qa_limit, self.config.seed)
+        prompts = qa.prompts
         base = self.store.base(variant)
+        unknown = unreadable(qa_unknown_share(base.tokenizer, qa.prompts, qa.answers),
+                             f"the QA prompts and answers ({qa.name})")
+        if unknown:  # greedy answers to unknown tokens say nothing about the model: not fuzzed
+            return Measurement(float("nan"), None, None, {}, unchecked=unknown)
         model = self.store.quantized(variant)
         threshold = self.threshold(variant)
         runs, rates = [0], []

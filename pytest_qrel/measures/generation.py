@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..engine import encode_pairs, encoded
+from ..engine import encode_pairs, encoded, unknown_share
 from ..metrics import auprc, auroc
 from ..sampling import sample_answers, token_scores
 
@@ -248,3 +248,10 @@ def unknown_word_share(tokenizer, clean: Sequence[str], perturbed: Sequence[str]
         return len(new), 0
     encoded = tokenizer(new, add_special_tokens=False)["input_ids"]
     return len(new), sum(unk in ids for ids in encoded)
+
+
+def qa_unknown_share(tokenizer, prompts: Sequence[str], answers: Sequence[Sequence[str]]) -> float:
+    """Of the QA set's tokens (each prompt and its first reference answer, encoded as ``score_qa``
+    encodes them), the share that are ``tokenizer``'s unknown token (engine.unknown_share)."""
+    pairs = encode_pairs(tokenizer, [(p, " " + a[0]) for p, a in zip(prompts, answers)])
+    return unknown_share(tokenizer, (ctx + cont for ctx, cont in pairs))

@@ -23,21 +23,22 @@ tail and the agreement too.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from .. import options, progress
 from ..data import heldout_texts
-from ..engine import encode
+from ..data.text import shipped_prose
+from ..engine import encode, unknown_share
 from ..errors import UnusableEntry, VariantError
 from ..metrics import TopK, exact_stats, sequence_mean, topk_bounds
 from ..model_state import ModelState
 from ..models import ZOO_MODELS
 from ..rows import InStep as _InStep
 from ..rows import scored_rows, sequences_per_batch, windows
-from .base import Gate, Measure, Measurement
+from .base import Gate, Measure, Measurement, unreadable
 from .kl_base import KL_FORMAT, BaseOutputs, KLBatches, StoredBaseOutputs, scored_tokens, tokens_digest
 
 if TYPE_CHECKING:
@@ -110,23 +111,24 @@ class KLMeasure(Measure):
     # -- the text -----------------------------------------------------------------------------------
 
     def text(self, variant: Variant) -> KLBatches:
-        """The KL batches of ``variant``'s model, once per model: windows of --qrel-kl-text, or
-        the zoo's held-out sentences (for a model outside the zoo, with a note saying so)."""
+        """The KL batches of ``variant``'s model, once per model: windows of --qrel-kl-text, the
+        zoo's held-out sentences for a zoo model, or windows of the shipped prose for a model
+        outside the zoo (with a note saying so); with the share of their tokens unknown to its tokenizer."""
         base = self.store.base(variant)
         state = self.store.state(variant, KLState)
         if state.text is None:
             kl = self.settings
             vocab = int(base.model.get_output_embeddings().weight.shape[0])
-            if kl.text is None:
-                note = None if variant.model in ZOO_MODELS else (
-                    f"{variant.model}: KL measured on {ZOO_TEXT}, not on text of its own domain; give "
-                    f"{options.KL_TEXT} (a file or an lm-eval task such as wikitext)")
+            if kl.text is None and variant.model in ZOO_MODELS:
                 texts = heldout_texts()
                 longest = min(256, max(len(base.tokenizer(t)["input_ids"]) for t in texts))
                 batches = encode(base.tokenizer, texts, batch_size=sequences_per_batch(longest, vocab))  # 32 on the zoo
-                state.text = KLBatches(batches, ZOO_TEXT, note)
+                source, note = ZOO_TEXT, None
             else:
-                text = kl.text
+                text = kl.text or shipped_prose()
+                note = None if kl.text else (
+                    f"{variant.model}: KL measured on {text.source}, not on text of its own domain; give "
+                    f"{options.KL_TEXT} (a file or an lm-eval task such as wikitext)")
                 limit = getattr(base.model.config, "max_position_embeddings", None) or kl.context
                 if kl.context_given and kl.context > limit:
                     raise VariantError(f"{options.KL_CONTEXT}={kl.context} is more than {variant.model}'s "
@@ -136,7 +138,9 @@ class KLMeasure(Measure):
                     batches = windows(base.tokenizer, text.read, context, kl.tokens, vocab)
                 except ValueError as exc:
                     raise VariantError(f"{options.KL_TEXT}: {exc}") from None
-                state.text = KLBatches(batches, f"{text.source}, windows of {context} tokens")
+                source = f"{text.source}, windows of {context} tokens"
+            share = unknown_share(base.tokenizer, (b.input_ids[b.attention_mask.bool()].tolist() for b in batches))
+            state.text = KLBatches(batches, source, note, share)
         return state.text
 
     def base_outputs(self, variant: Variant) -> BaseOutputs:
@@ -256,6 +260,9 @@ class KLMeasure(Measure):
             # were read back (run-dependent, like the cache's hit or miss)
             self.store.record_kl_base_passes(variant, values.base_passes)
             gates = self._gates(variant, values, bound, p99, text)
+            why = unreadable(text.unknown_share, f"the KL text ({text.source})")
+            if why:  # measured and shown, never gated: a KL over unknown tokens says nothing about the model
+                gates = [replace(g, measurement=replace(g.measurement, unchecked=why)) for g in gates]
         state.gates = (variant.id, gates)  # one variant at a time
         return gates
 
@@ -271,6 +278,7 @@ class KLMeasure(Measure):
             "sequences": seqs,
             "kl_text": text.source,
             **({"kl_text_note": text.note} if text.note else {}),
+            "kl_unknown_share": text.unknown_share,
             "kl_topk": "all" if self.settings.topk is None else self.settings.topk,
             "kl_decided": "exact" if v.exact else "bounds",
             "kl_lower": _mean(v.seq_lower),

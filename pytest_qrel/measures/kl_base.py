@@ -34,12 +34,13 @@ KL_FORMAT = 2  # the stored base outputs' layout; a change is a cache miss
 
 @dataclass(frozen=True)
 class KLBatches:
-    """One model's KL batches (the zoo's sentences, or windows of --qrel-kl-text, whose source
-    is ``data.text.KLText``) and what they are, for the report."""
+    """One model's KL batches (the zoo's sentences, or windows of --qrel-kl-text or of the shipped
+    prose, whose source is ``data.text.KLText``) and what they are, for the report."""
 
     batches: list[TokenBatch]
     source: str
-    note: str | None = None  # a one-line warning for the summary (a model outside the zoo on the zoo's text)
+    note: str | None = None  # a one-line warning for the summary (a model outside the zoo on the shipped prose)
+    unknown_share: float = 0.0  # of its tokens, those that are the tokenizer's unknown token (engine.unknown_share)
 
 
 @dataclass(frozen=True)

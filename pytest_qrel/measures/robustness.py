@@ -23,11 +23,13 @@ from ..errors import VariantError
 from ..metrics import auroc_counts, paired_bootstrap, resample_counts
 from ..perturb import load_masked_lm, masked_lm_insertion, perturb_prompt
 from ..schema import RobustnessComparison, StratumAccuracy
+from .base import unreadable
 from .family import BOOTSTRAP_RESAMPLES, Family, FamilyMeasure, Hypothesis, Unit, paired_hypothesis
 from .generation import (
     GenerationSettings,
     QAScores,
     prompt_seed,
+    qa_unknown_share,
     ranking,
     score_qa,
     unknown_word_share,
@@ -228,6 +230,11 @@ class RobustnessMeasure(FamilyMeasure):
             return
         b, bc = fam.scores[("base", cond)], fam.scores[("base", CLEAN)]
         hyps, why = hypotheses(b, q, bc, qc, self.thresholds(), self.config.seed)
+        qa = self.qa()
+        unknown = unreadable(qa_unknown_share(self.store.base(variant).tokenizer, qa.prompts, qa.answers),
+                             f"the QA prompts and answers ({qa.name})")
+        if unknown:  # every gate of the model's prompts: answers to unknown tokens say nothing about it
+            why, hyps = {k: unknown for k in (*hyps, *why)}, {}
         fam.hypotheses.update({(variant.id, cond, k): h for k, h in hyps.items()})
         fam.unchecked.update({(variant.id, cond, k): w for k, w in why.items()})
         comparison: RobustnessComparison = {"base": b.summary(), "quantized": q.summary(),

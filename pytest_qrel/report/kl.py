@@ -1,7 +1,8 @@
 """The KL statistics table (issue 16): per model, each variant's mean token KL to the base
 with its standard error and bound width, the per-token KL's median, p90, p99, p99.9 and max,
 top-1 agreement with the base, Δp of the reference token and ln(PPL_quant / PPL_base), as
-llama.cpp's ``--kl-divergence`` prints them; and the text they were measured on."""
+llama.cpp's ``--kl-divergence`` prints them; and the text they were measured on, with the share of
+its tokens unknown to the model's tokenizer (above 5% the KL gates are not checked)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def table_lines(records: list[Record]) -> tuple[list[str], list[list[str]], list
                      _g(d.get("dp_mean"), "+.4f"), _g(d.get("dp_rms"), ".4f"), _g(d.get("ln_ppl_ratio"), "+.4g")])
     texts = dict.fromkeys(f"{r.detail.get('kl_text')}" + (f"; base top-{r.detail['kl_topk']} stored"
                           if r.detail.get("kl_topk") != "all" else "; the base's full distribution stored")
+                          + (f"; {r.detail['kl_unknown_share']:.1%} of its tokens are the tokenizer's unknown token"
+                             if isinstance(r.detail.get("kl_unknown_share"), (int, float)) else "")
                           for r in records)
     notes += [f"KL text: {t}" for t in texts]
     notes += [f"warning: {n}" for n in dict.fromkeys(r.detail["kl_text_note"] for r in records

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from ..results import Record
 from ..schema import VariantEntry
-from ..summary import RunSummary, attempt, shown
+from ..summary import RunSummary, attempt, not_run_lines, shown
 from ..variants import bits_label
 from .drift import drift_markdown_lines
 from .kl import kl_markdown_lines
@@ -49,6 +49,7 @@ def write_markdown(report_dir: Path, summary: RunSummary, variants: list[Variant
     head, rows = verdict_rows(summary.verdicts)
     if rows and len(head) > 1:
         lines += ["## Verdicts", "", *markdown_table(head, rows)]
+    lines += [*(f"- {line}" for line in not_run_lines(summary.not_run)), ""] if summary.not_run else []
     by_variant: dict[str, list[Record]] = {}
     for r in shown(records):
         by_variant.setdefault(r.variant, []).append(r)

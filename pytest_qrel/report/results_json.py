@@ -55,6 +55,8 @@ def write_results_json(
         doc["models_named"] = run["models_named"]
         if "baseline_used" in run:
             doc["baseline_used"] = run["baseline_used"]
+        if run.get("not_run"):
+            doc["not_run"] = run["not_run"]
     path = report_dir / "results.json"
     fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".json", dir=report_dir)
     umask = os.umask(0)

@@ -10,7 +10,7 @@ from typing import AbstractSet
 from ..properties import CATALOG, Catalog
 from ..results import Record
 from ..schema import FitEntry, VariantEntry
-from ..summary import RunSummary, SweetSpot, Verdict, attempt, shown
+from ..summary import RunSummary, SweetSpot, Verdict, attempt, not_run_lines, shown
 from ..variants import bits_label
 from .drift import write_drift_tables
 from .kl import text_notes, write_kl_tables
@@ -173,6 +173,8 @@ def _write_counts(tr, summary: RunSummary, report_dir: Path) -> None:
     )
     for note in text_notes(summary.records):
         tr.write_line(f"qrel: warning: {note}", yellow=True)
+    for line in not_run_lines(summary.not_run):  # a property of a model that was not run, and what would run it
+        tr.write_line(f"qrel: {line}", yellow=True)
     for prop, c in summary.counts.items():
         tr.write_line(f"qrel {prop}: {c.passed + c.failed} checked ({c.passed} passed, {c.failed} failed), "
                       f"{c.not_checked} not checked, {c.errors} errors")

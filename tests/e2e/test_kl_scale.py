@@ -218,12 +218,15 @@ def test_a_text_shorter_than_a_window_or_a_context_past_the_model_is_named(tmp_p
         session.measures["kl"].outcome(session.variants[0])
 
 
-def test_a_model_outside_the_zoo_on_the_zoo_text_is_said(tiny, tmp_path):
-    session = session_for(tiny, tmp_path, methods="rtn", bits="8")
+def test_a_model_outside_the_zoo_on_the_shipped_prose_is_said(tiny, tmp_path):
+    session = session_for(tiny, tmp_path, methods="rtn", bits="8", kl_tokens="512")
     _, detail, _ = _detail(session, session.variants[0])
-    assert "KL measured on the zoo's held-out sentences" in detail["kl_text_note"]
+    assert "KL measured on the shipped prose alice_in_wonderland.txt" in detail["kl_text_note"]
+    assert detail["kl_text"].startswith("the shipped prose alice_in_wonderland.txt")
     zoo = session_for("zoo-s", tmp_path, methods="rtn", bits="8")
-    assert "kl_text_note" not in _detail(zoo, zoo.variants[0])[1]
+    _, zoo_detail, _ = _detail(zoo, zoo.variants[0])
+    assert "kl_text_note" not in zoo_detail and zoo_detail["kl_text"] == "the zoo's held-out sentences"
+    assert zoo_detail["kl_unknown_share"] == 0.0  # byte-level BPE: no unknown token
 
 
 class _OOMAbove(torch.nn.Module):

@@ -183,3 +183,23 @@ def test_robustness_by_stratum_names_the_most_fragile_stratum():
     assert "utilization 0.200 -> 0.300 (50% gained)" in strata_lines(robustness_summary(gain)["m"])[2][0]
     # prompts without strata: no table
     assert strata_lines(robustness_summary(records[:0] + [record(property="robustness", metric="accuracy_drop")]).get("m", {})) == ([], [], [])
+
+
+def test_a_property_not_run_is_a_column_of_the_verdict_matrix_never_a_missing_one():
+    """Issue 37: a named model that got fewer properties than the run asked for shows
+    ``not run (why)`` where the property's column would be empty, in catalog order."""
+    from pytest_qrel.summary import not_run_lines, verdicts
+
+    variants = [_variant("m-hqq-4b", 100.0), {**_variant("z-hqq-4b", 100.0), "model": "z"}]
+    records = [record(property="kl", metric="kl_to_base", value=0.01, threshold=0.1),
+               record(variant="z-hqq-4b", model="z", property="kl", metric="kl_to_base", value=0.01, threshold=0.1),
+               record(variant="z-hqq-4b", model="z", property="robustness", metric="accuracy_drop", status="skip")]
+    not_run = {"m": {"calibration": "name its tasks", "robustness": "give a QA file"}}
+    matrix = verdicts(variants, records, not_run=not_run)
+    assert list(matrix["m-hqq-4b"]) == ["kl", "calibration", "robustness"]
+    assert matrix["m-hqq-4b"] == {"kl": "PASS", "calibration": "not run (name its tasks)",
+                                  "robustness": "not run (give a QA file)"}
+    assert matrix["z-hqq-4b"] == {"kl": "PASS", "calibration": "-", "robustness": "not checked"}
+    assert list(verdicts(variants, records)["m-hqq-4b"]) == ["kl", "robustness"]  # without it: no column
+    assert not_run_lines({"m": {"calibration": "a", "confidence": "a", "robustness": "b"}}) == [
+        "calibration, confidence: not run for m: a", "robustness: not run for m: b"]
