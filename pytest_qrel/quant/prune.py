@@ -166,7 +166,7 @@ def measure(base: LoadedModel, model: torch.nn.Module, method: str, sparsity: Sp
             requested: list[str] | None = None) -> PrunedInfo:
     """What ``model`` (``base`` pruned) stores, from its weights alone (so a model read back from
     the cache measures the same): an asked-for layer is pruned when its share of zeros reaches
-    what was asked; one refused, left dense or below it is skipped, with the reason."""
+    what was asked (n:m: n zeros in each group of m); one refused, left dense or below it is skipped, with the reason."""
     requested = base.linear_layer_names if requested is None else list(requested)
     keep = protected(model)
     info = PrunedInfo(method, sparsity, {}, requested)
@@ -179,6 +179,10 @@ def measure(base: LoadedModel, model: torch.nn.Module, method: str, sparsity: Sp
             why = f"{method} left it dense"
         elif why is None and zeros < sparsity.fraction - 1e-9:
             why = f"measured sparsity {zeros:.4f}, below the asked {sparsity.fraction:g}"
+        elif why is None and sparsity.m:  # n:m is a pattern (what sparse kernels store), not a share
+            groups = (_row_major(model.get_submodule(name)) == 0).reshape(-1, sparsity.m).sum(-1)
+            if (short := int((groups < sparsity.n).sum())):
+                why = f"{short} of its {groups.numel()} groups of {sparsity.m} have fewer than {sparsity.n} zeros"
         if why is None:
             info.sparsity[name] = zeros
         else:
