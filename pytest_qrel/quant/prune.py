@@ -212,8 +212,8 @@ def prune(base: LoadedModel, method: str, sparsity: Sparsity, calibration: list[
         # tensor (q, k, v; gate, up): pruning one cannot change the others' inputs
         for name, (xtx, tokens) in _input_grams(model, remaining, batches).items():
             weight = _row_major(model.get_submodule(name))
-            with torch.no_grad():
-                weight.copy_(METHODS[method](weight.detach(), xtx, tokens, sparsity))
+            with torch.no_grad():  # at the checkpoint's dtype, as total_bits counts the kept weights
+                weight.copy_(METHODS[method](weight.detach(), xtx, tokens, sparsity).to(base.checkpoint_dtype))
             remaining.remove(name)
     return model, measure(base, model, method, sparsity, requested)
 
