@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ..engine import encode
-from ..errors import QuantizationError
+from ..errors import InputsCollected, QuantizationError
 from ..variants import Sparsity
 
 if TYPE_CHECKING:
@@ -218,10 +218,6 @@ def prune(base: LoadedModel, method: str, sparsity: Sparsity, calibration: list[
     return model, measure(base, model, method, sparsity, requested)
 
 
-class _Reached(Exception):
-    """Raised in a hook to stop a forward pass once the layers it was run for have their inputs."""
-
-
 def _input_grams(model: torch.nn.Module, names: list[str], batches: list) -> dict[str, tuple[torch.Tensor, int]]:
     """``XᵀX`` over the real tokens of ``batches``, and their count, of the first of ``names``
     the forward pass reaches and of every other one that reads the very same input tensor; the
@@ -238,7 +234,7 @@ def _input_grams(model: torch.nn.Module, names: list[str], batches: list) -> dic
                 state["input"] = args[0]
             # another input, or (after the first batch, which decides them) a layer of none of them
             if args[0] is not state["input"] or (name not in grams and not state["first"]):
-                raise _Reached
+                raise InputsCollected
             x = args[0].detach().float()
             x = x[state["mask"]] if x.shape[:-1] == state["mask"].shape else x.reshape(-1, x.shape[-1])
             gram = grams.setdefault(name, [None, 0])
@@ -254,7 +250,7 @@ def _input_grams(model: torch.nn.Module, names: list[str], batches: list) -> dic
                 state.update(mask=batch.attention_mask.to(device).bool(), input=None, first=i == 0)
                 try:
                     model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))
-                except _Reached:
+                except InputsCollected:
                     pass
     finally:
         for handle in handles:
