@@ -64,6 +64,8 @@ def sparsegpt_prune(weight: torch.Tensor, xtx: torch.Tensor, tokens: int, sparsi
     the mask of a block chosen at its start by ``w² / [chol(H⁻¹)]_jj²``. Returns the new weight."""
     import torch
 
+    if sparsity.m:  # whole groups of m in each block: a group a block boundary cut would lose its pattern
+        block = max(sparsity.m, block - block % sparsity.m)
     work = torch.promote_types(weight.dtype, torch.float32)  # float32 at least, as the reference code
     w = weight.detach().to(work).clone()
     h = 2 * xtx.to(work) / max(tokens, 1)

@@ -84,6 +84,16 @@ def test_sparsegpt_is_the_sequential_obs_update(sparsity: Sparsity) -> None:
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("text", ["1:3", "2:3", "3:6"])
+def test_sparsegpt_n_of_m_groups_straddle_no_block_when_m_does_not_divide_it(text: str) -> None:
+    # 192-wide rows: blocks of 128 columns would cut a group of 3 or 6 in two (a crash, or groups
+    # with fewer than n zeros); each group of m must keep its n zeros, as Wanda's does
+    sparsity = Sparsity.parse(text)
+    w, x = _layer(out=8, width=192, tokens=400)
+    got = sparsegpt_prune(w, x.T @ x, x.shape[0], sparsity)
+    assert ((got == 0).reshape(8, -1, sparsity.m).sum(-1) == sparsity.n).all()
+
+
 def test_sparsegpt_reconstructs_between_masking_and_least_squares() -> None:
     """With its own mask, SparseGPT's output error ‖(W - Ŵ)Xᵀ‖ lies between the closed-form
     least-squares optimum (each row refitted on its kept columns) and the mask applied alone."""
