@@ -29,6 +29,11 @@ class FitError(ValueError):
     convergence. The caller reports such a law as not fitted."""
 
 
+class InputsCollected(Exception):
+    """Raised in a forward hook to stop a calibration pass once the layers it was run for have
+    their inputs (quant/prune.py: what comes after them is not needed)."""
+
+
 class ShrinkBudgetSpent(BaseException):
     """Ends hypothesis's shrinking of a fuzzing test (a BaseException: hypothesis lets it
     through, as it does KeyboardInterrupt); the smallest failing batch so far is the example."""

@@ -173,6 +173,8 @@ def sparsities(flag: str, value: Any) -> tuple[Sparsity, ...]:
             raise pytest.UsageError(
                 f"{flag}: expected sparsities in (0, 1) or n:m patterns with 0 < n < m (e.g. 0.5,2:4), but got {text!r}"
             ) from None
+    if not out:  # as --qrel-bits: a pruning method named with no sparsity would test nothing
+        raise pytest.UsageError(f"{flag}: expected at least one sparsity in (0, 1) or n:m pattern (e.g. 0.5,2:4)")
     return tuple(distinct(flag, out))
 
 

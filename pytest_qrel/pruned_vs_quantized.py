@@ -146,11 +146,13 @@ def _beats(q: Point, p: Point, metrics: tuple[str, ...]) -> bool:
     return q.total_bits <= p.total_bits and all(winner(q, p, m) == "quantized" for m in metrics if p.value(m) is not None)
 
 
-def _finding(pairs: list[Pairing], quantized: list[Point], metrics: tuple[str, ...]) -> Finding:
+def _finding(pairs: list[Pairing], quantized: list[Point], metrics: tuple[str, ...],
+             partial: frozenset[str] = frozenset()) -> Finding:
+    # a variant with asked-for layers not pruned as asked (``partial``) is not 50%- or 2:4-pruned
     checked = [pair.pruned for pair in pairs if pair.pruned.sparsity in FINDING_SPARSITIES
-               and pair.pruned.kl_to_base is not None]
+               and pair.pruned.kl_to_base is not None and pair.pruned.variant not in partial]
     if not checked:
-        return Finding(None, metrics, {}, "no 50%- or 2:4-pruned variant with a KL to base")
+        return Finding(None, metrics, {}, "no 50%- or 2:4-pruned variant pruned as asked with a KL to base")
     beaten_by = {p.variant: (b.variant if (b := _best([q for q in quantized if _beats(q, p, metrics)])) else None)
                  for p in checked}
     return Finding(all(b is not None for b in beaten_by.values()), metrics, beaten_by)
@@ -175,5 +177,6 @@ def compare(variants: list[VariantEntry], records: list[Record], drift_rows: lis
                  for p in pruned]
         metrics = tuple(m for m in METRICS if any(p.value(m) is not None for p in pruned))
         base = next((b for v in own if (b := _finite(v.get("base_total_bits"))) is not None), None)
-        out.append(ModelComparison(model, base, tuple(points), tuple(pairs), _finding(pairs, quantized, metrics)))
+        partial = frozenset(v["id"] for v in own if v.get("sparsity") is not None and v.get("skipped"))
+        out.append(ModelComparison(model, base, tuple(points), tuple(pairs), _finding(pairs, quantized, metrics, partial)))
     return out

@@ -69,6 +69,9 @@ class Sparsity:
         """How the option and results.json write it: ``"0.5"``, ``"2:4"``."""
         return f"{self.n}:{self.m}" if self.m else repr(self.fraction)
 
+    def __str__(self) -> str:  # as written in an error message
+        return self.text
+
     @property
     def label(self) -> str:
         """What a variant id says: ``s50`` for 0.5, ``2of4`` for 2:4."""

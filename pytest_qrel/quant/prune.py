@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ..engine import encode
-from ..errors import QuantizationError
+from ..errors import InputsCollected, QuantizationError
 from ..variants import Sparsity
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ def sparsegpt_prune(weight: torch.Tensor, xtx: torch.Tensor, tokens: int, sparsi
     the mask of a block chosen at its start by ``w² / [chol(H⁻¹)]_jj²``. Returns the new weight."""
     import torch
 
+    if sparsity.m:  # whole groups of m in each block: a group a block boundary cut would lose its pattern
+        block = max(sparsity.m, block - block % sparsity.m)
     work = torch.promote_types(weight.dtype, torch.float32)  # float32 at least, as the reference code
     w = weight.detach().to(work).clone()
     h = 2 * xtx.to(work) / max(tokens, 1)
@@ -166,7 +168,7 @@ def measure(base: LoadedModel, model: torch.nn.Module, method: str, sparsity: Sp
             requested: list[str] | None = None) -> PrunedInfo:
     """What ``model`` (``base`` pruned) stores, from its weights alone (so a model read back from
     the cache measures the same): an asked-for layer is pruned when its share of zeros reaches
-    what was asked; one refused, left dense or below it is skipped, with the reason."""
+    what was asked (n:m: n zeros in each group of m); one refused, left dense or below it is skipped, with the reason."""
     requested = base.linear_layer_names if requested is None else list(requested)
     keep = protected(model)
     info = PrunedInfo(method, sparsity, {}, requested)
@@ -179,6 +181,10 @@ def measure(base: LoadedModel, model: torch.nn.Module, method: str, sparsity: Sp
             why = f"{method} left it dense"
         elif why is None and zeros < sparsity.fraction - 1e-9:
             why = f"measured sparsity {zeros:.4f}, below the asked {sparsity.fraction:g}"
+        elif why is None and sparsity.m:  # n:m is a pattern (what sparse kernels store), not a share
+            groups = (_row_major(model.get_submodule(name)) == 0).reshape(-1, sparsity.m).sum(-1)
+            if (short := int((groups < sparsity.n).sum())):
+                why = f"{short} of its {groups.numel()} groups of {sparsity.m} have fewer than {sparsity.n} zeros"
         if why is None:
             info.sparsity[name] = zeros
         else:
@@ -208,14 +214,10 @@ def prune(base: LoadedModel, method: str, sparsity: Sparsity, calibration: list[
         # tensor (q, k, v; gate, up): pruning one cannot change the others' inputs
         for name, (xtx, tokens) in _input_grams(model, remaining, batches).items():
             weight = _row_major(model.get_submodule(name))
-            with torch.no_grad():
-                weight.copy_(METHODS[method](weight.detach(), xtx, tokens, sparsity))
+            with torch.no_grad():  # at the checkpoint's dtype, as total_bits counts the kept weights
+                weight.copy_(METHODS[method](weight.detach(), xtx, tokens, sparsity).to(base.checkpoint_dtype))
             remaining.remove(name)
     return model, measure(base, model, method, sparsity, requested)
-
-
-class _Reached(Exception):
-    """Raised in a hook to stop a forward pass once the layers it was run for have their inputs."""
 
 
 def _input_grams(model: torch.nn.Module, names: list[str], batches: list) -> dict[str, tuple[torch.Tensor, int]]:
@@ -234,7 +236,7 @@ def _input_grams(model: torch.nn.Module, names: list[str], batches: list) -> dic
                 state["input"] = args[0]
             # another input, or (after the first batch, which decides them) a layer of none of them
             if args[0] is not state["input"] or (name not in grams and not state["first"]):
-                raise _Reached
+                raise InputsCollected
             x = args[0].detach().float()
             x = x[state["mask"]] if x.shape[:-1] == state["mask"].shape else x.reshape(-1, x.shape[-1])
             gram = grams.setdefault(name, [None, 0])
@@ -250,7 +252,7 @@ def _input_grams(model: torch.nn.Module, names: list[str], batches: list) -> dic
                 state.update(mask=batch.attention_mask.to(device).bool(), input=None, first=i == 0)
                 try:
                     model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))
-                except _Reached:
+                except InputsCollected:
                     pass
     finally:
         for handle in handles:

@@ -40,7 +40,7 @@ class Pruner:
     settings_fields: ClassVar[tuple[str, ...]] = ()
     mixed_precision: ClassVar[bool] = False  # the sparsity axis replaces the quantized-share one
     # bump when what pruning does changes (its rounding, block size, dampening): in every cache key
-    config_version: ClassVar[int] = 1
+    config_version: ClassVar[int] = 2  # 2: kept weights at the checkpoint's dtype; n:m blocks of whole groups
 
     def __post_init__(self) -> None:
         if self.name not in METHODS:

@@ -9,7 +9,8 @@ before, so the full-precision model computes the same function. In Llama-style b
 zoo's): q/k/v from ``input_layernorm``'s weight, gate/up from ``post_attention_layernorm``'s,
 o from ``v_proj``'s output rows, down from ``up_proj``'s output rows (the reference code
 smooths only the first two; the other two cost nothing, as v_proj and up_proj are quantized a
-scale per output row). Linear layers of other blocks are quantized without smoothing.
+scale per output row). Linear layers of other blocks are quantized without smoothing, and
+reported so: out of the variant's coverage, in its skipped layers (``measure``).
 
 Then W8A8 (``smoothquant_linear.W8A8Linear``): weights int8 with one scale per output row,
 exactly as quanto's qint8 weights (``quanto-a8``); activations int8 with one scale per token,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from ..engine import TokenBatch
     from ..models import LoadedModel
+    from ..variants import QuantizedInfo
 
 DEFAULT_ALPHA = 0.5  # Xiao et al. §4: the sweet spot of most models
 FACTORS_FILE = "smoothing.safetensors"
@@ -115,6 +117,26 @@ class SmoothQuantBackend(Backend):
         model = replace_layers(model, layers, rebuild).eval()
         model._qrel_smoothing = factors
         return model
+
+    def measure(
+        self, base: LoadedModel, model: torch.nn.Module, bits: int, group_size: int | None,
+        requested: list[str] | None = None,
+    ) -> QuantizedInfo:
+        """What was quantized, counting a layer quantized W8A8 with no smoothing (outside a
+        Llama-style block: nothing to fold into) as not SmoothQuant: out of the coverage and in
+        ``skipped`` with why (its bits still count: it is stored W8A8), as awq's RTN fallback."""
+        from .smoothquant_linear import llama_folds
+
+        info = super().measure(base, model, bits, group_size, requested)
+        factors = getattr(model, "_qrel_smoothing", {})
+        smoothed = {c for f in llama_folds(model) if f.target in factors for c in f.consumers}
+        plain = [n for n in info.requested_layers if n in info.quantized_layers and n not in smoothed]
+        numel = {n: base.model.get_submodule(n).weight.numel() for n in info.requested_layers}
+        if plain and sum(numel.values()):
+            info.coverage = max(0.0, info.coverage - sum(numel[n] for n in plain) / sum(numel.values()))
+            info.skipped.update({n: "quantized W8A8 without smoothing (not in a Llama-style block): not SmoothQuant"
+                                 for n in plain})
+        return info
 
     def layer_bits(self, module: torch.nn.Module) -> int | None:
         return int(module.bits)

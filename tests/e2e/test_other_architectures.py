@@ -65,3 +65,15 @@ def test_gpt2_through_the_cli_quantizes_every_projection(pytester, tiny_gpt2):
                                            "--qrel-no-cache", "-k", "test_kl_to_base")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["tiny-gpt2-bnb-4b-g64 * 8/8 * PASS", "tiny-gpt2-hqq-4b-g64 * 8/8 * PASS"])
+
+
+def test_smoothquant_on_gpt2_smooths_nothing_and_does_not_read_as_smoothquant(tiny_gpt2, tmp_path):
+    # no Llama-style block to fold into: every layer is plain W8A8, which must not pass as SmoothQuant
+    # (as awq's RTN-fallback layers do not pass as AWQ)
+    from helpers import run_session, session_for
+    from pytest_qrel.results import coverage_problem
+
+    (kl, info), = run_session(session_for(tiny_gpt2, tmp_path, no_cache=True, methods="smoothquant", bits="8")).values()
+    assert info["quantized_layers"] == 8 and info["coverage"] == 0.0  # stored W8A8: its bits count
+    assert len(info["skipped"]) == 8 and all("without smoothing" in why for why in info["skipped"].values())
+    assert "below the minimum coverage" in coverage_problem(info, 1.0)

@@ -84,6 +84,16 @@ def test_sparsegpt_is_the_sequential_obs_update(sparsity: Sparsity) -> None:
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("text", ["1:3", "2:3", "3:6"])
+def test_sparsegpt_n_of_m_groups_straddle_no_block_when_m_does_not_divide_it(text: str) -> None:
+    # 192-wide rows: blocks of 128 columns would cut a group of 3 or 6 in two (a crash, or groups
+    # with fewer than n zeros); each group of m must keep its n zeros, as Wanda's does
+    sparsity = Sparsity.parse(text)
+    w, x = _layer(out=8, width=192, tokens=400)
+    got = sparsegpt_prune(w, x.T @ x, x.shape[0], sparsity)
+    assert ((got == 0).reshape(8, -1, sparsity.m).sum(-1) == sparsity.n).all()
+
+
 def test_sparsegpt_reconstructs_between_masking_and_least_squares() -> None:
     """With its own mask, SparseGPT's output error ‖(W - Ŵ)Xᵀ‖ lies between the closed-form
     least-squares optimum (each row refitted on its kept columns) and the mask applied alone."""
@@ -161,3 +171,23 @@ def test_total_bits_count_kept_weights_and_the_mask(zoo_xs) -> None:  # type: ig
         else:  # the non-zero weights at 32 bits, and a 1-bit map of all of them
             expected = 32 * (base.params - zeros) + pruned_weights
         assert info.total_bits == expected
+
+
+def test_kept_weights_are_at_the_checkpoint_dtype_they_are_billed_at(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # a bfloat16 checkpoint computes in float32 on CPU: SparseGPT's updated weights must be
+    # bfloat16 values, as total_bits counts them (and as a GPU run, computing in bfloat16, has them)
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(zoo_dir() / "zoo-xs")
+    tok.save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=4, tie_word_embeddings=True)
+    LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(tmp_path)
+    base = load_base("bf16", str(tmp_path), torch.device("cpu"))
+    assert (base.checkpoint_dtype, base.dtype) == (torch.bfloat16, torch.float32)
+    model, info = prune(base, "sparsegpt", Sparsity(0.5), calibration_texts()[:8])
+    assert info.shortfall() is None
+    for name in base.linear_layer_names:
+        w = model.get_submodule(name).weight
+        assert torch.equal(w, w.to(torch.bfloat16).float()), name

@@ -106,6 +106,26 @@ def test_the_finding_does_not_hold_when_the_pruned_variant_loses_less_accuracy()
         in finding_line(c)
 
 
+def test_a_variant_not_pruned_as_asked_does_not_decide_the_finding():
+    """A "2:4" variant with a layer left dense (rows not in groups of 4) is not 2:4-pruned: its
+    low KL must not refute paper 000's finding; it stays in the pairing rows."""
+    from pytest_qrel.summary import summarize
+
+    rows = [r if r[0] != "wanda-2of4" else (*r[:5], 0.0001, 0.0) for r in ROWS]  # beats every quantized one
+    variants, records = _run(rows)
+    for v in variants:
+        if v["id"] == "m-wanda-2of4":
+            v.update(coverage=0.8, skipped={"l.down": "its rows of 66 weights do not split into groups of 4"})
+    (c,) = summarize(variants, records).pruned_vs_quantized
+    assert c.finding.holds is True and c.finding.beaten_by == {"m-wanda-s50": "m-rtn-8b-g64"}
+    assert "m-wanda-2of4" in [p.pruned.variant for p in c.pairs]
+    for v in variants:  # the 50%-pruned one not pruned as asked either: nothing decides it
+        if v["id"] == "m-wanda-s50":
+            v.update(coverage=0.5, skipped={"l.up": "wanda left it dense"})
+    (c,) = summarize(variants, records).pruned_vs_quantized
+    assert c.finding.holds is None and "pruned as asked" in str(c.finding.reason)
+
+
 def test_without_tasks_the_finding_is_decided_on_kl_alone_and_a_variant_missing_a_task_has_no_drop():
     from pytest_qrel.report.pruned import finding_line
 

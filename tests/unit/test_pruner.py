@@ -54,3 +54,15 @@ def test_shortfall_and_head_lower_the_coverage(zoo_xs) -> None:  # type: ignore[
     _, info, _ = pruner.at(Sparsity(0.1)).prune(base, calibration_texts()[:16], layers=[*base.linear_layer_names, "lm_head"])
     assert info.skipped == {"lm_head": "the output head or the input embeddings (tied to the head): never pruned"}
     assert 0 < info.coverage < 1
+
+
+@pytest.mark.parametrize("pruned_as, asked_as", [("0.5", "2:4"), ("2:4", "1:2")])
+def test_weights_not_in_the_asked_n_of_m_pattern_lower_the_coverage(zoo_xs, pruned_as: str, asked_as: str) -> None:  # type: ignore[no-untyped-def]
+    # as many zeros as asked, but not n of each m (a cache entry's files of another sparsity):
+    # not what sparse kernels store, so not the variant, however many zeros it has
+    base, pruner = zoo_xs, PRUNERS["wanda"]
+    model, _, _ = pruner.at(Sparsity.parse(pruned_as)).prune(base, calibration_texts()[:16])
+    other = pruner.at(Sparsity.parse(asked_as)).measure(base, model)
+    assert other.coverage == 0.0 and all(f"fewer than {asked_as.split(':')[0]} zeros" in why
+                                         for why in other.skipped.values())
+    assert "minimum coverage" in str(coverage_problem(other.as_dict(), 1.0))

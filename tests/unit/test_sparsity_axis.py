@@ -46,6 +46,18 @@ def test_malformed_sparsities_are_usage_errors_naming_the_option(tmp_path, value
         _config(tmp_path, methods="wanda", sparsities=value)
 
 
+@pytest.mark.parametrize("value", ["", ","])
+def test_no_sparsity_is_a_usage_error_not_a_pruning_method_that_tests_nothing(tmp_path, value):
+    # as --qrel-bits: rtn,wanda with no sparsity would run rtn alone and pass, wanda never tried
+    with pytest.raises(pytest.UsageError, match=r"--qrel-sparsities: expected at least one sparsity"):
+        _config(tmp_path, methods="rtn,wanda", bits="4", sparsities=value)
+
+
+def test_a_repeated_sparsity_is_named_as_written():
+    with pytest.raises(pytest.UsageError, match=r"^--qrel-sparsities: 0.5, 2:4 given more than once$"):
+        _config(Path.cwd(), methods="wanda", sparsities="0.5,2:4,0.50,2:4")
+
+
 def test_sparsities_that_share_an_id_are_refused(tmp_path):
     with pytest.raises(pytest.UsageError, match=r"--qrel-sparsities: 0.1 and 0.1000001 would share the test id "
                                                 r"'zoo-xs-wanda-s10'"):
