@@ -262,6 +262,12 @@ def tokenizer_difference(contents: GGUFContents, base: Any) -> str | None:
         if vocab.get(token) != index:
             return f"its tokenizer gives {token!r} the id {index}, the base's {vocab.get(token)}"
     model = json.loads(base.backend_tokenizer.to_str()).get("model", {}) if hasattr(base, "backend_tokenizer") else {}
+    # the same tokens under another algorithm tokenize otherwise: llama.cpp's name of the base's
+    kind = {"BPE": ("BPE with byte fallback", "llama") if model.get("byte_fallback") else
+            ("BPE without byte fallback", "gpt2"), "WordPiece": ("WordPiece", "bert")}.get(model.get("type", ""))
+    if kind and fields.get("tokenizer.ggml.model", kind[1]) != kind[1]:
+        return (f"its tokenizer.ggml.model is {fields['tokenizer.ggml.model']!r}, the base's tokenizer is {kind[0]}, "
+                f"which llama.cpp names {kind[1]!r}")
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     if "tokenizer.ggml.merges" in fields and fields["tokenizer.ggml.merges"] != merges:
         return "its tokenizer's BPE merges differ from the base's"

@@ -123,3 +123,18 @@ def test_the_embedded_tokenizer_must_be_the_bases(tmp_path):
 
     swapped = read_gguf(write_gguf(zoo_dir() / "zoo-l", "Q8_0", tmp_path / "swapped.gguf", tokens=swap))
     assert tokenizer_difference(swapped, base) == f"its tokenizer gives {base.convert_ids_to_tokens(11)!r} the id 10, the base's 11"
+
+
+def test_an_embedded_tokenizer_of_another_algorithm_is_not_the_bases(tmp_path, monkeypatch):
+    # the same tokens and merges under tokenizer.ggml.model "llama": llama.cpp tokenizes them with
+    # SentencePiece's rules, not the base's byte-level BPE (transformers' GGUF tokenizer measured:
+    # 37 ids for 42 of the base's on one sentence)
+    import gguf
+    from transformers import AutoTokenizer
+
+    write_model = gguf.GGUFWriter.add_tokenizer_model
+    monkeypatch.setattr(gguf.GGUFWriter, "add_tokenizer_model", lambda self, model: write_model(self, "llama"))
+    spm = read_gguf(write_gguf(zoo_dir() / "zoo-l", "Q8_0", tmp_path / "spm.gguf"))
+    base = AutoTokenizer.from_pretrained(zoo_dir() / "zoo-l")
+    assert tokenizer_difference(spm, base) == ("its tokenizer.ggml.model is 'llama', the base's tokenizer is BPE "
+                                               "without byte fallback, which llama.cpp names 'gpt2'")
