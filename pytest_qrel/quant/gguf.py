@@ -217,6 +217,13 @@ def base_mismatch(contents: GGUFContents, config: dict, shapes: dict[str, tuple[
         ours = contents.fields.get(f"{arch}.{key}")
         if ours is not None and config.get(name) is not None and ours != config[name]:
             return f"its {arch}.{key} is {ours}, the base's {name} {config[name]}"
+    # a rope scaling llama.cpp applies and transformers' loader does not: the model measured is not the one run
+    scaling = contents.fields.get(f"{arch}.rope.scaling.type")
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else "default"
+    if scaling not in (None, "none", rope_type):
+        return (f"its {arch}.rope.scaling.type is {scaling!r}, the base's rope_type {rope_type!r} "
+                "(transformers' GGUF loader does not apply it, llama.cpp does)")
     mapped = hf_names(contents, list(shapes))
     tied = bool(config.get("tie_word_embeddings"))
     for name, tensor in contents.tensors.items():

@@ -69,6 +69,14 @@ def _shrunk_embeddings(name: str, data: np.ndarray) -> np.ndarray:
     return data[:1000] if name == "token_embd.weight" else data
 
 
+def _linear_rope_scaling(writer) -> None:
+    # llama.cpp scales the rope of a file that says so; transformers reads no llama rope scaling from GGUF
+    import gguf
+
+    writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    writer.add_rope_scaling_factor(4.0)
+
+
 def _q1_0_ffn_down(name: str, data: np.ndarray) -> np.ndarray:
     # gguf has no Python quantizer for Q1_0: its blocks (18 bytes per 128 weights) written as bytes
     return np.zeros((data.shape[0], data.shape[1] // 128 * 18), np.uint8) if name.endswith("ffn_down.weight") else data
@@ -86,6 +94,9 @@ def _q1_0_ffn_down(name: str, data: np.ndarray) -> np.ndarray:
      r"bad.gguf is a GGUF file of architecture 'zoo-arch', which transformers does not load from GGUF \(it loads .*llama"),
     (lambda p: write_gguf(zoo_dir() / "zoo-l", "Q4_0", p, {"ffn_down": "Q1_0"}, change=_q1_0_ffn_down), "zoo-l",
      r"bad.gguf stores blk.0.ffn_down.weight as Q1_0, a type transformers cannot dequantize"),
+    (lambda p: write_gguf(zoo_dir() / "zoo-l", "Q8_0", p, metadata=_linear_rope_scaling), "zoo-l",
+     r"bad.gguf is not a quantization of .*zoo-l: its llama.rope.scaling.type is 'linear', the base's rope_type "
+     r"'default' \(transformers' GGUF loader does not apply it, llama.cpp does\)$"),
     (lambda p: write_gguf(zoo_dir() / "zoo-l", "F16", p), "zoo-l",
      r"bad.gguf stores no linear weight quantized \(only F16\): not a quantized variant"),
     (lambda p: p.write_text('{"model_type": "llama"}'), "zoo-l",
