@@ -149,3 +149,19 @@ def test_an_embedded_tokenizer_of_another_algorithm_is_not_the_bases(tmp_path, m
     base = AutoTokenizer.from_pretrained(zoo_dir() / "zoo-l")
     assert tokenizer_difference(spm, base) == ("its tokenizer.ggml.model is 'llama', the base's tokenizer is BPE "
                                                "without byte fallback, which llama.cpp names 'gpt2'")
+
+
+@pytest.mark.xfail(strict=True, reason="not detected: llama.cpp's BPE adds no space before a text's first word "
+                                       "(tokenizer.ggml.add_space_prefix is SentencePiece's), the zoo's byte-level "
+                                       "BPE does (add_prefix_space): every zoo GGUF is run on other ids than its base's; "
+                                       "refusing it needs a zoo tokenizer without the prefix space (the lead's call)")
+def test_a_base_that_adds_a_prefix_space_does_not_tokenize_as_its_gguf(tmp_path):
+    from transformers import AutoTokenizer
+
+    base = AutoTokenizer.from_pretrained(zoo_dir() / "zoo-l")
+    path = write_gguf(zoo_dir() / "zoo-l", "Q8_0", tmp_path / "zoo-l.gguf")
+    # transformers' tokenizer of the file, as llama.cpp's BPE tokenizes: 'The' without the base's 'Ġ' before it
+    embedded = AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name)
+    text = "The cat sat on the mat."
+    assert embedded(text).input_ids[1:] == base(text).input_ids[2:] and base(text).input_ids[1] == base.convert_tokens_to_ids("Ġ")
+    assert tokenizer_difference(read_gguf(path), base) is not None
