@@ -249,10 +249,11 @@ class Results:
         self._pending.append(record)
         return record
 
-    def failed_unrecorded(self, test: str, variant: Variant, measuring: tuple[str, str] | None,
+    def failed_unrecorded(self, test: str, variant: Variant, measuring: tuple[str, str | None] | None,
                           exc: BaseException | None) -> None:
-        """A test that failed before recording anything (``measuring``: the property and metric
-        it was at): an ERROR record with a one-line reason, so no variant vanishes from the report."""
+        """A test that failed before recording anything, or after what it recorded passed
+        (``measuring``: the property and metric it was at, no metric for the latter): an ERROR
+        record with a one-line reason, so no variant vanishes from the report, none passes."""
         import pytest
 
         reason = "unknown failure" if exc is None else one_line(exc) if isinstance(exc, pytest.fail.Exception) \
@@ -278,8 +279,9 @@ class Results:
                 return float(r.value) if isinstance(r.value, (int, float)) else None
         return None
 
-    def has_pending(self, test: str) -> bool:
-        return any(r.test == test for r in self._pending)
+    def has_pending(self, test: str, failed: bool = False) -> bool:
+        """Whether ``test`` recorded something in this process (``failed``: a failed or errored record)."""
+        return any(r.test == test and (not failed or r.status in ("fail", "error")) for r in self._pending)
 
     def take_pending(self, variant_info: dict[str, dict]) -> dict[str, Any]:
         """The finished test's payload (its records in results.json form and its variant's

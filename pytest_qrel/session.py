@@ -149,8 +149,11 @@ class QrelSession:
             junit.add(item, report, variant, self.variant_info.get(variant.id), getattr(report, REPORT_ATTR)["results"])
         if variant is None or report.when == "teardown" or (report.when == "setup" and report.passed):
             return
-        if report.failed and not self.results.has_pending(item.name):
-            self.results.failed_unrecorded(item.name, variant, self._measuring, call.excinfo.value if call.excinfo else None)
+        if report.failed and not self.results.has_pending(item.name, failed=True):
+            # it failed before it recorded, or after its gates passed (a suite's own check): an ERROR, not their pass
+            measuring = (self._measuring[0], None) if self._measuring and self.results.has_pending(item.name) \
+                else self._measuring
+            self.results.failed_unrecorded(item.name, variant, measuring, call.excinfo.value if call.excinfo else None)
         info = self.store.info.get(variant)
         payload = {**self.results.take_pending({variant.id: info.as_dict()} if info else {}),
                    "variant": variant.id, "test": item.name}

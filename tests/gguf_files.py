@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -29,12 +29,14 @@ def _permute(weights: np.ndarray, n_head: int) -> np.ndarray:
 def write_gguf(model_dir: Path | str, qtype: str, out: Path | str, types: dict[str, str] | None = None,
                embd: str | None = None, base_name: str | None = None, architecture: str = "llama",
                change: Callable[[str, np.ndarray], np.ndarray] | None = None,
-               tokens: Callable[[list[str]], list[str]] | None = None) -> Path:
+               tokens: Callable[[list[str]], list[str]] | None = None,
+               metadata: Callable[[Any], None] | None = None) -> Path:
     """``model_dir`` (a zoo Llama) as a GGUF file at ``out``: every linear weight of its blocks
     in ``qtype`` (or the type ``types`` gives its GGUF name's end, e.g. ``ffn_down``), the
     token embeddings in ``embd`` (default: ``qtype``), the norms in F32; ``base_name`` written
     as its general.base_model.0.name. For files that must be refused: ``change`` gives each
-    tensor's stored value from its GGUF name and value, ``tokens`` the token list written."""
+    tensor's stored value from its GGUF name and value, ``tokens`` the token list written,
+    ``metadata`` adds keys with the writer's own methods."""
     import gguf
     from safetensors.numpy import load_file
 
@@ -60,6 +62,8 @@ def write_gguf(model_dir: Path | str, qtype: str, out: Path | str, types: dict[s
     writer.add_rope_freq_base(float(config["rope_parameters"]["rope_theta"]))
     writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
     writer.add_vocab_size(config["vocab_size"])
+    if metadata:
+        metadata(writer)
     writer.add_file_type(int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype}", gguf.LlamaFileType.ALL_F32)))
 
     vocab = tokenizer["model"]["vocab"]

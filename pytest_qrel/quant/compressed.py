@@ -20,6 +20,7 @@ computed at the call), before a float matmul: int8 activations in value, not an 
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, ClassVar
 
 from ..cache import installed_version
@@ -132,6 +133,16 @@ class CompressedTensorsBackend(Backend):
                 what = "its output head" if module is head else f"a {type(module).__name__}"
                 raise QuantizationError(f"{path} quantizes {name} ({what}); pytest-qrel measures checkpoints that "
                                         "quantize the linear layers outside the output head")
+            # floats where codes belong (format dense): compressed-tensors computes with them as they
+            # are, the full-precision model under its config's bits (a KL of 0 at "4 bits", measured)
+            weight = getattr(module, "weight", None)
+            if (module.quantization_scheme.weights is not None and weight is not None
+                    and weight.dtype.is_floating_point and weight.dtype.itemsize > 1):
+                fmt = json.loads((path / "config.json").read_text())["quantization_config"].get("format")
+                raise QuantizationError(
+                    f"--qrel-models: {path} stores {name}'s weights as {weight.dtype} values, not as the "
+                    f"{module.quantization_scheme.weights.num_bits}-bit codes its quantization_config declares "
+                    f"(its format is {fmt!r}); pytest-qrel loads checkpoints that store their codes")
         return model.eval()
 
     def layer_bits(self, module: torch.nn.Module) -> int | None:

@@ -217,6 +217,13 @@ def base_mismatch(contents: GGUFContents, config: dict, shapes: dict[str, tuple[
         ours = contents.fields.get(f"{arch}.{key}")
         if ours is not None and config.get(name) is not None and ours != config[name]:
             return f"its {arch}.{key} is {ours}, the base's {name} {config[name]}"
+    # a rope scaling llama.cpp applies and transformers' loader does not: the model measured is not the one run
+    scaling = contents.fields.get(f"{arch}.rope.scaling.type")
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    rope_type = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else "default"
+    if scaling not in (None, "none", rope_type):
+        return (f"its {arch}.rope.scaling.type is {scaling!r}, the base's rope_type {rope_type!r} "
+                "(transformers' GGUF loader does not apply it, llama.cpp does)")
     mapped = hf_names(contents, list(shapes))
     tied = bool(config.get("tie_word_embeddings"))
     for name, tensor in contents.tensors.items():
@@ -262,6 +269,12 @@ def tokenizer_difference(contents: GGUFContents, base: Any) -> str | None:
         if vocab.get(token) != index:
             return f"its tokenizer gives {token!r} the id {index}, the base's {vocab.get(token)}"
     model = json.loads(base.backend_tokenizer.to_str()).get("model", {}) if hasattr(base, "backend_tokenizer") else {}
+    # the same tokens under another algorithm tokenize otherwise: llama.cpp's name of the base's
+    kind = {"BPE": ("BPE with byte fallback", "llama") if model.get("byte_fallback") else
+            ("BPE without byte fallback", "gpt2"), "WordPiece": ("WordPiece", "bert")}.get(model.get("type", ""))
+    if kind and fields.get("tokenizer.ggml.model", kind[1]) != kind[1]:
+        return (f"its tokenizer.ggml.model is {fields['tokenizer.ggml.model']!r}, the base's tokenizer is {kind[0]}, "
+                f"which llama.cpp names {kind[1]!r}")
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     if "tokenizer.ggml.merges" in fields and fields["tokenizer.ggml.merges"] != merges:
         return "its tokenizer's BPE merges differ from the base's"

@@ -12,10 +12,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from pytest_qrel.models import zoo_dir
 
 
-def make_ct_checkpoint(zoo: str, preset: str, out: Path, group_size: int | None = None, ignore: tuple = ()) -> Path:
+def make_ct_checkpoint(zoo: str, preset: str, out: Path, group_size: int | None = None, ignore: tuple = (),
+                       quantization_format: str | None = None) -> Path:
     """``zoo`` quantized with compressed-tensors' ``preset`` scheme (W4A16, W8A8, FP8_DYNAMIC,
     ...; ``group_size`` replaces a group scheme's) on every linear layer but the head and those
-    ``ignore`` names (compressed-tensors' names or ``re:`` patterns), saved to ``out``."""
+    ``ignore`` names (compressed-tensors' names or ``re:`` patterns), saved to ``out`` in
+    ``quantization_format`` (default: the one compressed-tensors infers from the scheme)."""
     from compressed_tensors.compressors import ModelCompressor
     from compressed_tensors.quantization import (
         QuantizationConfig,
@@ -44,7 +46,7 @@ def make_ct_checkpoint(zoo: str, preset: str, out: Path, group_size: int | None 
             if hasattr(module, "weight_zero_point"):
                 module.weight_zero_point.copy_(zero.reshape(module.weight_zero_point.shape))
             module.quantization_status = QuantizationStatus.FROZEN
-    compressor = ModelCompressor.from_pretrained_model(model)
+    compressor = ModelCompressor.from_pretrained_model(model, quantization_format)
     compressor.compress_model(model)
     model.save_pretrained(out)
     compressor.update_config(str(out))

@@ -111,6 +111,22 @@ def test_declared_bits_and_groups_that_are_not_the_stored_codes_are_errors(ckpts
     assert "\n" not in str(error.value)
 
 
+def test_weights_stored_dense_are_no_quantized_variant(cache, tmp_path):
+    """A checkpoint that stores its quantized layers' weights as floats (format dense) loads as
+    the full-precision model: labelled with its config's 4 bits it would pass the 4-bit gate
+    with a KL of 0 (measured, on one without the unused zero points that refuse it by chance)."""
+    from safetensors.torch import load_file, save_file
+
+    dense = make_ct_checkpoint("zoo-xs", "W4A16", tmp_path / "dense", 16, quantization_format="dense")
+    weights = dense / "model.safetensors"
+    save_file({k: v for k, v in load_file(weights).items() if not k.endswith("zero_point")}, weights, {"format": "pt"})
+    with pytest.raises(VariantError) as error:
+        kl_of(dense, cache)
+    assert str(error.value) == (f"--qrel-models: {dense} stores model.layers.0.self_attn.q_proj's weights as "
+                                "torch.float32 values, not as the 4-bit codes its quantization_config declares "
+                                "(its format is 'dense'); pytest-qrel loads checkpoints that store their codes")
+
+
 def test_calibration_scores_equal_lm_evals_on_the_loaded_checkpoint(ckpts, cache):
     """One task of the cross-check, on the W4A16 checkpoint as the store loads it."""
     from lm_eval.models.huggingface import HFLM

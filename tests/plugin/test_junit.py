@@ -146,3 +146,28 @@ def test_a_plugin_property_and_a_crash_carry_their_properties_from_xdist_workers
     broken_props = dict(broken)
     assert broken_props["qrel.status"] == "error" and "teardown of test_teardown_fails" in broken_props["qrel.reason"]
     assert broken_props["qrel.inverse_bits.status"] == "pass"  # what its call gated stays
+
+
+def test_a_test_that_fails_after_it_gated_is_no_pass(pytester):
+    """A suite's own check after its gate passed fails the test: its JUnit status, and the
+    record results.json and the verdicts keep, is not the gate's pass."""
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_after="""
+from pytest_qrel.matrix import suite_marks
+
+pytestmark = suite_marks("inverse")
+
+
+def test_checks_more(qrel, qrel_variant):
+    qrel.gate("inverse", qrel_variant)
+    assert False, "the suite's own check"
+""")
+    result = pytester.runpytest("test_after.py", "--qrel-models=zoo-xs", "--qrel-methods=rtn", "--qrel-bits=8",
+                                "--qrel-no-cache", "-p", "no:randomly", "--junitxml=out.xml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["zoo-xs-rtn-8b-g64  ERROR", "qrel: 1 passed, 0 failed thresholds, 1 errors; *"])
+    (test,) = _properties(pytester.path / "out.xml").values()
+    assert test["qrel.inverse_bits.status"] == "pass"  # the gate passed
+    assert test["qrel.status"] == "error" and test["qrel.reason"].startswith("AssertionError: the suite's own check")
+    doc = json.loads((pytester.path / "qrel-report" / "results.json").read_text())
+    assert {r["status"] for r in doc["results"]} == {"pass", "error"}
