@@ -1,10 +1,9 @@
 """``--qrel-merge a.json b.json ...``: separate runs joined into one report (issue 17, item 4b).
 
-Runs made apart (one per host, Slurm array task or CI matrix job, each with its own
-``--qrel-models``) each write ``results.json``; merging them runs no test and writes the report
-a single run over the union would have written: its records are the runs' records, and its
-tables, fitted laws, sweet spots, plots and exit status are computed from them as at the end of
-a run (``summary.summarize``, ``report.write_run``).
+Runs made apart (one per host, Slurm array task or CI matrix job, each with its own ``--qrel-models``)
+each write ``results.json``; merging them runs no test and writes the report a single run over the union
+would have written: its records are the runs', its tables, laws, plots and exit status computed from them
+as at the end of a run (``summary.summarize``, ``report.write_run``).
 
 What makes the union equal a single run is checked, each a one-line usage error naming the
 file and the difference:
@@ -20,9 +19,8 @@ file and the difference:
 
 Nothing a file says of a verdict is taken on trust: every gated record's status is decided again
 from its value, threshold, direction, significance, baseline and its variant's coverage
-(results.gate_reasons), and every fitted-law bound is fitted again over the union, as the single
-run fits each variant's band on the other variants of its bit-width of every model
-(measures.scaling.law_gate): a band fitted on one run's variants alone is not the single run's.
+(results.gate_reasons), and every fitted-law bound is fitted again over the union as the single run
+fits it (measures.scaling.law_gate): a band fitted on one run's variants alone is not the single run's.
 """
 
 from __future__ import annotations
@@ -44,10 +42,11 @@ from .parsing import bit_map, floats
 from .properties import CATALOG, Catalog, Metric
 from .report import write_run, write_tables
 from .results import Record, Results, coverage_problem, gate_reasons, record_problem
+from .run_status import problem_of
 from .schema import BaselineUsed, ResultsDocument, RobustnessDetail, RunInfo, Status, VariantEntry, number
 from .schema_check import of_type, variant_problem
 from .settings import metric_thresholds, p99_thresholds, top1_threshold
-from .summary import RunSummary, problem_of, summarize
+from .summary import RunSummary, summarize
 from .variants import law_family
 
 
@@ -71,7 +70,7 @@ class MergedRun:
         return self._summary
 
     def problem(self) -> str | None:
-        """Why the merged run must not pass though no gate failed (as ``summary.run_problem``)."""
+        """Why the merged run must not pass though no gate failed (as ``run_status.run_problem``)."""
         return problem_of(self.records, self.models_named, bool(self.settings.get(options.key_of(options.ALLOW_UNCHECKED))),
                           self.settings.get(options.key_of(options.BASELINE)))
 

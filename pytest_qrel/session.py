@@ -15,8 +15,9 @@ from .measures import MEASURES, Measure, registered_properties
 from .report import write_run, write_tables
 from .report.run import run_info
 from .results import REPORT_ATTR, Results, variant_records
+from .run_status import run_problem
 from .store import ModelStore
-from .summary import RunSummary, run_problem, summarize
+from .summary import RunSummary, summarize
 
 if TYPE_CHECKING:
     import torch
@@ -248,7 +249,7 @@ class QrelSession:
                 for m in sorted(self.not_run, key=lambda m: (models.index(m) if m in models else len(models), m))}
 
     def end_of_run(self, session: pytest.Session) -> None:
-        """Write the report; a run that checked nothing fails (summary.run_problem), and so do a
+        """Write the report; a run that checked nothing fails (run_status.run_problem), and so do a
         resumed run's journaled failures, as they failed the run they came from."""
         if session.config.option.collectonly:  # --co runs nothing: no report, no status of its own
             return
@@ -270,7 +271,7 @@ class QrelSession:
         tests was selected (models from [tool.qrel] alone do not make a plain ``pytest -k`` a gate)."""
         return self._reporting() or (self.requested and not self.is_worker and self.config.models_given)
 
-    def _problem(self) -> str | None:  # summary.run_problem, with why the matrix skipped a variant that reported
+    def _problem(self) -> str | None:  # run_status.run_problem, with why the matrix skipped a variant that reported
         skipped = next((f"e.g. {v.id}: {v.skip_reason}" for v in self.variants if v.skip_reason and v.id in self._seen),
                        None if self._seen else "no qrel test was selected")
         return run_problem(self.results.records, self.config, skipped)

@@ -136,7 +136,7 @@ def write_tables(terminalreporter, summary: RunSummary, report_dir: Path, catalo
         attempt(errors, name, draw)
         for error in errors.values():
             tr.write_line(f"qrel: the {name} could not be drawn: {error}", red=True)
-    if problem:  # the one line saying why a run that failed no gate must not pass (summary.run_problem)
+    if problem:  # the one line saying why a run that failed no gate must not pass (run_status.run_problem)
         tr.write_line(f"qrel: FAILED, {problem}" + ("" if "baseline" in problem else
                       "; pass --qrel-allow-unchecked to accept it"), red=True)
 

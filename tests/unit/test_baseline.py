@@ -70,7 +70,7 @@ def test_metrics_not_in_the_baseline_are_listed_and_fail_when_strict(tmp_path):
     from pytest_qrel.measures import Gate, Measurement
     from pytest_qrel.properties import CATALOG
     from pytest_qrel.results import Results
-    from pytest_qrel.summary import baseline_unmatched
+    from pytest_qrel.run_status import baseline_unmatched
     from pytest_qrel.variants import Variant
 
     path = _baseline(tmp_path, [GOOD])
