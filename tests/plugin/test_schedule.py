@@ -2,7 +2,9 @@
 (whose grouping pytest 9.2 + xdist 3.8 lose), every test of one model runs on one worker."""
 
 import re
+import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -65,12 +67,32 @@ def test_one_models_tests_run_on_one_worker(pytester, workers):
                                 "--qrel-kl-threshold=4:9,8:9", "--qrel-cache-dir=cache", "-p", "no:randomly",
                                 "-k", "test_kl_to_base", "-v", *workers)
     result.assert_outcomes(passed=8)
+    _each_model_on_one_worker(result.stdout.str(), 8)
+
+
+def _each_model_on_one_worker(out: str, tests: int) -> None:
     workers: dict[str, set[str]] = {}
-    for worker, model in re.findall(r"\[(gw\d)\] \[ *\d+%\] PASSED \S+::test_kl_to_base\[(zoo-x?s)-", result.stdout.str()):
+    for worker, model in re.findall(r"\[(gw\d)\] \[ *\d+%\] PASSED \S+::test_kl_to_base\[(zoo-x?s)-", out):
         workers.setdefault(model, set()).add(worker)
-    assert sum(1 for _ in re.finditer(r"\[gw\d\] \[ *\d+%\] PASSED", result.stdout.str())) == 8
+    assert sum(1 for _ in re.finditer(r"\[gw\d\] \[ *\d+%\] PASSED", out)) == tests
     assert set(workers) == {"zoo-xs", "zoo-s"}
-    assert all(len(w) == 1 for w in workers.values()), workers  # each model's four variants on one worker
+    assert all(len(w) == 1 for w in workers.values()), workers  # each model's variants on one worker
+
+
+def test_the_suites_run_from_the_checkouts_root_keep_each_model_on_one_worker(tmp_path):
+    """Issue 38 item 6: pyproject.toml's ``addopts`` (``--dist=loadscope``, for the project's own
+    tests) applies from the checkout's root and must not give the shipped suites xdist's scheduler,
+    which schedules by file and loads every model on both workers."""
+    root = Path(__file__).resolve().parents[2]
+    assert "--dist=loadscope" in (root / "pyproject.toml").read_text()  # the case this test is about
+    proc = subprocess.run([sys.executable, "-m", "pytest", "suites/", "-n", "2", "-v", "-p", "no:randomly",
+                           "-k", "test_kl_to_base", "--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq",
+                           "--qrel-bits=4,8", "--qrel-kl-threshold=4:9,8:9", f"--qrel-cache-dir={tmp_path / 'cache'}",
+                           f"--qrel-report-dir={tmp_path / 'report'}"],
+                          cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "scheduling tests via ModelScheduling" in proc.stdout
+    _each_model_on_one_worker(proc.stdout, 4)
 
 
 THREADS_TEST = '''
