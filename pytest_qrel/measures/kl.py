@@ -161,7 +161,12 @@ class KLMeasure(Measure):
 
     def _token_values(self, variant: Variant, exact: bool) -> TokenValues:
         text = self.text(variant)
-        stored = None if exact else self.base_outputs(variant)
+        stored: BaseOutputs | None = self.base_outputs(variant)
+        # exact: from the base's stored full log-probs (issue 38: K + 1 passes at any vocabulary), or
+        # with the base run live beside the variant where they could not be stored
+        full = exact and stored is not None and stored.full
+        if exact and not full:
+            stored = None
         model = self.store.quantized(variant)
         base = self.store.base(variant)
         out: dict[str, list] = {k: [] for k in ("lower", "upper", "top1", "base_ref", "quant_ref", "seq_lower", "seq_upper")}
@@ -172,9 +177,10 @@ class KLMeasure(Measure):
                 low, up = np.zeros(mask.shape), np.zeros(mask.shape)
                 rows = np.argwhere(mask)  # (n, 2) row-major: the order blocks come in
                 cursor = 0
-                shard = stored.shard(i) if stored is not None else None
-                live = _InStep(scored_rows(base.model, [batch])) if exact else None
-                passes += exact
+                shard = stored.shard(i) if stored is not None and not full else None
+                full_logp = stored.full_shard(i) if full and stored is not None else None
+                live = _InStep(scored_rows(base.model, [batch])) if exact and not full else None
+                passes += live is not None
                 for block in _rows(model, batch):
                     n = len(block.ref)
                     part = slice(cursor, cursor + n)
@@ -183,8 +189,9 @@ class KLMeasure(Measure):
                         nonfinite += int((~block.finite).sum())
                         cursor += n
                         continue
-                    if b is not None:
-                        stats, base_ref = exact_stats(b.logp, block.logp, block.ref), b.logp.gather(-1, block.ref[:, None]).squeeze(-1)
+                    base_logp = b.logp if b is not None else full_logp[part] if full_logp is not None else None
+                    if base_logp is not None:
+                        stats, base_ref = exact_stats(base_logp, block.logp, block.ref), base_logp.gather(-1, block.ref[:, None]).squeeze(-1)
                     elif stored is None or shard is None:  # never: without a live base, the stored outputs
                         raise RuntimeError("Expected the base's stored outputs")
                     elif stored.topk is None:
@@ -208,7 +215,7 @@ class KLMeasure(Measure):
                     out["seq_lower"].append(sequence_mean(low, mask))
                     out["seq_upper"].append(sequence_mean(up, mask))
         arrays = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
-        if stored is None:  # exact: the base ran live beside the variant
+        if stored is None or full:  # exact: the base ran live beside the variant, or its full log-probs were read
             return TokenValues(**arrays, exact=True, nonfinite=nonfinite, base_passes=passes)
         return TokenValues(**arrays, exact=stored.topk is None, nonfinite=nonfinite, base_passes=stored.forward_passes)
 

@@ -6,6 +6,7 @@ is read; computed again and held in memory where the cache cannot take them or t
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass, replace
@@ -52,6 +53,9 @@ class BaseOutputs:
     tokens: int
     forward_passes: int  # base forward passes this process ran to store them (0: read back)
     held: tuple[dict[str, torch.Tensor], ...] = ()
+    # the entry also holds every log-prob of the scored tokens (issue 38: a variant whose top-k
+    # bounds do not decide reads them, instead of running the base again)
+    full: bool = False
 
     def shard(self, index: int) -> dict[str, torch.Tensor]:
         """Batch ``index``'s outputs; a stored shard is checked against its digest as it is read
@@ -61,6 +65,15 @@ class BaseOutputs:
         from safetensors.torch import load
 
         return load(self.entry.read_verified(f"shard-{index:05d}.safetensors"))
+
+    def full_shard(self, index: int) -> torch.Tensor:
+        """Batch ``index``'s every log-prob per scored token (float32, as computed: the exact KL
+        from them equals the one with the base run live), checked against its digest as it is read."""
+        if self.entry is None or not self.full:
+            raise RuntimeError("Expected stored full log-probs")
+        from safetensors.torch import load
+
+        return load(self.entry.read_verified(f"full-{index:05d}.safetensors"))["logp"]
 
 
 @dataclass
@@ -103,24 +116,30 @@ class StoredBaseOutputs:
 
         text, base = self.text(variant), self.store.base(variant)
         topk = self.settings.topk
+        cache = self._cache()
+        full = self._keep_full(variant, text, base.model, topk, cache.root)
         key = cache_key({"kind": "kl_base", "kl_format": KL_FORMAT, "base_weights": self.store.digests(variant).weights,
                          "tokens": tokens_digest(text), "topk": topk, "device": next(base.model.parameters()).device.type,
                          "code": code_versions(self.version), "torch": installed_version("torch"),
-                         "transformers": installed_version("transformers")})
-        cache = self._cache()
+                         "transformers": installed_version("transformers"), **({"full": True} if full else {})})
         passes = [0]
         try:
             with cache.lock(key):
                 entry = cache.read(key)
                 if entry is None:
-                    meta = {"kind": "kl_base", "topk": "all" if topk is None else topk, "text": text.source, "tokens": 0}
+                    meta = {"kind": "kl_base", "topk": "all" if topk is None else topk, "text": text.source, "tokens": 0,
+                            "full": full}
 
                     def save(directory: Path) -> None:
-                        meta["tokens"] = self._shards(text, base.model, topk, passes, lambda i, shard: save_file(
-                            shard, str(directory / f"shard-{i:05d}.safetensors")))
+                        def put(i: int, shard: dict[str, torch.Tensor]) -> None:
+                            if full:
+                                save_file({"logp": shard.pop("full_logp")}, str(directory / f"full-{i:05d}.safetensors"))
+                            save_file(shard, str(directory / f"shard-{i:05d}.safetensors"))
+
+                        meta["tokens"] = self._shards(text, base.model, topk, passes, put, full)
 
                     entry = cache.write(key, save, meta)
-            outputs = BaseOutputs(entry, topk, int(entry.meta["tokens"]), passes[0])
+            outputs = BaseOutputs(entry, topk, int(entry.meta["tokens"]), passes[0], full=full)
         except (OSError, SafetensorError) as exc:  # a full disk, a read-only or vanished cache directory
             outputs = self.held(variant, exc, passes[0])
         state.outputs = outputs
@@ -143,11 +162,30 @@ class StoredBaseOutputs:
         self.store.state(variant, StoredOutputsState).outputs = outputs
         return outputs
 
+    def _keep_full(self, variant: Variant, text: KLBatches, model: torch.nn.Module, topk: int | None, root: Path) -> bool:
+        """Whether the base pass also stores every log-prob of the scored tokens: when the top-k
+        bounds can be inexact (a vocabulary larger than k) and they fit in half the cache's free
+        disk (float32: 4 bytes x vocabulary per token); otherwise a variant whose bounds do not
+        decide runs the base again beside it (K + 1 forward passes become up to 2K + 1), said once."""
+        vocab = int(model.get_output_embeddings().weight.shape[0])
+        if topk is None or vocab <= topk:
+            return False
+        need = scored_tokens(text) * vocab * 4
+        root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(root).free
+        if need <= free / 2:
+            return True
+        warnings.warn(f"pytest-qrel: {variant.model}'s full log-probs on the KL text need {need / 2**30:.1f} GiB, more than "
+                      f"half the {free / 2**30:.1f} GiB free at {root}: a variant whose top-{topk} KL bounds do not decide "
+                      f"runs the base again", QrelCacheWarning, stacklevel=3)
+        return False
+
     @staticmethod
     def _shards(text: KLBatches, model: torch.nn.Module, topk: int | None, passes: list[int],
-                     put: Callable[[int, dict[str, torch.Tensor]], None]) -> int:
-        """The base's outputs on ``text``, one shard per batch handed to ``put``; the number of
-        scored tokens. ``passes[0]`` counts the forward passes (an error mid-way keeps the count)."""
+                put: Callable[[int, dict[str, torch.Tensor]], None], full: bool = False) -> int:
+        """The base's outputs on ``text``, one shard per batch handed to ``put`` (with ``full``,
+        also every log-prob as ``full_logp``); the number of scored tokens. ``passes[0]`` counts
+        the forward passes (an error mid-way keeps the count)."""
         import torch
 
         tokens = 0
@@ -158,6 +196,8 @@ class StoredBaseOutputs:
                     for block in scored_rows(model, [batch]):
                         rows = ({"logp": block.logp, "ref_logp": block.logp.gather(-1, block.ref[:, None]).squeeze(-1)}
                                 if topk is None else summarize_topk(block.logp, topk, block.ref).as_tensors())
+                        if full:
+                            rows["full_logp"] = block.logp
                         for name, t in rows.items():
                             parts.setdefault(name, []).append(t)
                         tokens += len(block.ref)
