@@ -20,6 +20,15 @@ from .calibration import (
     expected_calibration_error_rows,
 )
 from .divergence import js_distance, kl_divergence
+from .graphical import (
+    MultipleTestGraph,
+    fixed_sequence_graph,
+    graph_adjusted_pvalues,
+    graph_reject,
+    holm_graph,
+    pooled_paired_test,
+    primary_secondary_graph,
+)
 from .ranking import auprc, auroc, auroc_counts
 from .stats import (
     BootstrapResult,
@@ -44,6 +53,7 @@ __all__ = [
     "ConfidenceShiftStats",
     "Flips",
     "MeanStats",
+    "MultipleTestGraph",
     "TTestResult",
     "TokenStats",
     "TopK",
@@ -63,10 +73,16 @@ __all__ = [
     "exact_stats",
     "expected_calibration_error",
     "expected_calibration_error_rows",
+    "fixed_sequence_graph",
+    "graph_adjusted_pvalues",
+    "graph_reject",
+    "holm_graph",
     "js_distance",
     "kl_divergence",
     "paired_bootstrap",
     "paired_ttest",
+    "pooled_paired_test",
+    "primary_secondary_graph",
     "resample_counts",
     "sequence_mean",
     "summarize_topk",
