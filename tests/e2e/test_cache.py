@@ -174,15 +174,16 @@ def _full_disk():
     return limited()
 
 
+@pytest.mark.parametrize("topk", ["1024", "16"])  # 16: bounds that do not decide, full log-probs stored (issue 38)
 @pytest.mark.parametrize("broken", ["unlockable", "full disk"])
-def test_kl_base_outputs_the_cache_cannot_take_are_computed_without_it(tmp_path, broken):
+def test_kl_base_outputs_the_cache_cannot_take_are_computed_without_it(tmp_path, broken, topk):
     """A cache directory that cannot be locked or written (read-only, full) costs the KL tests
     their caching, not their result: one warning, and the value of an uncached run."""
     import contextlib
 
-    expected = session_for("zoo-xs", tmp_path / "ref", no_cache=True)
+    expected = session_for("zoo-xs", tmp_path / "ref", no_cache=True, kl_topk=topk)
     want = expected.kl_to_base(expected.variants[0])
-    session = session_for("zoo-xs", tmp_path / "cache")  # start-up checks the directory: it is usable then
+    session = session_for("zoo-xs", tmp_path / "cache", kl_topk=topk)  # start-up checks the directory: usable then
     if broken == "unlockable":
         _unlockable(tmp_path / "cache")
     with _full_disk() if broken == "full disk" else contextlib.nullcontext():
