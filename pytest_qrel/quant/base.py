@@ -205,7 +205,7 @@ class Backend(ABC):
             layer.load_state_dict(per_layer[name])
             return layer
 
-        return replace_layers(copy.deepcopy(base.model), layers, rebuild)
+        return replace_layers(copy_sharing(base.model, layers), layers, rebuild)
 
     # -- pre-quantized checkpoints --------------------------------------------------------
 
@@ -250,6 +250,15 @@ def save_layers(model: torch.nn.Module, layers: list[str], directory: Path) -> N
         for key, value in model.get_submodule(name).state_dict().items()
     }
     save_file(tensors, str(directory / "layers.safetensors"))
+
+
+def copy_sharing(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
+    """A deep copy of ``model`` whose submodules ``names`` are the original modules, shared, not
+    copied: for a copy in which every one of them is replaced at once (by a module that only
+    reads its shape, dtype and bias), the weights it would copy only to drop them are most of
+    a model (973M of Llama-3.2-1B's 1.24B parameters)."""
+    memo: dict[int, Any] = {id(module): module for module in (model.get_submodule(n) for n in names)}
+    return copy.deepcopy(model, memo)
 
 
 def replace_layers(
