@@ -18,6 +18,13 @@ def _pack(codes: torch.Tensor, bits: int) -> torch.Tensor:
     if bits == 8:
         return flat.to(torch.uint8)
     width = (count * bits + 7) // 8
+    if 8 % bits == 0:  # 1, 2, 4 bits: whole codes per byte, packed in uint8 (8x less memory than int64)
+        per = 8 // bits
+        small = torch.cat([flat.to(torch.uint8), flat.new_zeros((-count) % per, dtype=torch.uint8)]).reshape(-1, per)
+        byte = small[:, 0] << (bits * (per - 1))
+        for j in range(1, per):
+            byte |= small[:, j] << (bits * (per - 1 - j))
+        return byte
     flat = torch.cat([flat.to(torch.int64), flat.new_zeros((-count) % 8, dtype=torch.int64)]).reshape(-1, 8)
     word = flat[:, 0] << (bits * 7)
     for j in range(1, 8):
@@ -32,6 +39,12 @@ def _unpack(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
     """The ``count`` int64 codes ``_pack`` packed: ``bits`` bytes back into eight codes at a time."""
     if bits == 8:
         return packed[:count].to(torch.int64)
+    if 8 % bits == 0:
+        per, mask = 8 // bits, (1 << bits) - 1
+        codes = torch.empty(len(packed), per, dtype=torch.uint8)
+        for j in range(per):
+            codes[:, j] = (packed >> (bits * (per - 1 - j))) & mask
+        return codes.reshape(-1)[:count].to(torch.int64)
     data = packed.to(torch.int64)
     data = torch.cat([data, data.new_zeros((-len(data)) % bits)]).reshape(-1, bits)
     word = data[:, 0] << (8 * (bits - 1))
