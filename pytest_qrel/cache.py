@@ -62,7 +62,7 @@ def state_dict_digest(model: torch.nn.Module) -> str:
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():
-            h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
+            h.update(memoryview(t.view(-1).view(torch.uint8).numpy()))  # no copy of the bytes
     return h.hexdigest()
 
 

@@ -205,7 +205,7 @@ class Backend(ABC):
             layer.load_state_dict(per_layer[name])
             return layer
 
-        return replace_layers(copy.deepcopy(base.model), layers, rebuild)
+        return replace_layers(copy_sharing(base.model, layers), layers, rebuild)
 
     # -- pre-quantized checkpoints --------------------------------------------------------
 
@@ -224,9 +224,13 @@ class Backend(ABC):
     def _quantize(
         self, base: LoadedModel, bits: int, group_size: int | None, layers: list[str], calibration: list[str] | None
     ) -> torch.nn.Module:
-        return replace_layers(
-            copy.deepcopy(base.model), layers, lambda layer, _: self._quantize_layer(as_linear(layer), bits, group_size)
-        )
+        def make(layer: torch.nn.Module, _: str) -> torch.nn.Module:
+            # a shell over the base's own tensors: hqq empties the layer it is given (del_orig),
+            # which must not be the base's; a layer left as it is gets its copy after all
+            quantized = self._quantize_layer(as_linear(_shell(layer)), bits, group_size)
+            return quantized if quantized is not None else copy.deepcopy(layer)
+
+        return replace_layers(copy_sharing(base.model, layers), layers, make)
 
     def _quantize_layer(self, linear: torch.nn.Linear, bits: int, group_size: int | None) -> torch.nn.Module | None:
         """The quantized replacement of one linear layer, or None to keep it as it is."""
@@ -250,6 +254,25 @@ def save_layers(model: torch.nn.Module, layers: list[str], directory: Path) -> N
         for key, value in model.get_submodule(name).state_dict().items()
     }
     save_file(tensors, str(directory / "layers.safetensors"))
+
+
+def copy_sharing(model: torch.nn.Module, names: list[str]) -> torch.nn.Module:
+    """A deep copy of ``model`` whose submodules ``names`` are the original modules, shared, not
+    copied: for a copy in which every one of them is replaced at once (by a module that only
+    reads its shape, dtype and bias), the weights it would copy only to drop them are most of
+    a model (973M of Llama-3.2-1B's 1.24B parameters)."""
+    memo: dict[int, Any] = {id(module): module for module in (model.get_submodule(n) for n in names)}
+    return copy.deepcopy(model, memo)
+
+
+def _shell(module: torch.nn.Module) -> torch.nn.Module:
+    """A shallow copy of ``module`` with its own parameter, buffer and submodule tables: the same
+    tensors, but setting one of its attributes (to None, as hqq does) leaves ``module`` whole."""
+    shell = copy.copy(module)
+    shell._parameters = dict(module._parameters)
+    shell._buffers = dict(module._buffers)
+    shell._modules = dict(module._modules)
+    return shell
 
 
 def replace_layers(

@@ -117,3 +117,28 @@ def test_pack_round_trip(case):
     packed = _pack(torch.tensor(codes), bits)
     assert packed.numel() == (len(codes) * bits + 7) // 8
     assert _unpack(packed, bits, len(codes)).tolist() == codes
+
+
+def _bitstream_pack(codes: list[int], bits: int) -> list[int]:
+    """The stored format spelled out: each code's ``bits`` bits, most significant first, one
+    stream, cut into bytes, the last padded with zero bits (what cache entries hold)."""
+    stream = [(c >> (bits - 1 - i)) & 1 for c in codes for i in range(bits)]
+    stream += [0] * (-len(stream) % 8)
+    return [int("".join(map(str, stream[i:i + 8])), 2) for i in range(0, len(stream), 8)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 8).flatmap(lambda b: st.tuples(st.just(b), st.lists(st.integers(0, 2**b - 1), min_size=1, max_size=70))))
+def test_pack_is_the_stored_bitstream(case):
+    # the vectorised packing (eight codes at a time) must write the bytes the bit-at-a-time
+    # stream wrote: stored entries and their digests stay valid, dequantized weights unchanged
+    bits, codes = case
+    assert _pack(torch.tensor(codes, dtype=torch.float32), bits).tolist() == _bitstream_pack(codes, bits)
+
+
+def test_pack_large_layer_matches_bitstream():
+    g = torch.Generator().manual_seed(0)
+    for bits in (2, 3, 4, 8):
+        codes = torch.randint(0, 2**bits, (4099,), generator=g)
+        assert _pack(codes, bits).tolist() == _bitstream_pack(codes.tolist(), bits)
+        assert torch.equal(_unpack(_pack(codes, bits), bits, len(codes)), codes)
