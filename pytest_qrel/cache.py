@@ -57,8 +57,12 @@ def state_dict_digest(model: torch.nn.Module) -> str:
     """SHA-256 of a model's weights: names, dtypes, shapes and bytes, in a fixed order."""
     import torch
 
+    from .placement import offloaded_value
+
     h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    state = model.state_dict()
+    for name in sorted(state):  # an offloaded tensor read back one at a time (placement.py)
+        tensor = offloaded_value(model, name) if state[name].device.type == "meta" else state[name]
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():
