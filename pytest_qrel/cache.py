@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import QrelCacheWarning, UnusableEntry
+from .placement import offloaded_value
 
 if TYPE_CHECKING:
     import torch
@@ -56,8 +57,6 @@ def default_cache_dir() -> Path:
 def state_dict_digest(model: torch.nn.Module) -> str:
     """SHA-256 of a model's weights: names, dtypes, shapes and bytes, in a fixed order."""
     import torch
-
-    from .placement import offloaded_value
 
     h = hashlib.sha256()
     state = model.state_dict()

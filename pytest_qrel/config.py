@@ -155,7 +155,7 @@ class QrelConfig:
             resume=value["qrel_resume"],
             progress=value["qrel_progress"],
             dtype=value["qrel_dtype"],
-            placement=_placement(value, methods),
+            placement=_placement(value, methods, bool(checkpoints)),
             merge=tuple(parsing.path(options.MERGE, p, invocation_dir) for p in raw.get("qrel_merge") or ()),
             settings=options.run_settings(raw, opts=opts),
             merge_given={k: v for k, v in options.run_settings(raw, opts=opts).items()
@@ -167,7 +167,7 @@ class QrelConfig:
         return dataclasses.replace(config, journal_settings=effective_settings(config))
 
 
-def _placement(value: dict[str, Any], methods: tuple[str, ...]) -> Placement:
+def _placement(value: dict[str, Any], methods: tuple[str, ...], prequantized: bool) -> Placement:
     placed = Placement(value["qrel_device_map"], value.get("qrel_max_memory"), value["qrel_dtype"],
                        value["qrel_gpus_per_worker"])
     if placed.max_memory and not placed.dispatched:
@@ -176,6 +176,9 @@ def _placement(value: dict[str, Any], methods: tuple[str, ...]) -> Placement:
     if placed.dispatched and others:
         raise pytest.UsageError(f"{DEVICE_MAP}=auto: {', '.join(others)} cannot quantize an offloaded base (they run or "
                                 f"load the whole model); use {', '.join(OFFLOADABLE_METHODS)}")
+    if placed.dispatched and prequantized:
+        raise pytest.UsageError(f"{DEVICE_MAP}=auto: pre-quantized checkpoints are loaded whole by their own "
+                                "libraries, not beside an offloaded base; gate them without it")
     return placed
 
 

@@ -146,7 +146,10 @@ def read_back(module: torch.nn.Module, root: torch.nn.Module, prefix: str, devic
 
 def settle(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """A quantized copy of a dispatched base as a plain model on ``device``: what is still
-    offloaded (the layers left at full precision, embeddings, norms) read back, hooks removed."""
+    offloaded (the layers left at full precision, embeddings, norms) read back, hooks removed;
+    any other model as it is."""
+    if not is_dispatched(model):
+        return model
     read_back(model, model, "", device)
     if hasattr(model, "hf_device_map"):
         del model.hf_device_map
