@@ -144,11 +144,11 @@ def read_back(module: torch.nn.Module, root: torch.nn.Module, prefix: str, devic
     return remove_hook_from_module(module, recurse=True)
 
 
-def settle(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """A quantized copy of a dispatched base as a plain model on ``device``: what is still
-    offloaded (the layers left at full precision, embeddings, norms) read back, hooks removed;
-    any other model as it is."""
-    if not is_dispatched(model):
+def settle(model: torch.nn.Module, base: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A quantized copy of ``base`` when accelerate dispatched it, as a plain model on ``device``:
+    what is still offloaded (the layers left at full precision, embeddings, norms) read back,
+    hooks removed; any other model as it is (a checkpoint a library loaded with its own device map)."""
+    if not (is_dispatched(base) and is_dispatched(model)):
         return model
     read_back(model, model, "", device)
     if hasattr(model, "hf_device_map"):

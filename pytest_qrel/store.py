@@ -126,7 +126,7 @@ class ModelStore:
         """Load the variant from the cache, or quantize it and store it there; a
         pre-quantized checkpoint is loaded as it is. An offloaded base's variant is held whole (placement.settle)."""
         model, info, state = self._made(variant, base)
-        return settle(model, device_for_worker(self.config.placement.gpus_per_worker)), info, state
+        return settle(model, base.model, device_for_worker(self.config.placement.gpus_per_worker)), info, state
 
     def _made(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, CacheState]:
         if variant.checkpoint:
