@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .errors import QrelCacheWarning, UnusableEntry
+from .placement import offloaded_value
 
 if TYPE_CHECKING:
     import torch
@@ -58,7 +59,9 @@ def state_dict_digest(model: torch.nn.Module) -> str:
     import torch
 
     h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    state = model.state_dict()
+    for name in sorted(state):  # an offloaded tensor read back one at a time (placement.py)
+        tensor = offloaded_value(model, name) if state[name].device.type == "meta" else state[name]
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         if t.numel():

@@ -20,6 +20,7 @@ from .checkpoints import Checkpoint, split_prequantized
 from .data import calibration_texts
 from .models import ZOO_MODELS, resolve_model
 from .parsing import Tolerance
+from .placement import DEVICE_MAP, MAX_MEMORY, OFFLOADABLE_METHODS, Placement
 from .properties import CATALOG, Catalog
 from .quant import BACKENDS, PRUNERS, get_backend, supported_bits
 from .settings import PropertySettings, drift_settings, property_settings
@@ -65,6 +66,8 @@ class QrelConfig:
     baseline_strict: bool = False  # a metric the baseline does not hold fails
     resume: bool = False  # run only the tests the report directory's journal does not hold
     progress: str = "auto"  # --qrel-progress: on, off, auto (progress.py)
+    dtype: str = "auto"  # --qrel-dtype: what the base computes in (it changes numbers: compared on resume)
+    placement: Placement = field(default_factory=Placement)  # where weights live (placement.py), dtype included
     merge: tuple[Path, ...] = ()  # --qrel-merge: the results.json files joined, no test run
     # with --qrel-merge: the settings given to the merge itself (command line or [tool.qrel]),
     # which must be the runs' own: a merge decides with the runs' settings, never others
@@ -151,6 +154,8 @@ class QrelConfig:
             baseline_strict=value["qrel_baseline_strict"],
             resume=value["qrel_resume"],
             progress=value["qrel_progress"],
+            dtype=value["qrel_dtype"],
+            placement=_placement(value, methods, bool(checkpoints)),
             merge=tuple(parsing.path(options.MERGE, p, invocation_dir) for p in raw.get("qrel_merge") or ()),
             settings=options.run_settings(raw, opts=opts),
             merge_given={k: v for k, v in options.run_settings(raw, opts=opts).items()
@@ -160,6 +165,21 @@ class QrelConfig:
             catalog=catalog,
         )
         return dataclasses.replace(config, journal_settings=effective_settings(config))
+
+
+def _placement(value: dict[str, Any], methods: tuple[str, ...], prequantized: bool) -> Placement:
+    placed = Placement(value["qrel_device_map"], value.get("qrel_max_memory"), value["qrel_dtype"],
+                       value["qrel_gpus_per_worker"])
+    if placed.max_memory and not placed.dispatched:
+        raise pytest.UsageError(f"{MAX_MEMORY}: applies only with {DEVICE_MAP}=auto")
+    others = [m for m in methods if m not in OFFLOADABLE_METHODS]
+    if placed.dispatched and others:
+        raise pytest.UsageError(f"{DEVICE_MAP}=auto: {', '.join(others)} cannot quantize an offloaded base (they run or "
+                                f"load the whole model); use {', '.join(OFFLOADABLE_METHODS)}")
+    if placed.dispatched and prequantized:
+        raise pytest.UsageError(f"{DEVICE_MAP}=auto: pre-quantized checkpoints are loaded whole by their own "
+                                "libraries, not beside an offloaded base; gate them without it")
+    return placed
 
 
 def _check_methods(methods: tuple[str, ...], explicit: bool) -> None:
@@ -251,7 +271,7 @@ def _calibration_source(value: Any, invocation_dir: Path) -> tuple[Path | None, 
 
 
 # what a run's verdicts do not depend on: where it writes, how it shows progress, whether it resumes
-_WHERE_FIELDS = frozenset({"report_dir", "cache_dir", "progress", "resume", "save_baseline", "merge", "settings",
+_WHERE_FIELDS = frozenset({"report_dir", "cache_dir", "progress", "resume", "save_baseline", "merge", "settings", "placement",
                            "merge_given", "journal_settings", "catalog"})
 SMALL_FILE = 4 << 20  # hashed byte by byte; a larger file (a model's weights) by its size and mtime_ns
 

@@ -8,7 +8,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, MutableMapping, Sequence
 
-from . import progress
+from . import placement, progress
 
 if TYPE_CHECKING:
     import torch
@@ -38,16 +38,22 @@ class TokenBatch:
         return mask
 
 
-def device_for_worker() -> torch.device:
-    """The device this process evaluates on: its GPU (an xdist worker sees only the one
-    ``pin_worker_gpu`` gave it; otherwise one per worker, round robin), else CPU."""
+def device_for_worker(per_worker: int = 1) -> torch.device:
+    """The device this process evaluates on: its (first) GPU (an xdist worker sees only the
+    ``per_worker`` ones ``pin_worker_gpu`` gave it; otherwise ``per_worker`` per worker, round
+    robin), else CPU. With --qrel-device-map=auto a model is sharded over all it sees."""
     import torch
 
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker.removeprefix("gw") or 0) % torch.cuda.device_count()
-    return torch.device("cuda", index)
+    return torch.device("cuda", first_gpu_index(os.environ.get("PYTEST_XDIST_WORKER", "gw0"), per_worker,
+                                                torch.cuda.device_count()))
+
+
+def first_gpu_index(worker: str, per_worker: int, count: int) -> int:
+    """The index, among ``count`` visible GPUs, of the first one xdist worker ``worker`` owns."""
+    return int(placement.worker_gpus(int(worker.removeprefix("gw") or 0), per_worker,
+                                     [str(i) for i in range(count)])[0])
 
 
 def visible_gpus(environ: Mapping[str, str] | None = None, device_count=None) -> list[str]:
@@ -66,11 +72,13 @@ def visible_gpus(environ: Mapping[str, str] | None = None, device_count=None) ->
     return [str(i) for i in range(device_count())]
 
 
-def pin_worker_gpu(worker: int, environ: MutableMapping[str, str] | None = None, device_count=None) -> str | None:
-    """On xdist worker ``worker``: make one GPU of the user's visible ones its only one (round
-    robin: worker i takes entry i mod n of ``CUDA_VISIBLE_DEVICES``, never a device outside
-    it), before CUDA initialises in this process. Returns the entry, or None (no GPU, or CUDA
-    already initialised here: then ``device_for_worker`` picks by index among the visible)."""
+def pin_worker_gpu(worker: int, environ: MutableMapping[str, str] | None = None, device_count=None,
+                   per_worker: int = 1) -> str | None:
+    """On xdist worker ``worker``: make ``per_worker`` GPUs of the user's visible ones its only
+    ones (round robin: with one each, worker i takes entry i mod n of ``CUDA_VISIBLE_DEVICES``;
+    placement.worker_gpus), never a device outside them, before CUDA initialises in this process.
+    Returns the entries, or None (no GPU, or CUDA already initialised here: then
+    ``device_for_worker`` picks by index among the visible)."""
     import sys
 
     env = os.environ if environ is None else environ
@@ -78,7 +86,7 @@ def pin_worker_gpu(worker: int, environ: MutableMapping[str, str] | None = None,
     torch = sys.modules.get("torch")
     if not gpus or (torch is not None and torch.cuda.is_initialized()):
         return None
-    env["CUDA_VISIBLE_DEVICES"] = gpus[worker % len(gpus)]
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(placement.worker_gpus(worker, per_worker, gpus))
     return env["CUDA_VISIBLE_DEVICES"]
 
 

@@ -7,17 +7,20 @@ only safetensors weights are read unless the user passes ``--qrel-allow-pickle``
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelLoadError
+from .placement import Placement
 from .variants import id_safe
 
 if TYPE_CHECKING:
     import torch
 
+DEFAULT_PLACEMENT = Placement()
 ZOO_MODELS = ("zoo-xs", "zoo-s", "zoo-m", "zoo-l", "zoo-xl", "zoo-xxl")
 
 
@@ -58,6 +61,8 @@ class LoadedModel:
     dtype: torch.dtype
     load_kwargs: dict = field(default_factory=dict)
     checkpoint_dtype: torch.dtype | None = None  # the dtype its weights are stored in
+    # accelerate's folder of the weights offloaded to disk (--qrel-device-map=auto): removed with the model
+    offload_dir: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.checkpoint_dtype is None:
@@ -143,22 +148,28 @@ def check_checkpoint(source: str, allow_pickle: bool) -> None:
         raise ModelLoadError(f"--qrel-models: {source!r} has no weights (*.safetensors)")
 
 
-def load_base(name: str, source: str, device: torch.device, allow_pickle: bool = False) -> LoadedModel:
+def load_base(name: str, source: str, device: torch.device, allow_pickle: bool = False,
+              placement: Placement = DEFAULT_PLACEMENT) -> LoadedModel:
+    """The base ``source`` on ``device``; with ``placement.dispatched``, placed by accelerate
+    (sharded over the visible GPUs, offloaded to CPU and disk: placement.py) instead."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     check_checkpoint(source, allow_pickle)
-    # Full precision on CPU (no fast half-precision kernels there), bfloat16 on GPUs.
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+    dtype = placement.torch_dtype(device)
     kwargs = {"trust_remote_code": False, "use_safetensors": None if allow_pickle else True}
+    offload = tempfile.TemporaryDirectory(prefix="qrel-offload-") if placement.dispatched else None
+    placed = placement.load_kwargs(offload.name) if offload is not None else {}
     try:
         # the dtype the weights are stored in: loading overwrites the config's with ours
         # (transformers' own default, float32, when the config does not say)
         stored = AutoConfig.from_pretrained(source, trust_remote_code=False).dtype or torch.float32
         stored = getattr(torch, stored) if isinstance(stored, str) else stored
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
-        model, loading = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, output_loading_info=True, **kwargs)
-        model = model.to(device)
+        model, loading = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, output_loading_info=True,
+                                                              **kwargs, **placed)
+        if not placed:
+            model = model.to(device)
     except (OSError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"--qrel-models: cannot load {source!r} as a causal LM: {first}") from exc
@@ -166,7 +177,8 @@ def load_base(name: str, source: str, device: torch.device, allow_pickle: bool =
     if problem:
         raise ModelLoadError(f"--qrel-models: {source!r} does not load as it is stored: {problem}")
     model.eval()
-    return LoadedModel(name, source, source, model, tokenizer_with_padding(tokenizer), device, dtype, kwargs, stored)
+    return LoadedModel(name, source, source, model, tokenizer_with_padding(tokenizer), device, dtype, kwargs, stored,
+                       offload)
 
 
 def loading_problem(loading: dict) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from . import parsing, progress
+from . import parsing, placement, progress
 from .parsing import Parser, boolean, choice_of, integer_in, number_in
 from .properties import CALIBRATION, CONFIDENCE, FUZZ, KL, ROBUSTNESS, SCALING, Property
 from .quant.mixed import GRANULARITIES, SELECTIONS
@@ -288,6 +288,7 @@ OPTIONS: tuple[Option, ...] = (
            "trust_remote_code (default: refuse them; templates sandboxed)", None, is_flag=True),
     Option(ALLOW_PICKLE, "allow loading checkpoints stored as pickle (.bin) files, which can run "
            "code when loaded (default: refuse, safetensors only)", None, is_flag=True),
+    *placement.options(Option, choice_of, integer_in),
 )
 
 
@@ -325,10 +326,10 @@ def parsed(raw: dict[str, Any], opts: tuple[Option, ...] = OPTIONS) -> dict[str,
 # what a run tests and where it writes: runs joined by --qrel-merge may differ in these; every
 # other option changes what is measured or how it is judged, so merged runs must agree on it
 PER_RUN = frozenset({MODELS, BASE, METHODS, BITS, SPARSITIES, GROUP_SIZE, QUANT_RATIO, REPORT_DIR, CACHE_DIR, NO_CACHE, PROGRESS,
-                     RESUME, SAVE_BASELINE})
+                     RESUME, SAVE_BASELINE}) | placement.WHERE
 # what a resumed run may change (issue 34): where it writes and how it shows progress; its variants
 # (models, methods, bits, ...) and every other setting must be the journaled run's
-WHERE = frozenset({REPORT_DIR, CACHE_DIR, NO_CACHE, PROGRESS, RESUME, SAVE_BASELINE})
+WHERE = frozenset({REPORT_DIR, CACHE_DIR, NO_CACHE, PROGRESS, RESUME, SAVE_BASELINE}) | placement.WHERE
 
 
 def key_of(flag: str) -> str:
@@ -350,8 +351,7 @@ def run_settings(raw: dict[str, Any], ignored: frozenset[str] = PER_RUN,
     return {opt.key: plain(opt, raw.get(opt.dest)) for opt in opts if opt.flag not in ignored}
 
 
-def _escaped(help_text: str) -> str:
-    """argparse %-formats help texts: a literal % (as in kl:10%) is written %%."""
+def _escaped(help_text: str) -> str:  # argparse %-formats help texts: a literal % (as in kl:10%) is written %%
     return help_text.replace("%", "%%")
 
 

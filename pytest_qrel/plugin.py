@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from . import catalog_options, engine, hooks, options, progress
+from . import catalog_options, engine, hooks, options, parsing, progress
+from .placement import GPUS_PER_WORKER
 from .properties import Property
 from .session import QrelSession
 
@@ -49,7 +50,9 @@ class _PropertyOptions:
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):  # an xdist worker: its GPU (in a qrel run), its share of the cores
         if qrel_run(config):
-            engine.pin_worker_gpu(int(str(config.workerinput.get("workerid", "gw0")).removeprefix("gw") or 0))
+            per_worker = options.raw_values(config).get("qrel_gpus_per_worker", "1")
+            engine.pin_worker_gpu(int(str(config.workerinput.get("workerid", "gw0")).removeprefix("gw") or 0),
+                                  per_worker=parsing.integer(GPUS_PER_WORKER, per_worker, 1))
         engine.threads_for_worker(int(config.workerinput.get("workercount", 1)))
     if not hasattr(config, "workerinput") and config.getoption("dist", "no") == "each" and qrel_run(config):
         # every test on every worker: each variant's verdict counted once per worker

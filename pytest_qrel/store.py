@@ -10,6 +10,7 @@ from .engine import device_for_worker
 from .errors import QuantizationError, VariantError, one_line
 from .model_state import HeldBase, S
 from .models import load_base
+from .placement import settle
 from .prequantized import load_checkpoint
 from .quantize import Calibration, quantize
 from .variant_cache import base_digests, cached_or_quantized, variant_key
@@ -47,7 +48,8 @@ class ModelStore:
         if self._held is None or self._held.name != variant.model:
             self.release()
             try:
-                loaded = load_base(variant.model, variant.source, device_for_worker(), self.config.allow_pickle)
+                loaded = load_base(variant.model, variant.source, device_for_worker(self.config.placement.gpus_per_worker),
+                                   self.config.allow_pickle, self.config.placement)
             except Exception as exc:  # any failure: reported once, never retried per variant
                 message = one_line(exc)
                 if not message.startswith(options.MODELS):
@@ -122,7 +124,11 @@ class ModelStore:
 
     def _quantize_or_load(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, CacheState]:
         """Load the variant from the cache, or quantize it and store it there; a
-        pre-quantized checkpoint is loaded as it is."""
+        pre-quantized checkpoint is loaded as it is. An offloaded base's variant is held whole (placement.settle)."""
+        model, info, state = self._made(variant, base)
+        return settle(model, base.model, device_for_worker(self.config.placement.gpus_per_worker)), info, state
+
+    def _made(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, CacheState]:
         if variant.checkpoint:
             return (*load_checkpoint(variant, base, self.config.allow_pickle), "prequantized")
 

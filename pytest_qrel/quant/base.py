@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from .. import placement
 from ..cache import installed_version
 from ..errors import QuantizationError
 from ..variants import QuantizedInfo, effective_bits, total_model_bits
@@ -282,7 +283,10 @@ def replace_layers(
     for name in names:
         parent_name, _, leaf = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        layer = make(getattr(parent, leaf), name)
+        layer = getattr(parent, leaf)
+        if any(t.device.type == "meta" for t in layer.parameters()):  # offloaded (placement.py): one layer read back
+            layer = placement.read_back(copy.deepcopy(layer), model, name, placement.execution_device(layer))
+        layer = make(layer, name)
         if layer is not None:
             setattr(parent, leaf, layer)
     return model

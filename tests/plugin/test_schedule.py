@@ -95,6 +95,30 @@ def test_the_suites_run_from_the_checkouts_root_keep_each_model_on_one_worker(tm
     _each_model_on_one_worker(proc.stdout, 4)
 
 
+def test_the_suites_run_from_the_checkouts_root_keep_each_model_on_one_worker(tmp_path):
+    """Issue 38 item 6: from this repository's root, pyproject.toml's addopts (``--dist=loadscope``,
+    for the project's own tests) apply to the suites too; a --dist from addopts must not give xdist
+    the schedule (by file: every model loaded on both workers, its KL on one and its calibration on
+    the other). The other tests here run in temporary directories, where those addopts do not apply."""
+    pytest.importorskip("xdist")
+    root = Path(__file__).resolve().parents[2]
+    args = [sys.executable, "-m", "pytest", "suites/test_kl.py", "suites/test_calibration.py", "-n", "2", "-v",
+            "-p", "no:randomly", "--qrel-models=zoo-xs,zoo-s", "--qrel-methods=rtn", "--qrel-bits=8",
+            f"--qrel-cache-dir={tmp_path / 'cache'}", f"--qrel-report-dir={tmp_path / 'report'}", "--qrel-progress=off"]
+    # python -m puts the checkout first on sys.path: its pytest_qrel, whatever is installed
+    run = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    ran = re.findall(r"\[(gw\d)\] \[ *\d+%\] PASSED suites/(test_\w+)\.py::\w+\[(zoo-x?s)-rtn-", out)
+    # 2 models x 1 variant: 2 KL tests and 2 x 3 calibration tests (the zoo's three tasks)
+    assert len(ran) == 8 and {suite for _, suite, _ in ran} == {"test_kl", "test_calibration"}, out[-3000:]
+    workers: dict[str, set[str]] = {}
+    for worker, _, model in ran:
+        workers.setdefault(model, set()).add(worker)
+    assert set(workers) == {"zoo-xs", "zoo-s"}
+    assert all(len(w) == 1 for w in workers.values()), workers  # each model's KL and calibration on one worker
+
+
 THREADS_TEST = '''
 import os
 
