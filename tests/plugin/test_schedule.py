@@ -80,22 +80,6 @@ def _each_model_on_one_worker(out: str, tests: int) -> None:
 
 
 def test_the_suites_run_from_the_checkouts_root_keep_each_model_on_one_worker(tmp_path):
-    """Issue 38 item 6: pyproject.toml's ``addopts`` (``--dist=loadscope``, for the project's own
-    tests) applies from the checkout's root and must not give the shipped suites xdist's scheduler,
-    which schedules by file and loads every model on both workers."""
-    root = Path(__file__).resolve().parents[2]
-    assert "--dist=loadscope" in (root / "pyproject.toml").read_text()  # the case this test is about
-    proc = subprocess.run([sys.executable, "-m", "pytest", "suites/", "-n", "2", "-v", "-p", "no:randomly",
-                           "-k", "test_kl_to_base", "--qrel-models=zoo-xs,zoo-s", "--qrel-methods=hqq",
-                           "--qrel-bits=4,8", "--qrel-kl-threshold=4:9,8:9", f"--qrel-cache-dir={tmp_path / 'cache'}",
-                           f"--qrel-report-dir={tmp_path / 'report'}"],
-                          cwd=root, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "scheduling tests via ModelScheduling" in proc.stdout
-    _each_model_on_one_worker(proc.stdout, 4)
-
-
-def test_the_suites_run_from_the_checkouts_root_keep_each_model_on_one_worker(tmp_path):
     """Issue 38 item 6: from this repository's root, pyproject.toml's addopts (``--dist=loadscope``,
     for the project's own tests) apply to the suites too; a --dist from addopts must not give xdist
     the schedule (by file: every model loaded on both workers, its KL on one and its calibration on
