@@ -26,6 +26,7 @@ class HeldBase:
     the store moves to another model (``release``)."""
 
     name: str  # the model's name (Variant.model)
-    loaded: LoadedModel
+    loaded: LoadedModel | None  # None: its weights released while a variant is measured (ModelStore.release_base_weights)
+    device_type: str  # where it runs ("cpu", "cuda"): part of stored outputs' keys, known without its weights
     digests: BaseDigests | None = None  # computed at the model's first ``digests()``
     states: dict[type[ModelState], ModelState] = field(default_factory=dict)  # made at the first ``state()`` of a kind
