@@ -5,10 +5,9 @@ from __future__ import annotations
 import gc
 from typing import TYPE_CHECKING, cast
 
-from . import options, progress
-from .engine import device_for_worker
+from . import progress
 from .errors import QuantizationError, VariantError, one_line
-from .model_state import HeldBase, S
+from .model_state import HeldBase, S, load_held
 from .models import load_base
 from .prequantized import load_checkpoint
 from .quantize import Calibration, quantize
@@ -22,11 +21,6 @@ if TYPE_CHECKING:
     from .models import LoadedModel
     from .variant_cache import BaseDigests
     from .variants import CacheState, QuantizedInfo, Variant
-
-
-# base weights below this are kept while a variant is measured: reloading them would cost more
-# time than the memory saved (every zoo model, under 4 MB); a real checkpoint's are released
-RELEASE_BASE_BYTES = 32 << 20
 
 
 class ModelStore:
@@ -48,20 +42,19 @@ class ModelStore:
         """The full-precision base of ``variant``, loaded once (releasing the model held before);
         VariantError if it cannot be. Weights released while a variant was measured
         (``release_base_weights``) are loaded again from disk, the model's state kept."""
-        self.hold(variant)
-        assert self._held is not None
-        if self._held.loaded is None:
-            self._held.loaded = self._load(variant)
-        return self._held.loaded
+        held = self.hold(variant)
+        if held.loaded is None:
+            held.loaded = load_held(variant, self.config.allow_pickle, self._errors, load_base)
+        return held.loaded
 
-    def hold(self, variant: Variant) -> None:
-        """Make the held base ``variant``'s model's (loading it if another model's is held), without
+    def hold(self, variant: Variant) -> HeldBase:
+        """The held base of ``variant``'s model (loading it if another model's is held), without
         loading again weights released by ``release_base_weights``: what ``state`` needs."""
         if variant.model in self._errors:
             raise VariantError(self._errors[variant.model])
         if self._held is None or self._held.name != variant.model:
             self.release()
-            loaded = self._load(variant)
+            loaded = load_held(variant, self.config.allow_pickle, self._errors, load_base)
             self._held = HeldBase(variant.model, loaded, next(loaded.model.parameters()).device.type)
             # everything alive now (the imported libraries, ~450k objects with torch and
             # transformers, and this base) is left out of the collections made at each variant
@@ -69,38 +62,12 @@ class ModelStore:
             # passes (benchmarks/bench_kl_overhead.py); the quantized variants, created later,
             # are scanned and collected as before; release() unfreezes them for the next model
             gc.freeze()
+        return self._held
 
-    def _load(self, variant: Variant) -> LoadedModel:
-        try:
-            loaded = load_base(variant.model, variant.source, device_for_worker(), self.config.allow_pickle)
-        except Exception as exc:  # any failure: reported once, never retried per variant
-            message = one_line(exc)
-            if not message.startswith(options.MODELS):
-                message = f"{options.MODELS}: cannot load {variant.source!r}: {type(exc).__name__}: {message}"
-            self._errors[variant.model] = message
-            raise VariantError(message) from None
-        progress.name_model(loaded.model, "base")
-        return loaded
-
-    def device_type(self, variant: Variant) -> str:
-        """Where ``variant``'s base runs, without loading released weights again."""
-        self.hold(variant)
-        assert self._held is not None
-        return self._held.device_type
-
-    def release_base_weights(self, variant: Variant) -> bool:
-        """Drop the held base's weights while ``variant`` is measured from what is stored of the
-        base (issue 38 item 3: peak memory about one model, not two), if they are at least
-        ``RELEASE_BASE_BYTES``; the next ``base()`` loads them again from disk. Whether they were."""
-        held = self._held
-        if held is None or held.name != variant.model or held.loaded is None:
-            return held is not None and held.name == variant.model
-        if sum(t.numel() * t.element_size() for t in held.loaded.model.parameters()) < RELEASE_BASE_BYTES:
-            return False
-        held.loaded = None
-        gc.unfreeze()  # frozen when it loaded (see hold()): its cycles must be collectable
-        gc.collect()
-        return True
+    def release_base_weights(self, variant: Variant) -> None:
+        """Drop the base's weights while ``variant`` is measured from what is stored of the base
+        (issue 38 item 3: one model's memory, not two); ``base()`` loads them again from disk."""
+        self.hold(variant).release_weights()
 
     def state(self, variant: Variant, kind: type[S]) -> S:
         """``variant``'s model's state of ``kind``, made with its defaults the first time. It
@@ -114,11 +81,10 @@ class ModelStore:
 
     def digests(self, variant: Variant) -> BaseDigests:
         """The digests of ``variant``'s base (loading it), computed once per model."""
-        self.hold(variant)
-        assert self._held is not None
-        if self._held.digests is None:
-            self._held.digests = base_digests(self.base(variant))
-        return self._held.digests
+        held = self.hold(variant)
+        if held.digests is None:
+            held.digests = base_digests(self.base(variant))
+        return held.digests
 
     def release(self) -> None:
         """Drop the held base model, its per-model state and the quantized variant."""

@@ -9,7 +9,7 @@ import weakref
 import pytest
 
 from helpers import session_for
-from pytest_qrel import store
+from pytest_qrel import model_state
 from pytest_qrel.measures import kl
 
 OPTS = {"methods": "rtn", "bits": "2,8"}
@@ -45,7 +45,7 @@ def test_the_base_is_released_while_a_variant_is_measured_from_its_stored_output
     for v in kept.variants:
         expected[v.id], alive = measure(v)
         assert alive == {True}
-    monkeypatch.setattr(store, "RELEASE_BASE_BYTES", 0)
+    monkeypatch.setattr(model_state, "RELEASE_BASE_BYTES", 0)
     released = session_for("zoo-s", tmp_path / "released", **OPTS)
     measure = _watched(monkeypatch, released)
     for v in released.variants:  # the second variant's base is loaded again to quantize it, then released
@@ -58,7 +58,7 @@ def test_a_base_run_live_beside_the_variant_is_held(tmp_path, monkeypatch):
     """Where the exact KL needs the base live (no room on disk for its full log-probs), it is held."""
     import shutil
 
-    monkeypatch.setattr(store, "RELEASE_BASE_BYTES", 0)
+    monkeypatch.setattr(model_state, "RELEASE_BASE_BYTES", 0)
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=0))
     session = session_for("zoo-s", tmp_path, kl_topk="16", **OPTS)
