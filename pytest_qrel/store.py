@@ -5,10 +5,10 @@ from __future__ import annotations
 import gc
 from typing import TYPE_CHECKING, cast
 
-from . import options, progress
+from . import progress
 from .engine import device_for_worker
 from .errors import QuantizationError, VariantError, one_line
-from .model_state import HeldBase, S
+from .model_state import HeldBase, S, load_held
 from .models import load_base
 from .placement import settle
 from .prequantized import load_checkpoint
@@ -42,29 +42,34 @@ class ModelStore:
 
     def base(self, variant: Variant) -> LoadedModel:
         """The full-precision base of ``variant``, loaded once (releasing the model held before);
-        VariantError if it cannot be."""
+        VariantError if it cannot be. Weights released while a variant was measured
+        (``release_base_weights``) are loaded again from disk, the model's state kept."""
+        held = self.hold(variant)
+        if held.loaded is None:
+            held.loaded = load_held(variant, self.config, self._errors, load_base)
+        return held.loaded
+
+    def hold(self, variant: Variant) -> HeldBase:
+        """The held base of ``variant``'s model (loading it if another model's is held), without
+        loading again weights released by ``release_base_weights``: what ``state`` needs."""
         if variant.model in self._errors:
             raise VariantError(self._errors[variant.model])
         if self._held is None or self._held.name != variant.model:
             self.release()
-            try:
-                loaded = load_base(variant.model, variant.source, device_for_worker(self.config.placement.gpus_per_worker),
-                                   self.config.allow_pickle, self.config.placement)
-            except Exception as exc:  # any failure: reported once, never retried per variant
-                message = one_line(exc)
-                if not message.startswith(options.MODELS):
-                    message = f"{options.MODELS}: cannot load {variant.source!r}: {type(exc).__name__}: {message}"
-                self._errors[variant.model] = message
-                raise VariantError(message) from None
-            self._held = HeldBase(variant.model, loaded)
-            progress.name_model(loaded.model, "base")
+            loaded = load_held(variant, self.config, self._errors, load_base)
+            self._held = HeldBase(variant.model, loaded, next(loaded.model.parameters()).device.type)
             # everything alive now (the imported libraries, ~450k objects with torch and
             # transformers, and this base) is left out of the collections made at each variant
             # switch: a full scan took 0.35 s per switch, as long as a zoo variant's KL forward
             # passes (benchmarks/bench_kl_overhead.py); the quantized variants, created later,
             # are scanned and collected as before; release() unfreezes them for the next model
             gc.freeze()
-        return self._held.loaded
+        return self._held
+
+    def release_base_weights(self, variant: Variant) -> None:
+        """Drop the base's weights while ``variant`` is measured from what is stored of the base
+        (issue 38 item 3: one model's memory, not two); ``base()`` loads them again from disk."""
+        self.hold(variant).release_weights()
 
     def state(self, variant: Variant, kind: type[S]) -> S:
         """``variant``'s model's state of ``kind``, made with its defaults the first time. It
@@ -78,11 +83,10 @@ class ModelStore:
 
     def digests(self, variant: Variant) -> BaseDigests:
         """The digests of ``variant``'s base (loading it), computed once per model."""
-        loaded = self.base(variant)
-        assert self._held is not None
-        if self._held.digests is None:
-            self._held.digests = base_digests(loaded)
-        return self._held.digests
+        held = self.hold(variant)
+        if held.digests is None:
+            held.digests = base_digests(self.base(variant))
+        return held.digests
 
     def release(self) -> None:
         """Drop the held base model, its per-model state and the quantized variant."""
@@ -123,8 +127,7 @@ class ModelStore:
         self.info.setdefault(variant, VariantInfo()).kl_base_forward_passes = passes
 
     def _quantize_or_load(self, variant: Variant, base: LoadedModel) -> tuple[torch.nn.Module, QuantizedInfo, CacheState]:
-        """Load the variant from the cache, or quantize it and store it there; a
-        pre-quantized checkpoint is loaded as it is. An offloaded base's variant is held whole (placement.settle)."""
+        """From the cache, or quantized and stored there; a pre-quantized checkpoint as it is (held whole: placement.settle)."""
         model, info, state = self._made(variant, base)
         return settle(model, base.model, device_for_worker(self.config.placement.gpus_per_worker)), info, state
 

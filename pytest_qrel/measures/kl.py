@@ -114,9 +114,10 @@ class KLMeasure(Measure):
         """The KL batches of ``variant``'s model, once per model: windows of --qrel-kl-text, the
         zoo's held-out sentences for a zoo model, or windows of the shipped prose for a model
         outside the zoo (with a note saying so); with the share of their tokens unknown to its tokenizer."""
-        base = self.store.base(variant)
+        self.store.hold(variant)
         state = self.store.state(variant, KLState)
         if state.text is None:
+            base = self.store.base(variant)
             kl = self.settings
             vocab = int(base.model.get_output_embeddings().weight.shape[0])
             if kl.text is None and variant.model in ZOO_MODELS:
@@ -168,7 +169,12 @@ class KLMeasure(Measure):
         if exact and not full:
             stored = None
         model = self.store.quantized(variant)
-        base = self.store.base(variant)
+        # measured from the stored outputs, the variant needs nothing of the base's weights: a
+        # real checkpoint's are released meanwhile (one model's memory, issue 38 item 3)
+        live = exact and not full
+        base = self.store.base(variant) if live else None
+        if not live:
+            self.store.release_base_weights(variant)
         out: dict[str, list] = {k: [] for k in ("lower", "upper", "top1", "base_ref", "quant_ref", "seq_lower", "seq_upper")}
         nonfinite = passes = 0
         with progress.step("KL exact" if exact else "KL", scored_tokens(text), "tok", model) as bar:
@@ -179,12 +185,12 @@ class KLMeasure(Measure):
                 cursor = 0
                 shard = stored.shard(i) if stored is not None and not full else None
                 full_logp = stored.full_shard(i) if full and stored is not None else None
-                live = _InStep(scored_rows(base.model, [batch])) if exact and not full else None
-                passes += live is not None
+                in_step = _InStep(scored_rows(base.model, [batch])) if base is not None else None
+                passes += in_step is not None
                 for block in _rows(model, batch):
                     n = len(block.ref)
                     part = slice(cursor, cursor + n)
-                    b = live.take(n) if live is not None else None  # the base's rows of this block, in step
+                    b = in_step.take(n) if in_step is not None else None  # the base's rows of this block, in step
                     if not bool(block.finite.all()):
                         nonfinite += int((~block.finite).sum())
                         cursor += n
@@ -233,7 +239,7 @@ class KLMeasure(Measure):
     def outcome(self, variant: Variant) -> list[Gate]:
         """The variant's gates, decided by the bounds, or by the exact KL where the bounds
         straddle a threshold."""
-        self.store.base(variant)
+        self.store.hold(variant)
         state = self.store.state(variant, KLState)
         if state.gates is not None and state.gates[0] == variant.id:
             return state.gates[1]

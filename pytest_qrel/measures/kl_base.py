@@ -106,7 +106,7 @@ class StoredBaseOutputs:
     def get(self, variant: Variant) -> BaseOutputs:
         """The base's outputs on the KL text: read from the cache, or computed and written there
         (once per model and run; a rerun, or another worker, reads them back)."""
-        self.store.base(variant)
+        self.store.hold(variant)
         state = self.store.state(variant, StoredOutputsState)
         if state.outputs is not None:
             state.outputs = again = replace(state.outputs, forward_passes=0)

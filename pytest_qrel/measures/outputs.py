@@ -84,8 +84,7 @@ class Outputs:
         variant itself; None for a pre-quantized checkpoint (its outputs are not kept)."""
         if not base and variant.checkpoint:
             return None
-        loaded = self.store.base(variant)
-        device = next(loaded.model.parameters()).device.type
+        device = self.store.hold(variant).device_type
         if base:
             digests = self.store.digests(variant)
             return f"base:{digests.weights}:{digests.tokenizer}:{device}"
