@@ -171,7 +171,7 @@ if text is None:
     longest = min(256, max(len(tok(t)["input_ids"]) for t in texts))
     batches = encode(tok, texts, batch_size=sequences_per_batch(longest, vocab))
 else:
-    batches = windows(tok, KLText('file', Path(text)).prefix, int(DEFAULT_KL_CONTEXT), {tokens}, vocab)
+    batches = windows(tok, KLText('file', Path(text)).read, int(DEFAULT_KL_CONTEXT), {tokens}, vocab)
 def run(m):
     with torch.no_grad():
         for b in batches:

@@ -160,7 +160,7 @@ class QrelConfig:
             settings=options.run_settings(raw, opts=opts),
             merge_given={k: v for k, v in options.run_settings(raw, opts=opts).items()
                          if "qrel_" + k.replace("-", "_") in given and k != options.key_of(options.MERGE)},
-            **drift_settings(raw, value, invocation_dir, catalog),
+            **drift_settings(raw, value, invocation_dir, catalog, set(given)),
             property_settings=property_settings(raw, value, opts, invocation_dir, catalog, run_bits, set(given)),
             catalog=catalog,
         )

@@ -163,7 +163,8 @@ def flips_threshold(value: Any, bits: tuple[int, ...]) -> dict[int, float] | Non
     return shares
 
 
-def drift_settings(raw: dict[str, Any], parsed: dict[str, Any], invocation_dir: Path, catalog: Catalog) -> dict[str, Any]:
+def drift_settings(raw: dict[str, Any], parsed: dict[str, Any], invocation_dir: Path, catalog: Catalog,
+                   given: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     """The run's multiple-choice tasks and their subsampling, and the levels and correction of
     every gate with a statistical test; a named lm-eval task or task file is loaded now, so a
     missing dataset or a malformed file stops the run at start-up with the reason."""
@@ -195,7 +196,7 @@ def drift_settings(raw: dict[str, Any], parsed: dict[str, Any], invocation_dir: 
             raise pytest.UsageError(f"{options.ALPHA}: expected a level in [{ALPHA_RANGE[0]:g}, {ALPHA_RANGE[1]:g}] "
                                     f"(below it nothing could fail, above it noise would), but got {key}:{a:g}")
     return {"tasks": tuple(refs), "task_limit": parsed["qrel_task_limit"], "alpha": alpha,
-            "correction": parsed["qrel_correction"], "tasks_given": raw["qrel_tasks"] != options.DEFAULT_TASKS}
+            "correction": parsed["qrel_correction"], "tasks_given": "qrel_tasks" in given}
 
 
 def _robustness_settings(fields: dict[str, Any], run: _Run) -> Robustness:

@@ -199,3 +199,16 @@ def test_results_settings_record_a_flag_as_the_run_reads_it():
 
     for raw, expected in (("false", False), ("no", False), ("true", True), (True, True), (None, False)):
         assert options.run_settings({"qrel_allow_pickle": raw})["allow-pickle"] is expected, raw
+
+
+def test_the_default_tasks_named_on_the_command_line_are_given():
+    """A model outside the zoo runs the task suites once --qrel-tasks names tasks, the zoo's
+    own included: naming exactly the default list is giving it (it was read as not given, and
+    the suites were dropped for such a model)."""
+    from pytest_qrel import options
+    from pytest_qrel.config import QrelConfig
+
+    named = QrelConfig.from_values({"qrel_tasks": options.DEFAULT_TASKS}, Path.cwd())
+    default = QrelConfig.from_values({}, Path.cwd())
+    assert named.tasks_given and not default.tasks_given
+    assert named.tasks == default.tasks
